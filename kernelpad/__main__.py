@@ -1,0 +1,3 @@
+from kernelpad.cli import main
+
+main()

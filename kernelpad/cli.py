@@ -1,0 +1,70 @@
+"""The ``kernelpad`` command: every setting as a flag, with its environment names in --help."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+import pydantic
+
+from kernelpad import __version__
+from kernelpad.config import Settings, env_names
+from kernelpad.server import serve
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kernelpad",
+        description="Live coding interviews on real Jupyter kernels. Every option can also be"
+        " set in the environment or a .env file, under the names shown.",
+    )
+    parser.add_argument("--version", action="version", version=f"kernelpad {__version__}")
+    for name, field in Settings.model_fields.items():
+        default = field.default
+        if isinstance(default, (list, dict)):
+            default = pydantic.TypeAdapter(field.annotation).dump_json(default).decode()
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            metavar=name.upper(),
+            default=argparse.SUPPRESS,
+            help=f"{field.description} [env: {', '.join(env_names(name, field))};"
+            f" default: {default}]",
+        )
+    return parser
+
+
+def load_settings(argv: Sequence[str] | None = None) -> Settings:
+    """Settings from flags over environment over ``.env``; exits with a message if invalid."""
+    parser = build_parser()
+    flags = vars(parser.parse_args(argv))
+    for name, value in flags.items():
+        if Settings.model_fields[name].annotation in (list[str], dict[str, int]):
+            try:
+                flags[name] = json.loads(value)
+            except ValueError:
+                parser.error(f"--{name.replace('_', '-')} takes JSON, got {value!r}")
+    try:
+        return Settings(**flags)
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        parser.error(f"invalid settings: {problems}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    settings = load_settings(argv)
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # jupyter_core warns on every run until this is the default; the new paths are what we want.
+    os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+    asyncio.run(serve(settings))

@@ -1,0 +1,155 @@
+"""kernelpad's settings, in one place.
+
+Every setting is read from the command line, the environment or a ``.env`` file, in that order of
+precedence. Each one answers to ``KERNELPAD_<NAME>``; the settings of the original API design
+(SEED_API.md) also answer to their original names (``PORT``, ``CODE_EXECUTION_TIMEOUT``, ...), so
+deployments written for it keep working.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PREFIX = "KERNELPAD_"
+
+
+def setting(default: Any, description: str, *, original: str | None = None, **kw: Any) -> Any:
+    """A field that answers to ``KERNELPAD_<NAME>`` and, if given, to its original name."""
+    return Field(default, description=description, json_schema_extra={"original": original}, **kw)
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. Field names are the ``--flag`` and env names, lower-cased."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", populate_by_name=True, validate_default=True
+    )
+
+    # Server
+    app_name: str = setting("kernelpad", "Name shown in the API and logs.", original="APP_NAME")
+    debug: bool = setting(False, "Tornado debug mode and tracebacks in logs.", original="DEBUG")
+    host: str = setting("127.0.0.1", "Address to listen on.", original="HOST")
+    port: int = setting(8000, "Port to listen on.", original="PORT", ge=0, le=65535)
+    data_dir: Path = setting(
+        Path(".kernelpad"), "Folder for the SQLite database and kernel runtime files."
+    )
+    log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
+    cors_origins: list[str] = setting(
+        [], "Origins allowed to call the API from a browser (JSON list).", original="CORS_ORIGINS"
+    )
+    frontend_url: str | None = setting(
+        None,
+        "Base URL of join links; defaults to the server's own address.",
+        original="FRONTEND_URL",
+    )
+    max_request_size: int = setting(
+        1_048_576, "Largest request body accepted, in bytes (larger: HTTP 413).", ge=1024
+    )
+
+    # Sessions
+    session_id_length: int = setting(
+        12, "Length of new session ids.", original="SESSION_ID_LENGTH", ge=8, le=64
+    )
+    max_session_age_hours: float = setting(
+        24.0, "Sessions older than this are ended.", original="MAX_SESSION_AGE_HOURS", gt=0
+    )
+    max_participants_per_session: int = setting(
+        10, "Default and upper bound of a session's participants.",
+        original="MAX_PARTICIPANTS_PER_SESSION", ge=1,
+    )
+    cull_interval: float = setting(
+        60.0, "Seconds between sweeps for expired sessions and idle kernels.", gt=0
+    )
+
+    # Execution
+    enable_server_execution: bool = setting(
+        True, "Allow running code at all.", original="ENABLE_SERVER_EXECUTION"
+    )
+    code_execution_timeout: float = setting(
+        5.0, "Longest run in seconds; caps a request's time_limit.",
+        original="CODE_EXECUTION_TIMEOUT", gt=0,
+    )
+    code_max_output_size: int = setting(
+        10_000, "Characters of stdout plus stderr kept per run.",
+        original="CODE_MAX_OUTPUT_SIZE", ge=100,
+    )
+    output_flood_limit: int = setting(
+        1_000_000,
+        "Characters a run may print past the output cap before it is interrupted.",
+        ge=0,
+    )
+    max_code_size: int = setting(100_000, "Longest code accepted per run, in characters.", ge=1)
+    rate_limit_executions_per_minute: int = setting(
+        10, "Runs per session per minute (0: no limit).",
+        original="RATE_LIMIT_EXECUTIONS_PER_MINUTE", ge=0,
+    )
+    execution_queue_size: int = setting(
+        4, "Runs that may wait for a busy kernel; more are refused with HTTP 409.", ge=0
+    )
+    interrupt_grace: float = setting(
+        2.0, "Seconds a kernel has to stop after an interrupt before it is restarted.", gt=0
+    )
+
+    # Kernels
+    kernel_pool_size: dict[str, int] = setting(
+        {"python": 1}, "Pre-started kernels kept ready per language (JSON object)."
+    )
+    kernel_idle_timeout: float = setting(
+        1800.0, "Seconds a session's kernel may sit idle before it is shut down (0: never)."
+        , ge=0,
+    )
+    kernel_start_timeout: float = setting(60.0, "Seconds a kernel has to start.", gt=0)
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError(f"unknown log level {value!r}")
+        return level
+
+    @field_validator("kernel_pool_size")
+    @classmethod
+    def _non_negative_pools(cls, value: dict[str, int]) -> dict[str, int]:
+        for language, size in value.items():
+            if size < 0:
+                raise ValueError(f"pool size of {language!r} is negative")
+        return value
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "kernelpad.sqlite"
+
+    @property
+    def public_url(self) -> str:
+        """Where join links point: FRONTEND_URL, or this server itself."""
+        if self.frontend_url:
+            return self.frontend_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port}"
+
+
+def env_names(name: str, field: FieldInfo) -> list[str]:
+    """The environment variables a field answers to, most specific first."""
+    extra = field.json_schema_extra if isinstance(field.json_schema_extra, dict) else {}
+    names = [PREFIX + name.upper()]
+    if extra.get("original"):
+        names.append(str(extra["original"]))
+    return names
+
+
+def _attach_aliases() -> None:
+    # pydantic-settings applies env_prefix only to fields without an alias; since some fields also
+    # answer to an original name, every field gets its explicit list of names instead.
+    for name, field in Settings.model_fields.items():
+        field.validation_alias = AliasChoices(*env_names(name, field), name)
+    Settings.model_rebuild(force=True)
+
+
+_attach_aliases()

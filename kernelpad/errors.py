@@ -1,0 +1,68 @@
+"""Errors a user of kernelpad can cause or meet, each with a stable machine-readable code.
+
+They are raised by the kernels and sessions layers and turned into HTTP (or WebSocket) errors by
+``kernelpad.web``, which owns the mapping to status codes. Messages are written for the person
+reading them: they name the session, the language or the limit involved.
+"""
+
+from __future__ import annotations
+
+
+class KernelpadError(Exception):
+    """Base class: ``code`` identifies the kind of error, the message explains it."""
+
+    code = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnknownLanguage(KernelpadError):
+    code = "unknown_language"
+
+
+class SessionNotFound(KernelpadError):
+    code = "session_not_found"
+
+
+class SessionEnded(KernelpadError):
+    code = "session_ended"
+
+
+class NotAuthenticated(KernelpadError):
+    """No host token was given where one is required."""
+
+    code = "not_authenticated"
+
+
+class Forbidden(KernelpadError):
+    """A token was given but does not grant this."""
+
+    code = "forbidden"
+
+
+class ExecutionDisabled(KernelpadError):
+    code = "execution_disabled"
+
+
+class QueueFull(KernelpadError):
+    code = "queue_full"
+
+
+class RateLimited(KernelpadError):
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class KernelStartFailed(KernelpadError):
+    code = "kernel_start_failed"
+
+
+class InvalidValue(KernelpadError):
+    """A well-formed request asks for something the server's settings do not allow."""
+
+    code = "invalid_value"

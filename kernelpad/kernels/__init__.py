@@ -1,0 +1,1 @@
+"""Local kernels: languages and kernelspecs, the pool, execution with limits."""

@@ -1,0 +1,106 @@
+"""One session's kernel for one language, running one piece of code at a time."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from kernelpad.errors import QueueFull
+from kernelpad.kernels.base import KernelHandle
+from kernelpad.kernels.execution import ExecutionResult, Limits, run_code
+from kernelpad.kernels.languages import InstalledLanguage
+from kernelpad.kernels.pool import KernelPool
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunReport:
+    """An :class:`ExecutionResult` and what happened to the kernel around it."""
+
+    result: ExecutionResult
+    queued: float
+    new_kernel: bool
+    kernel_restarted: bool
+
+    @property
+    def state_kept(self) -> bool:
+        return not self.kernel_restarted
+
+
+class KernelRunner:
+    """Owns the kernel of one (session, language) and serialises runs on it.
+
+    Runs wait their turn in FIFO order (``asyncio.Lock`` wakes waiters in order); at most
+    ``queue_size`` may wait, further ones are refused with :class:`QueueFull`. A kernel that does
+    not yield to an interrupt, or dies, is replaced before the report is returned, so the next run
+    finds a working kernel.
+    """
+
+    def __init__(
+        self, pool: KernelPool, language: InstalledLanguage, queue_size: int, label: str
+    ) -> None:
+        self.pool = pool
+        self.language = language
+        self.queue_size = queue_size
+        self.label = label
+        self.kernel: KernelHandle | None = None
+        self.last_used = time.monotonic()
+        self._lock = asyncio.Lock()
+        self._waiting = 0
+        self._closed = False
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    async def run(self, code: str, limits: Limits) -> RunReport:
+        name = self.language.language.display_name
+        if self._lock.locked() and self._waiting >= self.queue_size:
+            raise QueueFull(
+                f"The {name} kernel of session {self.label} is busy and {self._waiting} run(s)"
+                f" are already waiting (the limit is {self.queue_size}); try again when it is free."
+            )
+        queued_at = time.monotonic()
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            queued = time.monotonic() - queued_at
+            new_kernel = self.kernel is None
+            if self.kernel is None:
+                self.kernel = await self.pool.acquire(self.language)
+            result = await run_code(self.kernel, code, limits)
+            restarted = False
+            if result.needs_restart and not self._closed:
+                await self._replace_kernel(result.status)
+                restarted = True
+            return RunReport(result, queued, new_kernel, restarted)
+        finally:
+            self.last_used = time.monotonic()
+            self._lock.release()
+
+    async def _replace_kernel(self, reason: str) -> None:
+        old, self.kernel = self.kernel, None
+        log.warning(
+            "session %s: restarting its %s kernel (%s)", self.label, self.language.language.id,
+            reason,
+        )
+        if old is not None:
+            await old.shutdown()
+        try:
+            self.kernel = await self.pool.acquire(self.language)
+        except Exception:
+            # The next run tries again; this one has its result already.
+            log.exception("session %s: no new %s kernel", self.label, self.language.language.id)
+
+    async def close(self) -> None:
+        """Shut the kernel down; a run in progress ends as ``kernel_died``."""
+        self._closed = True
+        kernel, self.kernel = self.kernel, None
+        if kernel is not None:
+            await kernel.shutdown()

@@ -1,0 +1,96 @@
+"""One running kernelpad: storage, kernels, sessions and the HTTP server, started and stopped
+together.
+
+Stopping is the important half: every kernel this server started is shut down before it exits,
+whether it stops on SIGTERM, SIGINT or a test's teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+import tornado.httpserver
+import tornado.netutil
+
+from kernelpad.config import Settings
+from kernelpad.kernels.languages import LanguageRegistry
+from kernelpad.kernels.local import LocalKernelBackend
+from kernelpad.kernels.pool import KernelPool
+from kernelpad.sessions.manager import SessionManager
+from kernelpad.sessions.store import SessionStore
+from kernelpad.web.app import make_app
+
+log = logging.getLogger(__name__)
+
+
+class KernelpadServer:
+    """Starts and stops everything one kernelpad process holds."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.store = SessionStore(settings.database_path)
+        self.registry = LanguageRegistry()
+        self.manager: SessionManager | None = None
+        self.http: tornado.httpserver.HTTPServer | None = None
+        self.port: int | None = None
+        self._runtime_dir: Path | None = None
+
+    async def start(self) -> int:
+        """Open the database, find the languages, fill the pool, listen; return the port."""
+        settings = self.settings
+        version = await self.store.open()
+        log.info("database %s at schema version %d", settings.database_path, version)
+        await self.registry.refresh()
+        languages = ", ".join(item.language.id for item in self.registry.installed()) or "none"
+        log.info("languages: %s", languages)
+        # Kernels' Unix sockets need a short path; /tmp gives one wherever the data dir is.
+        self._runtime_dir = Path(tempfile.mkdtemp(prefix="kernelpad-"))
+        backend = LocalKernelBackend(
+            self._runtime_dir, self.registry.spec_manager, settings.kernel_start_timeout
+        )
+        pool = KernelPool(backend, self.registry, settings.kernel_pool_size)
+        self.manager = SessionManager(settings, self.store, self.registry, pool)
+        await self.manager.start()
+        app = make_app(settings, self.manager)
+        # The handlers stream bodies and answer oversized ones with a JSON 413; this is only the
+        # hard stop for a client that keeps sending.
+        self.http = tornado.httpserver.HTTPServer(
+            app, max_body_size=max(64 * 1024 * 1024, 4 * settings.max_request_size), xheaders=True
+        )
+        sockets = tornado.netutil.bind_sockets(settings.port, settings.host)
+        self.http.add_sockets(sockets)
+        self.port = sockets[0].getsockname()[1]
+        log.info("%s listening on http://%s:%d", settings.app_name, settings.host, self.port)
+        return self.port
+
+    async def stop(self) -> None:
+        """Stop listening, shut every kernel down, close the database."""
+        if self.http is not None:
+            self.http.stop()
+            await self.http.close_all_connections()
+        if self.manager is not None:
+            await self.manager.close()
+        await self.store.close()
+        if self._runtime_dir is not None:
+            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+        log.info("%s stopped; all kernels shut down", self.settings.app_name)
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then shut down cleanly."""
+    server = KernelpadServer(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await server.start()
+        await stop.wait()
+        log.info("signal received: shutting down")
+    finally:
+        await server.stop()

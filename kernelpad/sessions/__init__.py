@@ -1,0 +1,1 @@
+"""Interview sessions: participants, roles, persistence, execution history."""

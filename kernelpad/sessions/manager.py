@@ -1,0 +1,277 @@
+"""Interview sessions and the kernels that run their code."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+import uuid
+
+from kernelpad.config import Settings
+from kernelpad.errors import (
+    ExecutionDisabled,
+    Forbidden,
+    InvalidValue,
+    NotAuthenticated,
+    SessionEnded,
+    SessionNotFound,
+)
+from kernelpad.kernels.execution import Limits
+from kernelpad.kernels.languages import InstalledLanguage, LanguageRegistry
+from kernelpad.kernels.pool import KernelPool
+from kernelpad.kernels.runner import KernelRunner
+from kernelpad.sessions.models import ACTIVE, Execution, Participant, Session
+from kernelpad.sessions.ratelimit import RateLimiter
+from kernelpad.sessions.store import SessionStore
+from kernelpad.sessions.tokens import hash_token, new_host_token, new_session_id, token_matches
+
+log = logging.getLogger(__name__)
+
+
+class SessionManager:
+    """Creates, finds and ends sessions, runs their code, and keeps their history.
+
+    Each session has at most one kernel per language, started on its first run in that language
+    (from the pool), shut down when the session ends or the kernel sits idle too long.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: SessionStore,
+        registry: LanguageRegistry,
+        pool: KernelPool,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.registry = registry
+        self.pool = pool
+        self.limiter = RateLimiter(settings.rate_limit_executions_per_minute)
+        self._runners: dict[tuple[str, str], KernelRunner] = {}
+        self._culler: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Fill the kernel pool and start the periodic culler."""
+        self.pool.fill()
+        self._culler = asyncio.create_task(self._cull_forever())
+
+    async def close(self) -> None:
+        """Shut every kernel down: session kernels and pooled ones."""
+        if self._culler is not None:
+            self._culler.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._culler
+        runners, self._runners = list(self._runners.values()), {}
+        await asyncio.gather(*(runner.close() for runner in runners))
+        await self.pool.close()
+
+    # Sessions
+
+    async def create(
+        self,
+        host_name: str,
+        session_name: str | None = None,
+        language: str = "python",
+        max_participants: int | None = None,
+    ) -> tuple[Session, str]:
+        """A new session and its host token (returned only here; only its hash is stored)."""
+        installed = self.registry.get(language)
+        limit = self.settings.max_participants_per_session
+        if max_participants is not None and max_participants > limit:
+            raise InvalidValue(
+                f"max_participants is {max_participants}, but this server allows at most {limit}"
+                " per session (MAX_PARTICIPANTS_PER_SESSION)."
+            )
+        token = new_host_token()
+        now = time.time()
+        session = Session(
+            id=new_session_id(self.settings.session_id_length),
+            name=session_name or f"Interview with {host_name}",
+            host_name=host_name,
+            language=installed.language.id,
+            code=installed.language.template,
+            max_participants=max_participants or limit,
+            host_token_hash=hash_token(token),
+            created_at=now,
+            last_activity=now,
+            participants=[Participant("host-" + secrets.token_hex(4), host_name, "host", now)],
+        )
+        await self.store.add_session(session)
+        log.info("session %s: created by %s (%s)", session.id, host_name, session.language)
+        return session, token
+
+    async def get(self, session_id: str) -> Session:
+        session = await self.store.get_session(session_id)
+        if session is None:
+            raise SessionNotFound(f"There is no session {session_id!r}.")
+        return session
+
+    async def list_page(
+        self, limit: int, offset: int, status: str | None = None
+    ) -> tuple[list[tuple[Session, int]], int]:
+        return await self.store.list_sessions(limit, offset, status)
+
+    def authorize_host(self, session: Session, token: str | None) -> None:
+        """Raise unless ``token`` is the host token of ``session``."""
+        if not token:
+            raise NotAuthenticated(
+                f"Session {session.id}: this needs the host token"
+                " (header 'Authorization: Bearer <host_token>')."
+            )
+        if not token_matches(token, session.host_token_hash):
+            raise Forbidden(f"Session {session.id}: that is not the session's host token.")
+
+    async def end(self, session_id: str, token: str | None) -> Session:
+        """End a session for its host: its kernels shut down, its record stays."""
+        session = await self.get(session_id)
+        self.authorize_host(session, token)
+        if session.status != ACTIVE:
+            raise SessionEnded(f"Session {session_id} has already ended.")
+        await self._end(session_id, "ended by host")
+        return await self.get(session_id)
+
+    async def _end(self, session_id: str, reason: str) -> None:
+        await self.store.end_session(session_id, time.time(), reason)
+        self.limiter.forget(session_id)
+        runners = [key for key in self._runners if key[0] == session_id]
+        await asyncio.gather(*(self._runners.pop(key).close() for key in runners))
+        log.info("session %s: %s", session_id, reason)
+
+    # Execution
+
+    async def execute(
+        self,
+        session_id: str,
+        code: str,
+        language: str | None = None,
+        time_limit_ms: int | None = None,
+    ) -> Execution:
+        """Run ``code`` in the session's kernel for ``language`` and record the run."""
+        if not self.settings.enable_server_execution:
+            raise ExecutionDisabled(
+                "Running code is turned off on this server (ENABLE_SERVER_EXECUTION=false)."
+            )
+        session = await self.get(session_id)
+        if session.status != ACTIVE:
+            raise SessionEnded(f"Session {session_id} has ended; its code can no longer run.")
+        installed = self.registry.get(language or session.language)
+        self.limiter.hit(session_id)
+
+        cap = self.settings.code_execution_timeout
+        time_limit = cap if time_limit_ms is None else min(time_limit_ms / 1000, cap)
+        limits = Limits(
+            time_limit=time_limit,
+            interrupt_grace=self.settings.interrupt_grace,
+            max_output=self.settings.code_max_output_size,
+            flood_limit=self.settings.output_flood_limit,
+        )
+        started_at = time.time()
+        report = await self._runner(session_id, installed).run(code, limits)
+        result = report.result
+        name = installed.language.display_name
+        notices = []
+        if report.new_kernel and await self.store.count_executions(session_id, installed.language.id):
+            notices.append(
+                f"This run started a new {name} kernel: variables from earlier runs are gone"
+                " (the server restarted or the idle kernel was shut down)."
+            )
+        if result.timed_out:
+            notices.append(
+                f"The run passed its time limit of {time_limit:g} s and was interrupted."
+            )
+        elif result.status == "output_limit":
+            notices.append(
+                f"The run kept printing past the output limit of"
+                f" {limits.max_output} characters and was interrupted."
+            )
+        if report.kernel_restarted:
+            why = "died" if result.status == "kernel_died" else "did not stop when interrupted"
+            notices.append(
+                f"The {name} kernel {why} and was restarted: variables from earlier runs are gone."
+            )
+        finished_at = time.time()
+        execution = Execution(
+            id=uuid.uuid4().hex,
+            session_id=session_id,
+            language=installed.language.id,
+            code=code,
+            status=result.status,
+            stdout=result.stdout,
+            stderr=result.stderr,
+            outputs=result.outputs,
+            error=result.error,
+            execution_count=result.execution_count,
+            time_limit_ms=round(time_limit * 1000),
+            started_at=started_at,
+            finished_at=finished_at,
+            duration_ms=result.duration * 1000,
+            queued_ms=report.queued * 1000,
+            timed_out=result.timed_out,
+            state_kept=report.state_kept,
+            kernel_restarted=report.kernel_restarted,
+            new_kernel=report.new_kernel,
+            output_truncated=result.output_truncated,
+            notices=notices,
+        )
+        await self.store.add_execution(execution)
+        log.info(
+            "session %s: %s run %s in %.1f ms",
+            session_id, installed.language.id, result.status, execution.duration_ms,
+        )
+        return execution
+
+    def _runner(self, session_id: str, language: InstalledLanguage) -> KernelRunner:
+        key = (session_id, language.language.id)
+        runner = self._runners.get(key)
+        if runner is None:
+            runner = KernelRunner(
+                self.pool, language, self.settings.execution_queue_size, label=session_id
+            )
+            self._runners[key] = runner
+        return runner
+
+    async def executions(
+        self, session_id: str, token: str | None, limit: int, offset: int
+    ) -> tuple[list[Execution], int]:
+        """The session's runs, oldest first, for its host."""
+        session = await self.get(session_id)
+        self.authorize_host(session, token)
+        return await self.store.list_executions(session_id, limit, offset)
+
+    # Housekeeping
+
+    def kernel_pids(self) -> list[int]:
+        return [
+            runner.kernel.pid
+            for runner in self._runners.values()
+            if runner.kernel is not None and runner.kernel.pid is not None
+        ]
+
+    @property
+    def kernels_running(self) -> int:
+        return sum(1 for runner in self._runners.values() if runner.kernel is not None)
+
+    async def cull(self) -> None:
+        """End expired sessions and shut down kernels idle for too long."""
+        max_age = self.settings.max_session_age_hours * 3600
+        for session_id in await self.store.expired_sessions(time.time() - max_age):
+            await self._end(session_id, f"expired after {self.settings.max_session_age_hours:g} h")
+        idle_timeout = self.settings.kernel_idle_timeout
+        if not idle_timeout:
+            return
+        now = time.monotonic()
+        for key, runner in list(self._runners.items()):
+            if not runner.busy and now - runner.last_used > idle_timeout:
+                del self._runners[key]
+                log.info("session %s: shutting down its idle %s kernel", *key)
+                await runner.close()
+
+    async def _cull_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.cull_interval)
+            try:
+                await self.cull()
+            except Exception:
+                log.exception("culling sessions failed")

@@ -1,0 +1,103 @@
+"""The SQLite schema, as an ordered list of migrations.
+
+The database records the last migration it has had in ``PRAGMA user_version``; opening it applies
+the ones after that, each in its own transaction. A migration, once released, is never edited: a
+change of schema is a new entry at the end, so no upgrade loses data.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    sql: str
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "sessions, participants and executions",
+        """
+        CREATE TABLE sessions (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            host_name TEXT NOT NULL,
+            language TEXT NOT NULL,
+            code TEXT NOT NULL,
+            max_participants INTEGER NOT NULL,
+            host_token_hash TEXT NOT NULL,
+            status TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            last_activity REAL NOT NULL,
+            ended_at REAL,
+            end_reason TEXT
+        );
+        CREATE INDEX sessions_by_status ON sessions (status, created_at);
+
+        CREATE TABLE participants (
+            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            client_id TEXT NOT NULL,
+            display_name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            joined_at REAL NOT NULL,
+            left_at REAL,
+            PRIMARY KEY (session_id, client_id)
+        );
+
+        CREATE TABLE executions (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            id TEXT NOT NULL UNIQUE,
+            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            language TEXT NOT NULL,
+            code TEXT NOT NULL,
+            status TEXT NOT NULL,
+            stdout TEXT NOT NULL,
+            stderr TEXT NOT NULL,
+            outputs TEXT NOT NULL,
+            error TEXT,
+            execution_count INTEGER,
+            time_limit_ms INTEGER NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL NOT NULL,
+            duration_ms REAL NOT NULL,
+            queued_ms REAL NOT NULL,
+            timed_out INTEGER NOT NULL,
+            state_kept INTEGER NOT NULL,
+            kernel_restarted INTEGER NOT NULL,
+            new_kernel INTEGER NOT NULL,
+            output_truncated INTEGER NOT NULL,
+            notices TEXT NOT NULL
+        );
+        CREATE INDEX executions_by_session ON executions (session_id, seq);
+        """,
+    ),
+)
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was written by a newer kernelpad than this one."""
+
+
+def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+    """Bring the schema of ``conn`` up to date; return the version it is at."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    latest = migrations[-1].version if migrations else 0
+    if current > latest:
+        raise SchemaTooNew(
+            f"the database is at schema version {current}, but this kernelpad knows only up to"
+            f" {latest}; upgrade kernelpad or use another --data-dir"
+        )
+    for migration in migrations:
+        if migration.version <= current:
+            continue
+        # executescript() commits first; BEGIN makes the migration and its version one unit.
+        conn.executescript(
+            f"BEGIN;\n{migration.sql}\nPRAGMA user_version = {migration.version};\nCOMMIT;"
+        )
+        current = migration.version
+    return current

@@ -1,0 +1,63 @@
+"""The records kernelpad keeps about interviews (plain dataclasses; the web layer has the
+pydantic models of the API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ACTIVE = "active"
+ENDED = "ended"
+
+
+@dataclass
+class Participant:
+    client_id: str
+    display_name: str
+    role: str  # "host" or "candidate"
+    joined_at: float
+    left_at: float | None = None
+
+
+@dataclass
+class Session:
+    id: str
+    name: str
+    host_name: str
+    language: str
+    code: str
+    max_participants: int
+    host_token_hash: str
+    created_at: float
+    last_activity: float
+    status: str = ACTIVE
+    ended_at: float | None = None
+    end_reason: str | None = None
+    participants: list[Participant] = field(default_factory=list)
+
+
+@dataclass
+class Execution:
+    """One run of code in a session, as stored in its history."""
+
+    id: str
+    session_id: str
+    language: str
+    code: str
+    status: str
+    stdout: str
+    stderr: str
+    outputs: list[dict[str, Any]]
+    error: dict[str, Any] | None
+    execution_count: int | None
+    time_limit_ms: int
+    started_at: float
+    finished_at: float
+    duration_ms: float
+    queued_ms: float
+    timed_out: bool
+    state_kept: bool
+    kernel_restarted: bool
+    new_kernel: bool
+    output_truncated: bool
+    notices: list[str] = field(default_factory=list)

@@ -1,0 +1,43 @@
+"""Per-session limits on how often code may run."""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from collections.abc import Callable
+
+from kernelpad.errors import RateLimited
+
+WINDOW = 60.0
+
+
+class RateLimiter:
+    """A sliding one-minute window of run times per key; ``per_minute=0`` means no limit."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._hits: dict[str, collections.deque[float]] = collections.defaultdict(
+            collections.deque
+        )
+
+    def hit(self, key: str) -> None:
+        """Count a run for ``key``, or raise :class:`RateLimited` saying when to retry."""
+        if not self.per_minute:
+            return
+        now = self._clock()
+        hits = self._hits[key]
+        while hits and hits[0] <= now - WINDOW:
+            hits.popleft()
+        if len(hits) >= self.per_minute:
+            retry_after = max(1, math.ceil(hits[0] + WINDOW - now))
+            raise RateLimited(
+                f"Session {key} may run code {self.per_minute} times per minute"
+                f" (RATE_LIMIT_EXECUTIONS_PER_MINUTE); try again in {retry_after} s.",
+                retry_after,
+            )
+        hits.append(now)
+
+    def forget(self, key: str) -> None:
+        self._hits.pop(key, None)

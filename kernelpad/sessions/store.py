@@ -1,0 +1,258 @@
+"""Sessions and their history in SQLite.
+
+All database work runs on one dedicated thread, never on the event loop. One thread also means
+one connection and a strict order: a read submitted after a write sees that write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import functools
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kernelpad.sessions.migrations import migrate
+from kernelpad.sessions.models import ACTIVE, ENDED, Execution, Participant, Session
+
+T = TypeVar("T")
+
+_SESSION_COLUMNS = (
+    "id, name, host_name, language, code, max_participants, host_token_hash, created_at,"
+    " last_activity, status, ended_at, end_reason"
+)
+_EXECUTION_COLUMNS = (
+    "id, session_id, language, code, status, stdout, stderr, outputs, error, execution_count,"
+    " time_limit_ms, started_at, finished_at, duration_ms, queued_ms, timed_out, state_kept,"
+    " kernel_restarted, new_kernel, output_truncated, notices"
+)
+_JSON_FIELDS = ("outputs", "error", "notices")
+_BOOL_FIELDS = ("timed_out", "state_kept", "kernel_restarted", "new_kernel", "output_truncated")
+
+
+class SessionStore:
+    """Async access to the SQLite database at ``path``."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="kernelpad-sqlite"
+        )
+        self._conn: sqlite3.Connection | None = None
+
+    def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._executor, functools.partial(fn, *args))
+
+    async def open(self) -> int:
+        """Open (creating if needed) and migrate the database; return its schema version."""
+        return await self._call(self._open)
+
+    def _open(self) -> int:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA busy_timeout = 5000")
+        self._conn = conn
+        return migrate(conn)
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._call(self._conn.close)
+            self._conn = None
+        self._executor.shutdown(wait=True)
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("the session store is not open")
+        return self._conn
+
+    # Sessions
+
+    async def add_session(self, session: Session) -> None:
+        await self._call(self._add_session, session)
+
+    def _add_session(self, s: Session) -> None:
+        with self._transaction():
+            self.conn.execute(
+                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    s.id, s.name, s.host_name, s.language, s.code, s.max_participants,
+                    s.host_token_hash, s.created_at, s.last_activity, s.status, s.ended_at,
+                    s.end_reason,
+                ),
+            )
+            for p in s.participants:
+                self._insert_participant(s.id, p)
+
+    def _insert_participant(self, session_id: str, p: Participant) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO participants"
+            " (session_id, client_id, display_name, role, joined_at, left_at)"
+            " VALUES (?,?,?,?,?,?)",
+            (session_id, p.client_id, p.display_name, p.role, p.joined_at, p.left_at),
+        )
+
+    async def get_session(self, session_id: str) -> Session | None:
+        return await self._call(self._get_session, session_id)
+
+    def _get_session(self, session_id: str) -> Session | None:
+        row = self.conn.execute(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        session = Session(**dict(row))
+        session.participants = [
+            Participant(**dict(p))
+            for p in self.conn.execute(
+                "SELECT client_id, display_name, role, joined_at, left_at FROM participants"
+                " WHERE session_id = ? ORDER BY joined_at",
+                (session_id,),
+            )
+        ]
+        return session
+
+    async def list_sessions(
+        self, limit: int, offset: int, status: str | None = None
+    ) -> tuple[list[tuple[Session, int]], int]:
+        """A page of sessions, newest first, each with its number of present participants;
+        and the number of sessions in all."""
+        return await self._call(self._list_sessions, limit, offset, status)
+
+    def _list_sessions(
+        self, limit: int, offset: int, status: str | None
+    ) -> tuple[list[tuple[Session, int]], int]:
+        where, args = ("WHERE status = ?", (status,)) if status else ("", ())
+        total = self.conn.execute(f"SELECT count(*) FROM sessions {where}", args).fetchone()[0]
+        rows = self.conn.execute(
+            f"SELECT {_SESSION_COLUMNS} FROM sessions {where}"
+            " ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
+            (*args, limit, offset),
+        ).fetchall()
+        sessions = [Session(**dict(row)) for row in rows]
+        counts = dict(
+            self.conn.execute(
+                "SELECT session_id, count(*) FROM participants WHERE left_at IS NULL"
+                f" AND session_id IN ({','.join('?' * len(sessions))}) GROUP BY session_id",
+                [s.id for s in sessions],
+            ).fetchall()
+        )
+        return [(session, counts.get(session.id, 0)) for session in sessions], total
+
+    async def touch(self, session_id: str, at: float) -> None:
+        await self._call(
+            self._execute, "UPDATE sessions SET last_activity = ? WHERE id = ?", (at, session_id)
+        )
+
+    async def end_session(self, session_id: str, at: float, reason: str) -> None:
+        await self._call(
+            self._execute,
+            "UPDATE sessions SET status = ?, ended_at = ?, end_reason = ?, last_activity = ?"
+            " WHERE id = ? AND status = ?",
+            (ENDED, at, reason, at, session_id, ACTIVE),
+        )
+
+    async def expired_sessions(self, created_before: float) -> list[str]:
+        return await self._call(self._expired_sessions, created_before)
+
+    def _expired_sessions(self, created_before: float) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT id FROM sessions WHERE status = ? AND created_at < ?",
+            (ACTIVE, created_before),
+        )
+        return [row[0] for row in rows]
+
+    async def count_sessions(self, status: str) -> int:
+        return await self._call(self._count_sessions, status)
+
+    def _count_sessions(self, status: str) -> int:
+        return self.conn.execute(
+            "SELECT count(*) FROM sessions WHERE status = ?", (status,)
+        ).fetchone()[0]
+
+    # Executions
+
+    async def add_execution(self, execution: Execution) -> None:
+        await self._call(self._add_execution, execution)
+
+    def _add_execution(self, execution: Execution) -> None:
+        values = asdict(execution)
+        for name in _JSON_FIELDS:
+            values[name] = json.dumps(values[name])
+        columns = [c.strip() for c in _EXECUTION_COLUMNS.split(",")]
+        with self._transaction():
+            self.conn.execute(
+                f"INSERT INTO executions ({_EXECUTION_COLUMNS})"
+                f" VALUES ({','.join('?' * len(columns))})",
+                [values[c] for c in columns],
+            )
+            self.conn.execute(
+                "UPDATE sessions SET last_activity = ? WHERE id = ?",
+                (execution.finished_at, execution.session_id),
+            )
+
+    async def list_executions(
+        self, session_id: str, limit: int, offset: int
+    ) -> tuple[list[Execution], int]:
+        return await self._call(self._list_executions, session_id, limit, offset)
+
+    def _list_executions(
+        self, session_id: str, limit: int, offset: int
+    ) -> tuple[list[Execution], int]:
+        total = self.conn.execute(
+            "SELECT count(*) FROM executions WHERE session_id = ?", (session_id,)
+        ).fetchone()[0]
+        rows = self.conn.execute(
+            f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE session_id = ?"
+            " ORDER BY seq LIMIT ? OFFSET ?",
+            (session_id, limit, offset),
+        ).fetchall()
+        return [self._execution(row) for row in rows], total
+
+    async def count_executions(self, session_id: str, language: str) -> int:
+        return await self._call(self._count_executions, session_id, language)
+
+    def _count_executions(self, session_id: str, language: str) -> int:
+        return self.conn.execute(
+            "SELECT count(*) FROM executions WHERE session_id = ? AND language = ?",
+            (session_id, language),
+        ).fetchone()[0]
+
+    @staticmethod
+    def _execution(row: sqlite3.Row) -> Execution:
+        values = dict(row)
+        for name in _JSON_FIELDS:
+            values[name] = json.loads(values[name]) if values[name] is not None else None
+        for name in _BOOL_FIELDS:
+            values[name] = bool(values[name])
+        return Execution(**values)
+
+    # Plumbing
+
+    def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
+        self.conn.execute(sql, args)
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+
+class _Transaction:
+    """BEGIN ... COMMIT, or ROLLBACK on error (the connection is in autocommit mode)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN")
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")

@@ -1,0 +1,1 @@
+"""Tornado handlers (REST, WebSocket), the OpenAPI document and the browser's assets."""

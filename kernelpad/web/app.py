@@ -1,0 +1,81 @@
+"""The Tornado application: the route table, in one place."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import tornado.web
+
+from kernelpad import __version__
+from kernelpad.config import Settings
+from kernelpad.sessions.manager import SessionManager
+from kernelpad.web.base import NotFoundHandler
+from kernelpad.web.docs import OpenAPIHandler, RedocHandler, SwaggerHandler
+from kernelpad.web.health import HealthHandler
+from kernelpad.web.languages import LanguagesHandler, TemplateHandler
+from kernelpad.web.openapi import build_openapi
+from kernelpad.web.sessions import (
+    ExecuteHandler,
+    ExecutionsHandler,
+    SessionHandler,
+    SessionsHandler,
+)
+
+STATIC = Path(__file__).parent / "static"
+
+# The API, as path templates: the same table routes requests and writes /openapi.json.
+API_ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
+    ("/api/v1/health", HealthHandler),
+    ("/api/v1/sessions", SessionsHandler),
+    ("/api/v1/sessions/{session_id}", SessionHandler),
+    ("/api/v1/sessions/{session_id}/execute", ExecuteHandler),
+    ("/api/v1/sessions/{session_id}/executions", ExecutionsHandler),
+    ("/api/v1/languages", LanguagesHandler),
+    ("/api/v1/languages/{language_id}/template", TemplateHandler),
+]
+
+
+def route_pattern(template: str) -> str:
+    """``/a/{name}`` as the regular expression Tornado routes by."""
+    return re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", template) + "/?$"
+
+
+def make_app(settings: Settings, manager: SessionManager) -> tornado.web.Application:
+    handlers: list[tornado.web.URLSpec | tuple[object, ...]] = [
+        tornado.web.url(route_pattern(path), handler) for path, handler in API_ROUTES
+    ]
+    handlers += [
+        (r"/openapi\.json", OpenAPIHandler),
+        (r"/docs/?", SwaggerHandler),
+        (r"/redoc/?", RedocHandler),
+        (r"/", tornado.web.RedirectHandler, {"url": "/docs"}),
+    ]
+    return tornado.web.Application(
+        handlers,
+        kernelpad=settings,
+        manager=manager,
+        openapi=build_openapi(API_ROUTES, settings.app_name, __version__),
+        started=time.monotonic(),
+        static_path=str(STATIC),
+        default_handler_class=NotFoundHandler,
+        debug=settings.debug,
+        # Tornado's own logging of every request would repeat what the handlers say.
+        log_function=_log_request,
+    )
+
+
+def _log_request(handler: tornado.web.RequestHandler) -> None:
+    import logging
+
+    status = handler.get_status()
+    level = logging.WARNING if status >= 500 else logging.DEBUG
+    logging.getLogger("kernelpad.access").log(
+        level,
+        "%d %s %s %.1f ms",
+        status,
+        handler.request.method,
+        handler.request.uri,
+        1000 * handler.request.request_time(),
+    )

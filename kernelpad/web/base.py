@@ -1,0 +1,204 @@
+"""The base of every API handler: JSON in and out, errors as JSON, CORS, body size."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import pydantic
+import tornado.web
+
+from kernelpad import errors
+from kernelpad.config import Settings
+from kernelpad.sessions.manager import SessionManager
+from kernelpad.web.schemas import ErrorDetail, ErrorResponse
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=pydantic.BaseModel)
+F = TypeVar("F", bound=Callable[..., Any])
+
+# HTTP status of each kind of error the lower layers raise.
+STATUS: dict[type[errors.KernelpadError], int] = {
+    errors.NotAuthenticated: 401,
+    errors.Forbidden: 403,
+    errors.ExecutionDisabled: 403,
+    errors.SessionNotFound: 404,
+    errors.SessionEnded: 409,
+    errors.QueueFull: 409,
+    errors.UnknownLanguage: 422,
+    errors.InvalidValue: 422,
+    errors.RateLimited: 429,
+    errors.KernelStartFailed: 503,
+}
+
+
+class ApiError(tornado.web.HTTPError):
+    """An HTTP error with a code and a message for the JSON body."""
+
+    def __init__(
+        self, status: int, code: str, message: str, details: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(status, reason=None)
+        self.code = code
+        self.message = message
+        self.details = details
+
+
+@dataclass
+class Operation:
+    """What the OpenAPI document says of one handler method."""
+
+    summary: str
+    body: type[pydantic.BaseModel] | None = None
+    query: type[pydantic.BaseModel] | None = None
+    responses: dict[int, type[pydantic.BaseModel] | None] = field(default_factory=dict)
+    host_auth: bool = False
+    tags: tuple[str, ...] = ()
+
+
+def operation(summary: str, **kw: Any) -> Callable[[F], F]:
+    """Describe a handler method for the OpenAPI document."""
+
+    def mark(method: F) -> F:
+        method.__openapi__ = Operation(summary, **kw)  # type: ignore[attr-defined]
+        return method
+
+    return mark
+
+
+@tornado.web.stream_request_body
+class ApiHandler(tornado.web.RequestHandler):
+    """JSON API handler.
+
+    The body is streamed so that an oversized one is counted and dropped rather than held in
+    memory, and answered with a JSON 413 instead of a dropped connection.
+    """
+
+    def initialize(self) -> None:
+        self._body_parts: list[bytes] = []
+        self._body_size = 0
+
+    @property
+    def kp_settings(self) -> Settings:
+        return self.application.settings["kernelpad"]
+
+    @property
+    def manager(self) -> SessionManager:
+        return self.application.settings["manager"]
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.set_header("Cache-Control", "no-store")
+        origin = self.request.headers.get("Origin")
+        if origin and self._origin_allowed(origin):
+            self.set_header("Access-Control-Allow-Origin", origin)
+            self.set_header("Vary", "Origin")
+
+    def _origin_allowed(self, origin: str) -> bool:
+        allowed = self.kp_settings.cors_origins
+        return "*" in allowed or origin.rstrip("/") in (o.rstrip("/") for o in allowed)
+
+    def data_received(self, chunk: bytes) -> None:
+        self._body_size += len(chunk)
+        if self._body_size <= self.kp_settings.max_request_size:
+            self._body_parts.append(chunk)
+        else:
+            self._body_parts.clear()
+
+    def options(self, *args: str) -> None:
+        """CORS preflight: allowed origins get the methods this path supports."""
+        origin = self.request.headers.get("Origin", "")
+        if not self._origin_allowed(origin):
+            raise ApiError(403, "cors_origin", f"Origin {origin!r} is not in CORS_ORIGINS.")
+        methods = [m for m in ("GET", "POST", "DELETE") if hasattr(self, m.lower())]
+        self.set_header("Access-Control-Allow-Methods", ", ".join(methods))
+        self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
+        self.set_header("Access-Control-Max-Age", "600")
+        self.set_status(204)
+
+    # Input
+
+    def body(self, model: type[M]) -> M:
+        """The request body validated as ``model``: 413, 400 or 422 with the reason if not."""
+        limit = self.kp_settings.max_request_size
+        if self._body_size > limit:
+            raise ApiError(
+                413,
+                "payload_too_large",
+                f"The request body is {self._body_size} bytes; the limit is {limit} bytes.",
+            )
+        raw = b"".join(self._body_parts)
+        try:
+            data = json.loads(raw or b"null")
+        except ValueError as exc:
+            raise ApiError(400, "invalid_json", f"The request body is not valid JSON: {exc}.")
+        if not isinstance(data, dict):
+            raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
+        return self._validate(model, data, "body")
+
+    def query(self, model: type[M]) -> M:
+        """The query string validated as ``model``."""
+        args = {name: self.get_query_argument(name) for name in self.request.query_arguments}
+        return self._validate(model, args, "query")
+
+    @staticmethod
+    def _validate(model: type[M], data: dict[str, Any], where: str) -> M:
+        try:
+            return model.model_validate(data)
+        except pydantic.ValidationError as exc:
+            details = [
+                {
+                    "field": ".".join(str(part) for part in err["loc"]) or where,
+                    "problem": err["msg"],
+                    "type": err["type"],
+                }
+                for err in exc.errors(include_url=False, include_input=False)
+            ]
+            summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
+            raise ApiError(422, "validation_error", f"Invalid {where}: {summary}.", details)
+
+    def bearer_token(self) -> str | None:
+        header = self.request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    # Output
+
+    def respond(self, model: pydantic.BaseModel, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(model.model_dump_json())
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, ApiError):
+            detail = ErrorDetail(code=exc.code, message=exc.message, details=exc.details)
+        elif isinstance(exc, errors.KernelpadError):
+            status_code = STATUS.get(type(exc), 400)
+            self.set_status(status_code)
+            detail = ErrorDetail(code=exc.code, message=exc.message)
+            if isinstance(exc, errors.RateLimited):
+                self.set_header("Retry-After", str(int(exc.retry_after)))
+        elif isinstance(exc, tornado.web.HTTPError):
+            detail = ErrorDetail(code=f"http_{status_code}", message=self._reason)
+        else:
+            detail = ErrorDetail(
+                code="internal_error", message="kernelpad hit an internal error; see its log."
+            )
+        self.finish(ErrorResponse(error=detail).model_dump_json(exclude_none=True))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, errors.KernelpadError):
+            log.info("%s %s: %s", self.request.method, self.request.path, value.message)
+        else:
+            super().log_exception(typ, value, tb)
+
+
+class NotFoundHandler(ApiHandler):
+    """JSON 404 for any path that matches no route."""
+
+    def prepare(self) -> None:
+        raise ApiError(404, "not_found", f"There is no endpoint at {self.request.path}.")

@@ -1,0 +1,27 @@
+"""GET /api/v1/health: liveness, with what the server is holding."""
+
+from __future__ import annotations
+
+import time
+
+from kernelpad import __version__
+from kernelpad.sessions.models import ACTIVE
+from kernelpad.web.base import ApiHandler, operation
+from kernelpad.web.schemas import HealthOut
+
+
+class HealthHandler(ApiHandler):
+    @operation("Liveness and load", responses={200: HealthOut}, tags=("server",))
+    async def get(self) -> None:
+        manager = self.manager
+        self.respond(
+            HealthOut(
+                status="ok",
+                app_name=self.kp_settings.app_name,
+                version=__version__,
+                sessions_active=await manager.store.count_sessions(ACTIVE),
+                kernels_running=manager.kernels_running,
+                kernels_pooled=manager.pool.ready_count,
+                uptime_seconds=round(time.monotonic() - self.application.settings["started"], 3),
+            )
+        )

@@ -1,0 +1,276 @@
+"""The pydantic models of the HTTP API: every request body, query and response.
+
+Request models are strict (a number sent as a string is an error, not a guess) and refuse unknown
+fields, so a typo gets a message naming it instead of being silently ignored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kernelpad.kernels.languages import InstalledLanguage
+from kernelpad.sessions.models import Execution, Participant, Session
+
+LanguageId = Field(pattern=r"^[A-Za-z0-9_+.-]{1,64}$")
+
+
+def utc(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, timezone.utc)
+
+
+class RequestModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class QueryModel(BaseModel):
+    """Query strings are text: their numbers are converted, their unknown names refused."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# Errors
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Machine-readable kind of error, e.g. session_not_found.")
+    message: str = Field(description="What went wrong, for a person.")
+    details: list[dict[str, Any]] | None = Field(
+        None, description="Per-field problems of a request that failed validation."
+    )
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+# Sessions
+
+
+class CreateSessionRequest(RequestModel):
+    host_name: str = Field(min_length=1, max_length=100, description="The interviewer's name.")
+    session_name: str | None = Field(None, min_length=1, max_length=200)
+    initial_language: str = Field("python", pattern=r"^[A-Za-z0-9_+.-]{1,64}$")
+    max_participants: int | None = Field(
+        None, ge=1, description="Defaults to MAX_PARTICIPANTS_PER_SESSION, its upper bound too."
+    )
+
+
+class ParticipantOut(BaseModel):
+    client_id: str
+    display_name: str
+    role: Literal["host", "candidate"]
+    joined_at: datetime
+    left_at: datetime | None = None
+
+    @classmethod
+    def of(cls, p: Participant) -> ParticipantOut:
+        return cls(
+            client_id=p.client_id,
+            display_name=p.display_name,
+            role=p.role,  # type: ignore[arg-type]
+            joined_at=utc(p.joined_at),  # type: ignore[arg-type]
+            left_at=utc(p.left_at),
+        )
+
+
+class SessionSummary(BaseModel):
+    """What anyone may see of a session in listings."""
+
+    session_id: str
+    session_name: str
+    host_name: str
+    language: str
+    status: Literal["active", "ended"]
+    participant_count: int
+    max_participants: int
+    created_at: datetime
+    last_activity: datetime
+    join_url: str
+
+    @classmethod
+    def of(cls, s: Session, participant_count: int, public_url: str) -> SessionSummary:
+        return cls(
+            session_id=s.id,
+            session_name=s.name,
+            host_name=s.host_name,
+            language=s.language,
+            status=s.status,  # type: ignore[arg-type]
+            participant_count=participant_count,
+            max_participants=s.max_participants,
+            created_at=utc(s.created_at),  # type: ignore[arg-type]
+            last_activity=utc(s.last_activity),  # type: ignore[arg-type]
+            join_url=f"{public_url}/s/{s.id}",
+        )
+
+
+class SessionOut(SessionSummary):
+    """A session's details."""
+
+    code: str
+    participants: list[ParticipantOut]
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+
+    @classmethod
+    def of_session(cls, s: Session, public_url: str) -> SessionOut:
+        present = [p for p in s.participants if p.left_at is None]
+        return cls(
+            **SessionSummary.of(s, len(present), public_url).model_dump(),
+            code=s.code,
+            participants=[ParticipantOut.of(p) for p in s.participants],
+            ended_at=utc(s.ended_at),
+            end_reason=s.end_reason,
+        )
+
+
+class SessionCreated(SessionOut):
+    host_token: str = Field(
+        description="Secret of the session's host, shown only here: send it as"
+        " 'Authorization: Bearer <host_token>' to end the session or read its history."
+    )
+
+
+class SessionListQuery(QueryModel):
+    limit: int = Field(20, ge=1, le=100)
+    offset: int = Field(0, ge=0)
+    status: Literal["active", "ended"] | None = None
+
+
+class SessionPage(BaseModel):
+    sessions: list[SessionSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+# Languages
+
+
+class LanguageOut(BaseModel):
+    id: str
+    name: str
+    kernel_name: str
+    kernel_display_name: str
+    version: str | None
+    file_extension: str
+    description: str
+
+    @classmethod
+    def of(cls, item: InstalledLanguage) -> LanguageOut:
+        return cls(
+            id=item.language.id,
+            name=item.language.display_name,
+            kernel_name=item.kernel_name,
+            kernel_display_name=item.kernel_display_name,
+            version=item.version,
+            file_extension=item.language.file_extension,
+            description=item.language.description,
+        )
+
+
+class LanguageList(BaseModel):
+    languages: list[LanguageOut]
+
+
+class TemplateOut(BaseModel):
+    language: str
+    template: str
+    file_extension: str
+
+
+# Execution
+
+
+class ExecuteRequest(RequestModel):
+    code: str = Field(description="The code to run.")
+    language: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_+.-]{1,64}$",
+        description="Defaults to the session's language.",
+    )
+    time_limit: int | None = Field(
+        None, gt=0, description="Milliseconds; capped by CODE_EXECUTION_TIMEOUT."
+    )
+
+
+class ExecutionOut(BaseModel):
+    execution_id: str
+    session_id: str
+    language: str
+    code: str
+    status: Literal["ok", "error", "timeout", "output_limit", "kernel_died"]
+    stdout: str
+    stderr: str
+    outputs: list[dict[str, Any]] = Field(
+        description="Rich outputs in nbformat's shape: stream, execute_result, display_data"
+        " (whole MIME bundles) and error."
+    )
+    error: dict[str, Any] | None = Field(description="ename, evalue and traceback, if raised.")
+    execution_count: int | None
+    execution_time: float = Field(description="Milliseconds the kernel spent on the run.")
+    queued_time: float = Field(description="Milliseconds the run waited for a busy kernel.")
+    time_limit: int = Field(description="The limit applied, in milliseconds.")
+    timed_out: bool
+    state_kept: bool = Field(
+        description="False when the kernel had to be restarted: earlier variables are gone."
+    )
+    kernel_restarted: bool
+    new_kernel: bool = Field(description="The run started on a fresh kernel.")
+    output_truncated: bool
+    notices: list[str] = Field(description="What kernelpad did around the run, in words.")
+    started_at: datetime
+    finished_at: datetime
+
+    @classmethod
+    def of(cls, e: Execution) -> ExecutionOut:
+        return cls(
+            execution_id=e.id,
+            session_id=e.session_id,
+            language=e.language,
+            code=e.code,
+            status=e.status,  # type: ignore[arg-type]
+            stdout=e.stdout,
+            stderr=e.stderr,
+            outputs=e.outputs,
+            error=e.error,
+            execution_count=e.execution_count,
+            execution_time=round(e.duration_ms, 3),
+            queued_time=round(e.queued_ms, 3),
+            time_limit=e.time_limit_ms,
+            timed_out=e.timed_out,
+            state_kept=e.state_kept,
+            kernel_restarted=e.kernel_restarted,
+            new_kernel=e.new_kernel,
+            output_truncated=e.output_truncated,
+            notices=e.notices,
+            started_at=utc(e.started_at),  # type: ignore[arg-type]
+            finished_at=utc(e.finished_at),  # type: ignore[arg-type]
+        )
+
+
+class ExecutionListQuery(QueryModel):
+    limit: int = Field(50, ge=1, le=500)
+    offset: int = Field(0, ge=0)
+
+
+class ExecutionPage(BaseModel):
+    executions: list[ExecutionOut]
+    total: int
+    limit: int
+    offset: int
+
+
+# Health
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+    app_name: str
+    version: str
+    sessions_active: int
+    kernels_running: int
+    kernels_pooled: int
+    uptime_seconds: float

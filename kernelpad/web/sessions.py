@@ -1,0 +1,139 @@
+"""Handlers of /api/v1/sessions: create, list, read and end sessions, run code, read history."""
+
+from __future__ import annotations
+
+from kernelpad.errors import InvalidValue
+from kernelpad.web.base import ApiHandler, operation
+from kernelpad.web.schemas import (
+    CreateSessionRequest,
+    ErrorResponse,
+    ExecuteRequest,
+    ExecutionListQuery,
+    ExecutionOut,
+    ExecutionPage,
+    SessionCreated,
+    SessionListQuery,
+    SessionOut,
+    SessionPage,
+    SessionSummary,
+)
+
+TAGS = ("sessions",)
+
+
+class SessionsHandler(ApiHandler):
+    @operation(
+        "List sessions, newest first",
+        query=SessionListQuery,
+        responses={200: SessionPage, 422: ErrorResponse},
+        tags=TAGS,
+    )
+    async def get(self) -> None:
+        q = self.query(SessionListQuery)
+        rows, total = await self.manager.list_page(q.limit, q.offset, q.status)
+        url = self.kp_settings.public_url
+        page = SessionPage(
+            sessions=[SessionSummary.of(s, count, url) for s, count in rows],
+            total=total,
+            limit=q.limit,
+            offset=q.offset,
+        )
+        self.respond(page)
+
+    @operation(
+        "Create an interview session",
+        body=CreateSessionRequest,
+        responses={201: SessionCreated, 400: ErrorResponse, 413: ErrorResponse, 422: ErrorResponse},
+        tags=TAGS,
+    )
+    async def post(self) -> None:
+        req = self.body(CreateSessionRequest)
+        session, token = await self.manager.create(
+            req.host_name, req.session_name, req.initial_language, req.max_participants
+        )
+        out = SessionOut.of_session(session, self.kp_settings.public_url)
+        self.set_header("Location", f"/api/v1/sessions/{session.id}")
+        self.respond(SessionCreated(**out.model_dump(), host_token=token), status=201)
+
+
+class SessionHandler(ApiHandler):
+    @operation(
+        "A session's details", responses={200: SessionOut, 404: ErrorResponse}, tags=TAGS
+    )
+    async def get(self, session_id: str) -> None:
+        session = await self.manager.get(session_id)
+        self.respond(SessionOut.of_session(session, self.kp_settings.public_url))
+
+    @operation(
+        "End a session; its kernels shut down",
+        responses={
+            200: SessionOut,
+            401: ErrorResponse,
+            403: ErrorResponse,
+            404: ErrorResponse,
+            409: ErrorResponse,
+        },
+        host_auth=True,
+        tags=TAGS,
+    )
+    async def delete(self, session_id: str) -> None:
+        session = await self.manager.end(session_id, self.bearer_token())
+        self.respond(SessionOut.of_session(session, self.kp_settings.public_url))
+
+
+class ExecuteHandler(ApiHandler):
+    @operation(
+        "Run code in the session's kernel",
+        body=ExecuteRequest,
+        responses={
+            200: ExecutionOut,
+            400: ErrorResponse,
+            403: ErrorResponse,
+            404: ErrorResponse,
+            409: ErrorResponse,
+            413: ErrorResponse,
+            422: ErrorResponse,
+            429: ErrorResponse,
+            503: ErrorResponse,
+        },
+        tags=("execution",),
+    )
+    async def post(self, session_id: str) -> None:
+        req = self.body(ExecuteRequest)
+        limit = self.kp_settings.max_code_size
+        if len(req.code) > limit:
+            raise InvalidValue(
+                f"The code is {len(req.code)} characters long; the limit is {limit}."
+            )
+        execution = await self.manager.execute(
+            session_id, req.code, req.language, req.time_limit
+        )
+        self.respond(ExecutionOut.of(execution))
+
+
+class ExecutionsHandler(ApiHandler):
+    @operation(
+        "A session's execution history, oldest first",
+        query=ExecutionListQuery,
+        responses={
+            200: ExecutionPage,
+            401: ErrorResponse,
+            403: ErrorResponse,
+            404: ErrorResponse,
+            422: ErrorResponse,
+        },
+        host_auth=True,
+        tags=("execution",),
+    )
+    async def get(self, session_id: str) -> None:
+        q = self.query(ExecutionListQuery)
+        executions, total = await self.manager.executions(
+            session_id, self.bearer_token(), q.limit, q.offset
+        )
+        page = ExecutionPage(
+            executions=[ExecutionOut.of(e) for e in executions],
+            total=total,
+            limit=q.limit,
+            offset=q.offset,
+        )
+        self.respond(page)
