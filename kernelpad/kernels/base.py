@@ -21,6 +21,8 @@ class KernelHandle(abc.ABC):
 
     kernel_id: str
     language: InstalledLanguage
+    #: ``language_info`` of the kernel's ``kernel_info_reply`` (name, version, ...).
+    language_info: dict[str, Any]
 
     @abc.abstractmethod
     def execute_request(self, code: str) -> str:

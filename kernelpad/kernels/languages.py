@@ -7,7 +7,9 @@ jupyter_client's ``KernelSpecManager``, never from a hard-coded promise.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
@@ -87,6 +89,13 @@ class LanguageRegistry:
                 )
                 break
         return found
+
+    def learn(self, language_id: str, language_info: dict[str, Any]) -> None:
+        """Record the version a started kernel reports, where its kernelspec did not say."""
+        item = self._installed.get(language_id)
+        version = language_info.get("version")
+        if item is not None and item.version is None and isinstance(version, str):
+            self._installed[language_id] = dataclasses.replace(item, version=version)
 
     def installed(self) -> list[InstalledLanguage]:
         return list(self._installed.values())

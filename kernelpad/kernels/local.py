@@ -39,9 +39,11 @@ class LocalKernel(KernelHandle):
         manager: AsyncKernelManager,
         client: AsyncKernelClient,
         workdir: Path,
+        language_info: dict[str, object],
     ) -> None:
         self.kernel_id = kernel_id
         self.language = language
+        self.language_info = language_info
         self._manager = manager
         self._client = client
         self._workdir = workdir
@@ -147,6 +149,7 @@ class LocalKernelBackend(KernelBackend):
             client = manager.client()
             client.start_channels(hb=False, control=False)
             await client.wait_for_ready(timeout=self.start_timeout)
+            info = await client.kernel_info(reply=True, timeout=self.start_timeout)
         except BaseException as exc:
             # Also on cancellation: a half-started kernel must not outlive its start.
             if client is not None:
@@ -166,4 +169,5 @@ class LocalKernelBackend(KernelBackend):
             kernel_id[:12],
             getattr(manager.provisioner, "pid", None),
         )
-        return LocalKernel(kernel_id, language, manager, client, workdir)
+        language_info = info["content"].get("language_info", {})
+        return LocalKernel(kernel_id, language, manager, client, workdir, language_info)

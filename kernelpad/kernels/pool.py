@@ -64,6 +64,7 @@ class KernelPool:
             log.warning("pre-starting a %s kernel failed: %s", lang, task.exception())
             return
         kernel = task.result()
+        self.registry.learn(lang, kernel.language_info)
         if self._closed:
             asyncio.create_task(kernel.shutdown())
         else:
@@ -80,8 +81,11 @@ class KernelPool:
                 log.warning("discarding dead pre-started %s kernel %s", lang, kernel.kernel_id)
                 await kernel.shutdown()
             if self._starting[lang]:
-                return await self._starting[lang].pop(0)
-            return await self.backend.start(language)
+                kernel = await self._starting[lang].pop(0)
+            else:
+                kernel = await self.backend.start(language)
+            self.registry.learn(lang, kernel.language_info)
+            return kernel
         finally:
             self._refill(language)
 

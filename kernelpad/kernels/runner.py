@@ -56,6 +56,11 @@ class KernelRunner:
     def busy(self) -> bool:
         return self._lock.locked()
 
+    @property
+    def waiting(self) -> int:
+        """Runs queued behind the one in progress."""
+        return self._waiting
+
     async def run(self, code: str, limits: Limits) -> RunReport:
         name = self.language.language.display_name
         if self._lock.locked() and self._waiting >= self.queue_size:

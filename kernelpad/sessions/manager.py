@@ -253,6 +253,14 @@ class SessionManager:
     def kernels_running(self) -> int:
         return sum(1 for runner in self._runners.values() if runner.kernel is not None)
 
+    @property
+    def executions_running(self) -> int:
+        return sum(1 for runner in self._runners.values() if runner.busy)
+
+    @property
+    def executions_queued(self) -> int:
+        return sum(runner.waiting for runner in self._runners.values())
+
     async def cull(self) -> None:
         """End expired sessions and shut down kernels idle for too long."""
         max_age = self.settings.max_session_age_hours * 3600
@@ -263,7 +271,7 @@ class SessionManager:
             return
         now = time.monotonic()
         for key, runner in list(self._runners.items()):
-            if not runner.busy and now - runner.last_used > idle_timeout:
+            if not runner.busy and not runner.waiting and now - runner.last_used > idle_timeout:
                 del self._runners[key]
                 log.info("session %s: shutting down its idle %s kernel", *key)
                 await runner.close()

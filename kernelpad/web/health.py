@@ -22,6 +22,8 @@ class HealthHandler(ApiHandler):
                 sessions_active=await manager.store.count_sessions(ACTIVE),
                 kernels_running=manager.kernels_running,
                 kernels_pooled=manager.pool.ready_count,
+                executions_running=manager.executions_running,
+                executions_queued=manager.executions_queued,
                 uptime_seconds=round(time.monotonic() - self.application.settings["started"], 3),
             )
         )

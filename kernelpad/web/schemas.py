@@ -14,9 +14,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.sessions.models import Execution, Participant, Session
 
-LanguageId = Field(pattern=r"^[A-Za-z0-9_+.-]{1,64}$")
-
-
 def utc(timestamp: float | None) -> datetime | None:
     return None if timestamp is None else datetime.fromtimestamp(timestamp, timezone.utc)
 
@@ -273,4 +270,6 @@ class HealthOut(BaseModel):
     sessions_active: int
     kernels_running: int
     kernels_pooled: int
+    executions_running: int
+    executions_queued: int
     uptime_seconds: float

@@ -1,0 +1,53 @@
+# kernelpad: `make run` sets everything up and starts the server; `make test` sets up and tests.
+# Every target is idempotent: a second run only redoes what changed.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.kernelpad-installed
+FRONTEND := kernelpad/web/frontend
+VENDOR := kernelpad/web/static/vendor
+ASSETS := $(VENDOR)/.installed
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+export JUPYTER_PLATFORM_DIRS := 1
+
+.PHONY: setup run test bench system-deps clean
+
+setup: $(INSTALLED) $(ASSETS)
+
+# Debian packages kernelpad needs, installed only where missing.
+system-deps:
+	@command -v npm >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y nodejs npm; }
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# kernelpad and its Python kernel (ipykernel's kernelspec lands in the venv's share/jupyter).
+$(INSTALLED): setup.cfg pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3"
+	touch $@
+
+# The API docs' viewers (Swagger UI, ReDoc), from npm, served locally.
+$(ASSETS): $(FRONTEND)/package.json $(FRONTEND)/package-lock.json | system-deps
+	cd $(FRONTEND) && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(VENDOR)/swagger-ui $(VENDOR)/redoc
+	cp $(FRONTEND)/node_modules/swagger-ui-dist/swagger-ui-bundle.js \
+	   $(FRONTEND)/node_modules/swagger-ui-dist/swagger-ui.css $(VENDOR)/swagger-ui/
+	cp $(FRONTEND)/node_modules/redoc/bundles/redoc.standalone.js $(VENDOR)/redoc/
+	touch $@
+
+run: setup
+	$(BIN)/kernelpad --data-dir .kernelpad
+
+test: setup
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/execute_latency.py
+
+clean:
+	rm -rf $(VENV) $(VENDOR) $(FRONTEND)/node_modules

@@ -1,0 +1,333 @@
+"""Running code through ``POST /api/v1/sessions/{id}/execute`` on real Python kernels: outputs,
+state between runs, time limits, dead kernels, output floods, the run queue and the history."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+import psutil
+import pytest
+
+from kernelpad.config import Settings
+from tests.conftest import Api, RunningServer, make_settings
+from tests.web.test_sessions_api import assert_error
+
+MAX_OUTPUT = 1000
+
+
+@pytest.fixture(scope="module")
+def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(
+        tmp_path_factory.mktemp("data"),
+        code_execution_timeout=3,
+        code_max_output_size=MAX_OUTPUT,
+        output_flood_limit=2_000_000,
+        execution_queue_size=1,
+        max_code_size=5000,
+    )
+
+
+@pytest.fixture(scope="module")
+async def session(api: Api) -> dict[str, Any]:
+    """One session shared by the tests that only need a working kernel."""
+    return await api.create_session()
+
+
+async def wait_for(predicate: Any, what: str, timeout: float = 30) -> None:
+    """Poll ``predicate`` (an async callable) until true: for states, not for timing."""
+    for _ in range(int(timeout / 0.05)):
+        if await predicate():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def health(api: Api) -> dict[str, Any]:
+    return (await api.get("/api/v1/health")).json
+
+
+def kernel_pid(server: RunningServer, session_id: str) -> int:
+    manager = server.server.manager
+    assert manager is not None
+    runner = manager._runners[(session_id, "python")]
+    assert runner.kernel is not None and runner.kernel.pid is not None
+    return runner.kernel.pid
+
+
+# Outputs
+
+
+async def test_stdout_stderr_result_and_count(api: Api, session: dict[str, Any]) -> None:
+    sid = session["session_id"]
+    body = await api.execute(
+        sid, "import sys\nprint('to out')\nprint('to err', file=sys.stderr)\n6 * 7"
+    )
+    assert body["status"] == "ok"
+    assert body["stdout"] == "to out\n"
+    assert body["stderr"] == "to err\n"
+    assert body["error"] is None
+    result = [o for o in body["outputs"] if o["output_type"] == "execute_result"]
+    assert result[0]["data"]["text/plain"] == "42"
+    assert body["execution_count"] == result[0]["execution_count"] >= 1
+    assert body["timed_out"] is False and body["state_kept"] is True
+    assert body["execution_time"] > 0
+    again = await api.execute(sid, "None")
+    assert again["execution_count"] == body["execution_count"] + 1
+
+
+async def test_variables_persist_between_runs(api: Api, session: dict[str, Any]) -> None:
+    sid = session["session_id"]
+    await api.execute(sid, "def double(n):\n    return 2 * n\nx = 21")
+    body = await api.execute(sid, "print(double(x))")
+    assert body["stdout"] == "42\n"
+
+
+async def test_rich_outputs_keep_the_whole_mime_bundle(api: Api, session: dict[str, Any]) -> None:
+    png = (
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+    )
+    code = (
+        "from IPython.display import display, HTML\n"
+        f"display({{'image/png': '{png}', 'text/plain': '<dot>'}}, raw=True)\n"
+        "display(HTML('<b>bold</b>'))\n"
+    )
+    body = await api.execute(session["session_id"], code)
+    shown = [o for o in body["outputs"] if o["output_type"] == "display_data"]
+    assert shown[0]["data"] == {"image/png": png, "text/plain": "<dot>"}
+    assert shown[1]["data"]["text/html"] == "<b>bold</b>"
+    assert "text/plain" in shown[1]["data"]
+
+
+async def test_errors_come_back_structured_and_on_stderr(
+    api: Api, session: dict[str, Any]
+) -> None:
+    body = await api.execute(session["session_id"], "1 / 0")
+    assert body["status"] == "error"
+    assert body["error"]["ename"] == "ZeroDivisionError"
+    assert body["error"]["evalue"] == "division by zero"
+    assert any("ZeroDivisionError" in line for line in body["error"]["traceback"])
+    assert "ZeroDivisionError" in body["stderr"]
+    assert "\x1b[" not in body["stderr"]
+    assert body["outputs"][0]["output_type"] == "error"
+
+
+# Time limits
+
+
+async def test_timeout_interrupts_and_keeps_state(api: Api, session: dict[str, Any]) -> None:
+    sid = session["session_id"]
+    await api.execute(sid, "kept = 'still here'")
+    body = await api.execute(sid, "while True:\n    pass", time_limit=1000)
+    assert body["status"] == "timeout"
+    assert body["timed_out"] is True
+    assert body["time_limit"] == 1000
+    assert body["state_kept"] is True and body["kernel_restarted"] is False
+    assert any("time limit of 1 s" in notice for notice in body["notices"])
+    after = await api.execute(sid, "print(kept)")
+    assert after["status"] == "ok" and after["stdout"] == "still here\n"
+
+
+async def test_time_limit_is_capped_by_the_setting(api: Api, session: dict[str, Any]) -> None:
+    body = await api.execute(
+        session["session_id"], "import time\ntime.sleep(30)", time_limit=60_000
+    )
+    assert body["time_limit"] == 3000
+    assert body["status"] == "timeout"
+    assert body["state_kept"] is True
+
+
+async def test_code_ignoring_interrupts_gets_a_restart(api: Api) -> None:
+    sid = (await api.create_session())["session_id"]
+    await api.execute(sid, "lost = 1")
+    body = await api.execute(
+        sid,
+        "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass",
+        time_limit=1000,
+    )
+    assert body["status"] == "timeout"
+    assert body["state_kept"] is False and body["kernel_restarted"] is True
+    assert any("restarted" in notice for notice in body["notices"])
+    after = await api.execute(sid, "print('works')\nlost")
+    assert after["stdout"] == "works\n"
+    assert after["error"]["ename"] == "NameError"
+
+
+# Dead kernels
+
+
+@pytest.mark.parametrize(
+    "code",
+    ["import os\nos._exit(3)", "import ctypes\nctypes.string_at(0)"],
+    ids=["os._exit", "segfault"],
+)
+async def test_kernel_dying_during_a_run(api: Api, code: str) -> None:
+    sid = (await api.create_session())["session_id"]
+    await api.execute(sid, "before = 1")
+    body = await api.execute(sid, code)
+    assert body["status"] == "kernel_died"
+    assert body["kernel_restarted"] is True and body["state_kept"] is False
+    assert "kernel died" in body["stderr"]
+    after = await api.execute(sid, "print('alive')")
+    assert after["status"] == "ok" and after["stdout"] == "alive\n"
+
+
+async def test_kernel_killed_from_outside_mid_run(server: RunningServer, api: Api) -> None:
+    sid = (await api.create_session())["session_id"]
+    await api.execute(sid, "1")
+    pid = kernel_pid(server, sid)
+    run = asyncio.create_task(api.execute(sid, "import time\ntime.sleep(20)", time_limit=3000))
+    await wait_for(
+        lambda: _is_busy(api), "the run to start"
+    )
+    os.kill(pid, signal.SIGKILL)
+    body = await run
+    assert body["status"] == "kernel_died"
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    after = await api.execute(sid, "print('next run works')")
+    assert after["stdout"] == "next run works\n"
+    assert kernel_pid(server, sid) != pid
+
+
+async def _is_busy(api: Api) -> bool:
+    return (await health(api))["executions_running"] >= 1
+
+
+# Output
+
+
+async def test_long_output_is_cut_with_a_marker(api: Api, session: dict[str, Any]) -> None:
+    body = await api.execute(session["session_id"], "print('y' * 5000)\nprint('done')")
+    assert body["status"] == "ok"
+    assert body["output_truncated"] is True
+    assert body["stdout"].startswith("y" * MAX_OUTPUT)
+    assert "output truncated, 1000 of 5006 characters shown" in body["stdout"]
+    assert "done" not in body["stdout"]
+    assert len(body["stdout"]) < MAX_OUTPUT + 200
+
+
+async def test_output_flood_is_interrupted_without_growing_the_server(
+    api: Api, session: dict[str, Any]
+) -> None:
+    other = (await api.create_session())["session_id"]
+    await api.execute(other, "1")
+    sid = session["session_id"]
+    await api.execute(sid, "survivor = 7")
+    rss_before = psutil.Process().memory_info().rss
+    flood = asyncio.create_task(
+        api.execute(sid, "while True:\n    print('x' * 1000)", time_limit=3000)
+    )
+    await wait_for(lambda: _is_busy(api), "the flood to start")
+    # Another session is served while the flood runs.
+    quick = await api.execute(other, "print('unaffected')")
+    body = await flood
+    assert quick["stdout"] == "unaffected\n"
+    assert body["status"] == "output_limit"
+    assert body["output_truncated"] is True
+    assert len(body["stdout"]) < MAX_OUTPUT + 200
+    assert "output truncated" in body["stdout"]
+    assert body["state_kept"] is True
+    assert any("output limit" in notice for notice in body["notices"])
+    # The kernel printed megabytes; the server kept a thousand characters of them.
+    growth = psutil.Process().memory_info().rss - rss_before
+    assert growth < 50 * 1024 * 1024, f"server grew by {growth / 1e6:.0f} MB"
+    after = await api.execute(sid, "survivor")
+    assert after["outputs"][0]["data"]["text/plain"] == "7"
+
+
+# The queue
+
+
+async def test_one_run_at_a_time_and_a_bounded_queue(api: Api) -> None:
+    sid = (await api.create_session())["session_id"]
+    await api.execute(sid, "import time")
+    first = asyncio.create_task(api.execute(sid, "time.sleep(1.5)\nprint('first')"))
+    await wait_for(lambda: _is_busy(api), "the first run to start")
+    second = asyncio.create_task(api.execute(sid, "print('second')"))
+    await wait_for(
+        lambda: _queued(api), "the second run to queue"
+    )
+    refused = await api.post(f"/api/v1/sessions/{sid}/execute", {"code": "print('third')"})
+    assert_error(refused, 409, "queue_full", sid, "busy")
+    one, two = await first, await second
+    assert one["stdout"] == "first\n" and two["stdout"] == "second\n"
+    assert two["queued_time"] > 0
+    assert two["execution_count"] == one["execution_count"] + 1
+
+
+async def _queued(api: Api) -> bool:
+    return (await health(api))["executions_queued"] >= 1
+
+
+# Bad requests
+
+
+async def test_execute_errors(api: Api, session: dict[str, Any]) -> None:
+    sid = session["session_id"]
+    path = f"/api/v1/sessions/{sid}/execute"
+    assert_error(
+        await api.post("/api/v1/sessions/nope/execute", {"code": "1"}), 404, "session_not_found"
+    )
+    assert_error(await api.post(path, {}), 422, "validation_error", "code")
+    assert_error(await api.post(path, {"code": 1}), 422, "validation_error", "code")
+    assert_error(
+        await api.post(path, {"code": "1", "time_limit": 0}), 422, "validation_error", "time_limit"
+    )
+    assert_error(
+        await api.post(path, {"code": "1", "time_limit": "1000"}),
+        422,
+        "validation_error",
+        "time_limit",
+    )
+    assert_error(
+        await api.post(path, {"code": "1", "language": "brainfuck"}),
+        422,
+        "unknown_language",
+        "brainfuck",
+    )
+    assert_error(await api.post(path, {"code": "x" * 5001}), 422, "invalid_value", "5000")
+
+
+async def test_ended_session_runs_nothing(api: Api) -> None:
+    created = await api.create_session()
+    sid = created["session_id"]
+    await api.execute(sid, "1")
+    await api.delete(f"/api/v1/sessions/{sid}", token=created["host_token"])
+    response = await api.post(f"/api/v1/sessions/{sid}/execute", {"code": "1"})
+    assert_error(response, 409, "session_ended", sid)
+
+
+async def test_ending_a_session_shuts_its_kernel_down(server: RunningServer, api: Api) -> None:
+    created = await api.create_session()
+    sid = created["session_id"]
+    await api.execute(sid, "1")
+    pid = kernel_pid(server, sid)
+    await api.delete(f"/api/v1/sessions/{sid}", token=created["host_token"])
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+# History
+
+
+async def test_history_lists_every_run_for_the_host(api: Api) -> None:
+    created = await api.create_session()
+    sid, token = created["session_id"], created["host_token"]
+    codes = ["a = 1", "print(a)", "1 / 0"]
+    for code in codes:
+        await api.execute(sid, code)
+    path = f"/api/v1/sessions/{sid}/executions"
+    assert_error(await api.get(path), 401, "not_authenticated")
+    assert_error(await api.get(path, token="nope"), 403, "forbidden")
+    page = (await api.get(path, token=token)).json
+    assert page["total"] == 3
+    runs = page["executions"]
+    assert [r["code"] for r in runs] == codes
+    assert [r["status"] for r in runs] == ["ok", "ok", "error"]
+    assert runs[1]["stdout"] == "1\n"
+    assert runs[2]["error"]["ename"] == "ZeroDivisionError"
+    assert runs[0]["new_kernel"] is True and runs[1]["new_kernel"] is False
+    tail = (await api.get(f"{path}?limit=1&offset=2", token=token)).json
+    assert [r["code"] for r in tail["executions"]] == ["1 / 0"]
+    assert_error(await api.get(f"{path}?limit=0", token=token), 422, "validation_error", "limit")
