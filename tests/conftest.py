@@ -6,14 +6,16 @@ share its started kernels; a module needing other settings overrides ``server_se
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import inspect
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -154,6 +156,21 @@ async def server(server_settings: Settings) -> AsyncIterator[RunningServer]:
 @pytest.fixture(scope="module")
 def api(server: RunningServer) -> Api:
     return server.api
+
+
+async def eventually(predicate: Callable[[], Any], what: str, timeout: float = 30) -> None:
+    """Poll ``predicate`` (plain or async) until it is true: for waiting on a state, never for
+    asserting how long something takes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 # Servers in their own process, for signals and restarts.

@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from kernelpad.config import Settings
-from tests.conftest import Api, RunningServer, make_settings
+from tests.conftest import Api, RunningServer, eventually, make_settings
 from tests.web.test_sessions_api import assert_error
 
 MAX_OUTPUT = 1000
@@ -34,15 +34,6 @@ def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 async def session(api: Api) -> dict[str, Any]:
     """One session shared by the tests that only need a working kernel."""
     return await api.create_session()
-
-
-async def wait_for(predicate: Any, what: str, timeout: float = 30) -> None:
-    """Poll ``predicate`` (an async callable) until true: for states, not for timing."""
-    for _ in range(int(timeout / 0.05)):
-        if await predicate():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 async def health(api: Api) -> dict[str, Any]:
@@ -179,7 +170,7 @@ async def test_kernel_killed_from_outside_mid_run(server: RunningServer, api: Ap
     await api.execute(sid, "1")
     pid = kernel_pid(server, sid)
     run = asyncio.create_task(api.execute(sid, "import time\ntime.sleep(20)", time_limit=3000))
-    await wait_for(
+    await eventually(
         lambda: _is_busy(api), "the run to start"
     )
     os.kill(pid, signal.SIGKILL)
@@ -219,7 +210,7 @@ async def test_output_flood_is_interrupted_without_growing_the_server(
     flood = asyncio.create_task(
         api.execute(sid, "while True:\n    print('x' * 1000)", time_limit=3000)
     )
-    await wait_for(lambda: _is_busy(api), "the flood to start")
+    await eventually(lambda: _is_busy(api), "the flood to start")
     # Another session is served while the flood runs.
     quick = await api.execute(other, "print('unaffected')")
     body = await flood
@@ -244,9 +235,9 @@ async def test_one_run_at_a_time_and_a_bounded_queue(api: Api) -> None:
     sid = (await api.create_session())["session_id"]
     await api.execute(sid, "import time")
     first = asyncio.create_task(api.execute(sid, "time.sleep(1.5)\nprint('first')"))
-    await wait_for(lambda: _is_busy(api), "the first run to start")
+    await eventually(lambda: _is_busy(api), "the first run to start")
     second = asyncio.create_task(api.execute(sid, "print('second')"))
-    await wait_for(
+    await eventually(
         lambda: _queued(api), "the second run to queue"
     )
     refused = await api.post(f"/api/v1/sessions/{sid}/execute", {"code": "print('third')"})

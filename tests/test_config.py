@@ -1,0 +1,93 @@
+"""Settings from flags, the environment and .env files, under original and KERNELPAD_ names."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kernelpad.cli import build_parser, load_settings
+from kernelpad.config import Settings, env_names
+
+
+def test_defaults() -> None:
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.data_dir == Path(".kernelpad")
+    assert settings.code_execution_timeout == 5
+    assert settings.code_max_output_size == 10_000
+    assert settings.rate_limit_executions_per_minute == 10
+    assert settings.session_id_length == 12
+    assert settings.kernel_pool_size == {"python": 1}
+    assert settings.public_url == "http://127.0.0.1:8000"
+
+
+def test_original_and_prefixed_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "9001")
+    monkeypatch.setenv("CODE_EXECUTION_TIMEOUT", "7")
+    monkeypatch.setenv("KERNELPAD_CODE_EXECUTION_TIMEOUT", "3")
+    monkeypatch.setenv("CORS_ORIGINS", '["http://a.example"]')
+    monkeypatch.setenv("ENABLE_SERVER_EXECUTION", "false")
+    monkeypatch.setenv("KERNELPAD_KERNEL_POOL_SIZE", '{"python": 2}')
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert settings.port == 9001
+    assert settings.code_execution_timeout == 3  # the KERNELPAD_ name wins
+    assert settings.cors_origins == ["http://a.example"]
+    assert settings.enable_server_execution is False
+    assert settings.kernel_pool_size == {"python": 2}
+
+
+def test_dotenv_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / ".env").write_text("MAX_PARTICIPANTS_PER_SESSION=4\nKERNELPAD_LOG_LEVEL=debug\n")
+    monkeypatch.chdir(tmp_path)
+    settings = Settings()
+    assert settings.max_participants_per_session == 4
+    assert settings.log_level == "DEBUG"
+
+
+def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "9001")
+    settings = load_settings(
+        ["--port", "9002", "--cors-origins", '["http://b.example"]', "--data-dir", "/tmp/kp"]
+    )
+    assert settings.port == 9002
+    assert settings.cors_origins == ["http://b.example"]
+    assert settings.data_dir == Path("/tmp/kp")
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--port", "nope"], "port"),
+        (["--log-level", "loud"], "loud"),
+        (["--kernel-pool-size", "{python: 1}"], "takes JSON"),
+        (["--kernel-pool-size", '{"python": -1}'], "negative"),
+    ],
+)
+def test_bad_settings_exit_with_a_message(
+    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        load_settings(argv)
+    assert exited.value.code == 2
+    assert words in capsys.readouterr().err
+
+
+def test_help_documents_every_setting_and_its_env_names() -> None:
+    text = build_parser().format_help()
+    for name, field in Settings.model_fields.items():
+        assert "--" + name.replace("_", "-") in text
+        for env in env_names(name, field):
+            assert env in text
+
+
+def test_entry_points_run() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "kernelpad", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "CODE_EXECUTION_TIMEOUT" in out and "--data-dir" in out
+    script = Path(sys.executable).with_name("kernelpad")
+    version = subprocess.run([script, "--version"], capture_output=True, text=True, check=True)
+    assert version.stdout.startswith("kernelpad ")

@@ -1,0 +1,138 @@
+"""The server as a process: signals shut every kernel down, a restart keeps sessions and history,
+the culler ends old sessions and idle kernels."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.conftest import Api, ServerProcess, eventually, make_settings, running_server
+
+
+def kernel_processes(server: ServerProcess) -> list[psutil.Process]:
+    """The kernels a server process started (its children running ipykernel)."""
+    return [
+        child
+        for child in psutil.Process(server.proc.pid).children(recursive=True)
+        if "ipykernel_launcher" in " ".join(child.cmdline())
+    ]
+
+
+async def kernels_of_session(api: Api, session_id: str) -> int:
+    body = await api.execute(session_id, "import os\nos.getpid()")
+    return int(body["outputs"][0]["data"]["text/plain"])
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+async def test_no_kernel_outlives_the_server(
+    server_process: Any, tmp_path: Path, sig: signal.Signals
+) -> None:
+    server = server_process(tmp_path / "data", "--kernel-pool-size", '{"python": 2}')
+    api = Api(server.base_url)
+    try:
+        pids = []
+        for _ in range(2):
+            sid = (await api.create_session())["session_id"]
+            pids.append(await kernels_of_session(api, sid))
+        # Two session kernels, and the pool refilling behind them.
+        for _ in range(200):
+            if len(kernel_processes(server)) >= 3:
+                break
+            await asyncio.sleep(0.1)
+        all_kernels = [p.pid for p in kernel_processes(server)]
+        assert set(pids) <= set(all_kernels)
+        assert len(all_kernels) >= 3
+    finally:
+        api.close()
+    server.proc.send_signal(sig)
+    assert server.wait(timeout=30) == 0, server.log.read_text()
+    assert [pid for pid in all_kernels if not gone(pid)] == []
+    assert "all kernels shut down" in server.log.read_text()
+
+
+async def test_restart_keeps_sessions_and_history(server_process: Any, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    first = server_process(data)
+    api = Api(first.base_url)
+    try:
+        created = await api.create_session(session_name="Survives restarts")
+        sid, token = created["session_id"], created["host_token"]
+        await api.execute(sid, "x = 42")
+        assert (await api.execute(sid, "x"))["outputs"][0]["data"]["text/plain"] == "42"
+    finally:
+        api.close()
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.wait() == 0
+
+    second = server_process(data)
+    api = Api(second.base_url)
+    try:
+        details = (await api.get(f"/api/v1/sessions/{sid}")).json
+        assert details["session_name"] == "Survives restarts"
+        assert details["status"] == "active"
+        history = (await api.get(f"/api/v1/sessions/{sid}/executions", token=token)).json
+        assert [run["code"] for run in history["executions"]] == ["x = 42", "x"]
+        assert history["executions"][1]["outputs"][0]["data"]["text/plain"] == "42"
+        # The kernel did not survive, and the response says so.
+        body = await api.execute(sid, "x")
+        assert body["new_kernel"] is True
+        assert body["error"]["ename"] == "NameError"
+        assert any("variables from earlier runs are gone" in n for n in body["notices"])
+        # The host token still works after the restart.
+        assert (await api.delete(f"/api/v1/sessions/{sid}", token=token)).status == 200
+    finally:
+        api.close()
+    second.proc.send_signal(signal.SIGTERM)
+    assert second.wait() == 0
+
+
+async def test_invalid_settings_stop_the_server_with_a_message(
+    server_process: Any, tmp_path: Path
+) -> None:
+    with pytest.raises(AssertionError, match="code_execution_timeout"):
+        server_process(tmp_path / "data", "--code-execution-timeout", "-1")
+
+
+async def test_culler_ends_old_sessions_and_idle_kernels(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path / "data",
+        max_session_age_hours=6 / 3600,  # six seconds
+        kernel_idle_timeout=0.5,
+        cull_interval=0.2,
+        kernel_pool_size={"python": 0},
+    )
+    async with running_server(settings) as running:
+        api = running.api
+        manager = running.server.manager
+        assert manager is not None
+        idle = (await api.create_session())["session_id"]
+        await api.execute(idle, "x = 1")
+        assert manager.kernels_running == 1
+        # Idle past the timeout: the kernel goes, the session stays.
+        await eventually(lambda: manager.kernels_running == 0, "the idle kernel to be shut down")
+        assert (await api.get(f"/api/v1/sessions/{idle}")).json["status"] == "active"
+        body = await api.execute(idle, "x")
+        assert body["new_kernel"] is True and body["error"]["ename"] == "NameError"
+        # Past the maximum age: the session ends.
+        await eventually(
+            lambda: _status(api, idle, "ended"), "the expired session to be ended"
+        )
+        details = (await api.get(f"/api/v1/sessions/{idle}")).json
+        assert details["end_reason"].startswith("expired")
+        assert manager.kernels_running == 0
+
+
+async def _status(api: Api, session_id: str, status: str) -> bool:
+    return (await api.get(f"/api/v1/sessions/{session_id}")).json["status"] == status

@@ -1,0 +1,42 @@
+"""Server-wide execution policy: the per-session rate limit and ENABLE_SERVER_EXECUTION."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.conftest import make_settings, running_server
+from tests.web.test_sessions_api import assert_error
+
+
+async def test_rate_limit_per_session_answers_429_with_retry_after(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", rate_limit_executions_per_minute=3)
+    async with running_server(settings) as running:
+        api = running.api
+        created = await api.create_session()
+        sid = created["session_id"]
+        for i in range(3):
+            assert (await api.execute(sid, f"{i}"))["status"] == "ok"
+        limited = await api.post(f"/api/v1/sessions/{sid}/execute", {"code": "4"})
+        assert_error(limited, 429, "rate_limited", sid, "3 times per minute")
+        retry_after = int(limited.headers["Retry-After"])
+        assert 1 <= retry_after <= 60
+        # Limits are per session: another interview is not held back.
+        other = (await api.create_session())["session_id"]
+        assert (await api.execute(other, "1"))["status"] == "ok"
+        # The refused run is not in the history.
+        history = await api.get(
+            f"/api/v1/sessions/{sid}/executions", token=created["host_token"]
+        )
+        assert history.json["total"] == 3
+
+
+async def test_execution_can_be_turned_off(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path / "data", enable_server_execution=False, kernel_pool_size={"python": 0}
+    )
+    async with running_server(settings) as running:
+        api = running.api
+        sid = (await api.create_session())["session_id"]
+        response = await api.post(f"/api/v1/sessions/{sid}/execute", {"code": "1"})
+        assert_error(response, 403, "execution_disabled", "ENABLE_SERVER_EXECUTION=false")
+        assert (await api.get("/api/v1/health")).json["kernels_running"] == 0
