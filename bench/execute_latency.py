@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import jupyter_client
+import kernelpad
 import psutil
 import tornado
 from jupyter_client.manager import AsyncKernelManager
@@ -78,7 +79,10 @@ class Stats:
     def of(cls, seconds: list[float]) -> Stats:
         ms = sorted(s * 1000 for s in seconds)
         p95 = ms[max(0, math.ceil(0.95 * len(ms)) - 1)]  # nearest rank
-        return cls(len(ms), statistics.median(ms), p95, ms[0], ms[-1])
+        return cls(
+            len(ms), round(statistics.median(ms), 3), round(p95, 3), round(ms[0], 3),
+            round(ms[-1], 3),
+        )
 
 
 # kernelpad servers
@@ -126,9 +130,12 @@ class Api:
         status, data = self.call(
             "POST", f"/api/v1/sessions/{session_id}/execute", {"code": code}
         )
-        if status != 200 or data.get("status") != "ok":
+        if status != 200:
+            raise BenchError(f"running {code!r} in session {session_id}: HTTP {status}, {data}")
+        if data.get("status") != "ok":
             raise BenchError(
-                f"running {code!r} in session {session_id} failed: HTTP {status}, {data}"
+                f"running {code!r} in session {session_id} ended {data.get('status')!r}"
+                f" instead of 'ok'; stderr: {data.get('stderr', '')[-500:]!r}"
             )
         return data
 
@@ -313,6 +320,7 @@ def machine_info() -> dict[str, Any]:
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "kernelpad": kernelpad.__version__,
         "jupyter_client": jupyter_client.__version__,
         "tornado": tornado.version,
     }
@@ -401,22 +409,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     with kernelpad_server(pool_size=0) as api:
         first["kernelpad_cold"] = first_result(api, args.repeats, pooled=False)
 
-    def median(series: Stats) -> float:
-        return series.median_ms
+    def ratio(a: Stats, b: Stats) -> float:
+        return a.median_ms / b.median_ms
 
     ratios = {
-        "trivial_kernelpad_over_jupyter_client": (
-            median(trivial["kernelpad_http"]) / median(trivial["jupyter_client"])
+        "trivial_kernelpad_over_jupyter_client": ratio(
+            trivial["kernelpad_http"], trivial["jupyter_client"]
         ),
-        "pooled_first_result_over_cold_kernel_start": (
-            median(first["kernelpad_pooled"]) / median(first["jupyter_client_cold_start"])
+        "pooled_first_result_over_cold_kernel_start": ratio(
+            first["kernelpad_pooled"], first["jupyter_client_cold_start"]
         ),
-        "pooled_first_result_over_kernelpad_cold_first_result": (
-            median(first["kernelpad_pooled"]) / median(first["kernelpad_cold"])
+        "pooled_first_result_over_kernelpad_cold_first_result": ratio(
+            first["kernelpad_pooled"], first["kernelpad_cold"]
         ),
-        "subprocess_over_kernelpad": (
-            median(trivial["subprocess"]) / median(trivial["kernelpad_http"])
-        ),
+        "subprocess_over_kernelpad": ratio(trivial["subprocess"], trivial["kernelpad_http"]),
     }
     return {
         "machine": machine_info(),
