@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 
 from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
@@ -54,13 +55,16 @@ class LocalKernel(KernelHandle):
         ]
         self._closed = False
 
-    async def _pump(self, name: str, channel: object) -> None:
+    async def _pump(self, name: str, channel: AsyncZMQSocketChannel) -> None:
         # Reading continuously, rather than on demand, means a message is never lost to a
         # cancelled read, and late messages of an interrupted run are simply skipped later.
-        get_msg = getattr(channel, "get_msg")
+        # It awaits recv_multipart() itself: get_msg() would poll first, a second wake-up per
+        # message on the hot path.
+        socket, session = channel.socket, channel.session
         while True:
             try:
-                msg = await get_msg()
+                _, parts = session.feed_identities(await socket.recv_multipart())
+                msg = session.deserialize(parts)
             except asyncio.CancelledError:
                 raise
             except Exception:  # socket closed under us: the kernel is going away
@@ -78,8 +82,9 @@ class LocalKernel(KernelHandle):
         except asyncio.QueueEmpty:
             pass
         try:
-            return await asyncio.wait_for(self._inbox.get(), timeout)
-        except asyncio.TimeoutError:
+            async with asyncio.timeout(timeout):
+                return await self._inbox.get()
+        except TimeoutError:
             return None
 
     async def is_alive(self) -> bool:

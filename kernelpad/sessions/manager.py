@@ -50,6 +50,8 @@ class SessionManager:
         self.pool = pool
         self.limiter = RateLimiter(settings.rate_limit_executions_per_minute)
         self._runners: dict[tuple[str, str], KernelRunner] = {}
+        # Language of each active session seen since start: a run needs no database read.
+        self._active: dict[str, str] = {}
         self._culler: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -99,6 +101,7 @@ class SessionManager:
             participants=[Participant("host-" + secrets.token_hex(4), host_name, "host", now)],
         )
         await self.store.add_session(session)
+        self._active[session.id] = session.language
         log.info("session %s: created by %s (%s)", session.id, host_name, session.language)
         return session, token
 
@@ -133,6 +136,7 @@ class SessionManager:
         return await self.get(session_id)
 
     async def _end(self, session_id: str, reason: str) -> None:
+        self._active.pop(session_id, None)
         await self.store.end_session(session_id, time.time(), reason)
         self.limiter.forget(session_id)
         runners = [key for key in self._runners if key[0] == session_id]
@@ -153,10 +157,8 @@ class SessionManager:
             raise ExecutionDisabled(
                 "Running code is turned off on this server (ENABLE_SERVER_EXECUTION=false)."
             )
-        session = await self.get(session_id)
-        if session.status != ACTIVE:
-            raise SessionEnded(f"Session {session_id} has ended; its code can no longer run.")
-        installed = self.registry.get(language or session.language)
+        session_language = await self._active_language(session_id)
+        installed = self.registry.get(language or session_language)
         self.limiter.hit(session_id)
 
         cap = self.settings.code_execution_timeout
@@ -221,6 +223,16 @@ class SessionManager:
             session_id, installed.language.id, result.status, execution.duration_ms,
         )
         return execution
+
+    async def _active_language(self, session_id: str) -> str:
+        """The language of an active session; raises if it is unknown or has ended."""
+        if session_id in self._active:
+            return self._active[session_id]
+        session = await self.get(session_id)
+        if session.status != ACTIVE:
+            raise SessionEnded(f"Session {session_id} has ended; its code can no longer run.")
+        self._active[session_id] = session.language
+        return session.language
 
     def _runner(self, session_id: str, language: InstalledLanguage) -> KernelRunner:
         key = (session_id, language.language.id)
