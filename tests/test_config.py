@@ -91,3 +91,11 @@ def test_entry_points_run() -> None:
     script = Path(sys.executable).with_name("kernelpad")
     version = subprocess.run([script, "--version"], capture_output=True, text=True, check=True)
     assert version.stdout.startswith("kernelpad ")
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    for name, field in Settings.model_fields.items():
+        assert f"`--{name.replace('_', '-')}`" in readme, name
+        for env in env_names(name, field):
+            assert f"`{env}`" in readme, env
