@@ -13,7 +13,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 export JUPYTER_PLATFORM_DIRS := 1
 
-.PHONY: setup run test bench system-deps clean
+.PHONY: setup run test bench lint system-deps clean
 
 setup: $(INSTALLED) $(ASSETS)
 
@@ -48,6 +48,12 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/execute_latency.py
+
+lint: setup
+	$(BIN)/pip install --quiet -e '.[lint]'
+	$(BIN)/ruff check kernelpad tests bench
+	$(BIN)/ruff format --check kernelpad tests bench
+	$(BIN)/mypy kernelpad
 
 clean:
 	rm -rf $(VENV) $(VENDOR) $(FRONTEND)/node_modules

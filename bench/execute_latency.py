@@ -46,10 +46,11 @@ from pathlib import Path
 from typing import Any
 
 import jupyter_client
-import kernelpad
 import psutil
 import tornado
 from jupyter_client.manager import AsyncKernelManager
+
+import kernelpad
 
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 
@@ -80,7 +81,10 @@ class Stats:
         ms = sorted(s * 1000 for s in seconds)
         p95 = ms[max(0, math.ceil(0.95 * len(ms)) - 1)]  # nearest rank
         return cls(
-            len(ms), round(statistics.median(ms), 3), round(p95, 3), round(ms[0], 3),
+            len(ms),
+            round(statistics.median(ms), 3),
+            round(p95, 3),
+            round(ms[0], 3),
             round(ms[-1], 3),
         )
 
@@ -101,7 +105,10 @@ class Api:
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
     def call(
-        self, method: str, path: str, body: dict[str, Any] | None = None,
+        self,
+        method: str,
+        path: str,
+        body: dict[str, Any] | None = None,
         token: str | None = None,
     ) -> tuple[int, dict[str, Any]]:
         headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -127,9 +134,7 @@ class Api:
         return data["session_id"], data["host_token"]
 
     def execute(self, session_id: str, code: str) -> dict[str, Any]:
-        status, data = self.call(
-            "POST", f"/api/v1/sessions/{session_id}/execute", {"code": code}
-        )
+        status, data = self.call("POST", f"/api/v1/sessions/{session_id}/execute", {"code": code})
         if status != 200:
             raise BenchError(f"running {code!r} in session {session_id}: HTTP {status}, {data}")
         if data.get("status") != "ok":
@@ -162,14 +167,24 @@ def kernelpad_server(pool_size: int | None = None) -> Iterator[Api]:
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="kpbench-data-")
     cmd = [
-        sys.executable, "-m", "kernelpad", "--port", str(port), "--data-dir", data_dir,
-        "--rate-limit-executions-per-minute", "0", "--log-level", "WARNING",
+        sys.executable,
+        "-m",
+        "kernelpad",
+        "--port",
+        str(port),
+        "--data-dir",
+        data_dir,
+        "--rate-limit-executions-per-minute",
+        "0",
+        "--log-level",
+        "WARNING",
     ]
     if pool_size is not None:
         cmd += ["--kernel-pool-size", json.dumps({"python": pool_size})]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     api: Api | None = None
     try:
+
         def answers() -> bool:
             if proc.poll() is not None:
                 raise BenchError(f"kernelpad exited with code {proc.returncode} on start")
@@ -197,9 +212,7 @@ def kernelpad_server(pool_size: int | None = None) -> Iterator[Api]:
 
 
 def wait_for_pool(api: Api) -> None:
-    wait_until(
-        lambda: api.health()["kernels_pooled"] >= 1, POOL_READY_TIMEOUT, "a pooled kernel"
-    )
+    wait_until(lambda: api.health()["kernels_pooled"] >= 1, POOL_READY_TIMEOUT, "a pooled kernel")
 
 
 # 1. Trivial run on a warm kernel
@@ -226,7 +239,9 @@ def kernelpad_trivial(api: Api, runs: int, warmup: int) -> tuple[Stats, Stats]:
 async def jupyter_kernel(workdir: Path, name: str) -> Any:
     """A started kernel and a ready client, over ipc sockets under ``workdir``."""
     km = AsyncKernelManager(
-        kernel_name="python3", transport="ipc", ip=str(workdir / name),
+        kernel_name="python3",
+        transport="ipc",
+        ip=str(workdir / name),
         connection_file=str(workdir / f"{name}.json"),
     )
     await km.start_kernel()
@@ -242,6 +257,7 @@ async def jupyter_kernel(workdir: Path, name: str) -> Any:
 
 async def jupyter_trivial(workdir: Path, runs: int, warmup: int) -> Stats:
     async with jupyter_kernel(workdir, "warm") as kc:
+
         async def run() -> None:
             reply = await kc.execute_interactive(TRIVIAL_CODE, output_hook=lambda m: None)
             if reply["content"]["status"] != "ok":
@@ -261,9 +277,7 @@ def subprocess_trivial(runs: int, warmup: int) -> Stats:
     times: list[float] = []
     for i in range(warmup + runs):
         start = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-c", "print(1+1)"], capture_output=True, text=True
-        )
+        done = subprocess.run([sys.executable, "-c", "print(1+1)"], capture_output=True, text=True)
         elapsed = time.perf_counter() - start
         if done.returncode != 0 or done.stdout.strip() != "2":
             raise BenchError(f"subprocess run failed: {done.returncode} {done.stderr!r}")
@@ -293,7 +307,9 @@ async def jupyter_cold_start(workdir: Path, repeats: int) -> Stats:
     times: list[float] = []
     for i in range(repeats):
         km = AsyncKernelManager(
-            kernel_name="python3", transport="ipc", ip=str(workdir / f"c{i}"),
+            kernel_name="python3",
+            transport="ipc",
+            ip=str(workdir / f"c{i}"),
             connection_file=str(workdir / f"c{i}.json"),
         )
         start = time.perf_counter()
@@ -314,7 +330,7 @@ async def jupyter_cold_start(workdir: Path, repeats: int) -> Stats:
 
 def machine_info() -> dict[str, Any]:
     return {
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
         "cpu_count_physical": psutil.cpu_count(logical=False),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
@@ -393,9 +409,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         workdir = Path(tmp)
         print("jupyter_client: trivial runs and cold starts ...", flush=True)
         trivial["jupyter_client"] = asyncio.run(jupyter_trivial(workdir, args.runs, args.warmup))
-        first["jupyter_client_cold_start"] = asyncio.run(
-            jupyter_cold_start(workdir, args.repeats)
-        )
+        first["jupyter_client_cold_start"] = asyncio.run(jupyter_cold_start(workdir, args.repeats))
     print("new process per run ...", flush=True)
     trivial["subprocess"] = subprocess_trivial(args.subprocess_runs, warmup=3)
     print("kernelpad with its kernel pool ...", flush=True)

@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, field in Settings.model_fields.items():
         default = field.default
         if isinstance(default, (list, dict)):
-            default = pydantic.TypeAdapter(field.annotation).dump_json(default).decode()
+            default = json.dumps(default)
         parser.add_argument(
             "--" + name.replace("_", "-"),
             dest=name,

@@ -59,8 +59,10 @@ class Settings(BaseSettings):
         24.0, "Sessions older than this are ended.", original="MAX_SESSION_AGE_HOURS", gt=0
     )
     max_participants_per_session: int = setting(
-        10, "Default and upper bound of a session's participants.",
-        original="MAX_PARTICIPANTS_PER_SESSION", ge=1,
+        10,
+        "Default and upper bound of a session's participants.",
+        original="MAX_PARTICIPANTS_PER_SESSION",
+        ge=1,
     )
     cull_interval: float = setting(
         60.0, "Seconds between sweeps for expired sessions and idle kernels.", gt=0
@@ -71,12 +73,16 @@ class Settings(BaseSettings):
         True, "Allow running code at all.", original="ENABLE_SERVER_EXECUTION"
     )
     code_execution_timeout: float = setting(
-        5.0, "Longest run in seconds; caps a request's time_limit.",
-        original="CODE_EXECUTION_TIMEOUT", gt=0,
+        5.0,
+        "Longest run in seconds; caps a request's time_limit.",
+        original="CODE_EXECUTION_TIMEOUT",
+        gt=0,
     )
     code_max_output_size: int = setting(
-        10_000, "Characters of stdout plus stderr kept per run.",
-        original="CODE_MAX_OUTPUT_SIZE", ge=100,
+        10_000,
+        "Characters of stdout plus stderr kept per run.",
+        original="CODE_MAX_OUTPUT_SIZE",
+        ge=100,
     )
     output_flood_limit: int = setting(
         1_000_000,
@@ -85,8 +91,10 @@ class Settings(BaseSettings):
     )
     max_code_size: int = setting(100_000, "Longest code accepted per run, in characters.", ge=1)
     rate_limit_executions_per_minute: int = setting(
-        10, "Runs per session per minute (0: no limit).",
-        original="RATE_LIMIT_EXECUTIONS_PER_MINUTE", ge=0,
+        10,
+        "Runs per session per minute (0: no limit).",
+        original="RATE_LIMIT_EXECUTIONS_PER_MINUTE",
+        ge=0,
     )
     execution_queue_size: int = setting(
         4, "Runs that may wait for a busy kernel; more are refused with HTTP 409.", ge=0
@@ -100,8 +108,9 @@ class Settings(BaseSettings):
         {"python": 1}, "Pre-started kernels kept ready per language (JSON object)."
     )
     kernel_idle_timeout: float = setting(
-        1800.0, "Seconds a session's kernel may sit idle before it is shut down (0: never)."
-        , ge=0,
+        1800.0,
+        "Seconds a session's kernel may sit idle before it is shut down (0: never).",
+        ge=0,
     )
     kernel_start_timeout: float = setting(60.0, "Seconds a kernel has to start.", gt=0)
 

@@ -193,10 +193,15 @@ class ServerProcess:
         self._log_file = open(self.log, "wb")  # noqa: SIM115 - closed in wait()
         self.proc = subprocess.Popen(
             [
-                sys.executable, "-m", "kernelpad",
-                "--port", str(self.port),
-                "--data-dir", str(data_dir),
-                "--rate-limit-executions-per-minute", "0",
+                sys.executable,
+                "-m",
+                "kernelpad",
+                "--port",
+                str(self.port),
+                "--data-dir",
+                str(data_dir),
+                "--rate-limit-executions-per-minute",
+                "0",
                 *args,
             ],
             stdout=self._log_file,
@@ -209,8 +214,9 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError(f"server exited: {self.log.read_text()}")
-            with contextlib.suppress(OSError), socket.create_connection(
-                ("127.0.0.1", self.port), timeout=0.5
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5),
             ):
                 return
             time.sleep(0.1)

@@ -126,9 +126,7 @@ async def test_culler_ends_old_sessions_and_idle_kernels(tmp_path: Path) -> None
         body = await api.execute(idle, "x")
         assert body["new_kernel"] is True and body["error"]["ename"] == "NameError"
         # Past the maximum age: the session ends.
-        await eventually(
-            lambda: _status(api, idle, "ended"), "the expired session to be ended"
-        )
+        await eventually(lambda: _status(api, idle, "ended"), "the expired session to be ended")
         details = (await api.get(f"/api/v1/sessions/{idle}")).json
         assert details["end_reason"].startswith("expired")
         assert manager.kernels_running == 0

@@ -1,9 +1,9 @@
 """Running one piece of code in a kernel, within limits, over raw Jupyter messages.
 
-The flow follows the Jupyter messaging protocol: an ``execute_request`` on the shell channel, then
-``stream``, ``display_data``, ``execute_result`` and ``error`` messages on IOPub, and the run is done
-once both the ``execute_reply`` and the ``status: idle`` for the request have arrived. Limits are
-enforced here, the same way for every back-end:
+The flow follows the Jupyter messaging protocol: an ``execute_request`` on the shell channel,
+then ``stream``, ``display_data``, ``execute_result`` and ``error`` messages on IOPub; the run
+is done once both the ``execute_reply`` and the ``status: idle`` for the request have arrived.
+Limits are enforced here, the same way for every back-end:
 
 * time: when ``time_limit`` expires the kernel is interrupted (its state kept); if it does not
   answer within ``interrupt_grace`` the run is reported as needing a restart;

@@ -15,7 +15,7 @@ import shutil
 import uuid
 from pathlib import Path
 
-from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
@@ -74,7 +74,10 @@ class LocalKernel(KernelHandle):
             self._inbox.put_nowait((name, msg))
 
     def execute_request(self, code: str) -> str:
-        return self._client.execute(code, silent=False, store_history=True, allow_stdin=False)
+        msg_id: str = self._client.execute(
+            code, silent=False, store_history=True, allow_stdin=False
+        )
+        return msg_id
 
     async def receive(self, timeout: float) -> tuple[str, Message] | None:
         try:

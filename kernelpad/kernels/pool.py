@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 
 from kernelpad.kernels.base import KernelBackend, KernelHandle
@@ -52,7 +53,7 @@ class KernelPool:
         for _ in range(missing):
             task = asyncio.create_task(self.backend.start(language))
             self._starting[lang].append(task)
-            task.add_done_callback(lambda t, lang=lang: self._started(lang, t))
+            task.add_done_callback(functools.partial(self._started, lang))
 
     def _started(self, lang: str, task: asyncio.Task[KernelHandle]) -> None:
         if task not in self._starting[lang]:

@@ -92,7 +92,9 @@ class KernelRunner:
     async def _replace_kernel(self, reason: str) -> None:
         old, self.kernel = self.kernel, None
         log.warning(
-            "session %s: restarting its %s kernel (%s)", self.label, self.language.language.id,
+            "session %s: restarting its %s kernel (%s)",
+            self.label,
+            self.language.language.id,
             reason,
         )
         if old is not None:

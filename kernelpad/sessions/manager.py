@@ -174,7 +174,8 @@ class SessionManager:
         result = report.result
         name = installed.language.display_name
         notices = []
-        if report.new_kernel and await self.store.count_executions(session_id, installed.language.id):
+        language_id = installed.language.id
+        if report.new_kernel and await self.store.count_executions(session_id, language_id):
             notices.append(
                 f"This run started a new {name} kernel: variables from earlier runs are gone"
                 " (the server restarted or the idle kernel was shut down)."
@@ -220,7 +221,10 @@ class SessionManager:
         await self.store.add_execution(execution)
         log.info(
             "session %s: %s run %s in %.1f ms",
-            session_id, installed.language.id, result.status, execution.duration_ms,
+            session_id,
+            installed.language.id,
+            result.status,
+            execution.duration_ms,
         )
         return execution
 

@@ -85,7 +85,7 @@ class SchemaTooNew(RuntimeError):
 
 def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
     """Bring the schema of ``conn`` up to date; return the version it is at."""
-    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
     latest = migrations[-1].version if migrations else 0
     if current > latest:
         raise SchemaTooNew(

@@ -18,9 +18,7 @@ class RateLimiter:
     def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.per_minute = per_minute
         self._clock = clock
-        self._hits: dict[str, collections.deque[float]] = collections.defaultdict(
-            collections.deque
-        )
+        self._hits: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
 
     def hit(self, key: str) -> None:
         """Count a run for ``key``, or raise :class:`RateLimited` saying when to retry."""

@@ -85,8 +85,17 @@ class SessionStore:
             self.conn.execute(
                 f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
-                    s.id, s.name, s.host_name, s.language, s.code, s.max_participants,
-                    s.host_token_hash, s.created_at, s.last_activity, s.status, s.ended_at,
+                    s.id,
+                    s.name,
+                    s.host_name,
+                    s.language,
+                    s.code,
+                    s.max_participants,
+                    s.host_token_hash,
+                    s.created_at,
+                    s.last_activity,
+                    s.status,
+                    s.ended_at,
                     s.end_reason,
                 ),
             )
@@ -175,9 +184,11 @@ class SessionStore:
         return await self._call(self._count_sessions, status)
 
     def _count_sessions(self, status: str) -> int:
-        return self.conn.execute(
-            "SELECT count(*) FROM sessions WHERE status = ?", (status,)
-        ).fetchone()[0]
+        return int(
+            self.conn.execute(
+                "SELECT count(*) FROM sessions WHERE status = ?", (status,)
+            ).fetchone()[0]
+        )
 
     # Executions
 
@@ -222,10 +233,12 @@ class SessionStore:
         return await self._call(self._count_executions, session_id, language)
 
     def _count_executions(self, session_id: str, language: str) -> int:
-        return self.conn.execute(
-            "SELECT count(*) FROM executions WHERE session_id = ? AND language = ?",
-            (session_id, language),
-        ).fetchone()[0]
+        return int(
+            self.conn.execute(
+                "SELECT count(*) FROM executions WHERE session_id = ? AND language = ?",
+                (session_id, language),
+            ).fetchone()[0]
+        )
 
     @staticmethod
     def _execution(row: sqlite3.Row) -> Execution:

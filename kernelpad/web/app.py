@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import tornado.web
 
@@ -43,9 +45,7 @@ def route_pattern(template: str) -> str:
 
 
 def make_app(settings: Settings, manager: SessionManager) -> tornado.web.Application:
-    handlers: list[tornado.web.URLSpec | tuple[object, ...]] = [
-        tornado.web.url(route_pattern(path), handler) for path, handler in API_ROUTES
-    ]
+    handlers: list[Any] = [(route_pattern(path), handler) for path, handler in API_ROUTES]
     handlers += [
         (r"/openapi\.json", OpenAPIHandler),
         (r"/docs/?", SwaggerHandler),
@@ -67,8 +67,6 @@ def make_app(settings: Settings, manager: SessionManager) -> tornado.web.Applica
 
 
 def _log_request(handler: tornado.web.RequestHandler) -> None:
-    import logging
-
     status = handler.get_status()
     level = logging.WARNING if status >= 500 else logging.DEBUG
     logging.getLogger("kernelpad.access").log(

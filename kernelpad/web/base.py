@@ -84,11 +84,13 @@ class ApiHandler(tornado.web.RequestHandler):
 
     @property
     def kp_settings(self) -> Settings:
-        return self.application.settings["kernelpad"]
+        settings: Settings = self.application.settings["kernelpad"]
+        return settings
 
     @property
     def manager(self) -> SessionManager:
-        return self.application.settings["manager"]
+        manager: SessionManager = self.application.settings["manager"]
+        return manager
 
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
@@ -135,7 +137,9 @@ class ApiHandler(tornado.web.RequestHandler):
         try:
             data = json.loads(raw or b"null")
         except ValueError as exc:
-            raise ApiError(400, "invalid_json", f"The request body is not valid JSON: {exc}.")
+            raise ApiError(
+                400, "invalid_json", f"The request body is not valid JSON: {exc}."
+            ) from None
         if not isinstance(data, dict):
             raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
         return self._validate(model, data, "body")
@@ -159,7 +163,9 @@ class ApiHandler(tornado.web.RequestHandler):
                 for err in exc.errors(include_url=False, include_input=False)
             ]
             summary = "; ".join(f"{d['field']}: {d['problem']}" for d in details)
-            raise ApiError(422, "validation_error", f"Invalid {where}: {summary}.", details)
+            raise ApiError(
+                422, "validation_error", f"Invalid {where}: {summary}.", details
+            ) from None
 
     def bearer_token(self) -> str | None:
         header = self.request.headers.get("Authorization", "")

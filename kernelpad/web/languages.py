@@ -10,9 +10,7 @@ TAGS = ("languages",)
 
 
 class LanguagesHandler(ApiHandler):
-    @operation(
-        "Languages whose kernels are installed", responses={200: LanguageList}, tags=TAGS
-    )
+    @operation("Languages whose kernels are installed", responses={200: LanguageList}, tags=TAGS)
     async def get(self) -> None:
         languages = [LanguageOut.of(item) for item in self.manager.registry.installed()]
         self.respond(LanguageList(languages=languages))

@@ -12,7 +12,7 @@ from http import HTTPStatus
 from typing import Any
 
 import pydantic
-from pydantic.json_schema import models_json_schema
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from kernelpad.web.base import Operation
 
@@ -33,15 +33,14 @@ def _operations(routes: list[tuple[str, type]]) -> list[tuple[str, str, Operatio
 def build_openapi(routes: list[tuple[str, type]], title: str, version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the handlers in ``routes`` (path template, handler class)."""
     operations = _operations(routes)
-    models: dict[type[pydantic.BaseModel], str] = {}
+    models: dict[type[pydantic.BaseModel], JsonSchemaMode] = {}
     for _, _, op in operations:
         if op.body is not None:
             models[op.body] = "validation"
         for model in op.responses.values():
             if model is not None:
                 models.setdefault(model, "serialization")
-    keyed = [(model, mode) for model, mode in models.items()]
-    refs, top = models_json_schema(keyed, ref_template=REF)  # type: ignore[arg-type]
+    refs, top = models_json_schema(list(models.items()), ref_template=REF)
 
     paths: dict[str, dict[str, Any]] = {}
     for path, method, op in operations:

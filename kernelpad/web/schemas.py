@@ -6,7 +6,7 @@ fields, so a typo gets a message naming it instead of being silently ignored.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.sessions.models import Execution, Participant, Session
 
+
 def utc(timestamp: float | None) -> datetime | None:
-    return None if timestamp is None else datetime.fromtimestamp(timestamp, timezone.utc)
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 
 class RequestModel(BaseModel):
@@ -67,8 +68,8 @@ class ParticipantOut(BaseModel):
         return cls(
             client_id=p.client_id,
             display_name=p.display_name,
-            role=p.role,  # type: ignore[arg-type]
-            joined_at=utc(p.joined_at),  # type: ignore[arg-type]
+            role=p.role,
+            joined_at=utc(p.joined_at),
             left_at=utc(p.left_at),
         )
 
@@ -94,11 +95,11 @@ class SessionSummary(BaseModel):
             session_name=s.name,
             host_name=s.host_name,
             language=s.language,
-            status=s.status,  # type: ignore[arg-type]
+            status=s.status,
             participant_count=participant_count,
             max_participants=s.max_participants,
-            created_at=utc(s.created_at),  # type: ignore[arg-type]
-            last_activity=utc(s.last_activity),  # type: ignore[arg-type]
+            created_at=utc(s.created_at),
+            last_activity=utc(s.last_activity),
             join_url=f"{public_url}/s/{s.id}",
         )
 
@@ -228,7 +229,7 @@ class ExecutionOut(BaseModel):
             session_id=e.session_id,
             language=e.language,
             code=e.code,
-            status=e.status,  # type: ignore[arg-type]
+            status=e.status,
             stdout=e.stdout,
             stderr=e.stderr,
             outputs=e.outputs,
@@ -243,8 +244,8 @@ class ExecutionOut(BaseModel):
             new_kernel=e.new_kernel,
             output_truncated=e.output_truncated,
             notices=e.notices,
-            started_at=utc(e.started_at),  # type: ignore[arg-type]
-            finished_at=utc(e.finished_at),  # type: ignore[arg-type]
+            started_at=utc(e.started_at),
+            finished_at=utc(e.finished_at),
         )
 
 

@@ -57,9 +57,7 @@ class SessionsHandler(ApiHandler):
 
 
 class SessionHandler(ApiHandler):
-    @operation(
-        "A session's details", responses={200: SessionOut, 404: ErrorResponse}, tags=TAGS
-    )
+    @operation("A session's details", responses={200: SessionOut, 404: ErrorResponse}, tags=TAGS)
     async def get(self, session_id: str) -> None:
         session = await self.manager.get(session_id)
         self.respond(SessionOut.of_session(session, self.kp_settings.public_url))
@@ -105,9 +103,7 @@ class ExecuteHandler(ApiHandler):
             raise InvalidValue(
                 f"The code is {len(req.code)} characters long; the limit is {limit}."
             )
-        execution = await self.manager.execute(
-            session_id, req.code, req.language, req.time_limit
-        )
+        execution = await self.manager.execute(session_id, req.code, req.language, req.time_limit)
         self.respond(ExecutionOut.of(execution))
 
 

@@ -86,6 +86,7 @@ async def test_close_shuts_down_ready_and_starting_kernels(
     assert pool.ready_count == 0
     assert all(pid is not None and gone(pid) for pid in ready)
     assert not [
-        p for p in psutil.Process().children(recursive=True)
+        p
+        for p in psutil.Process().children(recursive=True)
         if "ipykernel_launcher" in " ".join(p.cmdline())
     ]

@@ -78,7 +78,8 @@ async def test_variables_persist_between_runs(api: Api, session: dict[str, Any])
 
 async def test_rich_outputs_keep_the_whole_mime_bundle(api: Api, session: dict[str, Any]) -> None:
     png = (
-        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+        "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk"
+        "+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
     )
     code = (
         "from IPython.display import display, HTML\n"
@@ -92,9 +93,7 @@ async def test_rich_outputs_keep_the_whole_mime_bundle(api: Api, session: dict[s
     assert "text/plain" in shown[1]["data"]
 
 
-async def test_errors_come_back_structured_and_on_stderr(
-    api: Api, session: dict[str, Any]
-) -> None:
+async def test_errors_come_back_structured_and_on_stderr(api: Api, session: dict[str, Any]) -> None:
     body = await api.execute(session["session_id"], "1 / 0")
     assert body["status"] == "error"
     assert body["error"]["ename"] == "ZeroDivisionError"
@@ -170,9 +169,7 @@ async def test_kernel_killed_from_outside_mid_run(server: RunningServer, api: Ap
     await api.execute(sid, "1")
     pid = kernel_pid(server, sid)
     run = asyncio.create_task(api.execute(sid, "import time\ntime.sleep(20)", time_limit=3000))
-    await eventually(
-        lambda: _is_busy(api), "the run to start"
-    )
+    await eventually(lambda: _is_busy(api), "the run to start")
     os.kill(pid, signal.SIGKILL)
     body = await run
     assert body["status"] == "kernel_died"
@@ -237,9 +234,7 @@ async def test_one_run_at_a_time_and_a_bounded_queue(api: Api) -> None:
     first = asyncio.create_task(api.execute(sid, "time.sleep(1.5)\nprint('first')"))
     await eventually(lambda: _is_busy(api), "the first run to start")
     second = asyncio.create_task(api.execute(sid, "print('second')"))
-    await eventually(
-        lambda: _queued(api), "the second run to queue"
-    )
+    await eventually(lambda: _queued(api), "the second run to queue")
     refused = await api.post(f"/api/v1/sessions/{sid}/execute", {"code": "print('third')"})
     assert_error(refused, 409, "queue_full", sid, "busy")
     one, two = await first, await second

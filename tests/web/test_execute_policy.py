@@ -24,9 +24,7 @@ async def test_rate_limit_per_session_answers_429_with_retry_after(tmp_path: Pat
         other = (await api.create_session())["session_id"]
         assert (await api.execute(other, "1"))["status"] == "ok"
         # The refused run is not in the history.
-        history = await api.get(
-            f"/api/v1/sessions/{sid}/executions", token=created["host_token"]
-        )
+        history = await api.get(f"/api/v1/sessions/{sid}/executions", token=created["host_token"])
         assert history.json["total"] == 3
 
 

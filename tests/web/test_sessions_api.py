@@ -97,9 +97,7 @@ async def test_host_token_is_never_shown_again(api: Api) -> None:
 async def test_create_rejects_invalid_fields_naming_them(
     api: Api, body: dict[str, Any], field: str
 ) -> None:
-    error = assert_error(
-        await api.post("/api/v1/sessions", body), 422, "validation_error", field
-    )
+    error = assert_error(await api.post("/api/v1/sessions", body), 422, "validation_error", field)
     assert error["details"][0]["field"] == field
 
 
@@ -156,8 +154,13 @@ async def test_list_sessions_paginates_newest_first(api: Api) -> None:
 
 @pytest.mark.parametrize(
     ("query", "field"),
-    [("limit=0", "limit"), ("limit=abc", "limit"), ("offset=-1", "offset"),
-     ("status=gone", "status"), ("colour=red", "colour")],
+    [
+        ("limit=0", "limit"),
+        ("limit=abc", "limit"),
+        ("offset=-1", "offset"),
+        ("status=gone", "status"),
+        ("colour=red", "colour"),
+    ],
 )
 async def test_list_rejects_bad_query(api: Api, query: str, field: str) -> None:
     assert_error(await api.get(f"/api/v1/sessions?{query}"), 422, "validation_error", field)
