@@ -14,7 +14,8 @@ import pydantic
 
 from kernelpad import __version__
 from kernelpad.config import Settings, env_names
-from kernelpad.server import serve
+from kernelpad.server import CannotListen, serve
+from kernelpad.sessions.migrations import SchemaTooNew
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,4 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     # jupyter_core warns on every run until this is the default; the new paths are what we want.
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except (CannotListen, SchemaTooNew) as exc:
+        sys.exit(f"kernelpad: {exc}")

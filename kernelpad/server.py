@@ -11,6 +11,7 @@ import asyncio
 import logging
 import shutil
 import signal
+import socket
 import tempfile
 from pathlib import Path
 
@@ -28,6 +29,10 @@ from kernelpad.web.app import make_app
 log = logging.getLogger(__name__)
 
 
+class CannotListen(RuntimeError):
+    """The address or port cannot be served (most often: already in use)."""
+
+
 class KernelpadServer:
     """Starts and stops everything one kernelpad process holds."""
 
@@ -39,10 +44,19 @@ class KernelpadServer:
         self.http: tornado.httpserver.HTTPServer | None = None
         self.port: int | None = None
         self._runtime_dir: Path | None = None
+        self._sockets: list[socket.socket] = []
 
     async def start(self) -> int:
         """Open the database, find the languages, fill the pool, listen; return the port."""
         settings = self.settings
+        # Claim the port first: a port in use should fail before any kernel starts.
+        try:
+            self._sockets = tornado.netutil.bind_sockets(settings.port, settings.host)
+        except OSError as exc:
+            raise CannotListen(
+                f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
+            ) from exc
+        self.port = self._sockets[0].getsockname()[1]
         version = await self.store.open()
         log.info("database %s at schema version %d", settings.database_path, version)
         await self.registry.refresh()
@@ -62,9 +76,7 @@ class KernelpadServer:
         self.http = tornado.httpserver.HTTPServer(
             app, max_body_size=max(64 * 1024 * 1024, 4 * settings.max_request_size), xheaders=True
         )
-        sockets = tornado.netutil.bind_sockets(settings.port, settings.host)
-        self.http.add_sockets(sockets)
-        self.port = sockets[0].getsockname()[1]
+        self.http.add_sockets(self._sockets)
         log.info("%s listening on http://%s:%d", settings.app_name, settings.host, self.port)
         return self.port
 
@@ -73,6 +85,9 @@ class KernelpadServer:
         if self.http is not None:
             self.http.stop()
             await self.http.close_all_connections()
+        else:
+            for sock in self._sockets:
+                sock.close()
         if self.manager is not None:
             await self.manager.close()
         await self.store.close()

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +138,65 @@ async def test_culler_ends_old_sessions_and_idle_kernels(tmp_path: Path) -> None
 
 async def _status(api: Api, session_id: str, status: str) -> bool:
     return (await api.get(f"/api/v1/sessions/{session_id}")).json["status"] == status
+
+
+def kernels_of_this_process() -> list[int]:
+    return [
+        child.pid
+        for child in psutil.Process().children(recursive=True)
+        if "ipykernel_launcher" in " ".join(child.cmdline()) and not gone(child.pid)
+    ]
+
+
+async def test_ending_a_session_while_its_kernel_starts_leaves_no_kernel(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", kernel_pool_size={"python": 0})
+    async with running_server(settings) as running:
+        api = running.api
+        created = await api.create_session()
+        sid = created["session_id"]
+        run = asyncio.create_task(api.post(f"/api/v1/sessions/{sid}/execute", {"code": "1"}))
+        # The run holds the session's kernel slot while a cold kernel boots.
+        await eventually(
+            lambda: (
+                running.server.manager is not None
+                and running.server.manager.executions_running == 1
+            ),
+            "the run to start",
+        )
+        ended = await api.delete(f"/api/v1/sessions/{sid}", token=created["host_token"])
+        assert ended.status == 200
+        response = await run
+        assert response.status == 409
+        assert response.json["error"]["code"] == "session_ended"
+        await eventually(lambda: not kernels_of_this_process(), "no kernel to be left")
+
+
+def test_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "kernelpad", "--port", str(port), "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_database_of_a_newer_kernelpad_is_a_clear_error(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "kernelpad.sqlite")
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "kernelpad", "--port", "0", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "schema version 99" in result.stderr
+    assert "Traceback" not in result.stderr

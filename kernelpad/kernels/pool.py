@@ -7,6 +7,7 @@ import collections
 import functools
 import logging
 
+from kernelpad.errors import KernelStartFailed
 from kernelpad.kernels.base import KernelBackend, KernelHandle
 from kernelpad.kernels.languages import InstalledLanguage, LanguageRegistry
 
@@ -74,6 +75,10 @@ class KernelPool:
     async def acquire(self, language: InstalledLanguage) -> KernelHandle:
         """A started kernel for ``language``, now if one is ready."""
         lang = language.language.id
+        if self._closed:
+            raise KernelStartFailed(
+                f"No {language.language.display_name} kernel: kernelpad is shutting down."
+            )
         try:
             while self._ready[lang]:
                 kernel = self._ready[lang].popleft()

@@ -7,7 +7,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from kernelpad.errors import QueueFull
+from kernelpad.errors import QueueFull, SessionEnded
 from kernelpad.kernels.base import KernelHandle
 from kernelpad.kernels.execution import ExecutionResult, Limits, run_code
 from kernelpad.kernels.languages import InstalledLanguage
@@ -61,13 +61,18 @@ class KernelRunner:
         """Runs queued behind the one in progress."""
         return self._waiting
 
-    async def run(self, code: str, limits: Limits) -> RunReport:
-        name = self.language.language.display_name
+    def check_room(self) -> None:
+        """Raise :class:`QueueFull` if a run now would find the queue full."""
         if self._lock.locked() and self._waiting >= self.queue_size:
             raise QueueFull(
-                f"The {name} kernel of session {self.label} is busy and {self._waiting} run(s)"
-                f" are already waiting (the limit is {self.queue_size}); try again when it is free."
+                f"The {self.language.language.display_name} kernel of session {self.label} is"
+                f" busy and {self._waiting} run(s) are already waiting (the limit is"
+                f" {self.queue_size}); try again when it is free."
             )
+
+    async def run(self, code: str, limits: Limits) -> RunReport:
+        """Run ``code`` once the runs before it are done."""
+        self.check_room()
         queued_at = time.monotonic()
         self._waiting += 1
         try:
@@ -78,7 +83,7 @@ class KernelRunner:
             queued = time.monotonic() - queued_at
             new_kernel = self.kernel is None
             if self.kernel is None:
-                self.kernel = await self.pool.acquire(self.language)
+                self.kernel = await self._acquire()
             result = await run_code(self.kernel, code, limits)
             restarted = False
             if result.needs_restart and not self._closed:
@@ -100,10 +105,18 @@ class KernelRunner:
         if old is not None:
             await old.shutdown()
         try:
-            self.kernel = await self.pool.acquire(self.language)
+            self.kernel = await self._acquire()
         except Exception:
             # The next run tries again; this one has its result already.
             log.exception("session %s: no new %s kernel", self.label, self.language.language.id)
+
+    async def _acquire(self) -> KernelHandle:
+        kernel = await self.pool.acquire(self.language)
+        if self._closed:
+            # Closed while the kernel started: it must not outlive the session.
+            await kernel.shutdown()
+            raise SessionEnded(f"Session {self.label} ended while its kernel was starting.")
+        return kernel
 
     async def close(self) -> None:
         """Shut the kernel down; a run in progress ends as ``kernel_died``."""

@@ -159,6 +159,9 @@ class SessionManager:
             )
         session_language = await self._active_language(session_id)
         installed = self.registry.get(language or session_language)
+        runner = self._runner(session_id, installed)
+        # A run refused for a full queue does not count against the rate limit.
+        runner.check_room()
         self.limiter.hit(session_id)
 
         cap = self.settings.code_execution_timeout
@@ -170,7 +173,7 @@ class SessionManager:
             flood_limit=self.settings.output_flood_limit,
         )
         started_at = time.time()
-        report = await self._runner(session_id, installed).run(code, limits)
+        report = await runner.run(code, limits)
         result = report.result
         name = installed.language.display_name
         notices = []
