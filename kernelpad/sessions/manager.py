@@ -21,7 +21,7 @@ from kernelpad.errors import (
 from kernelpad.kernels.execution import Limits
 from kernelpad.kernels.languages import InstalledLanguage, LanguageRegistry
 from kernelpad.kernels.pool import KernelPool
-from kernelpad.kernels.runner import KernelRunner
+from kernelpad.kernels.runner import KernelRunner, RunReport
 from kernelpad.sessions.models import ACTIVE, Execution, Participant, Session
 from kernelpad.sessions.ratelimit import RateLimiter
 from kernelpad.sessions.store import SessionStore
@@ -175,27 +175,15 @@ class SessionManager:
         started_at = time.time()
         report = await runner.run(code, limits)
         result = report.result
-        name = installed.language.display_name
-        notices = []
-        language_id = installed.language.id
-        if report.new_kernel and await self.store.count_executions(session_id, language_id):
-            notices.append(
-                f"This run started a new {name} kernel: variables from earlier runs are gone"
-                " (the server restarted or the idle kernel was shut down)."
-            )
-        if result.timed_out:
-            notices.append(
-                f"The run passed its time limit of {time_limit:g} s and was interrupted."
-            )
-        elif result.status == "output_limit":
-            notices.append(
-                f"The run kept printing past the output limit of"
-                f" {limits.max_output} characters and was interrupted."
-            )
-        if report.kernel_restarted:
-            why = "died" if result.status == "kernel_died" else "did not stop when interrupted"
-            notices.append(
-                f"The {name} kernel {why} and was restarted: variables from earlier runs are gone."
+        notices = _notices(report, installed, limits)
+        if report.new_kernel and await self.store.count_executions(
+            session_id, installed.language.id
+        ):
+            notices.insert(
+                0,
+                f"This run started a new {installed.language.display_name} kernel: variables"
+                " from earlier runs are gone (the server restarted or the idle kernel was shut"
+                " down).",
             )
         finished_at = time.time()
         execution = Execution(
@@ -209,7 +197,7 @@ class SessionManager:
             outputs=result.outputs,
             error=result.error,
             execution_count=result.execution_count,
-            time_limit_ms=round(time_limit * 1000),
+            time_limit_ms=round(limits.time_limit * 1000),
             started_at=started_at,
             finished_at=finished_at,
             duration_ms=result.duration * 1000,
@@ -302,3 +290,25 @@ class SessionManager:
                 await self.cull()
             except Exception:
                 log.exception("culling sessions failed")
+
+
+def _notices(report: RunReport, installed: InstalledLanguage, limits: Limits) -> list[str]:
+    """What happened around a run, said for the people in the interview."""
+    name = installed.language.display_name
+    result = report.result
+    notices = []
+    if result.timed_out:
+        notices.append(
+            f"The run passed its time limit of {limits.time_limit:g} s and was interrupted."
+        )
+    elif result.status == "output_limit":
+        notices.append(
+            "The run kept printing past the output limit of"
+            f" {limits.max_output} characters and was interrupted."
+        )
+    if report.kernel_restarted:
+        why = "died" if result.status == "kernel_died" else "did not stop when interrupted"
+        notices.append(
+            f"The {name} kernel {why} and was restarted: variables from earlier runs are gone."
+        )
+    return notices
