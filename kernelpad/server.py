@@ -17,6 +17,7 @@ from pathlib import Path
 
 import tornado.httpserver
 import tornado.netutil
+import tornado.web
 
 from kernelpad.config import Settings
 from kernelpad.kernels.languages import LanguageRegistry
@@ -41,6 +42,7 @@ class KernelpadServer:
         self.store = SessionStore(settings.database_path)
         self.registry = LanguageRegistry()
         self.manager: SessionManager | None = None
+        self.app: tornado.web.Application | None = None
         self.http: tornado.httpserver.HTTPServer | None = None
         self.port: int | None = None
         self._runtime_dir: Path | None = None
@@ -64,13 +66,14 @@ class KernelpadServer:
         log.info("languages: %s", languages)
         # Kernels' Unix sockets need a short path; /tmp gives one wherever the data dir is.
         self._runtime_dir = Path(tempfile.mkdtemp(prefix="kernelpad-"))
+        log.info("kernel runtime files in %s", self._runtime_dir)
         backend = LocalKernelBackend(
             self._runtime_dir, self.registry.spec_manager, settings.kernel_start_timeout
         )
         pool = KernelPool(backend, self.registry, settings.kernel_pool_size)
         self.manager = SessionManager(settings, self.store, self.registry, pool)
         await self.manager.start()
-        app = make_app(settings, self.manager)
+        self.app = app = make_app(settings, self.manager)
         # The handlers stream bodies and answer oversized ones with a JSON 413; this is only the
         # hard stop for a client that keeps sending.
         self.http = tornado.httpserver.HTTPServer(
@@ -80,16 +83,23 @@ class KernelpadServer:
         log.info("%s listening on http://%s:%d", settings.app_name, settings.host, self.port)
         return self.port
 
-    async def stop(self) -> None:
-        """Stop listening, shut every kernel down, close the database."""
+    async def stop(self, drain_timeout: float = 5.0) -> None:
+        """Stop listening, shut every kernel down, answer requests under way, close the
+        database."""
         if self.http is not None:
             self.http.stop()
-            await self.http.close_all_connections()
         else:
             for sock in self._sockets:
                 sock.close()
         if self.manager is not None:
+            # Runs in progress end now, as stopped; their answers and history records follow.
             await self.manager.close()
+        if self.http is not None:
+            in_flight = self.app.settings["in_flight"] if self.app else set()
+            deadline = asyncio.get_running_loop().time() + drain_timeout
+            while in_flight and asyncio.get_running_loop().time() < deadline:
+                await asyncio.sleep(0.05)
+            await self.http.close_all_connections()
         await self.store.close()
         if self._runtime_dir is not None:
             shutil.rmtree(self._runtime_dir, ignore_errors=True)

@@ -4,6 +4,7 @@ the culler ends old sessions and idle kernels."""
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import socket
 import sqlite3
@@ -63,6 +64,10 @@ async def test_no_kernel_outlives_the_server(
     server.proc.send_signal(sig)
     assert server.wait(timeout=30) == 0, server.log.read_text()
     assert [pid for pid in all_kernels if not gone(pid)] == []
+    # Also kernels started after the snapshot (the pool refilling as the signal came).
+    runtime = re.search(r"kernel runtime files in (\S+)", server.log.read_text())
+    assert runtime is not None
+    assert kernels_of_runtime(runtime.group(1)) == []
     assert "all kernels shut down" in server.log.read_text()
 
 
@@ -200,3 +205,55 @@ def test_database_of_a_newer_kernelpad_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "schema version 99" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def kernels_of_runtime(runtime_dir: str) -> list[int]:
+    """Every process on the machine that is a kernel of the given server runtime folder."""
+    found = []
+    for proc in psutil.process_iter(["pid", "cmdline"]):
+        cmdline = " ".join(proc.info["cmdline"] or [])
+        if runtime_dir in cmdline and not gone(proc.info["pid"]):
+            found.append(proc.info["pid"])
+    return found
+
+
+async def test_sigterm_answers_a_run_in_flight_and_leaves_no_kernel(
+    server_process: Any, tmp_path: Path
+) -> None:
+    server = server_process(
+        tmp_path / "data", "--code-execution-timeout", "60", "--kernel-pool-size", '{"python": 2}'
+    )
+    runtime = re.search(r"kernel runtime files in (\S+)", server.log.read_text())
+    assert runtime is not None
+    api = Api(server.base_url)
+    try:
+        created = await api.create_session()
+        sid = created["session_id"]
+        await api.execute(sid, "import time")
+        run = asyncio.create_task(
+            api.post(f"/api/v1/sessions/{sid}/execute", {"code": "time.sleep(60)"})
+        )
+        await eventually(lambda: _running(api), "the run to start")
+        server.proc.send_signal(signal.SIGTERM)
+        response = await run
+    finally:
+        api.close()
+    assert server.wait(timeout=30) == 0, server.log.read_text()
+    assert response.status == 200, response.body
+    body = response.json
+    assert body["state_kept"] is False
+    assert any("shutting down" in notice for notice in body["notices"])
+    assert kernels_of_runtime(runtime.group(1)) == []
+
+    # The stopped run is in the history.
+    again = server_process(tmp_path / "data")
+    api = Api(again.base_url)
+    try:
+        history = await api.get(f"/api/v1/sessions/{sid}/executions", token=created["host_token"])
+        assert [r["code"] for r in history.json["executions"]] == ["import time", "time.sleep(60)"]
+    finally:
+        api.close()
+
+
+async def _running(api: Api) -> bool:
+    return (await api.get("/api/v1/health")).json["executions_running"] == 1

@@ -15,6 +15,11 @@ from kernelpad.kernels.languages import InstalledLanguage
 
 Message = dict[str, Any]
 
+#: Content larger than this (bytes) is not decoded: a back-end hands the message on with
+#: ``content`` empty and ``content_dropped`` true. It bounds what one message can cost the
+#: server, whatever a kernel sends.
+MAX_CONTENT_SIZE = 8 * 1024 * 1024
+
 
 class KernelHandle(abc.ABC):
     """A started kernel that code can be sent to."""
@@ -26,12 +31,26 @@ class KernelHandle(abc.ABC):
 
     @abc.abstractmethod
     def execute_request(self, code: str) -> str:
-        """Send an ``execute_request`` on the shell channel; return its ``msg_id``."""
+        """Send an ``execute_request`` on the shell channel; return its ``msg_id``.
+
+        From then on :meth:`receive` yields only messages whose parent is this request: output
+        of earlier runs or of background threads is dropped by the back-end, unread, so that it
+        can neither pile up nor be mistaken for this run's.
+        """
+
+    @abc.abstractmethod
+    def end_request(self) -> None:
+        """The current request's run is over: drop its messages from now on (output of threads
+        it started, say) instead of keeping them."""
 
     @abc.abstractmethod
     async def receive(self, timeout: float) -> tuple[str, Message] | None:
-        """The next message from the kernel as ``(channel, message)``, channel ``"iopub"`` or
-        ``"shell"``; ``None`` if nothing arrived within ``timeout`` seconds."""
+        """The next message for the current request as ``(channel, message)``, channel
+        ``"iopub"`` or ``"shell"``; ``None`` if nothing arrived within ``timeout`` seconds.
+
+        Each message carries ``content_size``, the size in bytes of its content as received;
+        content over :data:`MAX_CONTENT_SIZE` is not decoded (see there).
+        """
 
     @abc.abstractmethod
     async def is_alive(self) -> bool:

@@ -23,8 +23,11 @@ from kernelpad.kernels.base import KernelHandle, Message
 
 # How often a silent kernel is checked for being alive.
 LIVENESS_INTERVAL = 0.25
-# Rich outputs (images, HTML) kept per run, in characters of their MIME bundles.
+# Rich outputs (images, HTML) kept per run: bytes of their content as sent, and how many.
 RICH_OUTPUT_LIMIT = 5_000_000
+MAX_OUTPUTS = 1000
+# The shortest time limit applied: an interrupt must not land before the code has started.
+MIN_TIME_LIMIT = 0.1
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -66,7 +69,13 @@ class ExecutionResult:
 
 
 class _Outputs:
-    """Collects a run's outputs in nbformat's shape, within the output caps."""
+    """Collects a run's outputs in nbformat's shape, within the output caps.
+
+    Kernels are not trusted to send well-formed content: a field of the wrong type is coerced or
+    the message skipped, never allowed to fail the run. Everything dropped (past the stream cap,
+    past the rich-output budget, too large to decode) counts in ``dropped``, which is what the
+    flood limit watches.
+    """
 
     def __init__(self, max_output: int) -> None:
         self.max_output = max_output
@@ -74,21 +83,23 @@ class _Outputs:
         self.streams: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self.kept = 0
         self.seen = 0
+        self.dropped = 0
         self.rich_size = 0
         self.truncated_stream: str | None = None
         self.rich_dropped = 0
+        self.malformed = 0
         self.error: dict[str, Any] | None = None
         self.execution_count: int | None = None
 
     def stream(self, name: str, text: str) -> None:
         self.seen += len(text)
         room = self.max_output - self.kept
-        if room <= 0:
-            self.truncated_stream = self.truncated_stream or name
-            return
         if len(text) > room:
+            self.dropped += len(text) - max(room, 0)
+            self.truncated_stream = self.truncated_stream or name
+            if room <= 0:
+                return
             text = text[:room]
-            self.truncated_stream = name
         self.kept += len(text)
         self._append_stream(name, text)
 
@@ -100,32 +111,41 @@ class _Outputs:
         else:
             self.outputs.append({"output_type": "stream", "name": name, "text": text})
 
-    def rich(self, output_type: str, content: dict[str, Any]) -> None:
-        data = content.get("data", {})
-        size = sum(len(v) if isinstance(v, str) else len(str(v)) for v in data.values())
-        if self.rich_size + size > RICH_OUTPUT_LIMIT:
+    def rich(self, output_type: str, content: dict[str, Any], size: int) -> None:
+        data, metadata = content.get("data"), content.get("metadata") or {}
+        if not isinstance(data, dict) or not isinstance(metadata, dict):
+            self.malformed += 1
+            return
+        if self.rich_size + size > RICH_OUTPUT_LIMIT or len(self.outputs) >= MAX_OUTPUTS:
             self.rich_dropped += 1
+            self.dropped += size
             return
         self.rich_size += size
         output: dict[str, Any] = {
             "output_type": output_type,
-            "data": data,
-            "metadata": content.get("metadata", {}),
+            "data": {str(mime): value for mime, value in data.items()},
+            "metadata": metadata,
         }
         if output_type == "execute_result":
-            output["execution_count"] = content.get("execution_count")
+            self.count(content.get("execution_count"))
+            output["execution_count"] = self.execution_count
         self.outputs.append(output)
 
     def raised(self, content: dict[str, Any]) -> None:
+        traceback = content.get("traceback")
         self.error = {
-            "ename": content.get("ename", ""),
-            "evalue": content.get("evalue", ""),
-            "traceback": list(content.get("traceback", [])),
+            "ename": str(content.get("ename", "")),
+            "evalue": str(content.get("evalue", "")),
+            "traceback": [str(line) for line in traceback] if isinstance(traceback, list) else [],
         }
         self.outputs.append({"output_type": "error", **self.error})
         # Clients of the original API read failures from stderr, as a subprocess would print them.
         plain = "\n".join(strip_ansi(line) for line in self.error["traceback"])
         self.stream("stderr", (plain or f"{self.error['ename']}: {self.error['evalue']}") + "\n")
+
+    def count(self, value: object) -> None:
+        if isinstance(value, int) and not isinstance(value, bool):
+            self.execution_count = value
 
     def finish(self) -> None:
         if self.truncated_stream:
@@ -137,36 +157,69 @@ class _Outputs:
         if self.rich_dropped:
             self.note(
                 f"{self.rich_dropped} rich output(s) dropped; a run may show at most"
-                f" {RICH_OUTPUT_LIMIT} characters of images and HTML"
+                f" {MAX_OUTPUTS} outputs and {RICH_OUTPUT_LIMIT} bytes of images and HTML"
             )
+        if self.malformed:
+            self.note(f"{self.malformed} malformed message(s) from the kernel ignored")
 
     def note(self, text: str) -> None:
         """Tell the user something about the run, on stderr, outside the output cap."""
         self._append_stream("stderr", f"\n[kernelpad: {text}]\n")
 
     def handle(self, msg: Message) -> None:
-        msg_type = msg["header"]["msg_type"]
+        msg_type = msg["header"].get("msg_type")
         content = msg["content"]
-        if msg_type == "stream":
-            self.stream(content.get("name", "stdout"), content.get("text", ""))
+        size = int(msg.get("content_size", 0))
+        if msg.get("content_dropped"):
+            # Too large to decode: it counts as output dropped, whatever it was.
+            self.dropped += size
+            self.seen += size
+            if msg_type == "stream":
+                self.truncated_stream = self.truncated_stream or "stdout"
+            elif msg_type in ("display_data", "execute_result"):
+                self.rich_dropped += 1
+            return
+        if not isinstance(content, dict):
+            self.malformed += 1
+        elif msg_type == "stream":
+            name, text = content.get("name"), content.get("text")
+            if isinstance(text, str):
+                self.stream(name if name in ("stdout", "stderr") else "stdout", text)
+            else:
+                self.malformed += 1
         elif msg_type in ("display_data", "execute_result"):
-            self.rich(msg_type, content)
-            if msg_type == "execute_result":
-                self.execution_count = content.get("execution_count", self.execution_count)
+            self.rich(msg_type, content, size)
         elif msg_type == "error":
             self.raised(content)
         elif msg_type == "execute_input":
-            self.execution_count = content.get("execution_count", self.execution_count)
+            self.count(content.get("execution_count"))
+
+
+def _content(msg: Message) -> dict[str, Any]:
+    content = msg.get("content")
+    return content if isinstance(content, dict) else {}
 
 
 async def run_code(kernel: KernelHandle, code: str, limits: Limits) -> ExecutionResult:
-    """Run ``code`` in ``kernel`` and collect its outputs, enforcing ``limits``."""
-    outputs = _Outputs(limits.max_output)
+    """Run ``code`` in ``kernel`` and collect its outputs, enforcing ``limits``.
+
+    The time limit counts from the moment the kernel reports itself busy with this request (or
+    from sending it, if the kernel never does): an interrupt that lands before the code has
+    started would otherwise hit the kernel's own machinery, which does not recover from it.
+    """
     msg_id = kernel.execute_request(code)
+    try:
+        return await _collect(kernel, msg_id, limits)
+    finally:
+        kernel.end_request()
+
+
+async def _collect(kernel: KernelHandle, msg_id: str, limits: Limits) -> ExecutionResult:
+    outputs = _Outputs(limits.max_output)
     started = time.monotonic()
     deadline = started + limits.time_limit
     reply: Message | None = None
-    idle = False
+    busy = idle = False
     timed_out = flooded = interrupted = died = gave_up = False
 
     while reply is None or not idle:
@@ -188,16 +241,21 @@ async def run_code(kernel: KernelHandle, code: str, limits: Limits) -> Execution
             continue
         channel, msg = item
         if msg.get("parent_header", {}).get("msg_id") != msg_id:
-            continue  # a late message of an earlier, interrupted run
+            continue  # not for this run (back-ends drop these already; this is the guarantee)
+        msg_type = msg["header"].get("msg_type")
         if channel == "shell":
-            if msg["header"]["msg_type"] == "execute_reply":
+            if msg_type == "execute_reply":
                 reply = msg
             continue
-        if msg["header"]["msg_type"] == "status":
-            idle = msg["content"].get("execution_state") == "idle"
+        if msg_type == "status":
+            state = _content(msg).get("execution_state")
+            idle = state == "idle"
+            if state == "busy" and not busy and not interrupted:
+                busy = True
+                deadline = time.monotonic() + limits.time_limit
             continue
         outputs.handle(msg)
-        if outputs.seen - outputs.kept > limits.flood_limit and not interrupted:
+        if outputs.dropped > limits.flood_limit and not interrupted:
             flooded = True
 
     outputs.finish()
@@ -209,10 +267,9 @@ async def run_code(kernel: KernelHandle, code: str, limits: Limits) -> Execution
     elif flooded:
         status = "output_limit"
     else:
-        reply_status = reply["content"].get("status") if reply else None
-        status = "ok" if reply_status == "ok" else "error"
+        status = "ok" if reply is not None and _content(reply).get("status") == "ok" else "error"
     if reply is not None and outputs.execution_count is None:
-        outputs.execution_count = reply["content"].get("execution_count")
+        outputs.count(_content(reply).get("execution_count"))
     return ExecutionResult(
         status=status,
         stdout="".join(outputs.streams.get("stdout", [])),

@@ -21,7 +21,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 from kernelpad.errors import KernelStartFailed
-from kernelpad.kernels.base import KernelBackend, KernelHandle, Message
+from kernelpad.kernels.base import MAX_CONTENT_SIZE, KernelBackend, KernelHandle, Message
 from kernelpad.kernels.languages import InstalledLanguage
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,7 @@ class LocalKernel(KernelHandle):
         self._client = client
         self._workdir = workdir
         self._inbox: asyncio.Queue[tuple[str, Message]] = asyncio.Queue()
+        self._current: str | None = None
         self._pumps = [
             asyncio.create_task(self._pump("iopub", client.iopub_channel)),
             asyncio.create_task(self._pump("shell", client.shell_channel)),
@@ -63,21 +64,40 @@ class LocalKernel(KernelHandle):
         socket, session = channel.socket, channel.session
         while True:
             try:
-                _, parts = session.feed_identities(await socket.recv_multipart())
-                msg = session.deserialize(parts)
+                frames = await socket.recv_multipart()
             except asyncio.CancelledError:
                 raise
             except Exception:  # socket closed under us: the kernel is going away
                 if not self._closed:
                     log.debug("kernel %s: %s channel closed", self.kernel_id, name, exc_info=True)
                 return
+            try:
+                _, parts = session.feed_identities(frames)
+                # Headers first: content is decoded only for the run in progress, and only if
+                # it is of a size worth decoding.
+                msg = session.deserialize(parts, content=False)
+                if msg["parent_header"].get("msg_id") != self._current or not self._current:
+                    continue
+                raw = msg["content"]
+                msg["content_size"] = len(raw)
+                msg["content_dropped"] = len(raw) > MAX_CONTENT_SIZE
+                msg["content"] = {} if msg["content_dropped"] else session.unpack(raw)
+            except Exception:
+                log.warning("kernel %s: dropped a malformed %s message", self.kernel_id, name)
+                continue
             self._inbox.put_nowait((name, msg))
 
     def execute_request(self, code: str) -> str:
         msg_id: str = self._client.execute(
             code, silent=False, store_history=True, allow_stdin=False
         )
+        self._current = msg_id
         return msg_id
+
+    def end_request(self) -> None:
+        self._current = None
+        while not self._inbox.empty():
+            self._inbox.get_nowait()
 
     async def receive(self, timeout: float) -> tuple[str, Message] | None:
         try:

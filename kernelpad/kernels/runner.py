@@ -18,16 +18,23 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class RunReport:
-    """An :class:`ExecutionResult` and what happened to the kernel around it."""
+    """An :class:`ExecutionResult` and what happened to the kernel around it.
+
+    ``lost_kernel`` says why an earlier kernel of this runner was gone when the run started
+    (it died while idle), ``stopped`` that the runner was closed during the run (the session
+    ended or the server is shutting down).
+    """
 
     result: ExecutionResult
     queued: float
     new_kernel: bool
     kernel_restarted: bool
+    lost_kernel: str | None = None
+    stopped: bool = False
 
     @property
     def state_kept(self) -> bool:
-        return not self.kernel_restarted
+        return not (self.result.needs_restart or self.stopped)
 
 
 class KernelRunner:
@@ -81,15 +88,25 @@ class KernelRunner:
             self._waiting -= 1
         try:
             queued = time.monotonic() - queued_at
+            lost = None
+            if self.kernel is not None and not await self.kernel.is_alive():
+                lost = "the kernel stopped while idle"
+                dead, self.kernel = self.kernel, None
+                await dead.shutdown()
             new_kernel = self.kernel is None
             if self.kernel is None:
                 self.kernel = await self._acquire()
-            result = await run_code(self.kernel, code, limits)
+            try:
+                result = await run_code(self.kernel, code, limits)
+            except Exception:
+                # The kernel is in an unknown state, maybe still running the code: replace it.
+                await self._replace_kernel("internal error")
+                raise
             restarted = False
             if result.needs_restart and not self._closed:
                 await self._replace_kernel(result.status)
                 restarted = True
-            return RunReport(result, queued, new_kernel, restarted)
+            return RunReport(result, queued, new_kernel, restarted, lost, stopped=self._closed)
         finally:
             self.last_used = time.monotonic()
             self._lock.release()
@@ -104,6 +121,8 @@ class KernelRunner:
         )
         if old is not None:
             await old.shutdown()
+        if self._closed:
+            return
         try:
             self.kernel = await self._acquire()
         except Exception:

@@ -18,7 +18,7 @@ from kernelpad.errors import (
     SessionEnded,
     SessionNotFound,
 )
-from kernelpad.kernels.execution import Limits
+from kernelpad.kernels.execution import MIN_TIME_LIMIT, Limits
 from kernelpad.kernels.languages import InstalledLanguage, LanguageRegistry
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.kernels.runner import KernelRunner, RunReport
@@ -52,6 +52,8 @@ class SessionManager:
         self._runners: dict[tuple[str, str], KernelRunner] = {}
         # Language of each active session seen since start: a run needs no database read.
         self._active: dict[str, str] = {}
+        # Counts sessions ended, so a cache fill can tell that an end raced with it.
+        self._ends = 0
         self._culler: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -136,6 +138,7 @@ class SessionManager:
         return await self.get(session_id)
 
     async def _end(self, session_id: str, reason: str) -> None:
+        self._ends += 1
         self._active.pop(session_id, None)
         await self.store.end_session(session_id, time.time(), reason)
         self.limiter.forget(session_id)
@@ -166,6 +169,7 @@ class SessionManager:
 
         cap = self.settings.code_execution_timeout
         time_limit = cap if time_limit_ms is None else min(time_limit_ms / 1000, cap)
+        time_limit = max(time_limit, MIN_TIME_LIMIT)
         limits = Limits(
             time_limit=time_limit,
             interrupt_grace=self.settings.interrupt_grace,
@@ -176,8 +180,10 @@ class SessionManager:
         report = await runner.run(code, limits)
         result = report.result
         notices = _notices(report, installed, limits)
-        if report.new_kernel and await self.store.count_executions(
-            session_id, installed.language.id
+        if (
+            report.new_kernel
+            and not report.lost_kernel
+            and await self.store.count_executions(session_id, installed.language.id)
         ):
             notices.insert(
                 0,
@@ -221,13 +227,14 @@ class SessionManager:
 
     async def _active_language(self, session_id: str) -> str:
         """The language of an active session; raises if it is unknown or has ended."""
-        if session_id in self._active:
-            return self._active[session_id]
-        session = await self.get(session_id)
-        if session.status != ACTIVE:
-            raise SessionEnded(f"Session {session_id} has ended; its code can no longer run.")
-        self._active[session_id] = session.language
-        return session.language
+        while session_id not in self._active:
+            ends = self._ends
+            session = await self.get(session_id)
+            if session.status != ACTIVE:
+                raise SessionEnded(f"Session {session_id} has ended; its code can no longer run.")
+            if ends == self._ends:  # no session ended meanwhile: the row read is current
+                self._active[session_id] = session.language
+        return self._active[session_id]
 
     def _runner(self, session_id: str, language: InstalledLanguage) -> KernelRunner:
         key = (session_id, language.language.id)
@@ -297,7 +304,14 @@ def _notices(report: RunReport, installed: InstalledLanguage, limits: Limits) ->
     name = installed.language.display_name
     result = report.result
     notices = []
-    if result.timed_out:
+    if report.lost_kernel:
+        notices.append(
+            f"The {name} kernel had stopped since the last run; this run started a new one:"
+            " variables from earlier runs are gone."
+        )
+    if report.stopped:
+        notices.append("The run was stopped: the session ended or kernelpad is shutting down.")
+    elif result.timed_out:
         notices.append(
             f"The run passed its time limit of {limits.time_limit:g} s and was interrupted."
         )

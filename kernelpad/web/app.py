@@ -58,6 +58,7 @@ def make_app(settings: Settings, manager: SessionManager) -> tornado.web.Applica
         manager=manager,
         openapi=build_openapi(API_ROUTES, settings.app_name, __version__),
         started=time.monotonic(),
+        in_flight=set(),
         static_path=str(STATIC),
         default_handler_class=NotFoundHandler,
         debug=settings.debug,

@@ -82,6 +82,16 @@ class ApiHandler(tornado.web.RequestHandler):
         self._body_parts: list[bytes] = []
         self._body_size = 0
 
+    def prepare(self) -> None:
+        # Tracked so that a stopping server can let answers already being worked on go out.
+        self.application.settings["in_flight"].add(self)
+
+    def on_finish(self) -> None:
+        self.application.settings["in_flight"].discard(self)
+
+    def on_connection_close(self) -> None:
+        self.application.settings["in_flight"].discard(self)
+
     @property
     def kp_settings(self) -> Settings:
         settings: Settings = self.application.settings["kernelpad"]
@@ -136,6 +146,10 @@ class ApiHandler(tornado.web.RequestHandler):
         raw = b"".join(self._body_parts)
         try:
             data = json.loads(raw or b"null")
+        except RecursionError:
+            raise ApiError(
+                400, "invalid_json", "The request body is nested too deeply to be read."
+            ) from None
         except ValueError as exc:
             raise ApiError(
                 400, "invalid_json", f"The request body is not valid JSON: {exc}."

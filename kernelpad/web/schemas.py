@@ -6,13 +6,36 @@ fields, so a typo gets a message naming it instead of being silently ignored.
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.sessions.models import Execution, Participant, Session
+
+LANGUAGE_PATTERN = r"^[A-Za-z0-9_+.-]{1,64}$"
+MAX_OFFSET = 1_000_000_000
+
+
+def _printable(value: str) -> str:
+    if any(unicodedata.category(ch) == "Cc" for ch in value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+# Names of people and sessions: trimmed, not empty, no control characters.
+PersonName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
+    AfterValidator(_printable),
+]
+SessionTitle = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_printable),
+]
 
 
 def utc(timestamp: float | None) -> datetime | None:
@@ -48,9 +71,9 @@ class ErrorResponse(BaseModel):
 
 
 class CreateSessionRequest(RequestModel):
-    host_name: str = Field(min_length=1, max_length=100, description="The interviewer's name.")
-    session_name: str | None = Field(None, min_length=1, max_length=200)
-    initial_language: str = Field("python", pattern=r"^[A-Za-z0-9_+.-]{1,64}$")
+    host_name: PersonName = Field(description="The interviewer's name.")
+    session_name: SessionTitle | None = None
+    initial_language: str = Field("python", pattern=LANGUAGE_PATTERN)
     max_participants: int | None = Field(
         None, ge=1, description="Defaults to MAX_PARTICIPANTS_PER_SESSION, its upper bound too."
     )
@@ -133,7 +156,7 @@ class SessionCreated(SessionOut):
 
 class SessionListQuery(QueryModel):
     limit: int = Field(20, ge=1, le=100)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
     status: Literal["active", "ended"] | None = None
 
 
@@ -186,7 +209,7 @@ class ExecuteRequest(RequestModel):
     code: str = Field(description="The code to run.")
     language: str | None = Field(
         None,
-        pattern=r"^[A-Za-z0-9_+.-]{1,64}$",
+        pattern=LANGUAGE_PATTERN,
         description="Defaults to the session's language.",
     )
     time_limit: int | None = Field(
@@ -251,7 +274,7 @@ class ExecutionOut(BaseModel):
 
 class ExecutionListQuery(QueryModel):
     limit: int = Field(50, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 class ExecutionPage(BaseModel):

@@ -98,10 +98,16 @@ async def test_listing_ending_and_expiry(tmp_path: Path) -> None:
 async def test_database_work_runs_off_the_event_loop(tmp_path: Path) -> None:
     store = SessionStore(tmp_path / "kp.sqlite")
     await store.open()
-    threads: list[str] = []
-    await store._call(lambda: threads.append(threading.current_thread().name))
-    assert threads[0].startswith("kernelpad-sqlite")
-    assert threading.current_thread().name != threads[0]
+    threads: set[str] = set()
+    store.conn.set_trace_callback(lambda _: threads.add(threading.current_thread().name))
+    await store.add_session(a_session())
+    await store.add_execution(an_execution("e1"))
+    await store.get_session("s1")
+    await store.list_sessions(10, 0)
+    await store.list_executions("s1", 10, 0)
+    await store.end_session("s1", 300.0, "test")
+    assert len(threads) == 1
+    assert threads.pop().startswith("kernelpad-sqlite")
     await store.close()
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from kernelpad.config import Settings
-from tests.conftest import Api, RunningServer, make_settings
+from tests.conftest import Api, RunningServer, eventually, make_settings
 
 
 @pytest.fixture(scope="module")
@@ -87,6 +87,9 @@ async def test_host_token_is_never_shown_again(api: Api) -> None:
     [
         ({}, "host_name"),
         ({"host_name": ""}, "host_name"),
+        ({"host_name": "   "}, "host_name"),
+        ({"host_name": "Ada\u0000"}, "host_name"),
+        ({"host_name": "Ada", "session_name": "\t\n"}, "session_name"),
         ({"host_name": 42}, "host_name"),
         ({"host_name": "Ada", "max_participants": "3"}, "max_participants"),
         ({"host_name": "Ada", "max_participants": 0}, "max_participants"),
@@ -118,6 +121,16 @@ async def test_create_rejects_malformed_json(api: Api, body: bytes) -> None:
         assert_error(response, 400, "invalid_json", "not valid JSON")
     else:
         assert_error(response, 400, "invalid_json", "JSON object")
+
+
+async def test_create_rejects_deeply_nested_json(api: Api) -> None:
+    response = await api.post("/api/v1/sessions", body=b"[" * 2000 + b"]" * 2000)
+    assert_error(response, 400, "invalid_json", "nested too deeply")
+
+
+async def test_names_are_trimmed(api: Api) -> None:
+    body = await api.create_session(host_name="  Ada  ", session_name=" Loop ")
+    assert (body["host_name"], body["session_name"]) == ("Ada", "Loop")
 
 
 async def test_create_rejects_a_body_that_is_not_an_object(api: Api) -> None:
@@ -158,6 +171,7 @@ async def test_list_sessions_paginates_newest_first(api: Api) -> None:
         ("limit=0", "limit"),
         ("limit=abc", "limit"),
         ("offset=-1", "offset"),
+        ("offset=9223372036854775808", "offset"),
         ("status=gone", "status"),
         ("colour=red", "colour"),
     ],
@@ -225,13 +239,20 @@ async def test_template_of_an_unknown_language_is_404(api: Api) -> None:
 
 
 async def test_health_reports_sessions_and_kernels(api: Api) -> None:
-    await api.create_session()
+    before = (await api.get("/api/v1/health")).json
+    sid = (await api.create_session())["session_id"]
+    await api.execute(sid, "1")
     body = (await api.get("/api/v1/health")).json
     assert body["status"] == "ok"
-    assert body["sessions_active"] >= 1
-    assert body["kernels_running"] >= 0
-    assert body["kernels_pooled"] >= 0
+    assert body["sessions_active"] == before["sessions_active"] + 1
+    assert body["kernels_running"] == before["kernels_running"] + 1
+    assert body["executions_running"] == body["executions_queued"] == 0
+    await eventually(lambda: _pooled(api), "the pool to refill to its size of 1")
     assert body["version"]
+
+
+async def _pooled(api: Api) -> bool:
+    return (await api.get("/api/v1/health")).json["kernels_pooled"] == 1
 
 
 async def test_unknown_endpoint_is_json_404(api: Api) -> None:
