@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from kernelpad.config import Settings
+from kernelpad.kernels.base import KernelHandle
 from tests.conftest import Api, RunningServer, eventually, make_settings
 from tests.web.test_sessions_api import assert_error
 
@@ -407,19 +408,21 @@ async def test_kernel_that_died_while_idle_is_replaced_before_the_run(
     sid = (await api.create_session())["session_id"]
     await api.execute(sid, "x = 1")
     pid = kernel_pid(server, sid)
+    manager = server.server.manager
+    assert manager is not None
+    kernel = manager._runners[(sid, "python")].kernel
+    assert kernel is not None
     os.kill(pid, signal.SIGKILL)
-    await eventually(lambda: _reaped_or_zombie(pid), "the kernel to die")
+    # Dead as the server sees it: a killed process is reaped only once all its threads exit.
+    await eventually(lambda: _dead(kernel), "the kernel to be seen dead")
     body = await api.execute(sid, "print('hello')")
     assert body["status"] == "ok" and body["stdout"] == "hello\n"
     assert body["new_kernel"] is True
     assert any("had stopped since the last run" in n for n in body["notices"])
 
 
-def _reaped_or_zombie(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+async def _dead(kernel: KernelHandle) -> bool:
+    return not await kernel.is_alive()
 
 
 async def test_tiny_time_limits_apply_from_when_the_code_starts(
