@@ -17,18 +17,24 @@ export JUPYTER_PLATFORM_DIRS := 1
 
 setup: $(INSTALLED) $(ASSETS)
 
-# Debian packages kernelpad needs, installed only where missing.
+# Debian packages kernelpad needs, installed only where missing: Node.js (the docs' viewers),
+# a JDK (the Java kernel).
+DEBIAN_PACKAGES := $(if $(shell command -v npm),,nodejs npm) \
+	$(if $(shell command -v javac),,openjdk-17-jdk-headless)
+
 system-deps:
-	@command -v npm >/dev/null || { $(SUDO) apt-get update && $(SUDO) apt-get install -y nodejs npm; }
+	@if [ -n "$(strip $(DEBIAN_PACKAGES))" ]; then \
+		$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES); \
+	fi
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# kernelpad and its Python kernel (ipykernel's kernelspec lands in the venv's share/jupyter).
-$(INSTALLED): setup.cfg pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e '.[test,bench]'
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3"
+# kernelpad and its kernels; their kernelspecs land in the venv's share/jupyter.
+$(INSTALLED): setup.cfg pyproject.toml kernelpad/kernels/install.py | $(BIN)/python system-deps
+	$(BIN)/pip install --quiet -e '.[kernels,test,bench]'
+	$(BIN)/python -m kernelpad.kernels.install
 	touch $@
 
 # The API docs' viewers (Swagger UI, ReDoc), from npm, served locally.

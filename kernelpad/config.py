@@ -104,8 +104,12 @@ class Settings(BaseSettings):
     )
 
     # Kernels
+    languages: list[str] = setting(
+        [], "Languages offered, by id (JSON list); empty: every installed kernelspec."
+    )
     kernel_pool_size: dict[str, int] = setting(
-        {"python": 1}, "Pre-started kernels kept ready per language (JSON object)."
+        {"python": 1, "javascript": 1, "typescript": 1, "java": 1},
+        "Pre-started kernels kept ready per language (JSON object).",
     )
     kernel_idle_timeout: float = setting(
         1800.0,

@@ -22,6 +22,12 @@ class UnknownLanguage(KernelpadError):
     code = "unknown_language"
 
 
+class LanguageUnavailable(KernelpadError):
+    """The language is installed here but cannot run (its program is missing, say)."""
+
+    code = "language_unavailable"
+
+
 class SessionNotFound(KernelpadError):
     code = "session_not_found"
 

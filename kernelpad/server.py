@@ -40,7 +40,7 @@ class KernelpadServer:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = SessionStore(settings.database_path)
-        self.registry = LanguageRegistry()
+        self.registry = LanguageRegistry(allow=settings.languages)
         self.manager: SessionManager | None = None
         self.app: tornado.web.Application | None = None
         self.http: tornado.httpserver.HTTPServer | None = None
@@ -62,13 +62,21 @@ class KernelpadServer:
         version = await self.store.open()
         log.info("database %s at schema version %d", settings.database_path, version)
         await self.registry.refresh()
-        languages = ", ".join(item.language.id for item in self.registry.installed()) or "none"
-        log.info("languages: %s", languages)
+        for item in self.registry.installed():
+            if item.available:
+                log.info("language %s: kernel %s", item.language.id, item.kernel_name)
+            else:
+                log.warning(
+                    "language %s unavailable: %s", item.language.id, item.unavailable_reason
+                )
         # Kernels' Unix sockets need a short path; /tmp gives one wherever the data dir is.
         self._runtime_dir = Path(tempfile.mkdtemp(prefix="kernelpad-"))
         log.info("kernel runtime files in %s", self._runtime_dir)
         backend = LocalKernelBackend(
-            self._runtime_dir, self.registry.spec_manager, settings.kernel_start_timeout
+            self._runtime_dir,
+            self.registry.spec_manager,
+            settings.data_dir,
+            settings.kernel_start_timeout,
         )
         pool = KernelPool(backend, self.registry, settings.kernel_pool_size)
         self.manager = SessionManager(settings, self.store, self.registry, pool)

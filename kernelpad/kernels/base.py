@@ -39,6 +39,10 @@ class KernelHandle(abc.ABC):
         """
 
     @abc.abstractmethod
+    def input_reply(self, value: str) -> None:
+        """Answer the current request's ``input_request`` (a ``receive``'d "stdin" message)."""
+
+    @abc.abstractmethod
     def end_request(self) -> None:
         """The current request's run is over: drop its messages from now on (output of threads
         it started, say) instead of keeping them."""
@@ -46,7 +50,8 @@ class KernelHandle(abc.ABC):
     @abc.abstractmethod
     async def receive(self, timeout: float) -> tuple[str, Message] | None:
         """The next message for the current request as ``(channel, message)``, channel
-        ``"iopub"`` or ``"shell"``; ``None`` if nothing arrived within ``timeout`` seconds.
+        ``"iopub"``, ``"shell"`` or ``"stdin"``; ``None`` if nothing arrived within ``timeout``
+        seconds.
 
         Each message carries ``content_size``, the size in bytes of its content as received;
         content over :data:`MAX_CONTENT_SIZE` is not decoded (see there).

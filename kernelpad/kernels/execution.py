@@ -66,6 +66,8 @@ class ExecutionResult:
     needs_restart: bool = False
     output_truncated: bool = False
     output_size: int = 0
+    #: The prompt of an input request that found no line left to answer it.
+    input_missing: str | None = None
 
 
 class _Outputs:
@@ -139,8 +141,10 @@ class _Outputs:
             "traceback": [str(line) for line in traceback] if isinstance(traceback, list) else [],
         }
         self.outputs.append({"output_type": "error", **self.error})
-        # Clients of the original API read failures from stderr, as a subprocess would print them.
-        plain = "\n".join(strip_ansi(line) for line in self.error["traceback"])
+        # The traceback as plain text (the raw one, with its colours, is kept beside it); on
+        # stderr too, where clients of the original API read failures, as a process prints them.
+        plain = "\n".join(strip_ansi(line) for line in self.error["traceback"]).strip("\n")
+        self.error["traceback_text"] = plain
         self.stream("stderr", (plain or f"{self.error['ename']}: {self.error['evalue']}") + "\n")
 
     def count(self, value: object) -> None:
@@ -200,22 +204,32 @@ def _content(msg: Message) -> dict[str, Any]:
     return content if isinstance(content, dict) else {}
 
 
-async def run_code(kernel: KernelHandle, code: str, limits: Limits) -> ExecutionResult:
+async def run_code(
+    kernel: KernelHandle, code: str, limits: Limits, stdin: list[str] | None = None
+) -> ExecutionResult:
     """Run ``code`` in ``kernel`` and collect its outputs, enforcing ``limits``.
 
     The time limit counts from the moment the kernel reports itself busy with this request (or
     from sending it, if the kernel never does): an interrupt that lands before the code has
     started would otherwise hit the kernel's own machinery, which does not recover from it.
+
+    Input requests (``input()``, ``prompt()``, ``Scanner(System.in)``) are answered from
+    ``stdin``, a line each, echoed after their prompt as a console shows them. A request that
+    finds no line left interrupts the run at once: it fails fast, it does not wait for the
+    time limit.
     """
     msg_id = kernel.execute_request(code)
     try:
-        return await _collect(kernel, msg_id, limits)
+        return await _collect(kernel, msg_id, limits, list(stdin or []))
     finally:
         kernel.end_request()
 
 
-async def _collect(kernel: KernelHandle, msg_id: str, limits: Limits) -> ExecutionResult:
+async def _collect(
+    kernel: KernelHandle, msg_id: str, limits: Limits, lines: list[str]
+) -> ExecutionResult:
     outputs = _Outputs(limits.max_output)
+    input_missing: str | None = None
     started = time.monotonic()
     deadline = started + limits.time_limit
     reply: Message | None = None
@@ -224,8 +238,8 @@ async def _collect(kernel: KernelHandle, msg_id: str, limits: Limits) -> Executi
 
     while reply is None or not idle:
         now = time.monotonic()
-        if not interrupted and (now >= deadline or flooded):
-            timed_out = not flooded
+        if not interrupted and (now >= deadline or flooded or input_missing is not None):
+            timed_out = not flooded and input_missing is None
             interrupted = True
             await kernel.interrupt()
             deadline = time.monotonic() + limits.interrupt_grace
@@ -247,6 +261,16 @@ async def _collect(kernel: KernelHandle, msg_id: str, limits: Limits) -> Executi
             if msg_type == "execute_reply":
                 reply = msg
             continue
+        if channel == "stdin":
+            if msg_type == "input_request" and not interrupted:
+                prompt = str(_content(msg).get("prompt", ""))
+                if lines:
+                    line = lines.pop(0)
+                    kernel.input_reply(line)
+                    outputs.stream("stdout", f"{prompt}{line}\n")
+                else:
+                    input_missing = prompt
+            continue
         if msg_type == "status":
             state = _content(msg).get("execution_state")
             idle = state == "idle"
@@ -266,6 +290,13 @@ async def _collect(kernel: KernelHandle, msg_id: str, limits: Limits) -> Executi
         status = "timeout"
     elif flooded:
         status = "output_limit"
+    elif input_missing is not None:
+        status = "error"
+        asked = f" ({input_missing.strip()!r})" if input_missing.strip() else ""
+        outputs.note(
+            f"the code asked for input{asked} but no line was left to give it, so it was"
+            " stopped; send the lines it reads in 'stdin'"
+        )
     else:
         status = "ok" if reply is not None and _content(reply).get("status") == "ok" else "error"
     if reply is not None and outputs.execution_count is None:
@@ -283,4 +314,5 @@ async def _collect(kernel: KernelHandle, msg_id: str, limits: Limits) -> Executi
         needs_restart=died or gave_up,
         output_truncated=outputs.truncated_stream is not None,
         output_size=outputs.seen,
+        input_missing=input_missing,
     )

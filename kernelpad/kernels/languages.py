@@ -1,24 +1,32 @@
 """The languages an interview can use, and the kernelspecs that serve them.
 
-A language is offered only if a kernelspec for it is actually installed: the list comes from
-jupyter_client's ``KernelSpecManager``, never from a hard-coded promise.
+The list comes from jupyter_client's ``KernelSpecManager``, never from a hard-coded promise: every
+kernelspec installed where jupyter_client looks (the venv, the user's and the system's folders)
+becomes a language. The languages kernelpad knows well (Python, JavaScript, TypeScript, Java) get
+their own names, templates and settings; any other kernelspec gets its display name and a generic
+template. A language whose kernelspec or program is missing is listed as unavailable, with the
+reason, instead of failing when a session starts.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from dataclasses import dataclass
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
-from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from jupyter_client.kernelspec import KernelSpec, KernelSpecManager
 
-from kernelpad.errors import UnknownLanguage
+from kernelpad.errors import LanguageUnavailable, UnknownLanguage
 
 
 @dataclass(frozen=True)
 class Language:
-    """A language of kernelpad and the kernelspec that runs it."""
+    """A language of kernelpad and the kernelspecs that can run it, best first."""
 
     id: str
     display_name: str
@@ -26,6 +34,10 @@ class Language:
     file_extension: str
     template: str
     description: str = ""
+    keeps_state: bool = True
+    stdin: bool = True
+    #: Environment of its kernels; ``{data_dir}`` stands for kernelpad's data folder.
+    env: dict[str, str] = field(default_factory=dict)
 
 
 PYTHON_TEMPLATE = '''\
@@ -37,6 +49,35 @@ def solve(items: list[int]) -> int:
 print(solve([1, 2, 3]))
 '''
 
+JAVASCRIPT_TEMPLATE = """\
+// Return the answer for the given input.
+function solve(items) {
+  return items.reduce((total, item) => total + item, 0);
+}
+
+console.log(solve([1, 2, 3]));
+"""
+
+TYPESCRIPT_TEMPLATE = """\
+// Return the answer for the given input.
+function solve(items: number[]): number {
+  return items.reduce((total, item) => total + item, 0);
+}
+
+console.log(solve([1, 2, 3]));
+"""
+
+JAVA_TEMPLATE = """\
+// Return the answer for the given input.
+int solve(int[] items) {
+    return java.util.Arrays.stream(items).sum();
+}
+
+System.out.println(solve(new int[] {1, 2, 3}));
+"""
+
+_DENO_ENV = {"NO_COLOR": "1", "DENO_DIR": "{data_dir}/deno"}
+
 KNOWN_LANGUAGES: tuple[Language, ...] = (
     Language(
         id="python",
@@ -44,31 +85,74 @@ KNOWN_LANGUAGES: tuple[Language, ...] = (
         kernel_names=("python3",),
         file_extension=".py",
         template=PYTHON_TEMPLATE,
-        description="CPython on the IPython kernel; variables persist between runs.",
+        description="CPython on the IPython kernel.",
+    ),
+    Language(
+        id="javascript",
+        display_name="JavaScript",
+        kernel_names=("deno",),
+        file_extension=".js",
+        template=JAVASCRIPT_TEMPLATE,
+        description="JavaScript on Deno's Jupyter kernel; prompt() reads input.",
+        env=_DENO_ENV,
+    ),
+    Language(
+        id="typescript",
+        display_name="TypeScript",
+        kernel_names=("deno",),
+        file_extension=".ts",
+        template=TYPESCRIPT_TEMPLATE,
+        description="TypeScript on Deno's Jupyter kernel. Types are not checked: the kernel"
+        " strips them and runs the JavaScript.",
+        env=_DENO_ENV,
+    ),
+    Language(
+        id="java",
+        display_name="Java",
+        kernel_names=("java",),
+        file_extension=".java",
+        template=JAVA_TEMPLATE,
+        description="Java 17 on the JJava kernel (JShell): methods, classes and statements at"
+        " the top level; Scanner(System.in) reads input.",
     ),
 )
+
+# How a line comment starts, by the kernelspec's language, for generic templates.
+_COMMENT = {
+    "python": "#", "r": "#", "julia": "#", "ruby": "#", "bash": "#", "sh": "#", "perl": "#",
+    "javascript": "//", "typescript": "//", "java": "//", "c": "//", "c++": "//", "cpp": "//",
+    "go": "//", "rust": "//", "scala": "//", "kotlin": "//", "csharp": "//", "c#": "//",
+    "haskell": "--", "sql": "--", "lua": "--",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class InstalledLanguage:
-    """A language together with the kernelspec found for it on this machine."""
+    """A language together with what was found for it on this machine."""
 
     language: Language
     kernel_name: str
     kernel_display_name: str
     version: str | None
+    available: bool = True
+    unavailable_reason: str | None = None
+    interrupt_mode: str = "signal"
+    #: ZeroMQ transport the kernel can listen on: ipykernel does Unix sockets, most others TCP.
+    transport: str = "tcp"
 
 
 class LanguageRegistry:
-    """Maps kernelpad's language ids to installed kernelspecs."""
+    """Maps kernelpad's language ids to the kernelspecs installed here."""
 
     def __init__(
         self,
         spec_manager: KernelSpecManager | None = None,
         known: tuple[Language, ...] = KNOWN_LANGUAGES,
+        allow: Iterable[str] = (),
     ) -> None:
         self.spec_manager = spec_manager or KernelSpecManager()
         self._known = known
+        self._allow = set(allow)
         self._installed: dict[str, InstalledLanguage] = {}
 
     async def refresh(self) -> None:
@@ -76,36 +160,102 @@ class LanguageRegistry:
         self._installed = await asyncio.to_thread(self._scan)
 
     def _scan(self) -> dict[str, InstalledLanguage]:
+        specs: dict[str, KernelSpec] = {}
+        for name in sorted(self.spec_manager.find_kernel_specs()):
+            try:
+                specs[name] = self.spec_manager.get_kernel_spec(name)
+            except Exception:  # a broken kernel.json must not hide the others
+                continue
         found: dict[str, InstalledLanguage] = {}
+        claimed: set[str] = set()
         for language in self._known:
-            for kernel_name in language.kernel_names:
-                try:
-                    spec = self.spec_manager.get_kernel_spec(kernel_name)
-                except NoSuchKernel:
-                    continue
-                version = spec.metadata.get("language_version") if spec.metadata else None
+            claimed.update(language.kernel_names)
+            spec_name = next((n for n in language.kernel_names if n in specs), None)
+            if spec_name is None:
+                missing = " or ".join(repr(n) for n in language.kernel_names)
                 found[language.id] = InstalledLanguage(
-                    language, kernel_name, spec.display_name, version
+                    language,
+                    language.kernel_names[0],
+                    language.display_name,
+                    None,
+                    available=False,
+                    unavailable_reason=f"no kernelspec {missing} is installed (run 'make')",
                 )
-                break
+            else:
+                found[language.id] = _installed(language, spec_name, specs[spec_name])
+        for name, spec in specs.items():
+            if name not in claimed and name not in found:
+                found[name] = _installed(_generic(name, spec), name, spec)
+        if self._allow:
+            found = {key: value for key, value in found.items() if key in self._allow}
         return found
 
     def learn(self, language_id: str, language_info: dict[str, Any]) -> None:
-        """Record the version a started kernel reports, where its kernelspec did not say."""
+        """Record what a started kernel reports of itself, where its kernelspec did not say."""
         item = self._installed.get(language_id)
         version = language_info.get("version")
         if item is not None and item.version is None and isinstance(version, str):
             self._installed[language_id] = dataclasses.replace(item, version=version)
 
     def installed(self) -> list[InstalledLanguage]:
+        """Every language, available or not, in a stable order."""
         return list(self._installed.values())
 
-    def get(self, language_id: str) -> InstalledLanguage:
-        """The installed language ``language_id``, or a clear error listing the ones there are."""
-        try:
-            return self._installed[language_id]
-        except KeyError:
-            available = ", ".join(sorted(self._installed)) or "none"
+    def describe(self, language_id: str) -> InstalledLanguage:
+        """The language ``language_id``, available or not."""
+        item = self._installed.get(language_id)
+        if item is None:
+            offered = ", ".join(i.language.id for i in self.installed() if i.available)
             raise UnknownLanguage(
-                f"Unknown language {language_id!r}; this server offers: {available}."
-            ) from None
+                f"Unknown language {language_id!r}; this server offers: {offered or 'none'}."
+            )
+        return item
+
+    def get(self, language_id: str) -> InstalledLanguage:
+        """The available language ``language_id``, or an error that says why not."""
+        item = self.describe(language_id)
+        if not item.available:
+            raise LanguageUnavailable(
+                f"{item.language.display_name} is not available on this server:"
+                f" {item.unavailable_reason}."
+            )
+        return item
+
+
+def _installed(language: Language, name: str, spec: KernelSpec) -> InstalledLanguage:
+    version = (spec.metadata or {}).get("language_version")
+    program = spec.argv[0] if spec.argv else ""
+    reason = None
+    if not _runnable(program, spec.env.get("PATH")):
+        reason = f"its kernel's program {program!r} is not installed"
+    uses_ipykernel = any("ipykernel" in part for part in spec.argv)
+    return InstalledLanguage(
+        language,
+        name,
+        spec.display_name,
+        version if isinstance(version, str) else None,
+        available=reason is None,
+        unavailable_reason=reason,
+        interrupt_mode=spec.interrupt_mode,
+        transport="ipc" if uses_ipykernel else "tcp",
+    )
+
+
+def _runnable(program: str, path: str | None) -> bool:
+    if not program:
+        return False
+    if os.path.isabs(program):
+        return Path(program).is_file() and os.access(program, os.X_OK)
+    return shutil.which(program, path=path or os.environ.get("PATH")) is not None
+
+
+def _generic(name: str, spec: KernelSpec) -> Language:
+    comment = _COMMENT.get((spec.language or "").lower(), "#")
+    return Language(
+        id=name,
+        display_name=spec.display_name,
+        kernel_names=(name,),
+        file_extension="",
+        template=f"{comment} {spec.display_name}: write your solution here, then run it.\n",
+        description=f"The {spec.display_name} kernel ({name}) installed on this server.",
+    )

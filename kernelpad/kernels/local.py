@@ -53,6 +53,7 @@ class LocalKernel(KernelHandle):
         self._pumps = [
             asyncio.create_task(self._pump("iopub", client.iopub_channel)),
             asyncio.create_task(self._pump("shell", client.shell_channel)),
+            asyncio.create_task(self._pump("stdin", client.stdin_channel)),
         ]
         self._closed = False
 
@@ -88,11 +89,13 @@ class LocalKernel(KernelHandle):
             self._inbox.put_nowait((name, msg))
 
     def execute_request(self, code: str) -> str:
-        msg_id: str = self._client.execute(
-            code, silent=False, store_history=True, allow_stdin=False
-        )
+        # stdin is always allowed: kernelpad answers input requests itself, or stops the run.
+        msg_id: str = self._client.execute(code, silent=False, store_history=True, allow_stdin=True)
         self._current = msg_id
         return msg_id
+
+    def input_reply(self, value: str) -> None:
+        self._client.input(value)
 
     def end_request(self) -> None:
         self._current = None
@@ -143,39 +146,43 @@ class LocalKernelBackend(KernelBackend):
         self,
         runtime_dir: Path,
         spec_manager: KernelSpecManager,
+        data_dir: Path,
         start_timeout: float = 60.0,
     ) -> None:
         self.runtime_dir = runtime_dir
         self.spec_manager = spec_manager
+        self.data_dir = data_dir
         self.start_timeout = start_timeout
 
-    def _kernel_env(self) -> dict[str, str]:
+    def _kernel_env(self, language: InstalledLanguage) -> dict[str, str]:
         env = {
             key: value
             for key, value in os.environ.items()
             if not key.startswith(_PRIVATE_ENV_PREFIXES)
         }
         env.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+        data_dir = str(self.data_dir.resolve())
+        for key, value in language.language.env.items():
+            env[key] = value.replace("{data_dir}", data_dir)
         return env
 
     async def start(self, language: InstalledLanguage) -> LocalKernel:
         kernel_id = uuid.uuid4().hex
         # Unix socket paths are limited to about 100 bytes: keep the names short.
-        sockets = self.runtime_dir / kernel_id[:12]
+        sockets = self.runtime_dir / kernel_id[:12] if language.transport == "ipc" else None
         workdir = self.runtime_dir / "work" / kernel_id[:12]
         await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
         manager = AsyncKernelManager(
             kernel_name=language.kernel_name,
             kernel_spec_manager=self.spec_manager,
-            transport="ipc",
-            ip=str(sockets),
             connection_file=str(self.runtime_dir / f"kernel-{kernel_id[:12]}.json"),
+            **({"transport": "ipc", "ip": str(sockets)} if sockets else {}),
         )
         client: AsyncKernelClient | None = None
         try:
-            await manager.start_kernel(cwd=str(workdir), env=self._kernel_env())
+            await manager.start_kernel(cwd=str(workdir), env=self._kernel_env(language))
             client = manager.client()
-            client.start_channels(hb=False, control=False)
+            client.start_channels(hb=False, control=False)  # stdin: input_request
             await client.wait_for_ready(timeout=self.start_timeout)
             info = await client.kernel_info(reply=True, timeout=self.start_timeout)
         except BaseException as exc:

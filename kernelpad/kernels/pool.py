@@ -37,10 +37,14 @@ class KernelPool:
         """Start filling every configured pool whose language is installed."""
         installed = {item.language.id: item for item in self.registry.installed()}
         for language_id, size in self.sizes.items():
-            if size and language_id not in installed:
-                log.warning("kernel pool for %r: no such language installed", language_id)
-            elif size:
-                self._refill(installed[language_id])
+            item = installed.get(language_id)
+            if not size:
+                continue
+            if item is None or not item.available:
+                why = item.unavailable_reason if item else "not offered here"
+                log.warning("no kernel pool for %s: %s", language_id, why)
+            else:
+                self._refill(item)
 
     @property
     def ready_count(self) -> int:

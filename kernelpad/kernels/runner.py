@@ -77,8 +77,8 @@ class KernelRunner:
                 f" {self.queue_size}); try again when it is free."
             )
 
-    async def run(self, code: str, limits: Limits) -> RunReport:
-        """Run ``code`` once the runs before it are done."""
+    async def run(self, code: str, limits: Limits, stdin: list[str] | None = None) -> RunReport:
+        """Run ``code`` once the runs before it are done; ``stdin`` answers its input requests."""
         self.check_room()
         queued_at = time.monotonic()
         self._waiting += 1
@@ -97,7 +97,7 @@ class KernelRunner:
             if self.kernel is None:
                 self.kernel = await self._acquire()
             try:
-                result = await run_code(self.kernel, code, limits)
+                result = await run_code(self.kernel, code, limits, stdin)
             except Exception:
                 # The kernel is in an unknown state, maybe still running the code: replace it.
                 await self._replace_kernel("internal error")

@@ -154,8 +154,10 @@ class SessionManager:
         code: str,
         language: str | None = None,
         time_limit_ms: int | None = None,
+        stdin: list[str] | None = None,
     ) -> Execution:
-        """Run ``code`` in the session's kernel for ``language`` and record the run."""
+        """Run ``code`` in the session's kernel for ``language`` and record the run;
+        ``stdin`` holds the lines its input requests are answered with."""
         if not self.settings.enable_server_execution:
             raise ExecutionDisabled(
                 "Running code is turned off on this server (ENABLE_SERVER_EXECUTION=false)."
@@ -177,7 +179,7 @@ class SessionManager:
             flood_limit=self.settings.output_flood_limit,
         )
         started_at = time.time()
-        report = await runner.run(code, limits)
+        report = await runner.run(code, limits, stdin)
         result = report.result
         notices = _notices(report, installed, limits)
         if (
@@ -311,6 +313,8 @@ def _notices(report: RunReport, installed: InstalledLanguage, limits: Limits) ->
         )
     if report.stopped:
         notices.append("The run was stopped: the session ended or kernelpad is shutting down.")
+    elif result.input_missing is not None:
+        notices.append("The run was stopped: it asked for input and no line was left in 'stdin'.")
     elif result.timed_out:
         notices.append(
             f"The run passed its time limit of {limits.time_limit:g} s and was interrupted."

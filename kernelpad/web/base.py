@@ -30,6 +30,7 @@ STATUS: dict[type[errors.KernelpadError], int] = {
     errors.SessionEnded: 409,
     errors.QueueFull: 409,
     errors.UnknownLanguage: 422,
+    errors.LanguageUnavailable: 422,
     errors.InvalidValue: 422,
     errors.RateLimited: 429,
     errors.KernelStartFailed: 503,

@@ -23,8 +23,9 @@ class TemplateHandler(ApiHandler):
         tags=TAGS,
     )
     async def get(self, language_id: str) -> None:
+        # Starter code is shown for unavailable languages too: only running needs a kernel.
         try:
-            item = self.manager.registry.get(language_id)
+            item = self.manager.registry.describe(language_id)
         except UnknownLanguage as exc:
             raise ApiError(404, exc.code, exc.message) from None
         self.respond(

@@ -175,9 +175,18 @@ class LanguageOut(BaseModel):
     name: str
     kernel_name: str
     kernel_display_name: str
-    version: str | None
+    version: str | None = Field(
+        description="As the kernel reports it, once one has started; else from its kernelspec."
+    )
     file_extension: str
     description: str
+    available: bool
+    unavailable_reason: str | None
+    keeps_state: bool = Field(description="Variables persist between runs.")
+    stdin: bool = Field(description="The kernel can read input (see 'stdin' of execute).")
+    interrupt: Literal["signal", "message"] = Field(
+        description="How the kernel is interrupted when a run passes its time limit."
+    )
 
     @classmethod
     def of(cls, item: InstalledLanguage) -> LanguageOut:
@@ -189,6 +198,11 @@ class LanguageOut(BaseModel):
             version=item.version,
             file_extension=item.language.file_extension,
             description=item.language.description,
+            available=item.available,
+            unavailable_reason=item.unavailable_reason,
+            keeps_state=item.language.keeps_state,
+            stdin=item.language.stdin,
+            interrupt=item.interrupt_mode,
         )
 
 
@@ -213,7 +227,16 @@ class ExecuteRequest(RequestModel):
         description="Defaults to the session's language.",
     )
     time_limit: int | None = Field(
-        None, gt=0, description="Milliseconds; capped by CODE_EXECUTION_TIMEOUT."
+        None,
+        gt=0,
+        description="Milliseconds, from when the code starts; capped by CODE_EXECUTION_TIMEOUT,"
+        " at least 100.",
+    )
+    stdin: list[str] | None = Field(
+        None,
+        max_length=10_000,
+        description="Lines that answer the code's input requests, one each, in order. A run"
+        " that asks for more input than given is stopped at once.",
     )
 
 

@@ -103,7 +103,9 @@ class ExecuteHandler(ApiHandler):
             raise InvalidValue(
                 f"The code is {len(req.code)} characters long; the limit is {limit}."
             )
-        execution = await self.manager.execute(session_id, req.code, req.language, req.time_limit)
+        execution = await self.manager.execute(
+            session_id, req.code, req.language, req.time_limit, req.stdin
+        )
         self.respond(ExecutionOut.of(execution))
 
 

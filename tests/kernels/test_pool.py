@@ -35,7 +35,7 @@ async def registry() -> LanguageRegistry:
 @pytest.fixture
 async def pool(registry: LanguageRegistry) -> AsyncIterator[KernelPool]:
     with tempfile.TemporaryDirectory(prefix="kp-") as runtime:
-        backend = LocalKernelBackend(Path(runtime), registry.spec_manager)
+        backend = LocalKernelBackend(Path(runtime), registry.spec_manager, Path(runtime))
         pool = KernelPool(backend, registry, {"python": 1})
         yield pool
         await pool.close()

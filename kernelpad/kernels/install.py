@@ -1,0 +1,115 @@
+"""Install the kernelspecs of the kernels kernelpad supports into this environment.
+
+``python -m kernelpad.kernels.install`` (run by ``make``) writes them under ``sys.prefix``, where
+jupyter_client looks first for a virtualenv's kernels:
+
+* ``python3``: ipykernel's own kernelspec;
+* ``deno``: Deno's built-in Jupyter kernel, for JavaScript and TypeScript. ``deno jupyter
+  --install`` only writes to ``$HOME``, so the spec is written here, with interrupts by message
+  (a SIGINT kills the Deno kernel; an ``interrupt_request`` stops a busy loop and keeps state) and
+  ``NO_COLOR`` (Deno colours plain-text results otherwise);
+* ``java``: JJava's kernelspec, which the ``jjava`` package installs with a bare ``java`` in its
+  argv. Its launcher starts a second JVM with ``java`` from ``PATH``, so the spec is pinned to one
+  JDK (``JAVA_HOME`` and ``PATH``), with JVM options that halve its start time.
+
+Each step that cannot be done (no JDK on the machine, say) is reported and skipped: the language
+is then listed as unavailable, with the reason, rather than failing at a session's start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+# Measured here: the JVM starts in about 2.3 s instead of 4.2 s, runs take about 90 ms, not 130.
+JJAVA_JVM_OPTS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+
+
+def kernels_dir(prefix: Path) -> Path:
+    return prefix / "share" / "jupyter" / "kernels"
+
+
+def install_python(prefix: Path) -> str:
+    from ipykernel.kernelspec import install
+
+    install(prefix=str(prefix), kernel_name="python3", display_name="Python 3")
+    return "python3: ipykernel"
+
+
+def install_deno(prefix: Path) -> str:
+    deno = Path(prefix) / "bin" / "deno"
+    if not deno.is_file():
+        found = shutil.which("deno")
+        if not found:
+            return "deno: skipped, no deno program (pip install deno)"
+        deno = Path(found)
+    spec = {
+        "argv": [str(deno), "jupyter", "--kernel", "--conn", "{connection_file}"],
+        "display_name": "Deno",
+        "language": "typescript",
+        "interrupt_mode": "message",
+        "env": {"NO_COLOR": "1"},
+        "metadata": {"kernelpad": {"installed_by": "kernelpad"}},
+    }
+    _write_spec(kernels_dir(prefix) / "deno", spec)
+    return f"deno: {deno}"
+
+
+def find_java_home() -> Path | None:
+    """The JDK to pin: JAVA_HOME if set, else the one ``javac`` on PATH belongs to."""
+    if os.environ.get("JAVA_HOME") and (Path(os.environ["JAVA_HOME"]) / "bin" / "java").is_file():
+        return Path(os.environ["JAVA_HOME"])
+    javac = shutil.which("javac")
+    if javac is None:
+        return None
+    return Path(javac).resolve().parent.parent
+
+
+def install_java(prefix: Path) -> str:
+    spec_dir = kernels_dir(prefix) / "java"
+    spec_file = spec_dir / "kernel.json"
+    if not spec_file.is_file():
+        return "java: skipped, no JJava kernelspec (pip install jjava)"
+    java_home = find_java_home()
+    if java_home is None:
+        return "java: skipped, no JDK found (install openjdk-17-jdk-headless)"
+    spec = json.loads(spec_file.read_text())
+    java = java_home / "bin" / "java"
+    if Path(spec["argv"][0]).name == "java":
+        spec["argv"][0] = str(java)
+    spec["env"] = {
+        **spec.get("env", {}),
+        "JAVA_HOME": str(java_home),
+        "PATH": f"{java_home / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "JJAVA_JVM_OPTS": JJAVA_JVM_OPTS,
+    }
+    spec["interrupt_mode"] = "message"
+    _write_spec(spec_dir, spec)
+    return f"java: {java}"
+
+
+def _write_spec(spec_dir: Path, spec: Mapping[str, object]) -> None:
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    (spec_dir / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m kernelpad.kernels.install",
+        description="Install the kernelspecs of kernelpad's languages into an environment.",
+    )
+    parser.add_argument(
+        "--prefix", type=Path, default=Path(sys.prefix), help="default: this environment"
+    )
+    args = parser.parse_args(argv)
+    for step in (install_python, install_deno, install_java):
+        print(step(args.prefix))
+
+
+if __name__ == "__main__":
+    main()
