@@ -28,6 +28,11 @@ RICH_OUTPUT_LIMIT = 5_000_000
 MAX_OUTPUTS = 1000
 # The shortest time limit applied: an interrupt must not land before the code has started.
 MIN_TIME_LIMIT = 0.1
+# How long a run may go on after its input ran out (it got an end-of-file) before it is
+# interrupted: enough for the code to fail on its own, not enough to wait for the time limit.
+EOF_GRACE = 0.5
+# The end-of-file answer to an input request: ipykernel raises EOFError on it.
+EOF = "\x04"
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -215,8 +220,9 @@ async def run_code(
 
     Input requests (``input()``, ``prompt()``, ``Scanner(System.in)``) are answered from
     ``stdin``, a line each, echoed after their prompt as a console shows them. A request that
-    finds no line left interrupts the run at once: it fails fast, it does not wait for the
-    time limit.
+    finds no line left is answered with an end-of-file and the run is interrupted if it has not
+    ended ``EOF_GRACE`` later: it fails fast, it does not wait for the time limit. (Interrupting
+    at once is no good: Deno's kernel cannot be interrupted while it waits for input.)
     """
     msg_id = kernel.execute_request(code)
     try:
@@ -238,7 +244,7 @@ async def _collect(
 
     while reply is None or not idle:
         now = time.monotonic()
-        if not interrupted and (now >= deadline or flooded or input_missing is not None):
+        if not interrupted and (now >= deadline or flooded):
             timed_out = not flooded and input_missing is None
             interrupted = True
             await kernel.interrupt()
@@ -269,7 +275,10 @@ async def _collect(
                     kernel.input_reply(line)
                     outputs.stream("stdout", f"{prompt}{line}\n")
                 else:
-                    input_missing = prompt
+                    kernel.input_reply(EOF)
+                    if input_missing is None:
+                        input_missing = prompt
+                        deadline = min(deadline, time.monotonic() + EOF_GRACE)
             continue
         if msg_type == "status":
             state = _content(msg).get("execution_state")
@@ -281,6 +290,15 @@ async def _collect(
         outputs.handle(msg)
         if outputs.dropped > limits.flood_limit and not interrupted:
             flooded = True
+
+    settle = kernel.language.language.settle
+    while settle and reply is not None and idle and not died:
+        item = await kernel.receive(settle)
+        if item is None:
+            break
+        channel, msg = item
+        if channel == "iopub" and msg.get("parent_header", {}).get("msg_id") == msg_id:
+            outputs.handle(msg)
 
     outputs.finish()
     if died:

@@ -38,6 +38,9 @@ class Language:
     stdin: bool = True
     #: Environment of its kernels; ``{data_dir}`` stands for kernelpad's data folder.
     env: dict[str, str] = field(default_factory=dict)
+    #: Seconds of quiet to wait for after a run's reply and idle status, for kernels that may
+    #: send output after them (Deno's does, about one message in ten, up to a few ms late).
+    settle: float = 0.0
 
 
 PYTHON_TEMPLATE = '''\
@@ -77,6 +80,7 @@ System.out.println(solve(new int[] {1, 2, 3}));
 """
 
 _DENO_ENV = {"NO_COLOR": "1", "DENO_DIR": "{data_dir}/deno"}
+DENO_SETTLE = 0.03
 
 KNOWN_LANGUAGES: tuple[Language, ...] = (
     Language(
@@ -95,6 +99,7 @@ KNOWN_LANGUAGES: tuple[Language, ...] = (
         template=JAVASCRIPT_TEMPLATE,
         description="JavaScript on Deno's Jupyter kernel; prompt() reads input.",
         env=_DENO_ENV,
+        settle=DENO_SETTLE,
     ),
     Language(
         id="typescript",
@@ -105,6 +110,7 @@ KNOWN_LANGUAGES: tuple[Language, ...] = (
         description="TypeScript on Deno's Jupyter kernel. Types are not checked: the kernel"
         " strips them and runs the JavaScript.",
         env=_DENO_ENV,
+        settle=DENO_SETTLE,
     ),
     Language(
         id="java",
