@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from kernelpad.config import Settings
-from tests.conftest import Api, make_settings
+from tests.conftest import Api, RunningServer, eventually, make_settings
 
 LANGUAGES = ["python", "javascript", "typescript", "java"]
 
@@ -201,3 +201,14 @@ async def test_languages_describe_their_kernels(api: Api, sessions: dict[str, st
     assert listed["javascript"]["kernel_name"] == listed["typescript"]["kernel_name"] == "deno"
     assert listed["java"]["version"].startswith("17")
     assert "not checked" in listed["typescript"]["description"]
+
+
+async def test_a_new_java_session_runs_on_a_pre_started_kernel(server: RunningServer) -> None:
+    manager = server.server.manager
+    assert manager is not None
+    await eventually(lambda: manager.pool._ready["java"], "a Java kernel in the pool")
+    pooled = manager.pool._ready["java"][0]
+    sid = (await server.api.create_session(initial_language="java"))["session_id"]
+    body = await server.api.execute(sid, "1 + 1")
+    assert body["status"] == "ok" and body["new_kernel"] is True
+    assert manager._runners[(sid, "java")].kernel is pooled

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+
+import pytest
 
 from tests.conftest import make_settings, running_server
 from tests.web.test_sessions_api import assert_error
@@ -38,3 +41,39 @@ async def test_execution_can_be_turned_off(tmp_path: Path) -> None:
         response = await api.post(f"/api/v1/sessions/{sid}/execute", {"code": "1"})
         assert_error(response, 403, "execution_disabled", "ENABLE_SERVER_EXECUTION=false")
         assert (await api.get("/api/v1/health")).json["kernels_running"] == 0
+
+
+async def test_a_language_whose_program_is_missing_is_listed_unavailable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = tmp_path / "jupyter" / "kernels" / "java"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": ["/opt/no-jdk/bin/java", "-jar", "{connection_file}"],
+                "display_name": "Java",
+                "language": "java",
+            }
+        )
+    )
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    settings = make_settings(tmp_path / "data", kernel_pool_size={"python": 0, "java": 1})
+    async with running_server(settings) as running:
+        api = running.api
+        listed = {i["id"]: i for i in (await api.get("/api/v1/languages")).json["languages"]}
+        assert listed["java"]["available"] is False
+        assert "/opt/no-jdk/bin/java" in listed["java"]["unavailable_reason"]
+        refused = await api.post(
+            "/api/v1/sessions", {"host_name": "Ada", "initial_language": "java"}
+        )
+        assert_error(refused, 422, "language_unavailable", "Java is not available")
+        assert (await api.get("/api/v1/languages/java/template")).status == 200
+        sid = (await api.create_session())["session_id"]
+        assert_error(
+            await api.post(f"/api/v1/sessions/{sid}/execute", {"code": "1", "language": "java"}),
+            422,
+            "language_unavailable",
+            "/opt/no-jdk/bin/java",
+        )
+        assert (await api.execute(sid, "1"))["status"] == "ok"
