@@ -18,9 +18,10 @@ export JUPYTER_PLATFORM_DIRS := 1
 setup: $(INSTALLED) $(ASSETS)
 
 # Debian packages kernelpad needs, installed only where missing: Node.js (the docs' viewers),
-# a JDK (the Java kernel).
+# a JDK (the Java kernel), clang-repl (the C++ kernel).
 DEBIAN_PACKAGES := $(if $(shell command -v npm),,nodejs npm) \
-	$(if $(shell command -v javac),,openjdk-17-jdk-headless)
+	$(if $(shell command -v javac),,openjdk-17-jdk-headless) \
+	$(if $(wildcard /usr/lib/llvm-19/bin/clang-repl),,clang-tools-19)
 
 system-deps:
 	@if [ -n "$(strip $(DEBIAN_PACKAGES))" ]; then \

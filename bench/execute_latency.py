@@ -1,24 +1,36 @@
-"""How long kernelpad takes to run code, next to what a bare Jupyter kernel takes.
+"""How long kernelpad takes to run code, next to what a bare Jupyter kernel takes, per language.
 
-kernelpad runs interview code on real Jupyter kernels behind an HTTP API. This benchmark tells
-how much its layers (HTTP, sessions, the SQLite history, its message loop) add to a kernel's own
+kernelpad runs interview code on real Jupyter kernels behind an HTTP API. This benchmark tells,
+for each language (Python, JavaScript, TypeScript, Java; ``--languages`` picks some), how much
+kernelpad's layers (HTTP, sessions, the SQLite history, its message loop) add to a kernel's own
 speed, and whether the kernel pool hides a kernel's boot time from a session's first run:
 
-1. Trivial run (``1+1``) latency, median and p95, on a warm kernel:
+1. Cold kernel start through jupyter_client directly: ``start_kernel`` + ``wait_for_ready``.
+2. Time from creating a kernelpad session (``POST /api/v1/sessions`` with the language as
+   ``initial_language``) to its first result (``POST .../execute`` of the trivial code), median:
+   a. with the kernel pool: a server with ``--kernel-pool-size '{"LANG": 1}'``, its pooled kernel
+      ready before each repetition;
+   b. without a pool (``'{"LANG": 0}'``): every session boots a kernel.
+3. Trivial run (``1+1``) latency, median and p95, on a warm kernel:
    a. kernelpad: ``POST /api/v1/sessions/{id}/execute`` over one keep-alive HTTP connection;
-   b. jupyter_client directly: ``execute_interactive`` on a kernel started here (the floor);
-   c. a new Python process per run, the original design's approach.
-2. Time from creating a session to its first result, median:
-   a. kernelpad with its kernel pool (one kernel ready before each repetition);
-   b. kernelpad without a pool (``--kernel-pool-size '{"python": 0}'``): a kernel boots per session;
-   c. a plain cold kernel start via jupyter_client (start + wait_for_ready), for reference.
-3. Ratios against the targets: kernelpad / jupyter_client for a trivial run (at most 1.25x) and
+   b. jupyter_client directly: ``execute_interactive`` on a kernel started here (the floor). For a
+      language whose kernel may send output after its idle status (Deno's, for JavaScript and
+      TypeScript), kernelpad waits for a quiet window after reply and idle (``Language.settle`` in
+      ``kernelpad.kernels.languages``, i.e. ``DENO_SETTLE``). Such languages get two figures:
+      plain ``execute_interactive`` (which can lose late output) and ``execute_interactive``
+      followed by the same quiet window on IOPub ("settled"); the target compares with the latter;
+   c. Python only: a new Python process per run, the original design's approach.
+4. Ratios against the targets: kernelpad / jupyter_client for a trivial run (at most 1.25x) and
    pooled first result / cold kernel start (at most 0.1).
+
+The languages are measured one after the other, each with its own kernelpad servers, so that only
+one language's kernels compete for the CPUs. Java kernels are slow to start and to run a snippet,
+so Java gets fewer runs (``--java-runs``, ``--java-repeats``); the table shows every count.
 
 The figures are printed and written to ``bench/results/execute_latency.json``. Missing a target is
 reported in words only: this is a measurement, not a test, and it exits 0 either way.
 
-Run it with ``make bench`` or ``.venv/bin/python bench/execute_latency.py [--runs N]``.
+Run it with ``make bench`` or ``.venv/bin/python bench/execute_latency.py [--languages python]``.
 """
 
 from __future__ import annotations
@@ -32,6 +44,8 @@ import json
 import math
 import os
 import platform
+import queue
+import re
 import shutil
 import signal
 import socket
@@ -40,26 +54,68 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jupyter_client
 import psutil
 import tornado
+from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 
 import kernelpad
+from kernelpad.kernels.languages import KNOWN_LANGUAGES
 
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "execute_latency.json"
-TRIVIAL_CODE = "1+1"
 TRIVIAL_TARGET = 1.25  # kernelpad / jupyter_client, trivial run on a warm kernel
 POOL_TARGET = 0.1  # pooled first result / cold kernel start
 SERVER_START_TIMEOUT = 60.0
-POOL_READY_TIMEOUT = 60.0
+POOL_READY_TIMEOUT = 120.0
+KERNEL_START_TIMEOUT = 60.0
+CODE_EXECUTION_TIMEOUT = 30  # seconds; a slow first Java run must never time out
+# kernelpad's log lines look like "2026-11-26 20:30:52,714 WARNING kernelpad.x: ..."
+SERVER_LOG_PROBLEM = re.compile(r"^\d{4}-\d\d-\d\d \S+ (WARNING|ERROR|CRITICAL) ")
+
+
+@dataclass(frozen=True)
+class BenchLanguage:
+    """A language as this benchmark drives it, directly and through kernelpad."""
+
+    id: str
+    kernel_name: str
+    #: ZeroMQ transport for the kernels started here: ipykernel does Unix sockets (as kernelpad
+    #: uses them); Deno's and JJava's kernels only TCP.
+    transport: str
+    code: str
+    #: Quiet seconds kernelpad waits for after a run's reply and idle status (0: none).
+    settle: float = 0.0
+    #: Environment kernelpad adds for the language's kernels; ``{data_dir}`` is its data folder.
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def _bench_language(language_id: str, kernel_name: str, transport: str) -> BenchLanguage:
+    known = {language.id: language for language in KNOWN_LANGUAGES}[language_id]
+    return BenchLanguage(
+        language_id, kernel_name, transport, "1+1", settle=known.settle, env=dict(known.env)
+    )
+
+
+LANGUAGES: dict[str, BenchLanguage] = {
+    lang.id: lang
+    for lang in (
+        _bench_language("python", "python3", "ipc"),
+        _bench_language("javascript", "deno", "tcp"),
+        _bench_language("typescript", "deno", "tcp"),
+        _bench_language("java", "java", "tcp"),
+    )
+}
+
+# Messages that came after a run's idle status, or results missing when it was declared done.
+SERVER_PROBLEMS: list[str] = []
 
 
 class BenchError(Exception):
@@ -89,6 +145,21 @@ class Stats:
         )
 
 
+@dataclass
+class Counts:
+    """How many runs of a series (``of``) showed something (``seen``)."""
+
+    seen: int = 0
+    of: int = 0
+
+    def add(self, seen: bool) -> None:
+        self.seen += int(seen)
+        self.of += 1
+
+    def __str__(self) -> str:
+        return f"{self.seen}/{self.of}"
+
+
 # kernelpad servers
 
 
@@ -102,7 +173,9 @@ class Api:
     """A kernelpad API client on one keep-alive HTTP connection."""
 
     def __init__(self, port: int) -> None:
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        self.conn = http.client.HTTPConnection(
+            "127.0.0.1", port, timeout=CODE_EXECUTION_TIMEOUT + 30
+        )
 
     def call(
         self,
@@ -126,11 +199,12 @@ class Api:
             raise BenchError(f"GET /api/v1/health answered {status}: {data}")
         return data
 
-    def create_session(self) -> tuple[str, str]:
+    def create_session(self, language: str) -> tuple[str, str]:
         """A new session's id and host token."""
-        status, data = self.call("POST", "/api/v1/sessions", {"host_name": "bench"})
+        body = {"host_name": "bench", "initial_language": language}
+        status, data = self.call("POST", "/api/v1/sessions", body)
         if status != 201:
-            raise BenchError(f"creating a session answered {status}: {data}")
+            raise BenchError(f"creating a {language} session answered {status}: {data}")
         return data["session_id"], data["host_token"]
 
     def execute(self, session_id: str, code: str) -> dict[str, Any]:
@@ -139,8 +213,9 @@ class Api:
             raise BenchError(f"running {code!r} in session {session_id}: HTTP {status}, {data}")
         if data.get("status") != "ok":
             raise BenchError(
-                f"running {code!r} in session {session_id} ended {data.get('status')!r}"
-                f" instead of 'ok'; stderr: {data.get('stderr', '')[-500:]!r}"
+                f"running {code!r} in session {session_id} ({data.get('language')}) ended"
+                f" {data.get('status')!r} instead of 'ok';"
+                f" stderr: {data.get('stderr', '')[-500:]!r}"
             )
         return data
 
@@ -153,6 +228,11 @@ class Api:
         self.conn.close()
 
 
+def has_result(data: dict[str, Any]) -> bool:
+    """Whether a kernelpad run's outputs hold the trivial code's ``execute_result``."""
+    return any(output.get("output_type") == "execute_result" for output in data["outputs"])
+
+
 def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -161,11 +241,25 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:]) or "(empty log)"
+
+
 @contextlib.contextmanager
-def kernelpad_server(pool_size: int | None = None) -> Iterator[Api]:
-    """A kernelpad server in a subprocess, with its own data dir; stopped with SIGTERM."""
+def kernelpad_server(lang: BenchLanguage, pool_size: int) -> Iterator[Api]:
+    """A kernelpad server in a subprocess, with its own data dir, keeping ``pool_size`` kernels of
+    ``lang`` (and none of any other language) ready; stopped with SIGTERM.
+
+    Its log (and its kernels' stderr) goes to a file; the warnings and errors in it are kept in
+    ``SERVER_PROBLEMS`` and printed at the end.
+    """
     port = free_port()
-    data_dir = tempfile.mkdtemp(prefix="kpbench-data-")
+    data_dir = Path(tempfile.mkdtemp(prefix="kpbench-data-"))
+    log_path = data_dir / "server.log"
     cmd = [
         sys.executable,
         "-m",
@@ -173,103 +267,179 @@ def kernelpad_server(pool_size: int | None = None) -> Iterator[Api]:
         "--port",
         str(port),
         "--data-dir",
-        data_dir,
+        str(data_dir),
         "--rate-limit-executions-per-minute",
         "0",
         "--log-level",
         "WARNING",
+        "--code-execution-timeout",
+        str(CODE_EXECUTION_TIMEOUT),
+        "--kernel-pool-size",
+        json.dumps({lang.id: pool_size}),
     ]
-    if pool_size is not None:
-        cmd += ["--kernel-pool-size", json.dumps({"python": pool_size})]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL)
     api: Api | None = None
-    try:
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)
+        try:
 
-        def answers() -> bool:
-            if proc.poll() is not None:
-                raise BenchError(f"kernelpad exited with code {proc.returncode} on start")
-            with contextlib.closing(Api(port)) as probe:
+            def answers() -> bool:
+                if proc.poll() is not None:
+                    raise BenchError(
+                        f"kernelpad exited with code {proc.returncode} on start; its log ends:\n"
+                        + log_tail(log_path)
+                    )
+                with contextlib.closing(Api(port)) as probe:
+                    try:
+                        return probe.call("GET", "/api/v1/health")[0] == 200
+                    except OSError:
+                        return False
+
+            wait_until(answers, SERVER_START_TIMEOUT, f"kernelpad to answer on port {port}")
+            api = Api(port)
+            yield api
+        finally:
+            if api is not None:
+                api.close()
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
                 try:
-                    return probe.call("GET", "/api/v1/health")[0] == 200
-                except OSError:
-                    return False
-
-        wait_until(answers, SERVER_START_TIMEOUT, f"kernelpad to answer on port {port}")
-        api = Api(port)
-        yield api
-    finally:
-        if api is not None:
-            api.close()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                print("warning: kernelpad did not stop within 30 s of SIGTERM", file=sys.stderr)
-        shutil.rmtree(data_dir, ignore_errors=True)
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                    SERVER_PROBLEMS.append(
+                        f"{lang.id} server (pool {pool_size}): did not stop within 30 s of SIGTERM"
+                    )
+            with contextlib.suppress(OSError):
+                for line in log_path.read_text(errors="replace").splitlines():
+                    if SERVER_LOG_PROBLEM.match(line):
+                        SERVER_PROBLEMS.append(f"{lang.id} server (pool {pool_size}): {line}")
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def wait_for_pool(api: Api) -> None:
+    """Wait until the server's one pooled kernel is ready (its only pool is the language's)."""
     wait_until(lambda: api.health()["kernels_pooled"] >= 1, POOL_READY_TIMEOUT, "a pooled kernel")
 
 
-# 1. Trivial run on a warm kernel
-
-
-def kernelpad_trivial(api: Api, runs: int, warmup: int) -> tuple[Stats, Stats]:
-    """Round trips of ``1+1`` through the API, and the kernel time kernelpad reports for them."""
-    session_id, token = api.create_session()
-    api.execute(session_id, TRIVIAL_CODE)  # the session's kernel is now in use, i.e. warm
-    for _ in range(warmup):
-        api.execute(session_id, TRIVIAL_CODE)
-    round_trips: list[float] = []
-    kernel_times: list[float] = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        data = api.execute(session_id, TRIVIAL_CODE)
-        round_trips.append(time.perf_counter() - start)
-        kernel_times.append(data["execution_time"] / 1000)
-    api.end_session(session_id, token)
-    return Stats.of(round_trips), Stats.of(kernel_times)
+# Kernels started here through jupyter_client
 
 
 @contextlib.asynccontextmanager
-async def jupyter_kernel(workdir: Path, name: str) -> Any:
-    """A started kernel and a ready client, over ipc sockets under ``workdir``."""
+async def jupyter_kernel(
+    lang: BenchLanguage, workdir: Path, name: str, started: list[float] | None = None
+) -> AsyncIterator[AsyncKernelClient]:
+    """A started kernel of ``lang`` and a ready client; files and sockets under ``workdir``.
+
+    The kernel gets the environment kernelpad gives it (e.g. ``NO_COLOR=1`` for Deno). If
+    ``started`` is given, the seconds from ``start_kernel`` to ``wait_for_ready`` are appended.
+    """
+    env = dict(os.environ)
+    for key, value in lang.env.items():
+        env[key] = value.replace("{data_dir}", str(workdir))
     km = AsyncKernelManager(
-        kernel_name="python3",
-        transport="ipc",
-        ip=str(workdir / name),
+        kernel_name=lang.kernel_name,
         connection_file=str(workdir / f"{name}.json"),
+        **({"transport": "ipc", "ip": str(workdir / name)} if lang.transport == "ipc" else {}),
     )
-    await km.start_kernel()
-    kc = km.client()
-    try:
-        kc.start_channels()
-        await kc.wait_for_ready(timeout=60)
-        yield kc
-    finally:
-        kc.stop_channels()
-        await km.shutdown_kernel(now=True)
-
-
-async def jupyter_trivial(workdir: Path, runs: int, warmup: int) -> Stats:
-    async with jupyter_kernel(workdir, "warm") as kc:
-
-        async def run() -> None:
-            reply = await kc.execute_interactive(TRIVIAL_CODE, output_hook=lambda m: None)
-            if reply["content"]["status"] != "ok":
-                raise BenchError(f"jupyter_client run of {TRIVIAL_CODE!r} failed: {reply}")
-
-        for _ in range(warmup + 1):
-            await run()
-        times: list[float] = []
-        for _ in range(runs):
+    log_path = workdir / f"{name}.log"
+    kc: AsyncKernelClient | None = None
+    with open(log_path, "wb") as log:
+        try:
             start = time.perf_counter()
-            await run()
-            times.append(time.perf_counter() - start)
+            await km.start_kernel(cwd=str(workdir), env=env, stdout=log, stderr=log)
+            kc = km.client()
+            kc.start_channels()
+            try:
+                await kc.wait_for_ready(timeout=KERNEL_START_TIMEOUT)
+            except RuntimeError as exc:
+                raise BenchError(
+                    f"the {lang.kernel_name} kernel did not get ready: {exc}; its log ends:\n"
+                    + log_tail(log_path)
+                ) from exc
+            if started is not None:
+                started.append(time.perf_counter() - start)
+            yield kc
+        finally:
+            if kc is not None:
+                kc.stop_channels()
+            if km.has_kernel:
+                await km.shutdown_kernel(now=True)
+
+
+async def drain_late(kc: AsyncKernelClient, msg_id: str, quiet: float) -> tuple[int, bool]:
+    """Read IOPub until it has been quiet for ``quiet`` seconds, as kernelpad does after a run's
+    reply and idle status: how many late messages of run ``msg_id`` came, and whether its result
+    was among them."""
+    late, result = 0, False
+    while True:
+        try:
+            msg = await kc.get_iopub_msg(timeout=quiet)
+        except queue.Empty:
+            return late, result
+        if msg["parent_header"].get("msg_id") == msg_id:
+            late += 1
+            result = result or msg["header"]["msg_type"] == "execute_result"
+
+
+@dataclass
+class DirectSeries:
+    """Trivial runs through jupyter_client on one warm kernel."""
+
+    plain: Stats
+    settled: Stats | None
+    #: Plain runs whose result had not come by the idle status (it was lost to the caller).
+    plain_result_missing: Counts
+    #: Settled runs that caught messages after the idle status; those still without a result.
+    settled_late: Counts | None
+    settled_result_missing: Counts | None
+
+
+async def jupyter_trivial(
+    lang: BenchLanguage, workdir: Path, runs: int, warmup: int
+) -> DirectSeries:
+    async with jupyter_kernel(lang, workdir, "warm") as kc:
+
+        async def run(settle: float) -> tuple[float, bool, int, bool]:
+            types: list[str] = []
+            start = time.perf_counter()
+            reply = await kc.execute_interactive(
+                lang.code, output_hook=lambda m: types.append(m["header"]["msg_type"])
+            )
+            late, late_result = 0, False
+            if settle:
+                late, late_result = await drain_late(kc, reply["parent_header"]["msg_id"], settle)
+            elapsed = time.perf_counter() - start
+            if reply["content"]["status"] != "ok":
+                raise BenchError(f"jupyter_client run of {lang.code!r} ({lang.id}) failed: {reply}")
+            at_idle = "execute_result" in types
+            return elapsed, at_idle, late, at_idle or late_result
+
+        async def series(settle: float) -> tuple[Stats, Counts, Counts, Counts]:
+            for _ in range(warmup + 1):
+                await run(settle)
+            times: list[float] = []
+            missing_at_idle, late, missing = Counts(), Counts(), Counts()
+            for _ in range(runs):
+                elapsed, at_idle, late_count, result = await run(settle)
+                times.append(elapsed)
+                missing_at_idle.add(not at_idle)
+                late.add(late_count > 0)
+                missing.add(not result)
+            return Stats.of(times), missing_at_idle, late, missing
+
+        plain, plain_missing, _, _ = await series(0.0)
+        if not lang.settle:
+            return DirectSeries(plain, None, plain_missing, None, None)
+        settled, _, late, settled_missing = await series(lang.settle)
+        return DirectSeries(plain, settled, plain_missing, late, settled_missing)
+
+
+async def jupyter_cold_start(lang: BenchLanguage, workdir: Path, repeats: int) -> Stats:
+    times: list[float] = []
+    for i in range(repeats):
+        async with jupyter_kernel(lang, workdir, f"c{i}", started=times):
+            pass
     return Stats.of(times)
 
 
@@ -286,43 +456,128 @@ def subprocess_trivial(runs: int, warmup: int) -> Stats:
     return Stats.of(times)
 
 
-# 2. Session creation to first result
+# Through kernelpad
 
 
-def first_result(api: Api, repeats: int, pooled: bool) -> Stats:
-    """Create a session and run ``1+1`` in it, ``repeats`` times; each session is then ended."""
+def kernelpad_trivial(
+    api: Api, lang: BenchLanguage, runs: int, warmup: int
+) -> tuple[Stats, Stats, Counts]:
+    """Round trips of the trivial code through the API, the kernel time kernelpad reports for
+    them, and how many came back without their result."""
+    session_id, token = api.create_session(lang.id)
+    api.execute(session_id, lang.code)  # the session's kernel is now in use, i.e. warm
+    # Taking the pooled kernel made the pool start another: let it finish, or it competes.
+    wait_for_pool(api)
+    for _ in range(warmup):
+        api.execute(session_id, lang.code)
+    round_trips: list[float] = []
+    kernel_times: list[float] = []
+    missing = Counts()
+    for _ in range(runs):
+        start = time.perf_counter()
+        data = api.execute(session_id, lang.code)
+        round_trips.append(time.perf_counter() - start)
+        kernel_times.append(data["execution_time"] / 1000)
+        missing.add(not has_result(data))
+    api.end_session(session_id, token)
+    return Stats.of(round_trips), Stats.of(kernel_times), missing
+
+
+def first_result(api: Api, lang: BenchLanguage, repeats: int, pooled: bool) -> tuple[Stats, Counts]:
+    """Create a session and run the trivial code in it, ``repeats`` times; each session is then
+    ended. Also how many first runs came back without their result."""
     times: list[float] = []
+    missing = Counts()
     for _ in range(repeats):
         if pooled:
             wait_for_pool(api)
         start = time.perf_counter()
-        session_id, token = api.create_session()
-        api.execute(session_id, TRIVIAL_CODE)
+        session_id, token = api.create_session(lang.id)
+        data = api.execute(session_id, lang.code)
         times.append(time.perf_counter() - start)
+        missing.add(not has_result(data))
         api.end_session(session_id, token)
-    return Stats.of(times)
+    return Stats.of(times), missing
 
 
-async def jupyter_cold_start(workdir: Path, repeats: int) -> Stats:
-    times: list[float] = []
-    for i in range(repeats):
-        km = AsyncKernelManager(
-            kernel_name="python3",
-            transport="ipc",
-            ip=str(workdir / f"c{i}"),
-            connection_file=str(workdir / f"c{i}.json"),
+# One language
+
+
+def counts_for(lang: BenchLanguage, args: argparse.Namespace) -> tuple[int, int, int]:
+    """Timed trivial runs, warm-up runs and cold-start / first-result repetitions."""
+    if lang.id == "java":
+        return args.java_runs, args.java_warmup, args.java_repeats
+    return args.runs, args.warmup, args.repeats
+
+
+def measure_language(lang: BenchLanguage, args: argparse.Namespace) -> dict[str, Any]:
+    runs, warmup, repeats = counts_for(lang, args)
+    trivial: dict[str, Stats] = {}
+    late: dict[str, Counts] = {}
+    # Kernels' Unix socket paths must stay short: a folder directly under the temp dir.
+    with tempfile.TemporaryDirectory(prefix="kpb-") as tmp:
+        workdir = Path(tmp)
+        print(f"{lang.id}: jupyter_client cold starts and trivial runs ...", flush=True)
+        cold_start = asyncio.run(jupyter_cold_start(lang, workdir, repeats))
+        direct = asyncio.run(jupyter_trivial(lang, workdir, runs, warmup))
+    trivial["jupyter_client"] = direct.plain
+    late["jupyter_client_result_missing_at_idle"] = direct.plain_result_missing
+    if direct.settled is not None:
+        assert direct.settled_late is not None and direct.settled_result_missing is not None
+        trivial["jupyter_client_settled"] = direct.settled
+        late["jupyter_client_settled_caught_late_messages"] = direct.settled_late
+        late["jupyter_client_settled_result_missing"] = direct.settled_result_missing
+    if lang.id == "python":
+        print(f"{lang.id}: new process per run ...", flush=True)
+        trivial["subprocess"] = subprocess_trivial(args.subprocess_runs, warmup=3)
+    print(f"{lang.id}: kernelpad with a kernel pool ...", flush=True)
+    with kernelpad_server(lang, pool_size=1) as api:
+        wait_for_pool(api)
+        trivial["kernelpad_http"], trivial["kernelpad_kernel_time"], missing = kernelpad_trivial(
+            api, lang, runs, warmup
         )
-        start = time.perf_counter()
-        await km.start_kernel()
-        kc = km.client()
-        kc.start_channels()
-        try:
-            await kc.wait_for_ready(timeout=60)
-            times.append(time.perf_counter() - start)
-        finally:
-            kc.stop_channels()
-            await km.shutdown_kernel(now=True)
-    return Stats.of(times)
+        late["kernelpad_result_missing"] = missing
+        pooled, pooled_missing = first_result(api, lang, repeats, pooled=True)
+    print(f"{lang.id}: kernelpad without a kernel pool ...", flush=True)
+    with kernelpad_server(lang, pool_size=0) as api:
+        no_pool, no_pool_missing = first_result(api, lang, repeats, pooled=False)
+    late["kernelpad_first_result_missing"] = Counts(
+        pooled_missing.seen + no_pool_missing.seen, pooled_missing.of + no_pool_missing.of
+    )
+
+    def ratio(a: Stats, b: Stats) -> float:
+        return round(a.median_ms / b.median_ms, 4)
+
+    floor = "jupyter_client_settled" if "jupyter_client_settled" in trivial else "jupyter_client"
+    ratios = {
+        "trivial_kernelpad_over_jupyter_client": ratio(trivial["kernelpad_http"], trivial[floor]),
+        "pooled_first_result_over_cold_kernel_start": ratio(pooled, cold_start),
+        "pooled_over_no_pool_first_result": ratio(pooled, no_pool),
+    }
+    if floor != "jupyter_client":
+        ratios["trivial_kernelpad_over_jupyter_client_plain"] = ratio(
+            trivial["kernelpad_http"], trivial["jupyter_client"]
+        )
+    if "subprocess" in trivial:
+        ratios["subprocess_over_kernelpad"] = ratio(
+            trivial["subprocess"], trivial["kernelpad_http"]
+        )
+    return {
+        "kernel_name": lang.kernel_name,
+        "transport": lang.transport,
+        "trivial_code": lang.code,
+        "settle_ms": round(lang.settle * 1000, 3),
+        "cold_start": {"jupyter_client": asdict(cold_start)},
+        "first_result": {"kernelpad_pooled": asdict(pooled), "kernelpad_no_pool": asdict(no_pool)},
+        "trivial_run": {name: asdict(s) for name, s in trivial.items()},
+        "trivial_target_compares_with": floor,
+        "late_output": {name: asdict(c) for name, c in late.items()},
+        "ratios": ratios,
+        "verdicts": {
+            "trivial": verdict(ratios["trivial_kernelpad_over_jupyter_client"], TRIVIAL_TARGET),
+            "pool": verdict(ratios["pooled_first_result_over_cold_kernel_start"], POOL_TARGET),
+        },
+    }
 
 
 # Report
@@ -334,6 +589,7 @@ def machine_info() -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "cpu_count_physical": psutil.cpu_count(logical=False),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "kernelpad": kernelpad.__version__,
@@ -346,50 +602,114 @@ def verdict(ratio: float, target: float) -> str:
     return "target met" if ratio <= target else "target missed"
 
 
+LABEL = 74  # width of the table's labels
+RATIO = 58  # width of the ratios' labels
+
+
+def row(label: str, s: dict[str, Any], decimals: int) -> None:
+    print(
+        f"{label:{LABEL}} {s['runs']:>5} {s['median_ms']:>10.{decimals}f}"
+        f" {s['p95_ms']:>9.{decimals}f}"
+    )
+
+
+def counts(c: dict[str, int]) -> str:
+    return f"{c['seen']}/{c['of']}"
+
+
+def print_language(lang_id: str, r: dict[str, Any]) -> None:
+    trivial, first, late = r["trivial_run"], r["first_result"], r["late_output"]
+    ratios = r["ratios"]
+    settled = "jupyter_client_settled" in trivial
+    head = f"{lang_id} (kernelspec {r['kernel_name']} over {r['transport']}"
+    head += f"; code {r['trivial_code']!r})"
+    print(f"\n{head:{LABEL}} {'runs':>5} {'median ms':>10} {'p95 ms':>9}")
+    row("  1. cold kernel start, jupyter_client (start_kernel + wait_for_ready)",
+        r["cold_start"]["jupyter_client"], 1)  # fmt: skip
+    print("  2. new session to its first result, kernelpad")
+    row("     a. pooled kernel ready", first["kernelpad_pooled"], 1)
+    row("     b. no pool (pool size 0): the session boots a kernel", first["kernelpad_no_pool"], 1)
+    print("  3. trivial run on a warm kernel")
+    row("     a. kernelpad POST .../execute (keep-alive HTTP)", trivial["kernelpad_http"], 2)
+    row("        of which kernel time reported by kernelpad", trivial["kernelpad_kernel_time"], 2)
+    if settled:
+        row("     b. jupyter_client execute_interactive, plain (can lose late output)",
+            trivial["jupyter_client"], 2)  # fmt: skip
+        row(f"     b'. the same + {r['settle_ms']:g} ms quiet on IOPub, as kernelpad (settled)",
+            trivial["jupyter_client_settled"], 2)  # fmt: skip
+    else:
+        row("     b. jupyter_client execute_interactive", trivial["jupyter_client"], 2)
+    if "subprocess" in trivial:
+        row("     c. new process per run (subprocess.run)", trivial["subprocess"], 2)
+    print("  results (execute_result of the trivial code) and late output, runs out of runs:")
+    print(
+        "     jupyter_client plain: result not there at idle"
+        f" {counts(late['jupyter_client_result_missing_at_idle'])}"
+    )
+    if settled:
+        print(
+            "     jupyter_client settled: output came after idle"
+            f" {counts(late['jupyter_client_settled_caught_late_messages'])},"
+            f" result still missing {counts(late['jupyter_client_settled_result_missing'])}"
+        )
+    print(
+        "     kernelpad: result missing in trivial runs"
+        f" {counts(late['kernelpad_result_missing'])},"
+        f" in first runs {counts(late['kernelpad_first_result_missing'])}"
+    )
+    print("  ratios of medians")
+    b = "3a / 3b'" if settled else "3a / 3b"
+    against = " settled" if settled else ""
+    label = f"{b}, kernelpad / jupyter_client{against}, trivial run:"
+    t = ratios["trivial_kernelpad_over_jupyter_client"]
+    print(
+        f"     {label:{RATIO}} {t:7.2f}x  target <= {TRIVIAL_TARGET}x: {verdict(t, TRIVIAL_TARGET)}"
+    )
+    if settled:
+        plain = ratios["trivial_kernelpad_over_jupyter_client_plain"]
+        label = "3a / 3b, kernelpad / jupyter_client plain, trivial run:"
+        print(
+            f"     {label:{RATIO}} {plain:7.2f}x"
+            "  informational (plain does not wait for late output)"
+        )
+    p = ratios["pooled_first_result_over_cold_kernel_start"]
+    label = "2a / 1, pooled first result / cold kernel start:"
+    print(f"     {label:{RATIO}} {p:8.3f}  target <= {POOL_TARGET}: {verdict(p, POOL_TARGET)}")
+    k = ratios["pooled_over_no_pool_first_result"]
+    label = "2a / 2b, pooled / no-pool first result in kernelpad:"
+    print(f"     {label:{RATIO}} {k:8.3f}  informational")
+    if "subprocess_over_kernelpad" in ratios:
+        s = ratios["subprocess_over_kernelpad"]
+        label = "3c / 3a, new process per run / kernelpad:"
+        print(f"     {label:{RATIO}} {s:7.1f}x  informational")
+
+
 def print_report(results: dict[str, Any]) -> None:
-    trivial = results["trivial_run"]
-    first = results["first_result"]
-    ratios = results["ratios"]
     info = results["machine"]
     print(
         f"\nkernelpad execute latency  ({info['timestamp']}, {info['cpu_count']} CPUs,"
-        f" Python {info['python']})\n"
+        f" load {info['load_average_1m_at_end']} at the end, Python {info['python']})"
     )
-    header = f"{'':52} {'runs':>5} {'median ms':>10} {'p95 ms':>9}"
-    print("1. Trivial run (1+1), warm kernel")
-    print(header)
-    rows = [
-        ("a. kernelpad HTTP API (keep-alive)", trivial["kernelpad_http"]),
-        ("   of which kernel time reported by kernelpad", trivial["kernelpad_kernel_time"]),
-        ("b. jupyter_client execute_interactive", trivial["jupyter_client"]),
-        ("c. new process per run (subprocess.run)", trivial["subprocess"]),
-    ]
-    for label, s in rows:
-        print(f"{label:52} {s['runs']:>5} {s['median_ms']:>10.2f} {s['p95_ms']:>9.2f}")
-    print("\n2. Session creation to first result")
-    print(header)
-    rows = [
-        ("a. kernelpad, pooled kernel", first["kernelpad_pooled"]),
-        ("b. kernelpad, cold kernel (pool size 0)", first["kernelpad_cold"]),
-        ("c. jupyter_client cold kernel start (reference)", first["jupyter_client_cold_start"]),
-    ]
-    for label, s in rows:
-        print(f"{label:52} {s['runs']:>5} {s['median_ms']:>10.1f} {s['p95_ms']:>9.1f}")
-    print("\n3. Ratios (medians)")
-    t = ratios["trivial_kernelpad_over_jupyter_client"]
-    p = ratios["pooled_first_result_over_cold_kernel_start"]
-    k = ratios["pooled_first_result_over_kernelpad_cold_first_result"]
+    for lang_id, r in results["languages"].items():
+        print_language(lang_id, r)
     print(
-        f"   kernelpad / jupyter_client, trivial run:          {t:6.2f}x"
-        f"  (target <= {TRIVIAL_TARGET}x: {verdict(t, TRIVIAL_TARGET)})"
+        f"\nSummary{'':6} trivial run, kernelpad / jupyter_client{'':5}"
+        " pooled first result / cold start"
     )
-    print(
-        f"   pooled first result / cold kernel start (2a/2c):  {p:6.3f}"
-        f"   (target <= {POOL_TARGET}: {verdict(p, POOL_TARGET)})"
-    )
-    print(f"   pooled / cold first result in kernelpad (2a/2b):  {k:6.3f}   (informational)")
-    s = ratios["subprocess_over_kernelpad"]
-    print(f"   new process per run / kernelpad, trivial run:     {s:6.1f}x  (informational)")
+    print(f"{'':13} (target <= {TRIVIAL_TARGET}x){'':25} (target <= {POOL_TARGET})")
+    for lang_id, r in results["languages"].items():
+        ratios, verdicts = r["ratios"], r["verdicts"]
+        t = ratios["trivial_kernelpad_over_jupyter_client"]
+        p = ratios["pooled_first_result_over_cold_kernel_start"]
+        floor = "settled" if r["trivial_target_compares_with"] == "jupyter_client_settled" else ""
+        print(
+            f"  {lang_id:11} {t:6.2f}x {verdicts['trivial']:14} {floor:18}"
+            f" {p:6.3f} {verdicts['pool']}"
+        )
+    if SERVER_PROBLEMS:
+        print(f"\nkernelpad logged {len(SERVER_PROBLEMS)} warning(s) or error(s):")
+        for line in SERVER_PROBLEMS[:20]:
+            print(f"  {line}")
 
 
 def write_results(results: dict[str, Any]) -> None:
@@ -402,73 +722,62 @@ def write_results(results: dict[str, Any]) -> None:
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    trivial: dict[str, Any] = {}
-    first: dict[str, Any] = {}
-    # Kernels' Unix socket paths must stay short: a folder directly under the temp dir.
-    with tempfile.TemporaryDirectory(prefix="kpb-") as tmp:
-        workdir = Path(tmp)
-        print("jupyter_client: trivial runs and cold starts ...", flush=True)
-        trivial["jupyter_client"] = asyncio.run(jupyter_trivial(workdir, args.runs, args.warmup))
-        first["jupyter_client_cold_start"] = asyncio.run(jupyter_cold_start(workdir, args.repeats))
-    print("new process per run ...", flush=True)
-    trivial["subprocess"] = subprocess_trivial(args.subprocess_runs, warmup=3)
-    print("kernelpad with its kernel pool ...", flush=True)
-    with kernelpad_server() as api:
-        wait_for_pool(api)
-        trivial["kernelpad_http"], trivial["kernelpad_kernel_time"] = kernelpad_trivial(
-            api, args.runs, args.warmup
-        )
-        first["kernelpad_pooled"] = first_result(api, args.repeats, pooled=True)
-    print("kernelpad without a kernel pool ...", flush=True)
-    with kernelpad_server(pool_size=0) as api:
-        first["kernelpad_cold"] = first_result(api, args.repeats, pooled=False)
-
-    def ratio(a: Stats, b: Stats) -> float:
-        return a.median_ms / b.median_ms
-
-    ratios = {
-        "trivial_kernelpad_over_jupyter_client": ratio(
-            trivial["kernelpad_http"], trivial["jupyter_client"]
-        ),
-        "pooled_first_result_over_cold_kernel_start": ratio(
-            first["kernelpad_pooled"], first["jupyter_client_cold_start"]
-        ),
-        "pooled_first_result_over_kernelpad_cold_first_result": ratio(
-            first["kernelpad_pooled"], first["kernelpad_cold"]
-        ),
-        "subprocess_over_kernelpad": ratio(trivial["subprocess"], trivial["kernelpad_http"]),
-    }
+    started = time.monotonic()
+    languages = {lang_id: measure_language(LANGUAGES[lang_id], args) for lang_id in args.languages}
     return {
         "machine": machine_info(),
-        "settings": vars(args),
-        "trivial_run": {name: asdict(s) for name, s in trivial.items()},
-        "first_result": {name: asdict(s) for name, s in first.items()},
-        "ratios": {name: round(value, 4) for name, value in ratios.items()},
+        "settings": {**vars(args), "duration_s": round(time.monotonic() - started, 1)},
+        "languages": languages,
         "targets": {
             "trivial_kernelpad_over_jupyter_client": TRIVIAL_TARGET,
             "pooled_first_result_over_cold_kernel_start": POOL_TARGET,
         },
+        "kernelpad_log_problems": SERVER_PROBLEMS,
     }
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--languages",
+        nargs="+",
+        default=list(LANGUAGES),
+        metavar="LANG",
+        help=f"languages to measure, by kernelpad id, space or comma separated"
+        f" (default: {' '.join(LANGUAGES)})",
+    )
     parser.add_argument("--runs", type=int, default=200, help="timed trivial runs (default 200)")
     parser.add_argument(
         "--warmup", type=int, default=20, help="untimed trivial runs first (default 20)"
     )
     parser.add_argument(
-        "--subprocess-runs", type=int, default=30, help="timed new-process runs (default 30)"
+        "--repeats",
+        type=int,
+        default=10,
+        help="cold starts and session-to-first-result repetitions (default 10)",
+    )
+    parser.add_argument("--java-runs", type=int, default=100, help="--runs for Java (default 100)")
+    parser.add_argument(
+        "--java-warmup", type=int, default=10, help="--warmup for Java (default 10)"
     )
     parser.add_argument(
-        "--repeats", type=int, default=10, help="session-to-first-result repetitions (default 10)"
+        "--java-repeats", type=int, default=5, help="--repeats for Java (default 5)"
+    )
+    parser.add_argument(
+        "--subprocess-runs", type=int, default=30, help="timed new-process runs (default 30)"
     )
     args = parser.parse_args()
-    for name in ("runs", "subprocess_runs", "repeats"):
+    chosen = [name.strip() for item in args.languages for name in item.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in LANGUAGES]
+    if unknown or not chosen:
+        parser.error(f"--languages: choose among {', '.join(LANGUAGES)}")
+    args.languages = list(dict.fromkeys(chosen))
+    for name in ("runs", "repeats", "java_runs", "java_repeats", "subprocess_runs"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
-    if args.warmup < 0:
-        parser.error("--warmup must not be negative")
+    for name in ("warmup", "java_warmup"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name.replace('_', '-')} must not be negative")
     return args
 
 

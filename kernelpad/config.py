@@ -108,7 +108,7 @@ class Settings(BaseSettings):
         [], "Languages offered, by id (JSON list); empty: every installed kernelspec."
     )
     kernel_pool_size: dict[str, int] = setting(
-        {"python": 1, "javascript": 1, "typescript": 1, "java": 1},
+        {"python": 1, "javascript": 1, "typescript": 1, "java": 1, "cpp": 1},
         "Pre-started kernels kept ready per language (JSON object).",
     )
     kernel_idle_timeout: float = setting(

@@ -60,6 +60,21 @@ def install_deno(prefix: Path) -> str:
     return f"deno: {deno}"
 
 
+def install_cpp(prefix: Path) -> str:
+    from kernelpad.kernels.cpp.repl import CLANG_REPL
+
+    spec = {
+        "argv": [sys.executable, "-m", "kernelpad.kernels.cpp", "-f", "{connection_file}"],
+        "display_name": "C++17 (clang-repl)",
+        "language": "c++",
+        "interrupt_mode": "message",
+        "metadata": {"kernelpad": {"transport": "ipc", "requires": [CLANG_REPL]}},
+    }
+    _write_spec(kernels_dir(prefix) / "cpp", spec)
+    found = "" if Path(CLANG_REPL).is_file() else " (clang-repl missing: install clang-tools-19)"
+    return f"cpp: kernelpad's C++ kernel{found}"
+
+
 def find_java_home() -> Path | None:
     """The JDK to pin: JAVA_HOME if set, else the one ``javac`` on PATH belongs to."""
     if os.environ.get("JAVA_HOME") and (Path(os.environ["JAVA_HOME"]) / "bin" / "java").is_file():
@@ -107,7 +122,7 @@ def main(argv: list[str] | None = None) -> None:
         "--prefix", type=Path, default=Path(sys.prefix), help="default: this environment"
     )
     args = parser.parse_args(argv)
-    for step in (install_python, install_deno, install_java):
+    for step in (install_python, install_deno, install_java, install_cpp):
         print(step(args.prefix))
 
 

@@ -79,6 +79,20 @@ int solve(int[] items) {
 System.out.println(solve(new int[] {1, 2, 3}));
 """
 
+CPP_TEMPLATE = """\
+#include <iostream>
+#include <vector>
+
+// Return the answer for the given input.
+int solve(const std::vector<int>& items) {
+    int total = 0;
+    for (int item : items) total += item;
+    return total;
+}
+
+std::cout << solve({1, 2, 3}) << std::endl;
+"""
+
 _DENO_ENV = {"NO_COLOR": "1", "DENO_DIR": "{data_dir}/deno"}
 DENO_SETTLE = 0.03
 
@@ -120,6 +134,16 @@ KNOWN_LANGUAGES: tuple[Language, ...] = (
         template=JAVA_TEMPLATE,
         description="Java 17 on the JJava kernel (JShell): methods, classes and statements at"
         " the top level; Scanner(System.in) reads input.",
+    ),
+    Language(
+        id="cpp",
+        display_name="C++",
+        kernel_names=("cpp",),
+        file_extension=".cpp",
+        template=CPP_TEMPLATE,
+        description="C++17 on clang-repl (kernelpad's kernel): includes, functions and classes"
+        " stay defined across runs; std::cin reads input. A crash or an interrupt restarts the"
+        " interpreter and replays earlier runs to restore their definitions.",
     ),
 )
 
@@ -229,12 +253,17 @@ class LanguageRegistry:
 
 
 def _installed(language: Language, name: str, spec: KernelSpec) -> InstalledLanguage:
-    version = (spec.metadata or {}).get("language_version")
+    metadata = spec.metadata or {}
+    ours = metadata.get("kernelpad", {}) if isinstance(metadata.get("kernelpad"), dict) else {}
+    version = metadata.get("language_version")
     program = spec.argv[0] if spec.argv else ""
     reason = None
-    if not _runnable(program, spec.env.get("PATH")):
-        reason = f"its kernel's program {program!r} is not installed"
+    for needed in [program, *ours.get("requires", [])]:
+        if not _runnable(needed, spec.env.get("PATH")):
+            reason = f"its kernel needs {needed!r}, which is not installed"
+            break
     uses_ipykernel = any("ipykernel" in part for part in spec.argv)
+    transport = ours.get("transport") or ("ipc" if uses_ipykernel else "tcp")
     return InstalledLanguage(
         language,
         name,
@@ -243,7 +272,7 @@ def _installed(language: Language, name: str, spec: KernelSpec) -> InstalledLang
         available=reason is None,
         unavailable_reason=reason,
         interrupt_mode=spec.interrupt_mode,
-        transport="ipc" if uses_ipykernel else "tcp",
+        transport=transport if transport in ("ipc", "tcp") else "tcp",
     )
 
 
