@@ -23,6 +23,9 @@ speed, and whether the kernel pool hides a kernel's boot time from a session's f
 4. Ratios against the targets: kernelpad / jupyter_client for a trivial run (at most 1.25x) and
    pooled first result / cold kernel start (at most 0.1).
 
+It also counts the runs whose result (the trivial code's ``execute_result``) was missing: in plain
+``execute_interactive`` when it returned, after the quiet window, and in kernelpad's answers.
+
 The languages are measured one after the other, each with its own kernelpad servers, so that only
 one language's kernels compete for the CPUs. Java kernels are slow to start and to run a snippet,
 so Java gets fewer runs (``--java-runs``, ``--java-repeats``); the table shows every count.
@@ -114,7 +117,7 @@ LANGUAGES: dict[str, BenchLanguage] = {
     )
 }
 
-# Messages that came after a run's idle status, or results missing when it was declared done.
+# Warnings and errors kernelpad logged during the benchmark, and servers that would not stop.
 SERVER_PROBLEMS: list[str] = []
 
 

@@ -20,7 +20,13 @@ def test_defaults() -> None:
     assert settings.code_max_output_size == 10_000
     assert settings.rate_limit_executions_per_minute == 10
     assert settings.session_id_length == 12
-    assert settings.kernel_pool_size == {"python": 1, "javascript": 1, "typescript": 1, "java": 1}
+    assert settings.kernel_pool_size == {
+        "python": 1,
+        "javascript": 1,
+        "typescript": 1,
+        "java": 1,
+        "cpp": 1,
+    }
     assert settings.public_url == "http://127.0.0.1:8000"
 
 

@@ -57,7 +57,7 @@ async def registry_of(kernels_dir: Path, allow: tuple[str, ...] = ()) -> Languag
 async def test_known_and_other_kernelspecs_become_languages(kernels_dir: Path) -> None:
     registry = await registry_of(kernels_dir)
     ids = [item.language.id for item in registry.installed()]
-    assert ids == ["python", "javascript", "typescript", "java", "ir"]
+    assert ids == ["python", "javascript", "typescript", "java", "cpp", "ir"]
     python = registry.get("python")
     assert python.transport == "ipc" and python.interrupt_mode == "signal"
     other = registry.get("ir")
@@ -72,7 +72,9 @@ async def test_missing_kernelspecs_and_programs_are_unavailable_with_a_reason(
     registry = await registry_of(kernels_dir)
     java = registry.describe("java")
     assert not java.available
-    assert "'/nonexistent/jdk/bin/java' is not installed" in (java.unavailable_reason or "")
+    assert "needs '/nonexistent/jdk/bin/java', which is not installed" in (
+        java.unavailable_reason or ""
+    )
     with pytest.raises(LanguageUnavailable, match="Java is not available on this server"):
         registry.get("java")
     deno = registry.describe("javascript")
@@ -93,3 +95,18 @@ async def test_a_broken_kernelspec_does_not_hide_the_others(kernels_dir: Path) -
     (kernels_dir / "broken" / "kernel.json").write_text("{not json")
     registry = await registry_of(kernels_dir)
     assert registry.get("python").available
+
+
+async def test_a_program_a_kernel_requires_is_checked_too(kernels_dir: Path) -> None:
+    write_spec(
+        kernels_dir,
+        "cpp",
+        argv=[sys.executable, "-m", "kernelpad.kernels.cpp", "-f", "{connection_file}"],
+        display_name="C++17 (clang-repl)",
+        language="c++",
+        metadata={"kernelpad": {"transport": "ipc", "requires": ["/nowhere/clang-repl"]}},
+    )
+    cpp = (await registry_of(kernels_dir)).describe("cpp")
+    assert not cpp.available
+    assert "'/nowhere/clang-repl'" in (cpp.unavailable_reason or "")
+    assert cpp.transport == "ipc"

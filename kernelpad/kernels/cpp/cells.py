@@ -110,7 +110,7 @@ def prepare(code: str) -> Prepared:
         if (
             last
             and balanced
-            and not last.endswith((";", "}", "{", ":", ","))
+            and (not last.endswith((";", "}", "{", ":", ",")) or _braced_value(last))
             and not _NOT_A_VALUE.match(last)
         ):
             # Statements before the expression on the same line stay as they are.
@@ -121,6 +121,20 @@ def prepare(code: str) -> Prepared:
             lines[-1] = f"{head} __kp::show((({expr}), __kp::Marker{{}}));".lstrip()
             shows_value = True
     return Prepared(_inputs(lines), shows_value)
+
+
+def _braced_value(line: str) -> bool:
+    """Whether ``line`` ends in a braced initialiser (``std::vector<int>{1, 2}``), not a block:
+    the brace that closes it opens on this line, right after a type's name."""
+    if not line.endswith("}"):
+        return False
+    bare = strip_comments_and_strings(line)
+    depth = 0
+    for i in range(len(bare) - 1, -1, -1):
+        depth += {"}": 1, "{": -1}.get(bare[i], 0)
+        if depth == 0:
+            return i > 0 and (bare[i - 1].isalnum() or bare[i - 1] in "_>")
+    return False
 
 
 def _last_top_level_semicolon(line: str) -> int:

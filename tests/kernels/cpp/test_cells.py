@@ -33,6 +33,7 @@ def test_includes_go_first_and_directives_are_inputs_of_their_own() -> None:
         ("x", "__kp::show(((x), __kp::Marker{}));"),
         ("int m = 5; m * 2", "int m = 5; __kp::show(((m * 2), __kp::Marker{}));"),
         ('f("a;b")', '__kp::show(((f("a;b")), __kp::Marker{}));'),
+        ("std::vector<int>{1, 2}", "__kp::show(((std::vector<int>{1, 2}), __kp::Marker{}));"),
     ],
 )
 def test_a_trailing_expression_shows_its_value(cell: str, last: str) -> None:
@@ -42,7 +43,15 @@ def test_a_trailing_expression_shows_its_value(cell: str, last: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "cell", ["int x = 1;", "struct P { int a; };", "#include <map>", "if (x) {\n  y();\n}"]
+    "cell",
+    [
+        "int x = 1;",
+        "struct P { int a; };",
+        "#include <map>",
+        "if (x) {\n  y();\n}",
+        "void f() { return; }",
+        "struct Q { int a; }",
+    ],
 )
 def test_declarations_and_statements_show_nothing(cell: str) -> None:
     assert not prepare(cell).shows_value
