@@ -16,7 +16,7 @@ from typing import Any
 import psutil
 import pytest
 
-from tests.conftest import Api, ServerProcess, eventually, make_settings, running_server
+from tests.conftest import Api, ServerProcess, eventually, gone, make_settings, running_server
 
 
 def kernel_processes(server: ServerProcess) -> list[psutil.Process]:
@@ -31,13 +31,6 @@ def kernel_processes(server: ServerProcess) -> list[psutil.Process]:
 async def kernels_of_session(api: Api, session_id: str) -> int:
     body = await api.execute(session_id, "import os\nos.getpid()")
     return int(body["outputs"][0]["data"]["text/plain"])
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

@@ -15,14 +15,7 @@ from kernelpad.kernels.base import KernelHandle
 from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.local import LocalKernelBackend
 from kernelpad.kernels.pool import KernelPool
-from tests.conftest import eventually
-
-
-def gone(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
+from tests.conftest import eventually, gone
 
 
 @pytest.fixture(scope="module")
