@@ -20,6 +20,7 @@ import tornado.netutil
 import tornado.web
 
 from kernelpad.config import Settings
+from kernelpad.kernels import orphans
 from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.local import LocalKernelBackend
 from kernelpad.kernels.pool import KernelPool
@@ -70,7 +71,9 @@ class KernelpadServer:
                     "language %s unavailable: %s", item.language.id, item.unavailable_reason
                 )
         # Kernels' Unix sockets need a short path; /tmp gives one wherever the data dir is.
-        self._runtime_dir = Path(tempfile.mkdtemp(prefix="kernelpad-"))
+        await asyncio.to_thread(orphans.sweep, Path(tempfile.gettempdir()))
+        self._runtime_dir = Path(tempfile.mkdtemp(prefix=orphans.RUNTIME_PREFIX))
+        orphans.claim(self._runtime_dir)
         log.info("kernel runtime files in %s", self._runtime_dir)
         backend = LocalKernelBackend(
             self._runtime_dir,

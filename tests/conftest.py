@@ -239,9 +239,14 @@ class ServerProcess:
         finally:
             self._log_file.close()
 
-    def kill(self) -> None:
+    def stop(self) -> None:
+        """SIGTERM, as a service manager stops it; SIGKILL only if it does not exit."""
         if self.proc.poll() is None:
-            self.proc.kill()
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
         self.wait()
 
 
@@ -258,4 +263,4 @@ def server_process(tmp_path: Path) -> Iterator[type[ServerProcess]]:
 
     yield start  # type: ignore[misc]
     for proc in started:
-        proc.kill()
+        proc.stop()

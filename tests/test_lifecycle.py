@@ -246,7 +246,36 @@ async def test_sigterm_answers_a_run_in_flight_and_leaves_no_kernel(
         assert [r["code"] for r in history.json["executions"]] == ["import time", "time.sleep(60)"]
     finally:
         api.close()
+        again.stop()
 
 
 async def _running(api: Api) -> bool:
     return (await api.get("/api/v1/health")).json["executions_running"] == 1
+
+
+async def test_kernels_of_a_killed_server_are_stopped(server_process: Any, tmp_path: Path) -> None:
+    """SIGKILL gives the server no chance to clean up: its kernels die with it (a parent-death
+    signal), and what they started themselves (JJava's second JVM) is stopped by the next
+    server that starts."""
+    killed = server_process(
+        tmp_path / "one", "--kernel-pool-size", '{"python": 0, "javascript": 1, "java": 1}'
+    )
+    runtime = re.search(r"kernel runtime files in (\S+)", killed.log.read_text())
+    assert runtime is not None
+    api = Api(killed.base_url)
+    try:
+        await eventually(lambda: _pooled(api, 2), "a Deno and a Java kernel to start", 120)
+    finally:
+        api.close()
+    kernels = kernels_of_runtime(runtime.group(1))
+    assert len(kernels) >= 3  # deno, the JJava launcher, its JVM
+    killed.proc.kill()
+    killed.wait()
+    nxt = server_process(tmp_path / "two", "--kernel-pool-size", '{"python": 0}')
+    assert kernels_of_runtime(runtime.group(1)) == []
+    assert not Path(runtime.group(1)).exists()
+    nxt.stop()
+
+
+async def _pooled(api: Api, count: int) -> bool:
+    return (await api.get("/api/v1/health")).json["kernels_pooled"] == count

@@ -41,6 +41,8 @@ class Language:
     #: Seconds of quiet to wait for after a run's reply and idle status, for kernels that may
     #: send output after them (Deno's does, about one message in ten, up to a few ms late).
     settle: float = 0.0
+    #: Code run silently once in a new kernel, before a session gets it.
+    warmup: str = ""
 
 
 PYTHON_TEMPLATE = '''\
@@ -134,6 +136,7 @@ KNOWN_LANGUAGES: tuple[Language, ...] = (
         template=JAVA_TEMPLATE,
         description="Java 17 on the JJava kernel (JShell): methods, classes and statements at"
         " the top level; Scanner(System.in) reads input.",
+        warmup="String.valueOf(1 + 1).length()",
     ),
     Language(
         id="cpp",

@@ -23,11 +23,19 @@ from jupyter_client.manager import AsyncKernelManager
 from kernelpad.errors import KernelStartFailed
 from kernelpad.kernels.base import MAX_CONTENT_SIZE, KernelBackend, KernelHandle, Message
 from kernelpad.kernels.languages import InstalledLanguage
+from kernelpad.kernels.orphans import death_signal_prefix
 
 log = logging.getLogger(__name__)
 
 # Settings of the server that must not reach code run in a kernel.
 _PRIVATE_ENV_PREFIXES = ("KERNELPAD_", "JUPYTERHUB_")
+
+
+class _KernelManager(AsyncKernelManager):
+    """jupyter_client's manager, launching kernels that die with this server."""
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        return death_signal_prefix() + super().format_kernel_cmd(extra_arguments)
 
 
 class LocalKernel(KernelHandle):
@@ -172,7 +180,7 @@ class LocalKernelBackend(KernelBackend):
         sockets = self.runtime_dir / kernel_id[:12] if language.transport == "ipc" else None
         workdir = self.runtime_dir / "work" / kernel_id[:12]
         await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
-        manager = AsyncKernelManager(
+        manager = _KernelManager(
             kernel_name=language.kernel_name,
             kernel_spec_manager=self.spec_manager,
             connection_file=str(self.runtime_dir / f"kernel-{kernel_id[:12]}.json"),
@@ -185,6 +193,16 @@ class LocalKernelBackend(KernelBackend):
             client.start_channels(hb=False, control=False)  # stdin: input_request
             await client.wait_for_ready(timeout=self.start_timeout)
             info = await client.kernel_info(reply=True, timeout=self.start_timeout)
+            if language.language.warmup:
+                # A first run can cost a JVM several times a later one: pay it before a session
+                # gets the kernel. Silent, so it leaves no execution count or history.
+                await client.execute_interactive(
+                    language.language.warmup,
+                    silent=True,
+                    store_history=False,
+                    timeout=self.start_timeout,
+                    output_hook=lambda msg: None,
+                )
         except BaseException as exc:
             # Also on cancellation: a half-started kernel must not outlive its start.
             if client is not None:

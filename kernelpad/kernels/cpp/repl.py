@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kernelpad.kernels.cpp.prelude import RS, prelude
+from kernelpad.kernels.orphans import death_signal_prefix
 
 CLANG_REPL = "/usr/lib/llvm-19/bin/clang-repl"
 STD = "c++17"
@@ -58,7 +59,8 @@ class ClangRepl:
         self._events: queue.Queue[tuple[str, bytes | None]] = queue.Queue()
         input_read, self._input_write = os.pipe()
         self.proc = subprocess.Popen(
-            [program, "-Xcc", f"-std={std}"],
+            # It dies with the kernel, however the kernel ends.
+            [*death_signal_prefix(), program, "-Xcc", f"-std={std}"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -3,14 +3,17 @@ and its Jupyter protocol replies through jupyter_client."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import AsyncIterator
 from typing import Any
 
+import psutil
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
 from kernelpad.config import Settings
-from tests.conftest import Api, make_settings
+from tests.conftest import Api, eventually, gone, make_settings
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +162,18 @@ async def test_the_template_runs(api: Api) -> None:
     listed = {i["id"]: i for i in (await api.get("/api/v1/languages")).json["languages"]}
     assert listed["cpp"]["available"] and listed["cpp"]["interrupt"] == "message"
     assert listed["cpp"]["version"].startswith("19")
+
+
+async def test_clang_repl_dies_with_its_kernel() -> None:
+    manager = AsyncKernelManager(kernel_name="cpp")
+    await manager.start_kernel()
+    client = manager.client()
+    client.start_channels()
+    await client.wait_for_ready(timeout=60)
+    kernel_pid = manager.provisioner.pid  # type: ignore[union-attr]
+    repl = [p for p in psutil.Process(kernel_pid).children() if "clang-repl" in p.name()]
+    assert len(repl) == 1
+    client.stop_channels()
+    os.kill(kernel_pid, signal.SIGKILL)  # no chance to close it
+    await eventually(lambda: gone(repl[0].pid), "clang-repl to die with its kernel")
+    await manager.shutdown_kernel(now=True)
