@@ -28,7 +28,7 @@ It also counts the runs whose result (the trivial code's ``execute_result``) was
 
 The languages are measured one after the other, each with its own kernelpad servers, so that only
 one language's kernels compete for the CPUs. Java kernels are slow to start and to run a snippet,
-so Java gets fewer runs (``--java-runs``, ``--java-repeats``); the table shows every count.
+so Java and C++ get fewer runs (``--java-runs``, ``--java-repeats``); the table shows every count.
 
 The figures are printed and written to ``bench/results/execute_latency.json``. Missing a target is
 reported in words only: this is a measurement, not a test, and it exits 0 either way.
@@ -114,6 +114,7 @@ LANGUAGES: dict[str, BenchLanguage] = {
         _bench_language("javascript", "deno", "tcp"),
         _bench_language("typescript", "deno", "tcp"),
         _bench_language("java", "java", "tcp"),
+        _bench_language("cpp", "cpp", "ipc"),
     )
 }
 
@@ -506,9 +507,13 @@ def first_result(api: Api, lang: BenchLanguage, repeats: int, pooled: bool) -> t
 # One language
 
 
+# Languages whose runs take tens of milliseconds (a JVM snippet, a clang compile): fewer runs.
+SLOW_LANGUAGES = ("java", "cpp")
+
+
 def counts_for(lang: BenchLanguage, args: argparse.Namespace) -> tuple[int, int, int]:
     """Timed trivial runs, warm-up runs and cold-start / first-result repetitions."""
-    if lang.id == "java":
+    if lang.id in SLOW_LANGUAGES:
         return args.java_runs, args.java_warmup, args.java_repeats
     return args.runs, args.warmup, args.repeats
 
@@ -759,12 +764,14 @@ def parse_args() -> argparse.Namespace:
         default=10,
         help="cold starts and session-to-first-result repetitions (default 10)",
     )
-    parser.add_argument("--java-runs", type=int, default=100, help="--runs for Java (default 100)")
     parser.add_argument(
-        "--java-warmup", type=int, default=10, help="--warmup for Java (default 10)"
+        "--java-runs", type=int, default=100, help="--runs for Java and C++ (default 100)"
     )
     parser.add_argument(
-        "--java-repeats", type=int, default=5, help="--repeats for Java (default 5)"
+        "--java-warmup", type=int, default=10, help="--warmup for Java and C++ (default 10)"
+    )
+    parser.add_argument(
+        "--java-repeats", type=int, default=5, help="--repeats for Java and C++ (default 5)"
     )
     parser.add_argument(
         "--subprocess-runs", type=int, default=30, help="timed new-process runs (default 30)"
