@@ -29,13 +29,28 @@ _NOT_A_VALUE = re.compile(
 )
 
 
+# Competitive-programming speed-ups that would point std::cin at clang-repl's own stdin (the
+# code). Input is line-buffered through the kernel anyway, so they are dropped.
+_UNSYNC = re.compile(r"(std::)?(ios(_base)?::)?sync_with_stdio\s*\(\s*(false|0)\s*\)")
+_CONDITIONAL = re.compile(r"^\s*#\s*(if|ifdef|ifndef|elif|else|endif)\b")
+
+
+_CONTINUES = re.compile(r"^(else\b|catch\b|while\b|[;,).?:=+\-*/%&|^<>\]])")
+
+
+class UnsupportedCell(ValueError):
+    """A cell clang-repl cannot take, with the reason for the user."""
+
+
 @dataclass(frozen=True)
 class Prepared:
     """What to send clang-repl for a cell: its inputs (each one clang-repl input, one
-    "partial translation unit"), and whether the last one shows a value."""
+    "partial translation unit"), the cell's line number of each of their lines, and whether
+    the last one shows a value."""
 
     inputs: tuple[str, ...]
     shows_value: bool
+    line_numbers: tuple[tuple[int, ...], ...] = ()
 
 
 def strip_comments_and_strings(code: str) -> str:
@@ -98,14 +113,22 @@ def strip_line_comment(line: str) -> str:
 
 def prepare(code: str) -> Prepared:
     """The clang-repl inputs for a cell, wrapping a trailing expression to show its value."""
-    lines = [strip_line_comment(line).rstrip() for line in code.strip("\n").split("\n")]
-    lines = [line for line in lines if line.strip()]
-    while lines and not lines[-1].strip():
-        lines.pop()
+    lines = [
+        (number, _UNSYNC.sub("true", strip_line_comment(text).rstrip()))
+        for number, text in enumerate(code.split("\n"), 1)
+    ]
+    lines = [(number, text) for number, text in lines if text.strip()]
+    for _, text in lines:
+        if _CONDITIONAL.match(text):
+            raise UnsupportedCell(
+                f"'{text.strip()}': conditional preprocessor blocks (#if, #ifdef, #ifndef,"
+                " #else, #endif) cannot run here, because clang-repl takes one line at a time;"
+                " remove them and keep the code you want"
+            )
     shows_value = False
     if lines:
-        last = lines[-1].strip()
-        before = strip_comments_and_strings("\n".join(lines[:-1]))
+        number, last = lines[-1][0], lines[-1][1].strip()
+        before = strip_comments_and_strings("\n".join(text for _, text in lines[:-1]))
         balanced = before.count("{") == before.count("}") and before.count("(") == before.count(")")
         if (
             last
@@ -118,9 +141,20 @@ def prepare(code: str) -> Prepared:
             head, expr = last[: cut + 1], last[cut + 1 :].strip()
             # The comma with a marker captures the value, and is the built-in comma (showing
             # nothing) when the expression is void.
-            lines[-1] = f"{head} __kp::show((({expr}), __kp::Marker{{}}));".lstrip()
+            lines[-1] = (number, f"{head} {SHOW_OPEN}{expr}{SHOW_CLOSE}".lstrip())
             shows_value = True
-    return Prepared(_inputs(lines), shows_value)
+    groups = _groups(lines)
+    inputs = tuple(
+        "\n".join(text for _, text in group)
+        if group[0][1].lstrip().startswith("#")
+        else " \\\n".join(text for _, text in group)
+        for group in groups
+    )
+    return Prepared(inputs, shows_value, tuple(tuple(n for n, _ in group) for group in groups))
+
+
+SHOW_OPEN = "__kp::show((("
+SHOW_CLOSE = "), __kp::Marker{}));"
 
 
 def _braced_value(line: str) -> bool:
@@ -153,6 +187,20 @@ def _last_top_level_semicolon(line: str) -> int:
     return found
 
 
+def top_level_names(source: str) -> set[str]:
+    """Identifiers that appear in ``source`` outside braces (what it declares or uses at the
+    top level; function bodies are left out)."""
+    bare, depth, kept = strip_comments_and_strings(source), 0, []
+    for ch in bare:
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+        elif depth == 0:
+            kept.append(ch)
+    return set(re.findall(r"[A-Za-z_]\w*", "".join(kept)))
+
+
 def declarations(source: str) -> int:
     """How many top-level statements or declarations ``source`` ends (``;`` or ``}`` outside
     brackets): a failed input with more than one may have left the first ones compiled."""
@@ -172,22 +220,44 @@ def is_directive(source: str) -> bool:
     return source.lstrip().startswith("#")
 
 
-def _inputs(lines: list[str]) -> tuple[str, ...]:
-    """Lines as clang-repl inputs: runs of ordinary lines joined by continuations, each
-    preprocessor directive alone (a directive cannot share a logical line with code).
+def _groups(lines: list[tuple[int, str]]) -> list[list[tuple[int, str]]]:
+    """Numbered lines grouped into clang-repl inputs: runs of code lines (sent continued, as one
+    line), each preprocessor directive alone (a directive cannot share a line with code) with
+    the lines it continues itself (a multi-line ``#define``).
 
     ``#include`` lines go first, wherever they stand: clang-repl cannot undo an include (an
     undone include breaks later ones), so the code after them is what a failed cell takes back.
     """
-    includes = [line for line in lines if line.lstrip().startswith("#include")]
-    groups: list[list[str]] = [[line] for line in includes]
-    for line in (line for line in lines if not line.lstrip().startswith("#include")):
-        directive = line.lstrip().startswith("#")
-        if directive or not groups or groups[-1][0].lstrip().startswith("#"):
+
+    def directive(item: tuple[int, str]) -> bool:
+        return item[1].lstrip().startswith("#")
+
+    def include(item: tuple[int, str]) -> bool:
+        return item[1].lstrip().startswith("#include")
+
+    groups: list[list[tuple[int, str]]] = [[line] for line in lines if include(line)]
+    depth, ended = 0, True  # bracket depth of the code so far; whether a statement just ended
+    rest = [line for line in lines if not include(line)]
+    for index, line in enumerate(rest):
+        in_directive = bool(groups) and directive(groups[-1][0])
+        if in_directive and groups[-1][-1][1].endswith("\\"):
+            groups[-1].append(line)
+            continue
+        if directive(line) or not groups or in_directive or (ended and depth == 0):
             groups.append([line])
         else:
             groups[-1].append(line)
-    return tuple(" \\\n".join(group) for group in groups if any(part.strip() for part in group))
+        if directive(line):
+            ended = True
+            continue
+        bare = strip_comments_and_strings(line[1]).rstrip()
+        depth += sum(bare.count(c) for c in "([{") - sum(bare.count(c) for c in ")]}")
+        following = rest[index + 1][1].lstrip() if index + 1 < len(rest) else ""
+        # One top-level declaration or statement per input, so that each can be undone or
+        # replaced on its own; an "else", a "catch", a "while" after "do" and the like belong
+        # to what comes before them.
+        ended = bool(bare) and bare[-1] in ";}" and not _CONTINUES.match(following)
+    return groups
 
 
 @dataclass(frozen=True)
@@ -212,3 +282,55 @@ def diagnostics(stderr: str) -> Diagnostics:
         elif first_error is None and (repl := _REPL_ERROR.match(line.strip())):
             first_error = repl.group(1).rstrip(".")
     return Diagnostics(stderr, first_error)
+
+
+_LOCATED = re.compile(r"^input_line_\d+:(\d+):(\d+): (error|warning|note): (.*)$")
+_EXCERPT = re.compile(r"^\s*\d*\s*\|")
+_SHOWN = re.compile(r"__kp::show\(\(\((.*?)\), __kp::Marker\{\}\)\);?")
+
+
+def unwrap(text: str) -> str:
+    """``text`` with kernelpad's value-showing wrapper taken off again."""
+    return _SHOWN.sub(r"\1", text)
+
+
+def readable(stderr: str, source: str, numbers: tuple[int, ...]) -> list[str]:
+    """clang's diagnostics for one input, pointing at the cell's own lines.
+
+    clang sees a continued input as one long line: a column there is mapped back to the cell's
+    line and column, and the excerpts clang quotes (of that long line) are replaced by the
+    cell's line, with a caret.
+    """
+    if source.lstrip().startswith("#"):
+        parts = source.split("\n")
+        starts = [0] * len(parts)
+    else:
+        parts = source.split(" \\\n")
+        starts, offset = [], 0
+        for part in parts:
+            starts.append(offset)
+            offset += len(part) + 1
+    out: list[str] = []
+    for line in stderr.splitlines():
+        if line.startswith("In file included from <<< inputs >>>") or _REPL_ERROR.match(line):
+            continue
+        if _EXCERPT.match(line):
+            continue
+        located = _LOCATED.match(line)
+        if not located:
+            out.append(unwrap(line))
+            continue
+        row, column = int(located.group(1)), int(located.group(2))
+        if len(parts) > 1 and row == 1:
+            index = max(i for i, start in enumerate(starts) if start <= column - 1)
+            column -= starts[index]
+        else:
+            index = min(row - 1, len(parts) - 1)
+        number = numbers[index] if index < len(numbers) else index + 1
+        text = unwrap(parts[index])
+        out.append(
+            f"line {number}, column {column}: {located.group(3)}: {unwrap(located.group(4))}"
+        )
+        out.append(f"    {text}")
+        out.append(f"    {' ' * max(column - 1, 0)}^")
+    return out

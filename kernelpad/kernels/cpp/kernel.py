@@ -17,17 +17,25 @@ import re
 import signal
 import subprocess
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from ipykernel.kernelbase import Kernel
 
 from kernelpad import __version__
 from kernelpad.kernels.cpp.cells import (
+    Diagnostics,
+    Prepared,
+    UnsupportedCell,
     declarations,
     diagnostics,
     is_complete,
     is_directive,
     prepare,
+    readable,
+    top_level_names,
+    unwrap,
 )
 from kernelpad.kernels.cpp.repl import CLANG_REPL, STD, ClangRepl, Outcome
 
@@ -59,6 +67,14 @@ def describe_exit(code: int) -> tuple[str, str]:
     return "Exit", f"the program called exit({code})"
 
 
+@dataclass(frozen=True)
+class Entry:
+    """An input that succeeded, and the input lines it read: what a replay sends again."""
+
+    source: str
+    lines: tuple[str | None, ...] = ()
+
+
 class CppKernel(Kernel):
     """C++17 on clang-repl."""
 
@@ -78,10 +94,12 @@ class CppKernel(Kernel):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._interrupted = threading.Event()
-        self._history: list[str] = []  # inputs that succeeded, to replay after a restart
+        self._history: list[Entry] = []
         self._repl: ClangRepl | None = self._start_repl()
+        self._restoring: threading.Thread | None = None
 
-    def _start_repl(self) -> ClangRepl:
+    @staticmethod
+    def _start_repl() -> ClangRepl:
         repl = ClangRepl()
         repl.ready()
         return repl
@@ -99,66 +117,71 @@ class CppKernel(Kernel):
         cell_meta: dict[str, Any] | None = None,
         cell_id: str | None = None,
     ) -> dict[str, Any]:
-        self._interrupted.clear()
         self._allow_stdin = allow_stdin  # raw_input() asks the frontend only when allowed
-        prepared = prepare(code)
-        done: list[str] = []
 
         def output(stream: str, text: str) -> None:
             if not silent:
                 self.send_response(self.iopub_socket, "stream", {"name": stream, "text": text})
 
-        if self._repl is None:
-            replayed = self._restore()
+        try:
+            prepared = prepare(code)
+        except UnsupportedCell as exc:
+            return self._error("CompileError", str(exc), [str(exc)])
+        self._wait_restored(output)
+        self._interrupted.clear()
+        reply = self._run(prepared, output, silent)
+        redefined = (
+            _REDEFINITION.search(reply.get("evalue", "")) if reply["status"] == "error" else None
+        )
+        if redefined and self._forget(redefined.group(1)):
+            # Running a cell again after editing it is the notebook's way: the new definition
+            # replaces the old one (clang-repl itself refuses a second definition).
             output(
                 "stderr",
-                f"[kernel: clang-repl restarted; {replayed} earlier input(s) replayed to restore"
-                " the session's definitions, their output not shown again]\n",
+                f"[kernel: '{redefined.group(1)}' was defined by an earlier cell; that"
+                " definition was replaced]\n",
             )
+            self._restore_now()
+            reply = self._run(prepared, output, silent, show_error=True)
+        elif reply["status"] == "error":
+            self._send_error(reply)
+        return reply
+
+    def _run(
+        self, prepared: Prepared, output: Any, silent: bool, show_error: bool = False
+    ) -> dict[str, Any]:
+        """Send a cell's inputs in turn; the reply (errors not yet published, unless asked)."""
         repl = self._repl
         assert repl is not None
-
-        def read_line() -> str | None:
-            if not allow_stdin:
-                output("stderr", "[std::cin: this frontend sends no input; end of input]\n")
-                return None
-            try:
-                value = self.raw_input("")
-            except Exception:
-                return None
-            return None if value == "\x04" else value
-
-        for source in prepared.inputs:
-            outcome = repl.run(source, output, read_line, self._interrupted)
-            if outcome.exited is not None:
-                return self._after_exit(outcome, output)
+        done: list[Entry] = []
+        for source, numbers in zip(prepared.inputs, prepared.line_numbers, strict=True):
+            answered: list[str | None] = []
+            outcome = repl.run(
+                source, output, self._recording_reader(answered, output), self._interrupted
+            )
             found = diagnostics(outcome.stderr)
             if found.failed:
-                self._undo(done)
-                traceback = found.text.splitlines()
-                if declarations(source) > 1:
-                    # clang-repl 19 may have compiled the declarations before the error: a
-                    # clean interpreter, restored by replay, is the only sure way to drop them.
-                    repl.close()
-                    self._repl = None
-                    traceback.append(
-                        "[kernel: clang-repl restarts before the next cell, so nothing of this"
-                        " cell stays declared]"
+                reply = self._compile_error(repl, done, source, numbers, found)
+            elif outcome.exited is not None:
+                reply = self._after_exit(outcome, output, done)
+            else:
+                if outcome.stderr:
+                    output("stderr", outcome.stderr)
+                done.append(Entry(source, tuple(answered)))
+                if outcome.value is not None and not silent:
+                    self.send_response(
+                        self.iopub_socket,
+                        "execute_result",
+                        {
+                            "execution_count": self.execution_count,
+                            "data": {"text/plain": outcome.value},
+                            "metadata": {},
+                        },
                     )
-                return self._error("CompileError", found.first_error or "compile error", traceback)
-            if outcome.stderr:
-                output("stderr", outcome.stderr)
-            done.append(source)
-            if outcome.value is not None and not silent:
-                self.send_response(
-                    self.iopub_socket,
-                    "execute_result",
-                    {
-                        "execution_count": self.execution_count,
-                        "data": {"text/plain": outcome.value},
-                        "metadata": {},
-                    },
-                )
+                continue
+            if show_error:
+                self._send_error(reply)
+            return reply
         self._history.extend(done)
         return {
             "status": "ok",
@@ -166,6 +189,28 @@ class CppKernel(Kernel):
             "payload": [],
             "user_expressions": {},
         }
+
+    def _recording_reader(
+        self, answered: list[str | None], output: Any
+    ) -> Callable[[], str | None]:
+        """A reader of input lines for one input that keeps them, to replay them later."""
+
+        def read_line() -> str | None:
+            line = self._read_line(output)
+            answered.append(line)
+            return line
+
+        return read_line
+
+    def _read_line(self, output: Any) -> str | None:
+        if not self._allow_stdin:
+            output("stderr", "[std::cin: this frontend sends no input; end of input]\n")
+            return None
+        try:
+            value = self.raw_input("")
+        except Exception:
+            return None
+        return None if value == "\x04" else value
 
     async def do_is_complete(self, code: str) -> dict[str, Any]:
         status = is_complete(code)
@@ -175,6 +220,7 @@ class CppKernel(Kernel):
         return reply
 
     async def do_shutdown(self, restart: bool) -> dict[str, Any]:
+        self._wait_restored(lambda *_: None)
         if self._repl is not None:
             self._repl.close()
         return {"status": "ok", "restart": restart}
@@ -187,57 +233,135 @@ class CppKernel(Kernel):
 
     # Failures
 
-    def _after_exit(self, outcome: Outcome, output: Any) -> dict[str, Any]:
+    def _compile_error(
+        self,
+        repl: ClangRepl,
+        done: list[Entry],
+        source: str,
+        numbers: tuple[int, ...],
+        found: Diagnostics,
+    ) -> dict[str, Any]:
+        traceback = readable(found.text, source, numbers)
+        # What the cell declared before its error must not stay; its directives may. clang-repl
+        # 19's %undo is not reliable (it breaks includes), an input with several declarations
+        # may have had the first ones compiled, and a broken JIT cannot go on: a clean
+        # interpreter, restored by replay in the background, is the sure way.
+        self._history.extend(entry for entry in done if is_directive(entry.source))
+        declared = any(not is_directive(entry.source) for entry in done)
+        if declared or repl.proc.poll() is not None or declarations(source) > 1:
+            self._restart_later()
+        return {
+            "status": "error",
+            "execution_count": self.execution_count,
+            "ename": "CompileError",
+            "evalue": unwrap(found.first_error or "compile error"),
+            "traceback": traceback,
+        }
+
+    def _after_exit(self, outcome: Outcome, output: Any, done: list[Entry]) -> dict[str, Any]:
         interrupted = self._interrupted.is_set()
         if outcome.stderr:
             output("stderr", outcome.stderr)
+        self._history.extend(entry for entry in done if is_directive(entry.source))
+        note = (
+            f"[kernel: clang-repl ended; it is restarted now and {len(self._history)} earlier"
+            " input(s) replayed to restore the session's definitions (their output is not shown"
+            " again)]"
+        )
+        self._restart_later()
+        if interrupted:
+            return self._reply_error("Interrupted", "the cell was interrupted", [note])
+        ename, evalue = describe_exit(outcome.exited or 0)
+        tail = [line for line in outcome.stderr.splitlines() if line.strip()][-5:]
+        return self._reply_error(ename, evalue, [*tail, note])
+
+    def _restart_later(self) -> None:
+        """Replace clang-repl in the background: the reply goes out now, and the replay runs
+        while the kernel is idle (the next cell waits for it if it comes first).
+
+        The process is started here, on the kernel's main thread: its parent-death signal
+        fires when the thread that started it ends, so a helper thread must not start it.
+        """
         if self._repl is not None:
             self._repl.close()
             self._repl = None
-        note = (
-            f"[kernel: clang-repl ended; before the next cell it restarts and replays"
-            f" {len(self._history)} earlier input(s) to restore the session's definitions]"
-        )
-        if interrupted:
-            return self._error("Interrupted", "the cell was interrupted", [note])
-        ename, evalue = describe_exit(outcome.exited or 0)
-        tail = [line for line in outcome.stderr.splitlines() if line.strip()][-5:]
-        return self._error(ename, evalue, [*tail, note])
+        repl = ClangRepl()
+        self._restoring = threading.Thread(target=self._replay_into, args=(repl,), daemon=True)
+        self._restoring.start()
 
-    def _restore(self) -> int:
-        """Start a new clang-repl and replay the history into it; return how many inputs."""
+    def _replay_into(self, repl: ClangRepl) -> None:
+        repl.ready()
+        for index, entry in enumerate(self._history):
+            outcome = _replay(repl, entry)
+            if outcome.exited is not None or diagnostics(outcome.stderr).failed:
+                # It fails on replay: drop it, and let the next cell restore without it (a
+                # new process must come from the main thread).
+                del self._history[index]
+                repl.close()
+                return
+        self._repl = repl
+
+    def _wait_restored(self, output: Any) -> None:
+        restoring, self._restoring = self._restoring, None
+        if restoring is not None:
+            restoring.join()
+            output(
+                "stderr",
+                f"[kernel: clang-repl restarted; {len(self._history)} earlier input(s) replayed"
+                " to restore the session's definitions, their output not shown again]\n",
+            )
+        if self._repl is None:
+            self._restore_now()
+
+    def _restore_now(self) -> None:
+        """Start a new clang-repl and replay the history into it."""
+        if self._repl is not None:
+            self._repl.close()
         repl = self._start_repl()
-        kept: list[str] = []
-        for source in self._history:
-            outcome = repl.run(source, lambda *_: None, lambda: None)
+        kept: list[Entry] = []
+        for entry in self._history:
+            outcome = _replay(repl, entry)
             if outcome.exited is not None:  # it crashed again: start over without it
                 repl.close()
                 repl = self._start_repl()
                 for again in kept:
-                    repl.run(again, lambda *_: None, lambda: None)
+                    _replay(repl, again)
                 continue
             if not diagnostics(outcome.stderr).failed:
-                kept.append(source)
+                kept.append(entry)
         self._history = kept
         self._repl = repl
-        return len(kept)
 
-    def _undo(self, done: list[str]) -> None:
-        """Take back the code a failed cell declared before its failure.
+    def _forget(self, name: str) -> bool:
+        """Drop the history entries that declare or use ``name`` at the top level."""
+        kept = [e for e in self._history if name not in top_level_names(e.source)]
+        dropped = len(kept) < len(self._history)
+        self._history = kept
+        return dropped
 
-        Each input left two units in clang-repl (itself and its end marker), the failed one
-        only its marker. Directives stay: clang-repl cannot undo an include.
-        """
-        count = 0
-        for source in reversed(done):
-            if is_directive(source):
-                break
-            count += 1
-        if count and self._repl is not None:
-            undo = "\n".join(["%undo"] * (2 * count + 1))
-            self._repl.run(undo, lambda *_: None, lambda: None)
+    def _reply_error(self, ename: str, evalue: str, traceback: list[str]) -> dict[str, Any]:
+        return {
+            "status": "error",
+            "execution_count": self.execution_count,
+            "ename": ename,
+            "evalue": evalue,
+            "traceback": traceback,
+        }
 
     def _error(self, ename: str, evalue: str, traceback: list[str]) -> dict[str, Any]:
-        content = {"ename": ename, "evalue": evalue, "traceback": traceback}
+        reply = self._reply_error(ename, evalue, traceback)
+        self._send_error(reply)
+        return reply
+
+    def _send_error(self, reply: dict[str, Any]) -> None:
+        content = {key: reply[key] for key in ("ename", "evalue", "traceback")}
         self.send_response(self.iopub_socket, "error", content)
-        return {"status": "error", "execution_count": self.execution_count, **content}
+
+
+_REDEFINITION = re.compile(r"redefinition of '([A-Za-z_]\w*)'")
+
+
+def _replay(repl: ClangRepl, entry: Entry) -> Outcome:
+    """Send ``entry`` again, silently, with the input lines it read the first time."""
+    answers = iter(entry.lines)
+    return repl.run(entry.source, lambda *_: None, lambda: next(answers, None))

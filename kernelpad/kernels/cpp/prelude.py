@@ -7,7 +7,8 @@ markers that carry a random token, so user output cannot forge them:
 * ``RS T:V`` value ``RS T:E`` is the value of a cell's last expression;
 * ``RS T:I RS`` asks for a line of input; the kernel answers on a pipe of its own (``std::cin``,
   ``scanf`` and ``getchar`` read through a FILE that asks, never from clang-repl's own stdin, which
-  carries the code). A line of a single EOT character means end of input.
+  carries the code). A line of a single EOT character means end of input. Each input's end resets
+  the input state, so what one cell left unread or an end of input does not leak into the next.
 
 stdout is line-buffered so that the output of a cell that crashes is not lost in a buffer.
 """
@@ -77,7 +78,9 @@ template <class T> void show(Held<T> held) {
     std::fflush(stdout);
   }
 }
+inline void reset_input();
 inline void done(int n) {
+  reset_input();
   std::cout.flush();
   std::cerr.flush();
   std::printf("\x1e%s:D%d\x1e", token, n);
@@ -85,8 +88,8 @@ inline void done(int n) {
   std::fprintf(stderr, "\x1e%s:D%d\x1e", token, n);
   std::fflush(stderr);
 }
+std::string pending;
 inline ssize_t read_input(void*, char* buffer, size_t size) {
-  static std::string pending;
   if (pending.empty()) {
     std::cout.flush();
     std::printf("\x1e%s:I\x1e", token);
@@ -103,6 +106,7 @@ inline ssize_t read_input(void*, char* buffer, size_t size) {
   return static_cast<ssize_t>(n);
 }
 struct InputBuffer : std::streambuf {
+  using std::streambuf::setg;
   char buffer[4096];
   int underflow() override {
     ssize_t n = read_input(nullptr, buffer, sizeof buffer);
@@ -111,12 +115,21 @@ struct InputBuffer : std::streambuf {
     return traits_type::to_int_type(buffer[0]);
   }
 };
+InputBuffer input;
+FILE* input_file = nullptr;
+inline void reset_input() {
+  pending.clear();
+  input.setg(nullptr, nullptr, nullptr);
+  std::cin.rdbuf(&input);
+  std::cin.clear();
+  stdin = input_file;
+  clearerr(input_file);
+}
 inline int setup() {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);
   cookie_io_functions_t io{read_input, nullptr, nullptr, nullptr};
-  stdin = fopencookie(nullptr, "r", io);
-  static InputBuffer input;
-  std::cin.rdbuf(&input);
+  input_file = fopencookie(nullptr, "r", io);
+  reset_input();
   return 0;
 }
 }

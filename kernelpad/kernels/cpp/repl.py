@@ -28,6 +28,10 @@ STD = "c++17"
 # stderr of an input is held back (clang's diagnostics become an error reply, not a stream)
 # up to this many characters; past it, it streams as it comes.
 HOLD_STDERR = 64 * 1024
+# Output is passed on in pieces of at most this size, gathered while more is arriving.
+BATCH = 64 * 1024
+# After these, clang-repl's JIT is broken for good: the input's end marker will never run.
+JIT_BROKEN = ("JIT session error", "Failed to materialize symbols", "Symbols not found")
 
 
 @dataclass
@@ -38,6 +42,7 @@ class Outcome:
     value: str | None = None
     exited: int | None = None  # the process's return code, if it ended
     streamed_stderr: bool = False
+    jit_broken: bool = False  # killed because its JIT could not go on
 
 
 @dataclass
@@ -134,6 +139,12 @@ class ClangRepl:
         held: list[str] = []
         done = {"stdout": False, "stderr": False}
         value_parts: list[str] = []
+        pending: list[str] = []  # stdout gathered while more is arriving
+
+        def flush() -> None:
+            if pending:
+                on_output("stdout", "".join(pending))
+                pending.clear()
 
         def emit(stream: str, text: str) -> None:
             if not text:
@@ -142,13 +153,20 @@ class ClangRepl:
                 if value_parts:  # inside a value
                     value_parts.append(text)
                 else:
-                    on_output("stdout", text)
+                    pending.append(text)
+                    if sum(map(len, pending)) >= BATCH:
+                        flush()
             elif outcome.streamed_stderr:
+                flush()
                 on_output("stderr", text)
             else:
                 held.append(text)
+                if any(sign in text for sign in JIT_BROKEN):
+                    outcome.jit_broken = True
+                    self.kill()
                 if sum(map(len, held)) > HOLD_STDERR:
                     outcome.streamed_stderr = True
+                    flush()
                     on_output("stderr", "".join(held))
                     held.clear()
 
@@ -183,7 +201,11 @@ class ClangRepl:
                     outcome.value = "".join(value_parts)
                     value_parts.clear()
                 elif kind == "input":
+                    flush()
                     self.answer_input(on_input())
+            if self._events.empty():
+                flush()
+        flush()
         if any(s.closed for s in self._streams.values()):
             outcome.exited = self.proc.wait()
         outcome.stderr = "".join(held)

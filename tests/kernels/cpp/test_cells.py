@@ -21,7 +21,8 @@ def test_includes_go_first_and_directives_are_inputs_of_their_own() -> None:
     assert prepared.inputs == (
         "#include <vector>",
         "#include <string>",
-        "std::vector<int> v{1, 2}; \\\nint x;",
+        "std::vector<int> v{1, 2};",
+        "int x;",
         "#define N 3",
         "int y = N;",
     )

@@ -91,7 +91,7 @@ async def test_a_crash_is_an_error_and_definitions_survive(
     assert body["status"] == "error", body
     assert body["error"]["ename"] == ename
     assert words in body["error"]["evalue"]
-    assert "replays" in body["error"]["traceback_text"]
+    assert "replayed to restore" in body["error"]["traceback_text"]
     if "boom" in code:
         assert "what():  boom" in body["stderr"]
     after = await api.execute(sid, "twice(points.size())")
