@@ -31,8 +31,8 @@ MIN_TIME_LIMIT = 0.1
 # How long a run may go on after its input ran out (it got an end-of-file) before it is
 # interrupted: enough for the code to fail on its own, not enough to wait for the time limit.
 EOF_GRACE = 0.5
-# The end-of-file answer to an input request: ipykernel raises EOFError on it.
-EOF = "\x04"
+# Longest wait for output after a run's idle status, whatever the language's settle time.
+SETTLE_LIMIT = 0.3
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -222,7 +222,8 @@ async def run_code(
     ``stdin``, a line each, echoed after their prompt as a console shows them. A request that
     finds no line left is answered with an end-of-file and the run is interrupted if it has not
     ended ``EOF_GRACE`` later: it fails fast, it does not wait for the time limit. (Interrupting
-    at once is no good: Deno's kernel cannot be interrupted while it waits for input.)
+    at once is no good: Deno's kernel cannot be interrupted while it waits for input.) Code
+    that ends by itself once its input is used up gets its own status.
     """
     msg_id = kernel.execute_request(code)
     try:
@@ -268,14 +269,16 @@ async def _collect(
                 reply = msg
             continue
         if channel == "stdin":
-            if msg_type == "input_request" and not interrupted:
+            if msg_type == "input_request":
                 prompt = str(_content(msg).get("prompt", ""))
-                if lines:
+                if lines and not interrupted:
                     line = lines.pop(0)
                     kernel.input_reply(line)
                     outputs.stream("stdout", f"{prompt}{line}\n")
                 else:
-                    kernel.input_reply(EOF)
+                    # Answered even after an interrupt: a kernel waiting for input (Deno's)
+                    # cannot take the interrupt until it has its answer.
+                    kernel.input_reply(kernel.language.language.eof)
                     if input_missing is None:
                         input_missing = prompt
                         deadline = min(deadline, time.monotonic() + EOF_GRACE)
@@ -292,7 +295,9 @@ async def _collect(
             flooded = True
 
     settle = kernel.language.language.settle
-    while settle and reply is not None and idle and not died:
+    # Bounded: a kernel that keeps sending after idle (a JavaScript timer) ends the window.
+    settle_end = time.monotonic() + SETTLE_LIMIT
+    while settle and reply is not None and idle and not died and time.monotonic() < settle_end:
         item = await kernel.receive(settle)
         if item is None:
             break
@@ -308,7 +313,7 @@ async def _collect(
         status = "timeout"
     elif flooded:
         status = "output_limit"
-    elif input_missing is not None:
+    elif input_missing is not None and interrupted:
         status = "error"
         asked = f" ({input_missing.strip()!r})" if input_missing.strip() else ""
         outputs.note(
@@ -316,6 +321,8 @@ async def _collect(
             " stopped; send the lines it reads in 'stdin'"
         )
     else:
+        # Code that reads until the end of its input (while (std::cin >> x)) ends by itself:
+        # the kernel's own status stands.
         status = "ok" if reply is not None and _content(reply).get("status") == "ok" else "error"
     if reply is not None and outputs.execution_count is None:
         outputs.count(_content(reply).get("execution_count"))

@@ -43,6 +43,12 @@ class Language:
     settle: float = 0.0
     #: Code run silently once in a new kernel, before a session gets it.
     warmup: str = ""
+    #: Code run silently in every new kernel: part of the language's environment.
+    startup: str = ""
+    #: The answer to an input request once the run's input is used up. ipykernel (and
+    #: kernelpad's C++ kernel) read an EOT as end of input; other kernels have no end of
+    #: input, and get an empty line.
+    eof: str = "\x04"
 
 
 PYTHON_TEMPLATE = '''\
@@ -53,6 +59,24 @@ def solve(items: list[int]) -> int:
 
 print(solve([1, 2, 3]))
 '''
+
+# ipykernel answers input() through the frontend, but not sys.stdin: this makes sys.stdin read
+# the same way (input requests), so "for line in sys.stdin" works as it does in a terminal.
+PYTHON_STARTUP = """\
+import io as _io, sys as _sys
+class _KernelpadStdin(_io.TextIOBase):
+    def readable(self):
+        return True
+    def readline(self, size=-1):
+        try:
+            return input() + "\\n"
+        except EOFError:
+            return ""
+    def read(self, size=-1):
+        return "".join(iter(self.readline, ""))
+_sys.stdin = _KernelpadStdin()
+del _io, _sys, _KernelpadStdin
+"""
 
 JAVASCRIPT_TEMPLATE = """\
 // Return the answer for the given input.
@@ -105,7 +129,8 @@ KNOWN_LANGUAGES: tuple[Language, ...] = (
         kernel_names=("python3",),
         file_extension=".py",
         template=PYTHON_TEMPLATE,
-        description="CPython on the IPython kernel.",
+        description="CPython on the IPython kernel; input() and sys.stdin read input.",
+        startup=PYTHON_STARTUP,
     ),
     Language(
         id="javascript",
@@ -116,6 +141,7 @@ KNOWN_LANGUAGES: tuple[Language, ...] = (
         description="JavaScript on Deno's Jupyter kernel; prompt() reads input.",
         env=_DENO_ENV,
         settle=DENO_SETTLE,
+        eof="",
     ),
     Language(
         id="typescript",
@@ -127,6 +153,7 @@ KNOWN_LANGUAGES: tuple[Language, ...] = (
         " strips them and runs the JavaScript.",
         env=_DENO_ENV,
         settle=DENO_SETTLE,
+        eof="",
     ),
     Language(
         id="java",
@@ -137,6 +164,7 @@ KNOWN_LANGUAGES: tuple[Language, ...] = (
         description="Java 17 on the JJava kernel (JShell): methods, classes and statements at"
         " the top level; Scanner(System.in) reads input.",
         warmup="String.valueOf(1 + 1).length()",
+        eof="",
     ),
     Language(
         id="cpp",

@@ -193,16 +193,18 @@ class LocalKernelBackend(KernelBackend):
             client.start_channels(hb=False, control=False)  # stdin: input_request
             await client.wait_for_ready(timeout=self.start_timeout)
             info = await client.kernel_info(reply=True, timeout=self.start_timeout)
-            if language.language.warmup:
-                # A first run can cost a JVM several times a later one: pay it before a session
-                # gets the kernel. Silent, so it leaves no execution count or history.
-                await client.execute_interactive(
-                    language.language.warmup,
-                    silent=True,
-                    store_history=False,
-                    timeout=self.start_timeout,
-                    output_hook=lambda msg: None,
-                )
+            # The language's environment, then a warm-up: a first run can cost a JVM several
+            # times a later one, paid here before a session gets the kernel. Silent, so they
+            # leave no execution count or history.
+            for code in (language.language.startup, language.language.warmup):
+                if code:
+                    await client.execute_interactive(
+                        code,
+                        silent=True,
+                        store_history=False,
+                        timeout=self.start_timeout,
+                        output_hook=lambda msg: None,
+                    )
         except BaseException as exc:
             # Also on cancellation: a half-started kernel must not outlive its start.
             if client is not None:

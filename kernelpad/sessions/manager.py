@@ -313,8 +313,11 @@ def _notices(report: RunReport, installed: InstalledLanguage, limits: Limits) ->
         )
     if report.stopped:
         notices.append("The run was stopped: the session ended or kernelpad is shutting down.")
-    elif result.input_missing is not None:
+    elif result.input_missing is not None and result.interrupted:
         notices.append("The run was stopped: it asked for input and no line was left in 'stdin'.")
+    elif result.input_missing is not None:
+        got = "the end of input" if installed.language.eof else "an empty line (no end of input)"
+        notices.append(f"The code asked for more input than 'stdin' had; it got {got}.")
     elif result.timed_out:
         notices.append(
             f"The run passed its time limit of {limits.time_limit:g} s and was interrupted."

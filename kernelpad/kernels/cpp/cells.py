@@ -284,7 +284,7 @@ def diagnostics(stderr: str) -> Diagnostics:
     return Diagnostics(stderr, first_error)
 
 
-_LOCATED = re.compile(r"^input_line_\d+:(\d+):(\d+): (error|warning|note): (.*)$")
+_LOCATED = re.compile(r"^input_line_(\d+):(\d+):(\d+): (error|warning|note): (.*)$")
 _EXCERPT = re.compile(r"^\s*\d*\s*\|")
 _SHOWN = re.compile(r"__kp::show\(\(\((.*?)\), __kp::Marker\{\}\)\);?")
 
@@ -299,7 +299,7 @@ def readable(stderr: str, source: str, numbers: tuple[int, ...]) -> list[str]:
 
     clang sees a continued input as one long line: a column there is mapped back to the cell's
     line and column, and the excerpts clang quotes (of that long line) are replaced by the
-    cell's line, with a caret.
+    cell's line, with a caret. Diagnostics about earlier inputs keep their message only.
     """
     if source.lstrip().startswith("#"):
         parts = source.split("\n")
@@ -310,8 +310,11 @@ def readable(stderr: str, source: str, numbers: tuple[int, ...]) -> list[str]:
         for part in parts:
             starts.append(offset)
             offset += len(part) + 1
+    lines = stderr.splitlines()
+    errors = [m for m in map(_LOCATED.match, lines) if m and m.group(4) == "error"]
+    current = errors[0].group(1) if errors else None  # clang's number for this input
     out: list[str] = []
-    for line in stderr.splitlines():
+    for line in lines:
         if line.startswith("In file included from <<< inputs >>>") or _REPL_ERROR.match(line):
             continue
         if _EXCERPT.match(line):
@@ -320,17 +323,18 @@ def readable(stderr: str, source: str, numbers: tuple[int, ...]) -> list[str]:
         if not located:
             out.append(unwrap(line))
             continue
-        row, column = int(located.group(1)), int(located.group(2))
+        kind, message = located.group(4), unwrap(located.group(5))
+        if located.group(1) != current:
+            out.append(f"{kind}: {message}")
+            continue
+        row, column = int(located.group(2)), int(located.group(3))
         if len(parts) > 1 and row == 1:
             index = max(i for i, start in enumerate(starts) if start <= column - 1)
             column -= starts[index]
         else:
             index = min(row - 1, len(parts) - 1)
         number = numbers[index] if index < len(numbers) else index + 1
-        text = unwrap(parts[index])
-        out.append(
-            f"line {number}, column {column}: {located.group(3)}: {unwrap(located.group(4))}"
-        )
-        out.append(f"    {text}")
+        out.append(f"line {number}, column {column}: {kind}: {message}")
+        out.append(f"    {unwrap(parts[index])}")
         out.append(f"    {' ' * max(column - 1, 0)}^")
     return out
