@@ -32,6 +32,10 @@ class SessionNotFound(KernelpadError):
     code = "session_not_found"
 
 
+class SessionFull(KernelpadError):
+    code = "session_full"
+
+
 class SessionEnded(KernelpadError):
     code = "session_ended"
 

@@ -16,12 +16,14 @@ from kernelpad.errors import (
     InvalidValue,
     NotAuthenticated,
     SessionEnded,
+    SessionFull,
     SessionNotFound,
 )
 from kernelpad.kernels.execution import MIN_TIME_LIMIT, Limits
 from kernelpad.kernels.languages import InstalledLanguage, LanguageRegistry
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.kernels.runner import KernelRunner, RunReport
+from kernelpad.sessions.collaboration import Room, Rooms
 from kernelpad.sessions.models import ACTIVE, Execution, Participant, Session
 from kernelpad.sessions.ratelimit import RateLimiter
 from kernelpad.sessions.store import SessionStore
@@ -50,11 +52,13 @@ class SessionManager:
         self.pool = pool
         self.limiter = RateLimiter(settings.rate_limit_executions_per_minute)
         self._runners: dict[tuple[str, str], KernelRunner] = {}
+        self.rooms = Rooms(store)
         # Language of each active session seen since start: a run needs no database read.
         self._active: dict[str, str] = {}
         # Counts sessions ended, so a cache fill can tell that an end raced with it.
         self._ends = 0
         self._culler: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def start(self) -> None:
         """Fill the kernel pool and start the periodic culler."""
@@ -63,6 +67,7 @@ class SessionManager:
 
     async def close(self) -> None:
         """Shut every kernel down: session kernels and pooled ones."""
+        self._closing = True
         if self._culler is not None:
             self._culler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -145,6 +150,50 @@ class SessionManager:
         runners = [key for key in self._runners if key[0] == session_id]
         await asyncio.gather(*(self._runners.pop(key).close() for key in runners))
         log.info("session %s: %s", session_id, reason)
+
+    # Collaboration
+
+    async def room(self, session_id: str) -> Room:
+        """The live room of an active session."""
+        session = await self.get(session_id)
+        if session.status != ACTIVE:
+            raise SessionEnded(f"Session {session_id} has ended.")
+        return await self.rooms.get(session_id, session.code, session.language)
+
+    async def join(
+        self, room: Room, client_id: str, display_name: str, host_token: str | None
+    ) -> Participant:
+        """Let a participant in (again, if ``client_id`` was here before), within the
+        session's limit."""
+        session = await self.get(room.session_id)
+        present = {peer.client_id for peer in room.json_peers}
+        if client_id not in present and len(present) >= session.max_participants:
+            raise SessionFull(
+                f"Session {session.id} is full: it allows {session.max_participants}"
+                " participants at a time."
+            )
+        role = "candidate"
+        if host_token and token_matches(host_token, session.host_token_hash):
+            role = "host"
+        earlier = next((p for p in session.participants if p.client_id == client_id), None)
+        participant = Participant(
+            client_id,
+            display_name,
+            earlier.role if earlier and earlier.role == "host" else role,
+            earlier.joined_at if earlier else time.time(),
+        )
+        await self.store.save_participant(session.id, participant)
+        return participant
+
+    async def leave(self, session_id: str, participant: Participant) -> None:
+        """Record that a participant left (kept, with its time, for the session's record)."""
+        participant.left_at = time.time()
+        if self._closing:
+            return  # connections close as the server stops; the database is closing too
+        try:
+            await self.store.save_participant(session_id, participant)
+        except Exception:
+            log.exception("session %s: could not record that %s left", session_id, participant)
 
     # Execution
 

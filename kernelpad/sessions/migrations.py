@@ -76,6 +76,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX executions_by_session ON executions (session_id, seq);
         """,
     ),
+    Migration(
+        2,
+        "the shared notebook: its CRDT updates, in order",
+        """
+        CREATE TABLE document_updates (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            data BLOB NOT NULL,
+            created_at REAL NOT NULL
+        );
+        CREATE INDEX document_updates_by_session ON document_updates (session_id, seq);
+        """,
+    ),
 )
 
 

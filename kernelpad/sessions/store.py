@@ -157,6 +157,10 @@ class SessionStore:
         )
         return [(session, counts.get(session.id, 0)) for session in sessions], total
 
+    async def save_participant(self, session_id: str, participant: Participant) -> None:
+        """Add a participant, or update one who comes back (same ``client_id``)."""
+        await self._call(self._insert_participant, session_id, participant)
+
     async def touch(self, session_id: str, at: float) -> None:
         await self._call(
             self._execute, "UPDATE sessions SET last_activity = ? WHERE id = ?", (at, session_id)
@@ -248,6 +252,34 @@ class SessionStore:
         for name in _BOOL_FIELDS:
             values[name] = bool(values[name])
         return Execution(**values)
+
+    # The shared notebook
+
+    def append_update(self, session_id: str, data: bytes, at: float) -> asyncio.Future[None]:
+        """Store a document update. Submitted at once, in order with every other write: the
+        caller need not wait for it, and a read made after it sees it."""
+        return self._call(self._append_update, session_id, data, at)
+
+    def _append_update(self, session_id: str, data: bytes, at: float) -> None:
+        self.conn.execute(
+            "INSERT INTO document_updates (session_id, data, created_at) VALUES (?, ?, ?)",
+            (session_id, data, at),
+        )
+
+    async def load_updates(self, session_id: str) -> list[bytes]:
+        return await self._call(self._load_updates, session_id)
+
+    def _load_updates(self, session_id: str) -> list[bytes]:
+        rows = self.conn.execute(
+            "SELECT data FROM document_updates WHERE session_id = ? ORDER BY seq", (session_id,)
+        )
+        return [bytes(row[0]) for row in rows]
+
+    def set_code(self, session_id: str, code: str) -> asyncio.Future[None]:
+        """Keep the session's ``code`` (its first code cell) current for the REST API."""
+        return self._call(
+            self._execute, "UPDATE sessions SET code = ? WHERE id = ?", (code, session_id)
+        )
 
     # Plumbing
 

@@ -24,6 +24,7 @@ from kernelpad.web.sessions import (
     SessionHandler,
     SessionsHandler,
 )
+from kernelpad.web.sockets import SessionSocket, YjsSocket
 
 STATIC = Path(__file__).parent / "static"
 
@@ -47,6 +48,8 @@ def route_pattern(template: str) -> str:
 def make_app(settings: Settings, manager: SessionManager) -> tornado.web.Application:
     handlers: list[Any] = [(route_pattern(path), handler) for path, handler in API_ROUTES]
     handlers += [
+        (route_pattern("/ws/yjs/{session_id}"), YjsSocket),
+        (route_pattern("/ws/sessions/{session_id}"), SessionSocket),
         (r"/openapi\.json", OpenAPIHandler),
         (r"/docs/?", SwaggerHandler),
         (r"/redoc/?", RedocHandler),
@@ -59,6 +62,8 @@ def make_app(settings: Settings, manager: SessionManager) -> tornado.web.Applica
         openapi=build_openapi(API_ROUTES, settings.app_name, __version__),
         started=time.monotonic(),
         in_flight=set(),
+        websocket_max_message_size=settings.max_request_size,
+        websocket_ping_interval=20,
         static_path=str(STATIC),
         default_handler_class=NotFoundHandler,
         debug=settings.debug,

@@ -307,6 +307,32 @@ class ExecutionPage(BaseModel):
     offset: int
 
 
+# WebSocket messages (the original JSON protocol)
+
+
+class SocketMessage(BaseModel):
+    """Every message: ``{"type": ..., "data": {...}, "timestamp": ...}``."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: str = Field(min_length=1, max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict)
+    timestamp: str | None = None
+
+
+class JoinSessionData(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    session_id: str | None = None
+    client_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    display_name: PersonName
+    host_token: str | None = Field(None, max_length=200)
+
+
+class CodeUpdateData(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    code: str
+    language: str | None = Field(None, pattern=LANGUAGE_PATTERN)
+
+
 # Health
 
 

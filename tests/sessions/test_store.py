@@ -113,25 +113,29 @@ async def test_database_work_runs_off_the_event_loop(tmp_path: Path) -> None:
 
 def test_migrations_apply_in_order_and_keep_data(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "kp.sqlite", isolation_level=None)
-    assert migrate(conn, MIGRATIONS) == 1
+    latest = MIGRATIONS[-1].version
+    assert migrate(conn, MIGRATIONS) == latest
     conn.execute(
         "INSERT INTO sessions VALUES ('s', 'n', 'h', 'python', '', 2, 'x', 'active', 1, 1, NULL,"
         " NULL)"
     )
-    extra = Migration(2, "a later change", "ALTER TABLE sessions ADD COLUMN notes TEXT;")
-    assert migrate(conn, (*MIGRATIONS, extra)) == 2
+    extra = Migration(latest + 1, "a later change", "ALTER TABLE sessions ADD COLUMN notes TEXT;")
+    assert migrate(conn, (*MIGRATIONS, extra)) == latest + 1
     assert conn.execute("SELECT id, notes FROM sessions").fetchall() == [("s", None)]
-    assert migrate(conn, (*MIGRATIONS, extra)) == 2  # nothing left to do
+    assert migrate(conn, (*MIGRATIONS, extra)) == latest + 1  # nothing left to do
 
 
 def test_a_failed_migration_changes_nothing(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "kp.sqlite", isolation_level=None)
     migrate(conn, MIGRATIONS)
-    broken = Migration(2, "broken", "CREATE TABLE t (x INT); INSERT INTO nowhere VALUES (1);")
+    latest = MIGRATIONS[-1].version
+    broken = Migration(
+        latest + 1, "broken", "CREATE TABLE t (x INT); INSERT INTO nowhere VALUES (1);"
+    )
     with pytest.raises(sqlite3.OperationalError):
         migrate(conn, (*MIGRATIONS, broken))
     assert not conn.in_transaction
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == latest
     assert conn.execute("SELECT name FROM sqlite_master WHERE name = 't'").fetchone() is None
 
 

@@ -1,0 +1,190 @@
+"""A session's room: its shared document and the people connected to it.
+
+Two kinds of connection share one document: Yjs clients (the y-websocket protocol: sync steps,
+updates, awareness) and clients of the original JSON protocol (``code_update`` with the whole
+text, applied as a minimal diff). Every change to the document, whoever made it, is stored and
+sent to everyone else in the form they speak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import difflib
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pycrdt import YMessageType, create_sync_message, create_update_message, handle_sync_message
+
+from kernelpad.sessions.document import SessionDocument
+from kernelpad.sessions.store import SessionStore
+
+log = logging.getLogger(__name__)
+
+# Versions of the text remembered per JSON peer, to find what its next whole text is based on.
+SEEN_VERSIONS = 8
+
+
+class YjsPeer(Protocol):
+    def send_bytes(self, message: bytes) -> None: ...
+
+
+class JsonPeer(Protocol):
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def display_name(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
+
+    def send_json(self, kind: str, data: dict[str, Any]) -> None: ...
+
+
+@dataclass(eq=False)
+class Room:
+    """The live state of one session's collaboration."""
+
+    session_id: str
+    document: SessionDocument
+    store: SessionStore
+    yjs_peers: set[YjsPeer] = field(default_factory=set)
+    json_peers: set[JsonPeer] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self._origin: object | None = None  # the peer whose change is being applied
+        # The texts each JSON peer was last sent or sent itself: its next whole text is a
+        # change from one of them (it may not have read the latest yet).
+        self.seen: dict[object, collections.deque[str]] = {}
+        self._code = self.document.code
+        self._subscription = self.document.observe(self._changed)
+
+    # Yjs
+
+    def sync_step1(self) -> bytes:
+        """The message that opens a Yjs connection: the server's state vector."""
+        return create_sync_message(self.document.ydoc)
+
+    def receive_yjs(self, peer: YjsPeer, message: bytes) -> bytes | None:
+        """Handle a Yjs message of ``peer``; return the reply to send it, if any.
+
+        Raises ``ValueError`` for a message that is not valid Yjs.
+        """
+        if not message:
+            raise ValueError("empty message")
+        kind = message[0]
+        if kind == YMessageType.SYNC:
+            self._origin = peer
+            try:
+                return handle_sync_message(message[1:], self.document.ydoc)
+            except Exception as exc:
+                raise ValueError(f"invalid Yjs sync message: {exc}") from exc
+            finally:
+                self._origin = None
+        if kind == YMessageType.AWARENESS:
+            for other in list(self.yjs_peers):
+                if other is not peer:
+                    other.send_bytes(message)
+            return None
+        raise ValueError(f"unknown Yjs message type {kind}")
+
+    # JSON
+
+    def add_json_peer(self, peer: JsonPeer) -> None:
+        self.json_peers.add(peer)
+        self.seen[peer] = collections.deque([self.document.code], maxlen=SEEN_VERSIONS)
+
+    def remove_json_peer(self, peer: JsonPeer) -> None:
+        self.json_peers.discard(peer)
+        self.seen.pop(peer, None)
+
+    def replace_code(self, peer: JsonPeer, code: str) -> None:
+        """Apply a JSON peer's whole text, as a change from the version it most likely wrote
+        on (of those it had: the closest to its new text)."""
+        versions = self.seen.setdefault(peer, collections.deque(maxlen=SEEN_VERSIONS))
+        base = max(
+            versions,
+            key=lambda text: difflib.SequenceMatcher(None, text, code, autojunk=False).ratio(),
+            default=None,
+        )
+        self._origin = peer
+        try:
+            self.document.replace_code(code, base=base)
+        finally:
+            self._origin = None
+        versions.append(code)
+
+    def broadcast_json(self, kind: str, data: dict[str, Any], but: object | None = None) -> None:
+        for peer in list(self.json_peers):
+            if peer is not but:
+                peer.send_json(kind, data)
+
+    # Every change
+
+    def _changed(self, update: bytes) -> None:
+        origin = self._origin
+        stored = self.store.append_update(self.session_id, update, time.time())
+        stored.add_done_callback(self._log_failure)
+        message = create_update_message(update)
+        for peer in list(self.yjs_peers):
+            if peer is not origin:
+                peer.send_bytes(message)
+        # The document may not be read inside its transaction: look at the code right after.
+        asyncio.get_running_loop().call_soon(self._code_may_have_changed, origin)
+
+    def _code_may_have_changed(self, origin: object | None) -> None:
+        code = self.document.code
+        if code == self._code:
+            return
+        self._code = code
+        self.store.set_code(self.session_id, code).add_done_callback(self._log_failure)
+        author = origin if origin in self.json_peers else None
+        update = {
+            "client_id": getattr(author, "client_id", None),
+            "display_name": getattr(author, "display_name", None),
+            "code": code,
+            "language": self.document.language,
+        }
+        for peer in list(self.json_peers):
+            # The author too, if others' edits were merged into what it sent.
+            versions = self.seen.setdefault(peer, collections.deque(maxlen=SEEN_VERSIONS))
+            if not versions or versions[-1] != code:
+                versions.append(code)
+                peer.send_json("code_update", update)
+
+    def _log_failure(self, future: asyncio.Future[None]) -> None:
+        if not future.cancelled() and future.exception() is not None:
+            log.error(
+                "session %s: storing a document change failed",
+                self.session_id,
+                exc_info=future.exception(),
+            )
+
+
+class Rooms:
+    """The rooms of the sessions someone is connected to, loaded from storage on demand."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self.store = store
+        self._rooms: dict[str, Room] = {}
+        self._loading: dict[str, asyncio.Lock] = {}
+
+    async def get(self, session_id: str, code: str, language: str) -> Room:
+        """The room of a session, its document rebuilt from what is stored (or created from
+        the session's code the first time)."""
+        if session_id in self._rooms:
+            return self._rooms[session_id]
+        lock = self._loading.setdefault(session_id, asyncio.Lock())
+        async with lock:
+            if session_id not in self._rooms:
+                updates = await self.store.load_updates(session_id)
+                if updates:
+                    document = SessionDocument(language, updates)
+                else:
+                    document = SessionDocument.create(code, language)
+                    await self.store.append_update(session_id, document.state(), time.time())
+                self._rooms[session_id] = Room(session_id, document, self.store)
+        return self._rooms[session_id]

@@ -1,0 +1,333 @@
+"""The shared notebook over WebSocket: the original JSON protocol and Yjs (pycrdt clients), on
+a real server, with the document stored in SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jupyter_ydoc import YNotebook
+from pycrdt import (
+    Doc,
+    YMessageType,
+    create_sync_message,
+    create_update_message,
+    handle_sync_message,
+)
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+from kernelpad.config import Settings
+from tests.conftest import Api, RunningServer, eventually, make_settings, running_server
+
+
+@pytest.fixture(scope="module")
+def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(
+        tmp_path_factory.mktemp("data"), kernel_pool_size={"python": 0}, max_request_size=65536
+    )
+
+
+def ws_url(server: RunningServer, path: str) -> str:
+    return server.base_url.replace("http://", "ws://") + path
+
+
+class JsonClient:
+    """A client of the original JSON protocol."""
+
+    def __init__(self, conn: WebSocketClientConnection) -> None:
+        self.conn = conn
+
+    @classmethod
+    async def join(
+        cls, server: RunningServer, session_id: str, client_id: str, name: str
+    ) -> tuple[JsonClient, dict[str, Any]]:
+        conn = await websocket_connect(ws_url(server, f"/ws/sessions/{session_id}"))
+        client = cls(conn)
+        await client.send(
+            "join_session",
+            {"session_id": session_id, "client_id": client_id, "display_name": name},
+        )
+        state = await client.expect("session_state")
+        return client, state
+
+    async def send(self, kind: str, data: dict[str, Any]) -> None:
+        await self.conn.write_message(json.dumps({"type": kind, "data": data}))
+
+    async def receive(self) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.conn.read_message(), 10)
+        assert raw is not None, f"closed: {self.conn.close_code} {self.conn.close_reason}"
+        message: dict[str, Any] = json.loads(raw)
+        assert set(message) == {"type", "data", "timestamp"}
+        return message
+
+    async def expect(self, kind: str) -> dict[str, Any]:
+        while True:
+            message = await self.receive()
+            if message["type"] == kind:
+                return message["data"]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class YjsClient:
+    """A Yjs client speaking the y-websocket protocol, with its own pycrdt document."""
+
+    def __init__(self, conn: WebSocketClientConnection) -> None:
+        self.conn = conn
+        self.doc: Doc[Any] = Doc()
+        self._reader = asyncio.ensure_future(self._read())
+        self._subscription = self.doc.observe(self._send_local)
+        self._applying = False
+
+    @classmethod
+    async def connect(cls, server: RunningServer, session_id: str) -> YjsClient:
+        conn = await websocket_connect(ws_url(server, f"/ws/yjs/{session_id}"))
+        client = cls(conn)
+        await conn.write_message(create_sync_message(client.doc), binary=True)
+        return client
+
+    async def _read(self) -> None:
+        while True:
+            message = await self.conn.read_message()
+            if message is None:
+                return
+            assert isinstance(message, bytes)
+            if message[0] == YMessageType.SYNC:
+                self._applying = True
+                try:
+                    reply = handle_sync_message(message[1:], self.doc)
+                finally:
+                    self._applying = False
+                if reply is not None:
+                    await self.conn.write_message(reply, binary=True)
+
+    def _send_local(self, event: Any) -> None:
+        if not self._applying:
+            asyncio.ensure_future(
+                self.conn.write_message(create_update_message(event.update), binary=True)
+            )
+
+    @property
+    def source(self) -> str:
+        cells = YNotebook(self.doc).get()["cells"]
+        return str(cells[0]["source"]) if cells else ""
+
+    @property
+    def cell_count(self) -> int:
+        return len(YNotebook(self.doc).get()["cells"])
+
+    def insert(self, index: int, text: str) -> None:
+        YNotebook(self.doc).ycells[0]["source"].insert(index, text)
+
+    async def close(self) -> None:
+        self.conn.close()
+        await asyncio.gather(self._reader, return_exceptions=True)
+
+
+@pytest.fixture
+async def session(api: Api) -> dict[str, Any]:
+    return await api.create_session(max_participants=3)
+
+
+async def test_json_clients_join_and_see_each_others_edits(
+    server: RunningServer, api: Api, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    ada, state = await JsonClient.join(server, sid, "ada-1", "Ada")
+    assert state["code"] == session["code"] and state["language"] == "python"
+    assert state["participant_count"] == 1
+    alan, state = await JsonClient.join(server, sid, "alan-1", "Alan")
+    assert state["participant_count"] == 2
+    joined = await ada.expect("participant_joined")
+    assert (joined["client_id"], joined["display_name"]) == ("alan-1", "Alan")
+
+    await ada.send("code_update", {"code": "print('from Ada')\n", "language": "python"})
+    update = await alan.expect("code_update")
+    assert update == {
+        "client_id": "ada-1",
+        "display_name": "Ada",
+        "code": "print('from Ada')\n",
+        "language": "python",
+    }
+    # The session's code in the original REST API is the shared text.
+    await eventually(lambda: _code(api, sid, "print('from Ada')\n"), "the code to be stored")
+    details = (await api.get(f"/api/v1/sessions/{sid}")).json
+    assert {p["client_id"] for p in details["participants"]} >= {"ada-1", "alan-1"}
+
+    alan.close()
+    left = await ada.expect("participant_left")
+    assert left["client_id"] == "alan-1" and left["participant_count"] == 1
+    ada.close()
+
+
+async def _code(api: Api, session_id: str, code: str) -> bool:
+    return (await api.get(f"/api/v1/sessions/{session_id}")).json["code"] == code
+
+
+async def test_yjs_and_json_clients_share_one_document(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    yjs = await YjsClient.connect(server, sid)
+    await eventually(lambda: yjs.source == session["code"], "the Yjs client to sync")
+    json_client, _ = await JsonClient.join(server, sid, "grace-1", "Grace")
+
+    # A Yjs edit reaches the JSON client as a whole-text code_update.
+    yjs.insert(0, "# typed in Yjs\n")
+    update = await json_client.expect("code_update")
+    assert update["code"] == "# typed in Yjs\n" + session["code"]
+
+    # A JSON whole-text update is applied as a minimal diff: an edit the Yjs client makes at
+    # the same time, elsewhere in the text, survives.
+    yjs.insert(len(yjs.source), "# also typed in Yjs\n")
+    await json_client.send("code_update", {"code": update["code"].replace("answer", "ANSWER")})
+    expected = update["code"].replace("answer", "ANSWER") + "# also typed in Yjs\n"
+    await eventually(lambda: yjs.source == expected, "both edits in the Yjs copy")
+    assert (await json_client.expect("code_update"))["code"].endswith("# also typed in Yjs\n")
+    json_client.close()
+    await yjs.close()
+
+
+async def test_three_clients_typing_at_once_converge(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    clients = [await YjsClient.connect(server, sid) for _ in range(3)]
+    for client in clients:
+        await eventually(lambda c=client: c.source == session["code"], "sync")
+    for round_ in range(20):
+        for number, client in enumerate(clients):
+            client.insert(0 if number % 2 else len(client.source), f"<{number}:{round_}>")
+        await asyncio.sleep(0)
+    await eventually(
+        lambda: len({c.source for c in clients}) == 1 and clients[0].source.count("<") == 60,
+        "all copies to hold all 60 edits",
+    )
+    for client in clients:
+        await client.close()
+
+
+async def test_the_document_survives_a_restart_without_duplication(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path / "data", kernel_pool_size={"python": 0})
+    async with running_server(settings) as first:
+        created = await first.api.create_session()
+        sid = created["session_id"]
+        yjs = await YjsClient.connect(first, sid)
+        await eventually(lambda: yjs.source == created["code"], "sync")
+        yjs.insert(0, "# kept\n")
+        await eventually(lambda: _code(first.api, sid, "# kept\n" + created["code"]), "stored")
+        await yjs.close()
+    async with running_server(settings) as second:
+        again = await YjsClient.connect(second, sid)
+        await eventually(lambda: again.source == "# kept\n" + created["code"], "resync")
+        assert again.cell_count == 1
+        json_client, state = await JsonClient.join(second, sid, "ada-2", "Ada")
+        assert state["code"] == "# kept\n" + created["code"]
+        json_client.close()
+        await again.close()
+
+
+async def test_a_client_that_kept_its_copy_reconnects_without_duplication(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    client = await YjsClient.connect(server, sid)
+    await eventually(lambda: client.source == session["code"], "sync")
+    client.insert(0, "# once\n")
+    await asyncio.sleep(0.2)
+    client.conn.close()
+    # Reconnect with the same document, as a browser tab does after a network drop.
+    conn = await websocket_connect(ws_url(server, f"/ws/yjs/{sid}"))
+    client.conn = conn
+    client._reader = asyncio.ensure_future(client._read())
+    await conn.write_message(create_sync_message(client.doc), binary=True)
+    fresh = await YjsClient.connect(server, sid)
+    await eventually(lambda: fresh.source == "# once\n" + session["code"], "fresh sync")
+    assert client.source.count("# once") == 1 and fresh.cell_count == 1
+    await client.close()
+    await fresh.close()
+
+
+# Bad input
+
+
+async def test_bad_json_messages_get_errors_and_the_connection_stays(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    conn = await websocket_connect(ws_url(server, f"/ws/sessions/{sid}"))
+    client = JsonClient(conn)
+    cases: list[tuple[str | bytes, str, str]] = [
+        ("{not json", "invalid_json", "not valid JSON"),
+        (json.dumps({"data": {}}), "validation_error", "type"),
+        (json.dumps({"type": "dance", "data": {}}), "unknown_type", "'dance'"),
+        (json.dumps({"type": "join_session", "data": {"client_id": "x"}}), "validation_error",
+         "display_name"),
+        (json.dumps({"type": "code_update", "data": {"code": "x"}}), "invalid_value",
+         "join_session before code_update"),
+        (b"\x00\x01", "binary_frame", "binary"),
+    ]  # fmt: skip
+    for raw, code, words in cases:
+        await conn.write_message(raw, binary=isinstance(raw, bytes))
+        error = await client.expect("error")
+        assert error["code"] == code and words in error["message"], (raw, error)
+    # Still open and working.
+    await client.send("join_session", {"client_id": "ok-1", "display_name": "Ok"})
+    assert (await client.expect("session_state"))["participant_count"] == 1
+    await client.send("code_update", {"code": 5})
+    assert (await client.expect("error"))["code"] == "validation_error"
+    client.close()
+
+
+async def test_oversized_messages_close_with_1009(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    conn = await websocket_connect(ws_url(server, f"/ws/sessions/{session['session_id']}"))
+    await conn.write_message("x" * 100_000)
+    assert await conn.read_message() is None
+    assert conn.close_code == 1009
+    conn.close()
+
+
+async def test_invalid_yjs_frames_close_the_yjs_connection(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    conn = await websocket_connect(ws_url(server, f"/ws/yjs/{session['session_id']}"))
+    await conn.read_message()  # the server's sync step 1
+    await conn.write_message(b"\x00\x02\xff\xff\xff", binary=True)
+    while (await conn.read_message()) is not None:
+        pass
+    assert conn.close_code == 1002
+    conn.close()
+    # The server goes on.
+    again = await YjsClient.connect(server, session["session_id"])
+    await eventually(lambda: again.source == session["code"], "a new client to sync")
+    await again.close()
+
+
+async def test_unknown_session_and_full_session(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    conn = await websocket_connect(ws_url(server, "/ws/sessions/nope"))
+    assert await conn.read_message() is None
+    assert conn.close_code == 4404
+    conn.close()
+    sid = session["session_id"]
+    clients = [(await JsonClient.join(server, sid, f"p-{i}", f"P{i}"))[0] for i in range(3)]
+    # The same person reconnecting is the same participant, not a fourth.
+    same, state = await JsonClient.join(server, sid, "p-0", "P0")
+    assert state["participant_count"] == 3
+    fourth = JsonClient(await websocket_connect(ws_url(server, f"/ws/sessions/{sid}")))
+    await fourth.send("join_session", {"client_id": "p-3", "display_name": "P3"})
+    error = await fourth.expect("error")
+    assert error["code"] == "session_full" and "3 participants" in error["message"]
+    assert await fourth.conn.read_message() is None
+    assert fourth.conn.close_code == 4403
+    for client in [*clients, same, fourth]:
+        client.close()
