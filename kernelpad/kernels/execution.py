@@ -14,10 +14,11 @@ Limits are enforced here, the same way for every back-end:
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from kernelpad.kernels.base import KernelHandle, Message
 
@@ -31,6 +32,10 @@ MIN_TIME_LIMIT = 0.1
 # How long a run may go on after its input ran out (it got an end-of-file) before it is
 # interrupted: enough for the code to fail on its own, not enough to wait for the time limit.
 EOF_GRACE = 0.5
+# A kernel busy this long with a request is running its code, even if it said nothing else.
+SETTLE_INTERRUPT = 0.1
+# How often a run waiting for a participant's input (or for a stop) looks for it.
+INPUT_POLL = 0.05
 # Longest wait for output after a run's idle status, whatever the language's settle time.
 SETTLE_LIMIT = 0.3
 
@@ -75,6 +80,19 @@ class ExecutionResult:
     input_missing: str | None = None
 
 
+class RunListener(Protocol):
+    """Who watches a run as it happens (the participants of its session)."""
+
+    def started(self) -> None:
+        """The code has been sent to the kernel (a queued run starts only now)."""
+
+    def output(self, output: dict[str, Any]) -> None:
+        """An output as it arrives, in nbformat's shape (a stream output holds a new piece)."""
+
+    async def input(self, prompt: str, password: bool) -> str | None:
+        """A line for an input request, once someone answers; None: no answer."""
+
+
 class _Outputs:
     """Collects a run's outputs in nbformat's shape, within the output caps.
 
@@ -84,8 +102,9 @@ class _Outputs:
     flood limit watches.
     """
 
-    def __init__(self, max_output: int) -> None:
+    def __init__(self, max_output: int, listener: RunListener | None = None) -> None:
         self.max_output = max_output
+        self.listener = listener
         self.outputs: list[dict[str, Any]] = []
         self.streams: dict[str, list[str]] = {"stdout": [], "stderr": []}
         self.kept = 0
@@ -111,6 +130,8 @@ class _Outputs:
         self._append_stream(name, text)
 
     def _append_stream(self, name: str, text: str) -> None:
+        if self.listener is not None:
+            self.listener.output({"output_type": "stream", "name": name, "text": text})
         self.streams.setdefault(name, []).append(text)
         last = self.outputs[-1] if self.outputs else None
         if last is not None and last["output_type"] == "stream" and last["name"] == name:
@@ -137,6 +158,8 @@ class _Outputs:
             self.count(content.get("execution_count"))
             output["execution_count"] = self.execution_count
         self.outputs.append(output)
+        if self.listener is not None:
+            self.listener.output(output)
 
     def raised(self, content: dict[str, Any]) -> None:
         traceback = content.get("traceback")
@@ -146,6 +169,8 @@ class _Outputs:
             "traceback": [str(line) for line in traceback] if isinstance(traceback, list) else [],
         }
         self.outputs.append({"output_type": "error", **self.error})
+        if self.listener is not None:
+            self.listener.output(self.outputs[-1])
         # The traceback as plain text (the raw one, with its colours, is kept beside it); on
         # stderr too, where clients of the original API read failures, as a process prints them.
         plain = "\n".join(strip_ansi(line) for line in self.error["traceback"]).strip("\n")
@@ -210,7 +235,12 @@ def _content(msg: Message) -> dict[str, Any]:
 
 
 async def run_code(
-    kernel: KernelHandle, code: str, limits: Limits, stdin: list[str] | None = None
+    kernel: KernelHandle,
+    code: str,
+    limits: Limits,
+    stdin: list[str] | None = None,
+    listener: RunListener | None = None,
+    stop: asyncio.Event | None = None,
 ) -> ExecutionResult:
     """Run ``code`` in ``kernel`` and collect its outputs, enforcing ``limits``.
 
@@ -224,29 +254,67 @@ async def run_code(
     ended ``EOF_GRACE`` later: it fails fast, it does not wait for the time limit. (Interrupting
     at once is no good: Deno's kernel cannot be interrupted while it waits for input.) Code
     that ends by itself once its input is used up gets its own status.
+
+    A ``listener`` sees every output as it arrives, and is asked for the lines ``stdin`` does
+    not have (the run goes on meanwhile, its time limit too). Setting ``stop`` interrupts the
+    run, as the time limit would, once the code has started.
     """
     msg_id = kernel.execute_request(code)
+    if listener is not None:
+        listener.started()
     try:
-        return await _collect(kernel, msg_id, limits, list(stdin or []))
+        return await _collect(kernel, msg_id, limits, list(stdin or []), listener, stop)
     finally:
         kernel.end_request()
 
 
 async def _collect(
-    kernel: KernelHandle, msg_id: str, limits: Limits, lines: list[str]
+    kernel: KernelHandle,
+    msg_id: str,
+    limits: Limits,
+    lines: list[str],
+    listener: RunListener | None,
+    stop: asyncio.Event | None,
 ) -> ExecutionResult:
-    outputs = _Outputs(limits.max_output)
+    outputs = _Outputs(limits.max_output, listener)
+    asking: tuple[asyncio.Task[str | None], str] | None = None  # an input request out there
     input_missing: str | None = None
     started = time.monotonic()
     deadline = started + limits.time_limit
     reply: Message | None = None
-    busy = idle = False
+    busy = idle = code_started = False
+    started_at: float | None = None
     timed_out = flooded = interrupted = died = gave_up = False
 
+    def answer(prompt: str, line: str | None) -> None:
+        nonlocal input_missing, deadline
+        if line is not None and not interrupted:
+            kernel.input_reply(line)
+            outputs.stream("stdout", f"{prompt}{line}\n")
+            return
+        # Answered even after an interrupt: a kernel waiting for input (Deno's) cannot take
+        # the interrupt until it has its answer.
+        kernel.input_reply(kernel.language.language.eof)
+        if input_missing is None:
+            input_missing = prompt
+            deadline = min(deadline, time.monotonic() + EOF_GRACE)
+
     while reply is None or not idle:
+        if asking is not None and asking[0].done():
+            task, prompt = asking
+            asking = None
+            answer(prompt, None if task.cancelled() or task.exception() else task.result())
         now = time.monotonic()
-        if not interrupted and (now >= deadline or flooded):
-            timed_out = not flooded and input_missing is None
+        # An interrupt asked for by a person waits until the code has started: one that hits
+        # the kernel's own machinery first is lost, and the kernel never answers.
+        stopping = (
+            stop is not None
+            and stop.is_set()
+            and started_at is not None
+            and (code_started or now >= started_at + SETTLE_INTERRUPT)
+        )
+        if not interrupted and (now >= deadline or flooded or stopping):
+            timed_out = not flooded and input_missing is None and not stopping
             interrupted = True
             await kernel.interrupt()
             deadline = time.monotonic() + limits.interrupt_grace
@@ -254,7 +322,8 @@ async def _collect(
         if interrupted and now >= deadline:
             gave_up = True
             break
-        item = await kernel.receive(min(deadline - now, LIVENESS_INTERVAL))
+        wait = LIVENESS_INTERVAL if asking is None and stop is None else INPUT_POLL
+        item = await kernel.receive(min(deadline - now, wait))
         if item is None:
             if not await kernel.is_alive():
                 died = True
@@ -270,30 +339,32 @@ async def _collect(
             continue
         if channel == "stdin":
             if msg_type == "input_request":
-                prompt = str(_content(msg).get("prompt", ""))
+                content = _content(msg)
+                prompt = str(content.get("prompt", ""))
                 if lines and not interrupted:
-                    line = lines.pop(0)
-                    kernel.input_reply(line)
-                    outputs.stream("stdout", f"{prompt}{line}\n")
+                    answer(prompt, lines.pop(0))
+                elif listener is not None and not interrupted:
+                    password = bool(content.get("password", False))
+                    asking = (asyncio.ensure_future(listener.input(prompt, password)), prompt)
                 else:
-                    # Answered even after an interrupt: a kernel waiting for input (Deno's)
-                    # cannot take the interrupt until it has its answer.
-                    kernel.input_reply(kernel.language.language.eof)
-                    if input_missing is None:
-                        input_missing = prompt
-                        deadline = min(deadline, time.monotonic() + EOF_GRACE)
+                    answer(prompt, None)
             continue
         if msg_type == "status":
             state = _content(msg).get("execution_state")
             idle = state == "idle"
             if state == "busy" and not busy and not interrupted:
                 busy = True
-                deadline = time.monotonic() + limits.time_limit
+                started_at = time.monotonic()
+                deadline = started_at + limits.time_limit
             continue
+        if msg_type == "execute_input":
+            code_started = True
         outputs.handle(msg)
         if outputs.dropped > limits.flood_limit and not interrupted:
             flooded = True
 
+    if asking is not None:
+        asking[0].cancel()
     settle = kernel.language.language.settle
     # Bounded: a kernel that keeps sending after idle (a JavaScript timer) ends the window.
     settle_end = time.monotonic() + SETTLE_LIMIT

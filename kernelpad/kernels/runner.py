@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from kernelpad.errors import QueueFull, SessionEnded
 from kernelpad.kernels.base import KernelHandle
-from kernelpad.kernels.execution import ExecutionResult, Limits, run_code
+from kernelpad.kernels.execution import ExecutionResult, Limits, RunListener, run_code
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.kernels.pool import KernelPool
 
@@ -58,6 +58,7 @@ class KernelRunner:
         self._lock = asyncio.Lock()
         self._waiting = 0
         self._closed = False
+        self._stop: asyncio.Event | None = None  # set to interrupt the run in progress
 
     @property
     def busy(self) -> bool:
@@ -77,7 +78,13 @@ class KernelRunner:
                 f" {self.queue_size}); try again when it is free."
             )
 
-    async def run(self, code: str, limits: Limits, stdin: list[str] | None = None) -> RunReport:
+    async def run(
+        self,
+        code: str,
+        limits: Limits,
+        stdin: list[str] | None = None,
+        listener: RunListener | None = None,
+    ) -> RunReport:
         """Run ``code`` once the runs before it are done; ``stdin`` answers its input requests."""
         self.check_room()
         queued_at = time.monotonic()
@@ -97,7 +104,8 @@ class KernelRunner:
             if self.kernel is None:
                 self.kernel = await self._acquire()
             try:
-                result = await run_code(self.kernel, code, limits, stdin)
+                self._stop = asyncio.Event()
+                result = await run_code(self.kernel, code, limits, stdin, listener, self._stop)
             except Exception:
                 # The kernel is in an unknown state, maybe still running the code: replace it.
                 await self._replace_kernel("internal error")
@@ -136,6 +144,17 @@ class KernelRunner:
             await kernel.shutdown()
             raise SessionEnded(f"Session {self.label} ended while its kernel was starting.")
         return kernel
+
+    def interrupt(self) -> bool:
+        """Interrupt the run in progress (once its code has started); whether there was one."""
+        if self._stop is None or not self.busy:
+            return False
+        self._stop.set()
+        return True
+
+    async def restart(self) -> None:
+        """A new kernel, now: variables are gone (a run in progress ends as kernel_died)."""
+        await self._replace_kernel("restart requested")
 
     async def close(self) -> None:
         """Shut the kernel down; a run in progress ends as ``kernel_died``."""

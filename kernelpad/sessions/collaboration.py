@@ -59,6 +59,7 @@ class Room:
         # The texts each JSON peer was last sent or sent itself: its next whole text is a
         # change from one of them (it may not have read the latest yet).
         self.seen: dict[object, collections.deque[str]] = {}
+        self._inputs: collections.deque[asyncio.Future[str | None]] = collections.deque()
         self._code = self.document.code
         self._subscription = self.document.observe(self._changed)
 
@@ -122,6 +123,33 @@ class Room:
             if peer is not but:
                 peer.send_json(kind, data)
 
+    # Runs
+
+    def start_run(self, execution_id: str, cell_id: str | None, language: str, code: str) -> Run:
+        """A run that everyone will watch: it tells them when it starts and what it prints."""
+        data = {"execution_id": execution_id, "cell_id": cell_id, "language": language}
+        return Run(self, data, code)
+
+    def finish_run(self, run: Run, outcome: dict[str, Any], outputs: list[dict[str, Any]]) -> None:
+        """Tell everyone how a run ended; a cell's run leaves its outputs in the document."""
+        self.broadcast_json("execution_finished", {**run.data, **outcome})
+        language = run.data["language"]
+        if outcome.get("kernel_restarted"):
+            self.broadcast_json("kernel_status", {"language": language, "state": "restarting"})
+        self.broadcast_json("kernel_status", {"language": language, "state": "idle"})
+        cell_id = run.data["cell_id"]
+        if cell_id is not None:
+            self.document.set_outputs(cell_id, outputs, outcome.get("execution_count"))
+
+    def answer_input(self, value: str) -> bool:
+        """Give the oldest open input request its answer; whether there was one."""
+        while self._inputs:
+            future = self._inputs.popleft()
+            if not future.done():
+                future.set_result(value)
+                return True
+        return False
+
     # Every change
 
     def _changed(self, update: bytes) -> None:
@@ -164,6 +192,35 @@ class Room:
             )
 
 
+@dataclass(eq=False)
+class Run:
+    """A run as the participants see it: its outputs and input requests, as they come."""
+
+    room: Room
+    data: dict[str, Any]
+    code: str
+
+    def started(self) -> None:
+        self.room.broadcast_json(
+            "kernel_status", {"language": self.data["language"], "state": "busy"}
+        )
+        self.room.broadcast_json("execution_started", {**self.data, "code": self.code})
+
+    def output(self, output: dict[str, Any]) -> None:
+        self.room.broadcast_json("output", {**self.data, "output": output})
+
+    async def input(self, prompt: str, password: bool) -> str | None:
+        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self.room._inputs.append(future)
+        request = {**self.data, "prompt": prompt, "password": password}
+        self.room.broadcast_json("input_request", request)
+        try:
+            return await future
+        finally:
+            if future in self.room._inputs:
+                self.room._inputs.remove(future)
+
+
 class Rooms:
     """The rooms of the sessions someone is connected to, loaded from storage on demand."""
 
@@ -188,3 +245,7 @@ class Rooms:
                     await self.store.append_update(session_id, document.state(), time.time())
                 self._rooms[session_id] = Room(session_id, document, self.store)
         return self._rooms[session_id]
+
+    def loaded(self, session_id: str) -> Room | None:
+        """The room of a session if someone has it open."""
+        return self._rooms.get(session_id)

@@ -90,6 +90,28 @@ class SessionDocument:
                 return str(ours["language"])
         return self.default_language
 
+    def cell(self, cell_id: str) -> tuple[str, str] | None:
+        """The source and language of the cell ``cell_id``."""
+        for cell in self.notebook.ycells:
+            if cell.get("id") == cell_id:
+                metadata = cell.get("metadata")
+                ours = metadata.get("kernelpad") if metadata is not None else None
+                language = ours.get("language") if ours is not None else None
+                return str(cell["source"]), str(language or self.default_language)
+        return None
+
+    def set_outputs(
+        self, cell_id: str, outputs: list[dict[str, Any]], execution_count: int | None
+    ) -> None:
+        """A run's outputs, as the cell's (what a Yjs-only client sees of the run)."""
+        for index, cell in enumerate(self.notebook.ycells):
+            if cell.get("id") == cell_id:
+                value = self.notebook.get_cell(index)
+                value["outputs"] = outputs
+                value["execution_count"] = execution_count
+                self.notebook.set_cell(index, value)
+                return
+
     def replace_code(self, new: str, base: str | None = None) -> None:
         """Make the first code cell's source ``new``, a whole text written on top of ``base``
         (the text its writer last had; default: the current one).

@@ -204,6 +204,7 @@ class SessionManager:
         language: str | None = None,
         time_limit_ms: int | None = None,
         stdin: list[str] | None = None,
+        cell_id: str | None = None,
     ) -> Execution:
         """Run ``code`` in the session's kernel for ``language`` and record the run;
         ``stdin`` holds the lines its input requests are answered with."""
@@ -228,7 +229,11 @@ class SessionManager:
             flood_limit=self.settings.output_flood_limit,
         )
         started_at = time.time()
-        report = await runner.run(code, limits, stdin)
+        execution_id = uuid.uuid4().hex
+        # Whoever has the session open watches the run, however it was started.
+        room = self.rooms.loaded(session_id)
+        run = room.start_run(execution_id, cell_id, installed.language.id, code) if room else None
+        report = await runner.run(code, limits, stdin, run)
         result = report.result
         notices = _notices(report, installed, limits)
         if (
@@ -244,7 +249,7 @@ class SessionManager:
             )
         finished_at = time.time()
         execution = Execution(
-            id=uuid.uuid4().hex,
+            id=execution_id,
             session_id=session_id,
             language=installed.language.id,
             code=code,
@@ -267,6 +272,20 @@ class SessionManager:
             notices=notices,
         )
         await self.store.add_execution(execution)
+        if room is not None and run is not None:
+            room.finish_run(
+                run,
+                {
+                    "status": execution.status,
+                    "execution_count": execution.execution_count,
+                    "execution_time": round(execution.duration_ms, 3),
+                    "timed_out": execution.timed_out,
+                    "state_kept": execution.state_kept,
+                    "kernel_restarted": execution.kernel_restarted,
+                    "notices": execution.notices,
+                },
+                execution.outputs,
+            )
         log.info(
             "session %s: %s run %s in %.1f ms",
             session_id,
@@ -286,6 +305,22 @@ class SessionManager:
             if ends == self._ends:  # no session ended meanwhile: the row read is current
                 self._active[session_id] = session.language
         return self._active[session_id]
+
+    async def interrupt(self, session_id: str, language: str) -> bool:
+        """Interrupt the session's run in ``language``; whether one was running."""
+        runner = self._runners.get((session_id, language))
+        return runner.interrupt() if runner is not None else False
+
+    async def restart_kernel(self, session_id: str, language: str) -> None:
+        """Give the session a new kernel for ``language`` (its variables are gone)."""
+        runner = self._runners.get((session_id, language))
+        room = self.rooms.loaded(session_id)
+        if room is not None:
+            room.broadcast_json("kernel_status", {"language": language, "state": "restarting"})
+        if runner is not None:
+            await runner.restart()
+        if room is not None:
+            room.broadcast_json("kernel_status", {"language": language, "state": "idle"})
 
     def _runner(self, session_id: str, language: InstalledLanguage) -> KernelRunner:
         key = (session_id, language.language.id)

@@ -333,6 +333,24 @@ class CodeUpdateData(BaseModel):
     language: str | None = Field(None, pattern=LANGUAGE_PATTERN)
 
 
+class ExecuteData(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    cell_id: str | None = Field(None, max_length=64)
+    code: str | None = None
+    language: str | None = Field(None, pattern=LANGUAGE_PATTERN)
+    time_limit: int | None = Field(None, gt=0)
+
+
+class KernelData(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    language: str | None = Field(None, pattern=LANGUAGE_PATTERN)
+
+
+class InputReplyData(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    value: str = Field(max_length=100_000)
+
+
 # Health
 
 

@@ -21,7 +21,14 @@ from kernelpad import errors
 from kernelpad.sessions.collaboration import Room
 from kernelpad.sessions.manager import SessionManager
 from kernelpad.sessions.models import Participant
-from kernelpad.web.schemas import CodeUpdateData, JoinSessionData, SocketMessage
+from kernelpad.web.schemas import (
+    CodeUpdateData,
+    ExecuteData,
+    InputReplyData,
+    JoinSessionData,
+    KernelData,
+    SocketMessage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +149,8 @@ class SessionSocket(_SessionSocket):
         if handler is None:
             self.error(
                 "unknown_type",
-                f"Unknown message type {envelope.type!r}; expected join_session or code_update.",
+                f"Unknown message type {envelope.type!r}; expected one of: join_session,"
+                " code_update, execute, interrupt, restart_kernel, input_reply.",
             )
             return
         try:
@@ -200,6 +208,58 @@ class SessionSocket(_SessionSocket):
                 },
                 but=self,
             )
+
+    def _joined(self, what: str) -> Room:
+        if self.room is None or self.participant is None:
+            raise errors.InvalidValue(f"Send join_session before {what}.")
+        return self.room
+
+    async def _on_execute(self, data: dict[str, Any]) -> None:
+        room = self._joined("execute")
+        request = ExecuteData.model_validate(data)
+        if request.cell_id is not None:
+            cell = room.document.cell(request.cell_id)
+            if cell is None:
+                raise errors.InvalidValue(f"There is no cell {request.cell_id!r} in this notebook.")
+            code, language = cell
+        elif request.code is not None:
+            code, language = request.code, request.language or room.document.language
+        else:
+            raise errors.InvalidValue("execute needs a cell_id, or code (and a language).")
+        # The run goes on by itself: this socket keeps reading (an interrupt, input replies).
+        task = asyncio.ensure_future(
+            self._run_code(room, code, language, request.time_limit, request.cell_id)
+        )
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+
+    async def _run_code(
+        self, room: Room, code: str, language: str, time_limit: int | None, cell_id: str | None
+    ) -> None:
+        try:
+            await self.manager.execute(room.session_id, code, language, time_limit, None, cell_id)
+        except errors.KernelpadError as exc:
+            self.error(exc.code, exc.message)
+        except Exception:
+            log.exception("session %s: a run from a socket failed", room.session_id)
+            self.error("internal_error", "kernelpad hit an internal error; see its log.")
+
+    async def _on_interrupt(self, data: dict[str, Any]) -> None:
+        room = self._joined("interrupt")
+        language = KernelData.model_validate(data).language or room.document.language
+        if not await self.manager.interrupt(room.session_id, language):
+            self.error("not_running", f"No {language} code is running in this session.")
+
+    async def _on_restart_kernel(self, data: dict[str, Any]) -> None:
+        room = self._joined("restart_kernel")
+        language = KernelData.model_validate(data).language or room.document.language
+        await self.manager.restart_kernel(room.session_id, language)
+
+    async def _on_input_reply(self, data: dict[str, Any]) -> None:
+        room = self._joined("input_reply")
+        reply = InputReplyData.model_validate(data)
+        if not room.answer_input(reply.value):
+            self.error("no_input_request", "No run is waiting for input.")
 
     async def _on_code_update(self, data: dict[str, Any]) -> None:
         assert self.room is not None

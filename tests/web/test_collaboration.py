@@ -26,7 +26,10 @@ from tests.conftest import Api, RunningServer, eventually, make_settings, runnin
 @pytest.fixture(scope="module")
 def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return make_settings(
-        tmp_path_factory.mktemp("data"), kernel_pool_size={"python": 0}, max_request_size=65536
+        tmp_path_factory.mktemp("data"),
+        kernel_pool_size={"python": 1},
+        max_request_size=65536,
+        code_execution_timeout=30,
     )
 
 
@@ -331,3 +334,144 @@ async def test_unknown_session_and_full_session(
     assert fourth.conn.close_code == 4403
     for client in [*clients, same, fourth]:
         client.close()
+
+
+# Runs, watched by everyone
+
+
+async def first_cell_id(yjs: YjsClient) -> str:
+    return str(YNotebook(yjs.doc).get()["cells"][0]["id"])
+
+
+async def until_finished(client: JsonClient) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Messages of a run up to its execution_finished: (the others, the finish)."""
+    seen = []
+    while True:
+        message = await client.receive()
+        if message["type"] == "execution_finished":
+            return seen, message["data"]
+        seen.append(message)
+
+
+async def test_a_run_streams_to_everyone_and_lands_in_its_cell(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    yjs = await YjsClient.connect(server, sid)
+    await eventually(lambda: yjs.cell_count == 1, "sync")
+    cell_id = await first_cell_id(yjs)
+    ada, _ = await JsonClient.join(server, sid, "ada-r", "Ada")
+    alan, _ = await JsonClient.join(server, sid, "alan-r", "Alan")
+    await ada.expect("participant_joined")
+    code = "import time\nfor i in range(3):\n    print(i, flush=True)\n    time.sleep(0.2)\n'done'"
+    await ada.send("code_update", {"code": code})
+    await alan.expect("code_update")
+    await ada.send("execute", {"cell_id": cell_id})
+
+    before, finished = await until_finished(alan)
+    kinds = [m["type"] for m in before]
+    assert kinds[0] == "kernel_status" and before[0]["data"]["state"] == "busy"
+    started = next(m["data"] for m in before if m["type"] == "execution_started")
+    assert started["cell_id"] == cell_id and started["code"] == code
+    printed = "".join(
+        m["data"]["output"]["text"]
+        for m in before
+        if m["type"] == "output" and m["data"]["output"]["output_type"] == "stream"
+    )
+    assert printed == "0\n1\n2\n"
+    # Streamed as printed: several output messages, not one at the end.
+    assert kinds.count("output") >= 3
+    assert finished["status"] == "ok" and finished["execution_id"] == started["execution_id"]
+    assert (await alan.expect("kernel_status"))["state"] == "idle"
+
+    def cell_outputs() -> list[dict[str, Any]]:
+        return list(YNotebook(yjs.doc).get()["cells"][0]["outputs"])
+
+    await eventually(lambda: len(cell_outputs()) == 2, "the outputs in the Yjs document")
+    outputs = cell_outputs()
+    assert outputs[0]["text"] == "0\n1\n2\n"
+    assert outputs[1]["data"]["text/plain"] == "'done'"
+    assert YNotebook(yjs.doc).get()["cells"][0]["execution_count"] == finished["execution_count"]
+    ada.close()
+    alan.close()
+    await yjs.close()
+
+
+async def test_runs_over_http_are_broadcast(
+    server: RunningServer, api: Api, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    watcher, _ = await JsonClient.join(server, sid, "w-1", "Watcher")
+    body = await api.execute(sid, "print('over http')")
+    before, finished = await until_finished(watcher)
+    assert finished["execution_id"] == body["execution_id"] and finished["cell_id"] is None
+    assert any(
+        m["type"] == "output" and m["data"]["output"].get("text") == "over http\n" for m in before
+    )
+    watcher.close()
+
+
+async def test_interrupt_and_input_from_another_participant(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    ada, _ = await JsonClient.join(server, sid, "ada-i", "Ada")
+    alan, _ = await JsonClient.join(server, sid, "alan-i", "Alan")
+    await ada.send("execute", {"code": "x = 41", "language": "python"})
+    await until_finished(alan)
+
+    await ada.send("execute", {"code": "while True:\n    pass", "language": "python"})
+    await alan.expect("execution_started")
+    await alan.send("interrupt", {"language": "python"})
+    _, finished = await until_finished(alan)
+    assert finished["status"] == "error" and finished["state_kept"] is True
+
+    await ada.send("execute", {"code": "name = input('Name? ')\nprint('hi', name, x + 1)"})
+    request = await alan.expect("input_request")
+    assert request["prompt"] == "Name? "
+    await alan.send("input_reply", {"value": "Grace"})
+    before, finished = await until_finished(alan)
+    assert finished["status"] == "ok"
+    assert "hi Grace 42\n" in "".join(
+        m["data"]["output"].get("text", "") for m in before if m["type"] == "output"
+    )
+    ada.close()
+    alan.close()
+
+
+async def test_restart_kernel_from_a_participant(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    ada, _ = await JsonClient.join(server, sid, "ada-k", "Ada")
+    await ada.send("execute", {"code": "y = 1", "language": "python"})
+    await until_finished(ada)
+    assert (await ada.expect("kernel_status"))["state"] == "idle"  # after the run
+    await ada.send("restart_kernel", {"language": "python"})
+    assert (await ada.expect("kernel_status"))["state"] == "restarting"
+    assert (await ada.expect("kernel_status"))["state"] == "idle"
+    await ada.send("execute", {"code": "y", "language": "python"})
+    before, finished = await until_finished(ada)
+    assert finished["status"] == "error"
+    ada.close()
+
+
+async def test_run_messages_with_bad_input(server: RunningServer, session: dict[str, Any]) -> None:
+    sid = session["session_id"]
+    conn = await websocket_connect(ws_url(server, f"/ws/sessions/{sid}"))
+    client = JsonClient(conn)
+    await client.send("execute", {"code": "1"})
+    assert "join_session before execute" in (await client.expect("error"))["message"]
+    await client.send("join_session", {"client_id": "bad-1", "display_name": "Bad"})
+    await client.expect("session_state")
+    await client.send("execute", {"cell_id": "nope"})
+    assert "no cell 'nope'" in (await client.expect("error"))["message"]
+    await client.send("execute", {})
+    assert "needs a cell_id, or code" in (await client.expect("error"))["message"]
+    await client.send("interrupt", {})
+    assert (await client.expect("error"))["code"] == "not_running"
+    await client.send("input_reply", {"value": "x"})
+    assert (await client.expect("error"))["code"] == "no_input_request"
+    await client.send("execute", {"code": "1", "language": "cobol"})
+    assert (await client.expect("error"))["code"] == "unknown_language"
+    client.close()
