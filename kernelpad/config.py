@@ -48,7 +48,16 @@ class Settings(BaseSettings):
         original="FRONTEND_URL",
     )
     max_request_size: int = setting(
-        1_048_576, "Largest request body accepted, in bytes (larger: HTTP 413).", ge=1024
+        1_048_576,
+        "Largest request body or WebSocket message accepted, in bytes (larger: HTTP 413, or the"
+        " socket closes with 1009).",
+        ge=1024,
+    )
+    ws_messages_per_second: int = setting(
+        100,
+        "Messages a WebSocket client may send per second; past it JSON messages get an error"
+        " and a Yjs connection closes with 1008.",
+        ge=1,
     )
 
     # Sessions

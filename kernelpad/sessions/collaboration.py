@@ -30,6 +30,8 @@ SEEN_VERSIONS = 8
 class YjsPeer(Protocol):
     def send_bytes(self, message: bytes) -> None: ...
 
+    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
 
 class JsonPeer(Protocol):
     @property
@@ -42,6 +44,8 @@ class JsonPeer(Protocol):
     def role(self) -> str: ...
 
     def send_json(self, kind: str, data: dict[str, Any]) -> None: ...
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
 
 
 @dataclass(eq=False)
@@ -140,6 +144,13 @@ class Room:
         cell_id = run.data["cell_id"]
         if cell_id is not None:
             self.document.set_outputs(cell_id, outputs, outcome.get("execution_count"))
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Close every connection (the session has ended)."""
+        for yjs in list(self.yjs_peers):
+            yjs.close(code, reason)
+        for peer in list(self.json_peers):
+            peer.close(code, reason)
 
     def answer_input(self, value: str) -> bool:
         """Give the oldest open input request its answer; whether there was one."""
@@ -249,3 +260,9 @@ class Rooms:
     def loaded(self, session_id: str) -> Room | None:
         """The room of a session if someone has it open."""
         return self._rooms.get(session_id)
+
+    def close(self, session_id: str, code: int, reason: str) -> None:
+        """Close a session's room and every connection to it."""
+        room = self._rooms.pop(session_id, None)
+        if room is not None:
+            room.close_all(code, reason)

@@ -31,6 +31,9 @@ from kernelpad.sessions.tokens import hash_token, new_host_token, new_session_id
 
 log = logging.getLogger(__name__)
 
+# WebSocket close code for the connections of a session that ends.
+SESSION_ENDED_CLOSE = 4410
+
 
 class SessionManager:
     """Creates, finds and ends sessions, runs their code, and keeps their history.
@@ -145,6 +148,10 @@ class SessionManager:
     async def _end(self, session_id: str, reason: str) -> None:
         self._ends += 1
         self._active.pop(session_id, None)
+        room = self.rooms.loaded(session_id)
+        if room is not None:
+            room.broadcast_json("session_ended", {"session_id": session_id, "reason": reason})
+            self.rooms.close(session_id, SESSION_ENDED_CLOSE, f"session {reason}"[:120])
         await self.store.end_session(session_id, time.time(), reason)
         self.limiter.forget(session_id)
         runners = [key for key in self._runners if key[0] == session_id]
@@ -184,6 +191,11 @@ class SessionManager:
         )
         await self.store.save_participant(session.id, participant)
         return participant
+
+    def connected(self, session_id: str) -> set[str]:
+        """The client ids connected to a session now."""
+        room = self.rooms.loaded(session_id)
+        return {peer.client_id for peer in room.json_peers} if room else set()
 
     async def leave(self, session_id: str, participant: Participant) -> None:
         """Record that a participant left (kept, with its time, for the session's record)."""

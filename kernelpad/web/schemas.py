@@ -85,15 +85,17 @@ class ParticipantOut(BaseModel):
     role: Literal["host", "candidate"]
     joined_at: datetime
     left_at: datetime | None = None
+    connected: bool = Field(False, description="Connected to the session's socket now.")
 
     @classmethod
-    def of(cls, p: Participant) -> ParticipantOut:
+    def of(cls, p: Participant, connected: bool = False) -> ParticipantOut:
         return cls(
             client_id=p.client_id,
             display_name=p.display_name,
             role=p.role,
             joined_at=utc(p.joined_at),
             left_at=utc(p.left_at),
+            connected=connected,
         )
 
 
@@ -136,12 +138,14 @@ class SessionOut(SessionSummary):
     end_reason: str | None = None
 
     @classmethod
-    def of_session(cls, s: Session, public_url: str) -> SessionOut:
+    def of_session(
+        cls, s: Session, public_url: str, connected: set[str] | frozenset[str] = frozenset()
+    ) -> SessionOut:
         present = [p for p in s.participants if p.left_at is None]
         return cls(
             **SessionSummary.of(s, len(present), public_url).model_dump(),
             code=s.code,
-            participants=[ParticipantOut.of(p) for p in s.participants],
+            participants=[ParticipantOut.of(p, p.client_id in connected) for p in s.participants],
             ended_at=utc(s.ended_at),
             end_reason=s.end_reason,
         )

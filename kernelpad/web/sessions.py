@@ -60,7 +60,8 @@ class SessionHandler(ApiHandler):
     @operation("A session's details", responses={200: SessionOut, 404: ErrorResponse}, tags=TAGS)
     async def get(self, session_id: str) -> None:
         session = await self.manager.get(session_id)
-        self.respond(SessionOut.of_session(session, self.kp_settings.public_url))
+        connected = self.manager.connected(session_id)
+        self.respond(SessionOut.of_session(session, self.kp_settings.public_url, connected))
 
     @operation(
         "End a session; its kernels shut down",

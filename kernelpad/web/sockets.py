@@ -9,8 +9,10 @@ messages over ``max_request_size`` close with 1009 (Tornado's own limit).
 from __future__ import annotations
 
 import asyncio
+import collections
 import json
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +21,7 @@ import tornado.websocket
 
 from kernelpad import errors
 from kernelpad.sessions.collaboration import Room
-from kernelpad.sessions.manager import SessionManager
+from kernelpad.sessions.manager import SESSION_ENDED_CLOSE, SessionManager
 from kernelpad.sessions.models import Participant
 from kernelpad.web.schemas import (
     CodeUpdateData,
@@ -38,11 +40,32 @@ _pending: set[asyncio.Future[None]] = set()
 # Close codes, in the range applications own.
 NOT_FOUND = 4404
 FULL = 4403
-ENDED = 4410
+ENDED = SESSION_ENDED_CLOSE
+
+
+class _Throttle:
+    """Messages a connection sent in the last second, against the setting's limit."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self.times: collections.deque[float] = collections.deque()
+
+    def allow(self) -> bool:
+        now = time.monotonic()
+        while self.times and self.times[0] <= now - 1.0:
+            self.times.popleft()
+        if len(self.times) >= self.per_second:
+            return False
+        self.times.append(now)
+        return True
 
 
 class _SessionSocket(tornado.websocket.WebSocketHandler):
     room: Room | None = None
+
+    def initialize(self) -> None:
+        limit = self.application.settings["kernelpad"].ws_messages_per_second
+        self.throttle = _Throttle(limit)
 
     @property
     def manager(self) -> SessionManager:
@@ -87,6 +110,10 @@ class YjsSocket(_SessionSocket):
 
     def on_message(self, message: str | bytes) -> None:
         if self.room is None:
+            return
+        if not self.throttle.allow():
+            # Dropping a Yjs update would leave the client out of step: close instead.
+            self.close(1008, "too many messages")
             return
         if isinstance(message, str):
             self.close(1003, "the Yjs socket takes binary frames")
@@ -136,6 +163,10 @@ class SessionSocket(_SessionSocket):
 
     async def on_message(self, message: str | bytes) -> None:
         if self.room is None:
+            return
+        if not self.throttle.allow():
+            limit = self.throttle.per_second
+            self.error("throttled", f"More than {limit} messages a second: this one was dropped.")
             return
         if isinstance(message, bytes):
             self.error("binary_frame", "This socket takes JSON text messages, not binary frames.")

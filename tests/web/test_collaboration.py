@@ -4,6 +4,7 @@ a real server, with the document stored in SQLite."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from pycrdt import (
     create_update_message,
     handle_sync_message,
 )
-from tornado.websocket import WebSocketClientConnection, websocket_connect
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from kernelpad.config import Settings
 from tests.conftest import Api, RunningServer, eventually, make_settings, running_server
@@ -110,9 +111,11 @@ class YjsClient:
 
     def _send_local(self, event: Any) -> None:
         if not self._applying:
-            asyncio.ensure_future(
-                self.conn.write_message(create_update_message(event.update), binary=True)
-            )
+            asyncio.ensure_future(self._send(create_update_message(event.update)))
+
+    async def _send(self, message: bytes) -> None:
+        with contextlib.suppress(WebSocketClosedError):
+            await self.conn.write_message(message, binary=True)
 
     @property
     def source(self) -> str:
@@ -475,3 +478,94 @@ async def test_run_messages_with_bad_input(server: RunningServer, session: dict[
     await client.send("execute", {"code": "1", "language": "cobol"})
     assert (await client.expect("error"))["code"] == "unknown_language"
     client.close()
+
+
+FRONTEND = Path(__file__).parents[2] / "kernelpad" / "web" / "frontend"
+
+
+async def test_a_node_y_websocket_client_and_python_clients_converge(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    """An unmodified y-websocket WebsocketProvider (Node.js) joins the session's room and types
+    while two pycrdt clients type too: every copy ends with the same text, all edits in it."""
+    sid = session["session_id"]
+    python_clients = [await YjsClient.connect(server, sid) for _ in range(2)]
+    for client in python_clients:
+        await eventually(lambda c=client: c.cell_count == 1, "sync")
+    script = (Path(__file__).parent / "yjs_client.mjs").read_text()
+    node = await asyncio.create_subprocess_exec(
+        "node",
+        "--input-type=module",
+        cwd=FRONTEND,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={
+            "PATH": "/usr/local/bin:/usr/bin:/bin",
+            "KP_URL": ws_url(server, "/ws/yjs"),
+            "KP_ROOM": sid,
+            "KP_TAG": "n",
+            "KP_EDITS": "30",
+        },
+    )
+    writer = asyncio.ensure_future(node.communicate(script.encode()))
+    for round_ in range(30):
+        for number, client in enumerate(python_clients):
+            client.insert(0 if number else len(client.source), f"<p{number}:{round_}>")
+        await asyncio.sleep(0.002)
+    out, err = await asyncio.wait_for(writer, 60)
+    assert node.returncode == 0, err.decode()
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    assert result["cells"] == 1
+    await eventually(
+        lambda: all(c.source == result["source"] for c in python_clients), "convergence"
+    )
+    for tag in ("n", "p0", "p1"):
+        assert sum(result["source"].count(f"<{tag}:{i}>") for i in range(30)) == 30, tag
+    for client in python_clients:
+        await client.close()
+
+
+async def test_participants_show_their_connection_and_ending_closes_sockets(
+    server: RunningServer, api: Api, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    ada, _ = await JsonClient.join(server, sid, "ada-e", "Ada")
+    yjs = await YjsClient.connect(server, sid)
+    details = (await api.get(f"/api/v1/sessions/{sid}")).json
+    states = {p["client_id"]: p["connected"] for p in details["participants"]}
+    assert states["ada-e"] is True
+    assert [v for k, v in states.items() if k.startswith("host-")] == [False]
+    await api.delete(f"/api/v1/sessions/{sid}", token=session["host_token"])
+    ended = await ada.expect("session_ended")
+    assert ended["reason"] == "ended by host"
+    assert await ada.conn.read_message() is None and ada.conn.close_code == 4410
+    await eventually(lambda: yjs._reader.done(), "the Yjs connection to close")
+    assert yjs.conn.close_code == 4410
+    refused = await websocket_connect(ws_url(server, f"/ws/sessions/{sid}"))
+    assert await refused.read_message() is None and refused.close_code == 4410
+    refused.close()
+    ada.close()
+    await yjs.close()
+
+
+async def test_clients_sending_too_fast_are_throttled(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path / "data", kernel_pool_size={"python": 0}, ws_messages_per_second=5
+    )
+    async with running_server(settings) as running:
+        sid = (await running.api.create_session())["session_id"]
+        client, _ = await JsonClient.join(running, sid, "fast-1", "Fast")
+        for i in range(10):
+            await client.send("code_update", {"code": f"x = {i}\n"})
+        error = await client.expect("error")
+        assert error["code"] == "throttled" and "5 messages a second" in error["message"]
+        client.close()
+        yjs = await YjsClient.connect(running, sid)
+        await eventually(lambda: yjs.cell_count == 1, "sync")
+        for i in range(10):
+            yjs.insert(0, f"{i}")
+            await asyncio.sleep(0)
+        await eventually(lambda: yjs._reader.done(), "the fast Yjs client to be closed")
+        assert yjs.conn.close_code == 1008
+        await yjs.close()
