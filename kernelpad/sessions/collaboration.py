@@ -16,7 +16,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pycrdt import YMessageType, create_sync_message, create_update_message, handle_sync_message
+from pycrdt import (
+    Awareness,
+    YMessageType,
+    create_awareness_message,
+    create_sync_message,
+    create_update_message,
+    handle_sync_message,
+    read_message,
+)
 
 from kernelpad.sessions.document import SessionDocument
 from kernelpad.sessions.store import SessionStore
@@ -60,6 +68,11 @@ class Room:
 
     def __post_init__(self) -> None:
         self._origin: object | None = None  # the peer whose change is being applied
+        # Who is where (names, colours, cursors): the clients' awareness states, kept so that
+        # one who joins sees the others at once, and one who leaves disappears for the rest.
+        self.awareness = Awareness(self.document.ydoc)
+        self.awareness.set_local_state(None)
+        self._owned: dict[object, set[int]] = collections.defaultdict(set)
         # The texts each JSON peer was last sent or sent itself: its next whole text is a
         # change from one of them (it may not have read the latest yet).
         self.seen: dict[object, collections.deque[str]] = {}
@@ -69,9 +82,26 @@ class Room:
 
     # Yjs
 
-    def sync_step1(self) -> bytes:
-        """The message that opens a Yjs connection: the server's state vector."""
-        return create_sync_message(self.document.ydoc)
+    def greeting(self) -> list[bytes]:
+        """The messages that open a Yjs connection: the server's state vector, and who is
+        here."""
+        messages = [create_sync_message(self.document.ydoc)]
+        present = [cid for cid in self.awareness.states if cid != self.awareness.client_id]
+        if present:
+            messages.append(
+                create_awareness_message(self.awareness.encode_awareness_update(present))
+            )
+        return messages
+
+    def remove_yjs_peer(self, peer: YjsPeer) -> None:
+        """A Yjs connection closed: its clients' awareness states go, for everyone."""
+        self.yjs_peers.discard(peer)
+        owned = [cid for cid in self._owned.pop(peer, set()) if cid in self.awareness.states]
+        if owned:
+            self.awareness.remove_awareness_states(owned, None)
+            gone = create_awareness_message(self.awareness.encode_awareness_update(owned))
+            for other in list(self.yjs_peers):
+                other.send_bytes(gone)
 
     def receive_yjs(self, peer: YjsPeer, message: bytes) -> bytes | None:
         """Handle a Yjs message of ``peer``; return the reply to send it, if any.
@@ -90,6 +120,13 @@ class Room:
             finally:
                 self._origin = None
         if kind == YMessageType.AWARENESS:
+            try:
+                update = read_message(message[1:])
+                before = set(self.awareness.states)
+                self.awareness.apply_awareness_update(update, peer)
+            except Exception as exc:
+                raise ValueError(f"invalid awareness message: {exc}") from exc
+            self._owned[peer].update(set(self.awareness.states) - before)
             for other in list(self.yjs_peers):
                 if other is not peer:
                     other.send_bytes(message)

@@ -102,7 +102,8 @@ class YjsSocket(_SessionSocket):
         if room is None:
             return
         room.yjs_peers.add(self)
-        self.send_bytes(room.sync_step1())
+        for message in room.greeting():
+            self.send_bytes(message)
 
     def send_bytes(self, message: bytes) -> None:
         if self.ws_connection is not None and not self.ws_connection.is_closing():
@@ -129,7 +130,7 @@ class YjsSocket(_SessionSocket):
 
     def on_close(self) -> None:
         if self.room is not None:
-            self.room.yjs_peers.discard(self)
+            self.room.remove_yjs_peer(self)
 
 
 class SessionSocket(_SessionSocket):

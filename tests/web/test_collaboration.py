@@ -12,11 +12,14 @@ from typing import Any
 import pytest
 from jupyter_ydoc import YNotebook
 from pycrdt import (
+    Awareness,
     Doc,
     YMessageType,
+    create_awareness_message,
     create_sync_message,
     create_update_message,
     handle_sync_message,
+    read_message,
 )
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
@@ -86,6 +89,8 @@ class YjsClient:
         self._reader = asyncio.ensure_future(self._read())
         self._subscription = self.doc.observe(self._send_local)
         self._applying = False
+        # Who else is here, as the awareness messages this client received say.
+        self.others = Awareness(Doc())
 
     @classmethod
     async def connect(cls, server: RunningServer, session_id: str) -> YjsClient:
@@ -100,6 +105,8 @@ class YjsClient:
             if message is None:
                 return
             assert isinstance(message, bytes)
+            if message[0] == YMessageType.AWARENESS:
+                self.others.apply_awareness_update(read_message(message[1:]), "server")
             if message[0] == YMessageType.SYNC:
                 self._applying = True
                 try:
@@ -569,3 +576,28 @@ async def test_clients_sending_too_fast_are_throttled(tmp_path: Path) -> None:
         await eventually(lambda: yjs._reader.done(), "the fast Yjs client to be closed")
         assert yjs.conn.close_code == 1008
         await yjs.close()
+
+
+async def test_awareness_shows_who_is_here_and_who_left(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    ada, alan = await YjsClient.connect(server, sid), await YjsClient.connect(server, sid)
+    mine = Awareness(ada.doc)
+    mine.set_local_state({"user": {"name": "Ada", "color": "#e91e63"}, "cursor": {"index": 3}})
+    await ada.conn.write_message(
+        create_awareness_message(mine.encode_awareness_update([mine.client_id])), binary=True
+    )
+
+    def names(client: YjsClient) -> set[str]:
+        return {s["user"]["name"] for s in client.others.states.values() if s and "user" in s}
+
+    await eventually(lambda: names(alan) == {"Ada"}, "Ada's presence at Alan's")
+    state = alan.others.states[mine.client_id]
+    assert state["user"]["color"] == "#e91e63" and state["cursor"] == {"index": 3}
+    late = await YjsClient.connect(server, sid)
+    await eventually(lambda: names(late) == {"Ada"}, "Ada's presence for who joins later")
+    await ada.close()
+    await eventually(lambda: names(alan) == set(), "Ada to be gone at Alan's")
+    await alan.close()
+    await late.close()
