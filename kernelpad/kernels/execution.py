@@ -286,11 +286,14 @@ async def _collect(
     started_at: float | None = None
     timed_out = flooded = interrupted = died = gave_up = False
 
+    secret = False  # whether the input request being answered is for a password
+
     def answer(prompt: str, line: str | None) -> None:
         nonlocal input_missing, deadline
         if line is not None and not interrupted:
             kernel.input_reply(line)
-            outputs.stream("stdout", f"{prompt}{line}\n")
+            # Shown as a console shows it, but a password is not shown (nor stored).
+            outputs.stream("stdout", f"{prompt}{'' if secret else line}\n")
             return
         # Answered even after an interrupt: a kernel waiting for input (Deno's) cannot take
         # the interrupt until it has its answer.
@@ -341,6 +344,7 @@ async def _collect(
             if msg_type == "input_request":
                 content = _content(msg)
                 prompt = str(content.get("prompt", ""))
+                secret = bool(content.get("password", False))
                 if lines and not interrupted:
                     answer(prompt, lines.pop(0))
                 elif listener is not None and not interrupted:

@@ -59,6 +59,7 @@ class KernelRunner:
         self._waiting = 0
         self._closed = False
         self._stop: asyncio.Event | None = None  # set to interrupt the run in progress
+        self._replacing = asyncio.Lock()
 
     @property
     def busy(self) -> bool:
@@ -93,6 +94,8 @@ class KernelRunner:
             await self._lock.acquire()
         finally:
             self._waiting -= 1
+        # A fresh stop for this run, from the moment it holds the kernel.
+        self._stop = asyncio.Event()
         try:
             queued = time.monotonic() - queued_at
             lost = None
@@ -104,7 +107,6 @@ class KernelRunner:
             if self.kernel is None:
                 self.kernel = await self._acquire()
             try:
-                self._stop = asyncio.Event()
                 result = await run_code(self.kernel, code, limits, stdin, listener, self._stop)
             except Exception:
                 # The kernel is in an unknown state, maybe still running the code: replace it.
@@ -120,6 +122,10 @@ class KernelRunner:
             self._lock.release()
 
     async def _replace_kernel(self, reason: str) -> None:
+        async with self._replacing:  # two restarts at once must not both start a kernel
+            await self._replace_kernel_now(reason)
+
+    async def _replace_kernel_now(self, reason: str) -> None:
         old, self.kernel = self.kernel, None
         log.warning(
             "session %s: restarting its %s kernel (%s)",

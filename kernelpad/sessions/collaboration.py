@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import difflib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -26,7 +25,7 @@ from pycrdt import (
     read_message,
 )
 
-from kernelpad.sessions.document import SessionDocument
+from kernelpad.sessions.document import SessionDocument, changed_span
 from kernelpad.sessions.store import SessionStore
 
 log = logging.getLogger(__name__)
@@ -131,7 +130,8 @@ class Room:
                 if other is not peer:
                     other.send_bytes(message)
             return None
-        raise ValueError(f"unknown Yjs message type {kind}")
+        # y-websocket's other types (auth, awareness queries) ask nothing of this server.
+        return None
 
     # JSON
 
@@ -147,11 +147,10 @@ class Room:
         """Apply a JSON peer's whole text, as a change from the version it most likely wrote
         on (of those it had: the closest to its new text)."""
         versions = self.seen.setdefault(peer, collections.deque(maxlen=SEEN_VERSIONS))
-        base = max(
-            versions,
-            key=lambda text: difflib.SequenceMatcher(None, text, code, autojunk=False).ratio(),
-            default=None,
-        )
+        # The closest by what they share at both ends (linear); the most recent among equals,
+        # so that typing a character and deleting it again is seen as the deletion.
+        ranked = [(_shared(text, code), index) for index, text in enumerate(versions)]
+        base = versions[max(ranked)[1]] if ranked else None
         self._origin = peer
         try:
             self.document.replace_code(code, base=base)
@@ -269,6 +268,12 @@ class Run:
                 self.room._inputs.remove(future)
 
 
+def _shared(a: str, b: str) -> int:
+    """How many characters ``a`` and ``b`` share at their beginning and end together."""
+    start, a_end, _ = changed_span(a, b)
+    return start + (len(a) - a_end)
+
+
 class Rooms:
     """The rooms of the sessions someone is connected to, loaded from storage on demand."""
 
@@ -297,6 +302,18 @@ class Rooms:
     def loaded(self, session_id: str) -> Room | None:
         """The room of a session if someone has it open."""
         return self._rooms.get(session_id)
+
+    def release(self, room: Room) -> None:
+        """Unload a room nobody is connected to (its document is stored; the next connection
+        loads it again)."""
+        if not room.yjs_peers and not room.json_peers and self._rooms.get(room.session_id) is room:
+            del self._rooms[room.session_id]
+            self._loading.pop(room.session_id, None)
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Close every room and connection (the server is stopping)."""
+        for session_id in list(self._rooms):
+            self.close(session_id, code, reason)
 
     def close(self, session_id: str, code: int, reason: str) -> None:
         """Close a session's room and every connection to it."""

@@ -8,13 +8,12 @@ both stored and sent to the other participants; a document is rebuilt from its s
 
 from __future__ import annotations
 
-import difflib
 import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from jupyter_ydoc import YNotebook
-from pycrdt import Doc, Map, Subscription, Text, TransactionEvent
+from pycrdt import Array, Doc, Map, Subscription, Text, TransactionEvent
 
 
 def new_notebook(code: str, language: str) -> dict[str, Any]:
@@ -69,92 +68,112 @@ class SessionDocument:
 
     # The first code cell: the session's "code" in the original API.
 
+    def _cells(self) -> list[Map[Any]]:
+        """The cells, skipping anything in the list that is not one (a client can put
+        anything there: it must not break the session)."""
+        cells = self.ydoc.get("cells", type=Array)
+        return [cell for cell in cells if isinstance(cell, Map)]
+
     def _first_code_cell(self) -> Map[Any] | None:
-        for cell in self.notebook.ycells:
+        for cell in self._cells():
             if cell.get("cell_type") == "code":
-                return cell  # type: ignore[no-any-return]
+                return cell
         return None
 
     @property
     def code(self) -> str:
         cell = self._first_code_cell()
-        return str(cell["source"]) if cell is not None else ""
+        source = cell.get("source") if cell is not None else None
+        return str(source) if source is not None else ""
 
     @property
     def language(self) -> str:
         cell = self._first_code_cell()
-        if cell is not None:
-            metadata = cell.get("metadata")
-            ours = metadata.get("kernelpad") if metadata is not None else None
-            if ours is not None and ours.get("language"):
-                return str(ours["language"])
-        return self.default_language
+        return (_language(cell) if cell is not None else "") or self.default_language
 
     def cell(self, cell_id: str) -> tuple[str, str] | None:
         """The source and language of the cell ``cell_id``."""
-        for cell in self.notebook.ycells:
+        for cell in self._cells():
             if cell.get("id") == cell_id:
-                metadata = cell.get("metadata")
-                ours = metadata.get("kernelpad") if metadata is not None else None
-                language = ours.get("language") if ours is not None else None
-                return str(cell["source"]), str(language or self.default_language)
+                return str(cell.get("source", "")), _language(cell) or self.default_language
         return None
 
     def set_outputs(
         self, cell_id: str, outputs: list[dict[str, Any]], execution_count: int | None
     ) -> None:
-        """A run's outputs, as the cell's (what a Yjs-only client sees of the run)."""
-        for index, cell in enumerate(self.notebook.ycells):
+        """A run's outputs, as the cell's (what a Yjs-only client sees of the run). Only the
+        outputs and the count change: the source, which someone may be typing in, is left
+        alone."""
+        for cell in self._cells():
             if cell.get("id") == cell_id:
-                value = self.notebook.get_cell(index)
-                value["outputs"] = outputs
-                value["execution_count"] = execution_count
-                self.notebook.set_cell(index, value)
+                with self.ydoc.transaction():
+                    # jupyter_ydoc's own way of writing outputs (stream texts as Text).
+                    self.notebook._set_ycell_outputs(cell, outputs)
+                    cell["execution_count"] = execution_count
                 return
 
     def replace_code(self, new: str, base: str | None = None) -> None:
         """Make the first code cell's source ``new``, a whole text written on top of ``base``
         (the text its writer last had; default: the current one).
 
-        The change is applied as the smallest edits from ``base`` to ``new``, moved onto the
-        current text: edits others made meanwhile elsewhere in the text survive (a whole-text
-        replace would erase them).
+        The writer's change (what differs between ``base`` and ``new``, found as the span
+        between their common beginning and end) is made on the current text, at the place it
+        maps to: edits others made meanwhile outside that span survive. Linear in the size of
+        the texts, whatever they hold.
         """
         cell = self._first_code_cell()
         if cell is None:
             self.notebook.append_cell(new_notebook(new, self.default_language)["cells"][0])
             return
-        source: Text = cell["source"]
+        source = cell.get("source")
+        if not isinstance(source, Text):
+            return
         current = str(source)
         base = current if base is None else base
-        if base == new:
+        start, base_end, new_end = changed_span(base, new)
+        if start == base_end and start == new_end:
             return
-        to_current = _PositionMap(base, current)
-        edits = difflib.SequenceMatcher(None, base, new, autojunk=False).get_opcodes()
+        begin, end = _map_span(base, current, start, base_end)
         with self.ydoc.transaction():
-            # From the end backwards, so earlier offsets stay valid.
-            for tag, i1, i2, j1, j2 in reversed(edits):
-                if tag == "equal":
-                    continue
-                start, end = to_current(i1), to_current(i2)
-                if end > start:
-                    del source[start:end]
-                if j2 > j1:
-                    source.insert(start, new[j1:j2])
+            if end > begin:
+                del source[begin:end]
+            if new_end > start:
+                source.insert(begin, new[start:new_end])
 
 
-class _PositionMap:
-    """Maps offsets in one version of a text to the same places in a later version."""
+def _language(cell: Map[Any]) -> str:
+    """The language a cell names in ``metadata.kernelpad.language``, or ""."""
+    metadata = cell.get("metadata")
+    ours = metadata.get("kernelpad") if isinstance(metadata, Map) else None
+    language = ours.get("language") if isinstance(ours, (Map, dict)) else None
+    return language if isinstance(language, str) else ""
 
-    def __init__(self, old: str, new: str) -> None:
-        self.blocks = difflib.SequenceMatcher(None, old, new, autojunk=False).get_matching_blocks()
 
-    def __call__(self, offset: int) -> int:
-        after = 0  # where the last unchanged stretch before ``offset`` ends in the new text
-        for a, b, size in self.blocks:
-            if a <= offset <= a + size:
-                return b + (offset - a)
-            if a > offset:
-                break
-            after = b + size
-        return after
+def changed_span(old: str, new: str) -> tuple[int, int, int]:
+    """Where ``new`` differs from ``old``: ``(start, end in old, end in new)``, between their
+    common beginning and their common end."""
+    limit = min(len(old), len(new))
+    start = 0
+    while start < limit and old[start] == new[start]:
+        start += 1
+    tail = 0
+    while tail < limit - start and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    return start, len(old) - tail, len(new) - tail
+
+
+def _map_span(base: str, current: str, start: int, end: int) -> tuple[int, int]:
+    """The span ``base[start:end]`` in ``current``, a later version of ``base``: offsets in the
+    part the two share at the beginning stay, offsets in the part they share at the end keep
+    their distance from the end; offsets in between map to the edge of what changed."""
+    common_start, base_changed_end, current_changed_end = changed_span(base, current)
+
+    def place(offset: int) -> int:
+        if offset <= common_start:
+            return offset
+        if offset >= base_changed_end:
+            return current_changed_end + (offset - base_changed_end)
+        return current_changed_end
+
+    begin = place(start)
+    return begin, max(begin, place(end))

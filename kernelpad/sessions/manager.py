@@ -69,8 +69,10 @@ class SessionManager:
         self._culler = asyncio.create_task(self._cull_forever())
 
     async def close(self) -> None:
-        """Shut every kernel down: session kernels and pooled ones."""
+        """Close every connection, then shut every kernel down (session kernels and pooled
+        ones). Connections go first: their edits must be stored before the database closes."""
         self._closing = True
+        self.rooms.close_all(1001, "kernelpad is stopping")
         if self._culler is not None:
             self._culler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -179,14 +181,17 @@ class SessionManager:
                 f"Session {session.id} is full: it allows {session.max_participants}"
                 " participants at a time."
             )
-        role = "candidate"
-        if host_token and token_matches(host_token, session.host_token_hash):
-            role = "host"
+        host = bool(host_token) and token_matches(host_token or "", session.host_token_hash)
         earlier = next((p for p in session.participants if p.client_id == client_id), None)
+        if earlier is not None and earlier.role == "host" and not host:
+            raise Forbidden(
+                f"Session {session.id}: client_id {client_id!r} is the host's; joining as the"
+                " host needs the host token."
+            )
         participant = Participant(
             client_id,
             display_name,
-            earlier.role if earlier and earlier.role == "host" else role,
+            "host" if host else "candidate",
             earlier.joined_at if earlier else time.time(),
         )
         await self.store.save_participant(session.id, participant)

@@ -131,6 +131,7 @@ class YjsSocket(_SessionSocket):
     def on_close(self) -> None:
         if self.room is not None:
             self.room.remove_yjs_peer(self)
+            self.manager.rooms.release(self.room)
 
 
 class SessionSocket(_SessionSocket):
@@ -305,6 +306,7 @@ class SessionSocket(_SessionSocket):
         if room is None or participant is None:
             return
         room.remove_json_peer(self)
+        self.manager.rooms.release(room)
         if all(peer.client_id != participant.client_id for peer in room.json_peers):
             remaining = len({peer.client_id for peer in room.json_peers})
             room.broadcast_json(

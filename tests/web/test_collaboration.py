@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from jupyter_ydoc import YNotebook
 from pycrdt import (
+    Array,
     Awareness,
     Doc,
     YMessageType,
@@ -51,12 +52,16 @@ class JsonClient:
     async def join(
         cls, server: RunningServer, session_id: str, client_id: str, name: str
     ) -> tuple[JsonClient, dict[str, Any]]:
+        return await cls.join_with(server, session_id, client_id, name, None)
+
+    @classmethod
+    async def join_with(
+        cls, server: RunningServer, session_id: str, client_id: str, name: str, token: str | None
+    ) -> tuple[JsonClient, dict[str, Any]]:
         conn = await websocket_connect(ws_url(server, f"/ws/sessions/{session_id}"))
         client = cls(conn)
-        await client.send(
-            "join_session",
-            {"session_id": session_id, "client_id": client_id, "display_name": name},
-        )
+        data = {"session_id": session_id, "client_id": client_id, "display_name": name}
+        await client.send("join_session", {**data, **({"host_token": token} if token else {})})
         state = await client.expect("session_state")
         return client, state
 
@@ -601,3 +606,103 @@ async def test_awareness_shows_who_is_here_and_who_left(
     await eventually(lambda: names(alan) == set(), "Ada to be gone at Alan's")
     await alan.close()
     await late.close()
+
+
+async def test_typing_a_character_and_deleting_it_again(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    ada, state = await JsonClient.join(server, sid, "ada-u", "Ada")
+    bob, _ = await JsonClient.join(server, sid, "bob-u", "Bob")
+    base = state["code"]
+    await ada.send("code_update", {"code": base + "x"})
+    assert (await bob.expect("code_update"))["code"] == base + "x"
+    await ada.send("code_update", {"code": base})
+    assert (await bob.expect("code_update"))["code"] == base
+    ada.close()
+    bob.close()
+
+
+async def test_typing_during_a_run_survives_its_outputs(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    yjs = await YjsClient.connect(server, sid)
+    await eventually(lambda: yjs.cell_count == 1, "sync")
+    ada, _ = await JsonClient.join(server, sid, "ada-t", "Ada")
+    await ada.send("code_update", {"code": "import time\ntime.sleep(0.5)\nprint('ran')\n"})
+    await eventually(lambda: yjs.source.startswith("import time"), "the code at the Yjs client")
+    await ada.send("execute", {"cell_id": await first_cell_id(yjs)})
+    await ada.expect("execution_started")
+    yjs.insert(len(yjs.source), "# typed while it ran\n")
+    await until_finished(ada)
+    await eventually(lambda: YNotebook(yjs.doc).get()["cells"][0]["outputs"], "outputs")
+    assert yjs.source.endswith("# typed while it ran\n")
+    ada.close()
+    await yjs.close()
+
+
+async def test_a_large_rewrite_is_applied(server: RunningServer, session: dict[str, Any]) -> None:
+    sid = session["session_id"]
+    ada, _ = await JsonClient.join(server, sid, "ada-l", "Ada")
+    bob, _ = await JsonClient.join(server, sid, "bob-l", "Bob")
+    big = "".join(f"line_{i} = {i * 7919 % 10007}\n" for i in range(2500))  # about 40 KB
+    await ada.send("code_update", {"code": big})
+    assert (await bob.expect("code_update"))["code"] == big
+    other = big.replace("line_", "row_")
+    await ada.send("code_update", {"code": other})
+    assert (await bob.expect("code_update"))["code"] == other
+    ada.close()
+    bob.close()
+
+
+async def test_nobody_joins_as_the_host_without_the_token(
+    server: RunningServer, api: Api, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    host_id = session["participants"][0]["client_id"]
+    mallory = JsonClient(await websocket_connect(ws_url(server, f"/ws/sessions/{sid}")))
+    await mallory.send("join_session", {"client_id": host_id, "display_name": "Mallory"})
+    error = await mallory.expect("error")
+    assert error["code"] == "forbidden" and "host token" in error["message"]
+    host, state = await JsonClient.join_with(server, sid, host_id, "Grace", session["host_token"])
+    assert [p["role"] for p in state["participants"]] == ["host"]
+    details = (await api.get(f"/api/v1/sessions/{sid}")).json["participants"]
+    assert [(p["display_name"], p["role"]) for p in details if p["client_id"] == host_id] == [
+        ("Grace", "host")
+    ]
+    mallory.close()
+    host.close()
+
+
+async def test_password_input_is_not_shown(server: RunningServer, session: dict[str, Any]) -> None:
+    sid = session["session_id"]
+    ada, _ = await JsonClient.join(server, sid, "ada-p", "Ada")
+    bob, _ = await JsonClient.join(server, sid, "bob-p", "Bob")
+    await ada.send("execute", {"code": "import getpass\nsecret = getpass.getpass('Password: ')"})
+    request = await bob.expect("input_request")
+    assert request["password"] is True
+    await bob.send("input_reply", {"value": "hunter2"})
+    before, finished = await until_finished(bob)
+    assert finished["status"] == "ok"
+    assert "hunter2" not in json.dumps(before)
+    ada.close()
+    bob.close()
+
+
+async def test_junk_in_the_cells_list_does_not_break_the_session(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    yjs = await YjsClient.connect(server, sid)
+    await eventually(lambda: yjs.cell_count == 1, "sync")
+    yjs.doc.get("cells", type=Array).insert(0, "junk")
+    await asyncio.sleep(0.2)
+    ada, state = await JsonClient.join(server, sid, "ada-j", "Ada")
+    assert state["code"] == session["code"]
+    await ada.send("code_update", {"code": "still works\n"})
+    await eventually(
+        lambda: "still works\n" in yjs.doc.get("cells", type=Array).to_py()[1]["source"], "the edit"
+    )
+    ada.close()
+    await yjs.close()
