@@ -75,7 +75,10 @@ class Room:
         # The texts each JSON peer was last sent or sent itself: its next whole text is a
         # change from one of them (it may not have read the latest yet).
         self.seen: dict[object, collections.deque[str]] = {}
-        self._inputs: collections.deque[asyncio.Future[str | None]] = collections.deque()
+        # Open input requests, oldest first, with the run each belongs to.
+        self._inputs: collections.deque[tuple[asyncio.Future[str | None], str]] = (
+            collections.deque()
+        )
         self._code = self.document.code
         self._subscription = self.document.observe(self._changed)
 
@@ -174,6 +177,8 @@ class Room:
         """Tell everyone how a run ended; a cell's run leaves its outputs in the document."""
         self.broadcast_json("execution_finished", {**run.data, **outcome})
         language = run.data["language"]
+        if outcome.get("status") == "kernel_died":
+            self.broadcast_json("kernel_status", {"language": language, "state": "dead"})
         if outcome.get("kernel_restarted"):
             self.broadcast_json("kernel_status", {"language": language, "state": "restarting"})
         self.broadcast_json("kernel_status", {"language": language, "state": "idle"})
@@ -188,11 +193,14 @@ class Room:
         for peer in list(self.json_peers):
             peer.close(code, reason)
 
-    def answer_input(self, value: str) -> bool:
-        """Give the oldest open input request its answer; whether there was one."""
-        while self._inputs:
-            future = self._inputs.popleft()
-            if not future.done():
+    def answer_input(self, value: str, execution_id: str | None = None) -> bool:
+        """Answer the open input request of the run ``execution_id`` (default: the oldest);
+        whether there was one."""
+        for future, run_id in list(self._inputs):
+            if future.done():
+                self._inputs.remove((future, run_id))
+            elif execution_id is None or run_id == execution_id:
+                self._inputs.remove((future, run_id))
                 future.set_result(value)
                 return True
         return False
@@ -258,14 +266,15 @@ class Run:
 
     async def input(self, prompt: str, password: bool) -> str | None:
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        self.room._inputs.append(future)
+        entry = (future, str(self.data["execution_id"]))
+        self.room._inputs.append(entry)
         request = {**self.data, "prompt": prompt, "password": password}
         self.room.broadcast_json("input_request", request)
         try:
             return await future
         finally:
-            if future in self.room._inputs:
-                self.room._inputs.remove(future)
+            if entry in self.room._inputs:
+                self.room._inputs.remove(entry)
 
 
 def _shared(a: str, b: str) -> int:

@@ -250,6 +250,9 @@ class SessionManager:
         # Whoever has the session open watches the run, however it was started.
         room = self.rooms.loaded(session_id)
         run = room.start_run(execution_id, cell_id, installed.language.id, code) if room else None
+        if room is not None and runner.kernel is None:
+            starting = {"language": installed.language.id, "state": "starting"}
+            room.broadcast_json("kernel_status", starting)
         report = await runner.run(code, limits, stdin, run)
         result = report.result
         notices = _notices(report, installed, limits)

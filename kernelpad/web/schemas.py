@@ -353,6 +353,11 @@ class KernelData(BaseModel):
 class InputReplyData(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     value: str = Field(max_length=100_000)
+    execution_id: str | None = Field(
+        None,
+        max_length=64,
+        description="The run asking (from its input_request); default: the oldest.",
+    )
 
 
 # Health

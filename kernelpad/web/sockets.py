@@ -291,7 +291,7 @@ class SessionSocket(_SessionSocket):
     async def _on_input_reply(self, data: dict[str, Any]) -> None:
         room = self._joined("input_reply")
         reply = InputReplyData.model_validate(data)
-        if not room.answer_input(reply.value):
+        if not room.answer_input(reply.value, reply.execution_id):
             self.error("no_input_request", "No run is waiting for input.")
 
     async def _on_code_update(self, data: dict[str, Any]) -> None:

@@ -385,7 +385,8 @@ async def test_a_run_streams_to_everyone_and_lands_in_its_cell(
 
     before, finished = await until_finished(alan)
     kinds = [m["type"] for m in before]
-    assert kinds[0] == "kernel_status" and before[0]["data"]["state"] == "busy"
+    states = [m["data"]["state"] for m in before if m["type"] == "kernel_status"]
+    assert kinds[0] == "kernel_status" and states[:2] == ["starting", "busy"]
     started = next(m["data"] for m in before if m["type"] == "execution_started")
     assert started["cell_id"] == cell_id and started["code"] == code
     printed = "".join(
@@ -706,3 +707,27 @@ async def test_junk_in_the_cells_list_does_not_break_the_session(
     )
     ada.close()
     await yjs.close()
+
+
+async def test_kernel_status_starting_and_dead_and_input_for_a_given_run(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    ada, _ = await JsonClient.join(server, sid, "ada-s", "Ada")
+    await ada.send("execute", {"code": "1", "language": "python"})
+    before, _ = await until_finished(ada)
+    states = [m["data"]["state"] for m in before if m["type"] == "kernel_status"]
+    assert states[:2] == ["starting", "busy"]
+    await ada.send("execute", {"code": "import os\nos._exit(1)", "language": "python"})
+    _, finished = await until_finished(ada)
+    assert finished["status"] == "kernel_died"
+    after = [(await ada.expect("kernel_status"))["state"] for _ in range(3)]
+    assert after == ["dead", "restarting", "idle"]
+    await ada.send("execute", {"code": "print(input('Who? '))", "language": "python"})
+    request = await ada.expect("input_request")
+    await ada.send("input_reply", {"value": "Ada", "execution_id": "not-this-run"})
+    assert (await ada.expect("error"))["code"] == "no_input_request"
+    await ada.send("input_reply", {"value": "Ada", "execution_id": request["execution_id"]})
+    before, finished = await until_finished(ada)
+    assert finished["status"] == "ok"
+    ada.close()
