@@ -107,7 +107,7 @@ class YjsSocket(_SessionSocket):
 
     def send_bytes(self, message: bytes) -> None:
         if self.ws_connection is not None and not self.ws_connection.is_closing():
-            self.write_message(message, binary=True)
+            _quietly(self.write_message(message, binary=True))
 
     def on_message(self, message: str | bytes) -> None:
         if self.room is None:
@@ -158,7 +158,7 @@ class SessionSocket(_SessionSocket):
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
         message = {"type": kind, "data": data, "timestamp": datetime.now(UTC).isoformat()}
-        self.write_message(json.dumps(message))
+        _quietly(self.write_message(json.dumps(message)))
 
     def error(self, code: str, message: str) -> None:
         self.send_json("error", {"code": code, "message": message})
@@ -320,6 +320,11 @@ class SessionSocket(_SessionSocket):
             task = asyncio.ensure_future(self.manager.leave(room.session_id, participant))
             _pending.add(task)
             task.add_done_callback(_pending.discard)
+
+
+def _quietly(write: asyncio.Future[None]) -> None:
+    """Let a write fail without noise: a peer that went away is noticed in on_close."""
+    write.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 def _problem(exc: pydantic.ValidationError, kind: str | None = None) -> tuple[str, str]:
