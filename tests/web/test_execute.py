@@ -4,8 +4,10 @@ state between runs, time limits, dead kernels, output floods, the run queue and 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
+import tracemalloc
 from typing import Any
 
 import psutil
@@ -219,9 +221,24 @@ async def test_output_flood_is_interrupted_without_growing_the_server(
     assert "output truncated" in body["stdout"]
     assert body["state_kept"] is True
     assert any("output limit" in notice for notice in body["notices"])
-    # The kernel printed megabytes; the server kept a thousand characters of them.
-    growth = psutil.Process().memory_info().rss - rss_before
-    assert growth < 50 * 1024 * 1024, f"server grew by {growth / 1e6:.0f} MB"
+    # The kernel printed megabytes; the server kept a thousand characters of them. Its RSS
+    # may still rise by the size of the largest message it had to read whole before dropping
+    # it (the allocator keeps its high-water mark), so what is checked is what it holds on
+    # to: Python memory still allocated after more floods, traced.
+    first = psutil.Process().memory_info().rss - rss_before
+    assert first < 200 * 1024 * 1024, f"server grew by {first / 1e6:.0f} MB"
+    gc.collect()
+    tracemalloc.start()
+    try:
+        held_before = tracemalloc.get_traced_memory()[0]
+        for _ in range(3):
+            again = await api.execute(sid, "while True:\n    print('x' * 1000)", time_limit=3000)
+            assert again["status"] == "output_limit"
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - held_before
+    finally:
+        tracemalloc.stop()
+    assert held < 2 * 1024 * 1024, f"three more floods left {held / 1e6:.1f} MB allocated"
     after = await api.execute(sid, "survivor")
     assert after["outputs"][0]["data"]["text/plain"] == "7"
 
