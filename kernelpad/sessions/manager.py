@@ -362,13 +362,6 @@ class SessionManager:
 
     # Housekeeping
 
-    def kernel_pids(self) -> list[int]:
-        return [
-            runner.kernel.pid
-            for runner in self._runners.values()
-            if runner.kernel is not None and runner.kernel.pid is not None
-        ]
-
     @property
     def kernels_running(self) -> int:
         return sum(1 for runner in self._runners.values() if runner.kernel is not None)

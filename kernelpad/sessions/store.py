@@ -161,11 +161,6 @@ class SessionStore:
         """Add a participant, or update one who comes back (same ``client_id``)."""
         await self._call(self._insert_participant, session_id, participant)
 
-    async def touch(self, session_id: str, at: float) -> None:
-        await self._call(
-            self._execute, "UPDATE sessions SET last_activity = ? WHERE id = ?", (at, session_id)
-        )
-
     async def end_session(self, session_id: str, at: float, reason: str) -> None:
         await self._call(
             self._execute,
