@@ -164,21 +164,6 @@ async def test_the_template_runs(api: Api) -> None:
     assert listed["cpp"]["version"].startswith("19")
 
 
-async def test_clang_repl_dies_with_its_kernel() -> None:
-    manager = AsyncKernelManager(kernel_name="cpp")
-    await manager.start_kernel()
-    client = manager.client()
-    client.start_channels()
-    await client.wait_for_ready(timeout=60)
-    kernel_pid = manager.provisioner.pid  # type: ignore[union-attr]
-    repl = [p for p in psutil.Process(kernel_pid).children() if "clang-repl" in p.name()]
-    assert len(repl) == 1
-    client.stop_channels()
-    os.kill(kernel_pid, signal.SIGKILL)  # no chance to close it
-    await eventually(lambda: gone(repl[0].pid), "clang-repl to die with its kernel")
-    await manager.shutdown_kernel(now=True)
-
-
 async def test_running_an_edited_cell_again_replaces_its_definitions(api: Api) -> None:
     sid = (await api.create_session(initial_language="cpp"))["session_id"]
     cell = (
