@@ -32,8 +32,10 @@ MIN_TIME_LIMIT = 0.1
 # How long a run may go on after its input ran out (it got an end-of-file) before it is
 # interrupted: enough for the code to fail on its own, not enough to wait for the time limit.
 EOF_GRACE = 0.5
-# A kernel busy this long with a request is running its code, even if it said nothing else.
+# A kernel busy this long with a request is running its code, even if it said nothing else;
+# one that said so (execute_input) is, this long after.
 SETTLE_INTERRUPT = 0.1
+CODE_STARTED_GRACE = 0.05
 # How often a run waiting for a participant's input (or for a stop) looks for it.
 INPUT_POLL = 0.05
 # Longest wait for output after a run's idle status, whatever the language's settle time.
@@ -282,7 +284,8 @@ async def _collect(
     started = time.monotonic()
     deadline = started + limits.time_limit
     reply: Message | None = None
-    busy = idle = code_started = False
+    busy = idle = False
+    code_started: float | None = None  # when the kernel said it runs the code (execute_input)
     started_at: float | None = None
     timed_out = flooded = interrupted = died = gave_up = False
 
@@ -314,7 +317,10 @@ async def _collect(
             stop is not None
             and stop.is_set()
             and started_at is not None
-            and (code_started or now >= started_at + SETTLE_INTERRUPT)
+            and (
+                now >= started_at + SETTLE_INTERRUPT
+                or (code_started is not None and now >= code_started + CODE_STARTED_GRACE)
+            )
         )
         if not interrupted and (now >= deadline or flooded or stopping):
             timed_out = not flooded and input_missing is None and not stopping
@@ -361,8 +367,8 @@ async def _collect(
                 started_at = time.monotonic()
                 deadline = started_at + limits.time_limit
             continue
-        if msg_type == "execute_input":
-            code_started = True
+        if msg_type == "execute_input" and code_started is None:
+            code_started = time.monotonic()
         outputs.handle(msg)
         if outputs.dropped > limits.flood_limit and not interrupted:
             flooded = True
