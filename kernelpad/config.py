@@ -55,9 +55,16 @@ class Settings(BaseSettings):
     )
     ws_messages_per_second: int = setting(
         100,
-        "Messages a WebSocket client may send per second; past it JSON messages get an error"
-        " and a Yjs connection closes with 1008.",
+        "Messages a WebSocket client may send per second; past it the server reads its"
+        " messages more slowly (nothing is dropped) and tells a JSON client with a `throttled`"
+        " error.",
         ge=1,
+    )
+    ws_max_buffered_bytes: int = setting(
+        16 * 1_048_576,
+        "Bytes sent to a WebSocket client that it may leave unread; past it the connection"
+        " closes with 1008 (the client reconnects and catches up).",
+        ge=65536,
     )
 
     # Sessions

@@ -59,6 +59,7 @@ class KernelRunner:
         self._waiting = 0
         self._closed = False
         self._stop: asyncio.Event | None = None  # set to interrupt the run in progress
+        self.current: str | None = None  # the tag of the run in progress
         self._replacing = asyncio.Lock()
 
     @property
@@ -85,8 +86,10 @@ class KernelRunner:
         limits: Limits,
         stdin: list[str] | None = None,
         listener: RunListener | None = None,
+        tag: str | None = None,
     ) -> RunReport:
-        """Run ``code`` once the runs before it are done; ``stdin`` answers its input requests."""
+        """Run ``code`` once the runs before it are done; ``stdin`` answers its input requests;
+        ``tag`` names the run for :meth:`interrupt`."""
         self.check_room()
         queued_at = time.monotonic()
         self._waiting += 1
@@ -96,6 +99,7 @@ class KernelRunner:
             self._waiting -= 1
         # A fresh stop for this run, from the moment it holds the kernel.
         self._stop = asyncio.Event()
+        self.current = tag
         try:
             queued = time.monotonic() - queued_at
             lost = None
@@ -118,6 +122,7 @@ class KernelRunner:
                 restarted = True
             return RunReport(result, queued, new_kernel, restarted, lost, stopped=self._closed)
         finally:
+            self.current = None
             self.last_used = time.monotonic()
             self._lock.release()
 
@@ -151,9 +156,10 @@ class KernelRunner:
             raise SessionEnded(f"Session {self.label} ended while its kernel was starting.")
         return kernel
 
-    def interrupt(self) -> bool:
-        """Interrupt the run in progress (once its code has started); whether there was one."""
-        if self._stop is None or not self.busy:
+    def interrupt(self, tag: str | None = None) -> bool:
+        """Interrupt the run in progress (once its code has started), if it is the run
+        ``tag`` (default: whichever); whether there was one."""
+        if self._stop is None or not self.busy or tag not in (None, self.current):
             return False
         self._stop.set()
         return True

@@ -3,7 +3,8 @@
 Two kinds of connection share one document: Yjs clients (the y-websocket protocol: sync steps,
 updates, awareness) and clients of the original JSON protocol (``code_update`` with the whole
 text, applied as a minimal diff). Every change to the document, whoever made it, is stored and
-sent to everyone else in the form they speak.
+sent to everyone else in the form they speak. Both kinds are participants: counted against the
+session's limit, listed, announced to the others when they come and go.
 """
 
 from __future__ import annotations
@@ -25,13 +26,26 @@ from pycrdt import (
     read_message,
 )
 
+from kernelpad.errors import SessionFull
 from kernelpad.sessions.document import SessionDocument, changed_span
+from kernelpad.sessions.models import Participant
 from kernelpad.sessions.store import SessionStore
 
 log = logging.getLogger(__name__)
 
-# Versions of the text remembered per JSON peer, to find what its next whole text is based on.
+# Versions of the text remembered per JSON peer, to find what its next whole text is based on
+# when it does not say (clients of the original protocol send no base_version).
 SEEN_VERSIONS = 8
+# Numbered versions of the text kept, for code_update's base_version.
+KEPT_VERSIONS = 64
+# A run's outputs reach the document in batches, at most this often (seconds): a run that
+# prints in a tight loop must not become thousands of stored updates.
+OUTPUT_BATCH_DELAY = 0.05
+# Stored updates of a live document folded into one after this many new ones.
+COMPACT_AFTER = 2000
+# How long the session's ``code`` column may lag behind the document (seconds): the REST API
+# reads a live room's document itself, the column is for sessions nobody has open.
+CODE_SAVE_DELAY = 1.0
 
 
 class YjsPeer(Protocol):
@@ -55,6 +69,25 @@ class JsonPeer(Protocol):
     def close(self, code: int | None = None, reason: str | None = None) -> None: ...
 
 
+@dataclass
+class _Member:
+    """A participant and how many connections it has open (tabs, or a Yjs and a JSON one)."""
+
+    participant: Participant
+    connections: int = 0
+
+
+@dataclass
+class _PeerView:
+    """What a JSON peer has of the text: the last texts it was sent or sent itself, and the
+    version it was last told; ``numbered`` once it names versions (then every version reaches
+    it, even one whose text it already has, so it always knows what to base on)."""
+
+    texts: collections.deque[str]
+    version: int
+    numbered: bool = False
+
+
 @dataclass(eq=False)
 class Room:
     """The live state of one session's collaboration."""
@@ -72,15 +105,75 @@ class Room:
         self.awareness = Awareness(self.document.ydoc)
         self.awareness.set_local_state(None)
         self._owned: dict[object, set[int]] = collections.defaultdict(set)
-        # The texts each JSON peer was last sent or sent itself: its next whole text is a
-        # change from one of them (it may not have read the latest yet).
-        self.seen: dict[object, collections.deque[str]] = {}
+        self.members: dict[str, _Member] = {}
+        self.views: dict[object, _PeerView] = {}
+        # The code's numbered versions, newest last (numbers start again with each load).
+        self.version = 0
+        self.versions: collections.deque[tuple[int, str]] = collections.deque(
+            [(0, self.document.code)], maxlen=KEPT_VERSIONS
+        )
         # Open input requests, oldest first, with the run each belongs to.
         self._inputs: collections.deque[tuple[asyncio.Future[str | None], str]] = (
             collections.deque()
         )
         self._code = self.document.code
+        self._code_saver: asyncio.TimerHandle | None = None
+        self._since_compaction = 0
         self._subscription = self.document.observe(self._changed)
+
+    # Participants
+
+    def admit(self, participant: Participant, limit: int) -> None:
+        """Count a connection of ``participant``, within ``limit`` participants at a time (a
+        participant who is already here may open more connections). Checking and counting in
+        one step, with no wait between, is what keeps simultaneous joins within the limit."""
+        member = self.members.get(participant.client_id)
+        if member is None:
+            if len(self.members) >= limit:
+                raise SessionFull(
+                    f"Session {self.session_id} is full: it allows {limit} participants at a time."
+                )
+            member = self.members[participant.client_id] = _Member(participant)
+            self.broadcast_json("participant_joined", self._presence(participant))
+        member.participant = participant
+        member.connections += 1
+
+    def depart(self, client_id: str) -> Participant | None:
+        """One connection of ``client_id`` closed; the participant, if it was its last."""
+        member = self.members.get(client_id)
+        if member is None:
+            return None
+        member.connections -= 1
+        if member.connections > 0:
+            return None
+        del self.members[client_id]
+        self.broadcast_json("participant_left", self._presence(member.participant))
+        return member.participant
+
+    def participants(self) -> list[dict[str, Any]]:
+        """Who is connected now."""
+        return [
+            {
+                "client_id": m.participant.client_id,
+                "display_name": m.participant.display_name,
+                "role": m.participant.role,
+                "connected": True,
+            }
+            for m in self.members.values()
+        ]
+
+    def _presence(self, participant: Participant) -> dict[str, Any]:
+        return {
+            "client_id": participant.client_id,
+            "display_name": participant.display_name,
+            "role": participant.role,
+            "participant_count": len(self.members),
+        }
+
+    @property
+    def empty(self) -> bool:
+        """Nobody is connected or joining."""
+        return not (self.yjs_peers or self.json_peers or self.members)
 
     # Yjs
 
@@ -124,11 +217,18 @@ class Room:
         if kind == YMessageType.AWARENESS:
             try:
                 update = read_message(message[1:])
-                before = set(self.awareness.states)
+                before = dict(self.awareness.meta)
                 self.awareness.apply_awareness_update(update, peer)
             except Exception as exc:
                 raise ValueError(f"invalid awareness message: {exc}") from exc
-            self._owned[peer].update(set(self.awareness.states) - before)
+            # The client ids this update changed belong to this connection now: a tab that
+            # reconnects with its old client id before its old socket is reaped must not
+            # vanish when the old socket's states are removed.
+            claimed = {cid for cid, meta in self.awareness.meta.items() if before.get(cid) != meta}
+            for other, owned in self._owned.items():
+                if other is not peer:
+                    owned -= claimed
+            self._owned[peer] |= claimed
             for other in list(self.yjs_peers):
                 if other is not peer:
                     other.send_bytes(message)
@@ -140,26 +240,39 @@ class Room:
 
     def add_json_peer(self, peer: JsonPeer) -> None:
         self.json_peers.add(peer)
-        self.seen[peer] = collections.deque([self.document.code], maxlen=SEEN_VERSIONS)
+        self.views[peer] = _PeerView(
+            collections.deque([self.document.code], maxlen=SEEN_VERSIONS), self.version
+        )
 
     def remove_json_peer(self, peer: JsonPeer) -> None:
         self.json_peers.discard(peer)
-        self.seen.pop(peer, None)
+        self.views.pop(peer, None)
 
-    def replace_code(self, peer: JsonPeer, code: str) -> None:
-        """Apply a JSON peer's whole text, as a change from the version it most likely wrote
-        on (of those it had: the closest to its new text)."""
-        versions = self.seen.setdefault(peer, collections.deque(maxlen=SEEN_VERSIONS))
-        # The closest by what they share at both ends (linear); the most recent among equals,
-        # so that typing a character and deleting it again is seen as the deletion.
-        ranked = [(_shared(text, code), index) for index, text in enumerate(versions)]
-        base = versions[max(ranked)[1]] if ranked else None
+    def replace_code(self, peer: JsonPeer, code: str, base_version: int | None = None) -> None:
+        """Apply a JSON peer's whole text, as a change from the version it names, or else the
+        version it most likely wrote on (of those it had: the closest to its new text)."""
+        view = self.views.setdefault(
+            peer, _PeerView(collections.deque(maxlen=SEEN_VERSIONS), self.version)
+        )
+        base = None
+        if base_version is not None:
+            view.numbered = True
+            base = next((text for n, text in self.versions if n == base_version), None)
+        if base is None:
+            # The closest by what they share at both ends (linear); the most recent among
+            # equals, so that typing a character and deleting it again is seen as the deletion.
+            ranked = [(_shared(text, code), index) for index, text in enumerate(view.texts)]
+            base = view.texts[max(ranked)[1]] if ranked else None
         self._origin = peer
         try:
             self.document.replace_code(code, base=base)
         finally:
             self._origin = None
-        versions.append(code)
+        view.texts.append(code)
+        if self.document.code == self._code:
+            # Nothing changed (the text was already there): still tell a peer that counts
+            # versions which one it has.
+            self._tell(peer, view, self._code_update(None))
 
     def broadcast_json(self, kind: str, data: dict[str, Any], but: object | None = None) -> None:
         for peer in list(self.json_peers):
@@ -173,21 +286,10 @@ class Room:
         data = {"execution_id": execution_id, "cell_id": cell_id, "language": language}
         return Run(self, data, code)
 
-    def finish_run(self, run: Run, outcome: dict[str, Any], outputs: list[dict[str, Any]]) -> None:
-        """Tell everyone how a run ended; a cell's run leaves its outputs in the document."""
-        self.broadcast_json("execution_finished", {**run.data, **outcome})
-        language = run.data["language"]
-        if outcome.get("status") == "kernel_died":
-            self.broadcast_json("kernel_status", {"language": language, "state": "dead"})
-        if outcome.get("kernel_restarted"):
-            self.broadcast_json("kernel_status", {"language": language, "state": "restarting"})
-        self.broadcast_json("kernel_status", {"language": language, "state": "idle"})
-        cell_id = run.data["cell_id"]
-        if cell_id is not None:
-            self.document.set_outputs(cell_id, outputs, outcome.get("execution_count"))
-
     def close_all(self, code: int, reason: str) -> None:
-        """Close every connection (the session has ended)."""
+        """Close every connection (the session has ended, or the server is stopping), and
+        store what is pending."""
+        self.settle()
         for yjs in list(self.yjs_peers):
             yjs.close(code, reason)
         for peer in list(self.json_peers):
@@ -211,6 +313,9 @@ class Room:
         origin = self._origin
         stored = self.store.append_update(self.session_id, update, time.time())
         stored.add_done_callback(self._log_failure)
+        self._since_compaction += 1
+        if self._since_compaction >= COMPACT_AFTER:
+            asyncio.get_running_loop().call_soon(self.compact)
         message = create_update_message(update)
         for peer in list(self.yjs_peers):
             if peer is not origin:
@@ -218,25 +323,68 @@ class Room:
         # The document may not be read inside its transaction: look at the code right after.
         asyncio.get_running_loop().call_soon(self._code_may_have_changed, origin)
 
+    def compact(self) -> None:
+        """Fold the stored updates into one: the document as it is now. Queued behind every
+        update stored so far, and before any later one, so nothing is lost."""
+        self._since_compaction = 0
+        done = self.store.replace_updates(self.session_id, self.document.state(), time.time())
+        done.add_done_callback(self._log_failure)
+
     def _code_may_have_changed(self, origin: object | None) -> None:
         code = self.document.code
         if code == self._code:
             return
         self._code = code
-        self.store.set_code(self.session_id, code).add_done_callback(self._log_failure)
+        self.version += 1
+        self.versions.append((self.version, code))
+        if self._code_saver is None:
+            loop = asyncio.get_running_loop()
+            self._code_saver = loop.call_later(CODE_SAVE_DELAY, self.save_code)
         author = origin if origin in self.json_peers else None
-        update = {
+        update = self._code_update(author)
+        for peer in list(self.json_peers):
+            view = self.views.setdefault(
+                peer, _PeerView(collections.deque(maxlen=SEEN_VERSIONS), -1)
+            )
+            self._tell(peer, view, update)
+
+    def _code_update(self, author: JsonPeer | None) -> dict[str, Any]:
+        return {
             "client_id": getattr(author, "client_id", None),
             "display_name": getattr(author, "display_name", None),
-            "code": code,
+            "code": self._code,
             "language": self.document.language,
+            "version": self.version,
         }
-        for peer in list(self.json_peers):
-            # The author too, if others' edits were merged into what it sent.
-            versions = self.seen.setdefault(peer, collections.deque(maxlen=SEEN_VERSIONS))
-            if not versions or versions[-1] != code:
-                versions.append(code)
-                peer.send_json("code_update", update)
+
+    def _tell(self, peer: JsonPeer, view: _PeerView, update: dict[str, Any]) -> None:
+        """Send ``peer`` the current code if it lacks it (the author too, if others' edits
+        were merged into what it sent), or, if it counts versions, the current version."""
+        if view.version == self.version:
+            return
+        view.version = self.version
+        if not view.texts or view.texts[-1] != self._code:
+            view.texts.append(self._code)
+        elif not view.numbered:
+            return
+        peer.send_json("code_update", update)
+
+    def save_code(self, force: bool = False) -> None:
+        """Store the session's code (its first code cell) for the REST API, if it changed
+        since it was last stored (or ``force``)."""
+        if self._code_saver is not None:
+            self._code_saver.cancel()
+            self._code_saver = None
+            force = True
+        if force:
+            saved = self.store.set_code(self.session_id, self._code)
+            saved.add_done_callback(self._log_failure)
+
+    def settle(self) -> None:
+        """Store what is pending (the code, the document in one piece): nobody is here."""
+        self.save_code()
+        if self._since_compaction:
+            self.compact()
 
     def _log_failure(self, future: asyncio.Future[None]) -> None:
         if not future.cancelled() and future.exception() is not None:
@@ -249,20 +397,58 @@ class Room:
 
 @dataclass(eq=False)
 class Run:
-    """A run as the participants see it: its outputs and input requests, as they come."""
+    """A run as the participants see it: its outputs and input requests, as they come. A
+    cell's run also writes its outputs into the cell, in batches, for Yjs-only clients."""
 
     room: Room
     data: dict[str, Any]
     code: str
+    _pending: list[dict[str, Any]] = field(default_factory=list)
+    _flush: asyncio.TimerHandle | None = None
+
+    @property
+    def cell_id(self) -> str | None:
+        cell_id = self.data["cell_id"]
+        return cell_id if isinstance(cell_id, str) else None
 
     def started(self) -> None:
         self.room.broadcast_json(
             "kernel_status", {"language": self.data["language"], "state": "busy"}
         )
         self.room.broadcast_json("execution_started", {**self.data, "code": self.code})
+        if self.cell_id is not None:
+            self.room.document.begin_run(self.cell_id)
 
     def output(self, output: dict[str, Any]) -> None:
         self.room.broadcast_json("output", {**self.data, "output": output})
+        if self.cell_id is None:
+            return
+        self._pending.append(output)
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(
+                OUTPUT_BATCH_DELAY, self._write_outputs
+            )
+
+    def _write_outputs(self) -> None:
+        self._flush = None
+        pending, self._pending = self._pending, []
+        if pending and self.cell_id is not None:
+            self.room.document.append_outputs(self.cell_id, pending)
+
+    def finish(self, outcome: dict[str, Any]) -> None:
+        """Tell everyone how the run ended; a cell's run leaves its count in the document."""
+        if self._flush is not None:
+            self._flush.cancel()
+        self._write_outputs()
+        room, language = self.room, self.data["language"]
+        room.broadcast_json("execution_finished", {**self.data, **outcome})
+        if outcome.get("status") == "kernel_died":
+            room.broadcast_json("kernel_status", {"language": language, "state": "dead"})
+        if outcome.get("kernel_restarted"):
+            room.broadcast_json("kernel_status", {"language": language, "state": "restarting"})
+        room.broadcast_json("kernel_status", {"language": language, "state": "idle"})
+        if self.cell_id is not None:
+            room.document.end_run(self.cell_id, outcome.get("execution_count"))
 
     async def input(self, prompt: str, password: bool) -> str | None:
         future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
@@ -305,7 +491,13 @@ class Rooms:
                 else:
                     document = SessionDocument.create(code, language)
                     await self.store.append_update(session_id, document.state(), time.time())
-                self._rooms[session_id] = Room(session_id, document, self.store)
+                room = Room(session_id, document, self.store)
+                if len(updates) > 1:
+                    room.compact()
+                if document.code != code:
+                    # The code column lagged behind the document when the server stopped.
+                    room.save_code(force=True)
+                self._rooms[session_id] = room
         return self._rooms[session_id]
 
     def loaded(self, session_id: str) -> Room | None:
@@ -313,11 +505,12 @@ class Rooms:
         return self._rooms.get(session_id)
 
     def release(self, room: Room) -> None:
-        """Unload a room nobody is connected to (its document is stored; the next connection
-        loads it again)."""
-        if not room.yjs_peers and not room.json_peers and self._rooms.get(room.session_id) is room:
+        """Unload a room nobody is connected to (its document is stored, in one piece; the
+        next connection loads it again)."""
+        if room.empty and self._rooms.get(room.session_id) is room:
             del self._rooms[room.session_id]
             self._loading.pop(room.session_id, None)
+            room.settle()
 
     def close_all(self, code: int, reason: str) -> None:
         """Close every room and connection (the server is stopping)."""

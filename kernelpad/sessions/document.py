@@ -98,19 +98,56 @@ class SessionDocument:
                 return str(cell.get("source", "")), _language(cell) or self.default_language
         return None
 
-    def set_outputs(
-        self, cell_id: str, outputs: list[dict[str, Any]], execution_count: int | None
-    ) -> None:
-        """A run's outputs, as the cell's (what a Yjs-only client sees of the run). Only the
-        outputs and the count change: the source, which someone may be typing in, is left
-        alone."""
+    def _code_cell(self, cell_id: str) -> Map[Any] | None:
         for cell in self._cells():
-            if cell.get("id") == cell_id:
-                with self.ydoc.transaction():
-                    # jupyter_ydoc's own way of writing outputs (stream texts as Text).
-                    self.notebook._set_ycell_outputs(cell, outputs)
-                    cell["execution_count"] = execution_count
-                return
+            if cell.get("id") == cell_id and cell.get("cell_type") == "code":
+                return cell
+        return None
+
+    # A run's outputs, in the cell (what a Yjs-only client sees of the run). Only the outputs,
+    # the count and the state change: the source, which someone may be typing in, is left
+    # alone. A cell deleted during its run just gets nothing.
+
+    def begin_run(self, cell_id: str) -> None:
+        """A run of the cell starts: its old outputs go, as in Jupyter."""
+        cell = self._code_cell(cell_id)
+        if cell is not None:
+            with self.ydoc.transaction():
+                self.notebook._set_ycell_outputs(cell, [])
+                cell["execution_count"] = None
+                cell["execution_state"] = "busy"
+
+    def append_outputs(self, cell_id: str, outputs: list[dict[str, Any]]) -> None:
+        """Outputs of the cell's run, in the order they came; a stream output continues the
+        text of the one before it if that is the same stream."""
+        cell = self._code_cell(cell_id)
+        if cell is None:
+            return
+        with self.ydoc.transaction():
+            youtputs = cell.get("outputs")
+            if not isinstance(youtputs, Array):
+                youtputs = cell["outputs"] = Array()
+            for output in outputs:
+                text = _stream_text(youtputs, output)
+                if text is not None:
+                    text.insert(len(text), str(output.get("text", "")))
+                else:
+                    # jupyter_ydoc's own form (a stream's text as Text, to grow in place).
+                    youtputs.extend(self.notebook._create_youtputs([output]))
+
+    def end_run(self, cell_id: str, execution_count: int | None) -> None:
+        cell = self._code_cell(cell_id)
+        if cell is not None:
+            with self.ydoc.transaction():
+                cell["execution_count"] = execution_count
+                cell["execution_state"] = "idle"
+
+    def outputs(self, cell_id: str) -> list[dict[str, Any]]:
+        """The cell's outputs, in nbformat's shape."""
+        cell = self._code_cell(cell_id)
+        youtputs = cell.get("outputs") if cell is not None else None
+        outputs = youtputs.to_py() if isinstance(youtputs, Array) else None
+        return outputs or []
 
     def replace_code(self, new: str, base: str | None = None) -> None:
         """Make the first code cell's source ``new``, a whole text written on top of ``base``
@@ -139,6 +176,17 @@ class SessionDocument:
                 del source[begin:end]
             if new_end > start:
                 source.insert(begin, new[start:new_end])
+
+
+def _stream_text(youtputs: Array[Any], output: dict[str, Any]) -> Text | None:
+    """The text of the last output, if ``output`` continues its stream."""
+    if output.get("output_type") != "stream" or not len(youtputs):
+        return None
+    last = youtputs[len(youtputs) - 1]
+    if not isinstance(last, Map) or last.get("output_type") != "stream":
+        return None
+    text = last.get("text")
+    return text if isinstance(text, Text) and last.get("name") == output.get("name") else None
 
 
 def _language(cell: Map[Any]) -> str:

@@ -16,7 +16,6 @@ from kernelpad.errors import (
     InvalidValue,
     NotAuthenticated,
     SessionEnded,
-    SessionFull,
     SessionNotFound,
 )
 from kernelpad.kernels.execution import MIN_TIME_LIMIT, Limits
@@ -121,6 +120,10 @@ class SessionManager:
         session = await self.store.get_session(session_id)
         if session is None:
             raise SessionNotFound(f"There is no session {session_id!r}.")
+        room = self.rooms.loaded(session_id)
+        if room is not None:
+            # Someone has it open: its document is newer than the stored code column.
+            session.code, session.language = room.document.code, room.document.language
         return session
 
     async def list_page(
@@ -173,14 +176,8 @@ class SessionManager:
         self, room: Room, client_id: str, display_name: str, host_token: str | None
     ) -> Participant:
         """Let a participant in (again, if ``client_id`` was here before), within the
-        session's limit."""
+        session's limit; the caller owes :meth:`leave` when the connection closes."""
         session = await self.get(room.session_id)
-        present = {peer.client_id for peer in room.json_peers}
-        if client_id not in present and len(present) >= session.max_participants:
-            raise SessionFull(
-                f"Session {session.id} is full: it allows {session.max_participants}"
-                " participants at a time."
-            )
         host = bool(host_token) and token_matches(host_token or "", session.host_token_hash)
         earlier = next((p for p in session.participants if p.client_id == client_id), None)
         if earlier is not None and earlier.role == "host" and not host:
@@ -194,23 +191,33 @@ class SessionManager:
             "host" if host else "candidate",
             earlier.joined_at if earlier else time.time(),
         )
-        await self.store.save_participant(session.id, participant)
+        room.admit(participant, session.max_participants)
+        try:
+            await self.store.save_participant(session.id, participant)
+        except BaseException:
+            room.depart(client_id)
+            raise
         return participant
 
     def connected(self, session_id: str) -> set[str]:
         """The client ids connected to a session now."""
         room = self.rooms.loaded(session_id)
-        return {peer.client_id for peer in room.json_peers} if room else set()
+        return set(room.members) if room else set()
 
-    async def leave(self, session_id: str, participant: Participant) -> None:
-        """Record that a participant left (kept, with its time, for the session's record)."""
+    async def leave(self, room: Room, client_id: str) -> None:
+        """A connection of ``client_id`` closed; if it was the participant's last, record
+        that it left (kept, with its time, for the session's record)."""
+        participant = room.depart(client_id)
+        self.rooms.release(room)
+        if participant is None:
+            return
         participant.left_at = time.time()
         if self._closing:
             return  # connections close as the server stops; the database is closing too
         try:
-            await self.store.save_participant(session_id, participant)
+            await self.store.save_participant(room.session_id, participant)
         except Exception:
-            log.exception("session %s: could not record that %s left", session_id, participant)
+            log.exception("session %s: could not record that %s left", room.session_id, participant)
 
     # Execution
 
@@ -253,7 +260,7 @@ class SessionManager:
         if room is not None and runner.kernel is None:
             starting = {"language": installed.language.id, "state": "starting"}
             room.broadcast_json("kernel_status", starting)
-        report = await runner.run(code, limits, stdin, run)
+        report = await runner.run(code, limits, stdin, run, execution_id)
         result = report.result
         notices = _notices(report, installed, limits)
         if (
@@ -292,9 +299,8 @@ class SessionManager:
             notices=notices,
         )
         await self.store.add_execution(execution)
-        if room is not None and run is not None:
-            room.finish_run(
-                run,
+        if run is not None:
+            run.finish(
                 {
                     "status": execution.status,
                     "execution_count": execution.execution_count,
@@ -304,7 +310,6 @@ class SessionManager:
                     "kernel_restarted": execution.kernel_restarted,
                     "notices": execution.notices,
                 },
-                execution.outputs,
             )
         log.info(
             "session %s: %s run %s in %.1f ms",
@@ -326,10 +331,16 @@ class SessionManager:
                 self._active[session_id] = session.language
         return self._active[session_id]
 
-    async def interrupt(self, session_id: str, language: str) -> bool:
-        """Interrupt the session's run in ``language``; whether one was running."""
-        runner = self._runners.get((session_id, language))
-        return runner.interrupt() if runner is not None else False
+    async def interrupt(
+        self, session_id: str, language: str | None, execution_id: str | None = None
+    ) -> bool:
+        """Interrupt the session's run ``execution_id``, or whatever runs in ``language``;
+        whether there was such a run (a run still waiting its turn is not interrupted)."""
+        for (session, kernel_language), runner in self._runners.items():
+            mine = session == session_id and language in (None, kernel_language)
+            if mine and runner.interrupt(execution_id):
+                return True
+        return False
 
     async def restart_kernel(self, session_id: str, language: str) -> None:
         """Give the session a new kernel for ``language`` (its variables are gone)."""

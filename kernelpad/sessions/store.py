@@ -261,6 +261,27 @@ class SessionStore:
             (session_id, data, at),
         )
 
+    def replace_updates(self, session_id: str, state: bytes, at: float) -> asyncio.Future[None]:
+        """Replace a document's stored updates with ``state``, the whole document as one
+        update. In order with the other writes, like :meth:`append_update`: ``state`` must hold
+        every update stored before this call."""
+        return self._call(self._replace_updates, session_id, state, at)
+
+    def _replace_updates(self, session_id: str, state: bytes, at: float) -> None:
+        with self._transaction():
+            self.conn.execute("DELETE FROM document_updates WHERE session_id = ?", (session_id,))
+            self._append_update(session_id, state, at)
+
+    async def count_updates(self, session_id: str) -> int:
+        """How many updates of a document are stored (compaction keeps this small)."""
+        return await self._call(self._count_updates, session_id)
+
+    def _count_updates(self, session_id: str) -> int:
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM document_updates WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        return int(row[0])
+
     async def load_updates(self, session_id: str) -> list[bytes]:
         return await self._call(self._load_updates, session_id)
 

@@ -335,6 +335,11 @@ class CodeUpdateData(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     code: str
     language: str | None = Field(None, pattern=LANGUAGE_PATTERN)
+    base_version: int | None = Field(
+        None,
+        ge=0,
+        description="The version (from session_state or code_update) the text was edited from.",
+    )
 
 
 class ExecuteData(BaseModel):
@@ -348,6 +353,9 @@ class ExecuteData(BaseModel):
 class KernelData(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     language: str | None = Field(None, pattern=LANGUAGE_PATTERN)
+    execution_id: str | None = Field(
+        None, max_length=64, description="interrupt: the run to stop (from execution_started)."
+    )
 
 
 class InputReplyData(BaseModel):

@@ -12,6 +12,7 @@ import asyncio
 import collections
 import json
 import logging
+import secrets
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 _pending: set[asyncio.Future[None]] = set()
 
 # Close codes, in the range applications own.
+BAD_REQUEST = 4400
 NOT_FOUND = 4404
 FULL = 4403
 ENDED = SESSION_ENDED_CLOSE
@@ -50,27 +52,46 @@ class _Throttle:
         self.per_second = per_second
         self.times: collections.deque[float] = collections.deque()
 
-    def allow(self) -> bool:
+    def delay(self) -> float:
+        """0 if a message may be handled now (it is counted); else how long to wait first."""
         now = time.monotonic()
         while self.times and self.times[0] <= now - 1.0:
             self.times.popleft()
         if len(self.times) >= self.per_second:
-            return False
+            return self.times[0] + 1.0 - now
         self.times.append(now)
-        return True
+        return 0.0
 
 
 class _SessionSocket(tornado.websocket.WebSocketHandler):
+    """What both sockets share: entering a session's room as a participant, throttling what
+    a client sends, and cutting off a client that does not read what it is sent."""
+
     room: Room | None = None
+    participant: Participant | None = None
 
     def initialize(self) -> None:
-        limit = self.application.settings["kernelpad"].ws_messages_per_second
-        self.throttle = _Throttle(limit)
+        settings = self.application.settings["kernelpad"]
+        self.throttle = _Throttle(settings.ws_messages_per_second)
+        self.max_buffered = settings.ws_max_buffered_bytes
+        self.buffered = 0  # bytes written but not yet taken by the network
 
     @property
     def manager(self) -> SessionManager:
         manager: SessionManager = self.application.settings["manager"]
         return manager
+
+    @property
+    def client_id(self) -> str:
+        return self.participant.client_id if self.participant else ""
+
+    @property
+    def display_name(self) -> str:
+        return self.participant.display_name if self.participant else ""
+
+    @property
+    def role(self) -> str:
+        return self.participant.role if self.participant else ""
 
     def check_origin(self, origin: str) -> bool:
         # Browsers send Origin: the server's own pages and the configured CORS origins may
@@ -83,6 +104,10 @@ class _SessionSocket(tornado.websocket.WebSocketHandler):
             or origin.split("://", 1)[-1] == host
         )
 
+    @property
+    def closed(self) -> bool:
+        return self.ws_connection is None or self.ws_connection.is_closing()
+
     async def _enter(self, session_id: str) -> Room | None:
         self.set_nodelay(True)
         try:
@@ -93,28 +118,110 @@ class _SessionSocket(tornado.websocket.WebSocketHandler):
             self.close(ENDED, exc.message[:120])
         return self.room
 
+    async def _join(self, room: Room, join: JoinSessionData) -> Participant:
+        """Become a participant of ``room``."""
+        participant = await self.manager.join(
+            room, join.client_id, join.display_name, join.host_token
+        )
+        if self.closed:
+            # The client went away while it joined: on_close found no participant to remove.
+            await self.manager.leave(room, participant.client_id)
+            raise errors.InvalidValue("The connection closed while joining.")
+        self.participant = participant
+        return participant
+
+    def _write(self, message: str | bytes) -> None:
+        """Send a message; close a client that has left too much unread (it reconnects and
+        catches up, rather than the server holding its backlog in memory without end)."""
+        if self.closed:
+            return
+        if self.buffered > self.max_buffered:
+            log.warning(
+                "session %s: closing the connection of %s: %d bytes sent to it are unread"
+                " (WS_MAX_BUFFERED_BYTES is %d)",
+                self.room.session_id if self.room else "?",
+                self.client_id or "a client",
+                self.buffered,
+                self.max_buffered,
+            )
+            self.close(1008, "too many unread messages")
+            return
+        size = len(message)
+        self.buffered += size
+        write = self.write_message(message, binary=isinstance(message, bytes))
+        write.add_done_callback(lambda done: self._written(size, done))
+
+    def _written(self, size: int, write: asyncio.Future[None]) -> None:
+        self.buffered -= size
+        # A write to a peer that went away fails; on_close handles the peer.
+        if not write.cancelled():
+            write.exception()
+
+    async def _wait_turn(self) -> None:
+        """Hold a client that sends too fast: its next message is read only after this, so
+        it is slowed down by TCP's own flow control, and nothing it sent is lost."""
+        while (delay := self.throttle.delay()) > 0:
+            self._throttled()
+            await asyncio.sleep(delay)
+
+    def _throttled(self) -> None:
+        pass
+
+    def _leave(self) -> None:
+        room, participant = self.room, self.participant
+        if room is None:
+            return
+        if participant is None:
+            self.manager.rooms.release(room)
+            return
+        task = asyncio.ensure_future(self.manager.leave(room, participant.client_id))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
+
 
 class YjsSocket(_SessionSocket):
-    """``/ws/yjs/{session_id}``: a y-websocket room per session."""
+    """``/ws/yjs/{session_id}``: a y-websocket room per session.
+
+    Who connects is named in the query (y-websocket's ``params``): ``client_id``,
+    ``display_name`` and ``host_token``, all optional; a client that names nobody (an
+    unmodified y-websocket client) joins as a guest with an id of its own.
+    """
 
     async def open(self, session_id: str) -> None:
         room = await self._enter(session_id)
         if room is None:
+            return
+        try:
+            join = JoinSessionData.model_validate(
+                {
+                    "client_id": self.get_query_argument("client_id", None)
+                    or f"yjs-{secrets.token_hex(6)}",
+                    "display_name": self.get_query_argument("display_name", None) or "Guest",
+                    "host_token": self.get_query_argument("host_token", None),
+                }
+            )
+        except pydantic.ValidationError as exc:
+            self.close(BAD_REQUEST, _problem(exc)[1][:120])
+            self.manager.rooms.release(room)
+            return
+        try:
+            await self._join(room, join)
+        except (errors.SessionFull, errors.Forbidden) as exc:
+            self.close(FULL, exc.message[:120])
+            self.manager.rooms.release(room)
+            return
+        except errors.InvalidValue:
             return
         room.yjs_peers.add(self)
         for message in room.greeting():
             self.send_bytes(message)
 
     def send_bytes(self, message: bytes) -> None:
-        if self.ws_connection is not None and not self.ws_connection.is_closing():
-            _quietly(self.write_message(message, binary=True))
+        self._write(message)
 
-    def on_message(self, message: str | bytes) -> None:
-        if self.room is None:
-            return
-        if not self.throttle.allow():
-            # Dropping a Yjs update would leave the client out of step: close instead.
-            self.close(1008, "too many messages")
+    async def on_message(self, message: str | bytes) -> None:
+        await self._wait_turn()
+        if self.room is None or self.closed:
             return
         if isinstance(message, str):
             self.close(1003, "the Yjs socket takes binary frames")
@@ -131,44 +238,38 @@ class YjsSocket(_SessionSocket):
     def on_close(self) -> None:
         if self.room is not None:
             self.room.remove_yjs_peer(self)
-            self.manager.rooms.release(self.room)
+        self._leave()
 
 
 class SessionSocket(_SessionSocket):
     """``/ws/sessions/{session_id}``: the original JSON protocol (SEED_API.md)."""
 
-    participant: Participant | None = None
-
-    @property
-    def client_id(self) -> str:
-        return self.participant.client_id if self.participant else ""
-
-    @property
-    def display_name(self) -> str:
-        return self.participant.display_name if self.participant else ""
-
-    @property
-    def role(self) -> str:
-        return self.participant.role if self.participant else ""
+    _told_throttled = 0.0
 
     async def open(self, session_id: str) -> None:
         await self._enter(session_id)
 
     def send_json(self, kind: str, data: dict[str, Any]) -> None:
-        if self.ws_connection is None or self.ws_connection.is_closing():
-            return
         message = {"type": kind, "data": data, "timestamp": datetime.now(UTC).isoformat()}
-        _quietly(self.write_message(json.dumps(message)))
+        self._write(json.dumps(message))
 
     def error(self, code: str, message: str) -> None:
         self.send_json("error", {"code": code, "message": message})
 
-    async def on_message(self, message: str | bytes) -> None:
-        if self.room is None:
-            return
-        if not self.throttle.allow():
+    def _throttled(self) -> None:
+        now = time.monotonic()
+        if now - self._told_throttled >= 1.0:
+            self._told_throttled = now
             limit = self.throttle.per_second
-            self.error("throttled", f"More than {limit} messages a second: this one was dropped.")
+            self.error(
+                "throttled",
+                f"More than {limit} messages a second: kernelpad now reads this connection's"
+                " messages more slowly (none is dropped).",
+            )
+
+    async def on_message(self, message: str | bytes) -> None:
+        await self._wait_turn()
+        if self.room is None or self.closed:
             return
         if isinstance(message, bytes):
             self.error("binary_frame", "This socket takes JSON text messages, not binary frames.")
@@ -197,50 +298,35 @@ class SessionSocket(_SessionSocket):
             self.error(exc.code, exc.message)
 
     async def _on_join_session(self, data: dict[str, Any]) -> None:
-        assert self.room is not None
+        room = self.room
+        assert room is not None
         join = JoinSessionData.model_validate(data)
-        if join.session_id is not None and join.session_id != self.room.session_id:
+        if join.session_id is not None and join.session_id != room.session_id:
             raise errors.InvalidValue(
-                f"session_id {join.session_id!r} is not this socket's session"
-                f" ({self.room.session_id})."
+                f"session_id {join.session_id!r} is not this socket's session ({room.session_id})."
             )
-        token = join.host_token
-        self.participant = await self.manager.join(
-            self.room, join.client_id, join.display_name, token
-        )
-        first = all(peer.client_id != join.client_id for peer in self.room.json_peers)
-        self.room.add_json_peer(self)
-        participants = list(
-            {
-                peer.client_id: {
-                    "client_id": peer.client_id,
-                    "display_name": peer.display_name,
-                    "role": peer.role,
-                }
-                for peer in self.room.json_peers
-            }.values()
-        )
+        if self.participant is None:
+            await self._join(room, join)
+            room.add_json_peer(self)
+        elif join.client_id != self.participant.client_id:
+            raise errors.InvalidValue(
+                f"This connection has joined as {self.participant.client_id!r}; open another"
+                " connection to join as someone else."
+            )
+        participants = room.participants()
         self.send_json(
             "session_state",
             {
-                "session_id": self.room.session_id,
-                "code": self.room.document.code,
-                "language": self.room.document.language,
+                "session_id": room.session_id,
+                "client_id": self.client_id,
+                "role": self.role,
+                "code": room.document.code,
+                "language": room.document.language,
+                "version": room.version,
                 "participant_count": len(participants),
                 "participants": participants,
             },
         )
-        if first:
-            self.room.broadcast_json(
-                "participant_joined",
-                {
-                    "client_id": self.client_id,
-                    "display_name": self.display_name,
-                    "role": self.role,
-                    "participant_count": len(participants),
-                },
-                but=self,
-            )
 
     def _joined(self, what: str) -> Room:
         if self.room is None or self.participant is None:
@@ -279,7 +365,14 @@ class SessionSocket(_SessionSocket):
 
     async def _on_interrupt(self, data: dict[str, Any]) -> None:
         room = self._joined("interrupt")
-        language = KernelData.model_validate(data).language or room.document.language
+        request = KernelData.model_validate(data)
+        if request.execution_id is not None:
+            if not await self.manager.interrupt(
+                room.session_id, request.language, request.execution_id
+            ):
+                self.error("not_running", f"The run {request.execution_id} is not running.")
+            return
+        language = request.language or room.document.language
         if not await self.manager.interrupt(room.session_id, language):
             self.error("not_running", f"No {language} code is running in this session.")
 
@@ -295,36 +388,14 @@ class SessionSocket(_SessionSocket):
             self.error("no_input_request", "No run is waiting for input.")
 
     async def _on_code_update(self, data: dict[str, Any]) -> None:
-        assert self.room is not None
-        if self.participant is None:
-            raise errors.InvalidValue("Send join_session before code_update.")
+        room = self._joined("code_update")
         update = CodeUpdateData.model_validate(data)
-        self.room.replace_code(self, update.code)
+        room.replace_code(self, update.code, update.base_version)
 
     def on_close(self) -> None:
-        room, participant = self.room, self.participant
-        if room is None or participant is None:
-            return
-        room.remove_json_peer(self)
-        self.manager.rooms.release(room)
-        if all(peer.client_id != participant.client_id for peer in room.json_peers):
-            remaining = len({peer.client_id for peer in room.json_peers})
-            room.broadcast_json(
-                "participant_left",
-                {
-                    "client_id": participant.client_id,
-                    "display_name": participant.display_name,
-                    "participant_count": remaining,
-                },
-            )
-            task = asyncio.ensure_future(self.manager.leave(room.session_id, participant))
-            _pending.add(task)
-            task.add_done_callback(_pending.discard)
-
-
-def _quietly(write: asyncio.Future[None]) -> None:
-    """Let a write fail without noise: a peer that went away is noticed in on_close."""
-    write.add_done_callback(lambda done: done.cancelled() or done.exception())
+        if self.room is not None:
+            self.room.remove_json_peer(self)
+        self._leave()
 
 
 def _problem(exc: pydantic.ValidationError, kind: str | None = None) -> tuple[str, str]:

@@ -4,7 +4,6 @@ a real server, with the document stored in SQLite."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -14,18 +13,14 @@ from jupyter_ydoc import YNotebook
 from pycrdt import (
     Array,
     Awareness,
-    Doc,
-    YMessageType,
     create_awareness_message,
     create_sync_message,
-    create_update_message,
-    handle_sync_message,
-    read_message,
 )
-from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+from tornado.websocket import websocket_connect
 
 from kernelpad.config import Settings
 from tests.conftest import Api, RunningServer, eventually, make_settings, running_server
+from tests.web.clients import JsonClient, YjsClient, ws_url
 
 
 @pytest.fixture(scope="module")
@@ -36,114 +31,6 @@ def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         max_request_size=65536,
         code_execution_timeout=30,
     )
-
-
-def ws_url(server: RunningServer, path: str) -> str:
-    return server.base_url.replace("http://", "ws://") + path
-
-
-class JsonClient:
-    """A client of the original JSON protocol."""
-
-    def __init__(self, conn: WebSocketClientConnection) -> None:
-        self.conn = conn
-
-    @classmethod
-    async def join(
-        cls, server: RunningServer, session_id: str, client_id: str, name: str
-    ) -> tuple[JsonClient, dict[str, Any]]:
-        return await cls.join_with(server, session_id, client_id, name, None)
-
-    @classmethod
-    async def join_with(
-        cls, server: RunningServer, session_id: str, client_id: str, name: str, token: str | None
-    ) -> tuple[JsonClient, dict[str, Any]]:
-        conn = await websocket_connect(ws_url(server, f"/ws/sessions/{session_id}"))
-        client = cls(conn)
-        data = {"session_id": session_id, "client_id": client_id, "display_name": name}
-        await client.send("join_session", {**data, **({"host_token": token} if token else {})})
-        state = await client.expect("session_state")
-        return client, state
-
-    async def send(self, kind: str, data: dict[str, Any]) -> None:
-        await self.conn.write_message(json.dumps({"type": kind, "data": data}))
-
-    async def receive(self) -> dict[str, Any]:
-        raw = await asyncio.wait_for(self.conn.read_message(), 10)
-        assert raw is not None, f"closed: {self.conn.close_code} {self.conn.close_reason}"
-        message: dict[str, Any] = json.loads(raw)
-        assert set(message) == {"type", "data", "timestamp"}
-        return message
-
-    async def expect(self, kind: str) -> dict[str, Any]:
-        while True:
-            message = await self.receive()
-            if message["type"] == kind:
-                return message["data"]  # type: ignore[no-any-return]
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-class YjsClient:
-    """A Yjs client speaking the y-websocket protocol, with its own pycrdt document."""
-
-    def __init__(self, conn: WebSocketClientConnection) -> None:
-        self.conn = conn
-        self.doc: Doc[Any] = Doc()
-        self._reader = asyncio.ensure_future(self._read())
-        self._subscription = self.doc.observe(self._send_local)
-        self._applying = False
-        # Who else is here, as the awareness messages this client received say.
-        self.others = Awareness(Doc())
-
-    @classmethod
-    async def connect(cls, server: RunningServer, session_id: str) -> YjsClient:
-        conn = await websocket_connect(ws_url(server, f"/ws/yjs/{session_id}"))
-        client = cls(conn)
-        await conn.write_message(create_sync_message(client.doc), binary=True)
-        return client
-
-    async def _read(self) -> None:
-        while True:
-            message = await self.conn.read_message()
-            if message is None:
-                return
-            assert isinstance(message, bytes)
-            if message[0] == YMessageType.AWARENESS:
-                self.others.apply_awareness_update(read_message(message[1:]), "server")
-            if message[0] == YMessageType.SYNC:
-                self._applying = True
-                try:
-                    reply = handle_sync_message(message[1:], self.doc)
-                finally:
-                    self._applying = False
-                if reply is not None:
-                    await self.conn.write_message(reply, binary=True)
-
-    def _send_local(self, event: Any) -> None:
-        if not self._applying:
-            asyncio.ensure_future(self._send(create_update_message(event.update)))
-
-    async def _send(self, message: bytes) -> None:
-        with contextlib.suppress(WebSocketClosedError):
-            await self.conn.write_message(message, binary=True)
-
-    @property
-    def source(self) -> str:
-        cells = YNotebook(self.doc).get()["cells"]
-        return str(cells[0]["source"]) if cells else ""
-
-    @property
-    def cell_count(self) -> int:
-        return len(YNotebook(self.doc).get()["cells"])
-
-    def insert(self, index: int, text: str) -> None:
-        YNotebook(self.doc).ycells[0]["source"].insert(index, text)
-
-    async def close(self) -> None:
-        self.conn.close()
-        await asyncio.gather(self._reader, return_exceptions=True)
 
 
 @pytest.fixture
@@ -170,6 +57,7 @@ async def test_json_clients_join_and_see_each_others_edits(
         "display_name": "Ada",
         "code": "print('from Ada')\n",
         "language": "python",
+        "version": state["version"] + 1,
     }
     # The session's code in the original REST API is the shared text.
     await eventually(lambda: _code(api, sid, "print('from Ada')\n"), "the code to be stored")
@@ -413,6 +301,40 @@ async def test_a_run_streams_to_everyone_and_lands_in_its_cell(
     await yjs.close()
 
 
+async def test_a_yjs_only_client_sees_outputs_while_the_cell_runs(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    yjs = await YjsClient.connect(server, sid, client_id="yjs-watch", display_name="Watcher")
+    await eventually(lambda: yjs.cell_count == 1, "sync")
+    cell_id = await first_cell_id(yjs)
+    ada, _ = await JsonClient.join(server, sid, "ada-y", "Ada")
+    await ada.send("code_update", {"code": "print('old')"})
+    await ada.send("execute", {"cell_id": cell_id})
+    await until_finished(ada)
+
+    def cell() -> dict[str, Any]:
+        # As stored, execution_state included (YNotebook.get() leaves it out).
+        return dict(YNotebook(yjs.doc).ycells[0].to_py() or {})
+
+    await eventually(lambda: cell()["outputs"] and cell()["execution_count"], "the first run")
+    code = "import time\nprint('first', flush=True)\ntime.sleep(2)\nprint('second')"
+    await ada.send("code_update", {"code": code})
+    await ada.send("execute", {"cell_id": cell_id})
+    # While the cell runs, its old outputs are gone and the new ones arrive as printed.
+    await eventually(
+        lambda: [o.get("text") for o in cell()["outputs"]] == ["first\n"],
+        "the first line in the document during the run",
+    )
+    assert cell()["execution_state"] == "busy" and cell()["execution_count"] is None
+    _, finished = await until_finished(ada)
+    await eventually(lambda: cell()["execution_state"] == "idle", "the end of the run")
+    assert [o.get("text") for o in cell()["outputs"]] == ["first\nsecond\n"]
+    assert cell()["execution_count"] == finished["execution_count"]
+    ada.close()
+    await yjs.close()
+
+
 async def test_runs_over_http_are_broadcast(
     server: RunningServer, api: Api, session: dict[str, Any]
 ) -> None:
@@ -437,10 +359,17 @@ async def test_interrupt_and_input_from_another_participant(
     await until_finished(alan)
 
     await ada.send("execute", {"code": "while True:\n    pass", "language": "python"})
-    await alan.expect("execution_started")
-    await alan.send("interrupt", {"language": "python"})
+    started = await alan.expect("execution_started")
+    # An interrupt names the run it means: another run is not stopped by it.
+    await alan.send("interrupt", {"execution_id": "f" * 32})
+    error = await alan.expect("error")
+    assert error["code"] == "not_running" and "f" * 32 in error["message"]
+    await alan.send("interrupt", {"execution_id": started["execution_id"]})
     _, finished = await until_finished(alan)
     assert finished["status"] == "error" and finished["state_kept"] is True
+    assert finished["execution_id"] == started["execution_id"]
+    await alan.send("interrupt", {"language": "python"})
+    assert (await alan.expect("error"))["code"] == "not_running"
 
     await ada.send("execute", {"code": "name = input('Name? ')\nprint('hi', name, x + 1)"})
     request = await alan.expect("input_request")
@@ -560,28 +489,6 @@ async def test_participants_show_their_connection_and_ending_closes_sockets(
     refused.close()
     ada.close()
     await yjs.close()
-
-
-async def test_clients_sending_too_fast_are_throttled(tmp_path: Path) -> None:
-    settings = make_settings(
-        tmp_path / "data", kernel_pool_size={"python": 0}, ws_messages_per_second=5
-    )
-    async with running_server(settings) as running:
-        sid = (await running.api.create_session())["session_id"]
-        client, _ = await JsonClient.join(running, sid, "fast-1", "Fast")
-        for i in range(10):
-            await client.send("code_update", {"code": f"x = {i}\n"})
-        error = await client.expect("error")
-        assert error["code"] == "throttled" and "5 messages a second" in error["message"]
-        client.close()
-        yjs = await YjsClient.connect(running, sid)
-        await eventually(lambda: yjs.cell_count == 1, "sync")
-        for i in range(10):
-            yjs.insert(0, f"{i}")
-            await asyncio.sleep(0)
-        await eventually(lambda: yjs._reader.done(), "the fast Yjs client to be closed")
-        assert yjs.conn.close_code == 1008
-        await yjs.close()
 
 
 async def test_awareness_shows_who_is_here_and_who_left(

@@ -1,0 +1,135 @@
+"""Clients of a session's two sockets, for tests: the original JSON protocol, and Yjs with a
+pycrdt document of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import urllib.parse
+from typing import Any
+
+from jupyter_ydoc import YNotebook
+from pycrdt import (
+    Awareness,
+    Doc,
+    YMessageType,
+    create_sync_message,
+    create_update_message,
+    handle_sync_message,
+    read_message,
+)
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
+
+from tests.conftest import RunningServer
+
+
+def ws_url(server: RunningServer, path: str) -> str:
+    return server.base_url.replace("http://", "ws://") + path
+
+
+class JsonClient:
+    """A client of the original JSON protocol."""
+
+    def __init__(self, conn: WebSocketClientConnection) -> None:
+        self.conn = conn
+
+    @classmethod
+    async def join(
+        cls, server: RunningServer, session_id: str, client_id: str, name: str
+    ) -> tuple[JsonClient, dict[str, Any]]:
+        return await cls.join_with(server, session_id, client_id, name, None)
+
+    @classmethod
+    async def join_with(
+        cls, server: RunningServer, session_id: str, client_id: str, name: str, token: str | None
+    ) -> tuple[JsonClient, dict[str, Any]]:
+        conn = await websocket_connect(ws_url(server, f"/ws/sessions/{session_id}"))
+        client = cls(conn)
+        data = {"session_id": session_id, "client_id": client_id, "display_name": name}
+        await client.send("join_session", {**data, **({"host_token": token} if token else {})})
+        state = await client.expect("session_state")
+        return client, state
+
+    async def send(self, kind: str, data: dict[str, Any]) -> None:
+        await self.conn.write_message(json.dumps({"type": kind, "data": data}))
+
+    async def receive(self) -> dict[str, Any]:
+        raw = await asyncio.wait_for(self.conn.read_message(), 10)
+        assert raw is not None, f"closed: {self.conn.close_code} {self.conn.close_reason}"
+        message: dict[str, Any] = json.loads(raw)
+        assert set(message) == {"type", "data", "timestamp"}
+        return message
+
+    async def expect(self, kind: str) -> dict[str, Any]:
+        while True:
+            message = await self.receive()
+            if message["type"] == kind:
+                return message["data"]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+class YjsClient:
+    """A Yjs client speaking the y-websocket protocol, with its own pycrdt document."""
+
+    def __init__(self, conn: WebSocketClientConnection) -> None:
+        self.conn = conn
+        self.doc: Doc[Any] = Doc()
+        self._reader = asyncio.ensure_future(self._read())
+        self._subscription = self.doc.observe(self._send_local)
+        self._applying = False
+        # Who else is here, as the awareness messages this client received say.
+        self.others = Awareness(Doc())
+
+    @classmethod
+    async def connect(cls, server: RunningServer, session_id: str, **params: str) -> YjsClient:
+        """Connect, named by ``params`` (``client_id``, ``display_name``, ``host_token``) as
+        y-websocket's ``params`` option would."""
+        query = f"?{urllib.parse.urlencode(params)}" if params else ""
+        conn = await websocket_connect(ws_url(server, f"/ws/yjs/{session_id}{query}"))
+        client = cls(conn)
+        await conn.write_message(create_sync_message(client.doc), binary=True)
+        return client
+
+    async def _read(self) -> None:
+        while True:
+            message = await self.conn.read_message()
+            if message is None:
+                return
+            assert isinstance(message, bytes)
+            if message[0] == YMessageType.AWARENESS:
+                self.others.apply_awareness_update(read_message(message[1:]), "server")
+            if message[0] == YMessageType.SYNC:
+                self._applying = True
+                try:
+                    reply = handle_sync_message(message[1:], self.doc)
+                finally:
+                    self._applying = False
+                if reply is not None:
+                    await self.conn.write_message(reply, binary=True)
+
+    def _send_local(self, event: Any) -> None:
+        if not self._applying:
+            asyncio.ensure_future(self._send(create_update_message(event.update)))
+
+    async def _send(self, message: bytes) -> None:
+        with contextlib.suppress(WebSocketClosedError):
+            await self.conn.write_message(message, binary=True)
+
+    @property
+    def source(self) -> str:
+        cells = YNotebook(self.doc).get()["cells"]
+        return str(cells[0]["source"]) if cells else ""
+
+    @property
+    def cell_count(self) -> int:
+        return len(YNotebook(self.doc).get()["cells"])
+
+    def insert(self, index: int, text: str) -> None:
+        YNotebook(self.doc).ycells[0]["source"].insert(index, text)
+
+    async def close(self) -> None:
+        self.conn.close()
+        await asyncio.gather(self._reader, return_exceptions=True)
