@@ -55,6 +55,7 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/execute_latency.py
+	$(BIN)/python bench/fanout.py
 
 lint: setup
 	$(BIN)/pip install --quiet -e '.[lint]'

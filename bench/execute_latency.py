@@ -41,17 +41,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import datetime
 import http.client
 import json
 import math
 import os
-import platform
 import queue
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -63,12 +60,10 @@ from pathlib import Path
 from typing import Any
 
 import jupyter_client
-import psutil
-import tornado
+from harness import BenchError, free_port, log_tail, machine_info, verdict
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 
-import kernelpad
 from kernelpad.kernels.languages import KNOWN_LANGUAGES
 
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
@@ -122,10 +117,6 @@ LANGUAGES: dict[str, BenchLanguage] = {
 SERVER_PROBLEMS: list[str] = []
 
 
-class BenchError(Exception):
-    """Something went wrong that makes the figures meaningless; the message says what."""
-
-
 @dataclass
 class Stats:
     """Summary of one series of timings, in milliseconds."""
@@ -165,12 +156,6 @@ class Counts:
 
 
 # kernelpad servers
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Api:
@@ -243,14 +228,6 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
         if time.monotonic() > deadline:
             raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
         time.sleep(0.05)
-
-
-def log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        text = path.read_text(errors="replace").splitlines()
-    except OSError:
-        return "(no log)"
-    return "\n".join(text[-lines:]) or "(empty log)"
 
 
 @contextlib.contextmanager
@@ -591,25 +568,6 @@ def measure_language(lang: BenchLanguage, args: argparse.Namespace) -> dict[str,
 # Report
 
 
-def machine_info() -> dict[str, Any]:
-    return {
-        "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "cpu_count": os.cpu_count(),
-        "cpu_count_physical": psutil.cpu_count(logical=False),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "load_average_1m_at_end": round(os.getloadavg()[0], 2),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "kernelpad": kernelpad.__version__,
-        "jupyter_client": jupyter_client.__version__,
-        "tornado": tornado.version,
-    }
-
-
-def verdict(ratio: float, target: float) -> str:
-    return "target met" if ratio <= target else "target missed"
-
-
 LABEL = 74  # width of the table's labels
 RATIO = 58  # width of the ratios' labels
 
@@ -733,7 +691,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     languages = {lang_id: measure_language(LANGUAGES[lang_id], args) for lang_id in args.languages}
     return {
-        "machine": machine_info(),
+        "machine": machine_info(jupyter_client=jupyter_client.__version__),
         "settings": {**vars(args), "duration_s": round(time.monotonic() - started, 1)},
         "languages": languages,
         "targets": {

@@ -426,11 +426,13 @@ FRONTEND = Path(__file__).parents[2] / "kernelpad" / "web" / "frontend"
 
 
 async def test_a_node_y_websocket_client_and_python_clients_converge(
-    server: RunningServer, session: dict[str, Any]
+    server: RunningServer, api: Api
 ) -> None:
-    """An unmodified y-websocket WebsocketProvider (Node.js) joins the session's room and types
-    while two pycrdt clients type too: every copy ends with the same text, all edits in it."""
-    sid = session["session_id"]
+    """An unmodified y-websocket WebsocketProvider (Node.js) joins the session's room, as the
+    participant its params name, and types while two pycrdt clients type too: every copy ends
+    with the same text, all edits in it."""
+    sid = (await api.create_session(max_participants=4))["session_id"]
+    watcher, _ = await JsonClient.join(server, sid, "watch-n", "Watcher")
     python_clients = [await YjsClient.connect(server, sid) for _ in range(2)]
     for client in python_clients:
         await eventually(lambda c=client: c.cell_count == 1, "sync")
@@ -448,6 +450,7 @@ async def test_a_node_y_websocket_client_and_python_clients_converge(
             "KP_ROOM": sid,
             "KP_TAG": "n",
             "KP_EDITS": "30",
+            "KP_PARAMS": json.dumps({"client_id": "node-1", "display_name": "Node"}),
         },
     )
     writer = asyncio.ensure_future(node.communicate(script.encode()))
@@ -464,6 +467,10 @@ async def test_a_node_y_websocket_client_and_python_clients_converge(
     )
     for tag in ("n", "p0", "p1"):
         assert sum(result["source"].count(f"<{tag}:{i}>") for i in range(30)) == 30, tag
+    names = set()
+    while "Node" not in names:
+        names.add((await watcher.expect("participant_joined"))["display_name"])
+    watcher.close()
     for client in python_clients:
         await client.close()
 
