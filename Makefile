@@ -9,19 +9,24 @@ INSTALLED := $(VENV)/.kernelpad-installed
 FRONTEND := kernelpad/web/frontend
 VENDOR := kernelpad/web/static/vendor
 ASSETS := $(VENDOR)/.installed
+# The browser UI, bundled by esbuild; rebuilt whenever a source changes.
+BUNDLE := kernelpad/web/static/dist/manifest.json
+BUNDLE_SOURCES := $(FRONTEND)/build.mjs $(wildcard $(FRONTEND)/src/*)
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 export JUPYTER_PLATFORM_DIRS := 1
 
 .PHONY: setup run test bench lint system-deps clean
 
-setup: $(INSTALLED) $(ASSETS)
+setup: $(INSTALLED) $(ASSETS) $(BUNDLE)
 
-# Debian packages kernelpad needs, installed only where missing: Node.js (the docs' viewers),
-# a JDK (the Java kernel), clang-repl (the C++ kernel).
+# Debian packages kernelpad needs, installed only where missing: Node.js (the browser UI's
+# build, the docs' viewers), a JDK (the Java kernel), clang-repl (the C++ kernel), Chromium
+# (the browser the UI tests drive; Playwright's own download cannot be used here).
 DEBIAN_PACKAGES := $(if $(shell command -v npm),,nodejs npm) \
 	$(if $(shell command -v javac),,openjdk-17-jdk-headless) \
-	$(if $(wildcard /usr/lib/llvm-19/bin/clang-repl),,clang-tools-19)
+	$(if $(wildcard /usr/lib/llvm-19/bin/clang-repl),,clang-tools-19) \
+	$(if $(wildcard /usr/bin/chromium),,chromium)
 
 system-deps:
 	@if [ -n "$(strip $(DEBIAN_PACKAGES))" ]; then \
@@ -47,6 +52,9 @@ $(ASSETS): $(FRONTEND)/package.json $(FRONTEND)/package-lock.json | system-deps
 	cp $(FRONTEND)/node_modules/redoc/bundles/redoc.standalone.js $(VENDOR)/redoc/
 	touch $@
 
+$(BUNDLE): $(BUNDLE_SOURCES) $(ASSETS)
+	cd $(FRONTEND) && node build.mjs
+
 run: setup
 	$(BIN)/kernelpad --data-dir .kernelpad
 
@@ -64,4 +72,4 @@ lint: setup
 	$(BIN)/mypy kernelpad
 
 clean:
-	rm -rf $(VENV) $(VENDOR) $(FRONTEND)/node_modules
+	rm -rf $(VENV) $(VENDOR) kernelpad/web/static/dist $(FRONTEND)/node_modules

@@ -304,6 +304,8 @@ class Room:
             elif execution_id is None or run_id == execution_id:
                 self._inputs.remove((future, run_id))
                 future.set_result(value)
+                # Everyone else's input box for it can go.
+                self.broadcast_json("input_answered", {"execution_id": run_id})
                 return True
         return False
 

@@ -353,6 +353,14 @@ class SessionManager:
         if room is not None:
             room.broadcast_json("kernel_status", {"language": language, "state": "idle"})
 
+    def kernel_states(self, session_id: str) -> dict[str, str]:
+        """The state of each kernel the session has: ``busy`` or ``idle``."""
+        return {
+            language: "busy" if runner.busy else "idle"
+            for (session, language), runner in self._runners.items()
+            if session == session_id and runner.kernel is not None
+        }
+
     def _runner(self, session_id: str, language: InstalledLanguage) -> KernelRunner:
         key = (session_id, language.language.id)
         runner = self._runners.get(key)

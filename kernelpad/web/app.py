@@ -18,6 +18,7 @@ from kernelpad.web.docs import OpenAPIHandler, RedocHandler, SwaggerHandler
 from kernelpad.web.health import HealthHandler
 from kernelpad.web.languages import LanguagesHandler, TemplateHandler
 from kernelpad.web.openapi import build_openapi
+from kernelpad.web.pages import DIST, Bundle, BundleFile, HomePage, PadPage
 from kernelpad.web.sessions import (
     ExecuteHandler,
     ExecutionsHandler,
@@ -47,13 +48,16 @@ def route_pattern(template: str) -> str:
 
 def make_app(settings: Settings, manager: SessionManager) -> tornado.web.Application:
     handlers: list[Any] = [(route_pattern(path), handler) for path, handler in API_ROUTES]
+    bundle = Bundle()
     handlers += [
         (route_pattern("/ws/yjs/{session_id}"), YjsSocket),
         (route_pattern("/ws/sessions/{session_id}"), SessionSocket),
         (r"/openapi\.json", OpenAPIHandler),
         (r"/docs/?", SwaggerHandler),
         (r"/redoc/?", RedocHandler),
-        (r"/", tornado.web.RedirectHandler, {"url": "/docs"}),
+        (r"/static/dist/(.*)", BundleFile, {"path": str(DIST)}),
+        (r"/", HomePage, {"bundle": bundle}),
+        (route_pattern("/s/{session_id}"), PadPage, {"bundle": bundle}),
     ]
     return tornado.web.Application(
         handlers,

@@ -323,6 +323,7 @@ class SessionSocket(_SessionSocket):
                 "code": room.document.code,
                 "language": room.document.language,
                 "version": room.version,
+                "kernels": self.manager.kernel_states(room.session_id),
                 "participant_count": len(participants),
                 "participants": participants,
             },
@@ -340,7 +341,10 @@ class SessionSocket(_SessionSocket):
             cell = room.document.cell(request.cell_id)
             if cell is None:
                 raise errors.InvalidValue(f"There is no cell {request.cell_id!r} in this notebook.")
-            code, language = cell
+            # The sender's own text of the cell, if it sent one: its last keystrokes may still
+            # be on their way over the Yjs socket.
+            code = cell[0] if request.code is None else request.code
+            language = request.language or cell[1]
         elif request.code is not None:
             code, language = request.code, request.language or room.document.language
         else:

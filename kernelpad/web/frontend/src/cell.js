@@ -1,0 +1,235 @@
+// One cell of the pad: its toolbar, its editor, and (code cells) its count, outputs and any
+// input request; (Markdown cells) the rendered text when nobody here is editing it.
+import * as Y from "yjs";
+import { h } from "./dom.js";
+import { createEditor } from "./editor.js";
+import { markdownHtml, renderOutput } from "./outputs.js";
+
+export function cellLanguage(cell, fallback) {
+  const metadata = cell.get("metadata");
+  const ours = metadata instanceof Y.Map ? metadata.get("kernelpad") : metadata?.kernelpad;
+  const language = ours instanceof Y.Map ? ours.get("language") : ours?.language;
+  return typeof language === "string" && language ? language : fallback;
+}
+
+export function setCellLanguage(cell, language) {
+  let metadata = cell.get("metadata");
+  if (!(metadata instanceof Y.Map)) {
+    metadata = new Y.Map();
+    cell.set("metadata", metadata);
+  }
+  const ours = metadata.get("kernelpad");
+  const current = ours instanceof Y.Map ? ours.toJSON() : ours || {};
+  metadata.set("kernelpad", { ...current, language });
+}
+
+export class CellView {
+  constructor(cell, pad) {
+    this.cell = cell;
+    this.pad = pad;
+    this.id = String(cell.get("id") || "");
+    this.scheduled = false;
+    this.editing = false;
+    this.builtSource = this.source; // a cell whose text is replaced gets a new view
+    this.build();
+    this.observer = (events) => this.changed(events);
+    cell.observeDeep(this.observer);
+    this.render();
+  }
+
+  get type() {
+    return this.cell.get("cell_type") === "markdown" ? "markdown" : "code";
+  }
+
+  get language() {
+    return cellLanguage(this.cell, this.pad.defaultLanguage);
+  }
+
+  get source() {
+    const source = this.cell.get("source");
+    return source instanceof Y.Text ? source : null;
+  }
+
+  build() {
+    const pad = this.pad;
+    this.count = h("span", { className: "count", "aria-label": "Execution count" });
+    this.languageSelect = h(
+      "select",
+      { "aria-label": "Cell language", onchange: () => setCellLanguage(this.cell, this.languageSelect.value) },
+      pad.languages.map((language) => h("option", { value: language.id }, language.name)),
+    );
+    this.typeSelect = h(
+      "select",
+      { "aria-label": "Cell type", onchange: () => pad.setType(this, this.typeSelect.value) },
+      h("option", { value: "code" }, "Code"),
+      h("option", { value: "markdown" }, "Markdown"),
+    );
+    this.runButton = h("button", { type: "button", className: "run", "aria-label": "Run cell (Shift+Enter)", title: "Run cell (Shift+Enter)", onclick: () => pad.run(this) }, "▶ Run");
+    this.toolbar = h(
+      "div",
+      { className: "cell-toolbar" },
+      this.count,
+      this.runButton,
+      this.typeSelect,
+      this.languageSelect,
+      h("span", { className: "spacer" }),
+      h("button", { type: "button", className: "icon", "aria-label": "Move cell up", title: "Move cell up", onclick: () => pad.move(this, -1) }, "↑"),
+      h("button", { type: "button", className: "icon", "aria-label": "Move cell down", title: "Move cell down", onclick: () => pad.move(this, 1) }, "↓"),
+      h("button", { type: "button", className: "icon", "aria-label": "Add a cell below", title: "Add a cell below", onclick: () => pad.addCell("code", this) }, "+"),
+      h("button", { type: "button", className: "icon danger", "aria-label": "Delete cell", title: "Delete cell", onclick: () => pad.deleteCell(this) }, "✕"),
+    );
+    this.editorBox = h("div", { className: "editor" });
+    this.preview = h("div", {
+      className: "markdown-preview",
+      tabindex: 0,
+      role: "button",
+      "aria-label": "Markdown cell: press Enter to edit",
+      ondblclick: () => this.edit(),
+      onkeydown: (event) => {
+        if (event.key === "Enter") {
+          event.preventDefault();
+          this.edit();
+        }
+      },
+    });
+    this.input = h("div", { className: "input-request" });
+    this.notices = h("ul", { className: "notices", "aria-live": "polite" });
+    this.outputs = h("div", { className: "outputs", "aria-live": "polite", "aria-label": "Cell output" });
+    this.element = h("section", { className: "cell", "data-cell-id": this.id }, this.toolbar, this.editorBox, this.preview, this.input, this.notices, this.outputs);
+    const source = this.source;
+    if (source) {
+      this.editor = createEditor(this.editorBox, source, {
+        awareness: pad.awareness,
+        mode: this.mode(),
+        label: "Cell source",
+        readOnly: pad.ended,
+        keys: [
+          { key: "Shift-Enter", run: () => (pad.run(this, { next: true }), true) },
+          { key: "Mod-Enter", run: () => (pad.run(this), true) },
+        ],
+      });
+      this.editor.view.contentDOM.addEventListener("focus", () => {
+        pad.focused = this;
+        pad.updateKernelControls();
+      });
+      this.editor.view.contentDOM.addEventListener("blur", () => {
+        if (this.type === "markdown") {
+          this.editing = false;
+          this.render();
+        }
+      });
+    }
+  }
+
+  mode() {
+    return this.type === "markdown" ? "markdown" : this.language;
+  }
+
+  changed(events) {
+    for (const event of events) {
+      if (event.target === this.cell && event.keysChanged.has("source")) return this.pad.refresh();
+      // Typing in a code cell, or in a Markdown cell being edited here, needs nothing redrawn.
+      const typing = event.target !== this.cell && event.path[0] === "source";
+      if (!typing || (this.type === "markdown" && !this.editing)) return this.schedule();
+    }
+  }
+
+  schedule() {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    requestAnimationFrame(() => {
+      this.scheduled = false;
+      this.render();
+    });
+  }
+
+  edit() {
+    if (this.pad.ended) return;
+    this.editing = true;
+    this.render();
+    this.editor?.view.focus();
+  }
+
+  focus() {
+    if (this.type === "markdown" && !this.editing) this.preview.focus();
+    else this.editor?.view.focus();
+  }
+
+  render() {
+    const markdown = this.type === "markdown";
+    const language = this.language;
+    this.element.classList.toggle("markdown", markdown);
+    this.typeSelect.value = this.type;
+    this.languageSelect.value = language;
+    this.languageSelect.hidden = markdown;
+    this.runButton.hidden = markdown;
+    this.count.hidden = markdown;
+    this.editor?.setMode(this.mode());
+    const name = this.pad.languageName(language);
+    this.element.setAttribute("aria-label", markdown ? "Markdown cell" : `${name} cell`);
+    this.editor?.setLabel(markdown ? "Markdown source" : `${name} source`);
+    const showPreview = markdown && !this.editing;
+    this.preview.hidden = !showPreview;
+    this.editorBox.hidden = showPreview;
+    if (showPreview) {
+      const text = this.source?.toString() || "";
+      this.preview.innerHTML = text.trim() ? markdownHtml(text) : "<p class='placeholder'>Empty Markdown cell: press Enter to write.</p>";
+    }
+    if (markdown) {
+      this.outputs.replaceChildren();
+      return;
+    }
+    const state = this.cell.get("execution_state");
+    const count = this.cell.get("execution_count");
+    this.count.textContent = state === "busy" ? "[*]" : `[${count ?? " "}]`;
+    this.element.classList.toggle("busy", state === "busy");
+    const outputs = this.cell.get("outputs");
+    const list = outputs instanceof Y.Array ? outputs.toJSON() : [];
+    this.outputs.replaceChildren(...list.map(renderOutput));
+  }
+
+  /** What happened around a run (time limit, restarted kernel), as the server says it. */
+  showNotices(notices) {
+    this.notices.replaceChildren(...(notices || []).map((text) => h("li", {}, text)));
+  }
+
+  /** Someone's run of this cell asks for input: anyone here may answer. */
+  askInput(request) {
+    const field = h("input", {
+      type: request.password ? "password" : "text",
+      "aria-label": request.prompt || "Input for the running code",
+      autocomplete: "off",
+    });
+    const form = h(
+      "form",
+      {
+        onsubmit: (event) => {
+          event.preventDefault();
+          this.pad.channel.send("input_reply", { value: field.value, execution_id: request.execution_id });
+          this.clearInput(request.execution_id);
+        },
+      },
+      h("label", {}, request.prompt || "Input:", field),
+      h("button", { type: "submit" }, "Send"),
+    );
+    form.dataset.executionId = request.execution_id;
+    this.input.replaceChildren(form);
+    field.focus();
+  }
+
+  clearInput(executionId) {
+    const form = this.input.firstElementChild;
+    if (form && (!executionId || form.dataset.executionId === executionId)) this.input.replaceChildren();
+  }
+
+  setReadOnly(value) {
+    this.editor?.setReadOnly(value);
+    for (const control of this.toolbar.querySelectorAll("button, select")) control.disabled = value;
+  }
+
+  destroy() {
+    this.cell.unobserveDeep(this.observer);
+    this.editor?.destroy();
+    this.element.remove();
+  }
+}

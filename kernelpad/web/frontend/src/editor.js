@@ -1,0 +1,78 @@
+// A cell's CodeMirror 6 editor, bound to the cell's shared text (y-codemirror.next: remote
+// cursors and selections in each participant's colour, with names).
+import { EditorState, Compartment } from "@codemirror/state";
+import { EditorView, keymap, lineNumbers, drawSelection, highlightActiveLine, highlightSpecialChars } from "@codemirror/view";
+import { defaultKeymap, indentWithTab } from "@codemirror/commands";
+import { syntaxHighlighting, defaultHighlightStyle, indentOnInput, bracketMatching, indentUnit } from "@codemirror/language";
+import { closeBrackets, closeBracketsKeymap } from "@codemirror/autocomplete";
+import { searchKeymap, highlightSelectionMatches } from "@codemirror/search";
+import { python } from "@codemirror/lang-python";
+import { javascript } from "@codemirror/lang-javascript";
+import { java } from "@codemirror/lang-java";
+import { cpp } from "@codemirror/lang-cpp";
+import { markdown } from "@codemirror/lang-markdown";
+import * as Y from "yjs";
+import { yCollab, yUndoManagerKeymap } from "y-codemirror.next";
+
+const MODES = {
+  python: () => python(),
+  javascript: () => javascript(),
+  typescript: () => javascript({ typescript: true }),
+  java: () => java(),
+  cpp: () => cpp(),
+  markdown: () => markdown(),
+};
+
+export function languageSupport(mode) {
+  return (MODES[mode] || (() => []))();
+}
+
+/**
+ * @param {Y.Text} ytext the cell's source
+ * @param {object} options awareness, mode, label, editable (a Compartment's content), keys
+ */
+export function createEditor(parent, ytext, { awareness, mode, label, readOnly, keys }) {
+  const language = new Compartment();
+  const editable = new Compartment();
+  const undoManager = new Y.UndoManager(ytext);
+  const view = new EditorView({
+    parent,
+    state: EditorState.create({
+      doc: ytext.toString(),
+      extensions: [
+        keymap.of(keys), // before the defaults: Shift+Enter runs the cell
+        lineNumbers(),
+        highlightSpecialChars(),
+        drawSelection(),
+        highlightActiveLine(),
+        highlightSelectionMatches(),
+        indentOnInput(),
+        bracketMatching(),
+        closeBrackets(),
+        indentUnit.of("    "),
+        syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+        keymap.of([...closeBracketsKeymap, ...yUndoManagerKeymap, ...searchKeymap, ...defaultKeymap, indentWithTab]),
+        language.of(languageSupport(mode)),
+        editable.of(EditorView.editable.of(!readOnly)),
+        yCollab(ytext, awareness, { undoManager }),
+        EditorView.contentAttributes.of({ "aria-label": label }),
+      ],
+    }),
+  });
+  return {
+    view,
+    setMode(next) {
+      view.dispatch({ effects: language.reconfigure(languageSupport(next)) });
+    },
+    setReadOnly(value) {
+      view.dispatch({ effects: editable.reconfigure(EditorView.editable.of(!value)) });
+    },
+    setLabel(text) {
+      view.contentDOM.setAttribute("aria-label", text);
+    },
+    destroy() {
+      view.destroy();
+      undoManager.destroy();
+    },
+  };
+}

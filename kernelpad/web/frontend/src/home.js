@@ -1,0 +1,93 @@
+// "/": start an interview, then share the join link and keep the host link.
+import "./style.css";
+import { api, languages } from "./api.js";
+import { h } from "./dom.js";
+import { saveHostToken, savedName, saveName } from "./identity.js";
+
+const app = document.getElementById("app");
+
+function copyButton(text, label) {
+  const button = h("button", { type: "button", className: "secondary", "aria-label": label }, "Copy");
+  button.addEventListener("click", async () => {
+    await navigator.clipboard?.writeText(text).catch(() => {});
+    button.textContent = "Copied";
+    setTimeout(() => (button.textContent = "Copy"), 1500);
+  });
+  return button;
+}
+
+function linkRow(id, label, url, help) {
+  return h(
+    "div",
+    { className: "link-row" },
+    h("label", { for: id }, label),
+    h("div", { className: "link-field" }, h("input", { id, type: "text", readonly: true, value: url }), copyButton(url, `Copy the ${label.toLowerCase()}`)),
+    h("p", { className: "help" }, help),
+  );
+}
+
+function created(session) {
+  const hostUrl = `${window.location.origin}/s/${session.session_id}#host=${encodeURIComponent(session.host_token)}`;
+  return h(
+    "section",
+    { className: "card", "aria-labelledby": "created-title", id: "created" },
+    h("h2", { id: "created-title" }, `“${session.session_name}” is ready`),
+    linkRow("join-link", "Join link", session.join_url, "Send this to the candidate."),
+    linkRow("host-link", "Host link", hostUrl, "Keep this one: it makes you the host (end the interview, see host controls)."),
+    h("p", {}, h("a", { href: hostUrl, className: "button", id: "open-pad" }, "Open the interview")),
+  );
+}
+
+async function main() {
+  const nameInput = h("input", { id: "host-name", name: "host_name", required: true, maxlength: 100, autocomplete: "name", value: savedName() });
+  const titleInput = h("input", { id: "session-name", name: "session_name", maxlength: 200, placeholder: "Interview with …" });
+  const languageSelect = h("select", { id: "language", name: "initial_language" });
+  const status = h("p", { className: "error", role: "alert", id: "form-error" });
+  const submit = h("button", { type: "submit" }, "Start the interview");
+  const form = h(
+    "form",
+    { className: "card", "aria-labelledby": "form-title" },
+    h("h2", { id: "form-title" }, "Start an interview"),
+    h("label", { for: "host-name" }, "Your name"),
+    nameInput,
+    h("label", { for: "session-name" }, "Title (optional)"),
+    titleInput,
+    h("label", { for: "language" }, "Language"),
+    languageSelect,
+    submit,
+    status,
+  );
+  const result = h("div", { "aria-live": "polite" });
+  app.replaceChildren(
+    h("header", { className: "topbar" }, h("h1", {}, "kernelpad"), h("a", { href: "/docs" }, "API docs")),
+    h("main", { className: "home" }, h("p", { className: "lead" }, "A shared notebook for coding interviews, running real Jupyter kernels."), form, result),
+  );
+  try {
+    for (const language of await languages()) {
+      languageSelect.append(h("option", { value: language.id }, language.name));
+    }
+  } catch (error) {
+    status.textContent = error.message;
+  }
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    status.textContent = "";
+    submit.disabled = true;
+    try {
+      const body = { host_name: nameInput.value.trim(), initial_language: languageSelect.value };
+      if (titleInput.value.trim()) body.session_name = titleInput.value.trim();
+      const session = await api("/sessions", { method: "POST", body });
+      saveName(body.host_name);
+      saveHostToken(session.session_id, session.host_token);
+      result.replaceChildren(created(session));
+      document.getElementById("open-pad").focus();
+    } catch (error) {
+      status.textContent = error.message;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  nameInput.focus();
+}
+
+main();

@@ -1,0 +1,469 @@
+// "/s/{session_id}": the interview's shared notebook. The document comes over Yjs (cells,
+// text, outputs, who is where); runs, kernels, input requests and participants over the JSON
+// socket. Both reconnect by themselves.
+import "./style.css";
+import * as Y from "yjs";
+import { WebsocketProvider } from "y-websocket";
+import { api, languages as fetchLanguages } from "./api.js";
+import { CellView } from "./cell.js";
+import { Channel } from "./channel.js";
+import { h } from "./dom.js";
+import { clientId, colourOf, hostToken, saveName, savedName, takeHostTokenFromUrl } from "./identity.js";
+
+const root = document.getElementById("app");
+const { sessionId, sessionName } = root.dataset;
+const wsBase = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
+
+function randomId() {
+  return Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+function notice(title, text) {
+  root.replaceChildren(
+    h("header", { className: "topbar" }, h("h1", {}, h("a", { href: "/" }, "kernelpad"))),
+    h("main", { className: "home" }, h("section", { className: "card" }, h("h2", {}, title), h("p", {}, text), h("p", {}, h("a", { href: "/" }, "Start a new interview")))),
+  );
+}
+
+function askName() {
+  return new Promise((resolve) => {
+    const field = h("input", { id: "display-name", required: true, maxlength: 100, autocomplete: "name", value: savedName() });
+    const form = h(
+      "form",
+      {
+        className: "card",
+        "aria-labelledby": "join-title",
+        onsubmit: (event) => {
+          event.preventDefault();
+          const name = field.value.trim();
+          if (!name) return;
+          saveName(name);
+          resolve(name);
+        },
+      },
+      h("h2", { id: "join-title" }, `Join “${sessionName}”`),
+      h("label", { for: "display-name" }, "Your name, as the others will see it"),
+      field,
+      h("button", { type: "submit" }, "Join"),
+    );
+    root.replaceChildren(h("header", { className: "topbar" }, h("h1", {}, "kernelpad")), h("main", { className: "home" }, form));
+    field.focus();
+  });
+}
+
+class Pad {
+  constructor({ name, languages, session }) {
+    this.name = name;
+    this.clientId = clientId();
+    this.token = hostToken(sessionId);
+    this.languages = languages;
+    this.defaultLanguage = session.language;
+    this.role = "candidate";
+    this.ended = false;
+    this.views = new Map(); // Y.Map of a cell -> its CellView
+    this.focused = null;
+    this.kernels = new Map(); // language -> state
+    this.people = new Map(); // client_id -> participant
+    this.status = { yjs: "connecting", json: "connecting" };
+    this.doc = new Y.Doc();
+    this.cells = this.doc.getArray("cells");
+    this.layout(session);
+  }
+
+  languageName(id) {
+    return this.languages.find((language) => language.id === id)?.name || id;
+  }
+
+  layout(session) {
+    this.connection = h("span", { id: "connection-status", className: "connection", role: "status" }, "Connecting…");
+    this.peopleList = h("ul", { className: "people", "aria-label": "Participants" });
+    this.endButton = h("button", { type: "button", className: "danger", hidden: true, onclick: () => this.endInterview() }, "End interview");
+    this.hostControls = h("div", { className: "host-controls", hidden: true, "aria-label": "Host controls" }, this.endButton);
+    this.kernelList = h("ul", { className: "kernels", "aria-label": "Kernels" });
+    this.interruptButton = h("button", { type: "button", onclick: () => this.kernelAction("interrupt") }, "■ Interrupt");
+    this.restartButton = h("button", { type: "button", onclick: () => this.kernelAction("restart_kernel") }, "↻ Restart kernel");
+    this.toolbar = h(
+      "div",
+      { className: "toolbar", role: "toolbar", "aria-label": "Notebook" },
+      h("button", { type: "button", onclick: () => this.runAll(), "aria-label": "Run all cells" }, "▶▶ Run all"),
+      this.interruptButton,
+      this.restartButton,
+      h("button", { type: "button", onclick: () => this.addCell("code"), "aria-label": "Add a code cell at the end" }, "+ Code"),
+      h("button", { type: "button", onclick: () => this.addCell("markdown"), "aria-label": "Add a Markdown cell at the end" }, "+ Markdown"),
+      this.kernelList,
+    );
+    this.messages = h("div", { className: "messages", role: "alert", "aria-live": "assertive" });
+    this.banner = h("div", { className: "banner", hidden: true, role: "status" });
+    this.globalInput = h("div", { className: "input-request" });
+    this.notebook = h("div", { className: "notebook", "aria-label": "Notebook cells" });
+    root.replaceChildren(
+      h(
+        "header",
+        { className: "topbar" },
+        h("h1", {}, h("a", { href: "/", "aria-label": "kernelpad home" }, "kernelpad")),
+        h("span", { className: "title" }, session.session_name),
+        this.connection,
+        this.peopleList,
+        this.hostControls,
+      ),
+      this.banner,
+      this.toolbar,
+      this.messages,
+      h("main", {}, this.globalInput, this.notebook),
+    );
+    this.updateKernelControls();
+  }
+
+  connect() {
+    const params = { client_id: this.clientId, display_name: this.name };
+    if (this.token) params.host_token = this.token;
+    this.provider = new WebsocketProvider(`${wsBase}/ws/yjs`, sessionId, this.doc, { params });
+    this.awareness = this.provider.awareness;
+    const colour = colourOf(this.clientId);
+    this.awareness.setLocalStateField("user", { name: this.name, color: colour, colorLight: `${colour}33`, clientId: this.clientId });
+    this.provider.on("status", ({ status }) => this.setStatus("yjs", status));
+    this.provider.on("sync", (synced) => synced && this.refresh());
+    this.provider.on("connection-close", (event) => {
+      if (event?.code === 4410) this.end("This interview has ended.");
+      else if (event?.code === 4403 || event?.code === 4404) this.fail(event.reason || "You cannot join this interview.");
+    });
+    this.cells.observe(() => this.refresh());
+    const join = { session_id: sessionId, client_id: this.clientId, display_name: this.name };
+    if (this.token) join.host_token = this.token;
+    this.channel = new Channel(
+      `${wsBase}/ws/sessions/${sessionId}`,
+      join,
+      (type, data) => this.receive(type, data),
+      (status, event) => {
+        if (status === "closed" && event?.code === 4410) this.end("This interview has ended.");
+        else if (status === "closed" && event && event.code !== 1000) this.fail(event.reason || "The connection was refused.");
+        this.setStatus("json", status);
+      },
+    );
+  }
+
+  setStatus(socket, status) {
+    this.status[socket] = status;
+    let text = "Reconnecting…";
+    let state = "reconnecting";
+    if (this.ended) [text, state] = ["Interview ended", "ended"];
+    else if (this.status.yjs === "connected" && this.status.json === "connected") [text, state] = ["Connected", "connected"];
+    else if (this.status.yjs === "connecting" && this.status.json === "connecting") [text, state] = ["Connecting…", "connecting"];
+    this.connection.textContent = text;
+    this.connection.dataset.state = state;
+  }
+
+  // The JSON socket
+
+  receive(type, data) {
+    switch (type) {
+      case "session_state":
+        this.role = data.role;
+        this.hostControls.hidden = this.endButton.hidden = this.role !== "host";
+        this.people = new Map(data.participants.map((p) => [p.client_id, p]));
+        this.kernels = new Map(Object.entries(data.kernels || {}));
+        this.renderPeople();
+        this.updateKernelControls();
+        break;
+      case "participant_joined":
+        this.people.set(data.client_id, { ...data, connected: true });
+        this.renderPeople();
+        break;
+      case "participant_left":
+        this.people.delete(data.client_id);
+        this.renderPeople();
+        break;
+      case "kernel_status":
+        this.kernels.set(data.language, data.state);
+        this.updateKernelControls();
+        break;
+      case "execution_started":
+        this.viewOf(data.cell_id)?.showNotices([]);
+        break;
+      case "execution_finished": {
+        const view = this.viewOf(data.cell_id);
+        view?.clearInput(data.execution_id);
+        view?.showNotices(data.notices);
+        if (!view) this.globalInput.replaceChildren();
+        break;
+      }
+      case "input_request":
+        (this.viewOf(data.cell_id) || this.globalInputView()).askInput(data);
+        break;
+      case "input_answered":
+        for (const view of this.views.values()) view.clearInput(data.execution_id);
+        break;
+      case "session_ended":
+        this.end("The host ended this interview.");
+        break;
+      case "error":
+        this.say(data.message);
+        break;
+    }
+  }
+
+  globalInputView() {
+    // An input request of a run that is not a cell's (started over the API).
+    const pad = this;
+    return {
+      askInput: (request) => CellView.prototype.askInput.call({ pad, input: this.globalInput, clearInput: () => this.globalInput.replaceChildren() }, request),
+    };
+  }
+
+  say(text) {
+    const item = h("p", {}, text, " ", h("button", { type: "button", className: "icon", "aria-label": "Dismiss", onclick: () => item.remove() }, "✕"));
+    this.messages.append(item);
+    setTimeout(() => item.remove(), 15000);
+  }
+
+  renderPeople() {
+    this.peopleList.replaceChildren(
+      ...[...this.people.values()].map((person) =>
+        h(
+          "li",
+          { "data-client-id": person.client_id, className: person.connected === false ? "away" : "present" },
+          h("span", { className: "dot", style: `background:${colourOf(person.client_id)}`, "aria-hidden": "true" }),
+          person.display_name,
+          person.role === "host" ? h("span", { className: "role" }, " (host)") : null,
+          person.client_id === this.clientId ? h("span", { className: "role" }, " (you)") : null,
+        ),
+      ),
+    );
+  }
+
+  // Kernels
+
+  currentLanguage() {
+    const view = this.focused;
+    return view && this.views.has(view.cell) && view.type === "code" ? view.language : this.defaultLanguage;
+  }
+
+  updateKernelControls() {
+    const language = this.currentLanguage();
+    const name = this.languageName(language);
+    this.interruptButton.setAttribute("aria-label", `Interrupt the ${name} kernel`);
+    this.restartButton.setAttribute("aria-label", `Restart the ${name} kernel`);
+    const used = new Set([this.defaultLanguage, ...this.kernels.keys()]);
+    for (const view of this.views.values()) if (view.type === "code") used.add(view.language);
+    this.kernelList.replaceChildren(
+      ...[...used].map((id) => {
+        const state = this.kernels.get(id) || "not started";
+        return h("li", { "data-language": id, "data-state": state }, h("span", { className: `state ${state.replace(" ", "-")}`, "aria-hidden": "true" }), `${this.languageName(id)}: ${state}`);
+      }),
+    );
+  }
+
+  kernelAction(type) {
+    if (this.ended) return;
+    if (!this.channel.send(type, { language: this.currentLanguage() })) this.say("Not connected: try again in a moment.");
+  }
+
+  // Cells
+
+  viewOf(cellId) {
+    if (!cellId) return null;
+    for (const view of this.views.values()) if (view.id === cellId) return view;
+    return null;
+  }
+
+  refresh() {
+    const keep = new Set();
+    const elements = [];
+    this.cells.forEach((cell) => {
+      if (!(cell instanceof Y.Map)) return;
+      let view = this.views.get(cell);
+      if (view && view.builtSource !== view.source) {
+        view.destroy();
+        view = null;
+      }
+      if (!view) {
+        view = new CellView(cell, this);
+        this.views.set(cell, view);
+      }
+      keep.add(cell);
+      elements.push(view.element);
+    });
+    for (const [cell, view] of this.views) {
+      if (!keep.has(cell)) {
+        view.destroy();
+        this.views.delete(cell);
+      }
+    }
+    if (elements.length === 0) elements.push(this.emptyState());
+    // Moving an element that holds focus would lose it: only touch what is out of place.
+    elements.forEach((element, index) => {
+      if (this.notebook.children[index] !== element) this.notebook.insertBefore(element, this.notebook.children[index] || null);
+    });
+    while (this.notebook.children.length > elements.length) this.notebook.lastElementChild.remove();
+    this.updateKernelControls();
+    if (this.pendingFocus) {
+      const view = this.viewOf(this.pendingFocus.id);
+      if (view) {
+        const target = this.pendingFocus.selector ? view.element.querySelector(this.pendingFocus.selector) : null;
+        if (target) target.focus();
+        else view.focus();
+        this.pendingFocus = null;
+      }
+    }
+  }
+
+  emptyState() {
+    const name = this.languageName(this.defaultLanguage);
+    return h(
+      "div",
+      { className: "empty card" },
+      h("p", {}, "This notebook has no cells."),
+      h("button", { type: "button", onclick: () => this.addCell("code") }, "Add a code cell"),
+      " ",
+      h("button", { type: "button", onclick: () => this.insertTemplate() }, `Insert the ${name} template`),
+    );
+  }
+
+  async insertTemplate() {
+    try {
+      const { template } = await api(`/languages/${encodeURIComponent(this.defaultLanguage)}/template`);
+      this.addCell("code", null, template);
+    } catch (error) {
+      this.say(error.message);
+    }
+  }
+
+  newCell(type, text = "") {
+    const cell = new Y.Map();
+    const id = randomId();
+    cell.set("id", id);
+    cell.set("cell_type", type);
+    cell.set("source", new Y.Text(text));
+    const metadata = new Y.Map();
+    if (type === "code") {
+      metadata.set("kernelpad", { language: this.currentLanguage() });
+      cell.set("outputs", new Y.Array());
+      cell.set("execution_count", null);
+      cell.set("execution_state", "idle");
+    }
+    cell.set("metadata", metadata);
+    return [cell, id];
+  }
+
+  indexOf(view) {
+    return this.cells.toArray().indexOf(view.cell);
+  }
+
+  addCell(type, after = null, text = "") {
+    if (this.ended) return;
+    const [cell, id] = this.newCell(type, text);
+    const index = after ? this.indexOf(after) + 1 : this.cells.length;
+    this.pendingFocus = { id };
+    this.cells.insert(index, [cell]);
+  }
+
+  deleteCell(view) {
+    const index = this.indexOf(view);
+    if (index < 0) return;
+    const next = this.cells.get(index + 1) || this.cells.get(index - 1);
+    if (next instanceof Y.Map) this.pendingFocus = { id: String(next.get("id")) };
+    this.cells.delete(index, 1);
+  }
+
+  move(view, delta) {
+    const index = this.indexOf(view);
+    const target = index + delta;
+    if (index < 0 || target < 0 || target >= this.cells.length) return;
+    // Yjs has no move: the cell is copied to its new place, in one transaction.
+    this.doc.transact(() => {
+      const copy = view.cell.clone();
+      this.cells.delete(index, 1);
+      this.cells.insert(target, [copy]);
+    });
+    this.pendingFocus = { id: view.id, selector: `[aria-label="Move cell ${delta < 0 ? "up" : "down"}"]` };
+    this.refresh();
+  }
+
+  setType(view, type) {
+    this.doc.transact(() => {
+      view.cell.set("cell_type", type);
+      if (type === "code" && !(view.cell.get("outputs") instanceof Y.Array)) {
+        view.cell.set("outputs", new Y.Array());
+        view.cell.set("execution_count", null);
+      }
+      if (type === "markdown") {
+        for (const key of ["outputs", "execution_count", "execution_state"]) view.cell.delete(key);
+      }
+    });
+  }
+
+  run(view, { next = false } = {}) {
+    if (this.ended) return;
+    if (view.type === "code") {
+      const sent = this.channel.send("execute", { cell_id: view.id, code: view.source?.toString() ?? "", language: view.language });
+      if (!sent) this.say("Not connected: the cell was not run. Try again in a moment.");
+    } else {
+      view.editing = false;
+      view.render();
+    }
+    if (next) {
+      const following = this.cells.get(this.indexOf(view) + 1);
+      if (following instanceof Y.Map) this.views.get(following)?.focus();
+      else this.addCell("code", view);
+    }
+  }
+
+  runAll() {
+    for (const cell of this.cells.toArray()) {
+      const view = this.views.get(cell);
+      if (view?.type === "code") this.run(view);
+    }
+  }
+
+  // The end
+
+  async endInterview() {
+    try {
+      await api(`/sessions/${encodeURIComponent(sessionId)}`, { method: "DELETE", token: this.token });
+      this.end("You ended this interview.");
+    } catch (error) {
+      this.say(error.message);
+    }
+  }
+
+  end(text) {
+    if (this.ended) return;
+    this.ended = true;
+    this.banner.textContent = `${text} The notebook is read-only now.`;
+    this.banner.hidden = false;
+    this.provider?.disconnect();
+    this.channel?.close();
+    for (const view of this.views.values()) view.setReadOnly(true);
+    for (const control of this.toolbar.querySelectorAll("button")) control.disabled = true;
+    this.endButton.disabled = true;
+    this.setStatus("json", "closed");
+  }
+
+  fail(text) {
+    this.provider?.disconnect();
+    this.channel?.close();
+    this.ended = true;
+    this.banner.textContent = text;
+    this.banner.hidden = false;
+    this.setStatus("json", "closed");
+  }
+}
+
+async function main() {
+  if (root.dataset.found !== "true") return notice("No such interview", `There is no interview ${sessionId}. Check the link you were sent.`);
+  takeHostTokenFromUrl(sessionId);
+  if (root.dataset.ended === "true") return notice("This interview has ended", "Ask the interviewer for a new link.");
+  const name = savedName() || (await askName());
+  let session;
+  let available;
+  try {
+    [session, available] = await Promise.all([api(`/sessions/${encodeURIComponent(sessionId)}`), fetchLanguages()]);
+  } catch (error) {
+    return notice("The interview cannot be opened", error.message);
+  }
+  const pad = new Pad({ name, languages: available, session });
+  pad.connect();
+  window.kernelpad = pad; // for the curious, in the browser's console
+}
+
+main();
