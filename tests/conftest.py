@@ -136,11 +136,13 @@ async def running_server(settings: Settings) -> AsyncIterator[RunningServer]:
     server = KernelpadServer(settings)
     port = await server.start()
     api = Api(f"http://127.0.0.1:{port}")
+    running = RunningServer(server, settings, api)
     try:
-        yield RunningServer(server, settings, api)
+        yield running
     finally:
         api.close()
-        await server.stop()
+        # The server now running: a test may have restarted it.
+        await running.server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -55,7 +55,7 @@ def make_app(settings: Settings, manager: SessionManager) -> tornado.web.Applica
         (r"/openapi\.json", OpenAPIHandler),
         (r"/docs/?", SwaggerHandler),
         (r"/redoc/?", RedocHandler),
-        (r"/static/dist/(.*)", BundleFile, {"path": str(DIST)}),
+        (r"/assets/(.*)", BundleFile, {"path": str(DIST)}),
         (r"/", HomePage, {"bundle": bundle}),
         (route_pattern("/s/{session_id}"), PadPage, {"bundle": bundle}),
     ]

@@ -301,6 +301,7 @@ class Pad {
       if (view) {
         const target = this.pendingFocus.selector ? view.element.querySelector(this.pendingFocus.selector) : null;
         if (target) target.focus();
+        else if (this.pendingFocus.edit) view.edit();
         else view.focus();
         this.pendingFocus = null;
       }
@@ -353,7 +354,7 @@ class Pad {
     if (this.ended) return;
     const [cell, id] = this.newCell(type, text);
     const index = after ? this.indexOf(after) + 1 : this.cells.length;
-    this.pendingFocus = { id };
+    this.pendingFocus = { id, edit: true };
     this.cells.insert(index, [cell]);
   }
 

@@ -1,0 +1,323 @@
+"""The browser UI, driven in headless Chromium (Debian's, through Playwright): an interviewer
+and a candidate, each in a browser context of their own, on one real server with real kernels.
+
+Screenshots of both views land in ``test-artifacts/`` (git-ignored) for a person to look at.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from kernelpad.config import Settings
+from kernelpad.server import KernelpadServer
+from kernelpad.web.pages import Bundle
+from tests.conftest import Api, RunningServer, free_port, make_settings
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+LAUNCH_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    # A fixed port: the reconnect test restarts the server on it.
+    return make_settings(
+        tmp_path_factory.mktemp("data"),
+        port=free_port(),
+        kernel_pool_size={"python": 1},
+        code_execution_timeout=60,
+    )
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
+        )
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def artifacts() -> Path:
+    shutil.rmtree(ARTIFACTS / "ui", ignore_errors=True)
+    (ARTIFACTS / "ui").mkdir(parents=True)
+    return ARTIFACTS / "ui"
+
+
+class Person:
+    """One browser context: an interviewer's or a candidate's, with the page errors it saw."""
+
+    def __init__(self, context: BrowserContext, page: Page) -> None:
+        self.context = context
+        self.page = page
+        self.errors: list[str] = []
+        page.on("pageerror", lambda error: self.errors.append(str(error)))
+
+    @classmethod
+    async def open(cls, browser: Browser, width: int = 1280, height: int = 800) -> Person:
+        context = await browser.new_context(viewport={"width": width, "height": height})
+        return cls(context, await context.new_page())
+
+    async def close(self) -> None:
+        assert not self.errors, self.errors
+        await self.context.close()
+
+    def cell(self, index: int) -> Any:
+        return self.page.locator(".cell").nth(index)
+
+    async def type_in(self, index: int, text: str) -> None:
+        await self.cell(index).locator(".cm-content").click()
+        await self.page.keyboard.press("Control+End")
+        await self.page.keyboard.type(text)
+
+    async def replace_source(self, index: int, text: str) -> None:
+        await self.cell(index).locator(".cm-content").click()
+        await self.page.keyboard.press("Control+A")
+        await self.page.keyboard.press("Delete")
+        await self.page.keyboard.insert_text(text)
+
+    async def run(self, index: int) -> None:
+        await self.cell(index).get_by_role("button", name="Run cell (Shift+Enter)").click()
+
+
+async def start_interview(browser: Browser, server: RunningServer) -> tuple[Person, str]:
+    """The interviewer starts an interview from "/" and opens it as the host."""
+    host = await Person.open(browser)
+    page = host.page
+    await page.goto(server.base_url + "/")
+    await page.get_by_label("Your name").fill("Grace")
+    await page.get_by_label("Title (optional)").fill("Pairing with Alan")
+    await page.get_by_role("button", name="Start the interview").click()
+    join_link = await page.locator("#join-link").input_value()
+    assert re.fullmatch(re.escape(server.base_url) + r"/s/[\w-]+", join_link), join_link
+    assert "#host=" in await page.locator("#host-link").input_value()
+    await page.get_by_role("link", name="Open the interview").click()
+    await expect(page.locator("#connection-status")).to_have_text("Connected")
+    # The token left the address bar.
+    assert "#host" not in page.url
+    return host, join_link
+
+
+async def join(browser: Browser, link: str, name: str, **viewport: int) -> Person:
+    """A candidate opens the join link and gives a name."""
+    person = await Person.open(browser, **viewport)
+    await person.page.goto(link)
+    await person.page.get_by_label("Your name, as the others will see it").fill(name)
+    await person.page.get_by_role("button", name="Join").click()
+    await expect(person.page.locator("#connection-status")).to_have_text("Connected")
+    return person
+
+
+@pytest.fixture
+async def pair(browser: Browser, server: RunningServer) -> AsyncIterator[tuple[Person, Person]]:
+    host, link = await start_interview(browser, server)
+    candidate = await join(browser, link, "Alan")
+    yield host, candidate
+    await host.close()
+    await candidate.close()
+
+
+async def test_typing_shows_at_the_other_side_with_the_cursor(
+    pair: tuple[Person, Person], artifacts: Path
+) -> None:
+    host, candidate = pair
+    # Each sees the other in the participant list.
+    await expect(host.page.get_by_label("Participants")).to_contain_text("Alan")
+    await expect(candidate.page.get_by_label("Participants")).to_contain_text("Grace (host)")
+    await candidate.type_in(0, "\nanswer = 42  # typed by Alan")
+    await expect(host.cell(0).locator(".cm-content")).to_contain_text(
+        "answer = 42  # typed by Alan"
+    )
+    # Alan's cursor, with his name, in the interviewer's editor.
+    await expect(host.cell(0).locator(".cm-ySelectionInfo")).to_have_text("Alan")
+    await host.type_in(0, "\nprint(answer)")
+    await expect(candidate.cell(0).locator(".cm-content")).to_contain_text("print(answer)")
+    await expect(candidate.cell(0).locator(".cm-ySelectionInfo")).to_have_text("Grace")
+    await host.page.screenshot(path=artifacts / "pad-interviewer.png")
+    await candidate.page.screenshot(path=artifacts / "pad-candidate.png")
+
+
+async def test_a_run_shows_its_output_in_both_views(pair: tuple[Person, Person]) -> None:
+    host, candidate = pair
+    code = (
+        "print('\\x1b[31mred\\x1b[0m text')\n"
+        "from IPython.display import HTML, display\n"
+        "display(HTML('<b>bold</b><img src=x onerror=\"window.hacked=1\">'"
+        "'<script>window.hacked=2</script>'))\n"
+        "6 * 7"
+    )
+    await candidate.replace_source(0, code)
+    await candidate.run(0)
+    for person in (host, candidate):
+        outputs = person.cell(0).locator(".outputs")
+        await expect(outputs.locator(".ansi-red-fg")).to_have_text("red")
+        await expect(outputs.locator(".output-html b")).to_have_text("bold")
+        await expect(outputs).to_contain_text("42")
+        await expect(person.cell(0).locator(".count")).to_have_text(re.compile(r"\[\d+\]"))
+        # Kernel HTML was sanitised: no script, no handler ran.
+        assert await outputs.locator("script").count() == 0
+        assert await outputs.locator("[onerror]").count() == 0
+        assert await person.page.evaluate("window.hacked") is None
+
+
+async def test_an_endless_loop_is_interrupted_from_the_other_side(
+    pair: tuple[Person, Person],
+) -> None:
+    host, candidate = pair
+    await candidate.replace_source(0, "n = 0\nwhile True:\n    n += 1")
+    await candidate.run(0)
+    await expect(host.cell(0).locator(".count")).to_have_text("[*]")
+    await expect(host.page.locator(".kernels [data-language=python]")).to_have_attribute(
+        "data-state", "busy"
+    )
+    await host.page.get_by_role("button", name="Interrupt the Python 3 kernel").click()
+    for person in (host, candidate):
+        await expect(person.cell(0).locator(".output-error")).to_contain_text("KeyboardInterrupt")
+        await expect(person.cell(0).locator(".count")).to_have_text(re.compile(r"\[\d+\]"))
+    # State kept: the loop's variable is still there.
+    await host.replace_source(0, "print(n > 0)")
+    await host.run(0)
+    await expect(candidate.cell(0).locator(".output-stream")).to_have_text("True")
+
+
+async def test_restarting_the_kernel_forgets_variables(pair: tuple[Person, Person]) -> None:
+    host, candidate = pair
+    await host.replace_source(0, "kept = 1\nprint('set')")
+    await host.run(0)
+    await expect(candidate.cell(0).locator(".output-stream")).to_have_text("set")
+    await candidate.page.get_by_role("button", name="Restart the Python 3 kernel").click()
+    await expect(host.page.locator(".kernels [data-language=python]")).to_have_attribute(
+        "data-state", "idle"
+    )
+    await host.replace_source(0, "print(kept)")
+    await host.run(0)
+    await expect(candidate.cell(0).locator(".output-error")).to_contain_text("NameError")
+
+
+async def test_only_the_host_sees_host_controls_and_can_end_the_interview(
+    pair: tuple[Person, Person], api: Api
+) -> None:
+    host, candidate = pair
+    await expect(host.page.get_by_role("button", name="End interview")).to_be_visible()
+    await expect(candidate.page.get_by_role("button", name="End interview")).to_be_hidden()
+    await host.page.get_by_role("button", name="End interview").click()
+    for person in (host, candidate):
+        await expect(person.page.locator("#connection-status")).to_have_text("Interview ended")
+        await expect(person.page.get_by_role("button", name="Run all cells")).to_be_disabled()
+        content = person.cell(0).locator(".cm-content")
+        await expect(content).to_have_attribute("contenteditable", "false")
+
+
+async def test_cells_markdown_input_and_the_keyboard(
+    pair: tuple[Person, Person], artifacts: Path
+) -> None:
+    host, candidate = pair
+    page = candidate.page
+    # Add a Markdown cell; it renders when left, for both.
+    await page.get_by_role("button", name="Add a Markdown cell at the end").click()
+    await page.keyboard.type("# Notes\n\nSome *emphasis*")
+    await page.keyboard.press("Shift+Enter")
+    await expect(host.cell(1).locator(".markdown-preview h1")).to_have_text("Notes")
+    await expect(candidate.cell(1).locator(".markdown-preview em")).to_have_text("emphasis")
+    # Move it above the code cell, from the keyboard.
+    await candidate.cell(1).get_by_role("button", name="Move cell up").focus()
+    await page.keyboard.press("Enter")
+    await expect(host.cell(0).locator(".markdown-preview h1")).to_have_text("Notes")
+    # Input requests: the other side answers.
+    await candidate.replace_source(1, "name = input('Name? ')\nprint('hello', name)")
+    await page.keyboard.press("Shift+Enter")
+    box = host.cell(1).get_by_label("Name? ")
+    await box.fill("Ada")
+    await box.press("Enter")
+    await expect(candidate.cell(1).locator(".output-stream")).to_contain_text("hello Ada")
+    await expect(candidate.cell(1).locator(".input-request form")).to_have_count(0)
+    # Delete the Markdown cell again.
+    await candidate.cell(0).get_by_role("button", name="Delete cell").click()
+    await expect(host.page.locator(".cell")).to_have_count(2)
+    # Every control has a name a screen reader can say.
+    unnamed = await page.evaluate(
+        """() => [...document.querySelectorAll('button, select, input, [role=button]')]
+            .filter(e => !e.getAttribute('aria-label') && !e.textContent.trim())
+            .filter(e => !e.labels?.length)
+            .map(e => e.outerHTML)"""
+    )
+    assert unnamed == []
+    await host.page.screenshot(path=artifacts / "pad-interviewer-cells.png", full_page=True)
+
+
+async def test_a_narrow_screen(browser: Browser, server: RunningServer, artifacts: Path) -> None:
+    host, link = await start_interview(browser, server)
+    phone = await join(browser, link, "Alan", width=390, height=844)
+    await phone.run(0)
+    await expect(phone.cell(0).locator(".output-stream")).to_have_text("6")
+    # Nothing wider than the screen.
+    width = await phone.page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 390
+    await phone.page.screenshot(path=artifacts / "pad-narrow.png", full_page=True)
+    await phone.close()
+    await host.close()
+
+
+async def test_both_reconnect_after_the_server_restarts(
+    browser: Browser, server: RunningServer, server_settings: Settings
+) -> None:
+    host, link = await start_interview(browser, server)
+    candidate = await join(browser, link, "Alan")
+    await candidate.type_in(0, "\n# before the restart")
+    await expect(host.cell(0).locator(".cm-content")).to_contain_text("# before the restart")
+    await server.server.stop()
+    for person in (host, candidate):
+        await expect(person.page.locator("#connection-status")).to_have_text("Reconnecting…")
+    restarted = KernelpadServer(server_settings)
+    await restarted.start()
+    server.server = restarted  # the module fixture stops this one
+    for person in (host, candidate):
+        await expect(person.page.locator("#connection-status")).to_have_text(
+            "Connected", timeout=30_000
+        )
+    await host.type_in(0, "\n# after the restart")
+    await expect(candidate.cell(0).locator(".cm-content")).to_contain_text("# after the restart")
+    # Nothing doubled by the resync.
+    text = await candidate.cell(0).locator(".cm-content").inner_text()
+    assert text.count("# before the restart") == 1
+    await expect(host.page.locator(".cell")).to_have_count(1)
+    await candidate.run(0)
+    await expect(host.cell(0).locator(".output-stream")).to_have_text("6")
+    await host.close()
+    await candidate.close()
+
+
+async def test_pages_name_hashed_bundles_that_are_cached_for_good(api: Api) -> None:
+    page = await api.request("GET", "/")
+    assert page.status == 200 and page.headers["Cache-Control"] == "no-cache"
+    assert "default-src 'self'" in page.headers["Content-Security-Policy"]
+    script = re.search(rb'src="(/assets/home-\w+\.js)"', page.body)
+    assert script is not None
+    bundle = await api.request("GET", script.group(1).decode())
+    assert bundle.status == 200
+    assert bundle.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    missing = await api.request("GET", "/s/no-such-session")
+    assert missing.status == 404
+
+
+def test_an_unbuilt_ui_says_how_to_build_it(tmp_path: Path) -> None:
+    assert Bundle(tmp_path).files() is None
+    (tmp_path / "manifest.json").write_text('{"pad.js": "pad-ABC.js"}')
+    assert Bundle(tmp_path).files() == {"pad.js": "pad-ABC.js"}
