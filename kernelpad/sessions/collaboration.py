@@ -26,7 +26,7 @@ from pycrdt import (
     read_message,
 )
 
-from kernelpad.errors import SessionFull
+from kernelpad.errors import SessionEnded, SessionFull
 from kernelpad.sessions.document import SessionDocument, changed_span
 from kernelpad.sessions.models import Participant
 from kernelpad.sessions.store import SessionStore
@@ -108,15 +108,20 @@ class Room:
         self.members: dict[str, _Member] = {}
         self.views: dict[object, _PeerView] = {}
         # The code's numbered versions, newest last (numbers start again with each load).
-        self.version = 0
+        # Numbers start from the time of the load, so that a version named from an earlier load
+        # of the document is not mistaken for one of this load.
+        self.version = int(time.time() * 1000)
         self.versions: collections.deque[tuple[int, str]] = collections.deque(
-            [(0, self.document.code)], maxlen=KEPT_VERSIONS
+            [(self.version, self.document.code)], maxlen=KEPT_VERSIONS
         )
         # Open input requests, oldest first, with the run each belongs to.
         self._inputs: collections.deque[tuple[asyncio.Future[str | None], str]] = (
             collections.deque()
         )
         self._code = self.document.code
+        # Connections and runs using the room: it stays loaded while any does.
+        self.holds = 0
+        self.closed = False
         self._code_saver: asyncio.TimerHandle | None = None
         self._since_compaction = 0
         self._subscription = self.document.observe(self._changed)
@@ -127,6 +132,8 @@ class Room:
         """Count a connection of ``participant``, within ``limit`` participants at a time (a
         participant who is already here may open more connections). Checking and counting in
         one step, with no wait between, is what keeps simultaneous joins within the limit."""
+        if self.closed:
+            raise SessionEnded(f"Session {self.session_id} has ended.")
         member = self.members.get(participant.client_id)
         if member is None:
             if len(self.members) >= limit:
@@ -171,9 +178,9 @@ class Room:
         }
 
     @property
-    def empty(self) -> bool:
-        """Nobody is connected or joining."""
-        return not (self.yjs_peers or self.json_peers or self.members)
+    def code(self) -> str:
+        """The code (the first code cell's source) as of :attr:`version`."""
+        return self._code
 
     # Yjs
 
@@ -241,7 +248,7 @@ class Room:
     def add_json_peer(self, peer: JsonPeer) -> None:
         self.json_peers.add(peer)
         self.views[peer] = _PeerView(
-            collections.deque([self.document.code], maxlen=SEEN_VERSIONS), self.version
+            collections.deque([self._code], maxlen=SEEN_VERSIONS), self.version
         )
 
     def remove_json_peer(self, peer: JsonPeer) -> None:
@@ -288,7 +295,8 @@ class Room:
 
     def close_all(self, code: int, reason: str) -> None:
         """Close every connection (the session has ended, or the server is stopping), and
-        store what is pending."""
+        store what is pending. Nobody may join it any more."""
+        self.closed = True
         self.settle()
         for yjs in list(self.yjs_peers):
             yjs.close(code, reason)
@@ -313,8 +321,14 @@ class Room:
 
     def _changed(self, update: bytes) -> None:
         origin = self._origin
-        stored = self.store.append_update(self.session_id, update, time.time())
-        stored.add_done_callback(self._log_failure)
+        try:
+            stored = self.store.append_update(self.session_id, update, time.time())
+        except RuntimeError:
+            # The store has closed (the server is stopping): only a run's last output can
+            # still come this late.
+            log.warning("session %s: a change came after storage closed", self.session_id)
+        else:
+            stored.add_done_callback(self._log_failure)
         self._since_compaction += 1
         if self._since_compaction >= COMPACT_AFTER:
             asyncio.get_running_loop().call_soon(self.compact)
@@ -407,6 +421,7 @@ class Run:
     code: str
     _pending: list[dict[str, Any]] = field(default_factory=list)
     _flush: asyncio.TimerHandle | None = None
+    finished: bool = False
 
     @property
     def cell_id(self) -> str | None:
@@ -439,6 +454,9 @@ class Run:
 
     def finish(self, outcome: dict[str, Any]) -> None:
         """Tell everyone how the run ended; a cell's run leaves its count in the document."""
+        if self.finished:
+            return
+        self.finished = True
         if self._flush is not None:
             self._flush.cancel()
         self._write_outputs()
@@ -481,9 +499,7 @@ class Rooms:
 
     async def get(self, session_id: str, code: str, language: str) -> Room:
         """The room of a session, its document rebuilt from what is stored (or created from
-        the session's code the first time)."""
-        if session_id in self._rooms:
-            return self._rooms[session_id]
+        the session's code the first time); the caller owes :meth:`release`."""
         lock = self._loading.setdefault(session_id, asyncio.Lock())
         async with lock:
             if session_id not in self._rooms:
@@ -494,22 +510,31 @@ class Rooms:
                     document = SessionDocument.create(code, language)
                     await self.store.append_update(session_id, document.state(), time.time())
                 room = Room(session_id, document, self.store)
+                # A run the server did not see end (it stopped mid-run) is not running now.
+                document.reset_running()
                 if len(updates) > 1:
                     room.compact()
                 if document.code != code:
                     # The code column lagged behind the document when the server stopped.
                     room.save_code(force=True)
                 self._rooms[session_id] = room
-        return self._rooms[session_id]
+        room = self._rooms[session_id]
+        room.holds += 1
+        return room
+
+    def hold(self, room: Room) -> None:
+        """Keep ``room`` loaded until the matching :meth:`release`."""
+        room.holds += 1
 
     def loaded(self, session_id: str) -> Room | None:
         """The room of a session if someone has it open."""
         return self._rooms.get(session_id)
 
     def release(self, room: Room) -> None:
-        """Unload a room nobody is connected to (its document is stored, in one piece; the
-        next connection loads it again)."""
-        if room.empty and self._rooms.get(room.session_id) is room:
+        """Let go of a room from :meth:`get` or :meth:`hold`; the last to let go unloads it
+        (its document is stored, in one piece; the next connection loads it again)."""
+        room.holds -= 1
+        if room.holds <= 0 and self._rooms.get(room.session_id) is room:
             del self._rooms[room.session_id]
             self._loading.pop(room.session_id, None)
             room.settle()
@@ -522,5 +547,6 @@ class Rooms:
     def close(self, session_id: str, code: int, reason: str) -> None:
         """Close a session's room and every connection to it."""
         room = self._rooms.pop(session_id, None)
+        self._loading.pop(session_id, None)
         if room is not None:
             room.close_all(code, reason)

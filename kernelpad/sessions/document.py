@@ -115,7 +115,7 @@ class SessionDocument:
             with self.ydoc.transaction():
                 self.notebook._set_ycell_outputs(cell, [])
                 cell["execution_count"] = None
-                cell["execution_state"] = "busy"
+                cell["execution_state"] = "running"
 
     def append_outputs(self, cell_id: str, outputs: list[dict[str, Any]]) -> None:
         """Outputs of the cell's run, in the order they came; a stream output continues the
@@ -134,6 +134,14 @@ class SessionDocument:
                 else:
                     # jupyter_ydoc's own form (a stream's text as Text, to grow in place).
                     youtputs.extend(self.notebook._create_youtputs([output]))
+
+    def reset_running(self) -> None:
+        """Mark every cell idle (no run is going on when a document is loaded)."""
+        running = [cell for cell in self._cells() if cell.get("execution_state") == "running"]
+        if running:
+            with self.ydoc.transaction():
+                for cell in running:
+                    cell["execution_state"] = "idle"
 
     def end_run(self, cell_id: str, execution_count: int | None) -> None:
         cell = self._code_cell(cell_id)

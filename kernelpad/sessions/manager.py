@@ -59,6 +59,7 @@ class SessionManager:
         self._active: dict[str, str] = {}
         # Counts sessions ended, so a cache fill can tell that an end raced with it.
         self._ends = 0
+        self._ending: set[str] = set()  # sessions being ended: nobody may enter them
         self._culler: asyncio.Task[None] | None = None
         self._closing = False
 
@@ -152,6 +153,13 @@ class SessionManager:
 
     async def _end(self, session_id: str, reason: str) -> None:
         self._ends += 1
+        self._ending.add(session_id)
+        try:
+            await self._end_now(session_id, reason)
+        finally:
+            self._ending.discard(session_id)
+
+    async def _end_now(self, session_id: str, reason: str) -> None:
         self._active.pop(session_id, None)
         room = self.rooms.loaded(session_id)
         if room is not None:
@@ -167,16 +175,25 @@ class SessionManager:
 
     async def room(self, session_id: str) -> Room:
         """The live room of an active session."""
+        ends = self._ends
         session = await self.get(session_id)
-        if session.status != ACTIVE:
+        if session.status != ACTIVE or session_id in self._ending:
             raise SessionEnded(f"Session {session_id} has ended.")
-        return await self.rooms.get(session_id, session.code, session.language)
+        room = await self.rooms.get(session_id, session.code, session.language)
+        if self._ends != ends and (
+            session_id in self._ending or (await self.get(session_id)).status != ACTIVE
+        ):
+            # It ended while its room loaded: the room must not live on.
+            self.rooms.release(room)
+            self.rooms.close(session_id, SESSION_ENDED_CLOSE, "session ended")
+            raise SessionEnded(f"Session {session_id} has ended.")
+        return room
 
     async def join(
         self, room: Room, client_id: str, display_name: str, host_token: str | None
     ) -> Participant:
         """Let a participant in (again, if ``client_id`` was here before), within the
-        session's limit; the caller owes :meth:`leave` when the connection closes."""
+        session's limit; the caller owes ``room.depart`` when the connection closes."""
         session = await self.get(room.session_id)
         host = bool(host_token) and token_matches(host_token or "", session.host_token_hash)
         earlier = next((p for p in session.participants if p.client_id == client_id), None)
@@ -204,20 +221,15 @@ class SessionManager:
         room = self.rooms.loaded(session_id)
         return set(room.members) if room else set()
 
-    async def leave(self, room: Room, client_id: str) -> None:
-        """A connection of ``client_id`` closed; if it was the participant's last, record
-        that it left (kept, with its time, for the session's record)."""
-        participant = room.depart(client_id)
-        self.rooms.release(room)
-        if participant is None:
-            return
+    async def record_left(self, session_id: str, participant: Participant) -> None:
+        """Record that a participant left (kept, with its time, for the session's record)."""
         participant.left_at = time.time()
         if self._closing:
             return  # connections close as the server stops; the database is closing too
         try:
-            await self.store.save_participant(room.session_id, participant)
+            await self.store.save_participant(session_id, participant)
         except Exception:
-            log.exception("session %s: could not record that %s left", room.session_id, participant)
+            log.exception("session %s: could not record that %s left", session_id, participant)
 
     # Execution
 
@@ -256,61 +268,79 @@ class SessionManager:
         execution_id = uuid.uuid4().hex
         # Whoever has the session open watches the run, however it was started.
         room = self.rooms.loaded(session_id)
-        run = room.start_run(execution_id, cell_id, installed.language.id, code) if room else None
-        if room is not None and runner.kernel is None:
-            starting = {"language": installed.language.id, "state": "starting"}
-            room.broadcast_json("kernel_status", starting)
-        report = await runner.run(code, limits, stdin, run, execution_id)
-        result = report.result
-        notices = _notices(report, installed, limits)
-        if (
-            report.new_kernel
-            and not report.lost_kernel
-            and await self.store.count_executions(session_id, installed.language.id)
-        ):
-            notices.insert(
-                0,
-                f"This run started a new {installed.language.display_name} kernel: variables"
-                " from earlier runs are gone (the server restarted or the idle kernel was shut"
-                " down).",
+        run = None
+        if room is not None:
+            self.rooms.hold(room)  # loaded until the run has written its end into it
+            run = room.start_run(execution_id, cell_id, installed.language.id, code)
+            if runner.kernel is None:
+                starting = {"language": installed.language.id, "state": "starting"}
+                room.broadcast_json("kernel_status", starting)
+        try:
+            report = await runner.run(code, limits, stdin, run, execution_id)
+            result = report.result
+            notices = _notices(report, installed, limits)
+            if (
+                report.new_kernel
+                and not report.lost_kernel
+                and await self.store.count_executions(session_id, installed.language.id)
+            ):
+                notices.insert(
+                    0,
+                    f"This run started a new {installed.language.display_name} kernel: variables"
+                    " from earlier runs are gone (the server restarted or the idle kernel was shut"
+                    " down).",
+                )
+            finished_at = time.time()
+            execution = Execution(
+                id=execution_id,
+                session_id=session_id,
+                language=installed.language.id,
+                code=code,
+                status=result.status,
+                stdout=result.stdout,
+                stderr=result.stderr,
+                outputs=result.outputs,
+                error=result.error,
+                execution_count=result.execution_count,
+                time_limit_ms=round(limits.time_limit * 1000),
+                started_at=started_at,
+                finished_at=finished_at,
+                duration_ms=result.duration * 1000,
+                queued_ms=report.queued * 1000,
+                timed_out=result.timed_out,
+                state_kept=report.state_kept,
+                kernel_restarted=report.kernel_restarted,
+                new_kernel=report.new_kernel,
+                output_truncated=result.output_truncated,
+                notices=notices,
             )
-        finished_at = time.time()
-        execution = Execution(
-            id=execution_id,
-            session_id=session_id,
-            language=installed.language.id,
-            code=code,
-            status=result.status,
-            stdout=result.stdout,
-            stderr=result.stderr,
-            outputs=result.outputs,
-            error=result.error,
-            execution_count=result.execution_count,
-            time_limit_ms=round(limits.time_limit * 1000),
-            started_at=started_at,
-            finished_at=finished_at,
-            duration_ms=result.duration * 1000,
-            queued_ms=report.queued * 1000,
-            timed_out=result.timed_out,
-            state_kept=report.state_kept,
-            kernel_restarted=report.kernel_restarted,
-            new_kernel=report.new_kernel,
-            output_truncated=result.output_truncated,
-            notices=notices,
-        )
-        await self.store.add_execution(execution)
-        if run is not None:
-            run.finish(
-                {
-                    "status": execution.status,
-                    "execution_count": execution.execution_count,
-                    "execution_time": round(execution.duration_ms, 3),
-                    "timed_out": execution.timed_out,
-                    "state_kept": execution.state_kept,
-                    "kernel_restarted": execution.kernel_restarted,
-                    "notices": execution.notices,
-                },
-            )
+            await self.store.add_execution(execution)
+            if run is not None:
+                run.finish(
+                    {
+                        "status": execution.status,
+                        "execution_count": execution.execution_count,
+                        "execution_time": round(execution.duration_ms, 3),
+                        "timed_out": execution.timed_out,
+                        "state_kept": execution.state_kept,
+                        "kernel_restarted": execution.kernel_restarted,
+                        "notices": execution.notices,
+                    },
+                )
+        except BaseException:
+            if run is not None:
+                # Those watching must not see the cell run for ever.
+                run.finish(
+                    {
+                        "status": "internal_error",
+                        "execution_count": None,
+                        "notices": ["The run did not finish: kernelpad hit an error or stopped."],
+                    }
+                )
+            raise
+        finally:
+            if room is not None:
+                self.rooms.release(room)
         log.info(
             "session %s: %s run %s in %.1f ms",
             session_id,

@@ -123,9 +123,10 @@ class _SessionSocket(tornado.websocket.WebSocketHandler):
         participant = await self.manager.join(
             room, join.client_id, join.display_name, join.host_token
         )
-        if self.closed:
+        if self.closed or self.room is None:
             # The client went away while it joined: on_close found no participant to remove.
-            await self.manager.leave(room, participant.client_id)
+            if room.depart(participant.client_id) is not None:
+                self._record_left(room, participant)
             raise errors.InvalidValue("The connection closed while joining.")
         self.participant = participant
         return participant
@@ -168,15 +169,29 @@ class _SessionSocket(tornado.websocket.WebSocketHandler):
         pass
 
     def _leave(self) -> None:
-        room, participant = self.room, self.participant
+        """The connection closed: its participant leaves (now, so that its place is free
+        for whoever comes next), and it lets go of the room."""
+        room, self.room = self.room, None
         if room is None:
             return
-        if participant is None:
-            self.manager.rooms.release(room)
-            return
-        task = asyncio.ensure_future(self.manager.leave(room, participant.client_id))
+        participant = self.participant
+        left = room.depart(participant.client_id) if participant is not None else None
+        self.manager.rooms.release(room)
+        if left is not None:
+            self._record_left(room, left)
+
+    def _record_left(self, room: Room, participant: Participant) -> None:
+        task = asyncio.ensure_future(self.manager.record_left(room.session_id, participant))
         _pending.add(task)
         task.add_done_callback(_pending.discard)
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        # Tornado's own report names the whole URL, whose query may hold a host token.
+        log.error(
+            "uncaught exception on %s (query left out)",
+            self.request.path,
+            exc_info=(typ, value, tb),
+        )
 
 
 class YjsSocket(_SessionSocket):
@@ -202,13 +217,14 @@ class YjsSocket(_SessionSocket):
             )
         except pydantic.ValidationError as exc:
             self.close(BAD_REQUEST, _problem(exc)[1][:120])
-            self.manager.rooms.release(room)
             return
         try:
             await self._join(room, join)
         except (errors.SessionFull, errors.Forbidden) as exc:
             self.close(FULL, exc.message[:120])
-            self.manager.rooms.release(room)
+            return
+        except errors.SessionEnded as exc:
+            self.close(ENDED, exc.message[:120])
             return
         except errors.InvalidValue:
             return
@@ -294,6 +310,9 @@ class SessionSocket(_SessionSocket):
         except errors.SessionFull as exc:
             self.error(exc.code, exc.message)
             self.close(FULL, "session full")
+        except errors.SessionEnded as exc:
+            self.error(exc.code, exc.message)
+            self.close(ENDED, exc.message[:120])
         except errors.KernelpadError as exc:
             self.error(exc.code, exc.message)
 
@@ -320,7 +339,7 @@ class SessionSocket(_SessionSocket):
                 "session_id": room.session_id,
                 "client_id": self.client_id,
                 "role": self.role,
-                "code": room.document.code,
+                "code": room.code,
                 "language": room.document.language,
                 "version": room.version,
                 "kernels": self.manager.kernel_states(room.session_id),

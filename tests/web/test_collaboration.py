@@ -318,21 +318,48 @@ async def test_a_yjs_only_client_sees_outputs_while_the_cell_runs(
         return dict(YNotebook(yjs.doc).ycells[0].to_py() or {})
 
     await eventually(lambda: cell()["outputs"] and cell()["execution_count"], "the first run")
-    code = "import time\nprint('first', flush=True)\ntime.sleep(2)\nprint('second')"
+    # The run waits for input after its first line: it is still running while we look.
+    code = "print('first', flush=True)\ninput()\nprint('second')"
     await ada.send("code_update", {"code": code})
     await ada.send("execute", {"cell_id": cell_id})
+    request = await ada.expect("input_request")
     # While the cell runs, its old outputs are gone and the new ones arrive as printed.
     await eventually(
         lambda: [o.get("text") for o in cell()["outputs"]] == ["first\n"],
         "the first line in the document during the run",
     )
-    assert cell()["execution_state"] == "busy" and cell()["execution_count"] is None
+    assert cell()["execution_state"] == "running" and cell()["execution_count"] is None
+    await ada.send("input_reply", {"value": "", "execution_id": request["execution_id"]})
     _, finished = await until_finished(ada)
     await eventually(lambda: cell()["execution_state"] == "idle", "the end of the run")
-    assert [o.get("text") for o in cell()["outputs"]] == ["first\nsecond\n"]
+    # The empty answer is echoed, as a terminal would.
+    assert [o.get("text") for o in cell()["outputs"]] == ["first\n\nsecond\n"]
     assert cell()["execution_count"] == finished["execution_count"]
     ada.close()
     await yjs.close()
+
+
+async def test_a_run_keeps_writing_into_the_live_document_after_its_starter_left(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    ada, _ = await JsonClient.join(server, sid, "ada-h", "Ada")
+    yjs = await YjsClient.connect(server, sid, client_id="yjs-h")
+    await eventually(lambda: yjs.cell_count == 1, "sync")
+    cell_id = await first_cell_id(yjs)
+    await yjs.close()
+    code = "import time\nprint('a', flush=True)\ntime.sleep(1.5)\nprint('b')"
+    await ada.send("execute", {"cell_id": cell_id, "code": code})
+    await ada.expect("execution_started")
+    ada.close()  # nobody is connected now; the run goes on
+    late = await YjsClient.connect(server, sid, client_id="yjs-late")
+
+    def cell() -> dict[str, Any]:
+        return dict(YNotebook(late.doc).ycells[0].to_py() or {}) if late.cell_count else {}
+
+    await eventually(lambda: cell().get("execution_state") == "idle", "the end of the run")
+    assert [o.get("text") for o in cell()["outputs"]] == ["a\nb\n"]
+    await late.close()
 
 
 async def test_runs_over_http_are_broadcast(

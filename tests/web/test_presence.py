@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jupyter_ydoc import YNotebook
 from pycrdt import Awareness, create_awareness_message
 from tornado.websocket import websocket_connect
 
+from kernelpad import errors
 from kernelpad.config import Settings
 from kernelpad.sessions import collaboration
 from tests.conftest import Api, RunningServer, eventually, make_settings, running_server
@@ -165,7 +167,18 @@ async def test_a_tab_that_reconnects_with_its_client_id_stays_visible(
         "the new state at the watcher",
     )
     await old.close()
-    await asyncio.sleep(0.3)
+    room = server.server.manager.rooms.loaded(sid)
+    assert room is not None
+    await eventually(lambda: len(room.yjs_peers) == 2, "the server to see the old socket go")
+    # One more round trip through the server: anything it sent the watcher about the old
+    # socket's going has arrived before this.
+    presence.set_local_state({"user": {"name": "Tab", "round": "trip"}})
+    message = create_awareness_message(presence.encode_awareness_update([presence.client_id]))
+    await new.conn.write_message(message, binary=True)
+    await eventually(
+        lambda: watcher.others.states.get(presence.client_id, {}).get("user", {}).get("round"),
+        "the round trip",
+    )
     assert presence.client_id in watcher.others.states
     await new.close()
     await eventually(lambda: presence.client_id not in watcher.others.states, "the tab to be gone")
@@ -320,3 +333,71 @@ async def test_the_host_token_in_a_yjs_query_stays_out_of_the_log(
     lines = [r.getMessage() for r in caplog.records if r.name == "kernelpad.access"]
     assert any("/ws/yjs/" in line and "host_token=***" in line for line in lines), lines
     assert not any(token in line for line in lines)
+
+
+async def test_a_connection_that_has_not_joined_keeps_the_room(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    ada, _ = await JsonClient.join(server, sid, "ada-k", "Ada")
+    # Bob's socket is open, but he has not joined yet when Ada leaves.
+    bob = JsonClient(await websocket_connect(ws_url(server, f"/ws/sessions/{sid}")))
+    await eventually(
+        lambda: (room := server.server.manager.rooms.loaded(sid)) is not None and room.holds == 2,
+        "Bob's socket to hold the room",
+    )
+    ada.close()
+    await eventually(
+        lambda: server.server.manager.rooms.loaded(sid).holds == 1,  # type: ignore[union-attr]
+        "Ada's socket to let go",
+    )
+    await bob.send("join_session", {"client_id": "bob-k", "display_name": "Bob"})
+    await bob.expect("session_state")
+    # Bob is in the same live document as whoever comes next.
+    yjs = await YjsClient.connect(server, sid, client_id="yjs-k")
+    await eventually(lambda: yjs.cell_count == 1, "sync")
+    yjs.insert(0, "# seen by Bob\n")
+    assert (await bob.expect("code_update"))["code"].startswith("# seen by Bob\n")
+    bob.close()
+    await yjs.close()
+
+
+async def test_nobody_joins_a_room_whose_session_has_ended(server: RunningServer, api: Api) -> None:
+    created = await api.create_session()
+    sid = created["session_id"]
+    manager = server.server.manager
+    room = await manager.room(sid)
+    await manager.end(sid, created["host_token"])
+    # A join that was on its way when the session ended finds the room closed.
+    with pytest.raises(errors.SessionEnded):
+        await manager.join(room, "late-1", "Late", None)
+    manager.rooms.release(room)
+    with pytest.raises(errors.SessionEnded):
+        await manager.room(sid)
+
+
+async def test_a_cell_left_running_by_a_stopped_server_is_idle_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(tmp_path / "data", kernel_pool_size={"python": 0})
+    async with running_server(settings) as first:
+        sid = (await first.api.create_session())["session_id"]
+        yjs = await YjsClient.connect(first, sid)
+        await eventually(lambda: yjs.cell_count == 1, "sync")
+        # As the server leaves a cell when it stops in the middle of its run.
+        YNotebook(yjs.doc).ycells[0]["execution_state"] = "running"
+        room = first.server.manager.rooms.loaded(sid)
+        assert room is not None
+        await eventually(
+            lambda: room.document.notebook.ycells[0].get("execution_state") == "running",
+            "the state to reach the server",
+        )
+        await yjs.close()
+    async with running_server(settings) as second:
+        again = await YjsClient.connect(second, sid)
+        await eventually(lambda: again.cell_count == 1, "sync")
+        await eventually(
+            lambda: YNotebook(again.doc).ycells[0].get("execution_state") == "idle",
+            "the cell to be idle",
+        )
+        await again.close()

@@ -181,8 +181,8 @@ export class CellView {
     }
     const state = this.cell.get("execution_state");
     const count = this.cell.get("execution_count");
-    this.count.textContent = state === "busy" ? "[*]" : `[${count ?? " "}]`;
-    this.element.classList.toggle("busy", state === "busy");
+    this.count.textContent = state === "running" ? "[*]" : `[${count ?? " "}]`;
+    this.element.classList.toggle("busy", state === "running");
     const outputs = this.cell.get("outputs");
     const list = outputs instanceof Y.Array ? outputs.toJSON() : [];
     this.outputs.replaceChildren(...list.map(renderOutput));
