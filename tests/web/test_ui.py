@@ -262,6 +262,44 @@ async def test_cells_markdown_input_and_the_keyboard(
     await host.page.screenshot(path=artifacts / "pad-interviewer-cells.png", full_page=True)
 
 
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+async def test_images_other_languages_and_the_template(pair: tuple[Person, Person]) -> None:
+    host, candidate = pair
+    code = (
+        "import base64\nfrom IPython.display import SVG, Image, display\n"
+        f"display(Image(data=base64.b64decode('{PNG}')))\n"
+        'display(SVG(\'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8">'
+        '<rect width="8" height="8"/></svg>\'))'
+    )
+    await host.replace_source(0, code)
+    await host.run(0)
+    images = candidate.cell(0).locator(".outputs img")
+    await expect(images).to_have_count(2)
+    assert (await images.nth(0).get_attribute("src") or "").startswith("data:image/png;base64,")
+    assert (await images.nth(1).get_attribute("src") or "").startswith("data:image/svg+xml")
+    # A JavaScript cell next to the Python one: one notebook, two kernels.
+    await candidate.page.get_by_role("button", name="Add a code cell at the end").click()
+    await candidate.cell(1).get_by_label("Cell language").select_option("javascript")
+    await expect(host.cell(1).get_by_label("Cell language")).to_have_value("javascript")
+    await candidate.cell(1).locator(".cm-content").click()
+    await candidate.page.keyboard.insert_text("console.log(6 * 7)")
+    await candidate.page.keyboard.press("Shift+Enter")
+    await expect(host.cell(1).locator(".output-stream")).to_have_text("42", timeout=30_000)
+    await expect(host.page.locator(".kernels [data-language=javascript]")).to_have_attribute(
+        "data-state", "idle"
+    )
+    # An empty notebook offers the session's template.
+    for _ in range(3):
+        await host.cell(0).get_by_role("button", name="Delete cell").click()
+        if await host.page.locator(".cell").count() == 0:
+            break
+    await expect(candidate.page.locator(".cell")).to_have_count(0)
+    await candidate.page.get_by_role("button", name="Insert the Python 3 template").click()
+    await expect(host.cell(0).locator(".cm-content")).to_contain_text("def solve")
+
+
 async def test_a_narrow_screen(browser: Browser, server: RunningServer, artifacts: Path) -> None:
     host, link = await start_interview(browser, server)
     phone = await join(browser, link, "Alan", width=390, height=844)
