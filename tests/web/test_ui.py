@@ -218,6 +218,9 @@ async def test_only_the_host_sees_host_controls_and_can_end_the_interview(
     await expect(host.page.get_by_role("button", name="End interview")).to_be_visible()
     await expect(candidate.page.get_by_role("button", name="End interview")).to_be_hidden()
     await host.page.get_by_role("button", name="End interview").click()
+    await expect(host.page.locator(".banner")).to_contain_text("You ended this interview.")
+    ended = re.compile(r"(The host ended this interview|This interview has ended)\. The notebook")
+    await expect(candidate.page.locator(".banner")).to_contain_text(ended)
     for person in (host, candidate):
         await expect(person.page.locator("#connection-status")).to_have_text("Interview ended")
         await expect(person.page.get_by_role("button", name="Run all cells")).to_be_disabled()

@@ -124,6 +124,7 @@ class Pad {
     this.provider.on("status", ({ status }) => this.setStatus("yjs", status));
     this.provider.on("sync", (synced) => synced && this.refresh());
     this.provider.on("connection-close", (event) => {
+      if (this.ended) return;
       if (event?.code === 4410) this.end("This interview has ended.");
       else if (event?.code === 4403 || event?.code === 4404) this.fail(event.reason || "You cannot join this interview.");
     });
@@ -135,9 +136,10 @@ class Pad {
       join,
       (type, data) => this.receive(type, data),
       (status, event) => {
+        if (this.ended) return; // closed by this page: nothing to tell
         if (status === "closed" && event?.code === 4410) this.end("This interview has ended.");
-        else if (status === "closed" && event && event.code !== 1000) this.fail(event.reason || "The connection was refused.");
-        this.setStatus("json", status);
+        else if (status === "closed") this.fail(event?.reason || "The connection was refused.");
+        else this.setStatus("json", status);
       },
     );
   }
