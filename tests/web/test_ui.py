@@ -265,7 +265,9 @@ async def test_cells_markdown_input_and_the_keyboard(
     await host.page.screenshot(path=artifacts / "pad-interviewer-cells.png", full_page=True)
 
 
-PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+PNG = (  # one pixel
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 
 
 async def test_images_other_languages_and_the_template(pair: tuple[Person, Person]) -> None:

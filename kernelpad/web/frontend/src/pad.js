@@ -125,7 +125,7 @@ class Pad {
     this.provider.on("sync", (synced) => synced && this.refresh());
     this.provider.on("connection-close", (event) => {
       if (this.ended) return;
-      if (event?.code === 4410) this.end("This interview has ended.");
+      if (event?.code === 4410) this.end(this.ending ? "You ended this interview." : "This interview has ended.");
       else if (event?.code === 4403 || event?.code === 4404) this.fail(event.reason || "You cannot join this interview.");
     });
     this.cells.observe(() => this.refresh());
@@ -137,7 +137,7 @@ class Pad {
       (type, data) => this.receive(type, data),
       (status, event) => {
         if (this.ended) return; // closed by this page: nothing to tell
-        if (status === "closed" && event?.code === 4410) this.end("This interview has ended.");
+        if (status === "closed" && event?.code === 4410) this.end(this.ending ? "You ended this interview." : "This interview has ended.");
         else if (status === "closed") this.fail(event?.reason || "The connection was refused.");
         else this.setStatus("json", status);
       },
@@ -196,7 +196,7 @@ class Pad {
         for (const view of this.views.values()) view.clearInput(data.execution_id);
         break;
       case "session_ended":
-        this.end("The host ended this interview.");
+        this.end(this.ending ? "You ended this interview." : "The host ended this interview.");
         break;
       case "error":
         this.say(data.message);
@@ -421,10 +421,12 @@ class Pad {
   // The end
 
   async endInterview() {
+    this.ending = true;
     try {
       await api(`/sessions/${encodeURIComponent(sessionId)}`, { method: "DELETE", token: this.token });
       this.end("You ended this interview.");
     } catch (error) {
+      this.ending = false;
       this.say(error.message);
     }
   }
