@@ -72,7 +72,8 @@ class _Page(tornado.web.RequestHandler):
             )
             return
         settings = self.settings["kernelpad"]
-        self.render(self.template, files=files, app_name=settings.app_name, **values)
+        entry = self.template.removesuffix(".html")
+        self.render(self.template, files=files, entry=entry, app_name=settings.app_name, **values)
 
 
 class HomePage(_Page):
