@@ -134,6 +134,28 @@ class Settings(BaseSettings):
     )
     kernel_start_timeout: float = setting(60.0, "Seconds a kernel has to start.", gt=0)
 
+    # The sandbox of every kernel (see SECURITY.md)
+    sandbox: bool = setting(
+        True,
+        "Run every kernel in bubblewrap as SANDBOX_USER, without network or access to the"
+        " server's files. Off only where all code run is trusted.",
+    )
+    sandbox_user: str = setting(
+        "kernelpad-kernel", "The unprivileged user kernels run as ('make' creates it)."
+    )
+    kernel_memory_limit_mb: int = setting(1024, "Memory one kernel may use, in MiB.", ge=64)
+    kernel_max_processes: int = setting(
+        256, "Processes and threads one kernel may have at a time.", ge=16
+    )
+    kernel_cpu_time_limit: int = setting(
+        3600, "CPU seconds one kernel may use in its life; then it is killed.", ge=10
+    )
+    kernel_max_file_size_mb: int = setting(64, "Largest file a kernel may write, in MiB.", ge=1)
+    kernel_max_open_files: int = setting(1024, "Files a kernel may have open at once.", ge=64)
+    kernel_tmp_size_mb: int = setting(
+        256, "Size of a kernel's private /tmp (its home and working folder), in MiB.", ge=16
+    )
+
     @field_validator("log_level")
     @classmethod
     def _known_level(cls, value: str) -> str:

@@ -8,6 +8,7 @@ whether it stops on SIGTERM, SIGINT or a test's teardown.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import logging
 import shutil
 import signal
@@ -24,6 +25,7 @@ from kernelpad.kernels import orphans
 from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.local import LocalKernelBackend
 from kernelpad.kernels.pool import KernelPool
+from kernelpad.kernels.sandbox import Sandbox, SandboxLimits
 from kernelpad.sessions.manager import SessionManager
 from kernelpad.sessions.store import SessionStore
 from kernelpad.web.app import make_app
@@ -33,6 +35,10 @@ log = logging.getLogger(__name__)
 
 class CannotListen(RuntimeError):
     """The address or port cannot be served (most often: already in use)."""
+
+
+class NoSandbox(RuntimeError):
+    """The sandbox is on but cannot be used on this machine."""
 
 
 class KernelpadServer:
@@ -48,6 +54,7 @@ class KernelpadServer:
         self.port: int | None = None
         self._runtime_dir: Path | None = None
         self._sockets: list[socket.socket] = []
+        self.sandbox: Sandbox | None = None
 
     async def start(self) -> int:
         """Open the database, find the languages, fill the pool, listen; return the port."""
@@ -60,6 +67,7 @@ class KernelpadServer:
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
             ) from exc
         self.port = self._sockets[0].getsockname()[1]
+        self.sandbox = self._sandbox()
         version = await self.store.open()
         log.info("database %s at schema version %d", settings.database_path, version)
         await self.registry.refresh()
@@ -80,6 +88,7 @@ class KernelpadServer:
             self.registry.spec_manager,
             settings.data_dir,
             settings.kernel_start_timeout,
+            self.sandbox,
         )
         pool = KernelPool(backend, self.registry, settings.kernel_pool_size)
         self.manager = SessionManager(settings, self.store, self.registry, pool)
@@ -93,6 +102,39 @@ class KernelpadServer:
         self.http.add_sockets(self._sockets)
         log.info("%s listening on http://%s:%d", settings.app_name, settings.host, self.port)
         return self.port
+
+    def _sandbox(self) -> Sandbox | None:
+        settings = self.settings
+        if not settings.sandbox:
+            log.warning(
+                "THE SANDBOX IS OFF (SANDBOX=false): kernels run as %s, with the network and"
+                " every file this user may read, the database included. Run only trusted code.",
+                getpass.getuser(),
+            )
+            return None
+        limits = SandboxLimits(
+            memory_mb=settings.kernel_memory_limit_mb,
+            processes=settings.kernel_max_processes,
+            cpu_seconds=settings.kernel_cpu_time_limit,
+            file_size_mb=settings.kernel_max_file_size_mb,
+            open_files=settings.kernel_max_open_files,
+            tmp_mb=settings.kernel_tmp_size_mb,
+        )
+        try:
+            sandbox = Sandbox.create(settings.sandbox_user, limits)
+        except RuntimeError as exc:
+            for sock in self._sockets:
+                sock.close()
+            raise NoSandbox(
+                f"the kernel sandbox cannot be used: {exc}. Set KERNELPAD_SANDBOX=false (or"
+                " --sandbox false) to run kernels unsandboxed, only where all code is trusted."
+            ) from exc
+        log.info(
+            "kernels run sandboxed as %s (memory limits by %s)",
+            settings.sandbox_user,
+            f"cgroup v{sandbox.cgroups.version}" if sandbox.cgroups else "rlimits",
+        )
+        return sandbox
 
     async def stop(self, drain_timeout: float = 5.0) -> None:
         """Stop listening, shut every kernel down, answer requests under way, close the

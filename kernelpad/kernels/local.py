@@ -1,8 +1,9 @@
 """Kernels in local processes, started and watched through jupyter_client.
 
-Each kernel talks to the server over ZeroMQ's ``ipc`` transport (Unix sockets in the runtime
-folder): nothing listens on a TCP port, and a kernel whose network is cut off (see the sandbox)
-can still be reached.
+Each kernel has a folder of its own in the runtime folder: its connection file and, for the
+kernels that talk over ZeroMQ's ``ipc`` transport, its Unix sockets. A sandboxed kernel (see
+:mod:`kernelpad.kernels.sandbox`) always does: its network is cut off, so a kernel that only
+speaks TCP gets a relay in its box.
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
@@ -24,6 +27,7 @@ from kernelpad.errors import KernelStartFailed
 from kernelpad.kernels.base import MAX_CONTENT_SIZE, KernelBackend, KernelHandle, Message
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.kernels.orphans import death_signal_prefix
+from kernelpad.kernels.sandbox import HOME, Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +36,24 @@ _PRIVATE_ENV_PREFIXES = ("KERNELPAD_", "JUPYTERHUB_")
 
 
 class _KernelManager(AsyncKernelManager):
-    """jupyter_client's manager, launching kernels that die with this server."""
+    """jupyter_client's manager, launching kernels that die with this server, in their sandbox
+    if there is one."""
+
+    sandbox: Sandbox | None = None
+    name = ""
+    folder: Path = Path()
+    relay = False  # a TCP kernel behind the sandbox's relay
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-        return death_signal_prefix() + super().format_kernel_cmd(extra_arguments)
+        command = super().format_kernel_cmd(extra_arguments)
+        if self.sandbox is None:
+            return death_signal_prefix() + command
+        # The connection file is written by now (jupyter_client writes it first).
+        if self.relay:
+            relay = [sys.executable, "-m", "kernelpad.kernels.relay", self.connection_file, "--"]
+            command = relay + command
+        joins = self.sandbox.prepare(self.name, self.folder, Path(self.connection_file))
+        return death_signal_prefix() + self.sandbox.wrap(command, self.folder, joins)
 
 
 class LocalKernel(KernelHandle):
@@ -49,6 +67,7 @@ class LocalKernel(KernelHandle):
         client: AsyncKernelClient,
         workdir: Path,
         language_info: dict[str, object],
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.kernel_id = kernel_id
         self.language = language
@@ -56,6 +75,7 @@ class LocalKernel(KernelHandle):
         self._manager = manager
         self._client = client
         self._workdir = workdir
+        self._sandbox = sandbox
         self._inbox: asyncio.Queue[tuple[str, Message]] = asyncio.Queue()
         self._current: str | None = None
         self._pumps = [
@@ -144,7 +164,7 @@ class LocalKernel(KernelHandle):
             await self._manager.shutdown_kernel(now=True)
         except Exception:
             log.warning("kernel %s did not shut down cleanly", self.kernel_id, exc_info=True)
-        await asyncio.to_thread(shutil.rmtree, self._workdir, True)
+        await asyncio.to_thread(_remove_kernel_files, self._workdir, self._sandbox)
 
 
 class LocalKernelBackend(KernelBackend):
@@ -156,36 +176,56 @@ class LocalKernelBackend(KernelBackend):
         spec_manager: KernelSpecManager,
         data_dir: Path,
         start_timeout: float = 60.0,
+        sandbox: Sandbox | None = None,
     ) -> None:
         self.runtime_dir = runtime_dir
         self.spec_manager = spec_manager
         self.data_dir = data_dir
         self.start_timeout = start_timeout
+        self.sandbox = sandbox
 
     def _kernel_env(self, language: InstalledLanguage) -> dict[str, str]:
-        env = {
-            key: value
-            for key, value in os.environ.items()
-            if not key.startswith(_PRIVATE_ENV_PREFIXES)
-        }
-        env.setdefault("JUPYTER_PLATFORM_DIRS", "1")
-        data_dir = str(self.data_dir.resolve())
+        if self.sandbox is not None:
+            env = self.sandbox.environment(dict(os.environ))
+            data_dir = HOME  # its own /tmp: the server's data dir is not in the box
+        else:
+            env = {
+                key: value
+                for key, value in os.environ.items()
+                if not key.startswith(_PRIVATE_ENV_PREFIXES)
+            }
+            env.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+            data_dir = str(self.data_dir.resolve())
         for key, value in language.language.env.items():
             env[key] = value.replace("{data_dir}", data_dir)
         return env
 
-    async def start(self, language: InstalledLanguage) -> LocalKernel:
-        kernel_id = uuid.uuid4().hex
+    def _manager(self, kernel_id: str, language: InstalledLanguage, folder: Path) -> _KernelManager:
+        name = kernel_id[:12]
         # Unix socket paths are limited to about 100 bytes: keep the names short.
-        sockets = self.runtime_dir / kernel_id[:12] if language.transport == "ipc" else None
-        workdir = self.runtime_dir / "work" / kernel_id[:12]
-        await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+        ipc = language.transport == "ipc" or self.sandbox is not None
+        options: dict[str, Any] = {"transport": "ipc", "ip": str(folder / "k")} if ipc else {}
         manager = _KernelManager(
             kernel_name=language.kernel_name,
             kernel_spec_manager=self.spec_manager,
-            connection_file=str(self.runtime_dir / f"kernel-{kernel_id[:12]}.json"),
-            **({"transport": "ipc", "ip": str(sockets)} if sockets else {}),
+            connection_file=str(folder / "kernel.json"),
+            **options,
         )
+        if self.sandbox is not None:
+            manager.sandbox, manager.name, manager.folder = self.sandbox, name, folder
+            manager.relay = language.transport != "ipc"
+            # A signal would reach the sandbox's own processes, not the kernel: every
+            # sandboxed kernel is interrupted by message (ipykernel and kernelpad's own take it).
+            spec = manager.kernel_spec
+            if spec is not None:
+                spec.interrupt_mode = "message"
+        return manager
+
+    async def start(self, language: InstalledLanguage) -> LocalKernel:
+        kernel_id = uuid.uuid4().hex
+        workdir = self.runtime_dir / kernel_id[:12]
+        await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
+        manager = self._manager(kernel_id, language, workdir)
         client: AsyncKernelClient | None = None
         try:
             await manager.start_kernel(cwd=str(workdir), env=self._kernel_env(language))
@@ -211,7 +251,7 @@ class LocalKernelBackend(KernelBackend):
                 client.stop_channels()
             with contextlib.suppress(Exception):
                 await asyncio.shield(manager.shutdown_kernel(now=True))
-            await asyncio.to_thread(shutil.rmtree, workdir, True)
+            await asyncio.to_thread(_remove_kernel_files, workdir, self.sandbox)
             if not isinstance(exc, Exception):
                 raise
             raise KernelStartFailed(
@@ -225,4 +265,12 @@ class LocalKernelBackend(KernelBackend):
             getattr(manager.provisioner, "pid", None),
         )
         language_info = info["content"].get("language_info", {})
-        return LocalKernel(kernel_id, language, manager, client, workdir, language_info)
+        return LocalKernel(
+            kernel_id, language, manager, client, workdir, language_info, self.sandbox
+        )
+
+
+def _remove_kernel_files(folder: Path, sandbox: Sandbox | None) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+    if sandbox is not None:
+        sandbox.release(folder.name)

@@ -25,5 +25,6 @@ class HealthHandler(ApiHandler):
                 executions_running=manager.executions_running,
                 executions_queued=manager.executions_queued,
                 uptime_seconds=round(time.monotonic() - self.application.settings["started"], 3),
+                sandbox=self.kp_settings.sandbox,
             )
         )

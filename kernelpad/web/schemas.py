@@ -381,3 +381,4 @@ class HealthOut(BaseModel):
     executions_running: int
     executions_queued: int
     uptime_seconds: float
+    sandbox: bool = Field(description="Kernels run in the sandbox (SANDBOX).")

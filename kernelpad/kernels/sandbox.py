@@ -1,0 +1,288 @@
+"""Kernels in a box: candidates' code runs in bubblewrap, as an unprivileged user, cut off from
+the network, the server's files and other kernels, within limits.
+
+What a sandboxed kernel sees: the system's programs and libraries read-only (``/usr``, ``/etc``,
+...), the Python installation and virtualenv it runs from, kernelpad's own package (the C++
+kernel is part of it), a private ``/tmp`` of a fixed size (its home and working directory), and
+its own runtime folder (its connection file and Unix sockets). Not the data dir, the database,
+the server's runtime files, ``/root``, ``/home`` or anything else. Its network namespace has
+only a loopback of its own, so kernels talk to the server over Unix sockets (ZeroMQ ``ipc``);
+kernels that only speak TCP get a relay inside the box (:mod:`kernelpad.kernels.relay`).
+
+Limits: memory and processes through a cgroup per kernel where the cgroup tree is writable
+(v2, else v1), else ``RLIMIT_AS`` and ``RLIMIT_NPROC``; CPU time, file size and open files as
+rlimits; the size of ``/tmp`` as the tmpfs size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pwd
+import shlex
+import shutil
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import kernelpad
+
+log = logging.getLogger(__name__)
+
+BWRAP = "bwrap"
+# Read-only, as they are: programs, libraries, configuration (no secrets a non-root user may
+# read: /etc/shadow stays unreadable to the kernel's user).
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc")
+# Of the server's environment, only these reach a kernel (with its kernelspec's own).
+ENV_ALLOWED = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
+HOME = "/tmp"
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """What one kernel may use."""
+
+    memory_mb: int
+    processes: int
+    cpu_seconds: int
+    file_size_mb: int
+    open_files: int
+    tmp_mb: int
+
+
+class Cgroups:
+    """A cgroup per kernel for memory and processes, under the server's own cgroups."""
+
+    def __init__(self, memory: Path, pids: Path, version: int) -> None:
+        self.memory = memory
+        self.pids = pids
+        self.version = version
+
+    @classmethod
+    def find(cls) -> Cgroups | None:
+        """Where kernels' cgroups can be made here, or None (then rlimits stand in)."""
+        try:
+            lines = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            return None
+        own = {}
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            for controller in controllers.split(",") or [""]:
+                own[controller] = path.lstrip("/")
+        root = Path("/sys/fs/cgroup")
+        candidates = []
+        if "memory" in own and "pids" in own:
+            memory = root / "memory" / own["memory"] / "kernelpad"
+            candidates.append(cls(memory, root / "pids" / own["pids"] / "kernelpad", 1))
+        if "" in own and (root / "cgroup.controllers").exists():
+            base = root / own[""] / "kernelpad"
+            candidates.append(cls(base, base, 2))
+        for cgroups in candidates:
+            if cgroups._usable():
+                return cgroups
+        return None
+
+    def _usable(self) -> bool:
+        try:
+            for folder in {self.memory, self.pids}:
+                folder.mkdir(exist_ok=True)
+            if self.version == 2:
+                controllers = (self.memory / "cgroup.controllers").read_text().split()
+                if not {"memory", "pids"} <= set(controllers):
+                    return False
+                (self.memory / "cgroup.subtree_control").write_text("+memory +pids")
+            probe = self.make("probe", SandboxLimits(64, 16, 1, 1, 1, 1))
+            self.remove("probe")
+            return bool(probe)
+        except OSError:
+            return False
+
+    def make(self, name: str, limits: SandboxLimits) -> list[Path]:
+        """The cgroup of kernel ``name``, limited; the files a process joins it through."""
+        memory, pids = self.memory / name, self.pids / name
+        for folder in {memory, pids}:
+            folder.mkdir(exist_ok=True)
+        if self.version == 2:
+            (memory / "memory.max").write_text(str(limits.memory_mb * 2**20))
+            with contextlib.suppress(OSError):
+                (memory / "memory.swap.max").write_text("0")
+            (pids / "pids.max").write_text(str(limits.processes))
+            return [memory / "cgroup.procs"]
+        (memory / "memory.limit_in_bytes").write_text(str(limits.memory_mb * 2**20))
+        swap = memory / "memory.memsw.limit_in_bytes"
+        with contextlib.suppress(OSError):
+            swap.write_text(str(limits.memory_mb * 2**20))
+        (pids / "pids.max").write_text(str(limits.processes))
+        return [memory / "cgroup.procs", pids / "cgroup.procs"]
+
+    def remove(self, name: str) -> None:
+        for folder in {self.memory / name, self.pids / name}:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+
+class Sandbox:
+    """Wraps kernel commands in bubblewrap, as ``user``, within ``limits``."""
+
+    def __init__(self, user: str, limits: SandboxLimits, cgroups: Cgroups | None) -> None:
+        entry = pwd.getpwnam(user)
+        self.user = user
+        self.uid, self.gid = entry.pw_uid, entry.pw_gid
+        self.limits = limits
+        self.cgroups = cgroups
+        self.readonly = _readonly_paths()
+
+    @classmethod
+    def create(cls, user: str, limits: SandboxLimits) -> Sandbox:
+        """A sandbox for this machine; raises ``RuntimeError`` saying what is missing."""
+        problem = cls.problem(user)
+        if problem:
+            raise RuntimeError(problem)
+        cgroups = Cgroups.find()
+        if cgroups is None:
+            log.warning(
+                "no writable cgroup tree: kernels' memory and processes are limited by rlimits"
+                " (RLIMIT_AS, RLIMIT_NPROC) instead"
+            )
+        return cls(user, limits, cgroups)
+
+    @staticmethod
+    def problem(user: str) -> str | None:
+        """Why kernels cannot be sandboxed here, or None."""
+        if shutil.which(BWRAP) is None:
+            return "bubblewrap (bwrap) is not installed; 'make' installs it (Debian: bubblewrap)"
+        if os.geteuid() != 0:
+            return "the sandbox runs kernels as another user, which needs kernelpad to run as root"
+        try:
+            pwd.getpwnam(user)
+        except KeyError:
+            return f"the kernels' user {user!r} does not exist; 'make' creates it"
+        return None
+
+    def prepare(self, name: str, kernel_dir: Path, connection_file: Path) -> list[Path]:
+        """Hand the kernel its folder and connection file; make its cgroup. Returns the
+        cgroup files its process must join."""
+        os.chown(kernel_dir, self.uid, self.gid)
+        os.chown(connection_file, self.uid, self.gid)
+        if self.cgroups is None:
+            return []
+        try:
+            return self.cgroups.make(name, self.limits)
+        except OSError:
+            log.warning("kernel %s: no cgroup; rlimits only", name, exc_info=True)
+            return []
+
+    def release(self, name: str) -> None:
+        if self.cgroups is not None:
+            self.cgroups.remove(name)
+
+    def environment(self, env: dict[str, str]) -> dict[str, str]:
+        """The kernel's environment: the allowed part of ``env`` (the server's), never its
+        settings, tokens or paths."""
+        kept = {key: env[key] for key in ENV_ALLOWED if key in env}
+        kept.update(
+            {
+                "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+                "HOME": HOME,
+                "TMPDIR": HOME,
+                "JUPYTER_PLATFORM_DIRS": "1",
+            }
+        )
+        return kept
+
+    def wrap(self, argv: list[str], kernel_dir: Path, joins: Iterable[Path]) -> list[str]:
+        """``argv`` as it runs in the box."""
+        limits = self.limits
+        box = [
+            BWRAP,
+            "--unshare-net",
+            "--unshare-pid",
+            "--unshare-ipc",
+            "--unshare-uts",
+            "--die-with-parent",
+            # A kernel gets no terminal to inject keystrokes into.
+            "--new-session",
+            "--dev",
+            "/dev",
+            "--proc",
+            "/proc",
+            "--size",
+            str(limits.tmp_mb * 2**20),
+            "--perms",
+            "1777",
+            "--tmpfs",
+            "/tmp",
+        ]
+        made: set[str] = set(SYSTEM_DIRS) | {"/tmp"}
+        for folder in SYSTEM_DIRS:
+            if os.path.isdir(folder):
+                box += ["--ro-bind", folder, folder]
+        for path in self.readonly:
+            box += _parents(path, made) + ["--ro-bind", str(path), str(path)]
+        box += _parents(kernel_dir, made) + ["--bind", str(kernel_dir), str(kernel_dir)]
+        box += ["--chdir", HOME, "--"]
+        rlimits = [
+            "prlimit",
+            f"--cpu={limits.cpu_seconds}",
+            f"--fsize={limits.file_size_mb * 2**20}",
+            f"--nofile={limits.open_files}",
+        ]
+        if not joins:
+            # No cgroup: the process count of the kernels' user, and address space (which
+            # runtimes that reserve much more than they use, JVM and V8, do not tolerate).
+            rlimits.append(f"--nproc={limits.processes}")
+            if not _reserves_address_space(argv):
+                rlimits.append(f"--as={limits.memory_mb * 2**20}")
+        user = [
+            "setpriv",
+            f"--reuid={self.uid}",
+            f"--regid={self.gid}",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--no-new-privs",
+        ]
+        # ipykernel watches its parent's pid, which (from outside the pid namespace) it cannot
+        # see: it would exit at once. 1 tells it not to watch (--die-with-parent does that).
+        inner = [*rlimits, "--", *user, "--", "/usr/bin/env", "JPY_PARENT_PID=1", *argv]
+        command = [*box, *inner]
+        joins = list(joins)
+        if joins:
+            # Join the cgroups first, as root, so everything the kernel starts is counted.
+            script = " && ".join(f"echo $$ > {shlex.quote(str(f))}" for f in joins)
+            command = ["/bin/sh", "-c", f'{script} && exec "$@"', "kernelpad-sandbox", *command]
+        return command
+
+
+def _parents(path: Path, made: set[str]) -> list[str]:
+    """bwrap creates missing parents of a mount point 0700, unreadable to the kernel's user:
+    create them 0755 first."""
+    args: list[str] = []
+    for parent in reversed(path.parents):
+        name = str(parent)
+        if name == "/" or name in made:
+            continue
+        made.add(name)
+        args += ["--perms", "0755", "--dir", name]
+    made.add(str(path))
+    return args
+
+
+def _readonly_paths() -> list[Path]:
+    """What kernels run from, outside the system folders: the Python installation, the
+    virtualenv, kernelpad's package."""
+    paths = {
+        Path(sys.base_prefix).resolve(),
+        Path(sys.prefix),
+        Path(sys.prefix).resolve(),
+        Path(kernelpad.__file__).resolve().parent,
+    }
+    covered = [p for p in paths if not any(str(p).startswith(d + "/") for d in SYSTEM_DIRS)]
+    # A path inside another one is bound with it.
+    return sorted(p for p in covered if not any(q != p and q in p.parents for q in covered))
+
+
+def _reserves_address_space(argv: list[str]) -> bool:
+    return any(Path(arg).name in ("java", "deno", "node") for arg in argv)
