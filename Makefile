@@ -21,17 +21,23 @@ export JUPYTER_PLATFORM_DIRS := 1
 setup: $(INSTALLED) $(ASSETS) $(BUNDLE)
 
 # Debian packages kernelpad needs, installed only where missing: Node.js (the browser UI's
-# build, the docs' viewers), a JDK (the Java kernel), clang-repl (the C++ kernel), Chromium
-# (the browser the UI tests drive; Playwright's own download cannot be used here).
+# build, the docs' viewers), a JDK (the Java kernel), clang-repl (the C++ kernel), bubblewrap
+# (the kernels' sandbox), Chromium (the browser the UI tests drive; Playwright's own download
+# cannot be used here).
 DEBIAN_PACKAGES := $(if $(shell command -v npm),,nodejs npm) \
 	$(if $(shell command -v javac),,openjdk-17-jdk-headless) \
 	$(if $(wildcard /usr/lib/llvm-19/bin/clang-repl),,clang-tools-19) \
+	$(if $(shell command -v bwrap),,bubblewrap) \
 	$(if $(wildcard /usr/bin/chromium),,chromium)
+# The unprivileged user sandboxed kernels run as (KERNELPAD_SANDBOX_USER).
+SANDBOX_USER := kernelpad-kernel
 
 system-deps:
 	@if [ -n "$(strip $(DEBIAN_PACKAGES))" ]; then \
 		$(SUDO) apt-get update && $(SUDO) apt-get install -y --no-install-recommends $(DEBIAN_PACKAGES); \
 	fi
+	@id -u $(SANDBOX_USER) >/dev/null 2>&1 || $(SUDO) useradd --system --no-create-home \
+		--home-dir /nonexistent --shell /usr/sbin/nologin $(SANDBOX_USER)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

@@ -20,17 +20,24 @@ from tests.conftest import Api, ServerProcess, eventually, gone, make_settings, 
 
 
 def kernel_processes(server: ServerProcess) -> list[psutil.Process]:
-    """The kernels a server process started (its children running ipykernel)."""
+    """The kernels a server process started: its descendants running ipykernel (not the
+    sandbox's processes around them, whose command lines name it too)."""
     return [
         child
         for child in psutil.Process(server.proc.pid).children(recursive=True)
-        if "ipykernel_launcher" in " ".join(child.cmdline())
+        if "ipykernel_launcher" in child.cmdline()
+        and Path(child.cmdline()[0]).name.startswith("python")
     ]
 
 
-async def kernels_of_session(api: Api, session_id: str) -> int:
-    body = await api.execute(session_id, "import os\nos.getpid()")
-    return int(body["outputs"][0]["data"]["text/plain"])
+async def kernel_of_session(api: Api, server: ServerProcess, session_id: str) -> int:
+    """The pid, as this machine sees it, of the session's Python kernel (in its sandbox's pid
+    namespace it has another): the kernel process whose command names its connection file."""
+    code = "from ipykernel.kernelapp import IPKernelApp\nIPKernelApp.instance().connection_file"
+    body = await api.execute(session_id, code)
+    connection_file = body["outputs"][0]["data"]["text/plain"].strip("'")
+    (kernel,) = [p for p in kernel_processes(server) if connection_file in " ".join(p.cmdline())]
+    return kernel.pid
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -43,7 +50,7 @@ async def test_no_kernel_outlives_the_server(
         pids = []
         for _ in range(2):
             sid = (await api.create_session())["session_id"]
-            pids.append(await kernels_of_session(api, sid))
+            pids.append(await kernel_of_session(api, server, sid))
         # Two session kernels, and the pool refilling behind them.
         for _ in range(200):
             if len(kernel_processes(server)) >= 3:
