@@ -67,6 +67,9 @@ class KernelpadServer:
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
             ) from exc
         self.port = self._sockets[0].getsockname()[1]
+        if settings.port == 0:
+            # Any free port was asked for: links (join_url) name the one it got.
+            settings.port = self.port
         self.sandbox = self._sandbox()
         version = await self.store.open()
         log.info("database %s at schema version %d", settings.database_path, version)

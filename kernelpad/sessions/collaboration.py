@@ -77,6 +77,18 @@ class _Member:
     connections: int = 0
 
 
+@dataclass(eq=False)
+class _InputRequest:
+    """A run waiting for a line: the answer to come, and the request as it was sent."""
+
+    answer: asyncio.Future[str | None]
+    request: dict[str, Any]
+
+    @property
+    def execution_id(self) -> str:
+        return str(self.request["execution_id"])
+
+
 @dataclass
 class _PeerView:
     """What a JSON peer has of the text: the last texts it was sent or sent itself, and the
@@ -115,9 +127,7 @@ class Room:
             [(self.version, self.document.code)], maxlen=KEPT_VERSIONS
         )
         # Open input requests, oldest first, with the run each belongs to.
-        self._inputs: collections.deque[tuple[asyncio.Future[str | None], str]] = (
-            collections.deque()
-        )
+        self.inputs: collections.deque[_InputRequest] = collections.deque()
         self._code = self.document.code
         # Connections and runs using the room: it stays loaded while any does.
         self.holds = 0
@@ -306,16 +316,20 @@ class Room:
     def answer_input(self, value: str, execution_id: str | None = None) -> bool:
         """Answer the open input request of the run ``execution_id`` (default: the oldest);
         whether there was one."""
-        for future, run_id in list(self._inputs):
-            if future.done():
-                self._inputs.remove((future, run_id))
-            elif execution_id is None or run_id == execution_id:
-                self._inputs.remove((future, run_id))
-                future.set_result(value)
+        for entry in list(self.inputs):
+            if entry.answer.done():
+                self.inputs.remove(entry)
+            elif execution_id is None or entry.execution_id == execution_id:
+                self.inputs.remove(entry)
+                entry.answer.set_result(value)
                 # Everyone else's input box for it can go.
-                self.broadcast_json("input_answered", {"execution_id": run_id})
+                self.broadcast_json("input_answered", {"execution_id": entry.execution_id})
                 return True
         return False
+
+    def open_inputs(self) -> list[dict[str, Any]]:
+        """The input requests waiting for an answer, oldest first (for who joins now)."""
+        return [entry.request for entry in self.inputs if not entry.answer.done()]
 
     # Every change
 
@@ -471,16 +485,15 @@ class Run:
             room.document.end_run(self.cell_id, outcome.get("execution_count"))
 
     async def input(self, prompt: str, password: bool) -> str | None:
-        future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
-        entry = (future, str(self.data["execution_id"]))
-        self.room._inputs.append(entry)
         request = {**self.data, "prompt": prompt, "password": password}
+        entry = _InputRequest(asyncio.get_running_loop().create_future(), request)
+        self.room.inputs.append(entry)
         self.room.broadcast_json("input_request", request)
         try:
-            return await future
+            return await entry.answer
         finally:
-            if entry in self.room._inputs:
-                self.room._inputs.remove(entry)
+            if entry in self.room.inputs:
+                self.room.inputs.remove(entry)
 
 
 def _shared(a: str, b: str) -> int:

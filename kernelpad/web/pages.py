@@ -55,7 +55,7 @@ class _Page(tornado.web.RequestHandler):
         self.set_header(
             "Content-Security-Policy",
             "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';"
-            " img-src 'self' data: blob:; connect-src 'self' ws: wss:; frame-src 'self' blob:;"
+            " img-src 'self' data: blob:; connect-src 'self'; frame-src 'none';"
             " object-src 'none'; base-uri 'none'; frame-ancestors 'self'",
         )
         self.set_header("X-Content-Type-Options", "nosniff")
@@ -107,4 +107,7 @@ class BundleFile(tornado.web.StaticFileHandler):
     """A bundled file: its name changes with its content, so it may be cached for good."""
 
     def set_extra_headers(self, path: str) -> None:
-        self.set_header("Cache-Control", "public, max-age=31536000, immutable")
+        if path == "manifest.json":  # the one name that stays while its content changes
+            self.set_header("Cache-Control", "no-cache")
+        else:
+            self.set_header("Cache-Control", "public, max-age=31536000, immutable")

@@ -343,6 +343,7 @@ class SessionSocket(_SessionSocket):
                 "language": room.document.language,
                 "version": room.version,
                 "kernels": self.manager.kernel_states(room.session_id),
+                "inputs": room.open_inputs(),
                 "participant_count": len(participants),
                 "participants": participants,
             },

@@ -401,6 +401,11 @@ async def test_interrupt_and_input_from_another_participant(
     await ada.send("execute", {"code": "name = input('Name? ')\nprint('hi', name, x + 1)"})
     request = await alan.expect("input_request")
     assert request["prompt"] == "Name? "
+    # Who joins while the run waits sees the request too.
+    late, state = await JsonClient.join(server, sid, "late-i", "Late")
+    assert [r["execution_id"] for r in state["inputs"]] == [request["execution_id"]]
+    assert state["inputs"][0]["prompt"] == "Name? "
+    late.close()
     await alan.send("input_reply", {"value": "Grace"})
     before, finished = await until_finished(alan)
     assert finished["status"] == "ok"

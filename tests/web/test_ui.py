@@ -62,13 +62,24 @@ def artifacts() -> Path:
 
 
 class Person:
-    """One browser context: an interviewer's or a candidate's, with the page errors it saw."""
+    """One browser context: an interviewer's or a candidate's, with the page errors it saw
+    (uncaught exceptions, and the console's errors, where CSP violations show)."""
 
     def __init__(self, context: BrowserContext, page: Page) -> None:
         self.context = context
         self.page = page
         self.errors: list[str] = []
         page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("console", self._console)
+
+    def _console(self, message: Any) -> None:
+        # A socket that cannot connect while the server restarts is expected; nothing else.
+        if message.type == "error" and "WebSocket connection" not in message.text:
+            self.errors.append(message.text)
+
+    def expected_errors(self, words: str) -> None:
+        """Errors a test caused on purpose: they are not the page's."""
+        self.errors = [error for error in self.errors if words not in error]
 
     @classmethod
     async def open(cls, browser: Browser, width: int = 1280, height: int = 800) -> Person:
@@ -158,8 +169,9 @@ async def test_a_run_shows_its_output_in_both_views(pair: tuple[Person, Person])
     host, candidate = pair
     code = (
         "print('\\x1b[31mred\\x1b[0m text')\n"
+        "print('\\x1b[32mgreen, never reset')\n"
         "from IPython.display import HTML, display\n"
-        "display(HTML('<b>bold</b><img src=x onerror=\"window.hacked=1\">'"
+        'display(HTML(\'<b class="banner">bold</b><img src=x onerror="window.hacked=1">\''
         "'<script>window.hacked=2</script>'))\n"
         "6 * 7"
     )
@@ -171,10 +183,19 @@ async def test_a_run_shows_its_output_in_both_views(pair: tuple[Person, Person])
         await expect(outputs.locator(".output-html b")).to_have_text("bold")
         await expect(outputs).to_contain_text("42")
         await expect(person.cell(0).locator(".count")).to_have_text(re.compile(r"\[\d+\]"))
-        # Kernel HTML was sanitised: no script, no handler ran.
+        # Kernel HTML was sanitised: no script, no handler, no class of the pad's own.
         assert await outputs.locator("script").count() == 0
         assert await outputs.locator("[onerror]").count() == 0
-        assert await person.page.evaluate("window.hacked") is None
+        assert await outputs.locator(".output-html [class]").count() == 0
+        # The browser's parse of the hostile HTML, inside DOMPurify, tried its handler: the
+        # page's policy (no inline scripts) refused it, and says so.
+        person.expected_errors("Executing inline event handler violates")
+    # Colours do not leak from one output into the next (the green was never reset).
+    await host.page.get_by_role("button", name="Add a code cell at the end").click()
+    await host.page.keyboard.insert_text("print('next')")
+    await host.page.keyboard.press("Control+Enter")
+    await expect(candidate.cell(1).locator(".output-stream")).to_have_text("next")
+    assert await candidate.cell(1).locator(".ansi-green-fg").count() == 0
 
 
 async def test_an_endless_loop_is_interrupted_from_the_other_side(
@@ -195,6 +216,13 @@ async def test_an_endless_loop_is_interrupted_from_the_other_side(
     await host.replace_source(0, "print(n > 0)")
     await host.run(0)
     await expect(candidate.cell(0).locator(".output-stream")).to_have_text("True")
+    # A cell's own Stop button stops its own run.
+    await host.replace_source(0, "while True:\n    n += 1")
+    await host.run(0)
+    stop = candidate.cell(0).get_by_role("button", name="Stop this cell's run")
+    await stop.click()
+    await expect(host.cell(0).locator(".output-error")).to_contain_text("KeyboardInterrupt")
+    await expect(stop).to_be_hidden()
 
 
 async def test_restarting_the_kernel_forgets_variables(pair: tuple[Person, Person]) -> None:
@@ -203,12 +231,12 @@ async def test_restarting_the_kernel_forgets_variables(pair: tuple[Person, Perso
     await host.run(0)
     await expect(candidate.cell(0).locator(".output-stream")).to_have_text("set")
     await candidate.page.get_by_role("button", name="Restart the Python 3 kernel").click()
-    await expect(host.page.locator(".kernels [data-language=python]")).to_have_attribute(
-        "data-state", "idle"
-    )
     await host.replace_source(0, "print(kept)")
     await host.run(0)
-    await expect(candidate.cell(0).locator(".output-error")).to_contain_text("NameError")
+    # The run waits for the new kernel: allow for a busy machine.
+    await expect(candidate.cell(0).locator(".output-error")).to_contain_text(
+        "NameError", timeout=30_000
+    )
 
 
 async def test_only_the_host_sees_host_controls_and_can_end_the_interview(
@@ -243,10 +271,16 @@ async def test_cells_markdown_input_and_the_keyboard(
     await candidate.cell(1).get_by_role("button", name="Move cell up").focus()
     await page.keyboard.press("Enter")
     await expect(host.cell(0).locator(".markdown-preview h1")).to_have_text("Notes")
-    # Input requests: the other side answers.
+    # Input requests: the other side answers. The request does not take the keyboard from
+    # someone typing elsewhere.
+    await host.cell(0).locator(".markdown-preview").dblclick()
     await candidate.replace_source(1, "name = input('Name? ')\nprint('hello', name)")
     await page.keyboard.press("Shift+Enter")
     box = host.cell(1).get_by_label("Name? ")
+    await expect(box).to_be_visible()
+    assert await host.page.evaluate(
+        "document.activeElement.closest('.cell') === document.querySelector('.cell')"
+    )
     await box.fill("Ada")
     await box.press("Enter")
     await expect(candidate.cell(1).locator(".output-stream")).to_contain_text("hello Ada")
@@ -254,10 +288,10 @@ async def test_cells_markdown_input_and_the_keyboard(
     # Delete the Markdown cell again.
     await candidate.cell(0).get_by_role("button", name="Delete cell").click()
     await expect(host.page.locator(".cell")).to_have_count(2)
-    # Every control has a name a screen reader can say.
+    # Every control has a name a screen reader can say: a label, or words (not "✕" or "↑").
     unnamed = await page.evaluate(
         """() => [...document.querySelectorAll('button, select, input, [role=button]')]
-            .filter(e => !e.getAttribute('aria-label') && !e.textContent.trim())
+            .filter(e => !e.getAttribute('aria-label') && !/[A-Za-z]{2}/.test(e.textContent))
             .filter(e => !e.labels?.length)
             .map(e => e.outerHTML)"""
     )
@@ -307,12 +341,18 @@ async def test_images_other_languages_and_the_template(pair: tuple[Person, Perso
 
 async def test_a_narrow_screen(browser: Browser, server: RunningServer, artifacts: Path) -> None:
     host, link = await start_interview(browser, server)
-    phone = await join(browser, link, "Alan", width=390, height=844)
+    # A long name without spaces, and a long line in Markdown: still no wider than the screen.
+    phone = await join(browser, link, "alan.turing.of.bletchley@example.org", width=320, height=700)
     await phone.run(0)
     await expect(phone.cell(0).locator(".output-stream")).to_have_text("6")
-    # Nothing wider than the screen.
-    width = await phone.page.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390
+    await phone.page.get_by_role("button", name="Add a Markdown cell at the end").click()
+    await phone.page.keyboard.insert_text("`" + "x" * 300 + "`\n\n" + "y" * 300)
+    await phone.page.keyboard.press("Shift+Enter")
+    await expect(host.cell(1).locator(".markdown-preview code")).to_be_visible()
+    for person in (phone, host):
+        width = await person.page.evaluate("document.documentElement.scrollWidth")
+        viewport = await person.page.evaluate("window.innerWidth")
+        assert width <= viewport, (width, viewport)
     await phone.page.screenshot(path=artifacts / "pad-narrow.png", full_page=True)
     await phone.close()
     await host.close()

@@ -9,7 +9,6 @@ import { fileURLToPath } from "node:url";
 const here = path.dirname(fileURLToPath(import.meta.url));
 const outdir = path.join(here, "..", "static", "dist");
 
-await rm(outdir, { recursive: true, force: true });
 await mkdir(outdir, { recursive: true });
 const result = await esbuild.build({
   entryPoints: { home: path.join(here, "src", "home.js"), pad: path.join(here, "src", "pad.js") },
@@ -36,4 +35,9 @@ for (const [file, output] of Object.entries(result.metafile.outputs)) {
   if (output.cssBundle) manifest[`${name}.css`] = path.basename(output.cssBundle);
 }
 await writeFile(path.join(outdir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
-console.log(`bundled ${(await readdir(outdir)).length} files into ${path.relative(process.cwd(), outdir)}`);
+// The old bundle stays until the new one is named, so no page loaded meanwhile misses a file.
+const current = new Set([...Object.keys(result.metafile.outputs).map((file) => path.basename(file)), "manifest.json"]);
+for (const file of await readdir(outdir)) {
+  if (!current.has(file)) await rm(path.join(outdir, file));
+}
+console.log(`bundled ${current.size - 1} files into ${path.relative(process.cwd(), outdir)}`);

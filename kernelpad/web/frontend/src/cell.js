@@ -65,11 +65,13 @@ export class CellView {
       h("option", { value: "markdown" }, "Markdown"),
     );
     this.runButton = h("button", { type: "button", className: "run", "aria-label": "Run cell (Shift+Enter)", title: "Run cell (Shift+Enter)", onclick: () => pad.run(this) }, "▶ Run");
+    this.stopButton = h("button", { type: "button", className: "stop", "aria-label": "Stop this cell's run", title: "Stop this cell's run", hidden: true, onclick: () => pad.stop(this) }, "■ Stop");
     this.toolbar = h(
       "div",
-      { className: "cell-toolbar" },
+      { className: "cell-toolbar", role: "toolbar", "aria-label": "Cell" },
       this.count,
       this.runButton,
+      this.stopButton,
       this.typeSelect,
       this.languageSelect,
       h("span", { className: "spacer" }),
@@ -86,7 +88,8 @@ export class CellView {
       "aria-label": "Markdown cell: press Enter to edit",
       ondblclick: () => this.edit(),
       onkeydown: (event) => {
-        if (event.key === "Enter") {
+        // Enter on a link in the text follows the link.
+        if (event.key === "Enter" && event.target === this.preview) {
           event.preventDefault();
           this.edit();
         }
@@ -94,8 +97,13 @@ export class CellView {
     });
     this.input = h("div", { className: "input-request" });
     this.notices = h("ul", { className: "notices", "aria-live": "polite" });
-    this.outputs = h("div", { className: "outputs", "aria-live": "polite", "aria-label": "Cell output" });
+    this.outputs = h("div", { className: "outputs", role: "group", "aria-label": "Cell output" });
     this.element = h("section", { className: "cell", "data-cell-id": this.id }, this.toolbar, this.editorBox, this.preview, this.input, this.notices, this.outputs);
+    // Interrupt and Restart act on the language of the cell last worked in.
+    this.element.addEventListener("focusin", () => {
+      pad.focused = this;
+      pad.updateKernelControls();
+    });
     const source = this.source;
     if (source) {
       this.editor = createEditor(this.editorBox, source, {
@@ -108,12 +116,9 @@ export class CellView {
           { key: "Mod-Enter", run: () => (pad.run(this), true) },
         ],
       });
-      this.editor.view.contentDOM.addEventListener("focus", () => {
-        pad.focused = this;
-        pad.updateKernelControls();
-      });
       this.editor.view.contentDOM.addEventListener("blur", () => {
-        if (this.type === "markdown") {
+        // Leaving the window is not leaving the cell.
+        if (this.type === "markdown" && document.hasFocus()) {
           this.editing = false;
           this.render();
         }
@@ -183,6 +188,8 @@ export class CellView {
     const count = this.cell.get("execution_count");
     this.count.textContent = state === "running" ? "[*]" : `[${count ?? " "}]`;
     this.element.classList.toggle("busy", state === "running");
+    this.stopButton.hidden = state !== "running" || this.pad.ended;
+    if (this.pad.focused === this) this.pad.updateKernelControls();
     const outputs = this.cell.get("outputs");
     const list = outputs instanceof Y.Array ? outputs.toJSON() : [];
     this.outputs.replaceChildren(...list.map(renderOutput));
@@ -214,7 +221,9 @@ export class CellView {
     );
     form.dataset.executionId = request.execution_id;
     this.input.replaceChildren(form);
-    field.focus();
+    // Take the keyboard only from nobody, or from this cell: not from someone typing elsewhere.
+    const active = document.activeElement;
+    if (!active || active === document.body || this.element.contains(active)) field.focus();
   }
 
   clearInput(executionId) {
@@ -225,6 +234,8 @@ export class CellView {
   setReadOnly(value) {
     this.editor?.setReadOnly(value);
     for (const control of this.toolbar.querySelectorAll("button, select")) control.disabled = value;
+    this.stopButton.hidden = true;
+    this.input.replaceChildren();
   }
 
   destroy() {

@@ -17,6 +17,8 @@ export class Channel {
   }
 
   connect() {
+    this.timer = null;
+    if (this.closed) return;
     const socket = new WebSocket(this.url);
     this.socket = socket;
     socket.addEventListener("open", () => {
@@ -36,7 +38,7 @@ export class Channel {
         return;
       }
       this.onStatus("reconnecting");
-      setTimeout(() => this.connect(), this.delay);
+      this.timer = setTimeout(() => this.connect(), this.delay);
       this.delay = Math.min(this.delay * 2, 10000);
     });
   }
@@ -49,6 +51,7 @@ export class Channel {
 
   close() {
     this.closed = true;
+    clearTimeout(this.timer);
     this.socket.close();
   }
 }

@@ -9,9 +9,17 @@ const app = document.getElementById("app");
 function copyButton(text, label) {
   const button = h("button", { type: "button", className: "secondary", "aria-label": label }, "Copy");
   button.addEventListener("click", async () => {
-    await navigator.clipboard?.writeText(text).catch(() => {});
-    button.textContent = "Copied";
-    setTimeout(() => (button.textContent = "Copy"), 1500);
+    let copied = false;
+    try {
+      await navigator.clipboard.writeText(text);
+      copied = true;
+    } catch {
+      // No clipboard (plain http from another machine): select the link for a manual copy.
+      const field = button.previousElementSibling;
+      field?.select();
+    }
+    button.textContent = copied ? "Copied" : "Selected: press Ctrl+C";
+    setTimeout(() => (button.textContent = "Copy"), 2500);
   });
   return button;
 }
@@ -27,7 +35,8 @@ function linkRow(id, label, url, help) {
 }
 
 function created(session) {
-  const hostUrl = `${window.location.origin}/s/${session.session_id}#host=${encodeURIComponent(session.host_token)}`;
+  // The server's own address for links (FRONTEND_URL), as in the join link.
+  const hostUrl = `${session.join_url}#host=${encodeURIComponent(session.host_token)}`;
   return h(
     "section",
     { className: "card", "aria-labelledby": "created-title", id: "created" },

@@ -25,6 +25,10 @@ export function saveName(name) {
   store.setItem("kernelpad:name", name);
 }
 
+export function forgetName() {
+  store.removeItem("kernelpad:name");
+}
+
 export function hostToken(sessionId) {
   return store.getItem(`kernelpad:host:${sessionId}`);
 }

@@ -6,13 +6,24 @@ import { AnsiUp } from "ansi_up";
 import { marked } from "marked";
 import { h } from "./dom.js";
 
-const ansi = new AnsiUp();
-ansi.use_classes = true;
+// Kernel HTML's links open in a new tab, never in place of the pad.
+// Its images load only from data: URLs (nothing from this server or elsewhere).
+DOMPurify.addHook("afterSanitizeAttributes", (node) => {
+  if (node.tagName === "A" && node.getAttribute("href")) {
+    node.setAttribute("target", "_blank");
+    node.setAttribute("rel", "noopener noreferrer");
+  }
+  if (node.hasAttribute("src") && !node.getAttribute("src").startsWith("data:")) node.removeAttribute("src");
+});
 
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif"];
 
 export function sanitize(html) {
-  return DOMPurify.sanitize(html, { FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select"], FORBID_ATTR: ["style"] });
+  // No styles, classes or ids: kernel output must not dress up as the pad's own controls.
+  return DOMPurify.sanitize(html, {
+    FORBID_TAGS: ["style", "form", "input", "button", "textarea", "select"],
+    FORBID_ATTR: ["style", "class", "id"],
+  });
 }
 
 export function markdownHtml(text) {
@@ -20,6 +31,9 @@ export function markdownHtml(text) {
 }
 
 function ansiBlock(text, className) {
+  // A parser per output: ansi_up carries colours over from one call to the next.
+  const ansi = new AnsiUp();
+  ansi.use_classes = true;
   const pre = h("pre", { className });
   pre.innerHTML = ansi.ansi_to_html(text); // ansi_up escapes the text itself
   return pre;

@@ -8,7 +8,7 @@ import { api, languages as fetchLanguages } from "./api.js";
 import { CellView } from "./cell.js";
 import { Channel } from "./channel.js";
 import { h } from "./dom.js";
-import { clientId, colourOf, hostToken, saveName, savedName, takeHostTokenFromUrl } from "./identity.js";
+import { clientId, colourOf, forgetName, hostToken, saveName, savedName, takeHostTokenFromUrl } from "./identity.js";
 
 const root = document.getElementById("app");
 const { sessionId, sessionName } = root.dataset;
@@ -64,6 +64,7 @@ class Pad {
     this.focused = null;
     this.kernels = new Map(); // language -> state
     this.people = new Map(); // client_id -> participant
+    this.running = new Map(); // cell id -> the execution id of its run
     this.status = { yjs: "connecting", json: "connecting" };
     this.doc = new Y.Doc();
     this.cells = this.doc.getArray("cells");
@@ -78,7 +79,7 @@ class Pad {
     this.connection = h("span", { id: "connection-status", className: "connection", role: "status" }, "Connecting…");
     this.peopleList = h("ul", { className: "people", "aria-label": "Participants" });
     this.endButton = h("button", { type: "button", className: "danger", hidden: true, onclick: () => this.endInterview() }, "End interview");
-    this.hostControls = h("div", { className: "host-controls", hidden: true, "aria-label": "Host controls" }, this.endButton);
+    this.hostControls = h("div", { className: "host-controls", role: "group", hidden: true, "aria-label": "Host controls" }, this.endButton);
     this.kernelList = h("ul", { className: "kernels", "aria-label": "Kernels" });
     this.interruptButton = h("button", { type: "button", onclick: () => this.kernelAction("interrupt") }, "■ Interrupt");
     this.restartButton = h("button", { type: "button", onclick: () => this.kernelAction("restart_kernel") }, "↻ Restart kernel");
@@ -126,6 +127,7 @@ class Pad {
     this.provider.on("connection-close", (event) => {
       if (this.ended) return;
       if (event?.code === 4410) this.end(this.ending ? "You ended this interview." : "This interview has ended.");
+      else if (event?.code === 4400) this.badName(event.reason);
       else if (event?.code === 4403 || event?.code === 4404) this.fail(event.reason || "You cannot join this interview.");
     });
     this.cells.observe(() => this.refresh());
@@ -158,8 +160,13 @@ class Pad {
   // The JSON socket
 
   receive(type, data) {
+    if (this.ended) return;
     switch (type) {
       case "session_state":
+        // A (re)join: what is waiting for input now is all there is.
+        for (const view of this.views.values()) view.clearInput();
+        this.globalInput.replaceChildren();
+        for (const request of data.inputs || []) this.receive("input_request", request);
         this.role = data.role;
         this.hostControls.hidden = this.endButton.hidden = this.role !== "host";
         this.people = new Map(data.participants.map((p) => [p.client_id, p]));
@@ -180,9 +187,11 @@ class Pad {
         this.updateKernelControls();
         break;
       case "execution_started":
+        if (data.cell_id) this.running.set(data.cell_id, data.execution_id);
         this.viewOf(data.cell_id)?.showNotices([]);
         break;
       case "execution_finished": {
+        if (this.running.get(data.cell_id) === data.execution_id) this.running.delete(data.cell_id);
         const view = this.viewOf(data.cell_id);
         view?.clearInput(data.execution_id);
         view?.showNotices(data.notices);
@@ -255,6 +264,13 @@ class Pad {
     );
   }
 
+  /** Stop a cell's own run (by its execution id: not whatever else runs in that kernel). */
+  stop(view) {
+    const executionId = this.running.get(view.id);
+    const data = executionId ? { execution_id: executionId } : { language: view.language };
+    if (!this.channel.send("interrupt", data)) this.say("Not connected: try again in a moment.");
+  }
+
   kernelAction(type) {
     if (this.ended) return;
     if (!this.channel.send(type, { language: this.currentLanguage() })) this.say("Not connected: try again in a moment.");
@@ -269,6 +285,8 @@ class Pad {
   }
 
   refresh() {
+    // A cell moved (by anyone) is a new cell with the same id: whoever was in it stays in it.
+    const held = this.heldFocus();
     const keep = new Set();
     const elements = [];
     this.cells.forEach((cell) => {
@@ -298,6 +316,10 @@ class Pad {
     });
     while (this.notebook.children.length > elements.length) this.notebook.lastElementChild.remove();
     this.updateKernelControls();
+    if (held && !this.pendingFocus && !held.view.element.isConnected) this.restoreFocus(held);
+    if (elements.length === 1 && !this.views.size && document.activeElement === document.body) {
+      this.notebook.querySelector("button")?.focus();
+    }
     if (this.pendingFocus) {
       const view = this.viewOf(this.pendingFocus.id);
       if (view) {
@@ -308,6 +330,24 @@ class Pad {
         this.pendingFocus = null;
       }
     }
+  }
+
+  heldFocus() {
+    for (const view of this.views.values()) {
+      if (view.editor && view.element.contains(document.activeElement)) {
+        const { anchor, head } = view.editor.view.state.selection.main;
+        return { view, id: view.id, anchor, head, inEditor: view.editor.view.hasFocus };
+      }
+    }
+    return null;
+  }
+
+  restoreFocus(held) {
+    const view = this.viewOf(held.id);
+    if (!view?.editor || !held.inEditor) return;
+    const length = view.editor.view.state.doc.length;
+    view.editor.view.focus();
+    view.editor.view.dispatch({ selection: { anchor: Math.min(held.anchor, length), head: Math.min(held.head, length) } });
   }
 
   emptyState() {
@@ -442,6 +482,13 @@ class Pad {
     for (const control of this.toolbar.querySelectorAll("button")) control.disabled = true;
     this.endButton.disabled = true;
     this.setStatus("json", "closed");
+  }
+
+  /** The server refused the name (it is checked there): forget it, offer another. */
+  badName(reason) {
+    forgetName();
+    this.fail(`The server refused your name (${reason || "invalid"}).`);
+    this.banner.append(" ", h("button", { type: "button", onclick: () => location.reload() }, "Choose another name"));
   }
 
   fail(text) {
