@@ -1,0 +1,215 @@
+"""Kernels in their sandbox, on a real server: what candidates' code cannot reach, and the
+limits that hold it. Each run here is untrusted code doing what it should not."""
+
+from __future__ import annotations
+
+import logging
+import os
+import pwd
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernelpad.config import Settings
+from kernelpad.kernels.sandbox import Sandbox
+from tests.conftest import Api, RunningServer, make_settings, running_server
+
+SECRET = "kernelpad-test-secret-4f1d"
+
+
+@pytest.fixture(scope="module")
+def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(
+        tmp_path_factory.mktemp("data"),
+        kernel_pool_size={"python": 1},
+        code_execution_timeout=60,
+        kernel_memory_limit_mb=256,
+        kernel_max_processes=64,
+        kernel_tmp_size_mb=32,
+        kernel_max_file_size_mb=8,
+    )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def secret_in_the_servers_environment() -> Any:
+    # The server's environment: none of it may reach a kernel.
+    os.environ["KERNELPAD_TEST_SECRET"] = SECRET
+    yield
+    del os.environ["KERNELPAD_TEST_SECRET"]
+
+
+@pytest.fixture
+async def session(api: Api) -> str:
+    return str((await api.create_session())["session_id"])
+
+
+async def run(api: Api, session: str, code: str, language: str = "python") -> dict[str, Any]:
+    return await api.execute(session, code, language=language)
+
+
+async def test_health_says_the_sandbox_is_on(api: Api) -> None:
+    assert (await api.get("/api/v1/health")).json["sandbox"] is True
+
+
+async def test_kernels_run_as_the_unprivileged_user(api: Api, session: str) -> None:
+    uid = pwd.getpwnam("kernelpad-kernel").pw_uid
+    body = await run(api, session, "import os\nprint(os.getuid(), os.geteuid(), os.getgroups())")
+    assert body["stdout"] == f"{uid} {uid} []\n"
+    java = await run(api, session, 'System.out.println(System.getProperty("user.name"));', "java")
+    assert java["stdout"].strip() == "kernelpad-kernel", java
+
+
+async def test_no_network_not_even_the_server(
+    api: Api, session: str, server: RunningServer
+) -> None:
+    code = (
+        "import socket\n"
+        f"for address in [('127.0.0.1', {server.server.port}), ('1.1.1.1', 80)]:\n"
+        "    try:\n"
+        "        socket.create_connection(address, timeout=3)\n"
+        "        print('connected', address)\n"
+        "    except OSError as exc:\n"
+        "        print('refused', exc.errno)\n"
+    )
+    body = await run(api, session, code)
+    assert "connected" not in body["stdout"] and body["stdout"].count("refused") == 2, body
+    js = await run(
+        api,
+        session,
+        f"try {{ await fetch('http://127.0.0.1:{server.server.port}/api/v1/health');"
+        " console.log('connected') } catch (e) { console.log('refused') }",
+        "javascript",
+    )
+    assert js["stdout"].strip() == "refused", js
+
+
+async def test_the_servers_files_and_secrets_are_out_of_reach(
+    api: Api, session: str, server_settings: Settings
+) -> None:
+    data = server_settings.data_dir.resolve()
+    code = (
+        "import os\n"
+        f"for path in ['/etc/shadow', {str(data)!r}, {str(server_settings.database_path)!r},"
+        " '/home', '/root/.bashrc']:\n"
+        "    try:\n"
+        "        print(path, 'listed' if os.path.isdir(path) and os.listdir(path) else\n"
+        "              'read' if open(path, 'rb').read(1) is not None else '')\n"
+        "    except OSError as exc:\n"
+        "        print(path, 'refused', type(exc).__name__)\n"
+        f"print('secret' if {SECRET!r} in repr(dict(os.environ)) else 'no secret')\n"
+        "print(sorted(k for k in os.environ if k.startswith(('KERNELPAD', 'JUPYTERHUB'))))\n"
+    )
+    body = await run(api, session, code)
+    lines = body["stdout"].splitlines()
+    assert all("refused" in line for line in lines[:5]), lines
+    assert lines[-2:] == ["no secret", "[]"], lines
+    # /root holds only the Python installation kernels run from, where that is under it.
+    listing = await run(api, session, "import os\nprint(os.listdir('/root'))")
+    python_home = Path(sys.base_prefix).resolve().parts
+    expected = [python_home[2]] if python_home[1:2] == ("root",) else []
+    assert listing["stdout"] == f"{expected}\n", listing
+    # Its pid 1 is the sandbox's own: the server's processes are not there to read.
+    pids = "import os\nprint(sorted(int(p) for p in os.listdir('/proc') if p.isdigit())[:3])"
+    proc = await run(api, session, pids)
+    assert proc["stdout"].startswith("[1, "), proc
+
+
+async def test_writes_only_in_its_own_tmp(
+    api: Api, session: str, server_settings: Settings
+) -> None:
+    code = (
+        "import os\n"
+        f"for path in ['/usr/evil', {str(server_settings.data_dir.resolve() / 'evil')!r},"
+        " '/etc/evil', '/evil']:\n"
+        "    try:\n"
+        "        open(path, 'w').write('x')\n"
+        "        print('wrote', path)\n"
+        "    except OSError as exc:\n"
+        "        print('refused', path)\n"
+        "open('/tmp/mine', 'w').write('ok')\n"
+        "print(open('/tmp/mine').read(), os.getcwd())\n"
+    )
+    body = await run(api, session, code)
+    assert "wrote" not in body["stdout"], body
+    assert body["stdout"].splitlines()[-1] == "ok /tmp"
+    assert not (server_settings.data_dir / "evil").exists()
+
+
+async def test_tmp_and_file_size_are_limited(api: Api, session: str) -> None:
+    code = (
+        "chunk = b'x' * 2**20\n"
+        "written = 0\n"
+        "try:\n"
+        "    with open('/tmp/big', 'wb') as f:\n"
+        "        for _ in range(100):\n"
+        "            f.write(chunk); f.flush(); written += 1\n"
+        "except OSError as exc:\n"
+        "    print('stopped at', written, 'MiB:', exc.strerror)\n"
+        "import os\nos.remove('/tmp/big')\n"
+    )
+    body = await run(api, session, code)
+    # The file size limit (8 MiB) comes before the /tmp limit (32 MiB).
+    assert body["stdout"].startswith("stopped at 8 MiB: File too large"), body
+    fill = (
+        "import os\nn = 0\n"
+        "try:\n"
+        "    for n in range(100):\n"
+        "        with open(f'/tmp/part{n}', 'wb') as f:\n"
+        "            f.write(b'x' * (4 * 2**20))\n"
+        "except OSError as exc:\n"
+        "    print('full after', n, exc.strerror)\n"
+        "for name in os.listdir('/tmp'):\n"
+        "    os.remove('/tmp/' + name)\n"
+    )
+    body = await run(api, session, fill)
+    assert "full after" in body["stdout"] and "No space left" in body["stdout"], body
+
+
+async def test_a_memory_bomb_kills_only_its_kernel(api: Api, session: str) -> None:
+    other = str((await api.create_session())["session_id"])
+    await run(api, other, "kept = 'other session'")
+    body = await run(api, session, "hog = []\nwhile True:\n    hog.append(bytearray(2**24))")
+    assert body["status"] == "kernel_died" and body["kernel_restarted"], body
+    again = await run(api, session, "print('back')")
+    assert again["stdout"] == "back\n"
+    # The other session's kernel did not notice.
+    assert (await run(api, other, "print(kept)"))["stdout"] == "other session\n"
+
+
+async def test_a_fork_bomb_meets_the_process_limit(api: Api, session: str) -> None:
+    code = (
+        "import os, time\n"
+        "children = 0\n"
+        "try:\n"
+        "    for _ in range(1000):\n"
+        "        pid = os.fork()\n"
+        "        if pid == 0:\n"
+        "            time.sleep(30)\n"
+        "            os._exit(0)\n"
+        "        children += 1\n"
+        "except OSError as exc:\n"
+        "    print('stopped after', children, exc.strerror)\n"
+    )
+    body = await run(api, session, code)
+    assert "stopped after" in body["stdout"], body
+    assert int(body["stdout"].split()[2]) < 64
+    # The server and the other kernels are fine; this kernel too, once restarted.
+    restart = await api.post(f"/api/v1/sessions/{session}/execute", {"code": "1"})
+    assert restart.status == 200
+
+
+def test_the_reason_a_sandbox_cannot_be_used_is_given() -> None:
+    problem = Sandbox.problem("no-such-user-kp")
+    assert problem is not None and "no-such-user-kp" in problem
+
+
+async def test_the_sandbox_can_be_turned_off_loudly(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path / "data", kernel_pool_size={"python": 0}, sandbox=False)
+    with caplog.at_level(logging.WARNING, logger="kernelpad.server"):
+        async with running_server(settings) as running:
+            assert (await running.api.get("/api/v1/health")).json["sandbox"] is False
+    assert any("SANDBOX IS OFF" in record.getMessage() for record in caplog.records)
