@@ -103,15 +103,19 @@ class KernelRunner:
         try:
             queued = time.monotonic() - queued_at
             lost = None
-            if self.kernel is not None and not await self.kernel.is_alive():
-                lost = "the kernel stopped while idle"
-                dead, self.kernel = self.kernel, None
-                await dead.shutdown()
-            new_kernel = self.kernel is None
-            if self.kernel is None:
-                self.kernel = await self._acquire()
+            # Not while a restart is replacing the kernel: both would start one, and one of
+            # the two would be left running, unowned.
+            async with self._replacing:
+                if self.kernel is not None and not await self.kernel.is_alive():
+                    lost = "the kernel stopped while idle"
+                    dead, self.kernel = self.kernel, None
+                    await dead.shutdown()
+                new_kernel = self.kernel is None
+                if self.kernel is None:
+                    self.kernel = await self._acquire()
+                kernel = self.kernel
             try:
-                result = await run_code(self.kernel, code, limits, stdin, listener, self._stop)
+                result = await run_code(kernel, code, limits, stdin, listener, self._stop)
             except Exception:
                 # The kernel is in an unknown state, maybe still running the code: replace it.
                 await self._replace_kernel("internal error")

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 
 from kernelpad.kernels.base import KernelHandle
+from kernelpad.kernels.execution import Limits
 from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.local import LocalKernelBackend
 from kernelpad.kernels.pool import KernelPool
+from kernelpad.kernels.runner import KernelRunner
 from tests.conftest import eventually, gone
 
 
@@ -83,3 +87,28 @@ async def test_close_shuts_down_ready_and_starting_kernels(
         for p in psutil.Process().children(recursive=True)
         if "ipykernel_launcher" in " ".join(p.cmdline())
     ]
+
+
+async def test_a_run_during_a_restart_leaves_no_kernel_unowned(
+    pool: KernelPool, registry: LanguageRegistry
+) -> None:
+    started: list[KernelHandle] = []
+    start = pool.backend.start
+
+    async def recording_start(language: Any) -> KernelHandle:
+        kernel = await start(language)
+        started.append(kernel)
+        return kernel
+
+    pool.backend.start = recording_start  # type: ignore[method-assign]
+    runner = KernelRunner(pool, registry.get("python"), queue_size=4, label="race")
+    limits = Limits(time_limit=30, interrupt_grace=1, max_output=10_000, flood_limit=10_000)
+    await runner.run("x = 1", limits)
+    # A restart and a run at the same moment: the run must use the restart's kernel.
+    await asyncio.gather(runner.restart(), runner.run("y = 2", limits))
+    owned = runner.kernel
+    await runner.close()
+    await pool.close()
+    assert owned in started
+    # Every kernel started is shut down: none was left behind by the race.
+    assert [kernel for kernel in started if await kernel.is_alive()] == []
