@@ -32,6 +32,16 @@ class SessionNotFound(KernelpadError):
     code = "session_not_found"
 
 
+class ParticipantNotFound(KernelpadError):
+    code = "participant_not_found"
+
+
+class EditingLocked(KernelpadError):
+    """The host has locked editing: only the host may change the notebook."""
+
+    code = "editing_locked"
+
+
 class SessionFull(KernelpadError):
     code = "session_full"
 

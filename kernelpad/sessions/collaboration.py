@@ -28,10 +28,15 @@ from pycrdt import (
 
 from kernelpad.errors import SessionEnded, SessionFull
 from kernelpad.sessions.document import SessionDocument, changed_span
-from kernelpad.sessions.models import Participant
+from kernelpad.sessions.models import Participant, Session
 from kernelpad.sessions.store import SessionStore
 
 log = logging.getLogger(__name__)
+
+# y-websocket's sync message types: step 1 (a state vector) asks; the others change the document.
+SYNC_STEP1 = 0
+# Close code for the connections of a participant the host removed.
+REMOVED = 4403
 
 # Versions of the text remembered per JSON peer, to find what its next whole text is based on
 # when it does not say (clients of the original protocol send no base_version).
@@ -49,6 +54,12 @@ CODE_SAVE_DELAY = 1.0
 
 
 class YjsPeer(Protocol):
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
+
     def send_bytes(self, message: bytes) -> None: ...
 
     def close(self, code: int | None = None, reason: str | None = None) -> None: ...
@@ -132,6 +143,9 @@ class Room:
         # Connections and runs using the room: it stays loaded while any does.
         self.holds = 0
         self.closed = False
+        # The host's rules (see Manager.update_settings).
+        self.editing_locked = False
+        self.candidate_execution = True
         self._code_saver: asyncio.TimerHandle | None = None
         self._since_compaction = 0
         self._subscription = self.document.observe(self._changed)
@@ -187,6 +201,30 @@ class Room:
             "participant_count": len(self.members),
         }
 
+    def set_rules(self, editing_locked: bool, candidate_execution: bool) -> None:
+        """The host changed the rules: everyone is told."""
+        self.editing_locked, self.candidate_execution = editing_locked, candidate_execution
+        self.broadcast_json("session_settings", self.rules())
+
+    def rules(self) -> dict[str, bool]:
+        return {
+            "editing_locked": self.editing_locked,
+            "candidate_execution": self.candidate_execution,
+        }
+
+    def may_edit(self, peer: object) -> bool:
+        return not self.editing_locked or getattr(peer, "role", "") == "host"
+
+    def expel(self, client_id: str, reason: str) -> None:
+        """Close every connection of ``client_id`` (the host removed it)."""
+        for peer in list(self.json_peers):
+            if peer.client_id == client_id:
+                peer.send_json("error", {"code": "removed", "message": reason})
+                peer.close(REMOVED, reason[:120])
+        for yjs in list(self.yjs_peers):
+            if yjs.client_id == client_id:
+                yjs.close(REMOVED, reason[:120])
+
     @property
     def code(self) -> str:
         """The code (the first code cell's source) as of :attr:`version`."""
@@ -224,6 +262,10 @@ class Room:
             raise ValueError("empty message")
         kind = message[0]
         if kind == YMessageType.SYNC:
+            if len(message) > 1 and message[1] != SYNC_STEP1 and not self.may_edit(peer):
+                # Editing is locked: a candidate's changes are not taken (its editor is
+                # read-only; a client that sends them anyway only changes its own copy).
+                return None
             self._origin = peer
             try:
                 return handle_sync_message(message[1:], self.document.ydoc)
@@ -510,9 +552,10 @@ class Rooms:
         self._rooms: dict[str, Room] = {}
         self._loading: dict[str, asyncio.Lock] = {}
 
-    async def get(self, session_id: str, code: str, language: str) -> Room:
+    async def get(self, session: Session) -> Room:
         """The room of a session, its document rebuilt from what is stored (or created from
         the session's code the first time); the caller owes :meth:`release`."""
+        session_id, code, language = session.id, session.code, session.language
         lock = self._loading.setdefault(session_id, asyncio.Lock())
         async with lock:
             if session_id not in self._rooms:
@@ -523,6 +566,8 @@ class Rooms:
                     document = SessionDocument.create(code, language)
                     await self.store.append_update(session_id, document.state(), time.time())
                 room = Room(session_id, document, self.store)
+                room.editing_locked = session.editing_locked
+                room.candidate_execution = session.candidate_execution
                 # A run the server did not see end (it stopped mid-run) is not running now.
                 document.reset_running()
                 if len(updates) > 1:

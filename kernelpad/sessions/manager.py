@@ -15,6 +15,7 @@ from kernelpad.errors import (
     Forbidden,
     InvalidValue,
     NotAuthenticated,
+    ParticipantNotFound,
     SessionEnded,
     SessionNotFound,
 )
@@ -57,6 +58,8 @@ class SessionManager:
         self.rooms = Rooms(store)
         # Language of each active session seen since start: a run needs no database read.
         self._active: dict[str, str] = {}
+        # Whether candidates may run code, per active session seen (the host's setting).
+        self._candidate_execution: dict[str, bool] = {}
         # Counts sessions ended, so a cache fill can tell that an end raced with it.
         self._ends = 0
         self._ending: set[str] = set()  # sessions being ended: nobody may enter them
@@ -114,6 +117,7 @@ class SessionManager:
         )
         await self.store.add_session(session)
         self._active[session.id] = session.language
+        self._candidate_execution[session.id] = True
         log.info("session %s: created by %s (%s)", session.id, host_name, session.language)
         return session, token
 
@@ -161,6 +165,7 @@ class SessionManager:
 
     async def _end_now(self, session_id: str, reason: str) -> None:
         self._active.pop(session_id, None)
+        self._candidate_execution.pop(session_id, None)
         room = self.rooms.loaded(session_id)
         if room is not None:
             room.broadcast_json("session_ended", {"session_id": session_id, "reason": reason})
@@ -179,7 +184,7 @@ class SessionManager:
         session = await self.get(session_id)
         if session.status != ACTIVE or session_id in self._ending:
             raise SessionEnded(f"Session {session_id} has ended.")
-        room = await self.rooms.get(session_id, session.code, session.language)
+        room = await self.rooms.get(session)
         if self._ends != ends and (
             session_id in self._ending or (await self.get(session_id)).status != ACTIVE
         ):
@@ -190,23 +195,19 @@ class SessionManager:
         return room
 
     async def join(
-        self, room: Room, client_id: str, display_name: str, host_token: str | None
+        self,
+        room: Room,
+        client_id: str,
+        display_name: str,
+        host_token: str | None,
+        participant_token: str | None = None,
     ) -> Participant:
-        """Let a participant in (again, if ``client_id`` was here before), within the
-        session's limit; the caller owes ``room.depart`` when the connection closes."""
+        """Let a participant in (again, if ``client_id`` was here before; with its participant
+        token, if it has one), within the session's limit; the caller owes ``room.depart``
+        when the connection closes."""
         session = await self.get(room.session_id)
-        host = bool(host_token) and token_matches(host_token or "", session.host_token_hash)
-        earlier = next((p for p in session.participants if p.client_id == client_id), None)
-        if earlier is not None and earlier.role == "host" and not host:
-            raise Forbidden(
-                f"Session {session.id}: client_id {client_id!r} is the host's; joining as the"
-                " host needs the host token."
-            )
-        participant = Participant(
-            client_id,
-            display_name,
-            "host" if host else "candidate",
-            earlier.joined_at if earlier else time.time(),
+        participant, _ = self._identify(
+            session, client_id, display_name, host_token, participant_token, False
         )
         room.admit(participant, session.max_participants)
         try:
@@ -215,6 +216,138 @@ class SessionManager:
             room.depart(client_id)
             raise
         return participant
+
+    async def register(
+        self,
+        session_id: str,
+        display_name: str,
+        client_id: str | None,
+        host_token: str | None,
+        participant_token: str | None,
+    ) -> tuple[Participant, str | None]:
+        """A participant of a session, before it connects (a browser joining through the join
+        link), with its participant token: from then on, only that token (or the host's) joins
+        as its ``client_id``."""
+        session = await self.get(session_id)
+        if session.status != ACTIVE:
+            raise SessionEnded(f"Session {session_id} has ended.")
+        client_id = client_id or "c-" + secrets.token_hex(8)
+        participant, token = self._identify(
+            session, client_id, display_name, host_token, participant_token, True
+        )
+        await self.store.save_participant(session_id, participant)
+        return participant, token
+
+    def _identify(
+        self,
+        session: Session,
+        client_id: str,
+        display_name: str,
+        host_token: str | None,
+        participant_token: str | None,
+        issue_token: bool,
+    ) -> tuple[Participant, str | None]:
+        """Who ``client_id`` is allowed to be, with which tokens."""
+        host = bool(host_token) and token_matches(host_token or "", session.host_token_hash)
+        earlier = next((p for p in session.participants if p.client_id == client_id), None)
+        if earlier is not None and earlier.removed_at is not None:
+            raise Forbidden(
+                f"Session {session.id}: {earlier.display_name} ({client_id}) was removed by the"
+                " host and cannot join again."
+            )
+        if earlier is not None and earlier.role == "host" and not host:
+            raise Forbidden(
+                f"Session {session.id}: client_id {client_id!r} is the host's; joining as the"
+                " host needs the host token."
+            )
+        if (
+            earlier is not None
+            and earlier.token_hash
+            and not host
+            and not token_matches(participant_token or "", earlier.token_hash)
+        ):
+            raise Forbidden(
+                f"Session {session.id}: client_id {client_id!r} is taken; joining as it needs"
+                " its participant token."
+            )
+        token, token_hash = None, earlier.token_hash if earlier else None
+        if issue_token and token_hash is None and not host:
+            token = new_host_token()
+            token_hash = hash_token(token)
+        participant = Participant(
+            client_id,
+            display_name,
+            "host" if host else "candidate",
+            earlier.joined_at if earlier else time.time(),
+            token_hash=token_hash,
+        )
+        return participant, token
+
+    async def remove_participant(
+        self, session_id: str, host_token: str | None, client_id: str
+    ) -> Participant:
+        """For the host: a participant leaves for good (its connections close, its token is
+        void, its ``client_id`` cannot join again)."""
+        session = await self.get(session_id)
+        self.authorize_host(session, host_token)
+        participant = next((p for p in session.participants if p.client_id == client_id), None)
+        if participant is None or participant.removed_at is not None:
+            raise ParticipantNotFound(
+                f"Session {session_id} has no participant {client_id!r} to remove."
+            )
+        if participant.role == "host":
+            raise InvalidValue(f"Session {session_id}: the host cannot be removed.")
+        participant.removed_at = participant.left_at = time.time()
+        participant.token_hash = None
+        await self.store.save_participant(session_id, participant)
+        room = self.rooms.loaded(session_id)
+        if room is not None:
+            room.expel(client_id, f"{participant.display_name} was removed by the host")
+        log.info("session %s: participant %s removed by the host", session_id, client_id)
+        return participant
+
+    async def update_settings(
+        self,
+        session_id: str,
+        host_token: str | None,
+        editing_locked: bool | None = None,
+        candidate_execution: bool | None = None,
+    ) -> Session:
+        """For the host: lock editing, or let candidates run code or not; everyone connected
+        is told."""
+        session = await self.get(session_id)
+        self.authorize_host(session, host_token)
+        if session.status != ACTIVE:
+            raise SessionEnded(f"Session {session_id} has ended.")
+        changes: dict[str, object] = {}
+        if editing_locked is not None:
+            changes["editing_locked"] = session.editing_locked = editing_locked
+        if candidate_execution is not None:
+            changes["candidate_execution"] = session.candidate_execution = candidate_execution
+        await self.store.update_session(session_id, **changes)
+        self._candidate_execution[session_id] = session.candidate_execution
+        room = self.rooms.loaded(session_id)
+        if room is not None:
+            room.set_rules(session.editing_locked, session.candidate_execution)
+        return session
+
+    async def notes(self, session_id: str, host_token: str | None) -> str:
+        """The host's private notes of a session."""
+        session = await self.get(session_id)
+        self.authorize_host(session, host_token)
+        return session.notes
+
+    async def is_host(self, session_id: str, token: str | None) -> bool:
+        """Whether ``token`` is the session's host token."""
+        if not token:
+            return False
+        session = await self.get(session_id)
+        return token_matches(token, session.host_token_hash)
+
+    async def set_notes(self, session_id: str, host_token: str | None, notes: str) -> None:
+        session = await self.get(session_id)
+        self.authorize_host(session, host_token)
+        await self.store.update_session(session_id, notes=notes)
 
     def connected(self, session_id: str) -> set[str]:
         """The client ids connected to a session now."""
@@ -241,6 +374,7 @@ class SessionManager:
         time_limit_ms: int | None = None,
         stdin: list[str] | None = None,
         cell_id: str | None = None,
+        as_host: bool = False,
     ) -> Execution:
         """Run ``code`` in the session's kernel for ``language`` and record the run;
         ``stdin`` holds the lines its input requests are answered with."""
@@ -249,6 +383,10 @@ class SessionManager:
                 "Running code is turned off on this server (ENABLE_SERVER_EXECUTION=false)."
             )
         session_language = await self._active_language(session_id)
+        if not as_host and not self._candidate_execution.get(session_id, True):
+            raise ExecutionDisabled(
+                f"Session {session_id}: the host has turned running code off for candidates."
+            )
         installed = self.registry.get(language or session_language)
         runner = self._runner(session_id, installed)
         # A run refused for a full queue does not count against the rate limit.
@@ -359,6 +497,7 @@ class SessionManager:
                 raise SessionEnded(f"Session {session_id} has ended; its code can no longer run.")
             if ends == self._ends:  # no session ended meanwhile: the row read is current
                 self._active[session_id] = session.language
+                self._candidate_execution[session_id] = session.candidate_execution
         return self._active[session_id]
 
     async def interrupt(

@@ -89,6 +89,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX document_updates_by_session ON document_updates (session_id, seq);
         """,
     ),
+    Migration(
+        3,
+        "roles: participant tokens and removal; the host's settings and private notes",
+        """
+        ALTER TABLE sessions ADD COLUMN notes TEXT NOT NULL DEFAULT '';
+        ALTER TABLE sessions ADD COLUMN editing_locked INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE sessions ADD COLUMN candidate_execution INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE participants ADD COLUMN token_hash TEXT;
+        ALTER TABLE participants ADD COLUMN removed_at REAL;
+        """,
+    ),
 )
 
 

@@ -17,6 +17,9 @@ class Participant:
     role: str  # "host" or "candidate"
     joined_at: float
     left_at: float | None = None
+    #: SHA-256 of the participant's token: whoever joins as this client_id must show it.
+    token_hash: str | None = None
+    removed_at: float | None = None  # removed by the host: may not come back
 
 
 @dataclass
@@ -33,6 +36,10 @@ class Session:
     status: str = ACTIVE
     ended_at: float | None = None
     end_reason: str | None = None
+    #: The host's private notes: never shown to anyone else.
+    notes: str = ""
+    editing_locked: bool = False  # only the host may edit
+    candidate_execution: bool = True  # candidates may run code
     participants: list[Participant] = field(default_factory=list)
 
 

@@ -23,8 +23,11 @@ T = TypeVar("T")
 
 _SESSION_COLUMNS = (
     "id, name, host_name, language, code, max_participants, host_token_hash, created_at,"
-    " last_activity, status, ended_at, end_reason"
+    " last_activity, status, ended_at, end_reason, notes, editing_locked, candidate_execution"
 )
+_PARTICIPANT_COLUMNS = "client_id, display_name, role, joined_at, left_at, token_hash, removed_at"
+# What the host may change of a session after it is made.
+_HOST_SETTINGS = ("notes", "editing_locked", "candidate_execution")
 _EXECUTION_COLUMNS = (
     "id, session_id, language, code, status, stdout, stderr, outputs, error, execution_count,"
     " time_limit_ms, started_at, finished_at, duration_ms, queued_ms, timed_out, state_kept,"
@@ -83,7 +86,7 @@ class SessionStore:
     def _add_session(self, s: Session) -> None:
         with self._transaction():
             self.conn.execute(
-                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     s.id,
                     s.name,
@@ -97,6 +100,9 @@ class SessionStore:
                     s.status,
                     s.ended_at,
                     s.end_reason,
+                    s.notes,
+                    s.editing_locked,
+                    s.candidate_execution,
                 ),
             )
             for p in s.participants:
@@ -104,10 +110,18 @@ class SessionStore:
 
     def _insert_participant(self, session_id: str, p: Participant) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO participants"
-            " (session_id, client_id, display_name, role, joined_at, left_at)"
-            " VALUES (?,?,?,?,?,?)",
-            (session_id, p.client_id, p.display_name, p.role, p.joined_at, p.left_at),
+            f"INSERT OR REPLACE INTO participants (session_id, {_PARTICIPANT_COLUMNS})"
+            " VALUES (?,?,?,?,?,?,?,?)",
+            (
+                session_id,
+                p.client_id,
+                p.display_name,
+                p.role,
+                p.joined_at,
+                p.left_at,
+                p.token_hash,
+                p.removed_at,
+            ),
         )
 
     async def get_session(self, session_id: str) -> Session | None:
@@ -119,16 +133,30 @@ class SessionStore:
         ).fetchone()
         if row is None:
             return None
-        session = Session(**dict(row))
+        session = _session(row)
         session.participants = [
             Participant(**dict(p))
             for p in self.conn.execute(
-                "SELECT client_id, display_name, role, joined_at, left_at FROM participants"
+                f"SELECT {_PARTICIPANT_COLUMNS} FROM participants"
                 " WHERE session_id = ? ORDER BY joined_at",
                 (session_id,),
             )
         ]
         return session
+
+    async def update_session(self, session_id: str, **values: object) -> None:
+        """Change what the host may change: ``notes``, ``editing_locked``,
+        ``candidate_execution``."""
+        unknown = set(values) - set(_HOST_SETTINGS)
+        if unknown:
+            raise ValueError(f"not a session setting: {sorted(unknown)}")
+        if values:
+            columns = ", ".join(f"{name} = ?" for name in values)
+            await self._call(
+                self._execute,
+                f"UPDATE sessions SET {columns} WHERE id = ?",
+                (*values.values(), session_id),
+            )
 
     async def list_sessions(
         self, limit: int, offset: int, status: str | None = None
@@ -147,7 +175,7 @@ class SessionStore:
             " ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
             (*args, limit, offset),
         ).fetchall()
-        sessions = [Session(**dict(row)) for row in rows]
+        sessions = [_session(row) for row in rows]
         counts = dict(
             self.conn.execute(
                 "SELECT session_id, count(*) FROM participants WHERE left_at IS NULL"
@@ -317,3 +345,10 @@ class _Transaction:
 
     def __exit__(self, exc_type: object, *_: object) -> None:
         self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+def _session(row: sqlite3.Row) -> Session:
+    session = Session(**dict(row))
+    session.editing_locked = bool(session.editing_locked)
+    session.candidate_execution = bool(session.candidate_execution)
+    return session

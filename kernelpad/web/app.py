@@ -22,6 +22,9 @@ from kernelpad.web.pages import DIST, Bundle, BundleFile, HomePage, PadPage
 from kernelpad.web.sessions import (
     ExecuteHandler,
     ExecutionsHandler,
+    NotesHandler,
+    ParticipantHandler,
+    ParticipantsHandler,
     SessionHandler,
     SessionsHandler,
 )
@@ -36,6 +39,9 @@ API_ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     ("/api/v1/sessions/{session_id}", SessionHandler),
     ("/api/v1/sessions/{session_id}/execute", ExecuteHandler),
     ("/api/v1/sessions/{session_id}/executions", ExecutionsHandler),
+    ("/api/v1/sessions/{session_id}/participants", ParticipantsHandler),
+    ("/api/v1/sessions/{session_id}/participants/{client_id}", ParticipantHandler),
+    ("/api/v1/sessions/{session_id}/notes", NotesHandler),
     ("/api/v1/languages", LanguagesHandler),
     ("/api/v1/languages/{language_id}/template", TemplateHandler),
 ]

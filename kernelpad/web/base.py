@@ -27,6 +27,8 @@ STATUS: dict[type[errors.KernelpadError], int] = {
     errors.Forbidden: 403,
     errors.ExecutionDisabled: 403,
     errors.SessionNotFound: 404,
+    errors.ParticipantNotFound: 404,
+    errors.EditingLocked: 403,
     errors.SessionEnded: 409,
     errors.QueueFull: 409,
     errors.UnknownLanguage: 422,

@@ -16,6 +16,7 @@ from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.sessions.models import Execution, Participant, Session
 
 LANGUAGE_PATTERN = r"^[A-Za-z0-9_+.-]{1,64}$"
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 MAX_OFFSET = 1_000_000_000
 
 
@@ -86,6 +87,7 @@ class ParticipantOut(BaseModel):
     joined_at: datetime
     left_at: datetime | None = None
     connected: bool = Field(False, description="Connected to the session's socket now.")
+    removed: bool = Field(False, description="Removed by the host; cannot join again.")
 
     @classmethod
     def of(cls, p: Participant, connected: bool = False) -> ParticipantOut:
@@ -96,6 +98,7 @@ class ParticipantOut(BaseModel):
             joined_at=utc(p.joined_at),
             left_at=utc(p.left_at),
             connected=connected,
+            removed=p.removed_at is not None,
         )
 
 
@@ -136,6 +139,8 @@ class SessionOut(SessionSummary):
     participants: list[ParticipantOut]
     ended_at: datetime | None = None
     end_reason: str | None = None
+    editing_locked: bool = Field(False, description="Only the host may edit the notebook.")
+    candidate_execution: bool = Field(True, description="Candidates may run code.")
 
     @classmethod
     def of_session(
@@ -148,6 +153,8 @@ class SessionOut(SessionSummary):
             participants=[ParticipantOut.of(p, p.client_id in connected) for p in s.participants],
             ended_at=utc(s.ended_at),
             end_reason=s.end_reason,
+            editing_locked=s.editing_locked,
+            candidate_execution=s.candidate_execution,
         )
 
 
@@ -156,6 +163,45 @@ class SessionCreated(SessionOut):
         description="Secret of the session's host, shown only here: send it as"
         " 'Authorization: Bearer <host_token>' to end the session or read its history."
     )
+
+
+class SessionSettingsRequest(RequestModel):
+    """What the host may change while the interview goes on (fields left out stay)."""
+
+    editing_locked: bool | None = Field(None, description="Only the host may edit.")
+    candidate_execution: bool | None = Field(None, description="Candidates may run code.")
+
+
+class JoinRequest(RequestModel):
+    """Join a session (a participant token comes back: keep it, to come back as yourself)."""
+
+    display_name: PersonName
+    client_id: str | None = Field(
+        None,
+        pattern=CLIENT_ID_PATTERN,
+        description="To come back as a participant you were (needs its participant token as"
+        " 'Authorization: Bearer'); default: a new one.",
+    )
+
+
+class JoinedOut(BaseModel):
+    client_id: str
+    display_name: str
+    role: Literal["host", "candidate"]
+    participant_token: str | None = Field(
+        description="Proves you are this participant: send it when you join (WebSocket"
+        " 'participant_token'). Given once; null for the host, who has the host token."
+    )
+
+
+class NotesBody(RequestModel):
+    """The host's private notes: never shown to anyone else."""
+
+    notes: str = Field(max_length=100_000)
+
+
+class NotesOut(BaseModel):
+    notes: str
 
 
 class SessionListQuery(QueryModel):
@@ -326,9 +372,10 @@ class SocketMessage(BaseModel):
 class JoinSessionData(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     session_id: str | None = None
-    client_id: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    client_id: str = Field(pattern=CLIENT_ID_PATTERN)
     display_name: PersonName
     host_token: str | None = Field(None, max_length=200)
+    participant_token: str | None = Field(None, max_length=200)
 
 
 class CodeUpdateData(BaseModel):

@@ -11,10 +11,16 @@ from kernelpad.web.schemas import (
     ExecutionListQuery,
     ExecutionOut,
     ExecutionPage,
+    JoinedOut,
+    JoinRequest,
+    NotesBody,
+    NotesOut,
+    ParticipantOut,
     SessionCreated,
     SessionListQuery,
     SessionOut,
     SessionPage,
+    SessionSettingsRequest,
     SessionSummary,
 )
 
@@ -79,6 +85,28 @@ class SessionHandler(ApiHandler):
         session = await self.manager.end(session_id, self.bearer_token())
         self.respond(SessionOut.of_session(session, self.kp_settings.public_url))
 
+    @operation(
+        "Change the interview's rules: lock editing, let candidates run code (host only)",
+        body=SessionSettingsRequest,
+        responses={
+            200: SessionOut,
+            401: ErrorResponse,
+            403: ErrorResponse,
+            404: ErrorResponse,
+            409: ErrorResponse,
+            422: ErrorResponse,
+        },
+        host_auth=True,
+        tags=TAGS,
+    )
+    async def patch(self, session_id: str) -> None:
+        req = self.body(SessionSettingsRequest)
+        session = await self.manager.update_settings(
+            session_id, self.bearer_token(), req.editing_locked, req.candidate_execution
+        )
+        connected = self.manager.connected(session_id)
+        self.respond(SessionOut.of_session(session, self.kp_settings.public_url, connected))
+
 
 class ExecuteHandler(ApiHandler):
     @operation(
@@ -104,8 +132,9 @@ class ExecuteHandler(ApiHandler):
             raise InvalidValue(
                 f"The code is {len(req.code)} characters long; the limit is {limit}."
             )
+        as_host = await self.manager.is_host(session_id, self.bearer_token())
         execution = await self.manager.execute(
-            session_id, req.code, req.language, req.time_limit, req.stdin
+            session_id, req.code, req.language, req.time_limit, req.stdin, as_host=as_host
         )
         self.respond(ExecutionOut.of(execution))
 
@@ -136,3 +165,85 @@ class ExecutionsHandler(ApiHandler):
             offset=q.offset,
         )
         self.respond(page)
+
+
+class ParticipantsHandler(ApiHandler):
+    @operation(
+        "Join a session: a participant and its token",
+        body=JoinRequest,
+        responses={
+            201: JoinedOut,
+            403: ErrorResponse,
+            404: ErrorResponse,
+            409: ErrorResponse,
+            422: ErrorResponse,
+        },
+        tags=("participants",),
+    )
+    async def post(self, session_id: str) -> None:
+        req = self.body(JoinRequest)
+        # The bearer is the host token (joining as the host) or a participant token (coming
+        # back as that participant).
+        token = self.bearer_token()
+        participant, participant_token = await self.manager.register(
+            session_id, req.display_name, req.client_id, token, token
+        )
+        self.respond(
+            JoinedOut(
+                client_id=participant.client_id,
+                display_name=participant.display_name,
+                role=participant.role,
+                participant_token=participant_token,
+            ),
+            201,
+        )
+
+
+class ParticipantHandler(ApiHandler):
+    @operation(
+        "Remove a participant for good (host only)",
+        responses={
+            200: ParticipantOut,
+            401: ErrorResponse,
+            403: ErrorResponse,
+            404: ErrorResponse,
+            422: ErrorResponse,
+        },
+        host_auth=True,
+        tags=("participants",),
+    )
+    async def delete(self, session_id: str, client_id: str) -> None:
+        participant = await self.manager.remove_participant(
+            session_id, self.bearer_token(), client_id
+        )
+        self.respond(ParticipantOut.of(participant))
+
+
+class NotesHandler(ApiHandler):
+    @operation(
+        "The host's private notes",
+        responses={200: NotesOut, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse},
+        host_auth=True,
+        tags=("sessions",),
+    )
+    async def get(self, session_id: str) -> None:
+        self.respond(NotesOut(notes=await self.manager.notes(session_id, self.bearer_token())))
+
+    @operation(
+        "Replace the host's private notes",
+        body=NotesBody,
+        responses={
+            200: NotesOut,
+            401: ErrorResponse,
+            403: ErrorResponse,
+            404: ErrorResponse,
+            413: ErrorResponse,
+            422: ErrorResponse,
+        },
+        host_auth=True,
+        tags=("sessions",),
+    )
+    async def put(self, session_id: str) -> None:
+        req = self.body(NotesBody)
+        await self.manager.set_notes(session_id, self.bearer_token(), req.notes)
+        self.respond(NotesOut(notes=req.notes))

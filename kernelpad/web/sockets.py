@@ -121,7 +121,7 @@ class _SessionSocket(tornado.websocket.WebSocketHandler):
     async def _join(self, room: Room, join: JoinSessionData) -> Participant:
         """Become a participant of ``room``."""
         participant = await self.manager.join(
-            room, join.client_id, join.display_name, join.host_token
+            room, join.client_id, join.display_name, join.host_token, join.participant_token
         )
         if self.closed or self.room is None:
             # The client went away while it joined: on_close found no participant to remove.
@@ -213,6 +213,7 @@ class YjsSocket(_SessionSocket):
                     or f"yjs-{secrets.token_hex(6)}",
                     "display_name": self.get_query_argument("display_name", None) or "Guest",
                     "host_token": self.get_query_argument("host_token", None),
+                    "participant_token": self.get_query_argument("participant_token", None),
                 }
             )
         except pydantic.ValidationError as exc:
@@ -325,6 +326,8 @@ class SessionSocket(_SessionSocket):
                 f"session_id {join.session_id!r} is not this socket's session ({room.session_id})."
             )
         if self.participant is None:
+            # A client_id the original protocol names without a token stays open to whoever
+            # names it (as SEED_API.md has it); one registered with a token needs the token.
             await self._join(room, join)
             room.add_json_peer(self)
         elif join.client_id != self.participant.client_id:
@@ -344,6 +347,7 @@ class SessionSocket(_SessionSocket):
                 "version": room.version,
                 "kernels": self.manager.kernel_states(room.session_id),
                 "inputs": room.open_inputs(),
+                **room.rules(),
                 "participant_count": len(participants),
                 "participants": participants,
             },
@@ -369,6 +373,7 @@ class SessionSocket(_SessionSocket):
             code, language = request.code, request.language or room.document.language
         else:
             raise errors.InvalidValue("execute needs a cell_id, or code (and a language).")
+        self._check_may_run(room)
         # The run goes on by itself: this socket keeps reading (an interrupt, input replies).
         task = asyncio.ensure_future(
             self._run_code(room, code, language, request.time_limit, request.cell_id)
@@ -380,15 +385,24 @@ class SessionSocket(_SessionSocket):
         self, room: Room, code: str, language: str, time_limit: int | None, cell_id: str | None
     ) -> None:
         try:
-            await self.manager.execute(room.session_id, code, language, time_limit, None, cell_id)
+            await self.manager.execute(
+                room.session_id, code, language, time_limit, None, cell_id, self.role == "host"
+            )
         except errors.KernelpadError as exc:
             self.error(exc.code, exc.message)
         except Exception:
             log.exception("session %s: a run from a socket failed", room.session_id)
             self.error("internal_error", "kernelpad hit an internal error; see its log.")
 
+    def _check_may_run(self, room: Room) -> None:
+        if not room.candidate_execution and self.role != "host":
+            raise errors.ExecutionDisabled(
+                f"Session {room.session_id}: the host has turned running code off for candidates."
+            )
+
     async def _on_interrupt(self, data: dict[str, Any]) -> None:
         room = self._joined("interrupt")
+        self._check_may_run(room)
         request = KernelData.model_validate(data)
         if request.execution_id is not None:
             if not await self.manager.interrupt(
@@ -402,6 +416,7 @@ class SessionSocket(_SessionSocket):
 
     async def _on_restart_kernel(self, data: dict[str, Any]) -> None:
         room = self._joined("restart_kernel")
+        self._check_may_run(room)
         language = KernelData.model_validate(data).language or room.document.language
         await self.manager.restart_kernel(room.session_id, language)
 
@@ -414,6 +429,10 @@ class SessionSocket(_SessionSocket):
     async def _on_code_update(self, data: dict[str, Any]) -> None:
         room = self._joined("code_update")
         update = CodeUpdateData.model_validate(data)
+        if not room.may_edit(self):
+            raise errors.EditingLocked(
+                f"Session {room.session_id}: the host has locked editing; the change was not made."
+            )
         room.replace_code(self, update.code, update.base_version)
 
     def on_close(self) -> None:

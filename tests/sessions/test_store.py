@@ -116,12 +116,13 @@ def test_migrations_apply_in_order_and_keep_data(tmp_path: Path) -> None:
     latest = MIGRATIONS[-1].version
     assert migrate(conn, MIGRATIONS) == latest
     conn.execute(
-        "INSERT INTO sessions VALUES ('s', 'n', 'h', 'python', '', 2, 'x', 'active', 1, 1, NULL,"
-        " NULL)"
+        "INSERT INTO sessions (id, name, host_name, language, code, max_participants,"
+        " host_token_hash, status, created_at, last_activity)"
+        " VALUES ('s', 'n', 'h', 'python', '', 2, 'x', 'active', 1, 1)"
     )
-    extra = Migration(latest + 1, "a later change", "ALTER TABLE sessions ADD COLUMN notes TEXT;")
+    extra = Migration(latest + 1, "a later change", "ALTER TABLE sessions ADD COLUMN extra TEXT;")
     assert migrate(conn, (*MIGRATIONS, extra)) == latest + 1
-    assert conn.execute("SELECT id, notes FROM sessions").fetchall() == [("s", None)]
+    assert conn.execute("SELECT id, extra FROM sessions").fetchall() == [("s", None)]
     assert migrate(conn, (*MIGRATIONS, extra)) == latest + 1  # nothing left to do
 
 
