@@ -88,6 +88,12 @@ class Api:
     async def post(self, path: str, json_body: Any = None, **kw: Any) -> Response:
         return await self.request("POST", path, json_body, **kw)
 
+    async def put(self, path: str, json_body: Any = None, **kw: Any) -> Response:
+        return await self.request("PUT", path, json_body, **kw)
+
+    async def patch(self, path: str, json_body: Any = None, **kw: Any) -> Response:
+        return await self.request("PATCH", path, json_body, **kw)
+
     async def delete(self, path: str, **kw: Any) -> Response:
         return await self.request("DELETE", path, **kw)
 

@@ -360,7 +360,9 @@ class SessionManager:
         if self._closing:
             return  # connections close as the server stops; the database is closing too
         try:
-            await self.store.save_participant(session_id, participant)
+            await self.store.participant_left(
+                session_id, participant.client_id, participant.left_at
+            )
         except Exception:
             log.exception("session %s: could not record that %s left", session_id, participant)
 

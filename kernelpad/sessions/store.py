@@ -189,6 +189,14 @@ class SessionStore:
         """Add a participant, or update one who comes back (same ``client_id``)."""
         await self._call(self._insert_participant, session_id, participant)
 
+    async def participant_left(self, session_id: str, client_id: str, at: float) -> None:
+        """Record when a participant left (only that: a removal meanwhile stays)."""
+        await self._call(
+            self._execute,
+            "UPDATE participants SET left_at = ? WHERE session_id = ? AND client_id = ?",
+            (at, session_id, client_id),
+        )
+
     async def end_session(self, session_id: str, at: float, reason: str) -> None:
         await self._call(
             self._execute,
