@@ -62,6 +62,12 @@ class Forbidden(KernelpadError):
     code = "forbidden"
 
 
+class ParticipantRemoved(Forbidden):
+    """The host removed this participant: it cannot join again."""
+
+    code = "participant_removed"
+
+
 class ExecutionDisabled(KernelpadError):
     code = "execution_disabled"
 

@@ -16,6 +16,7 @@ from kernelpad.errors import (
     InvalidValue,
     NotAuthenticated,
     ParticipantNotFound,
+    ParticipantRemoved,
     SessionEnded,
     SessionNotFound,
 )
@@ -251,7 +252,7 @@ class SessionManager:
         host = bool(host_token) and token_matches(host_token or "", session.host_token_hash)
         earlier = next((p for p in session.participants if p.client_id == client_id), None)
         if earlier is not None and earlier.removed_at is not None:
-            raise Forbidden(
+            raise ParticipantRemoved(
                 f"Session {session.id}: {earlier.display_name} ({client_id}) was removed by the"
                 " host and cannot join again."
             )

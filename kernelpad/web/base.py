@@ -25,6 +25,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 STATUS: dict[type[errors.KernelpadError], int] = {
     errors.NotAuthenticated: 401,
     errors.Forbidden: 403,
+    errors.ParticipantRemoved: 403,
     errors.ExecutionDisabled: 403,
     errors.SessionNotFound: 404,
     errors.ParticipantNotFound: 404,

@@ -404,3 +404,38 @@ def test_an_unbuilt_ui_says_how_to_build_it(tmp_path: Path) -> None:
     assert Bundle(tmp_path).files() is None
     (tmp_path / "manifest.json").write_text('{"pad.js": "pad-ABC.js"}')
     assert Bundle(tmp_path).files() == {"pad.js": "pad-ABC.js"}
+
+
+async def test_the_hosts_rules_notes_and_removal(pair: tuple[Person, Person], api: Api) -> None:
+    host, candidate = pair
+    controls = host.page.get_by_role("group", name="Host controls")
+    await expect(candidate.page.get_by_role("group", name="Host controls")).to_be_hidden()
+    # Locked editing: the candidate's editor is read-only, the host's is not.
+    await controls.get_by_label("Lock editing").check()
+    await expect(candidate.page.locator(".banner")).to_contain_text("locked editing")
+    await expect(candidate.cell(0).locator(".cm-content")).to_have_attribute(
+        "contenteditable", "false"
+    )
+    await expect(host.cell(0).locator(".cm-content")).to_have_attribute("contenteditable", "true")
+    await host.type_in(0, "\n# the host may")
+    await expect(candidate.cell(0).locator(".cm-content")).to_contain_text("# the host may")
+    # Running off for candidates.
+    await controls.get_by_label("Candidates may run code").uncheck()
+    await expect(
+        candidate.cell(0).get_by_role("button", name="Run cell (Shift+Enter)")
+    ).to_be_disabled()
+    await expect(host.cell(0).get_by_role("button", name="Run cell (Shift+Enter)")).to_be_enabled()
+    await controls.get_by_label("Lock editing").uncheck()
+    await controls.get_by_label("Candidates may run code").check()
+    await expect(candidate.page.locator(".banner")).to_be_hidden()
+    await expect(candidate.cell(0).locator(".cm-content")).to_have_attribute(
+        "contenteditable", "true"
+    )
+    # Private notes, saved as typed.
+    await controls.get_by_role("button", name="Notes").click()
+    await host.page.get_by_label("Only you (the host) ever see these.").fill("Good questions.")
+    await expect(host.page.locator("#notes [role=status]")).to_have_text("Saved")
+    # Removal: the candidate is out, and told.
+    await host.page.get_by_role("button", name="Remove Alan from the interview").click()
+    await expect(candidate.page.locator(".banner")).to_contain_text("removed you")
+    await expect(host.page.get_by_label("Participants")).not_to_contain_text("Alan")

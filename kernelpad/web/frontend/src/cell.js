@@ -35,6 +35,7 @@ export class CellView {
     this.observer = (events) => this.changed(events);
     cell.observeDeep(this.observer);
     this.render();
+    this.setReadOnly(pad.ended || !pad.mayEdit, pad.ended || !pad.mayRun);
   }
 
   get type() {
@@ -110,7 +111,7 @@ export class CellView {
         awareness: pad.awareness,
         mode: this.mode(),
         label: "Cell source",
-        readOnly: pad.ended,
+        readOnly: pad.ended || !pad.mayEdit,
         keys: [
           { key: "Shift-Enter", run: () => (pad.run(this, { next: true }), true) },
           { key: "Mod-Enter", run: () => (pad.run(this), true) },
@@ -149,7 +150,7 @@ export class CellView {
   }
 
   edit() {
-    if (this.pad.ended) return;
+    if (this.pad.ended || !this.pad.mayEdit) return;
     this.editing = true;
     this.render();
     this.editor?.view.focus();
@@ -231,11 +232,15 @@ export class CellView {
     if (form && (!executionId || form.dataset.executionId === executionId)) this.input.replaceChildren();
   }
 
-  setReadOnly(value) {
-    this.editor?.setReadOnly(value);
-    for (const control of this.toolbar.querySelectorAll("button, select")) control.disabled = value;
-    this.stopButton.hidden = true;
-    this.input.replaceChildren();
+  /** No editing (the interview ended, or the host locked editing); no running. */
+  setReadOnly(noEditing, noRunning = noEditing) {
+    this.editor?.setReadOnly(noEditing);
+    for (const control of this.toolbar.querySelectorAll("button, select")) control.disabled = noEditing;
+    this.runButton.disabled = this.stopButton.disabled = noRunning;
+    if (this.pad.ended) {
+      this.stopButton.hidden = true;
+      this.input.replaceChildren();
+    }
   }
 
   destroy() {

@@ -8,6 +8,19 @@ function randomId(prefix) {
   return prefix + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
+/** This browser's participant of a session: its client id and participant token. */
+export function savedParticipant(sessionId) {
+  try {
+    return JSON.parse(store.getItem(`kernelpad:participant:${sessionId}`) || "null");
+  } catch {
+    return null;
+  }
+}
+
+export function saveParticipant(sessionId, participant) {
+  store.setItem(`kernelpad:participant:${sessionId}`, JSON.stringify(participant));
+}
+
 export function clientId() {
   let id = store.getItem("kernelpad:client-id");
   if (!id) {

@@ -8,7 +8,7 @@ import { api, languages as fetchLanguages } from "./api.js";
 import { CellView } from "./cell.js";
 import { Channel } from "./channel.js";
 import { h } from "./dom.js";
-import { clientId, colourOf, forgetName, hostToken, saveName, savedName, takeHostTokenFromUrl } from "./identity.js";
+import { clientId, colourOf, forgetName, hostToken, saveName, savedName, saveParticipant, savedParticipant, takeHostTokenFromUrl } from "./identity.js";
 
 const root = document.getElementById("app");
 const { sessionId, sessionName } = root.dataset;
@@ -52,13 +52,15 @@ function askName() {
 }
 
 class Pad {
-  constructor({ name, languages, session }) {
+  constructor({ name, languages, session, participant }) {
     this.name = name;
-    this.clientId = clientId();
+    this.clientId = participant.client_id;
+    this.participantToken = participant.participant_token;
+    this.role = participant.role;
     this.token = hostToken(sessionId);
+    this.rules = { editing_locked: session.editing_locked, candidate_execution: session.candidate_execution };
     this.languages = languages;
     this.defaultLanguage = session.language;
-    this.role = "candidate";
     this.ended = false;
     this.views = new Map(); // Y.Map of a cell -> its CellView
     this.focused = null;
@@ -79,18 +81,38 @@ class Pad {
     this.connection = h("span", { id: "connection-status", className: "connection", role: "status" }, "Connecting…");
     this.peopleList = h("ul", { className: "people", "aria-label": "Participants" });
     this.endButton = h("button", { type: "button", className: "danger", hidden: true, onclick: () => this.endInterview() }, "End interview");
-    this.hostControls = h("div", { className: "host-controls", role: "group", hidden: true, "aria-label": "Host controls" }, this.endButton);
+    this.lockBox = h("input", { type: "checkbox", id: "lock-editing", onchange: () => this.setRules({ editing_locked: this.lockBox.checked }) });
+    this.runBox = h("input", { type: "checkbox", id: "candidate-execution", onchange: () => this.setRules({ candidate_execution: this.runBox.checked }) });
+    this.notesButton = h("button", { type: "button", className: "secondary", "aria-expanded": "false", "aria-controls": "notes", onclick: () => this.toggleNotes() }, "Notes");
+    this.hostControls = h(
+      "div",
+      { className: "host-controls", role: "group", hidden: true, "aria-label": "Host controls" },
+      h("label", { className: "switch" }, this.lockBox, " Lock editing"),
+      h("label", { className: "switch" }, this.runBox, " Candidates may run code"),
+      this.notesButton,
+      this.endButton,
+    );
+    this.notesField = h("textarea", { id: "notes-text", rows: 6, maxlength: 100000, oninput: () => this.saveNotesSoon() });
+    this.notesStatus = h("span", { className: "help", role: "status" });
+    this.notesPanel = h(
+      "section",
+      { id: "notes", className: "notes card", hidden: true, "aria-labelledby": "notes-title" },
+      h("h2", { id: "notes-title" }, "Private notes"),
+      h("label", { for: "notes-text" }, "Only you (the host) ever see these."),
+      this.notesField,
+      this.notesStatus,
+    );
     this.kernelList = h("ul", { className: "kernels", "aria-label": "Kernels" });
-    this.interruptButton = h("button", { type: "button", onclick: () => this.kernelAction("interrupt") }, "■ Interrupt");
-    this.restartButton = h("button", { type: "button", onclick: () => this.kernelAction("restart_kernel") }, "↻ Restart kernel");
+    this.interruptButton = h("button", { type: "button", "data-runs": true, onclick: () => this.kernelAction("interrupt") }, "■ Interrupt");
+    this.restartButton = h("button", { type: "button", "data-runs": true, onclick: () => this.kernelAction("restart_kernel") }, "↻ Restart kernel");
     this.toolbar = h(
       "div",
       { className: "toolbar", role: "toolbar", "aria-label": "Notebook" },
-      h("button", { type: "button", onclick: () => this.runAll(), "aria-label": "Run all cells" }, "▶▶ Run all"),
+      h("button", { type: "button", "data-runs": true, onclick: () => this.runAll(), "aria-label": "Run all cells" }, "▶▶ Run all"),
       this.interruptButton,
       this.restartButton,
-      h("button", { type: "button", onclick: () => this.addCell("code"), "aria-label": "Add a code cell at the end" }, "+ Code"),
-      h("button", { type: "button", onclick: () => this.addCell("markdown"), "aria-label": "Add a Markdown cell at the end" }, "+ Markdown"),
+      h("button", { type: "button", "data-edits": true, onclick: () => this.addCell("code"), "aria-label": "Add a code cell at the end" }, "+ Code"),
+      h("button", { type: "button", "data-edits": true, onclick: () => this.addCell("markdown"), "aria-label": "Add a Markdown cell at the end" }, "+ Markdown"),
       this.kernelList,
     );
     this.messages = h("div", { className: "messages", role: "alert", "aria-live": "assertive" });
@@ -110,7 +132,7 @@ class Pad {
       this.banner,
       this.toolbar,
       this.messages,
-      h("main", {}, this.globalInput, this.notebook),
+      h("main", {}, this.notesPanel, this.globalInput, this.notebook),
     );
     this.updateKernelControls();
   }
@@ -118,6 +140,7 @@ class Pad {
   connect() {
     const params = { client_id: this.clientId, display_name: this.name };
     if (this.token) params.host_token = this.token;
+    if (this.participantToken) params.participant_token = this.participantToken;
     this.provider = new WebsocketProvider(`${wsBase}/ws/yjs`, sessionId, this.doc, { params });
     this.awareness = this.provider.awareness;
     const colour = colourOf(this.clientId);
@@ -133,6 +156,7 @@ class Pad {
     this.cells.observe(() => this.refresh());
     const join = { session_id: sessionId, client_id: this.clientId, display_name: this.name };
     if (this.token) join.host_token = this.token;
+    if (this.participantToken) join.participant_token = this.participantToken;
     this.channel = new Channel(
       `${wsBase}/ws/sessions/${sessionId}`,
       join,
@@ -169,6 +193,7 @@ class Pad {
         for (const request of data.inputs || []) this.receive("input_request", request);
         this.role = data.role;
         this.hostControls.hidden = this.endButton.hidden = this.role !== "host";
+        this.applyRules(data);
         this.people = new Map(data.participants.map((p) => [p.client_id, p]));
         this.kernels = new Map(Object.entries(data.kernels || {}));
         this.renderPeople();
@@ -204,11 +229,15 @@ class Pad {
       case "input_answered":
         for (const view of this.views.values()) view.clearInput(data.execution_id);
         break;
+      case "session_settings":
+        this.applyRules(data);
+        break;
       case "session_ended":
         this.end(this.ending ? "You ended this interview." : "The host ended this interview.");
         break;
       case "error":
-        this.say(data.message);
+        if (data.code === "removed") this.fail("The host removed you from this interview.");
+        else this.say(data.message);
         break;
     }
   }
@@ -237,6 +266,9 @@ class Pad {
           person.display_name,
           person.role === "host" ? h("span", { className: "role" }, " (host)") : null,
           person.client_id === this.clientId ? h("span", { className: "role" }, " (you)") : null,
+          this.role === "host" && person.role !== "host"
+            ? h("button", { type: "button", className: "icon danger", "aria-label": `Remove ${person.display_name} from the interview`, title: "Remove", onclick: () => this.remove(person) }, "✕")
+            : null,
         ),
       ),
     );
@@ -262,6 +294,75 @@ class Pad {
         return h("li", { "data-language": id, "data-state": state }, h("span", { className: `state ${state.replace(" ", "-")}`, "aria-hidden": "true" }), `${this.languageName(id)}: ${state}`);
       }),
     );
+  }
+
+  // The host's rules
+
+  get mayEdit() {
+    return !this.rules.editing_locked || this.role === "host";
+  }
+
+  get mayRun() {
+    return this.rules.candidate_execution || this.role === "host";
+  }
+
+  applyRules(data) {
+    this.rules = { editing_locked: !!data.editing_locked, candidate_execution: data.candidate_execution !== false };
+    this.lockBox.checked = this.rules.editing_locked;
+    this.runBox.checked = this.rules.candidate_execution;
+    if (this.ended) return;
+    for (const view of this.views.values()) view.setReadOnly(!this.mayEdit, !this.mayRun);
+    for (const button of this.toolbar.querySelectorAll("[data-runs]")) button.disabled = !this.mayRun;
+    for (const button of this.toolbar.querySelectorAll("[data-edits]")) button.disabled = !this.mayEdit;
+    const notes = [];
+    if (!this.mayEdit) notes.push("The interviewer has locked editing.");
+    if (!this.mayRun) notes.push("The interviewer has turned running code off.");
+    this.banner.textContent = notes.join(" ");
+    this.banner.hidden = notes.length === 0;
+  }
+
+  async setRules(change) {
+    try {
+      const session = await api(`/sessions/${encodeURIComponent(sessionId)}`, { method: "PATCH", body: change, token: this.token });
+      this.applyRules(session);
+    } catch (error) {
+      this.say(error.message);
+      this.applyRules(this.rules);
+    }
+  }
+
+  async remove(person) {
+    try {
+      await api(`/sessions/${encodeURIComponent(sessionId)}/participants/${encodeURIComponent(person.client_id)}`, { method: "DELETE", token: this.token });
+    } catch (error) {
+      this.say(error.message);
+    }
+  }
+
+  async toggleNotes() {
+    const open = this.notesPanel.hidden;
+    this.notesPanel.hidden = !open;
+    this.notesButton.setAttribute("aria-expanded", String(open));
+    if (!open) return;
+    try {
+      this.notesField.value = (await api(`/sessions/${encodeURIComponent(sessionId)}/notes`, { token: this.token })).notes;
+      this.notesField.focus();
+    } catch (error) {
+      this.say(error.message);
+    }
+  }
+
+  saveNotesSoon() {
+    clearTimeout(this.notesTimer);
+    this.notesStatus.textContent = "Editing…";
+    this.notesTimer = setTimeout(async () => {
+      try {
+        await api(`/sessions/${encodeURIComponent(sessionId)}/notes`, { method: "PUT", body: { notes: this.notesField.value }, token: this.token });
+        this.notesStatus.textContent = "Saved";
+      } catch (error) {
+        this.notesStatus.textContent = `Not saved: ${error.message}`;
+      }
+    }, 600);
   }
 
   /** Stop a cell's own run (by its execution id: not whatever else runs in that kernel). */
@@ -501,6 +602,25 @@ class Pad {
   }
 }
 
+/** This browser's participant of the session: the one it was (with its token), or a new one. */
+async function register(name) {
+  const path = `/sessions/${encodeURIComponent(sessionId)}/participants`;
+  const saved = savedParticipant(sessionId);
+  const host = hostToken(sessionId);
+  if (saved) {
+    try {
+      const again = await api(path, { method: "POST", body: { display_name: name, client_id: saved.client_id }, token: host || saved.participant_token });
+      return { ...again, participant_token: again.participant_token || saved.participant_token };
+    } catch (error) {
+      if (error.status !== 403 || error.code === "participant_removed") throw error;
+      // That identity is not ours any more (storage from another time): a new one.
+    }
+  }
+  const joined = await api(path, { method: "POST", body: { display_name: name, client_id: saved ? undefined : clientId() }, token: host || undefined });
+  saveParticipant(sessionId, joined);
+  return joined;
+}
+
 async function main() {
   if (root.dataset.found !== "true") return notice("No such interview", `There is no interview ${sessionId}. Check the link you were sent.`);
   takeHostTokenFromUrl(sessionId);
@@ -513,7 +633,13 @@ async function main() {
   } catch (error) {
     return notice("The interview cannot be opened", error.message);
   }
-  const pad = new Pad({ name, languages: available, session });
+  let participant;
+  try {
+    participant = await register(name);
+  } catch (error) {
+    return notice("You cannot join this interview", error.message);
+  }
+  const pad = new Pad({ name, languages: available, session, participant });
   pad.connect();
   window.kernelpad = pad; // for the curious, in the browser's console
 }
