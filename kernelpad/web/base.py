@@ -125,12 +125,18 @@ class ApiHandler(tornado.web.RequestHandler):
         else:
             self._body_parts.clear()
 
-    def options(self, *args: str) -> None:
+    def options(self, *args: str, **kwargs: str) -> None:
         """CORS preflight: allowed origins get the methods this path supports."""
         origin = self.request.headers.get("Origin", "")
         if not self._origin_allowed(origin):
             raise ApiError(403, "cors_origin", f"Origin {origin!r} is not in CORS_ORIGINS.")
-        methods = [m for m in ("GET", "POST", "DELETE") if hasattr(self, m.lower())]
+        # Tornado's RequestHandler answers every method with 405: these are the ones defined.
+        methods = [
+            method
+            for method in ("GET", "POST", "PUT", "PATCH", "DELETE")
+            if getattr(type(self), method.lower())
+            is not getattr(tornado.web.RequestHandler, method.lower())
+        ]
         self.set_header("Access-Control-Allow-Methods", ", ".join(methods))
         self.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type")
         self.set_header("Access-Control-Max-Age", "600")

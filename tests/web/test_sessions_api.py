@@ -276,8 +276,14 @@ async def test_cors_preflight(api: Api) -> None:
         headers={"Origin": "http://interviews.example", "Access-Control-Request-Method": "POST"},
     )
     assert ok.status == 204
-    assert "POST" in ok.headers["Access-Control-Allow-Methods"]
+    assert ok.headers["Access-Control-Allow-Methods"] == "GET, POST"
     assert "Authorization" in ok.headers["Access-Control-Allow-Headers"]
+    # A path with a parameter, and the methods its handler has.
+    one = await api.request(
+        "OPTIONS", "/api/v1/sessions/abc", headers={"Origin": "http://interviews.example"}
+    )
+    assert one.status == 204
+    assert one.headers["Access-Control-Allow-Methods"] == "GET, PATCH, DELETE"
     refused = await api.request(
         "OPTIONS", "/api/v1/sessions", headers={"Origin": "http://evil.example"}
     )
