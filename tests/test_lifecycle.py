@@ -4,6 +4,7 @@ the culler ends old sessions and idle kernels."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import signal
 import socket
@@ -15,8 +16,11 @@ from typing import Any
 
 import psutil
 import pytest
+from jupyter_ydoc import YNotebook
+from pycrdt import Doc
 
 from tests.conftest import Api, ServerProcess, eventually, gone, make_settings, running_server
+from tests.web.clients import YjsClient
 
 
 def kernel_processes(server: ServerProcess) -> list[psutil.Process]:
@@ -286,3 +290,56 @@ async def test_kernels_of_a_killed_server_are_stopped(server_process: Any, tmp_p
 
 async def _pooled(api: Api, count: int) -> bool:
     return (await api.get("/api/v1/health")).json["kernels_pooled"] == count
+
+
+async def test_a_server_killed_mid_session_loses_nothing_it_stored(
+    server_process: Any, tmp_path: Path
+) -> None:
+    """kill -9 in the middle of an interview: after a restart, every run that was answered is
+    in the history, and every edit the server had stored is in the notebook, once."""
+    data = tmp_path / "data"
+    first = server_process(data)
+    api = Api(first.base_url)
+    try:
+        created = await api.create_session()
+        sid, token = created["session_id"], created["host_token"]
+        answered = [(await api.execute(sid, f"x{i} = {i}"))["execution_id"] for i in range(3)]
+        yjs = await YjsClient.connect_url(first.base_url, sid)
+        await eventually(lambda: yjs.cell_count == 1, "sync")
+        yjs.insert(0, "# typed before the crash\n")
+        expected = "# typed before the crash\n" + created["code"]
+        database = data / "kernelpad.sqlite"
+        await eventually(lambda: _stored_code(database, sid) == expected, "the edit to be stored")
+        first.proc.kill()
+        first.wait()
+        await yjs.close()
+    finally:
+        api.close()
+    second = server_process(data)
+    api = Api(second.base_url)
+    try:
+        history = (await api.get(f"/api/v1/sessions/{sid}/executions", token=token)).json
+        assert [e["execution_id"] for e in history["executions"]] == answered
+        again = await YjsClient.connect_url(second.base_url, sid)
+        await eventually(lambda: again.source == expected, "the stored edit after the restart")
+        assert again.cell_count == 1
+        await again.close()
+        # And the session goes on: the next run says its kernel is new.
+        after = await api.execute(sid, "print('still here')")
+        assert after["stdout"] == "still here\n"
+    finally:
+        api.close()
+        second.stop()
+
+
+def _stored_code(database: Path, session_id: str) -> str:
+    """The first cell's source as the database has it (read beside the running server)."""
+    with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as conn:
+        rows = conn.execute(
+            "SELECT data FROM document_updates WHERE session_id = ? ORDER BY seq", (session_id,)
+        ).fetchall()
+    doc: Doc[Any] = Doc()
+    for (update,) in rows:
+        doc.apply_update(update)
+    cells = YNotebook(doc).get()["cells"]
+    return str(cells[0]["source"]) if cells else ""

@@ -183,12 +183,20 @@ class Sandbox:
         """The kernel's environment: the allowed part of ``env`` (the server's), never its
         settings, tokens or paths."""
         kept = {key: env[key] for key in ENV_ALLOWED if key in env}
+        # Runtimes with a heap of their own get one below the kernel's memory limit: a program
+        # that fills it gets an error it can see (OutOfMemoryError, a V8 heap error) rather
+        # than a kernel killed from outside, and where no cgroup limits memory, this is the
+        # limit (RLIMIT_AS would stop the JVM and V8 from starting at all).
+        # Half: a JVM needs about as much again outside its heap (and JJava starts two).
+        heap_mb = max(32, self.limits.memory_mb // 2)
         kept.update(
             {
                 "PATH": f"{Path(sys.prefix) / 'bin'}:/usr/local/bin:/usr/bin:/bin",
                 "HOME": HOME,
                 "TMPDIR": HOME,
                 "JUPYTER_PLATFORM_DIRS": "1",
+                "JAVA_TOOL_OPTIONS": f"-Xmx{heap_mb}m",
+                "DENO_V8_FLAGS": f"--max-old-space-size={heap_mb}",
             }
         )
         return kept

@@ -3,6 +3,7 @@ limits that hold it. Each run here is untrusted code doing what it should not.""
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pwd
@@ -213,3 +214,41 @@ async def test_the_sandbox_can_be_turned_off_loudly(
         async with running_server(settings) as running:
             assert (await running.api.get("/api/v1/health")).json["sandbox"] is False
     assert any("SANDBOX IS OFF" in record.getMessage() for record in caplog.records)
+
+
+async def test_java_and_javascript_heaps_stay_under_the_memory_limit(
+    api: Api, session: str
+) -> None:
+    java = await run(
+        api,
+        session,
+        "var hog = new java.util.ArrayList<byte[]>();\n"
+        "while (true) { hog.add(new byte[16 * 1024 * 1024]); }",
+        "java",
+    )
+    # The JVM's own limit comes first: an error the candidate can read, the kernel lives on.
+    assert "OutOfMemoryError" in json.dumps(java["error"] or java["stderr"]), java
+    assert (await run(api, session, "System.out.println(6 * 7);", "java"))["stdout"] == "42\n"
+    js = await run(
+        api, session, "const hog = []; while (true) hog.push(new Array(1e6).fill(1));", "javascript"
+    )
+    assert js["status"] in ("error", "kernel_died"), js
+    assert (await run(api, session, "console.log(6 * 7)", "javascript"))["stdout"] == "42\n"
+
+
+async def test_the_sandbox_hides_the_servers_processes(api: Api, session: str) -> None:
+    code = (
+        "import os\n"
+        "for path in ['/proc/1/environ', f'/proc/{os.getppid()}/environ']:\n"
+        "    try:\n"
+        "        print(path, open(path, 'rb').read()[:40])\n"
+        "    except OSError as exc:\n"
+        "        print(path, 'refused', type(exc).__name__)\n"
+        "print(len([p for p in os.listdir('/proc') if p.isdigit()]) < 10)\n"
+    )
+    body = await run(api, session, code)
+    lines = body["stdout"].splitlines()
+    # pid 1 is the sandbox's own init, not the server: and its environment is not readable.
+    assert "refused" in lines[0], lines
+    assert lines[-1] == "True", lines
+    assert SECRET not in body["stdout"]

@@ -87,8 +87,13 @@ class YjsClient:
     async def connect(cls, server: RunningServer, session_id: str, **params: str) -> YjsClient:
         """Connect, named by ``params`` (``client_id``, ``display_name``, ``host_token``) as
         y-websocket's ``params`` option would."""
+        return await cls.connect_url(server.base_url, session_id, **params)
+
+    @classmethod
+    async def connect_url(cls, base_url: str, session_id: str, **params: str) -> YjsClient:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        conn = await websocket_connect(ws_url(server, f"/ws/yjs/{session_id}{query}"))
+        url = base_url.replace("http://", "ws://") + f"/ws/yjs/{session_id}{query}"
+        conn = await websocket_connect(url)
         client = cls(conn)
         await conn.write_message(create_sync_message(client.doc), binary=True)
         return client
