@@ -84,6 +84,15 @@ async def test_no_network_not_even_the_server(
         "javascript",
     )
     assert js["stdout"].strip() == "refused", js
+    java = await run(
+        api,
+        session,
+        'try (var s = new java.net.Socket("127.0.0.1", ' + str(server.server.port) + ")) {"
+        ' System.out.println("connected"); } catch (Exception e) {'
+        ' System.out.println("refused"); }',
+        "java",
+    )
+    assert java["stdout"].strip() == "refused", java
 
 
 async def test_the_servers_files_and_secrets_are_out_of_reach(
@@ -179,7 +188,9 @@ async def test_a_memory_bomb_kills_only_its_kernel(api: Api, session: str) -> No
     assert (await run(api, other, "print(kept)"))["stdout"] == "other session\n"
 
 
-async def test_a_fork_bomb_meets_the_process_limit(api: Api, session: str) -> None:
+async def test_a_fork_bomb_meets_the_process_limit(
+    api: Api, session: str, server: RunningServer
+) -> None:
     code = (
         "import os, time\n"
         "children = 0\n"
@@ -193,12 +204,19 @@ async def test_a_fork_bomb_meets_the_process_limit(api: Api, session: str) -> No
         "except OSError as exc:\n"
         "    print('stopped after', children, exc.strerror)\n"
     )
+    bystander = str((await api.create_session())["session_id"])
+    await run(api, bystander, "n = 1")
     body = await run(api, session, code)
     assert "stopped after" in body["stdout"], body
     assert int(body["stdout"].split()[2]) < 64
-    # The server and the other kernels are fine; this kernel too, once restarted.
-    restart = await api.post(f"/api/v1/sessions/{session}/execute", {"code": "1"})
-    assert restart.status == 200
+    # The server, the other session's kernel and this one all go on.
+    assert (await run(api, bystander, "print(n + 1)"))["stdout"] == "2\n"
+    # This kernel is out of processes while its children live: the run says so, and a
+    # restart (what the pad's Restart button does) gives a working kernel.
+    stuck = await run(api, session, "print('alive')")
+    assert stuck["status"] == "error" and "thread" in stuck["stderr"], stuck["stderr"][-300:]
+    await server.server.manager.restart_kernel(session, "python")
+    assert (await run(api, session, "print('alive')"))["stdout"] == "alive\n"
 
 
 def test_the_reason_a_sandbox_cannot_be_used_is_given() -> None:
