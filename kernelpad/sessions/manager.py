@@ -28,7 +28,7 @@ from kernelpad.sessions.collaboration import Room, Rooms
 from kernelpad.sessions.models import ACTIVE, Execution, Participant, Session
 from kernelpad.sessions.ratelimit import RateLimiter
 from kernelpad.sessions.store import SessionStore
-from kernelpad.sessions.tokens import hash_token, new_host_token, new_session_id, token_matches
+from kernelpad.sessions.tokens import hash_token, new_session_id, new_token, token_matches
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class SessionManager:
                 f"max_participants is {max_participants}, but this server allows at most {limit}"
                 " per session (MAX_PARTICIPANTS_PER_SESSION)."
             )
-        token = new_host_token()
+        token = new_token()
         now = time.time()
         session = Session(
             id=new_session_id(self.settings.session_id_length),
@@ -273,7 +273,7 @@ class SessionManager:
             )
         token, token_hash = None, earlier.token_hash if earlier else None
         if issue_token and token_hash is None and not host:
-            token = new_host_token()
+            token = new_token()
             token_hash = hash_token(token)
         participant = Participant(
             client_id,

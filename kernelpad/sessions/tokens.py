@@ -19,7 +19,8 @@ def new_session_id(length: int) -> str:
     return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
 
-def new_host_token() -> str:
+def new_token() -> str:
+    """A random 256-bit secret: a host token or a participant token."""
     return secrets.token_urlsafe(32)
 
 
