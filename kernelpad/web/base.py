@@ -64,6 +64,11 @@ class Operation:
     tags: tuple[str, ...] = ()
 
 
+def error_responses(*statuses: int) -> dict[int, type[pydantic.BaseModel] | None]:
+    """``responses`` entries for error statuses: every error has the same JSON body."""
+    return {status: ErrorResponse for status in statuses}
+
+
 def operation(summary: str, **kw: Any) -> Callable[[F], F]:
     """Describe a handler method for the OpenAPI document."""
 

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from kernelpad.errors import InvalidValue
-from kernelpad.web.base import ApiHandler, operation
+from kernelpad.web.base import ApiHandler, error_responses, operation
 from kernelpad.web.schemas import (
     CreateSessionRequest,
-    ErrorResponse,
     ExecuteRequest,
     ExecutionListQuery,
     ExecutionOut,
@@ -31,7 +30,7 @@ class SessionsHandler(ApiHandler):
     @operation(
         "List sessions, newest first",
         query=SessionListQuery,
-        responses={200: SessionPage, 422: ErrorResponse},
+        responses={200: SessionPage, **error_responses(422)},
         tags=TAGS,
     )
     async def get(self) -> None:
@@ -49,7 +48,7 @@ class SessionsHandler(ApiHandler):
     @operation(
         "Create an interview session",
         body=CreateSessionRequest,
-        responses={201: SessionCreated, 400: ErrorResponse, 413: ErrorResponse, 422: ErrorResponse},
+        responses={201: SessionCreated, **error_responses(400, 413, 422)},
         tags=TAGS,
     )
     async def post(self) -> None:
@@ -63,7 +62,9 @@ class SessionsHandler(ApiHandler):
 
 
 class SessionHandler(ApiHandler):
-    @operation("A session's details", responses={200: SessionOut, 404: ErrorResponse}, tags=TAGS)
+    @operation(
+        "A session's details", responses={200: SessionOut, **error_responses(404)}, tags=TAGS
+    )
     async def get(self, session_id: str) -> None:
         session = await self.manager.get(session_id)
         connected = self.manager.connected(session_id)
@@ -71,13 +72,7 @@ class SessionHandler(ApiHandler):
 
     @operation(
         "End a session; its kernels shut down",
-        responses={
-            200: SessionOut,
-            401: ErrorResponse,
-            403: ErrorResponse,
-            404: ErrorResponse,
-            409: ErrorResponse,
-        },
+        responses={200: SessionOut, **error_responses(401, 403, 404, 409)},
         host_auth=True,
         tags=TAGS,
     )
@@ -88,14 +83,7 @@ class SessionHandler(ApiHandler):
     @operation(
         "Change the interview's rules: lock editing, let candidates run code (host only)",
         body=SessionSettingsRequest,
-        responses={
-            200: SessionOut,
-            401: ErrorResponse,
-            403: ErrorResponse,
-            404: ErrorResponse,
-            409: ErrorResponse,
-            422: ErrorResponse,
-        },
+        responses={200: SessionOut, **error_responses(401, 403, 404, 409, 422)},
         host_auth=True,
         tags=TAGS,
     )
@@ -112,17 +100,7 @@ class ExecuteHandler(ApiHandler):
     @operation(
         "Run code in the session's kernel",
         body=ExecuteRequest,
-        responses={
-            200: ExecutionOut,
-            400: ErrorResponse,
-            403: ErrorResponse,
-            404: ErrorResponse,
-            409: ErrorResponse,
-            413: ErrorResponse,
-            422: ErrorResponse,
-            429: ErrorResponse,
-            503: ErrorResponse,
-        },
+        responses={200: ExecutionOut, **error_responses(400, 403, 404, 409, 413, 422, 429, 503)},
         tags=("execution",),
     )
     async def post(self, session_id: str) -> None:
@@ -143,13 +121,7 @@ class ExecutionsHandler(ApiHandler):
     @operation(
         "A session's execution history, oldest first",
         query=ExecutionListQuery,
-        responses={
-            200: ExecutionPage,
-            401: ErrorResponse,
-            403: ErrorResponse,
-            404: ErrorResponse,
-            422: ErrorResponse,
-        },
+        responses={200: ExecutionPage, **error_responses(401, 403, 404, 422)},
         host_auth=True,
         tags=("execution",),
     )
@@ -171,13 +143,7 @@ class ParticipantsHandler(ApiHandler):
     @operation(
         "Join a session: a participant and its token",
         body=JoinRequest,
-        responses={
-            201: JoinedOut,
-            403: ErrorResponse,
-            404: ErrorResponse,
-            409: ErrorResponse,
-            422: ErrorResponse,
-        },
+        responses={201: JoinedOut, **error_responses(403, 404, 409, 422)},
         tags=("participants",),
     )
     async def post(self, session_id: str) -> None:
@@ -202,13 +168,7 @@ class ParticipantsHandler(ApiHandler):
 class ParticipantHandler(ApiHandler):
     @operation(
         "Remove a participant for good (host only)",
-        responses={
-            200: ParticipantOut,
-            401: ErrorResponse,
-            403: ErrorResponse,
-            404: ErrorResponse,
-            422: ErrorResponse,
-        },
+        responses={200: ParticipantOut, **error_responses(401, 403, 404, 422)},
         host_auth=True,
         tags=("participants",),
     )
@@ -222,7 +182,7 @@ class ParticipantHandler(ApiHandler):
 class NotesHandler(ApiHandler):
     @operation(
         "The host's private notes",
-        responses={200: NotesOut, 401: ErrorResponse, 403: ErrorResponse, 404: ErrorResponse},
+        responses={200: NotesOut, **error_responses(401, 403, 404)},
         host_auth=True,
         tags=("sessions",),
     )
@@ -232,14 +192,7 @@ class NotesHandler(ApiHandler):
     @operation(
         "Replace the host's private notes",
         body=NotesBody,
-        responses={
-            200: NotesOut,
-            401: ErrorResponse,
-            403: ErrorResponse,
-            404: ErrorResponse,
-            413: ErrorResponse,
-            422: ErrorResponse,
-        },
+        responses={200: NotesOut, **error_responses(401, 403, 404, 413, 422)},
         host_auth=True,
         tags=("sessions",),
     )
