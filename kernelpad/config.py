@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     cors_origins: list[str] = setting(
         [], "Origins allowed to call the API from a browser (JSON list).", original="CORS_ORIGINS"
     )
+    admin_token: str | None = setting(
+        None,
+        "Token ('Authorization: Bearer') that may list every session, with its join link;"
+        " unset: nobody can.",
+    )
     frontend_url: str | None = setting(
         None,
         "Base URL of join links; defaults to the server's own address.",

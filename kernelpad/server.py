@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import logging
-import shutil
 import signal
 import socket
 import tempfile
@@ -23,7 +22,7 @@ import tornado.web
 from kernelpad.config import Settings
 from kernelpad.kernels import orphans
 from kernelpad.kernels.languages import LanguageRegistry
-from kernelpad.kernels.local import LocalKernelBackend
+from kernelpad.kernels.local import LocalKernelBackend, remove_tree
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.kernels.sandbox import Sandbox, SandboxLimits
 from kernelpad.sessions.manager import SessionManager
@@ -149,7 +148,11 @@ class KernelpadServer:
                 sock.close()
         if self.manager is not None:
             # Runs in progress end now, as stopped; their answers and history records follow.
-            await self.manager.close()
+            try:
+                await self.manager.close()
+            except Exception:
+                # What is left must still close: the pool, the connections, the database.
+                log.exception("shutting sessions and kernels down failed")
         if self.http is not None:
             in_flight = self.app.settings["in_flight"] if self.app else set()
             deadline = asyncio.get_running_loop().time() + drain_timeout
@@ -158,7 +161,7 @@ class KernelpadServer:
             await self.http.close_all_connections()
         await self.store.close()
         if self._runtime_dir is not None:
-            shutil.rmtree(self._runtime_dir, ignore_errors=True)
+            await asyncio.to_thread(remove_tree, self._runtime_dir)
         log.info("%s stopped; all kernels shut down", self.settings.app_name)
 
 

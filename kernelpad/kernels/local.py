@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -227,8 +227,12 @@ class LocalKernelBackend(KernelBackend):
         await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
         manager = self._manager(kernel_id, language, workdir)
         client: AsyncKernelClient | None = None
+        # A sandboxed kernel's own output (its logs) goes to a file in its folder, not to the
+        # server's: it must not write into, or reach through /proc, the server's log.
+        log_file = open(workdir / "kernel.log", "wb") if self.sandbox else None  # noqa: SIM115
+        streams = {"stdout": log_file, "stderr": log_file} if log_file else {}
         try:
-            await manager.start_kernel(cwd=str(workdir), env=self._kernel_env(language))
+            await manager.start_kernel(cwd=str(workdir), env=self._kernel_env(language), **streams)
             client = manager.client()
             client.start_channels(hb=False, control=False)  # stdin: input_request
             await client.wait_for_ready(timeout=self.start_timeout)
@@ -246,6 +250,8 @@ class LocalKernelBackend(KernelBackend):
                         output_hook=lambda msg: None,
                     )
         except BaseException as exc:
+            if log_file is not None:
+                log_file.close()
             # Also on cancellation: a half-started kernel must not outlive its start.
             if client is not None:
                 client.stop_channels()
@@ -258,6 +264,12 @@ class LocalKernelBackend(KernelBackend):
                 f"The {language.language.display_name} kernel ({language.kernel_name}) "
                 f"did not start: {exc}"
             ) from exc
+        if log_file is not None:
+            log_file.close()
+            # Its sockets and files are made: from now on the kernel may not add, remove or
+            # replace anything in its folder (a socket swapped for a symlink would send the
+            # server's connections elsewhere).
+            await asyncio.to_thread(_seal, workdir)
         log.info(
             "started %s kernel %s (pid %s)",
             language.language.id,
@@ -270,7 +282,27 @@ class LocalKernelBackend(KernelBackend):
         )
 
 
+def _seal(folder: Path) -> None:
+    os.chown(folder, 0, 0)
+    os.chmod(folder, 0o755)
+
+
 def _remove_kernel_files(folder: Path, sandbox: Sandbox | None) -> None:
-    shutil.rmtree(folder, ignore_errors=True)
+    remove_tree(folder)
     if sandbox is not None:
         sandbox.release(folder.name)
+
+
+def remove_tree(folder: Path) -> None:
+    """Remove a folder a kernel wrote in, however deep it made it (shutil.rmtree recurses,
+    and fails on a few thousand levels), never following a link or leaving the file system."""
+    try:
+        subprocess.run(
+            ["rm", "-rf", "--one-file-system", "--", str(folder)],
+            check=False,
+            timeout=60,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.SubprocessError):
+        log.warning("could not remove %s", folder, exc_info=True)

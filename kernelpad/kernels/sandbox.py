@@ -22,8 +22,9 @@ import os
 import pwd
 import shlex
 import shutil
+import signal
 import sys
-from collections.abc import Iterable
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,9 +120,23 @@ class Cgroups:
         return [memory / "cgroup.procs", pids / "cgroup.procs"]
 
     def remove(self, name: str) -> None:
+        """Remove a kernel's cgroup, killing what is left in it (children it left behind)."""
         for folder in {self.memory / name, self.pids / name}:
-            with contextlib.suppress(OSError):
-                folder.rmdir()
+            for _ in range(50):
+                try:
+                    folder.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    # Busy: processes are still in it, or were until a moment ago.
+                    with contextlib.suppress(OSError, ValueError):
+                        for pid in (folder / "cgroup.procs").read_text().split():
+                            with contextlib.suppress(ProcessLookupError):
+                                os.kill(int(pid), signal.SIGKILL)
+                    time.sleep(0.05)
+            else:
+                log.warning("kernel %s: its cgroup %s could not be removed", name, folder)
 
 
 class Sandbox:
@@ -201,7 +216,7 @@ class Sandbox:
         )
         return kept
 
-    def wrap(self, argv: list[str], kernel_dir: Path, joins: Iterable[Path]) -> list[str]:
+    def wrap(self, argv: list[str], kernel_dir: Path, joins: list[Path]) -> list[str]:
         """``argv`` as it runs in the box."""
         limits = self.limits
         box = [
@@ -250,18 +265,19 @@ class Sandbox:
             f"--regid={self.gid}",
             "--clear-groups",
             "--inh-caps=-all",
+            "--bounding-set=-all",
             "--no-new-privs",
         ]
         # ipykernel watches its parent's pid, which (from outside the pid namespace) it cannot
         # see: it would exit at once. 1 tells it not to watch (--die-with-parent does that).
         inner = [*rlimits, "--", *user, "--", "/usr/bin/env", "JPY_PARENT_PID=1", *argv]
         command = [*box, *inner]
-        joins = list(joins)
-        if joins:
-            # Join the cgroups first, as root, so everything the kernel starts is counted.
-            script = " && ".join(f"echo $$ > {shlex.quote(str(f))}" for f in joins)
-            command = ["/bin/sh", "-c", f'{script} && exec "$@"', "kernelpad-sandbox", *command]
-        return command
+        # Join the cgroups first, as root, so everything the kernel starts is counted; and if
+        # the machine runs out of memory, a kernel goes before the server.
+        steps = [f"echo $$ > {shlex.quote(str(f))}" for f in joins]
+        steps.append("echo 1000 > /proc/self/oom_score_adj")
+        script = " && ".join(steps)
+        return ["/bin/sh", "-c", f'{script} && exec "$@"', "kernelpad-sandbox", *command]
 
 
 def _parents(path: Path, made: set[str]) -> list[str]:

@@ -26,7 +26,7 @@ from pycrdt import (
     read_message,
 )
 
-from kernelpad.errors import SessionEnded, SessionFull
+from kernelpad.errors import ParticipantRemoved, SessionEnded, SessionFull
 from kernelpad.sessions.document import SessionDocument, changed_span
 from kernelpad.sessions.models import Participant, Session
 from kernelpad.sessions.store import SessionStore
@@ -143,6 +143,7 @@ class Room:
         # Connections and runs using the room: it stays loaded while any does.
         self.holds = 0
         self.closed = False
+        self.removed: set[str] = set()  # client ids the host removed while the room was open
         # The host's rules (see Manager.update_settings).
         self.editing_locked = False
         self.candidate_execution = True
@@ -158,6 +159,10 @@ class Room:
         one step, with no wait between, is what keeps simultaneous joins within the limit."""
         if self.closed:
             raise SessionEnded(f"Session {self.session_id} has ended.")
+        if participant.client_id in self.removed:
+            raise ParticipantRemoved(
+                f"Session {self.session_id}: {participant.client_id} was removed by the host."
+            )
         member = self.members.get(participant.client_id)
         if member is None:
             if len(self.members) >= limit:

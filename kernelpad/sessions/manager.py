@@ -61,6 +61,8 @@ class SessionManager:
         self._active: dict[str, str] = {}
         # Whether candidates may run code, per active session seen (the host's setting).
         self._candidate_execution: dict[str, bool] = {}
+        # The host's rules as last set here: a room that was loading meanwhile read older ones.
+        self._rules: dict[str, tuple[bool, bool]] = {}
         # Counts sessions ended, so a cache fill can tell that an end raced with it.
         self._ends = 0
         self._ending: set[str] = set()  # sessions being ended: nobody may enter them
@@ -167,6 +169,7 @@ class SessionManager:
     async def _end_now(self, session_id: str, reason: str) -> None:
         self._active.pop(session_id, None)
         self._candidate_execution.pop(session_id, None)
+        self._rules.pop(session_id, None)
         room = self.rooms.loaded(session_id)
         if room is not None:
             room.broadcast_json("session_ended", {"session_id": session_id, "reason": reason})
@@ -193,6 +196,8 @@ class SessionManager:
             self.rooms.release(room)
             self.rooms.close(session_id, SESSION_ENDED_CLOSE, "session ended")
             raise SessionEnded(f"Session {session_id} has ended.")
+        if session_id in self._rules:
+            room.editing_locked, room.candidate_execution = self._rules[session_id]
         return room
 
     async def join(
@@ -300,8 +305,11 @@ class SessionManager:
             raise InvalidValue(f"Session {session_id}: the host cannot be removed.")
         participant.removed_at = participant.left_at = time.time()
         participant.token_hash = None
-        await self.store.save_participant(session_id, participant)
         room = self.rooms.loaded(session_id)
+        if room is not None:
+            # First, before any wait: a join under way must find it removed.
+            room.removed.add(client_id)
+        await self.store.remove_participant(session_id, client_id, participant.removed_at)
         if room is not None:
             room.expel(client_id, f"{participant.display_name} was removed by the host")
         log.info("session %s: participant %s removed by the host", session_id, client_id)
@@ -327,6 +335,7 @@ class SessionManager:
             changes["candidate_execution"] = session.candidate_execution = candidate_execution
         await self.store.update_session(session_id, **changes)
         self._candidate_execution[session_id] = session.candidate_execution
+        self._rules[session_id] = (session.editing_locked, session.candidate_execution)
         room = self.rooms.loaded(session_id)
         if room is not None:
             room.set_rules(session.editing_locked, session.candidate_execution)

@@ -109,9 +109,16 @@ class SessionStore:
                 self._insert_participant(s.id, p)
 
     def _insert_participant(self, session_id: str, p: Participant) -> None:
+        # A participant saved again (it joined again) keeps its removal and its token: a join
+        # that read the session before a removal must not undo it.
         self.conn.execute(
-            f"INSERT OR REPLACE INTO participants (session_id, {_PARTICIPANT_COLUMNS})"
-            " VALUES (?,?,?,?,?,?,?,?)",
+            f"INSERT INTO participants (session_id, {_PARTICIPANT_COLUMNS})"
+            " VALUES (?,?,?,?,?,?,?,?)"
+            " ON CONFLICT (session_id, client_id) DO UPDATE SET"
+            " display_name = excluded.display_name, role = excluded.role,"
+            " left_at = excluded.left_at,"
+            " token_hash = COALESCE(participants.token_hash, excluded.token_hash)"
+            " WHERE participants.removed_at IS NULL",
             (
                 session_id,
                 p.client_id,
@@ -188,6 +195,15 @@ class SessionStore:
     async def save_participant(self, session_id: str, participant: Participant) -> None:
         """Add a participant, or update one who comes back (same ``client_id``)."""
         await self._call(self._insert_participant, session_id, participant)
+
+    async def remove_participant(self, session_id: str, client_id: str, at: float) -> None:
+        """The host removed a participant: for good, its token void."""
+        await self._call(
+            self._execute,
+            "UPDATE participants SET removed_at = ?, left_at = COALESCE(left_at, ?),"
+            " token_hash = NULL WHERE session_id = ? AND client_id = ?",
+            (at, at, session_id, client_id),
+        )
 
     async def participant_left(self, session_id: str, client_id: str, at: float) -> None:
         """Record when a participant left (only that: a removal meanwhile stays)."""

@@ -90,10 +90,10 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
         "%d %s %s %.1f ms",
         status,
         handler.request.method,
-        # A Yjs client may carry its host token in the query: it must not reach the log.
+        # A Yjs client may carry its tokens in the query: they must not reach the log.
         _SECRET_IN_QUERY.sub(r"\1***", handler.request.uri or ""),
         1000 * handler.request.request_time(),
     )
 
 
-_SECRET_IN_QUERY = re.compile(r"([?&]host_token=)[^&]*")
+_SECRET_IN_QUERY = re.compile(r"([?&](?:host|participant)_token=)[^&]*")

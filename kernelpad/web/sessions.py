@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from kernelpad.errors import InvalidValue
+import hmac
+
+from kernelpad.errors import Forbidden, InvalidValue, NotAuthenticated
 from kernelpad.web.base import ApiHandler, error_responses, operation
 from kernelpad.web.schemas import (
     CreateSessionRequest,
@@ -28,12 +30,14 @@ TAGS = ("sessions",)
 
 class SessionsHandler(ApiHandler):
     @operation(
-        "List sessions, newest first",
+        "List sessions, newest first (needs the admin token: the list holds every join link)",
         query=SessionListQuery,
-        responses={200: SessionPage, **error_responses(422)},
+        responses={200: SessionPage, **error_responses(401, 403, 422)},
+        host_auth=True,
         tags=TAGS,
     )
     async def get(self) -> None:
+        self._authorize_admin()
         q = self.query(SessionListQuery)
         rows, total = await self.manager.list_page(q.limit, q.offset, q.status)
         url = self.kp_settings.public_url
@@ -44,6 +48,21 @@ class SessionsHandler(ApiHandler):
             offset=q.offset,
         )
         self.respond(page)
+
+    def _authorize_admin(self) -> None:
+        admin = self.kp_settings.admin_token
+        if not admin:
+            raise Forbidden(
+                "Listing sessions is off: the list would give every interview's join link to"
+                " anyone. Set ADMIN_TOKEN to list them with it."
+            )
+        token = self.bearer_token()
+        if not token:
+            raise NotAuthenticated(
+                "Listing sessions needs the admin token ('Authorization: Bearer <ADMIN_TOKEN>')."
+            )
+        if not hmac.compare_digest(token.encode(), admin.encode()):
+            raise Forbidden("That is not the admin token.")
 
     @operation(
         "Create an interview session",
@@ -137,6 +156,21 @@ class ExecutionsHandler(ApiHandler):
             offset=q.offset,
         )
         self.respond(page)
+
+    def _authorize_admin(self) -> None:
+        admin = self.kp_settings.admin_token
+        if not admin:
+            raise Forbidden(
+                "Listing sessions is off: the list would give every interview's join link to"
+                " anyone. Set ADMIN_TOKEN to list them with it."
+            )
+        token = self.bearer_token()
+        if not token:
+            raise NotAuthenticated(
+                "Listing sessions needs the admin token ('Authorization: Bearer <ADMIN_TOKEN>')."
+            )
+        if not hmac.compare_digest(token.encode(), admin.encode()):
+            raise Forbidden("That is not the admin token.")
 
 
 class ParticipantsHandler(ApiHandler):

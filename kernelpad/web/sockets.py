@@ -128,6 +128,12 @@ class _SessionSocket(tornado.websocket.WebSocketHandler):
             if room.depart(participant.client_id) is not None:
                 self._record_left(room, participant)
             raise errors.InvalidValue("The connection closed while joining.")
+        if participant.client_id in room.removed:
+            # Removed while its join was saved: it does not stay.
+            room.depart(participant.client_id)
+            raise errors.ParticipantRemoved(
+                f"Session {room.session_id}: {participant.client_id} was removed by the host."
+            )
         self.participant = participant
         return participant
 
@@ -314,6 +320,9 @@ class SessionSocket(_SessionSocket):
         except errors.SessionEnded as exc:
             self.error(exc.code, exc.message)
             self.close(ENDED, exc.message[:120])
+        except errors.ParticipantRemoved as exc:
+            self.error(exc.code, exc.message)
+            self.close(FULL, exc.message[:120])
         except errors.KernelpadError as exc:
             self.error(exc.code, exc.message)
 
@@ -366,8 +375,10 @@ class SessionSocket(_SessionSocket):
             if cell is None:
                 raise errors.InvalidValue(f"There is no cell {request.cell_id!r} in this notebook.")
             # The sender's own text of the cell, if it sent one: its last keystrokes may still
-            # be on their way over the Yjs socket.
-            code = cell[0] if request.code is None else request.code
+            # be on their way over the Yjs socket. Not while editing is locked for the sender:
+            # then the cell runs as everyone sees it.
+            own = request.code is not None and room.may_edit(self)
+            code = request.code if own and request.code is not None else cell[0]
             language = request.language or cell[1]
         elif request.code is not None:
             code, language = request.code, request.language or room.document.language
@@ -422,6 +433,7 @@ class SessionSocket(_SessionSocket):
 
     async def _on_input_reply(self, data: dict[str, Any]) -> None:
         room = self._joined("input_reply")
+        self._check_may_run(room)
         reply = InputReplyData.model_validate(data)
         if not room.answer_input(reply.value, reply.execution_id):
             self.error("no_input_request", "No run is waiting for input.")

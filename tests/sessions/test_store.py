@@ -145,3 +145,22 @@ def test_a_newer_database_is_refused(tmp_path: Path) -> None:
     conn.execute("PRAGMA user_version = 99")
     with pytest.raises(SchemaTooNew, match="version 99"):
         migrate(conn, MIGRATIONS)
+
+
+async def test_a_join_saved_after_a_removal_does_not_undo_it(tmp_path: Path) -> None:
+    store = SessionStore(tmp_path / "kp.sqlite")
+    await store.open()
+    try:
+        session = a_session("s-removal")
+        await store.add_session(session)
+        alan = Participant("alan", "Alan", "candidate", 1.0, token_hash="h")
+        await store.save_participant(session.id, alan)
+        await store.remove_participant(session.id, "alan", 2.0)
+        # A join that read the session before the removal saves its copy afterwards.
+        await store.save_participant(session.id, alan)
+        stored = await store.get_session(session.id)
+        assert stored is not None
+        (again,) = [p for p in stored.participants if p.client_id == "alan"]
+        assert again.removed_at == 2.0 and again.token_hash is None
+    finally:
+        await store.close()

@@ -8,6 +8,7 @@ import logging
 from typing import Any
 
 import pytest
+from pycrdt import Awareness, create_awareness_message
 from tornado.websocket import websocket_connect
 
 from kernelpad.config import Settings
@@ -135,6 +136,17 @@ async def test_locked_editing_leaves_only_the_host_editing(
     await alan.send("code_update", {"code": "changed by Alan"})
     assert (await alan.expect("error"))["code"] == "editing_locked"
     candidate_yjs.insert(0, "# Alan via Yjs\n")
+    # A barrier: an awareness message the candidate sends after its edit, seen by another Yjs
+    # client, means the server has handled the edit (one socket is read in order).
+    watcher = await YjsClient.connect(server, sid, client_id="watch-l")
+    presence = Awareness(candidate_yjs.doc)
+    presence.set_local_state({"user": {"name": "Alan"}})
+    await candidate_yjs.conn.write_message(
+        create_awareness_message(presence.encode_awareness_update([presence.client_id])),
+        binary=True,
+    )
+    await eventually(lambda: presence.client_id in watcher.others.states, "the barrier")
+    await watcher.close()
     await host.send("code_update", {"code": "# by the host\n" + before})
     assert (await alan.expect("code_update"))["code"] == "# by the host\n" + before
     # The candidate's Yjs change never reached the shared document.
@@ -192,14 +204,20 @@ async def test_private_notes_are_the_hosts_alone(
     assert (await api.get(path, token=host_token)).json == {"notes": notes}
     assert (await api.get(path, token=alan["participant_token"])).status == 403
     # Nowhere else: not in the session's details, listings or what a socket sends.
-    for other in (f"/api/v1/sessions/{sid}", "/api/v1/sessions?limit=100"):
-        assert "SECRET-NOTE" not in (await api.get(other)).body.decode()
+    assert "SECRET-NOTE" not in (await api.get(f"/api/v1/sessions/{sid}")).body.decode()
     client = await join_json(
         server, sid, alan["client_id"], participant_token=alan["participant_token"]
     )
     state = await client.expect("session_state")
     assert "SECRET-NOTE" not in json.dumps(state)
     client.close()
+    # Tokens in a Yjs URL (as the pad sends them) are masked in the access log too.
+    yjs = await YjsClient.connect(
+        server, sid, client_id=alan["client_id"], participant_token=alan["participant_token"]
+    )
+    await eventually(lambda: yjs.cell_count == 1, "sync")
+    await yjs.close()
+    assert any("participant_token=***" in r.getMessage() for r in caplog.records)
     # Tokens never reach the log.
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert host_token not in logged and alan["participant_token"] not in logged

@@ -3,12 +3,15 @@ real server on loopback."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kernelpad.config import Settings
-from tests.conftest import Api, RunningServer, eventually, make_settings
+from tests.conftest import Api, RunningServer, eventually, make_settings, running_server
+
+ADMIN = "admin-token-for-tests"
 
 
 @pytest.fixture(scope="module")
@@ -20,6 +23,7 @@ def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         max_participants_per_session=5,
         session_id_length=16,
         frontend_url="http://pad.example/",
+        admin_token=ADMIN,
     )
 
 
@@ -76,7 +80,7 @@ async def test_host_token_is_never_shown_again(api: Api) -> None:
     created = await api.create_session()
     token = created["host_token"]
     details = await api.get(f"/api/v1/sessions/{created['session_id']}")
-    listing = await api.get("/api/v1/sessions?limit=100")
+    listing = await api.get("/api/v1/sessions?limit=100", token=ADMIN)
     assert token not in details.body.decode()
     assert token not in listing.body.decode()
     assert "host_token" not in details.json
@@ -151,12 +155,21 @@ async def test_get_unknown_session_is_404_naming_it(api: Api) -> None:
     assert_error(await api.get("/api/v1/sessions/nope-nope"), 404, "session_not_found", "nope-nope")
 
 
+async def test_listing_sessions_needs_the_admin_token(api: Api, tmp_path: Path) -> None:
+    assert_error(await api.get("/api/v1/sessions"), 401, "not_authenticated", "admin token")
+    assert_error(await api.get("/api/v1/sessions", token="nope"), 403, "forbidden", "admin")
+    # Without ADMIN_TOKEN nobody can list: the list holds every interview's join link.
+    async with running_server(make_settings(tmp_path / "d", kernel_pool_size={})) as other:
+        refused = await other.api.get("/api/v1/sessions", token="anything")
+        assert_error(refused, 403, "forbidden", "ADMIN_TOKEN")
+
+
 async def test_list_sessions_paginates_newest_first(api: Api) -> None:
     mine = [(await api.create_session(session_name=f"page-{i}"))["session_id"] for i in range(3)]
-    first = (await api.get("/api/v1/sessions?limit=2")).json
+    first = (await api.get("/api/v1/sessions?limit=2", token=ADMIN)).json
     assert first["limit"] == 2 and first["offset"] == 0
     assert [s["session_id"] for s in first["sessions"]] == mine[::-1][:2]
-    second = (await api.get("/api/v1/sessions?limit=2&offset=2")).json
+    second = (await api.get("/api/v1/sessions?limit=2&offset=2", token=ADMIN)).json
     assert second["sessions"][0]["session_id"] == mine[0]
     assert first["total"] == second["total"] >= 3
     summary = first["sessions"][0]
@@ -177,7 +190,9 @@ async def test_list_sessions_paginates_newest_first(api: Api) -> None:
     ],
 )
 async def test_list_rejects_bad_query(api: Api, query: str, field: str) -> None:
-    assert_error(await api.get(f"/api/v1/sessions?{query}"), 422, "validation_error", field)
+    assert_error(
+        await api.get(f"/api/v1/sessions?{query}", token=ADMIN), 422, "validation_error", field
+    )
 
 
 # Ending
@@ -204,7 +219,9 @@ async def test_end_session_needs_the_host_token(api: Api) -> None:
     assert_error(
         await api.delete(path, token=created["host_token"]), 409, "session_ended", "already"
     )
-    listed = (await api.get("/api/v1/sessions?status=ended&limit=100")).json["sessions"]
+    listed = (await api.get("/api/v1/sessions?status=ended&limit=100", token=ADMIN)).json[
+        "sessions"
+    ]
     assert created["session_id"] in [s["session_id"] for s in listed]
 
 
