@@ -153,7 +153,7 @@ class Settings(BaseSettings):
         256, "Processes and threads one kernel may have at a time.", ge=16
     )
     kernel_cpu_time_limit: int = setting(
-        3600, "CPU seconds one kernel may use in its life; then it is killed.", ge=10
+        3600, "CPU seconds each process of a kernel may use; then it is killed.", ge=10
     )
     kernel_max_file_size_mb: int = setting(64, "Largest file a kernel may write, in MiB.", ge=1)
     kernel_max_open_files: int = setting(1024, "Files a kernel may have open at once.", ge=64)

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from pycrdt import (
     Awareness,
+    Decoder,
     YMessageType,
     create_awareness_message,
     create_sync_message,
@@ -127,7 +128,7 @@ class Room:
         # one who joins sees the others at once, and one who leaves disappears for the rest.
         self.awareness = Awareness(self.document.ydoc)
         self.awareness.set_local_state(None)
-        self._owned: dict[object, set[int]] = collections.defaultdict(set)
+        self._owned: dict[YjsPeer, set[int]] = collections.defaultdict(set)
         self.members: dict[str, _Member] = {}
         self.views: dict[object, _PeerView] = {}
         # The code's numbered versions, newest last (numbers start again with each load).
@@ -248,6 +249,14 @@ class Room:
             )
         return messages
 
+    def _owner_of(self, awareness_id: int, peer: YjsPeer) -> YjsPeer | None:
+        """The connection of another participant that owns ``awareness_id``, if any (a
+        participant's other connection, say a reloaded tab, may take it over)."""
+        for other, owned in self._owned.items():
+            if other is not peer and awareness_id in owned and other.client_id != peer.client_id:
+                return other
+        return None
+
     def remove_yjs_peer(self, peer: YjsPeer) -> None:
         """A Yjs connection closed: its clients' awareness states go, for everyone."""
         self.yjs_peers.discard(peer)
@@ -281,6 +290,13 @@ class Room:
         if kind == YMessageType.AWARENESS:
             try:
                 update = read_message(message[1:])
+                ids = _awareness_ids(update)
+            except Exception as exc:
+                raise ValueError(f"invalid awareness message: {exc}") from exc
+            if any(self._owner_of(cid, peer) for cid in ids):
+                # Another participant's presence is theirs alone to change.
+                return None
+            try:
                 before = dict(self.awareness.meta)
                 self.awareness.apply_awareness_update(update, peer)
             except Exception as exc:
@@ -541,6 +557,18 @@ class Run:
         finally:
             if entry in self.room.inputs:
                 self.room.inputs.remove(entry)
+
+
+def _awareness_ids(update: bytes) -> list[int]:
+    """The client ids an awareness update speaks for (y-protocols' encoding: a count, then
+    for each an id, a clock and a JSON state)."""
+    decoder = Decoder(update)
+    ids = []
+    for _ in range(decoder.read_var_uint()):
+        ids.append(decoder.read_var_uint())
+        decoder.read_var_uint()
+        decoder.read_var_string()
+    return ids
 
 
 def _shared(a: str, b: str) -> int:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from jupyter_ydoc import YNotebook
-from pycrdt import Awareness, create_awareness_message
+from pycrdt import Awareness, Doc, create_awareness_message
 from tornado.websocket import websocket_connect
 
 from kernelpad import errors
@@ -401,3 +401,35 @@ async def test_a_cell_left_running_by_a_stopped_server_is_idle_after_a_restart(
             "the cell to be idle",
         )
         await again.close()
+
+
+async def test_nobody_changes_another_participants_presence(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    watcher = await YjsClient.connect(server, sid, client_id="w-f")
+    ada = await YjsClient.connect(server, sid, client_id="ada-f")
+    mallory = await YjsClient.connect(server, sid, client_id="mallory-f")
+    real = Awareness(ada.doc)
+    real.set_local_state({"user": {"name": "Ada"}})
+    await ada.conn.write_message(
+        create_awareness_message(real.encode_awareness_update([real.client_id])), binary=True
+    )
+    await eventually(lambda: real.client_id in watcher.others.states, "Ada's presence")
+    # Mallory speaks for Ada's awareness id, with a newer clock.
+    forged = Awareness(Doc(client_id=real.client_id))
+    for _ in range(3):
+        forged.set_local_state({"user": {"name": "Grace (host)"}})
+    await mallory.conn.write_message(
+        create_awareness_message(forged.encode_awareness_update([real.client_id])), binary=True
+    )
+    # A barrier: Mallory's own presence, sent after, has arrived.
+    own = Awareness(mallory.doc)
+    own.set_local_state({"user": {"name": "Mallory"}})
+    await mallory.conn.write_message(
+        create_awareness_message(own.encode_awareness_update([own.client_id])), binary=True
+    )
+    await eventually(lambda: own.client_id in watcher.others.states, "Mallory's own presence")
+    assert watcher.others.states[real.client_id]["user"]["name"] == "Ada"
+    for client in (watcher, ada, mallory):
+        await client.close()
