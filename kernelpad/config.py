@@ -139,6 +139,40 @@ class Settings(BaseSettings):
     )
     kernel_start_timeout: float = setting(60.0, "Seconds a kernel has to start.", gt=0)
 
+    # Remote kernels: a Kernel Gateway, an Enterprise Gateway or a Jupyter Server
+    gateway_url: str | None = setting(
+        None,
+        "Run kernels on this gateway (Jupyter Server kernels API) instead of locally.",
+        original="JUPYTER_GATEWAY_URL",
+    )
+    gateway_auth_token: str | None = setting(
+        None,
+        "Token for the gateway ('Authorization: token ...').",
+        original="JUPYTER_GATEWAY_AUTH_TOKEN",
+    )
+    gateway_headers: dict[str, str] = setting(
+        {}, "Extra headers for the gateway (JSON object).", original="JUPYTER_GATEWAY_HEADERS"
+    )
+    gateway_request_timeout: float = setting(
+        60.0,
+        "Seconds a gateway request may take.",
+        gt=0,
+        original="JUPYTER_GATEWAY_REQUEST_TIMEOUT",
+    )
+    gateway_connect_timeout: float = setting(
+        10.0,
+        "Seconds to connect to the gateway.",
+        gt=0,
+        original="JUPYTER_GATEWAY_CONNECT_TIMEOUT",
+    )
+    gateway_validate_cert: bool = setting(
+        True, "Check the gateway's TLS certificate.", original="JUPYTER_GATEWAY_VALIDATE_CERT"
+    )
+    gateway_kernel_username: str = setting(
+        "kernelpad",
+        "KERNEL_USERNAME sent with each kernel (Enterprise Gateway requires one, not root).",
+    )
+
     # The sandbox of every kernel (see SECURITY.md)
     sandbox: bool = setting(
         True,

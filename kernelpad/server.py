@@ -14,13 +14,17 @@ import signal
 import socket
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
 from kernelpad.config import Settings
+from kernelpad.kernel_gateway.backend import GatewayBackend
+from kernelpad.kernel_gateway.client import GatewayClient, GatewaySettings, GatewayUnavailable
 from kernelpad.kernels import orphans
+from kernelpad.kernels.base import KernelBackend
 from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.local import LocalKernelBackend, remove_tree
 from kernelpad.kernels.pool import KernelPool
@@ -40,6 +44,10 @@ class NoSandbox(RuntimeError):
     """The sandbox is on but cannot be used on this machine."""
 
 
+class NoGateway(RuntimeError):
+    """GATEWAY_URL is set but the gateway does not answer."""
+
+
 class KernelpadServer:
     """Starts and stops everything one kernelpad process holds."""
 
@@ -54,6 +62,7 @@ class KernelpadServer:
         self._runtime_dir: Path | None = None
         self._sockets: list[socket.socket] = []
         self.sandbox: Sandbox | None = None
+        self.gateway: GatewayClient | None = None
 
     async def start(self) -> int:
         """Open the database, find the languages, fill the pool, listen; return the port."""
@@ -69,10 +78,14 @@ class KernelpadServer:
         if settings.port == 0:
             # Any free port was asked for: links (join_url) name the one it got.
             settings.port = self.port
-        self.sandbox = self._sandbox()
+        self.gateway = self._gateway_client()
+        self.sandbox = None if self.gateway else self._sandbox()
         version = await self.store.open()
         log.info("database %s at schema version %d", settings.database_path, version)
-        await self.registry.refresh()
+        if self.gateway is not None:
+            self.registry.use_remote(await self._gateway_specs(self.gateway))
+        else:
+            await self.registry.refresh()
         for item in self.registry.installed():
             if item.available:
                 log.info("language %s: kernel %s", item.language.id, item.kernel_name)
@@ -85,13 +98,17 @@ class KernelpadServer:
         self._runtime_dir = Path(tempfile.mkdtemp(prefix=orphans.RUNTIME_PREFIX))
         orphans.claim(self._runtime_dir)
         log.info("kernel runtime files in %s", self._runtime_dir)
-        backend = LocalKernelBackend(
-            self._runtime_dir,
-            self.registry.spec_manager,
-            settings.data_dir,
-            settings.kernel_start_timeout,
-            self.sandbox,
-        )
+        backend: KernelBackend
+        if self.gateway is not None:
+            backend = GatewayBackend(self.gateway, settings.kernel_start_timeout)
+        else:
+            backend = LocalKernelBackend(
+                self._runtime_dir,
+                self.registry.spec_manager,
+                settings.data_dir,
+                settings.kernel_start_timeout,
+                self.sandbox,
+            )
         pool = KernelPool(backend, self.registry, settings.kernel_pool_size)
         self.manager = SessionManager(settings, self.store, self.registry, pool)
         await self.manager.start()
@@ -104,6 +121,41 @@ class KernelpadServer:
         self.http.add_sockets(self._sockets)
         log.info("%s listening on http://%s:%d", settings.app_name, settings.host, self.port)
         return self.port
+
+    def _gateway_client(self) -> GatewayClient | None:
+        settings = self.settings
+        if not settings.gateway_url:
+            return None
+        log.info(
+            "kernels run on the gateway at %s: kernelpad's own sandbox does not apply to them",
+            settings.gateway_url,
+        )
+        return GatewayClient(
+            GatewaySettings(
+                url=settings.gateway_url,
+                auth_token=settings.gateway_auth_token,
+                headers=settings.gateway_headers,
+                request_timeout=settings.gateway_request_timeout,
+                connect_timeout=settings.gateway_connect_timeout,
+                validate_cert=settings.gateway_validate_cert,
+                kernel_env={"KERNEL_USERNAME": settings.gateway_kernel_username},
+            )
+        )
+
+    async def _gateway_specs(self, gateway: GatewayClient) -> dict[str, Any]:
+        """The gateway's kernelspecs, waiting a while for a gateway that is starting too."""
+        for pause in (0.5, 1, 2, 4, 8):
+            try:
+                return await gateway.kernelspecs()
+            except GatewayUnavailable as exc:
+                log.warning("%s; trying again in %g s", exc.message, pause)
+                await asyncio.sleep(pause)
+        try:
+            return await gateway.kernelspecs()
+        except GatewayUnavailable as exc:
+            for sock in self._sockets:
+                sock.close()
+            raise NoGateway(exc.message) from exc
 
     def _sandbox(self) -> Sandbox | None:
         settings = self.settings
@@ -160,6 +212,8 @@ class KernelpadServer:
                 await asyncio.sleep(0.05)
             await self.http.close_all_connections()
         await self.store.close()
+        if self.gateway is not None:
+            self.gateway.close()
         if self._runtime_dir is not None:
             await asyncio.to_thread(remove_tree, self._runtime_dir)
         log.info("%s stopped; all kernels shut down", self.settings.app_name)

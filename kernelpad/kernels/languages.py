@@ -220,6 +220,17 @@ class LanguageRegistry:
         """Look the kernelspecs up again (file system work, so in a thread)."""
         self._installed = await asyncio.to_thread(self._scan)
 
+    def use_remote(self, specs: dict[str, dict[str, Any]]) -> None:
+        """Offer a gateway's kernelspecs (``kernel.json`` contents by name) instead of this
+        machine's: their programs run there, so none is looked for here."""
+        parsed: dict[str, KernelSpec] = {}
+        for name, spec in specs.items():
+            try:
+                parsed[name] = KernelSpec(resource_dir="", **spec)
+            except Exception:
+                continue
+        self._installed = self._languages(parsed, remote=True)
+
     def _scan(self) -> dict[str, InstalledLanguage]:
         specs: dict[str, KernelSpec] = {}
         for name in sorted(self.spec_manager.find_kernel_specs()):
@@ -227,6 +238,11 @@ class LanguageRegistry:
                 specs[name] = self.spec_manager.get_kernel_spec(name)
             except Exception:  # a broken kernel.json must not hide the others
                 continue
+        return self._languages(specs)
+
+    def _languages(
+        self, specs: dict[str, KernelSpec], remote: bool = False
+    ) -> dict[str, InstalledLanguage]:
         found: dict[str, InstalledLanguage] = {}
         claimed: set[str] = set()
         for language in self._known:
@@ -243,10 +259,10 @@ class LanguageRegistry:
                     unavailable_reason=f"no kernelspec {missing} is installed (run 'make')",
                 )
             else:
-                found[language.id] = _installed(language, spec_name, specs[spec_name])
+                found[language.id] = _installed(language, spec_name, specs[spec_name], remote)
         for name, spec in specs.items():
             if name not in claimed and name not in found:
-                found[name] = _installed(_generic(name, spec), name, spec)
+                found[name] = _installed(_generic(name, spec), name, spec, remote)
         if self._allow:
             found = {key: value for key, value in found.items() if key in self._allow}
         return found
@@ -283,13 +299,15 @@ class LanguageRegistry:
         return item
 
 
-def _installed(language: Language, name: str, spec: KernelSpec) -> InstalledLanguage:
+def _installed(
+    language: Language, name: str, spec: KernelSpec, remote: bool = False
+) -> InstalledLanguage:
     metadata = spec.metadata or {}
     ours = metadata.get("kernelpad", {}) if isinstance(metadata.get("kernelpad"), dict) else {}
     version = metadata.get("language_version")
     program = spec.argv[0] if spec.argv else ""
     reason = None
-    for needed in [program, *ours.get("requires", [])]:
+    for needed in [] if remote else [program, *ours.get("requires", [])]:
         if not _runnable(needed, spec.env.get("PATH")):
             reason = f"its kernel needs {needed!r}, which is not installed"
             break

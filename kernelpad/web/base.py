@@ -212,7 +212,8 @@ class ApiHandler(tornado.web.RequestHandler):
         if isinstance(exc, ApiError):
             detail = ErrorDetail(code=exc.code, message=exc.message, details=exc.details)
         elif isinstance(exc, errors.KernelpadError):
-            status_code = STATUS.get(type(exc), 400)
+            # The nearest class with a status: a subclass answers as its kind does.
+            status_code = next((STATUS[c] for c in type(exc).__mro__ if c in STATUS), 400)
             self.set_status(status_code)
             detail = ErrorDetail(code=exc.code, message=exc.message)
             if isinstance(exc, errors.RateLimited):

@@ -25,6 +25,7 @@ class HealthHandler(ApiHandler):
                 executions_running=manager.executions_running,
                 executions_queued=manager.executions_queued,
                 uptime_seconds=round(time.monotonic() - self.application.settings["started"], 3),
-                sandbox=self.kp_settings.sandbox,
+                # Kernels on a gateway are the gateway's to contain.
+                sandbox=self.kp_settings.sandbox and not self.kp_settings.gateway_url,
             )
         )

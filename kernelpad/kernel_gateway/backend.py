@@ -1,0 +1,40 @@
+"""Starts kernels on a gateway: the same :class:`KernelBackend` as local kernels, so sessions,
+limits, interrupts and restarts behave the same wherever the kernel runs."""
+
+from __future__ import annotations
+
+import contextlib
+
+from kernelpad.errors import KernelStartFailed
+from kernelpad.kernel_gateway.client import GatewayClient
+from kernelpad.kernel_gateway.kernel import GatewayKernel
+from kernelpad.kernels.base import KernelBackend
+from kernelpad.kernels.languages import InstalledLanguage
+
+
+class GatewayBackend(KernelBackend):
+    def __init__(self, client: GatewayClient, start_timeout: float = 60.0) -> None:
+        self.client = client
+        self.start_timeout = start_timeout
+
+    async def start(self, language: InstalledLanguage) -> GatewayKernel:
+        kernel_id = await self.client.start(language.kernel_name)
+        kernel = GatewayKernel(kernel_id, language, self.client)
+        try:
+            await kernel.connect()
+            info = await kernel.request("kernel_info_request", {}, self.start_timeout)
+            kernel.language_info = info["content"].get("language_info", {})
+            for code in (language.language.startup, language.language.warmup):
+                if code:
+                    content = {"code": code, "silent": True, "store_history": False}
+                    await kernel.request("execute_request", content, self.start_timeout)
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await kernel.shutdown()
+            if isinstance(exc, KernelStartFailed) or not isinstance(exc, Exception):
+                raise
+            raise KernelStartFailed(
+                f"The {language.language.display_name} kernel ({language.kernel_name}) did not"
+                f" start on the gateway at {self.client.base}: {exc or type(exc).__name__}"
+            ) from exc
+        return kernel

@@ -1,0 +1,161 @@
+"""kernelpad with its kernels on a real Jupyter Kernel Gateway, started by the tests on
+loopback: the same sessions, limits, interrupts and restarts as with local kernels."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kernelpad.config import Settings
+from tests.conftest import Api, RunningServer, free_port, make_settings, running_server
+
+TOKEN = "gateway-test-token"
+
+
+class Gateway:
+    """``jupyter kernelgateway`` in a child process."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = folder / "gateway.log"
+        self._log = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
+        env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("jupyter-kernelgateway")),
+                f"--KernelGatewayApp.port={self.port}",
+                "--KernelGatewayApp.ip=127.0.0.1",
+                f"--KernelGatewayApp.auth_token={TOKEN}",
+            ],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        request = urllib.request.Request(
+            f"{self.url}/api/kernelspecs", headers={"Authorization": f"token {TOKEN}"}
+        )
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(self.log.read_text())
+            try:
+                with urllib.request.urlopen(request, timeout=2):
+                    return
+            except OSError:
+                time.sleep(0.2)
+        raise AssertionError(f"the gateway did not start: {self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    started = Gateway(tmp_path_factory.mktemp("gateway"))
+    started.wait_ready()
+    yield started
+    started.stop()
+
+
+@pytest.fixture(scope="module")
+def server_settings(tmp_path_factory: pytest.TempPathFactory, gateway: Gateway) -> Settings:
+    return make_settings(
+        tmp_path_factory.mktemp("data"),
+        kernel_pool_size={"python": 1},
+        gateway_url=gateway.url,
+        gateway_auth_token=TOKEN,
+        interrupt_grace=2.0,
+    )
+
+
+@pytest.fixture
+async def session(api: Api) -> str:
+    return str((await api.create_session())["session_id"])
+
+
+async def test_the_gateways_kernelspecs_are_the_languages(api: Api) -> None:
+    languages = {
+        item["id"]: item for item in (await api.get("/api/v1/languages")).json["languages"]
+    }
+    assert languages["python"]["available"] and languages["javascript"]["available"]
+    health = (await api.get("/api/v1/health")).json
+    assert health["sandbox"] is False  # the gateway's kernels are the gateway's to contain
+
+
+async def test_runs_keep_state_and_stream_like_local_kernels(api: Api, session: str) -> None:
+    await api.execute(session, "x = 41")
+    body = await api.execute(session, "import sys\nprint(x + 1)\nprint('e', file=sys.stderr)\nx")
+    assert body["status"] == "ok" and body["stdout"] == "42\n" and body["stderr"] == "e\n"
+    assert body["outputs"][-1]["data"]["text/plain"] == "41"
+    asked = await api.execute(session, "name = input('Name? ')\nprint('hi', name)", stdin=["Ada"])
+    assert "hi Ada" in asked["stdout"]
+    failed = await api.execute(session, "1/0")
+    assert failed["status"] == "error" and failed["error"]["ename"] == "ZeroDivisionError"
+
+
+async def test_a_time_limit_interrupts_through_the_gateway(api: Api, session: str) -> None:
+    await api.execute(session, "kept = 'yes'")
+    body = await api.execute(session, "while True:\n    pass", time_limit=1000)
+    assert body["timed_out"] and body["state_kept"], body
+    assert (await api.execute(session, "print(kept)"))["stdout"] == "yes\n"
+
+
+async def test_a_restart_gives_a_new_kernel(api: Api, session: str, server: RunningServer) -> None:
+    await api.execute(session, "gone = 1")
+    await server.server.manager.restart_kernel(session, "python")
+    body = await api.execute(session, "gone")
+    assert body["status"] == "error" and body["error"]["ename"] == "NameError"
+
+
+async def test_a_community_kernel_through_the_gateway(api: Api, session: str) -> None:
+    await api.execute(session, "let n = 6;", language="javascript")
+    body = await api.execute(session, "console.log(n * 7)", language="javascript")
+    assert body["stdout"] == "42\n", body
+
+
+async def test_a_gateway_that_goes_away_mid_session(
+    tmp_path: Path,
+) -> None:
+    gateway = Gateway(tmp_path)
+    gateway.wait_ready()
+    settings = make_settings(
+        tmp_path / "data",
+        kernel_pool_size={"python": 0},
+        gateway_url=gateway.url,
+        gateway_auth_token=TOKEN,
+    )
+    async with running_server(settings) as running:
+        sid = (await running.api.create_session())["session_id"]
+        assert (await running.api.execute(sid, "print(1)"))["stdout"] == "1\n"
+        gateway.stop()
+        response = await running.api.post(
+            f"/api/v1/sessions/{sid}/execute", {"code": "print(2)", "time_limit": 3000}
+        )
+        # The run ends with a clear status, and the server goes on.
+        body: Any = response.json
+        if response.status == 200:
+            assert body["status"] in ("kernel_died", "timeout", "error"), body
+        else:
+            assert response.status == 503 and body["error"]["code"] in (
+                "gateway_unavailable",
+                "kernel_start_failed",
+            ), body
+        assert (await running.api.get("/api/v1/health")).json["status"] == "ok"
