@@ -30,16 +30,16 @@ class Gateway:
         self._log = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
         env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
         self.proc = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("jupyter-kernelgateway")),
-                f"--KernelGatewayApp.port={self.port}",
-                "--KernelGatewayApp.ip=127.0.0.1",
-                f"--KernelGatewayApp.auth_token={TOKEN}",
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=env,
+            self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=env
         )
+
+    def command(self) -> list[str]:
+        return [
+            str(Path(sys.executable).with_name("jupyter-kernelgateway")),
+            f"--KernelGatewayApp.port={self.port}",
+            "--KernelGatewayApp.ip=127.0.0.1",
+            f"--KernelGatewayApp.auth_token={TOKEN}",
+        ]
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -159,3 +159,60 @@ async def test_a_gateway_that_goes_away_mid_session(
                 "kernel_start_failed",
             ), body
         assert (await running.api.get("/api/v1/health")).json["status"] == "ok"
+
+
+async def test_a_kernel_the_gateway_culled_is_replaced_and_said(
+    api: Api, session: str, gateway: Gateway, server: RunningServer
+) -> None:
+    await api.execute(session, "y = 1")
+    # The gateway drops the kernel (as its idle culler does).
+    (kernel_id,) = [
+        runner.kernel.kernel_id
+        for (sid, _), runner in server.server.manager._runners.items()
+        if sid == session and runner.kernel is not None
+    ]
+    request = urllib.request.Request(
+        f"{gateway.url}/api/kernels/{kernel_id}",
+        method="DELETE",
+        headers={"Authorization": f"token {TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass
+    body = await api.execute(session, "print('again')")
+    assert body["stdout"] == "again\n" and body["new_kernel"], body
+    assert any("variables from earlier runs are gone" in n for n in body["notices"]), body
+
+
+class JupyterServer(Gateway):
+    """A plain ``jupyter server``: the same kernels API as a Kernel Gateway."""
+
+    def command(self) -> list[str]:
+        return [
+            str(Path(sys.executable).with_name("jupyter-server")),
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.ip=127.0.0.1",
+            f"--IdentityProvider.token={TOKEN}",
+            "--ServerApp.open_browser=False",
+            "--allow-root",  # the test machine runs as root, as CI's does
+            f"--ServerApp.root_dir={self.log.parent}",
+        ]
+
+
+async def test_kernels_on_a_plain_jupyter_server(tmp_path: Path) -> None:
+    jupyter = JupyterServer(tmp_path)
+    jupyter.wait_ready()
+    try:
+        settings = make_settings(
+            tmp_path / "data",
+            kernel_pool_size={"python": 0},
+            gateway_url=jupyter.url,
+            gateway_auth_token=TOKEN,
+        )
+        async with running_server(settings) as running:
+            sid = (await running.api.create_session())["session_id"]
+            await running.api.execute(sid, "z = 20")
+            assert (await running.api.execute(sid, "print(z + 1)"))["stdout"] == "21\n"
+            body = await running.api.execute(sid, "while True:\n    pass", time_limit=1000)
+            assert body["timed_out"] and body["state_kept"], body
+    finally:
+        jupyter.stop()
