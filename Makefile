@@ -70,6 +70,7 @@ test: setup
 bench: setup
 	$(BIN)/python bench/execute_latency.py
 	$(BIN)/python bench/fanout.py
+	$(BIN)/python bench/gateway_latency.py
 
 lint: setup
 	$(BIN)/pip install --quiet -e '.[lint]'
