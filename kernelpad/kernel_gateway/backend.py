@@ -3,6 +3,7 @@ limits, interrupts and restarts behave the same wherever the kernel runs."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 
 from kernelpad.errors import KernelStartFailed
@@ -30,7 +31,8 @@ class GatewayBackend(KernelBackend):
                     await kernel.request("execute_request", content, self.start_timeout)
         except BaseException as exc:
             with contextlib.suppress(Exception):
-                await kernel.shutdown()
+                # Shielded: a cancelled start must still not leave the kernel on the gateway.
+                await asyncio.shield(kernel.shutdown())
             if isinstance(exc, KernelStartFailed) or not isinstance(exc, Exception):
                 raise
             raise KernelStartFailed(

@@ -48,9 +48,13 @@ class GatewayClient:
             headers["Authorization"] = f"token {self.settings.auth_token}"
         return headers
 
-    def websocket_request(self, kernel_id: str) -> HTTPRequest:
-        """The request that opens a kernel's channels WebSocket."""
-        url = self.base.replace("http", "ws", 1) + f"/api/kernels/{quote(kernel_id)}/channels"
+    def websocket_request(self, kernel_id: str, session_id: str) -> HTTPRequest:
+        """The request that opens a kernel's channels WebSocket (``session_id``: the same on
+        every connection of one client)."""
+        url = (
+            self.base.replace("http", "ws", 1)
+            + f"/api/kernels/{quote(kernel_id)}/channels?session_id={quote(session_id)}"
+        )
         return HTTPRequest(
             url,
             headers=self.headers(),
@@ -81,7 +85,13 @@ class GatewayClient:
             raise GatewayUnavailable(
                 f"The kernel gateway at {self.base} cannot be reached ({exc})."
             ) from exc
-        return json.loads(response.body) if response.body else None
+        try:
+            return json.loads(response.body) if response.body else None
+        except ValueError as exc:
+            raise GatewayUnavailable(
+                f"The kernel gateway at {self.base} answered {method} {path} with something"
+                " other than JSON (a proxy's login page?)."
+            ) from exc
 
     async def kernelspecs(self) -> dict[str, Any]:
         """The gateway's kernelspecs by name, each as ``kernel.json`` has it."""
@@ -97,11 +107,13 @@ class GatewayClient:
     async def interrupt(self, kernel_id: str) -> None:
         await self.call("POST", f"/api/kernels/{quote(kernel_id)}/interrupt")
 
-    async def exists(self, kernel_id: str) -> bool:
+    async def exists(self, kernel_id: str) -> bool | None:
+        """Whether the gateway has the kernel; None if it did not say (an error, a time-out)."""
         try:
             await self.call("GET", f"/api/kernels/{quote(kernel_id)}")
-        except GatewayUnavailable:
-            return False
+        except GatewayUnavailable as exc:
+            cause = exc.__cause__
+            return False if isinstance(cause, HTTPClientError) and cause.code == 404 else None
         return True
 
     async def delete(self, kernel_id: str) -> None:

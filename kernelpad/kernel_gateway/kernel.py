@@ -11,7 +11,8 @@ from typing import Any
 
 from jupyter_client.jsonutil import json_default
 from jupyter_client.session import Session
-from tornado.websocket import WebSocketClientConnection, websocket_connect
+from tornado.httpclient import HTTPClientError
+from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from kernelpad.kernel_gateway.client import GatewayClient
 from kernelpad.kernels.base import MAX_CONTENT_SIZE, KernelHandle, Message
@@ -21,10 +22,21 @@ log = logging.getLogger(__name__)
 
 # Reconnections tried when the channels socket drops, and the pause before each.
 RECONNECTS = (0.2, 1.0, 3.0)
+# Seconds between asking the gateway whether a kernel still exists.
+LIVENESS_INTERVAL = 5.0
+# Largest frame taken from the gateway: larger content is dropped (MAX_CONTENT_SIZE) anyway,
+# but a frame over the limit would close the socket.
+MAX_MESSAGE_SIZE = 8 * MAX_CONTENT_SIZE
 LOST_OUTPUT = (
     "\n[kernelpad: the connection to the kernel gateway dropped during this run and was"
     " made again; output sent meanwhile may be missing]\n"
 )
+
+
+def _ignore_closed(write: asyncio.Future[None]) -> None:
+    # A write to a socket that went away: the reader notices, and reconnects.
+    if not write.cancelled():
+        write.exception()
 
 
 class GatewayKernel(KernelHandle):
@@ -42,15 +54,24 @@ class GatewayKernel(KernelHandle):
         self._pump: asyncio.Task[None] | None = None
         self._closed = False
         self._lost = False
+        self._outbox: list[str] = []  # sent while the socket was down
+        self._checked = 0.0  # when the gateway was last asked whether the kernel exists
+        self.binary_frames = 0
 
     async def connect(self) -> None:
         """Open the channels socket and start reading it."""
-        self._socket = await websocket_connect(self._client.websocket_request(self.kernel_id))
-        stream = self._socket.stream
-        if stream is not None:
-            # Small frames both ways: without this each one waits ~40 ms for Nagle.
-            stream.set_nodelay(True)
+        self._socket = await self._open()
         self._pump = asyncio.create_task(self._read())
+
+    async def _open(self) -> WebSocketClientConnection:
+        # The same session id on every connection: the server then gives a reconnection the
+        # same ZeroMQ identity, so replies to requests sent before it still reach us.
+        request = self._client.websocket_request(self.kernel_id, self._session.session)
+        socket = await websocket_connect(request, max_message_size=MAX_MESSAGE_SIZE)
+        if socket.stream is not None:
+            # Small frames both ways: without this each one waits ~40 ms for Nagle.
+            socket.stream.set_nodelay(True)
+        return socket
 
     async def _read(self) -> None:
         while not self._closed:
@@ -61,12 +82,24 @@ class GatewayKernel(KernelHandle):
                     self._lost = True
                     return
                 continue
-            self._deliver(raw if isinstance(raw, str) else raw.decode(errors="replace"))
+            if isinstance(raw, bytes):
+                # Messages with buffers (comms, widgets) come as binary frames: nothing a run's
+                # result needs.
+                self.binary_frames += 1
+                continue
+            self._deliver(raw)
 
     def _deliver(self, raw: str) -> None:
         try:
             msg = json.loads(raw)
             channel = msg.pop("channel", "")
+            if channel == "iopub" and not msg["parent_header"]:
+                state = msg.get("content", {}).get("execution_state")
+                if state in ("restarting", "dead"):
+                    # The gateway restarted the kernel (it died): its state is gone.
+                    log.warning("kernel %s: the gateway says it is %s", self.kernel_id, state)
+                    self._lost = True
+                    return
             if not self._current or msg["parent_header"].get("msg_id") != self._current:
                 return
         except (ValueError, KeyError, AttributeError, TypeError):
@@ -84,11 +117,16 @@ class GatewayKernel(KernelHandle):
             if self._closed:
                 return False
             try:
-                self._socket = await websocket_connect(
-                    self._client.websocket_request(self.kernel_id)
-                )
+                self._socket = await self._open()
+            except HTTPClientError as exc:
+                if exc.code == 404:  # the gateway no longer has the kernel (culled, say)
+                    return False
+                continue
             except Exception:
                 continue
+            for message in self._outbox:
+                self._socket.write_message(message)
+            self._outbox.clear()
             log.warning("kernel %s: its gateway socket dropped; reconnected", self.kernel_id)
             if self._current:
                 # Said where the run's output goes: what came meanwhile is not known.
@@ -104,12 +142,17 @@ class GatewayKernel(KernelHandle):
             return True
         return False
 
-    def _send(self, channel: str, msg_type: str, content: dict[str, Any]) -> str:
-        msg = self._session.msg(msg_type, content)
+    def _send(self, channel: str, msg: dict[str, Any]) -> None:
+        """Send a message, or keep it for when a dropped socket is back."""
         msg["channel"] = channel
-        if self._socket is not None:
-            self._socket.write_message(json.dumps(msg, default=json_default))
-        return str(msg["header"]["msg_id"])
+        text = json.dumps(msg, default=json_default)
+        socket = self._socket
+        try:
+            if socket is None:
+                raise WebSocketClosedError()
+            socket.write_message(text).add_done_callback(_ignore_closed)
+        except WebSocketClosedError:
+            self._outbox.append(text)
 
     def execute_request(self, code: str) -> str:
         content = {
@@ -123,13 +166,11 @@ class GatewayKernel(KernelHandle):
         # The id is known before the request leaves, so no reply can come before it is current.
         msg = self._session.msg("execute_request", content)
         self._current = str(msg["header"]["msg_id"])
-        msg["channel"] = "shell"
-        if self._socket is not None:
-            self._socket.write_message(json.dumps(msg, default=json_default))
+        self._send("shell", msg)
         return self._current
 
     def input_reply(self, value: str) -> None:
-        self._send("stdin", "input_reply", {"value": value})
+        self._send("stdin", self._session.msg("input_reply", {"value": value}))
 
     def end_request(self) -> None:
         self._current = None
@@ -152,9 +193,7 @@ class GatewayKernel(KernelHandle):
         the language's silent start-up code)."""
         msg = self._session.msg(msg_type, content)
         self._current = str(msg["header"]["msg_id"])
-        msg["channel"] = "shell"
-        assert self._socket is not None
-        self._socket.write_message(json.dumps(msg, default=json_default))
+        self._send("shell", msg)
         try:
             async with asyncio.timeout(timeout):
                 while True:
@@ -165,7 +204,17 @@ class GatewayKernel(KernelHandle):
             self.end_request()
 
     async def is_alive(self) -> bool:
-        return not self._closed and not self._lost and await self._client.exists(self.kernel_id)
+        """Decided here (the socket and what the gateway said on it); the gateway is asked
+        only every few seconds, and only its "no such kernel" counts as dead: one slow or
+        failed request must not cost a session its kernel."""
+        if self._closed or self._lost or (self._pump is not None and self._pump.done()):
+            return False
+        now = asyncio.get_running_loop().time()
+        if now - self._checked >= LIVENESS_INTERVAL:
+            self._checked = now
+            if await self._client.exists(self.kernel_id) is False:
+                self._lost = True
+        return not self._lost
 
     async def interrupt(self) -> None:
         await self._client.interrupt(self.kernel_id)

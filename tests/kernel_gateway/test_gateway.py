@@ -3,6 +3,7 @@ loopback: the same sessions, limits, interrupts and restarts as with local kerne
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -15,7 +16,14 @@ from typing import Any
 import pytest
 
 from kernelpad.config import Settings
-from tests.conftest import Api, RunningServer, free_port, make_settings, running_server
+from tests.conftest import (
+    Api,
+    RunningServer,
+    eventually,
+    free_port,
+    make_settings,
+    running_server,
+)
 
 TOKEN = "gateway-test-token"
 
@@ -142,10 +150,17 @@ async def test_a_gateway_that_goes_away_mid_session(
         gateway_url=gateway.url,
         gateway_auth_token=TOKEN,
     )
+    try:
+        await _run_while_the_gateway_goes(settings, gateway)
+    finally:
+        gateway.stop()
+
+
+async def _run_while_the_gateway_goes(settings: Settings, gateway: Gateway) -> None:
     async with running_server(settings) as running:
         sid = (await running.api.create_session())["session_id"]
         assert (await running.api.execute(sid, "print(1)"))["stdout"] == "1\n"
-        gateway.stop()
+        await asyncio.to_thread(gateway.stop)
         response = await running.api.post(
             f"/api/v1/sessions/{sid}/execute", {"code": "print(2)", "time_limit": 3000}
         )
@@ -178,9 +193,16 @@ async def test_a_kernel_the_gateway_culled_is_replaced_and_said(
     )
     with urllib.request.urlopen(request, timeout=10):
         pass
+    kernel = server.server.manager._runners[(session, "python")].kernel
+    assert kernel is not None
+    await eventually(lambda: _gone(kernel), "kernelpad to notice the kernel is gone")
     body = await api.execute(session, "print('again')")
     assert body["stdout"] == "again\n" and body["new_kernel"], body
     assert any("variables from earlier runs are gone" in n for n in body["notices"]), body
+
+
+async def _gone(kernel: Any) -> bool:
+    return not await kernel.is_alive()
 
 
 class JupyterServer(Gateway):
@@ -216,3 +238,20 @@ async def test_kernels_on_a_plain_jupyter_server(tmp_path: Path) -> None:
             assert body["timed_out"] and body["state_kept"], body
     finally:
         jupyter.stop()
+
+
+async def test_a_dropped_channels_socket_is_made_again_mid_run(
+    api: Api, session: str, server: RunningServer
+) -> None:
+    await api.execute(session, "import time")
+    kernel = server.server.manager._runners[(session, "python")].kernel
+    assert kernel is not None
+    run = asyncio.ensure_future(
+        api.execute(session, "print('before', flush=True)\ntime.sleep(1.5)\nprint('after')")
+    )
+    await asyncio.sleep(0.5)
+    kernel._socket.close()  # the network between kernelpad and the gateway blips
+    body = await run
+    # The run ends normally, its reply and later output arrive, and it says what may be lost.
+    assert body["status"] == "ok" and "after" in body["stdout"], body
+    assert "may be missing" in body["stderr"], body
