@@ -15,7 +15,7 @@ from tornado.httpclient import HTTPClientError
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from kernelpad.kernel_gateway.client import GatewayClient
-from kernelpad.kernels.base import MAX_CONTENT_SIZE, KernelHandle, Message
+from kernelpad.kernels.base import MAX_CONTENT_SIZE, Inbox, KernelHandle, Message
 from kernelpad.kernels.languages import InstalledLanguage
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class GatewayKernel(KernelHandle):
         self._client = client
         self._session = Session(username="kernelpad")
         self._socket: WebSocketClientConnection | None = None
-        self._inbox: asyncio.Queue[tuple[str, Message]] = asyncio.Queue()
+        self._inbox = Inbox()
         self._current: str | None = None
         self._pump: asyncio.Task[None] | None = None
         self._closed = False
@@ -109,7 +109,7 @@ class GatewayKernel(KernelHandle):
         msg["content_dropped"] = len(raw) > MAX_CONTENT_SIZE
         if msg["content_dropped"]:
             msg["content"] = {}
-        self._inbox.put_nowait((channel, msg))
+        self._inbox.put(channel, msg)
 
     async def _reconnect(self) -> bool:
         for pause in RECONNECTS:
@@ -138,7 +138,7 @@ class GatewayKernel(KernelHandle):
                     "content_size": len(LOST_OUTPUT),
                     "content_dropped": False,
                 }
-                self._inbox.put_nowait(("iopub", notice))
+                self._inbox.put("iopub", notice)
             return True
         return False
 
@@ -174,19 +174,10 @@ class GatewayKernel(KernelHandle):
 
     def end_request(self) -> None:
         self._current = None
-        while not self._inbox.empty():
-            self._inbox.get_nowait()
+        self._inbox.clear()
 
     async def receive(self, timeout: float) -> tuple[str, Message] | None:
-        try:
-            return self._inbox.get_nowait()
-        except asyncio.QueueEmpty:
-            pass
-        try:
-            async with asyncio.timeout(timeout):
-                return await self._inbox.get()
-        except TimeoutError:
-            return None
+        return await self._inbox.next(timeout)
 
     async def request(self, msg_type: str, content: dict[str, Any], timeout: float) -> Message:
         """Send a shell request and wait for its reply (used at start: ``kernel_info``, and
@@ -197,9 +188,9 @@ class GatewayKernel(KernelHandle):
         try:
             async with asyncio.timeout(timeout):
                 while True:
-                    channel, reply = await self._inbox.get()
-                    if channel == "shell":
-                        return reply
+                    got = await self._inbox.next(timeout)
+                    if got is not None and got[0] == "shell":
+                        return got[1]
         finally:
             self.end_request()
 

@@ -9,6 +9,7 @@ interface, on the raw Jupyter messages, so time limits and output caps behave th
 from __future__ import annotations
 
 import abc
+import asyncio
 from typing import Any
 
 from kernelpad.kernels.languages import InstalledLanguage
@@ -19,6 +20,36 @@ Message = dict[str, Any]
 #: ``content`` empty and ``content_dropped`` true. It bounds what one message can cost the
 #: server, whatever a kernel sends.
 MAX_CONTENT_SIZE = 8 * 1024 * 1024
+
+
+class Inbox:
+    """The messages of the request in progress, ``(channel, message)``, in arrival order:
+    what a back-end's reader puts and :meth:`KernelHandle.receive` takes."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[tuple[str, Message]] = asyncio.Queue()
+
+    def put(self, channel: str, message: Message) -> None:
+        self._queue.put_nowait((channel, message))
+
+    def clear(self) -> None:
+        while not self._queue.empty():
+            self._queue.get_nowait()
+
+    def __len__(self) -> int:
+        return self._queue.qsize()
+
+    async def next(self, timeout: float) -> tuple[str, Message] | None:
+        """The next message, or None if none came within ``timeout`` seconds."""
+        try:
+            return self._queue.get_nowait()
+        except asyncio.QueueEmpty:
+            pass
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._queue.get()
+        except TimeoutError:
+            return None
 
 
 class KernelHandle(abc.ABC):

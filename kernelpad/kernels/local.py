@@ -24,7 +24,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 from kernelpad.errors import KernelStartFailed
-from kernelpad.kernels.base import MAX_CONTENT_SIZE, KernelBackend, KernelHandle, Message
+from kernelpad.kernels.base import MAX_CONTENT_SIZE, Inbox, KernelBackend, KernelHandle, Message
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.kernels.orphans import death_signal_prefix
 from kernelpad.kernels.sandbox import HOME, Sandbox
@@ -76,7 +76,7 @@ class LocalKernel(KernelHandle):
         self._client = client
         self._workdir = workdir
         self._sandbox = sandbox
-        self._inbox: asyncio.Queue[tuple[str, Message]] = asyncio.Queue()
+        self._inbox = Inbox()
         self._current: str | None = None
         self._pumps = [
             asyncio.create_task(self._pump("iopub", client.iopub_channel)),
@@ -114,7 +114,7 @@ class LocalKernel(KernelHandle):
             except Exception:
                 log.warning("kernel %s: dropped a malformed %s message", self.kernel_id, name)
                 continue
-            self._inbox.put_nowait((name, msg))
+            self._inbox.put(name, msg)
 
     def execute_request(self, code: str) -> str:
         # stdin is always allowed: kernelpad answers input requests itself, or stops the run.
@@ -127,19 +127,10 @@ class LocalKernel(KernelHandle):
 
     def end_request(self) -> None:
         self._current = None
-        while not self._inbox.empty():
-            self._inbox.get_nowait()
+        self._inbox.clear()
 
     async def receive(self, timeout: float) -> tuple[str, Message] | None:
-        try:
-            return self._inbox.get_nowait()
-        except asyncio.QueueEmpty:
-            pass
-        try:
-            async with asyncio.timeout(timeout):
-                return await self._inbox.get()
-        except TimeoutError:
-            return None
+        return await self._inbox.next(timeout)
 
     async def is_alive(self) -> bool:
         return not self._closed and await self._manager.is_alive()

@@ -157,21 +157,6 @@ class ExecutionsHandler(ApiHandler):
         )
         self.respond(page)
 
-    def _authorize_admin(self) -> None:
-        admin = self.kp_settings.admin_token
-        if not admin:
-            raise Forbidden(
-                "Listing sessions is off: the list would give every interview's join link to"
-                " anyone. Set ADMIN_TOKEN to list them with it."
-            )
-        token = self.bearer_token()
-        if not token:
-            raise NotAuthenticated(
-                "Listing sessions needs the admin token ('Authorization: Bearer <ADMIN_TOKEN>')."
-            )
-        if not hmac.compare_digest(token.encode(), admin.encode()):
-            raise Forbidden("That is not the admin token.")
-
 
 class ParticipantsHandler(ApiHandler):
     @operation(

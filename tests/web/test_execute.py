@@ -388,7 +388,7 @@ async def test_output_of_a_background_thread_does_not_pile_up(
     assert manager is not None
     kernel = manager._runners[(sid, "python")].kernel
     await asyncio.sleep(1)  # the thread prints about 10 MB meanwhile
-    assert kernel is not None and kernel._inbox.qsize() == 0  # type: ignore[attr-defined]
+    assert kernel is not None and len(kernel._inbox) == 0  # type: ignore[attr-defined]
     # ipykernel sends a thread's output under the current request: stop it, then check.
     await api.execute(sid, "noisy = False\ntime.sleep(0.1)")
     quiet = await api.execute(sid, "print('quiet')")
