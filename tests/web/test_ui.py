@@ -406,7 +406,9 @@ def test_an_unbuilt_ui_says_how_to_build_it(tmp_path: Path) -> None:
     assert Bundle(tmp_path).files() == {"pad.js": "pad-ABC.js"}
 
 
-async def test_the_hosts_rules_notes_and_removal(pair: tuple[Person, Person], api: Api) -> None:
+async def test_the_hosts_rules_notes_and_removal(
+    pair: tuple[Person, Person], api: Api, artifacts: Path
+) -> None:
     host, candidate = pair
     controls = host.page.get_by_role("group", name="Host controls")
     await expect(candidate.page.get_by_role("group", name="Host controls")).to_be_hidden()
@@ -435,6 +437,7 @@ async def test_the_hosts_rules_notes_and_removal(pair: tuple[Person, Person], ap
     await controls.get_by_role("button", name="Notes").click()
     await host.page.get_by_label("Only you (the host) ever see these.").fill("Good questions.")
     await expect(host.page.locator("#notes [role=status]")).to_have_text("Saved")
+    await host.page.screenshot(path=artifacts / "pad-host-controls.png")
     # Removal: the candidate is out, and told.
     await host.page.get_by_role("button", name="Remove Alan from the interview").click()
     await expect(candidate.page.locator(".banner")).to_contain_text("removed you")
