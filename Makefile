@@ -16,7 +16,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 export JUPYTER_PLATFORM_DIRS := 1
 
-.PHONY: setup run test bench lint system-deps clean
+.PHONY: setup run test bench lint system-deps clean test-enterprise-gateway
 
 setup: $(INSTALLED) $(ASSETS) $(BUNDLE)
 
@@ -72,6 +72,14 @@ bench: setup
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/gateway_latency.py
 
+# kernelpad on a Jupyter Enterprise Gateway, which needs a virtualenv of its own (it pins
+# jupyter-client<7). Not part of `make test`.
+EG_VENV := .venv-eg
+test-enterprise-gateway: setup
+	test -x $(EG_VENV)/bin/jupyter-enterprisegateway || ( $(PYTHON) -m venv $(EG_VENV) && \
+		$(EG_VENV)/bin/pip install --quiet 'jupyter_enterprise_gateway>=3.2,<4' ipykernel )
+	KERNELPAD_EG_VENV=$(EG_VENV) $(BIN)/pytest tests/kernel_gateway/enterprise_gateway.py
+
 lint: setup
 	$(BIN)/pip install --quiet -e '.[lint]'
 	$(BIN)/ruff check kernelpad tests bench
@@ -79,4 +87,4 @@ lint: setup
 	$(BIN)/mypy kernelpad
 
 clean:
-	rm -rf $(VENV) $(VENDOR) kernelpad/web/static/dist $(FRONTEND)/node_modules
+	rm -rf $(VENV) $(EG_VENV) $(VENDOR) kernelpad/web/static/dist $(FRONTEND)/node_modules

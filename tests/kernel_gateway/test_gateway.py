@@ -36,10 +36,12 @@ class Gateway:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = folder / "gateway.log"
         self._log = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
-        env = {**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
         self.proc = subprocess.Popen(
-            self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=env
+            self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=self.environment()
         )
+
+    def environment(self) -> dict[str, str]:
+        return {**os.environ, "JUPYTER_PLATFORM_DIRS": "1"}
 
     def command(self) -> list[str]:
         return [
