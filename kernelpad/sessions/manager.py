@@ -8,6 +8,7 @@ import logging
 import secrets
 import time
 import uuid
+from typing import NamedTuple
 
 from kernelpad.config import Settings
 from kernelpad.errors import (
@@ -36,6 +37,13 @@ log = logging.getLogger(__name__)
 SESSION_ENDED_CLOSE = 4410
 
 
+class Rules(NamedTuple):
+    """What the host allows in a session (see :meth:`SessionManager.update_settings`)."""
+
+    editing_locked: bool
+    candidate_execution: bool
+
+
 class SessionManager:
     """Creates, finds and ends sessions, runs their code, and keeps their history.
 
@@ -59,10 +67,9 @@ class SessionManager:
         self.rooms = Rooms(store)
         # Language of each active session seen since start: a run needs no database read.
         self._active: dict[str, str] = {}
-        # Whether candidates may run code, per active session seen (the host's setting).
-        self._candidate_execution: dict[str, bool] = {}
-        # The host's rules as last set here: a room that was loading meanwhile read older ones.
-        self._rules: dict[str, tuple[bool, bool]] = {}
+        # The host's rules of each active session seen: a run needs no database read, and a
+        # room that was loading while they changed gets the current ones.
+        self._rules: dict[str, Rules] = {}
         # Counts sessions ended, so a cache fill can tell that an end raced with it.
         self._ends = 0
         self._ending: set[str] = set()  # sessions being ended: nobody may enter them
@@ -120,7 +127,7 @@ class SessionManager:
         )
         await self.store.add_session(session)
         self._active[session.id] = session.language
-        self._candidate_execution[session.id] = True
+        self._rules[session.id] = Rules(editing_locked=False, candidate_execution=True)
         log.info("session %s: created by %s (%s)", session.id, host_name, session.language)
         return session, token
 
@@ -149,10 +156,15 @@ class SessionManager:
         if not token_matches(token, session.host_token_hash):
             raise Forbidden(f"Session {session.id}: that is not the session's host token.")
 
-    async def end(self, session_id: str, token: str | None) -> Session:
-        """End a session for its host: its kernels shut down, its record stays."""
+    async def _as_host(self, session_id: str, token: str | None) -> Session:
+        """The session, for its host only (see :meth:`authorize_host`)."""
         session = await self.get(session_id)
         self.authorize_host(session, token)
+        return session
+
+    async def end(self, session_id: str, token: str | None) -> Session:
+        """End a session for its host: its kernels shut down, its record stays."""
+        session = await self._as_host(session_id, token)
         if session.status != ACTIVE:
             raise SessionEnded(f"Session {session_id} has already ended.")
         await self._end(session_id, "ended by host")
@@ -168,7 +180,6 @@ class SessionManager:
 
     async def _end_now(self, session_id: str, reason: str) -> None:
         self._active.pop(session_id, None)
-        self._candidate_execution.pop(session_id, None)
         self._rules.pop(session_id, None)
         room = self.rooms.loaded(session_id)
         if room is not None:
@@ -196,9 +207,21 @@ class SessionManager:
             self.rooms.release(room)
             self.rooms.close(session_id, SESSION_ENDED_CLOSE, "session ended")
             raise SessionEnded(f"Session {session_id} has ended.")
-        if session_id in self._rules:
-            room.editing_locked, room.candidate_execution = self._rules[session_id]
+        # The rules as last set here, if they changed while the room loaded.
+        rules = self._rules.setdefault(
+            session_id, Rules(session.editing_locked, session.candidate_execution)
+        )
+        room.editing_locked, room.candidate_execution = rules
         return room
+
+    def check_may_run(self, session_id: str, as_host: bool) -> None:
+        """Raise unless the host, or any participant while the host allows it, may run code
+        in the session (known rules: a session seen running or open)."""
+        rules = self._rules.get(session_id)
+        if not as_host and rules is not None and not rules.candidate_execution:
+            raise ExecutionDisabled(
+                f"Session {session_id}: the host has turned running code off for candidates."
+            )
 
     async def join(
         self,
@@ -294,8 +317,7 @@ class SessionManager:
     ) -> Participant:
         """For the host: a participant leaves for good (its connections close, its token is
         void, its ``client_id`` cannot join again)."""
-        session = await self.get(session_id)
-        self.authorize_host(session, host_token)
+        session = await self._as_host(session_id, host_token)
         participant = next((p for p in session.participants if p.client_id == client_id), None)
         if participant is None or participant.removed_at is not None:
             raise ParticipantNotFound(
@@ -324,8 +346,7 @@ class SessionManager:
     ) -> Session:
         """For the host: lock editing, or let candidates run code or not; everyone connected
         is told."""
-        session = await self.get(session_id)
-        self.authorize_host(session, host_token)
+        session = await self._as_host(session_id, host_token)
         if session.status != ACTIVE:
             raise SessionEnded(f"Session {session_id} has ended.")
         changes: dict[str, object] = {}
@@ -334,18 +355,16 @@ class SessionManager:
         if candidate_execution is not None:
             changes["candidate_execution"] = session.candidate_execution = candidate_execution
         await self.store.update_session(session_id, **changes)
-        self._candidate_execution[session_id] = session.candidate_execution
-        self._rules[session_id] = (session.editing_locked, session.candidate_execution)
+        rules = Rules(session.editing_locked, session.candidate_execution)
+        self._rules[session_id] = rules
         room = self.rooms.loaded(session_id)
         if room is not None:
-            room.set_rules(session.editing_locked, session.candidate_execution)
+            room.set_rules(*rules)
         return session
 
     async def notes(self, session_id: str, host_token: str | None) -> str:
         """The host's private notes of a session."""
-        session = await self.get(session_id)
-        self.authorize_host(session, host_token)
-        return session.notes
+        return (await self._as_host(session_id, host_token)).notes
 
     async def is_host(self, session_id: str, token: str | None) -> bool:
         """Whether ``token`` is the session's host token."""
@@ -355,8 +374,7 @@ class SessionManager:
         return token_matches(token, session.host_token_hash)
 
     async def set_notes(self, session_id: str, host_token: str | None, notes: str) -> None:
-        session = await self.get(session_id)
-        self.authorize_host(session, host_token)
+        await self._as_host(session_id, host_token)
         await self.store.update_session(session_id, notes=notes)
 
     def connected(self, session_id: str) -> set[str]:
@@ -395,10 +413,7 @@ class SessionManager:
                 "Running code is turned off on this server (ENABLE_SERVER_EXECUTION=false)."
             )
         session_language = await self._active_language(session_id)
-        if not as_host and not self._candidate_execution.get(session_id, True):
-            raise ExecutionDisabled(
-                f"Session {session_id}: the host has turned running code off for candidates."
-            )
+        self.check_may_run(session_id, as_host)
         installed = self.registry.get(language or session_language)
         runner = self._runner(session_id, installed)
         # A run refused for a full queue does not count against the rate limit.
@@ -509,7 +524,10 @@ class SessionManager:
                 raise SessionEnded(f"Session {session_id} has ended; its code can no longer run.")
             if ends == self._ends:  # no session ended meanwhile: the row read is current
                 self._active[session_id] = session.language
-                self._candidate_execution[session_id] = session.candidate_execution
+                # Unless the host changed them meanwhile: those are newer than this read.
+                self._rules.setdefault(
+                    session_id, Rules(session.editing_locked, session.candidate_execution)
+                )
         return self._active[session_id]
 
     async def interrupt(
@@ -556,8 +574,7 @@ class SessionManager:
         self, session_id: str, token: str | None, limit: int, offset: int
     ) -> tuple[list[Execution], int]:
         """The session's runs, oldest first, for its host."""
-        session = await self.get(session_id)
-        self.authorize_host(session, token)
+        await self._as_host(session_id, token)
         return await self.store.list_executions(session_id, limit, offset)
 
     # Housekeeping

@@ -384,8 +384,8 @@ class SessionSocket(_SessionSocket):
             code, language = request.code, request.language or room.document.language
         else:
             raise errors.InvalidValue("execute needs a cell_id, or code (and a language).")
-        self._check_may_run(room)
         # The run goes on by itself: this socket keeps reading (an interrupt, input replies).
+        # Whether this participant may run code at all, the manager checks (as for HTTP).
         task = asyncio.ensure_future(
             self._run_code(room, code, language, request.time_limit, request.cell_id)
         )
@@ -406,10 +406,7 @@ class SessionSocket(_SessionSocket):
             self.error("internal_error", "kernelpad hit an internal error; see its log.")
 
     def _check_may_run(self, room: Room) -> None:
-        if not room.candidate_execution and self.role != "host":
-            raise errors.ExecutionDisabled(
-                f"Session {room.session_id}: the host has turned running code off for candidates."
-            )
+        self.manager.check_may_run(room.session_id, self.role == "host")
 
     async def _on_interrupt(self, data: dict[str, Any]) -> None:
         room = self._joined("interrupt")

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from kernelpad.config import Settings
-from tests.conftest import Api, make_settings
-from tests.kernel_gateway.test_gateway import TOKEN, Gateway
+from tests.conftest import Api
+
+# The same server settings as on a Kernel Gateway (kernelpad sends KERNEL_USERNAME, without
+# which Enterprise Gateway refuses to start kernels for root); this module's gateway fixture
+# is the Enterprise Gateway.
+from tests.kernel_gateway.test_gateway import TOKEN, Gateway, server_settings  # noqa: F401
 
 EG_VENV = Path(os.environ.get("KERNELPAD_EG_VENV", ".venv-eg")).resolve()
 
@@ -43,18 +46,6 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     started.wait_ready()
     yield started
     started.stop()
-
-
-@pytest.fixture(scope="module")
-def server_settings(tmp_path_factory: pytest.TempPathFactory, gateway: Gateway) -> Settings:
-    # kernelpad sends KERNEL_USERNAME: Enterprise Gateway refuses to start kernels for root.
-    return make_settings(
-        tmp_path_factory.mktemp("data"),
-        kernel_pool_size={"python": 1},
-        gateway_url=gateway.url,
-        gateway_auth_token=TOKEN,
-        interrupt_grace=2.0,
-    )
 
 
 async def test_runs_limits_and_restarts_on_enterprise_gateway(api: Api) -> None:
