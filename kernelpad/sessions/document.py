@@ -150,13 +150,6 @@ class SessionDocument:
                 cell["execution_count"] = execution_count
                 cell["execution_state"] = "idle"
 
-    def outputs(self, cell_id: str) -> list[dict[str, Any]]:
-        """The cell's outputs, in nbformat's shape."""
-        cell = self._code_cell(cell_id)
-        youtputs = cell.get("outputs") if cell is not None else None
-        outputs = youtputs.to_py() if isinstance(youtputs, Array) else None
-        return outputs or []
-
     def replace_code(self, new: str, base: str | None = None) -> None:
         """Make the first code cell's source ``new``, a whole text written on top of ``base``
         (the text its writer last had; default: the current one).
