@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import Any
 
 import jupyter_client
-from harness import BenchError, free_port, log_tail, machine_info, verdict
+from harness import BenchError, free_port, kernelpad_command, log_tail, machine_info, verdict
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 
@@ -241,23 +241,16 @@ def kernelpad_server(lang: BenchLanguage, pool_size: int) -> Iterator[Api]:
     port = free_port()
     data_dir = Path(tempfile.mkdtemp(prefix="kpbench-data-"))
     log_path = data_dir / "server.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "kernelpad",
-        "--port",
-        str(port),
-        "--data-dir",
+    cmd = kernelpad_command(
+        port,
         str(data_dir),
         "--rate-limit-executions-per-minute",
         "0",
-        "--log-level",
-        "WARNING",
         "--code-execution-timeout",
         str(CODE_EXECUTION_TIMEOUT),
         "--kernel-pool-size",
         json.dumps({lang.id: pool_size}),
-    ]
+    )
     api: Api | None = None
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log)

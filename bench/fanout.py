@@ -61,7 +61,7 @@ import pycrdt
 import tornado
 import tornado.web
 import tornado.websocket
-from harness import BenchError, free_port, log_tail, machine_info, verdict
+from harness import BenchError, free_port, kernelpad_command, log_tail, machine_info, verdict
 from jupyter_ydoc import YNotebook
 from pycrdt import (
     Doc,
@@ -244,23 +244,16 @@ def kernelpad_server(ws_limit: int) -> contextlib.AbstractAsyncContextManager[Se
     default) raised to ``ws_limit``: past the limit kernelpad reads a client's messages more
     slowly, and the sustained phase would measure that throttle instead of the fan-out."""
     port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "kernelpad",
-        "--port",
-        str(port),
-        "--data-dir",
+    cmd = kernelpad_command(
+        port,
         "{workdir}",
-        "--log-level",
-        "WARNING",
         "--kernel-pool-size",
         '{"python": 0}',
         "--ws-messages-per-second",
         str(ws_limit),
         "--max-participants-per-session",
         str(MAX_PARTICIPANTS),
-    ]
+    )
     return subprocess_server("kernelpad", cmd, port, kernelpad_answers)
 
 

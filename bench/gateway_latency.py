@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness import BenchError, free_port, log_tail, machine_info
+from harness import BenchError, free_port, kernelpad_command, log_tail, machine_info
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "bench-token"
@@ -108,11 +108,15 @@ def gateway(workdir: Path, nodelay: bool) -> Iterator[str]:
 def kernelpad(workdir: Path, name: str, *flags: str) -> Iterator[Client]:
     port = free_port()
     data = workdir / f"data-{name}"
-    cmd = [
-        sys.executable, "-m", "kernelpad", "--port", str(port), "--data-dir", str(data),
-        "--rate-limit-executions-per-minute", "0", "--log-level", "WARNING",
-        "--kernel-pool-size", '{"python": 1}', *flags,
-    ]  # fmt: skip
+    cmd = kernelpad_command(
+        port,
+        str(data),
+        "--rate-limit-executions-per-minute",
+        "0",
+        "--kernel-pool-size",
+        '{"python": 1}',
+        *flags,
+    )
     with process(cmd, workdir / f"kernelpad-{name}.log"):
         # A new connection per probe: a refused one is not reusable.
         wait_until(

@@ -7,6 +7,7 @@ import datetime
 import os
 import platform
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,13 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def kernelpad_command(port: int, data_dir: str, *flags: str) -> list[str]:
+    """``python -m kernelpad`` on ``port`` with its own data dir, logging warnings only, and
+    ``flags`` (the benchmark's own settings)."""
+    base = [sys.executable, "-m", "kernelpad", "--port", str(port), "--data-dir", data_dir]
+    return [*base, "--log-level", "WARNING", *flags]
 
 
 def log_tail(path: Path, lines: int = 15) -> str:
