@@ -8,10 +8,13 @@ deployments written for it keep working.
 
 from __future__ import annotations
 
+import os
+import secrets
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -35,6 +38,12 @@ class Settings(BaseSettings):
     debug: bool = setting(False, "Tornado debug mode and tracebacks in logs.", original="DEBUG")
     host: str = setting("127.0.0.1", "Address to listen on.", original="HOST")
     port: int = setting(8000, "Port to listen on.", original="PORT", ge=0, le=65535)
+    base_url: str = setting(
+        "/",
+        "Path every URL of kernelpad is under, behind a proxy; as a JupyterHub service, the"
+        " service's prefix.",
+        original="JUPYTERHUB_SERVICE_PREFIX",
+    )
     data_dir: Path = setting(
         Path(".kernelpad"), "Folder for the SQLite database and kernel runtime files."
     )
@@ -49,7 +58,8 @@ class Settings(BaseSettings):
     )
     frontend_url: str | None = setting(
         None,
-        "Base URL of join links; defaults to the server's own address.",
+        "Base URL of join links, BASE_URL included; default: the address each request came"
+        " to (through a proxy: its Host header).",
         original="FRONTEND_URL",
     )
     max_request_size: int = setting(
@@ -173,6 +183,18 @@ class Settings(BaseSettings):
         "KERNEL_USERNAME sent with each kernel (Enterprise Gateway requires one, not root).",
     )
 
+    # JupyterHub: kernelpad as a Hub service, interviewers logged in by the Hub
+    jupyterhub_login: bool | None = setting(
+        None,
+        "Interviewers log in through JupyterHub (OAuth) to start interviews; default: on when"
+        " kernelpad runs as a Hub service (JUPYTERHUB_API_TOKEN is set).",
+    )
+    cookie_secret: str = setting(
+        "",
+        "Secret (hex) that signs login cookies; give every kernelpad process behind one proxy"
+        " the same. Default: a new one at each start (logins then last until a restart).",
+    )
+
     # The sandbox of every kernel (see SECURITY.md)
     sandbox: bool = setting(
         True,
@@ -203,6 +225,41 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown log level {value!r}")
         return level
 
+    @field_validator("base_url")
+    @classmethod
+    def _a_path(cls, value: str) -> str:
+        if not value.startswith("/") or "//" in value or "?" in value or "#" in value:
+            raise ValueError(f"base_url must be a path such as /services/kernelpad/, not {value!r}")
+        return value.rstrip("/") + "/"
+
+    @field_validator("cookie_secret")
+    @classmethod
+    def _hex_secret(cls, value: str) -> str:
+        if not value:
+            return secrets.token_hex(32)
+        try:
+            strong = len(bytes.fromhex(value)) >= 32
+        except ValueError:
+            strong = False
+        if not strong:
+            raise ValueError("cookie_secret must be at least 32 bytes in hex (64 characters)")
+        return value
+
+    @model_validator(mode="after")
+    def _as_hub_service(self) -> Settings:
+        # A managed Hub service is told where to listen in JUPYTERHUB_SERVICE_URL; HOST and
+        # PORT, when given, still win.
+        service_url = os.environ.get("JUPYTERHUB_SERVICE_URL")
+        if service_url:
+            where = urlsplit(service_url)
+            if "host" not in self.model_fields_set and where.hostname:
+                self.host = where.hostname
+            if "port" not in self.model_fields_set and where.port:
+                self.port = where.port
+        if self.jupyterhub_login is None:
+            self.jupyterhub_login = bool(os.environ.get("JUPYTERHUB_API_TOKEN"))
+        return self
+
     @field_validator("kernel_pool_size")
     @classmethod
     def _non_negative_pools(cls, value: dict[str, int]) -> dict[str, int]:
@@ -214,15 +271,6 @@ class Settings(BaseSettings):
     @property
     def database_path(self) -> Path:
         return self.data_dir / "kernelpad.sqlite"
-
-    @property
-    def public_url(self) -> str:
-        """Where join links point: FRONTEND_URL, or this server itself."""
-        if self.frontend_url:
-            return self.frontend_url.rstrip("/")
-        host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
-        host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}"
 
 
 def env_names(name: str, field: FieldInfo) -> list[str]:

@@ -27,7 +27,42 @@ def test_defaults() -> None:
         "java": 1,
         "cpp": 1,
     }
-    assert settings.public_url == "http://127.0.0.1:8000"
+    assert settings.base_url == "/"
+    assert settings.jupyterhub_login is False
+    assert len(bytes.fromhex(settings.cookie_secret)) == 32
+
+
+def test_as_a_jupyterhub_service(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What the Hub gives a managed service: where to listen, under which prefix, a token.
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_URL", "http://127.0.0.2:10101")
+    monkeypatch.setenv("JUPYTERHUB_SERVICE_PREFIX", "/services/kernelpad/")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "secret")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.host, settings.port) == ("127.0.0.2", 10101)
+    assert settings.base_url == "/services/kernelpad/"
+    assert settings.jupyterhub_login is True
+    # Explicit settings still win over the Hub's.
+    monkeypatch.setenv("PORT", "9003")
+    monkeypatch.setenv("KERNELPAD_BASE_URL", "/interviews")
+    monkeypatch.setenv("KERNELPAD_JUPYTERHUB_LOGIN", "false")
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert (settings.host, settings.port) == ("127.0.0.2", 9003)
+    assert settings.base_url == "/interviews/"
+    assert settings.jupyterhub_login is False
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "problem"),
+    [
+        ("base_url", "services/kernelpad", "must be a path"),
+        ("base_url", "/a//b/", "must be a path"),
+        ("cookie_secret", "abc", "at least 32 bytes"),
+        ("cookie_secret", "zz" * 32, "at least 32 bytes"),
+    ],
+)
+def test_bad_values_are_named(name: str, value: str, problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        Settings(_env_file=None, **{name: value})  # type: ignore[call-arg]
 
 
 def test_original_and_prefixed_names(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -53,28 +53,52 @@ def route_pattern(template: str) -> str:
 
 
 def make_app(settings: Settings, manager: SessionManager) -> tornado.web.Application:
-    handlers: list[Any] = [(route_pattern(path), handler) for path, handler in API_ROUTES]
+    """The application: every route under ``settings.base_url``; as a JupyterHub service,
+    starting an interview needs a Hub user."""
+    auth = None
+    home: type[tornado.web.RequestHandler] = HomePage
+    sessions: type[tornado.web.RequestHandler] = SessionsHandler
+    if settings.jupyterhub_login:
+        # Imported only here: jupyterhub is an optional dependency.
+        from kernelpad.web import hub
+
+        auth = hub.hub_auth(settings)
+        home, sessions = hub.hub_login(HomePage, "GET"), hub.hub_login(SessionsHandler, "POST")
+    api: list[tuple[str, type[tornado.web.RequestHandler]]] = [
+        (path, sessions if handler is SessionsHandler else handler) for path, handler in API_ROUTES
+    ]
     bundle = Bundle()
-    handlers += [
+    routes: list[Any] = [(route_pattern(path), handler) for path, handler in api]
+    routes += [
         (route_pattern("/ws/yjs/{session_id}"), YjsSocket),
         (route_pattern("/ws/sessions/{session_id}"), SessionSocket),
         (r"/openapi\.json", OpenAPIHandler),
         (r"/docs/?", SwaggerHandler),
         (r"/redoc/?", RedocHandler),
         (r"/assets/(.*)", BundleFile, {"path": str(DIST)}),
-        (r"/", HomePage, {"bundle": bundle}),
+        (r"/", home, {"bundle": bundle}),
         (route_pattern("/s/{session_id}"), PadPage, {"bundle": bundle}),
     ]
+    if auth is not None:
+        routes.append((r"/oauth_callback", hub.OAuthCallback))
+    base = settings.base_url
+    # Patterns are anchored at their start by Tornado; the prefix goes before the first "/".
+    handlers = [(re.escape(base) + pattern[1:], *rest) for pattern, *rest in routes]
+    if base != "/":
+        handlers.append((re.escape(base.rstrip("/")), tornado.web.RedirectHandler, {"url": base}))
     return tornado.web.Application(
         handlers,
         kernelpad=settings,
         manager=manager,
-        openapi=build_openapi(API_ROUTES, settings.app_name, __version__),
+        hub_auth=auth,
+        cookie_secret=settings.cookie_secret,
+        openapi=build_openapi(API_ROUTES, settings.app_name, __version__, base),
         started=time.monotonic(),
         in_flight=set(),
         websocket_max_message_size=settings.max_request_size,
         websocket_ping_interval=20,
         static_path=str(STATIC),
+        static_url_prefix=f"{settings.base_url}static/",
         default_handler_class=NotFoundHandler,
         debug=settings.debug,
         # Tornado's own logging of every request would repeat what the handlers say.

@@ -111,6 +111,16 @@ class ApiHandler(tornado.web.RequestHandler):
         manager: SessionManager = self.application.settings["manager"]
         return manager
 
+    @property
+    def public_url(self) -> str:
+        """Where join links point: FRONTEND_URL, or where this request came to (a proxy in
+        front, such as JupyterHub's, keeps the Host header its client sent)."""
+        if self.kp_settings.frontend_url:
+            return self.kp_settings.frontend_url.rstrip("/")
+        return f"{self.request.protocol}://{self.request.host}{self.kp_settings.base_url}".rstrip(
+            "/"
+        )
+
     def set_default_headers(self) -> None:
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         self.set_header("Cache-Control", "no-store")

@@ -14,18 +14,19 @@ from kernelpad.web.base import ApiError, ApiHandler
 VENDOR = Path(__file__).parent / "static" / "vendor"
 
 SWAGGER_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title} API</title>
-<link rel="stylesheet" href="/static/vendor/swagger-ui/swagger-ui.css"></head>
+<html lang="en" data-spec="{base}openapi.json"><head><meta charset="utf-8">
+<title>{title} API</title>
+<link rel="stylesheet" href="{base}static/vendor/swagger-ui/swagger-ui.css"></head>
 <body><div id="swagger-ui"></div>
-<script src="/static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
-<script src="/static/docs/swagger-init.js"></script>
+<script src="{base}static/vendor/swagger-ui/swagger-ui-bundle.js"></script>
+<script src="{base}static/docs/swagger-init.js"></script>
 </body></html>
 """
 
 REDOC_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title} API</title></head>
-<body><redoc spec-url="/openapi.json"></redoc>
-<script src="/static/vendor/redoc/redoc.standalone.js"></script>
+<body><redoc spec-url="{base}openapi.json"></redoc>
+<script src="{base}static/vendor/redoc/redoc.standalone.js"></script>
 </body></html>
 """
 
@@ -48,7 +49,8 @@ class _DocsPage(ApiHandler):
                 " run 'make' to install them. /openapi.json works without them.",
             )
         self.set_header("Content-Type", "text/html; charset=UTF-8")
-        self.finish(self.page.format(title=self.application.settings["kernelpad"].app_name))
+        settings = self.application.settings["kernelpad"]
+        self.finish(self.page.format(title=settings.app_name, base=settings.base_url))
 
 
 class SwaggerHandler(_DocsPage):

@@ -30,8 +30,11 @@ def _operations(routes: list[tuple[str, type]]) -> list[tuple[str, str, Operatio
     return found
 
 
-def build_openapi(routes: list[tuple[str, type]], title: str, version: str) -> dict[str, Any]:
-    """The OpenAPI 3.1 document of the handlers in ``routes`` (path template, handler class)."""
+def build_openapi(
+    routes: list[tuple[str, type]], title: str, version: str, base_url: str = "/"
+) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the handlers in ``routes`` (path template, handler class),
+    served under ``base_url``."""
     operations = _operations(routes)
     models: dict[type[pydantic.BaseModel], JsonSchemaMode] = {}
     for _, _, op in operations:
@@ -93,6 +96,7 @@ def build_openapi(routes: list[tuple[str, type]], title: str, version: str) -> d
             "version": version,
             "description": "Live coding interviews on real Jupyter kernels.",
         },
+        "servers": [{"url": base_url.rstrip("/") or "/"}],
         "paths": paths,
         "components": {
             "schemas": top.get("$defs", {}),

@@ -62,18 +62,29 @@ class _Page(tornado.web.RequestHandler):
         self.set_header("Referrer-Policy", "no-referrer")
 
     def page(self, **values: object) -> None:
+        settings = self.settings["kernelpad"]
         files = self.bundle.files()
         if files is None:
             self.set_status(503)
             self.finish(
                 "<!doctype html><title>kernelpad</title><p>The browser UI is not built yet: run"
                 " <code>make run</code> (or <code>make setup</code>) to build it. The API works"
-                " without it: see <a href='/docs'>/docs</a>.</p>"
+                f" without it: see <a href='{settings.base_url}docs'>its docs</a>.</p>"
             )
             return
-        settings = self.settings["kernelpad"]
         entry = self.template.removesuffix(".html")
-        self.render(self.template, files=files, entry=entry, app_name=settings.app_name, **values)
+        # A Hub user (kernelpad as a JupyterHub service) posts with the Hub's XSRF token.
+        user = self.current_user if self.settings.get("hub_auth") else None
+        self.render(
+            self.template,
+            files=files,
+            entry=entry,
+            app_name=settings.app_name,
+            base_url=settings.base_url,
+            hub_user=user["name"] if user else "",
+            xsrf=self.xsrf_token.decode() if user else "",
+            **values,
+        )
 
 
 class HomePage(_Page):

@@ -40,7 +40,7 @@ class SessionsHandler(ApiHandler):
         self._authorize_admin()
         q = self.query(SessionListQuery)
         rows, total = await self.manager.list_page(q.limit, q.offset, q.status)
-        url = self.kp_settings.public_url
+        url = self.public_url
         page = SessionPage(
             sessions=[SessionSummary.of(s, count, url) for s, count in rows],
             total=total,
@@ -72,11 +72,14 @@ class SessionsHandler(ApiHandler):
     )
     async def post(self) -> None:
         req = self.body(CreateSessionRequest)
+        # As a JupyterHub service, the interviewer is whom the Hub says.
+        hub_user = self.current_user
+        host_name = hub_user["name"] if hub_user else req.host_name
         session, token = await self.manager.create(
-            req.host_name, req.session_name, req.initial_language, req.max_participants
+            host_name, req.session_name, req.initial_language, req.max_participants
         )
-        out = SessionOut.of_session(session, self.kp_settings.public_url)
-        self.set_header("Location", f"/api/v1/sessions/{session.id}")
+        out = SessionOut.of_session(session, self.public_url)
+        self.set_header("Location", f"{self.kp_settings.base_url}api/v1/sessions/{session.id}")
         self.respond(SessionCreated(**out.model_dump(), host_token=token), status=201)
 
 
@@ -87,7 +90,7 @@ class SessionHandler(ApiHandler):
     async def get(self, session_id: str) -> None:
         session = await self.manager.get(session_id)
         connected = self.manager.connected(session_id)
-        self.respond(SessionOut.of_session(session, self.kp_settings.public_url, connected))
+        self.respond(SessionOut.of_session(session, self.public_url, connected))
 
     @operation(
         "End a session; its kernels shut down",
@@ -97,7 +100,7 @@ class SessionHandler(ApiHandler):
     )
     async def delete(self, session_id: str) -> None:
         session = await self.manager.end(session_id, self.bearer_token())
-        self.respond(SessionOut.of_session(session, self.kp_settings.public_url))
+        self.respond(SessionOut.of_session(session, self.public_url))
 
     @operation(
         "Change the interview's rules: lock editing, let candidates run code (host only)",
@@ -112,7 +115,7 @@ class SessionHandler(ApiHandler):
             session_id, self.bearer_token(), req.editing_locked, req.candidate_execution
         )
         connected = self.manager.connected(session_id)
-        self.respond(SessionOut.of_session(session, self.kp_settings.public_url, connected))
+        self.respond(SessionOut.of_session(session, self.public_url, connected))
 
 
 class ExecuteHandler(ApiHandler):

@@ -1,6 +1,8 @@
 // The REST API of kernelpad, for the pages: JSON in, JSON out, errors as ApiError with the
 // server's own message (it names the session, the language, the limit).
 
+import { base, xsrf } from "./site.js";
+
 export class ApiError extends Error {
   constructor(status, code, message) {
     super(message);
@@ -13,9 +15,10 @@ export async function api(path, { method = "GET", body, token } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (token) headers.Authorization = `Bearer ${token}`;
+  if (xsrf && method !== "GET") headers["X-XSRFToken"] = xsrf;
   let response;
   try {
-    response = await fetch(`/api/v1${path}`, {
+    response = await fetch(`${base}api/v1${path}`, {
       method,
       headers,
       body: body === undefined ? undefined : JSON.stringify(body),

@@ -3,6 +3,7 @@ import "./style.css";
 import { api, languages } from "./api.js";
 import { h } from "./dom.js";
 import { saveHostToken, savedName, saveName } from "./identity.js";
+import { base, hubUser } from "./site.js";
 
 const app = document.getElementById("app");
 
@@ -48,7 +49,10 @@ function created(session) {
 }
 
 async function main() {
-  const nameInput = h("input", { id: "host-name", name: "host_name", required: true, maxlength: 100, autocomplete: "name", value: savedName() });
+  // Logged in through JupyterHub, the interviewer is the Hub user: the server records that name.
+  const nameInput = hubUser
+    ? h("input", { id: "host-name", name: "host_name", readonly: true, value: hubUser, "aria-describedby": "hub-user" })
+    : h("input", { id: "host-name", name: "host_name", required: true, maxlength: 100, autocomplete: "name", value: savedName() });
   const titleInput = h("input", { id: "session-name", name: "session_name", maxlength: 200, placeholder: "Interview with …" });
   const languageSelect = h("select", { id: "language", name: "initial_language" });
   const status = h("p", { className: "error", role: "alert", id: "form-error" });
@@ -59,6 +63,7 @@ async function main() {
     h("h2", { id: "form-title" }, "Start an interview"),
     h("label", { for: "host-name" }, "Your name"),
     nameInput,
+    hubUser ? h("p", { className: "help", id: "hub-user" }, "Signed in through JupyterHub.") : null,
     h("label", { for: "session-name" }, "Title (optional)"),
     titleInput,
     h("label", { for: "language" }, "Language"),
@@ -68,7 +73,7 @@ async function main() {
   );
   const result = h("div", { "aria-live": "polite" });
   app.replaceChildren(
-    h("header", { className: "topbar" }, h("h1", {}, "kernelpad"), h("a", { href: "/docs" }, "API docs")),
+    h("header", { className: "topbar" }, h("h1", {}, "kernelpad"), h("a", { href: `${base}docs` }, "API docs")),
     h("main", { className: "home" }, h("p", { className: "lead" }, "A shared notebook for coding interviews, running real Jupyter kernels."), form, result),
   );
   try {
@@ -86,7 +91,7 @@ async function main() {
       const body = { host_name: nameInput.value.trim(), initial_language: languageSelect.value };
       if (titleInput.value.trim()) body.session_name = titleInput.value.trim();
       const session = await api("/sessions", { method: "POST", body });
-      saveName(body.host_name);
+      if (!hubUser) saveName(body.host_name);
       saveHostToken(session.session_id, session.host_token);
       result.replaceChildren(created(session));
       document.getElementById("open-pad").focus();
@@ -96,7 +101,7 @@ async function main() {
       submit.disabled = false;
     }
   });
-  nameInput.focus();
+  (hubUser ? languageSelect : nameInput).focus();
 }
 
 main();

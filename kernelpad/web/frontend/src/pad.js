@@ -8,11 +8,11 @@ import { api, languages as fetchLanguages } from "./api.js";
 import { CellView } from "./cell.js";
 import { Channel } from "./channel.js";
 import { h } from "./dom.js";
+import { base, wsBase } from "./site.js";
 import { clientId, colourOf, forgetName, hostToken, saveName, savedName, saveParticipant, savedParticipant, takeHostTokenFromUrl } from "./identity.js";
 
 const root = document.getElementById("app");
 const { sessionId, sessionName } = root.dataset;
-const wsBase = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`;
 
 function randomId() {
   return Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
@@ -20,8 +20,8 @@ function randomId() {
 
 function notice(title, text) {
   root.replaceChildren(
-    h("header", { className: "topbar" }, h("h1", {}, h("a", { href: "/" }, "kernelpad"))),
-    h("main", { className: "home" }, h("section", { className: "card" }, h("h2", {}, title), h("p", {}, text), h("p", {}, h("a", { href: "/" }, "Start a new interview")))),
+    h("header", { className: "topbar" }, h("h1", {}, h("a", { href: base }, "kernelpad"))),
+    h("main", { className: "home" }, h("section", { className: "card" }, h("h2", {}, title), h("p", {}, text), h("p", {}, h("a", { href: base }, "Start a new interview")))),
   );
 }
 
@@ -123,7 +123,7 @@ class Pad {
       h(
         "header",
         { className: "topbar" },
-        h("h1", {}, h("a", { href: "/", "aria-label": "kernelpad home" }, "kernelpad")),
+        h("h1", {}, h("a", { href: base, "aria-label": "kernelpad home" }, "kernelpad")),
         h("span", { className: "title" }, session.session_name),
         this.connection,
         this.peopleList,
@@ -141,7 +141,7 @@ class Pad {
     const params = { client_id: this.clientId, display_name: this.name };
     if (this.token) params.host_token = this.token;
     if (this.participantToken) params.participant_token = this.participantToken;
-    this.provider = new WebsocketProvider(`${wsBase}/ws/yjs`, sessionId, this.doc, { params });
+    this.provider = new WebsocketProvider(`${wsBase}ws/yjs`, sessionId, this.doc, { params });
     this.awareness = this.provider.awareness;
     const colour = colourOf(this.clientId);
     this.awareness.setLocalStateField("user", { name: this.name, color: colour, colorLight: `${colour}33`, clientId: this.clientId });
@@ -158,7 +158,7 @@ class Pad {
     if (this.token) join.host_token = this.token;
     if (this.participantToken) join.participant_token = this.participantToken;
     this.channel = new Channel(
-      `${wsBase}/ws/sessions/${sessionId}`,
+      `${wsBase}ws/sessions/${sessionId}`,
       join,
       (type, data) => this.receive(type, data),
       (status, event) => {
