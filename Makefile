@@ -61,10 +61,16 @@ $(ASSETS): $(FRONTEND)/package.json $(FRONTEND)/package-lock.json | system-deps
 $(BUNDLE): $(BUNDLE_SOURCES) $(ASSETS)
 	cd $(FRONTEND) && node build.mjs
 
+# JupyterHub's proxy, for examples/jupyterhub_config.py and the tests that start a real Hub.
+HUB_PROXY := examples/node_modules/.bin/configurable-http-proxy
+$(HUB_PROXY): examples/package.json examples/package-lock.json | system-deps
+	cd examples && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
 run: setup
 	$(BIN)/kernelpad --data-dir .kernelpad
 
-test: setup
+test: setup $(HUB_PROXY)
 	$(BIN)/pytest
 
 bench: setup
@@ -82,9 +88,10 @@ test-enterprise-gateway: setup
 
 lint: setup
 	$(BIN)/pip install --quiet -e '.[lint]'
-	$(BIN)/ruff check kernelpad tests bench
-	$(BIN)/ruff format --check kernelpad tests bench
+	$(BIN)/ruff check kernelpad tests bench examples
+	$(BIN)/ruff format --check kernelpad tests bench examples
 	$(BIN)/mypy kernelpad
 
 clean:
-	rm -rf $(VENV) $(EG_VENV) $(VENDOR) kernelpad/web/static/dist $(FRONTEND)/node_modules
+	rm -rf $(VENV) $(EG_VENV) $(VENDOR) kernelpad/web/static/dist $(FRONTEND)/node_modules \
+		examples/node_modules examples/kernelpad-data

@@ -48,6 +48,11 @@ class NoGateway(RuntimeError):
     """GATEWAY_URL is set but the gateway does not answer."""
 
 
+class NoHub(RuntimeError):
+    """JupyterHub login is on but cannot work: jupyterhub missing, or the Hub's service
+    environment incomplete."""
+
+
 class KernelpadServer:
     """Starts and stops everything one kernelpad process holds."""
 
@@ -78,6 +83,7 @@ class KernelpadServer:
         if settings.port == 0:
             # Any free port was asked for: links (join_url) name the one it got.
             settings.port = self.port
+        hub_auth = self._hub_auth()
         self.gateway = self._gateway_client()
         self.sandbox = None if self.gateway else self._sandbox()
         version = await self.store.open()
@@ -112,7 +118,7 @@ class KernelpadServer:
         pool = KernelPool(backend, self.registry, settings.kernel_pool_size)
         self.manager = SessionManager(settings, self.store, self.registry, pool)
         await self.manager.start()
-        self.app = app = make_app(settings, self.manager)
+        self.app = app = make_app(settings, self.manager, hub_auth)
         # The handlers stream bodies and answer oversized ones with a JSON 413; this is only the
         # hard stop for a client that keeps sending.
         self.http = tornado.httpserver.HTTPServer(
@@ -121,6 +127,22 @@ class KernelpadServer:
         self.http.add_sockets(self._sockets)
         log.info("%s listening on http://%s:%d", settings.app_name, settings.host, self.port)
         return self.port
+
+    def _hub_auth(self) -> Any:
+        """The Hub's OAuth client (a ``HubOAuth``) when interviewers log in through JupyterHub."""
+        if not self.settings.jupyterhub_login:
+            return None
+        try:
+            from kernelpad.web import hub
+        except ImportError as exc:
+            raise NoHub(
+                f"JupyterHub login is on, but {exc.name or 'jupyterhub'} is not installed:"
+                " pip install 'kernelpad[jupyterhub]'."
+            ) from exc
+        try:
+            return hub.hub_auth(self.settings)
+        except hub.HubNotConfigured as exc:
+            raise NoHub(str(exc)) from exc
 
     def _gateway_client(self) -> GatewayClient | None:
         settings = self.settings

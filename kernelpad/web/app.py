@@ -52,17 +52,17 @@ def route_pattern(template: str) -> str:
     return re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", template) + "/?$"
 
 
-def make_app(settings: Settings, manager: SessionManager) -> tornado.web.Application:
-    """The application: every route under ``settings.base_url``; as a JupyterHub service,
-    starting an interview needs a Hub user."""
-    auth = None
+def make_app(
+    settings: Settings, manager: SessionManager, hub_auth: Any = None
+) -> tornado.web.Application:
+    """The application: every route under ``settings.base_url``; given ``hub_auth`` (a
+    ``HubOAuth``: kernelpad is a JupyterHub service), starting an interview needs a Hub user."""
     home: type[tornado.web.RequestHandler] = HomePage
     sessions: type[tornado.web.RequestHandler] = SessionsHandler
-    if settings.jupyterhub_login:
+    if hub_auth is not None:
         # Imported only here: jupyterhub is an optional dependency.
         from kernelpad.web import hub
 
-        auth = hub.hub_auth(settings)
         home, sessions = hub.hub_login(HomePage, "GET"), hub.hub_login(SessionsHandler, "POST")
     api: list[tuple[str, type[tornado.web.RequestHandler]]] = [
         (path, sessions if handler is SessionsHandler else handler) for path, handler in API_ROUTES
@@ -79,7 +79,7 @@ def make_app(settings: Settings, manager: SessionManager) -> tornado.web.Applica
         (r"/", home, {"bundle": bundle}),
         (route_pattern("/s/{session_id}"), PadPage, {"bundle": bundle}),
     ]
-    if auth is not None:
+    if hub_auth is not None:
         routes.append((r"/oauth_callback", hub.OAuthCallback))
     base = settings.base_url
     # Patterns are anchored at their start by Tornado; the prefix goes before the first "/".
@@ -90,7 +90,7 @@ def make_app(settings: Settings, manager: SessionManager) -> tornado.web.Applica
         handlers,
         kernelpad=settings,
         manager=manager,
-        hub_auth=auth,
+        hub_auth=hub_auth,
         cookie_secret=settings.cookie_secret,
         openapi=build_openapi(API_ROUTES, settings.app_name, __version__, base),
         started=time.monotonic(),

@@ -50,10 +50,20 @@ def hub_auth(settings: Settings) -> HubOAuth | None:
             " them from the Hub; an external one needs JUPYTERHUB_API_TOKEN,"
             " JUPYTERHUB_CLIENT_ID, JUPYTERHUB_API_URL and JUPYTERHUB_SERVICE_PREFIX."
         ) from exc
-    if not auth.access_scopes:
+    missing = [
+        name
+        for name, value in (
+            ("JUPYTERHUB_API_TOKEN", auth.api_token),
+            ("JUPYTERHUB_CLIENT_ID", auth.oauth_client_id),
+            ("JUPYTERHUB_SERVICE_NAME (or JUPYTERHUB_OAUTH_ACCESS_SCOPES)", auth.access_scopes),
+        )
+        if not value
+    ]
+    if missing:
         raise HubNotConfigured(
-            "JupyterHub login is on, but no access scope is known: set"
-            " JUPYTERHUB_SERVICE_NAME (or JUPYTERHUB_OAUTH_ACCESS_SCOPES)."
+            "JupyterHub login is on (JUPYTERHUB_API_TOKEN or KERNELPAD_JUPYTERHUB_LOGIN), but"
+            f" the Hub's service settings lack {', '.join(missing)}. A Hub-managed service gets"
+            " them from the Hub; an external one is given them by its operator."
         )
     log.info(
         "interviewers log in through JupyterHub at %s (scope %s)",

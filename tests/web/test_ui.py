@@ -10,27 +10,15 @@ import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, expect
 
 from kernelpad.config import Settings
 from kernelpad.server import KernelpadServer
 from kernelpad.web.pages import Bundle
 from tests.conftest import Api, RunningServer, free_port, make_settings
-
-CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-LAUNCH_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.web.browser import ARTIFACTS, Person
 
 
 @pytest.fixture(scope="module")
@@ -44,68 +32,11 @@ def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     )
 
 
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=LAUNCH_ARGS
-        )
-        yield browser
-        await browser.close()
-
-
 @pytest.fixture(scope="module", autouse=True)
 def artifacts() -> Path:
     shutil.rmtree(ARTIFACTS / "ui", ignore_errors=True)
     (ARTIFACTS / "ui").mkdir(parents=True)
     return ARTIFACTS / "ui"
-
-
-class Person:
-    """One browser context: an interviewer's or a candidate's, with the page errors it saw
-    (uncaught exceptions, and the console's errors, where CSP violations show)."""
-
-    def __init__(self, context: BrowserContext, page: Page) -> None:
-        self.context = context
-        self.page = page
-        self.errors: list[str] = []
-        page.on("pageerror", lambda error: self.errors.append(str(error)))
-        page.on("console", self._console)
-
-    def _console(self, message: Any) -> None:
-        # A socket that cannot connect while the server restarts is expected; nothing else.
-        if message.type == "error" and "WebSocket connection" not in message.text:
-            self.errors.append(message.text)
-
-    def expected_errors(self, words: str) -> None:
-        """Errors a test caused on purpose: they are not the page's."""
-        self.errors = [error for error in self.errors if words not in error]
-
-    @classmethod
-    async def open(cls, browser: Browser, width: int = 1280, height: int = 800) -> Person:
-        context = await browser.new_context(viewport={"width": width, "height": height})
-        return cls(context, await context.new_page())
-
-    async def close(self) -> None:
-        assert not self.errors, self.errors
-        await self.context.close()
-
-    def cell(self, index: int) -> Any:
-        return self.page.locator(".cell").nth(index)
-
-    async def type_in(self, index: int, text: str) -> None:
-        await self.cell(index).locator(".cm-content").click()
-        await self.page.keyboard.press("Control+End")
-        await self.page.keyboard.type(text)
-
-    async def replace_source(self, index: int, text: str) -> None:
-        await self.cell(index).locator(".cm-content").click()
-        await self.page.keyboard.press("Control+A")
-        await self.page.keyboard.press("Delete")
-        await self.page.keyboard.insert_text(text)
-
-    async def run(self, index: int) -> None:
-        await self.cell(index).get_by_role("button", name="Run cell (Shift+Enter)").click()
 
 
 async def start_interview(browser: Browser, server: RunningServer) -> tuple[Person, str]:

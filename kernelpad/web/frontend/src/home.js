@@ -91,7 +91,7 @@ async function main() {
       const body = { host_name: nameInput.value.trim(), initial_language: languageSelect.value };
       if (titleInput.value.trim()) body.session_name = titleInput.value.trim();
       const session = await api("/sessions", { method: "POST", body });
-      if (!hubUser) saveName(body.host_name);
+      saveName(session.host_name);
       saveHostToken(session.session_id, session.host_token);
       result.replaceChildren(created(session));
       document.getElementById("open-pad").focus();
