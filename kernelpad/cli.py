@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
 import sys
 from collections.abc import Sequence
 
 import pydantic
 
-from kernelpad import __version__
+from kernelpad import __version__, logs
 from kernelpad.config import Settings, env_names
 from kernelpad.server import CannotListen, NoGateway, NoHub, NoSandbox, serve
 from kernelpad.sessions.migrations import SchemaTooNew
@@ -61,11 +60,7 @@ def load_settings(argv: Sequence[str] | None = None) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings(argv)
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    logs.configure(settings.log_level, settings.log_format)
     # jupyter_core warns on every run until this is the default; the new paths are what we want.
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
     try:

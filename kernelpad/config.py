@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
@@ -48,6 +48,9 @@ class Settings(BaseSettings):
         Path(".kernelpad"), "Folder for the SQLite database and kernel runtime files."
     )
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
+    log_format: Literal["text", "json"] = setting(
+        "text", "text, or json: one JSON object per line, with session_id and language fields."
+    )
     cors_origins: list[str] = setting(
         [], "Origins allowed to call the API from a browser (JSON list).", original="CORS_ORIGINS"
     )
@@ -55,6 +58,11 @@ class Settings(BaseSettings):
         None,
         "Token ('Authorization: Bearer') that may list every session, with its join link;"
         " unset: nobody can.",
+    )
+    metrics_token: str | None = setting(
+        None,
+        "Token Prometheus sends ('Authorization: Bearer') for /metrics; unset: /metrics is open"
+        " (it holds counts, never names, code or links).",
     )
     frontend_url: str | None = setting(
         None,

@@ -6,7 +6,9 @@ import asyncio
 import collections
 import functools
 import logging
+import time
 
+from kernelpad import metrics
 from kernelpad.errors import KernelStartFailed
 from kernelpad.kernels.base import KernelBackend, KernelHandle
 from kernelpad.kernels.languages import InstalledLanguage, LanguageRegistry
@@ -50,13 +52,29 @@ class KernelPool:
     def ready_count(self) -> int:
         return sum(len(ready) for ready in self._ready.values())
 
+    def ready_by_language(self) -> dict[str, int]:
+        return {language: len(ready) for language, ready in self._ready.items()}
+
+    async def _start(self, language: InstalledLanguage) -> KernelHandle:
+        """Start a kernel, counted and timed for /metrics."""
+        lang = language.language.id
+        began = time.monotonic()
+        try:
+            kernel = await self.backend.start(language)
+        except Exception:
+            metrics.KERNEL_STARTS.labels(lang, "failed").inc()
+            raise
+        metrics.KERNEL_START_SECONDS.labels(lang).observe(time.monotonic() - began)
+        metrics.KERNEL_STARTS.labels(lang, "ok").inc()
+        return kernel
+
     def _refill(self, language: InstalledLanguage) -> None:
         if self._closed:
             return
         lang = language.language.id
         missing = self.sizes.get(lang, 0) - len(self._ready[lang]) - len(self._starting[lang])
         for _ in range(missing):
-            task = asyncio.create_task(self.backend.start(language))
+            task = asyncio.create_task(self._start(language))
             self._starting[lang].append(task)
             task.add_done_callback(functools.partial(self._started, lang))
 
@@ -93,7 +111,7 @@ class KernelPool:
             if self._starting[lang]:
                 kernel = await self._starting[lang].pop(0)
             else:
-                kernel = await self.backend.start(language)
+                kernel = await self._start(language)
             self.registry.learn(lang, kernel.language_info)
             return kernel
         finally:

@@ -7,11 +7,13 @@ import logging
 import time
 from dataclasses import dataclass
 
+from kernelpad import metrics
 from kernelpad.errors import QueueFull, SessionEnded
 from kernelpad.kernels.base import KernelHandle
 from kernelpad.kernels.execution import ExecutionResult, Limits, RunListener, run_code
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.kernels.pool import KernelPool
+from kernelpad.logs import about
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +138,13 @@ class KernelRunner:
 
     async def _replace_kernel_now(self, reason: str) -> None:
         old, self.kernel = self.kernel, None
+        metrics.KERNEL_RESTARTS.labels(self.language.language.id, reason.replace(" ", "_")).inc()
         log.warning(
             "session %s: restarting its %s kernel (%s)",
             self.label,
             self.language.language.id,
             reason,
+            extra=about(self.label, self.language.language.id),
         )
         if old is not None:
             await old.shutdown()
@@ -150,7 +154,12 @@ class KernelRunner:
             self.kernel = await self._acquire()
         except Exception:
             # The next run tries again; this one has its result already.
-            log.exception("session %s: no new %s kernel", self.label, self.language.language.id)
+            log.exception(
+                "session %s: no new %s kernel",
+                self.label,
+                self.language.language.id,
+                extra=about(self.label, self.language.language.id),
+            )
 
     async def _acquire(self) -> KernelHandle:
         kernel = await self.pool.acquire(self.language)

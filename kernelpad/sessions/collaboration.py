@@ -621,6 +621,10 @@ class Rooms:
         """The room of a session if someone has it open."""
         return self._rooms.get(session_id)
 
+    def participants_connected(self) -> int:
+        """Participants with a connection open, over every room."""
+        return sum(len(room.members) for room in self._rooms.values())
+
     def release(self, room: Room) -> None:
         """Let go of a room from :meth:`get` or :meth:`hold`; the last to let go unloads it
         (its document is stored, in one piece; the next connection loads it again)."""

@@ -10,6 +10,7 @@ import time
 import uuid
 from typing import NamedTuple
 
+from kernelpad import metrics
 from kernelpad.config import Settings
 from kernelpad.errors import (
     ExecutionDisabled,
@@ -25,6 +26,7 @@ from kernelpad.kernels.execution import MIN_TIME_LIMIT, Limits
 from kernelpad.kernels.languages import InstalledLanguage, LanguageRegistry
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.kernels.runner import KernelRunner, RunReport
+from kernelpad.logs import about
 from kernelpad.sessions.collaboration import Room, Rooms
 from kernelpad.sessions.models import ACTIVE, Execution, Participant, Session
 from kernelpad.sessions.ratelimit import RateLimiter
@@ -128,7 +130,13 @@ class SessionManager:
         await self.store.add_session(session)
         self._active[session.id] = session.language
         self._rules[session.id] = Rules(editing_locked=False, candidate_execution=True)
-        log.info("session %s: created by %s (%s)", session.id, host_name, session.language)
+        log.info(
+            "session %s: created by %s (%s)",
+            session.id,
+            host_name,
+            session.language,
+            extra=about(session.id, session.language),
+        )
         return session, token
 
     async def get(self, session_id: str) -> Session:
@@ -189,7 +197,7 @@ class SessionManager:
         self.limiter.forget(session_id)
         runners = [key for key in self._runners if key[0] == session_id]
         await asyncio.gather(*(self._runners.pop(key).close() for key in runners))
-        log.info("session %s: %s", session_id, reason)
+        log.info("session %s: %s", session_id, reason, extra=about(session_id))
 
     # Collaboration
 
@@ -244,6 +252,14 @@ class SessionManager:
         except BaseException:
             room.depart(client_id)
             raise
+        log.info(
+            "session %s: %s (%s) connected as %s",
+            session.id,
+            participant.display_name,
+            client_id,
+            participant.role,
+            extra=about(session.id),
+        )
         return participant
 
     async def register(
@@ -334,7 +350,12 @@ class SessionManager:
         await self.store.remove_participant(session_id, client_id, participant.removed_at)
         if room is not None:
             room.expel(client_id, f"{participant.display_name} was removed by the host")
-        log.info("session %s: participant %s removed by the host", session_id, client_id)
+        log.info(
+            "session %s: participant %s removed by the host",
+            session_id,
+            client_id,
+            extra=about(session_id),
+        )
         return participant
 
     async def update_settings(
@@ -385,6 +406,13 @@ class SessionManager:
     async def record_left(self, session_id: str, participant: Participant) -> None:
         """Record that a participant left (kept, with its time, for the session's record)."""
         participant.left_at = time.time()
+        log.info(
+            "session %s: %s (%s) left",
+            session_id,
+            participant.display_name,
+            participant.client_id,
+            extra=about(session_id),
+        )
         if self._closing:
             return  # connections close as the server stops; the database is closing too
         try:
@@ -480,6 +508,7 @@ class SessionManager:
                 notices=notices,
             )
             await self.store.add_execution(execution)
+            _count(execution)
             if run is not None:
                 run.finish(
                     {
@@ -512,6 +541,7 @@ class SessionManager:
             installed.language.id,
             result.status,
             execution.duration_ms,
+            extra=about(session_id, installed.language.id),
         )
         return execution
 
@@ -579,6 +609,24 @@ class SessionManager:
 
     # Housekeeping
 
+    async def snapshot(self) -> metrics.Snapshot:
+        """What the server holds now, for /metrics."""
+        kernels: dict[tuple[str, str], int] = {}
+        for (_, language), runner in self._runners.items():
+            if runner.kernel is not None:
+                state = "busy" if runner.busy else "idle"
+            elif runner.busy:
+                state = "starting"  # a run holds the runner while its kernel starts
+            else:
+                continue
+            kernels[language, state] = kernels.get((language, state), 0) + 1
+        return metrics.Snapshot(
+            sessions_active=await self.store.count_sessions(ACTIVE),
+            participants_connected=self.rooms.participants_connected(),
+            kernels=kernels,
+            pool_ready=self.pool.ready_by_language(),
+        )
+
     @property
     def kernels_running(self) -> int:
         return sum(1 for runner in self._runners.values() if runner.kernel is not None)
@@ -603,7 +651,7 @@ class SessionManager:
         for key, runner in list(self._runners.items()):
             if not runner.busy and not runner.waiting and now - runner.last_used > idle_timeout:
                 del self._runners[key]
-                log.info("session %s: shutting down its idle %s kernel", *key)
+                log.info("session %s: shutting down its idle %s kernel", *key, extra=about(*key))
                 await runner.close()
 
     async def _cull_forever(self) -> None:
@@ -613,6 +661,14 @@ class SessionManager:
                 await self.cull()
             except Exception:
                 log.exception("culling sessions failed")
+
+
+def _count(execution: Execution) -> None:
+    """A finished run, for /metrics."""
+    metrics.EXECUTIONS.labels(execution.language, execution.status).inc()
+    metrics.EXECUTION_SECONDS.labels(execution.language).observe(execution.duration_ms / 1000)
+    if execution.timed_out:
+        metrics.EXECUTION_TIMEOUTS.labels(execution.language).inc()
 
 
 def _notices(report: RunReport, installed: InstalledLanguage, limits: Limits) -> list[str]:

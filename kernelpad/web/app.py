@@ -17,6 +17,7 @@ from kernelpad.web.base import NotFoundHandler
 from kernelpad.web.docs import OpenAPIHandler, RedocHandler, SwaggerHandler
 from kernelpad.web.health import HealthHandler
 from kernelpad.web.languages import LanguagesHandler, TemplateHandler
+from kernelpad.web.metrics import MetricsHandler
 from kernelpad.web.openapi import build_openapi
 from kernelpad.web.pages import DIST, Bundle, BundleFile, HomePage, PadPage
 from kernelpad.web.sessions import (
@@ -73,6 +74,7 @@ def make_app(
         (route_pattern("/ws/yjs/{session_id}"), YjsSocket),
         (route_pattern("/ws/sessions/{session_id}"), SessionSocket),
         (r"/openapi\.json", OpenAPIHandler),
+        (r"/metrics", MetricsHandler),
         (r"/docs/?", SwaggerHandler),
         (r"/redoc/?", RedocHandler),
         (r"/assets/(.*)", BundleFile, {"path": str(DIST)}),

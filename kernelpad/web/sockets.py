@@ -20,7 +20,7 @@ from typing import Any
 import pydantic
 import tornado.websocket
 
-from kernelpad import errors
+from kernelpad import errors, metrics
 from kernelpad.sessions.collaboration import Room
 from kernelpad.sessions.manager import SESSION_ENDED_CLOSE, SessionManager
 from kernelpad.sessions.models import Participant
@@ -69,6 +69,7 @@ class _SessionSocket(tornado.websocket.WebSocketHandler):
 
     room: Room | None = None
     participant: Participant | None = None
+    protocol = ""  # for /metrics: "yjs" or "json"
 
     def initialize(self) -> None:
         settings = self.application.settings["kernelpad"]
@@ -155,6 +156,7 @@ class _SessionSocket(tornado.websocket.WebSocketHandler):
             return
         size = len(message)
         self.buffered += size
+        metrics.WEBSOCKET_MESSAGES.labels(self.protocol, "out").inc()
         write = self.write_message(message, binary=isinstance(message, bytes))
         write.add_done_callback(lambda done: self._written(size, done))
 
@@ -165,8 +167,10 @@ class _SessionSocket(tornado.websocket.WebSocketHandler):
             write.exception()
 
     async def _wait_turn(self) -> None:
-        """Hold a client that sends too fast: its next message is read only after this, so
-        it is slowed down by TCP's own flow control, and nothing it sent is lost."""
+        """Called first for every message received. Holds a client that sends too fast: its
+        next message is read only after this, so it is slowed down by TCP's own flow control,
+        and nothing it sent is lost."""
+        metrics.WEBSOCKET_MESSAGES.labels(self.protocol, "in").inc()
         while (delay := self.throttle.delay()) > 0:
             self._throttled()
             await asyncio.sleep(delay)
@@ -207,6 +211,8 @@ class YjsSocket(_SessionSocket):
     ``display_name`` and ``host_token``, all optional; a client that names nobody (an
     unmodified y-websocket client) joins as a guest with an id of its own.
     """
+
+    protocol = "yjs"
 
     async def open(self, session_id: str) -> None:
         room = await self._enter(session_id)
@@ -266,6 +272,8 @@ class YjsSocket(_SessionSocket):
 
 class SessionSocket(_SessionSocket):
     """``/ws/sessions/{session_id}``: the original JSON protocol (SEED_API.md)."""
+
+    protocol = "json"
 
     _told_throttled = 0.0
 

@@ -1,0 +1,159 @@
+"""``/metrics`` for Prometheus, and JSON log lines: both follow what really happens on a server
+with real kernels and real clients."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from tornado.websocket import websocket_connect
+
+from kernelpad.config import Settings
+from kernelpad.logs import JsonFormatter
+from tests.conftest import Api, RunningServer, ServerProcess, eventually, make_settings
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(
+        tmp_path_factory.mktemp("data"),
+        kernel_pool_size={"python": 1},
+        code_execution_timeout=2,
+    )
+
+
+class Scrape:
+    """One scrape of /metrics, as samples by name and labels."""
+
+    def __init__(self, text: str) -> None:
+        self.samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                key = (sample.name, frozenset(sample.labels.items()))
+                self.samples[key] = sample.value
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.samples.get((name, frozenset(labels.items())), 0.0)
+
+
+async def scrape(api: Api) -> Scrape:
+    response = await api.get("/metrics")
+    assert response.status == 200
+    assert response.headers["Content-Type"].startswith("text/plain; version=")
+    return Scrape(response.body.decode())
+
+
+async def test_metrics_move_as_sessions_run(api: Api, server: RunningServer) -> None:
+    before = await scrape(api)
+    await eventually(
+        lambda: server.server.manager.pool.ready_count == 1,
+        "the pool to fill",  # type: ignore[union-attr]
+    )
+    session = (await api.create_session(host_name="Ada"))["session_id"]
+    assert (await api.execute(session, "x = 1"))["status"] == "ok"
+    assert (await api.execute(session, "1 / 0"))["status"] == "error"
+    assert (await api.execute(session, "while True: pass", time_limit=500))["status"] == "timeout"
+    socket = await websocket_connect(f"ws://{api.base_url.split('://')[1]}/ws/sessions/{session}")
+    socket.write_message(
+        json.dumps({"type": "join_session", "data": {"client_id": "c-1", "display_name": "Bo"}})
+    )
+    assert json.loads(await socket.read_message())["type"] == "session_state"  # type: ignore[arg-type]
+    during = await scrape(api)
+
+    assert (
+        during.value("kernelpad_sessions_active") == before.value("kernelpad_sessions_active") + 1
+    )
+    assert during.value("kernelpad_participants_connected") == 1
+    # The session holds one idle Python kernel; the pool has made another ready since.
+    assert during.value("kernelpad_kernels", language="python", state="idle") == 1
+    await eventually(
+        lambda: server.server.manager.pool.ready_count == 1,
+        "the pool to refill",  # type: ignore[union-attr]
+    )
+    refilled = await scrape(api)
+    assert refilled.value("kernelpad_pool_ready", language="python") == 1
+
+    def moved(name: str, **labels: str) -> float:
+        return during.value(name, **labels) - before.value(name, **labels)
+
+    assert moved("kernelpad_executions_total", language="python", status="ok") == 1
+    assert moved("kernelpad_executions_total", language="python", status="error") == 1
+    assert moved("kernelpad_executions_total", language="python", status="timeout") == 1
+    assert moved("kernelpad_execution_timeouts_total", language="python") == 1
+    assert moved("kernelpad_execution_seconds_count", language="python") == 3
+    # The busy loop ran for its whole limit of 0.5 s: the histogram's sum says so.
+    assert moved("kernelpad_execution_seconds_sum", language="python") >= 0.5
+    assert refilled.value("kernelpad_kernel_starts_total", language="python", outcome="ok") >= 2
+    assert refilled.value("kernelpad_kernel_start_seconds_count", language="python") >= 2
+    assert moved("kernelpad_websocket_messages_total", protocol="json", direction="in") == 1
+    assert moved("kernelpad_websocket_messages_total", protocol="json", direction="out") >= 1
+
+    restarts = (
+        "kernelpad_kernel_restarts_total",
+        {"language": "python", "reason": "restart_requested"},
+    )
+    socket.write_message(json.dumps({"type": "restart_kernel", "data": {"language": "python"}}))
+    while True:  # until the kernel is back
+        message = json.loads(await socket.read_message())  # type: ignore[arg-type]
+        if message["type"] == "kernel_status" and message["data"]["state"] == "idle":
+            break
+    socket.close()
+    await eventually(
+        lambda: server.server.manager.rooms.participants_connected() == 0,  # type: ignore[union-attr]
+        "the participant to leave",
+    )
+    after = await scrape(api)
+    assert after.value("kernelpad_participants_connected") == 0
+    assert after.value(restarts[0], **restarts[1]) == before.value(restarts[0], **restarts[1]) + 1
+    # The process's own figures come along, for the platform team's dashboards.
+    assert after.value("process_resident_memory_bytes") > 0
+
+
+async def test_a_metrics_token_guards_metrics(tmp_path: Path) -> None:
+    from tests.conftest import running_server
+
+    settings = make_settings(tmp_path, kernel_pool_size={}, metrics_token="scrape-me")
+    async with running_server(settings) as running:
+        api = running.api
+        missing = await api.get("/metrics")
+        assert missing.status == 401 and "METRICS_TOKEN" in missing.json["error"]["message"]
+        assert (await api.get("/metrics", token="wrong")).status == 403
+        assert (await api.get("/metrics", token="scrape-me")).status == 200
+
+
+async def test_session_events_carry_the_session_and_language(
+    api: Api, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="kernelpad"):
+        session = (await api.create_session(host_name="Ada"))["session_id"]
+        await api.execute(session, "print('hi')")
+    lines = [
+        json.loads(JsonFormatter().format(record))
+        for record in caplog.records
+        if getattr(record, "session_id", None) == session
+    ]
+    created = next(line for line in lines if "created by Ada" in line["message"])
+    assert created["language"] == "python" and created["level"] == "INFO"
+    ran = next(line for line in lines if " run ok in " in line["message"])
+    assert ran == {
+        **ran,
+        "session_id": session,
+        "language": "python",
+        "logger": "kernelpad.sessions.manager",
+    }
+
+
+def test_log_format_json_writes_one_object_per_line(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path, "--log-format", "json", "--kernel-pool-size", "{}")
+    try:
+        server.wait_listening()
+    finally:
+        server.stop()
+    lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.strip()]
+    assert any("listening on" in line["message"] for line in lines), lines
+    assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
