@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     data_dir: Path = setting(
         Path(".kernelpad"), "Folder for the SQLite database and kernel runtime files."
     )
+    questions_dir: Path | None = setting(
+        None,
+        "Folder of question notebooks (.ipynb) to start interviews from; default:"
+        " DATA_DIR/questions, filled with kernelpad's examples on first start.",
+    )
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["text", "json"] = setting(
         "text", "text, or json: one JSON object per line, with session_id and language fields."
@@ -275,6 +280,10 @@ class Settings(BaseSettings):
             if size < 0:
                 raise ValueError(f"pool size of {language!r} is negative")
         return value
+
+    @property
+    def questions_path(self) -> Path:
+        return self.questions_dir or self.data_dir / "questions"
 
     @property
     def database_path(self) -> Path:

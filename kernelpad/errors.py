@@ -36,6 +36,10 @@ class ParticipantNotFound(KernelpadError):
     code = "participant_not_found"
 
 
+class QuestionNotFound(KernelpadError):
+    code = "question_not_found"
+
+
 class EditingLocked(KernelpadError):
     """The host has locked editing: only the host may change the notebook."""
 

@@ -8,7 +8,7 @@ import logging
 import secrets
 import time
 import uuid
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from kernelpad import metrics
 from kernelpad.config import Settings
@@ -16,6 +16,7 @@ from kernelpad.errors import (
     ExecutionDisabled,
     Forbidden,
     InvalidValue,
+    KernelpadError,
     NotAuthenticated,
     ParticipantNotFound,
     ParticipantRemoved,
@@ -28,7 +29,10 @@ from kernelpad.kernels.pool import KernelPool
 from kernelpad.kernels.runner import KernelRunner, RunReport
 from kernelpad.logs import about
 from kernelpad.sessions.collaboration import Room, Rooms
+from kernelpad.sessions.document import SessionDocument, new_notebook
 from kernelpad.sessions.models import ACTIVE, Execution, Participant, Session
+from kernelpad.sessions.notebooks import notebook_language, read_ipynb, starting_cells, to_ipynb
+from kernelpad.sessions.questions import QuestionLibrary
 from kernelpad.sessions.ratelimit import RateLimiter
 from kernelpad.sessions.store import SessionStore
 from kernelpad.sessions.tokens import hash_token, new_session_id, new_token, token_matches
@@ -67,6 +71,7 @@ class SessionManager:
         self.limiter = RateLimiter(settings.rate_limit_executions_per_minute)
         self._runners: dict[tuple[str, str], KernelRunner] = {}
         self.rooms = Rooms(store)
+        self.questions = QuestionLibrary(settings.questions_path, registry)
         # Language of each active session seen since start: a run needs no database read.
         self._active: dict[str, str] = {}
         # The host's rules of each active session seen: a run needs no database read, and a
@@ -80,6 +85,7 @@ class SessionManager:
 
     async def start(self) -> None:
         """Fill the kernel pool and start the periodic culler."""
+        await self.questions.install_examples()
         self.pool.fill()
         self._culler = asyncio.create_task(self._cull_forever())
 
@@ -104,8 +110,25 @@ class SessionManager:
         session_name: str | None = None,
         language: str = "python",
         max_participants: int | None = None,
+        notebook: dict[str, Any] | None = None,
+        question_id: str | None = None,
+        include_outputs: bool = False,
     ) -> tuple[Session, str]:
-        """A new session and its host token (returned only here; only its hash is stored)."""
+        """A new session and its host token (returned only here; only its hash is stored).
+
+        It starts from ``notebook`` (nbformat JSON) or the question ``question_id`` if given
+        (their outputs only with ``include_outputs``), in the notebook's language if this
+        server offers it; else from the language's template."""
+        document = None
+        if question_id is not None:
+            notebook = await self.questions.load(question_id)
+        if notebook is not None:
+            read = await asyncio.to_thread(read_ipynb, notebook)
+            language = notebook_language(read, self.registry) or language
+            document = SessionDocument(language)
+            document.notebook.set(starting_cells(read, language, self.registry, include_outputs))
+            if session_name is None:
+                session_name = read.metadata.get("kernelpad", {}).get("title")
         installed = self.registry.get(language)
         limit = self.settings.max_participants_per_session
         if max_participants is not None and max_participants > limit:
@@ -120,7 +143,7 @@ class SessionManager:
             name=session_name or f"Interview with {host_name}",
             host_name=host_name,
             language=installed.language.id,
-            code=installed.language.template,
+            code=document.code if document else installed.language.template,
             max_participants=max_participants or limit,
             host_token_hash=hash_token(token),
             created_at=now,
@@ -128,6 +151,8 @@ class SessionManager:
             participants=[Participant("host-" + secrets.token_hex(4), host_name, "host", now)],
         )
         await self.store.add_session(session)
+        if document is not None:
+            await self.store.append_update(session.id, document.state(), now)
         self._active[session.id] = session.language
         self._rules[session.id] = Rules(editing_locked=False, candidate_execution=True)
         log.info(
@@ -382,6 +407,25 @@ class SessionManager:
         if room is not None:
             room.set_rules(*rules)
         return session
+
+    async def notebook(self, session_id: str, host_token: str | None) -> dict[str, Any]:
+        """For the host: the session's notebook as an nbformat 4 notebook file, outputs
+        included (ended sessions too: their document is stored)."""
+        session = await self._as_host(session_id, host_token)
+        room = self.rooms.loaded(session_id)
+        if room is not None:
+            content = room.document.notebook.get()
+        else:
+            updates = await self.store.load_updates(session_id)
+            if updates:
+                content = SessionDocument(session.language, updates).notebook.get()
+            else:  # never opened: its notebook is still the code it was made with
+                content = new_notebook(session.code, session.language)
+        try:
+            main = self.registry.get(session.language)
+        except KernelpadError:
+            main = None  # no longer offered here: the notebook says only its name
+        return to_ipynb(content, session, main)
 
     async def notes(self, session_id: str, host_token: str | None) -> str:
         """The host's private notes of a session."""

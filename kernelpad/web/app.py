@@ -23,9 +23,11 @@ from kernelpad.web.pages import DIST, Bundle, BundleFile, HomePage, PadPage
 from kernelpad.web.sessions import (
     ExecuteHandler,
     ExecutionsHandler,
+    NotebookHandler,
     NotesHandler,
     ParticipantHandler,
     ParticipantsHandler,
+    QuestionsHandler,
     SessionHandler,
     SessionsHandler,
 )
@@ -43,6 +45,8 @@ API_ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     ("/api/v1/sessions/{session_id}/participants", ParticipantsHandler),
     ("/api/v1/sessions/{session_id}/participants/{client_id}", ParticipantHandler),
     ("/api/v1/sessions/{session_id}/notes", NotesHandler),
+    ("/api/v1/sessions/{session_id}/notebook.ipynb", NotebookHandler),
+    ("/api/v1/questions", QuestionsHandler),
     ("/api/v1/languages", LanguagesHandler),
     ("/api/v1/languages/{language_id}/template", TemplateHandler),
 ]
@@ -50,7 +54,11 @@ API_ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
 
 def route_pattern(template: str) -> str:
     """``/a/{name}`` as the regular expression Tornado routes by."""
-    return re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", template) + "/?$"
+    parts = re.split(r"{(\w+)}", template)  # literal, name, literal, name, ..., literal
+    return (
+        "".join(f"(?P<{part}>[^/]+)" if i % 2 else re.escape(part) for i, part in enumerate(parts))
+        + "/?$"
+    )
 
 
 def make_app(

@@ -29,6 +29,7 @@ STATUS: dict[type[errors.KernelpadError], int] = {
     errors.ExecutionDisabled: 403,
     errors.SessionNotFound: 404,
     errors.ParticipantNotFound: 404,
+    errors.QuestionNotFound: 404,
     errors.EditingLocked: 403,
     errors.SessionEnded: 409,
     errors.QueueFull: 409,

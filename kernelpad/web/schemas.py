@@ -10,7 +10,14 @@ import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.sessions.models import Execution, Participant, Session
@@ -78,6 +85,25 @@ class CreateSessionRequest(RequestModel):
     max_participants: int | None = Field(
         None, ge=1, description="Defaults to MAX_PARTICIPANTS_PER_SESSION, its upper bound too."
     )
+    notebook: dict[str, Any] | None = Field(
+        None,
+        description="A Jupyter notebook (.ipynb JSON) to start from: its cells become the"
+        " session's notebook, in its language if this server offers it.",
+    )
+    question_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+        description="Start from this question of the library (GET /api/v1/questions).",
+    )
+    include_outputs: bool = Field(
+        False, description="Keep the outputs of the notebook or question started from."
+    )
+
+    @model_validator(mode="after")
+    def _one_start(self) -> CreateSessionRequest:
+        if self.notebook is not None and self.question_id is not None:
+            raise ValueError("give notebook or question_id, not both")
+        return self
 
 
 class ParticipantOut(BaseModel):
@@ -202,6 +228,17 @@ class NotesBody(RequestModel):
 
 class NotesOut(BaseModel):
     notes: str
+
+
+class QuestionOut(BaseModel):
+    id: str = Field(description="Give it as question_id to start an interview from it.")
+    title: str
+    description: str
+    language: str = Field(description="Its language's id; empty if this server lacks it.")
+
+
+class QuestionsOut(BaseModel):
+    questions: list[QuestionOut]
 
 
 class SessionListQuery(QueryModel):

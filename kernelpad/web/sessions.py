@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hmac
+import json
+import re
 
 from kernelpad.errors import Forbidden, InvalidValue, NotAuthenticated
 from kernelpad.web.base import ApiHandler, error_responses, operation
@@ -17,6 +19,8 @@ from kernelpad.web.schemas import (
     NotesBody,
     NotesOut,
     ParticipantOut,
+    QuestionOut,
+    QuestionsOut,
     SessionCreated,
     SessionListQuery,
     SessionOut,
@@ -76,7 +80,13 @@ class SessionsHandler(ApiHandler):
         hub_user = self.current_user
         host_name = hub_user["name"] if hub_user else req.host_name
         session, token = await self.manager.create(
-            host_name, req.session_name, req.initial_language, req.max_participants
+            host_name,
+            req.session_name,
+            req.initial_language,
+            req.max_participants,
+            req.notebook,
+            req.question_id,
+            req.include_outputs,
         )
         out = SessionOut.of_session(session, self.public_url)
         self.set_header("Location", f"{self.kp_settings.base_url}api/v1/sessions/{session.id}")
@@ -199,6 +209,35 @@ class ParticipantHandler(ApiHandler):
             session_id, self.bearer_token(), client_id
         )
         self.respond(ParticipantOut.of(participant))
+
+
+class NotebookHandler(ApiHandler):
+    @operation(
+        "The session's notebook as a Jupyter notebook file (host only)",
+        responses={200: None, **error_responses(401, 403, 404)},
+        host_auth=True,
+        tags=("sessions",),
+    )
+    async def get(self, session_id: str) -> None:
+        notebook = await self.manager.notebook(session_id, self.bearer_token())
+        name = re.sub(r"[^A-Za-z0-9_-]+", "-", notebook["metadata"]["kernelpad"]["title"])
+        self.set_header("Content-Type", "application/x-ipynb+json")
+        self.set_header(
+            "Content-Disposition",
+            f'attachment; filename="{name.strip("-")[:80] or "interview"}-{session_id}.ipynb"',
+        )
+        self.finish(json.dumps(notebook, ensure_ascii=False, indent=1))
+
+
+class QuestionsHandler(ApiHandler):
+    @operation(
+        "The question library: notebooks to start interviews from",
+        responses={200: QuestionsOut},
+        tags=("sessions",),
+    )
+    async def get(self) -> None:
+        questions = await self.manager.questions.all()
+        self.respond(QuestionsOut(questions=[QuestionOut(**vars(q)) for q in questions]))
 
 
 class NotesHandler(ApiHandler):

@@ -11,6 +11,7 @@ import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import nbformat
 import pytest
 from playwright.async_api import Browser, expect
 
@@ -373,3 +374,35 @@ async def test_the_hosts_rules_notes_and_removal(
     await host.page.get_by_role("button", name="Remove Alan from the interview").click()
     await expect(candidate.page.locator(".banner")).to_contain_text("removed you")
     await expect(host.page.get_by_label("Participants")).not_to_contain_text("Alan")
+
+
+async def test_start_from_a_question_and_download_the_notebook(
+    browser: Browser, server: RunningServer, tmp_path: Path
+) -> None:
+    host = await Person.open(browser)
+    page = host.page
+    await page.goto(server.base_url + "/")
+    await page.get_by_label("Your name").fill("Grace")
+    await page.get_by_label("Start from").select_option(label="Two sum (Python 3)")
+    await expect(page.locator("#question-help")).to_contain_text("Find two numbers")
+    await page.get_by_role("button", name="Start the interview").click()
+    await page.get_by_role("link", name="Open the interview").click()
+    await expect(page.locator("#connection-status")).to_have_text("Connected")
+    # The question's cells: its statement (rendered), its stub and its tests.
+    await expect(page.locator(".cell")).to_have_count(3)
+    await expect(host.cell(0)).to_contain_text("Given a list of integers")
+    await expect(host.cell(1).locator(".cm-content")).to_contain_text("def two_sum(")
+    await host.run(1)
+    await expect(host.cell(1).locator(".count")).to_have_text(re.compile(r"\[\d+\]"))
+    # The host downloads the interview as a notebook.
+    async with page.expect_download() as download_info:
+        await page.get_by_role("button", name="Download .ipynb").click()
+    download = await download_info.value
+    assert download.suggested_filename.startswith("Two-sum-")
+    path = tmp_path / download.suggested_filename
+    await download.save_as(path)
+    notebook = nbformat.read(path, as_version=4)
+    nbformat.validate(notebook)
+    assert notebook.cells[1].source.startswith("def two_sum(")
+    assert isinstance(notebook.cells[1].execution_count, int)
+    await host.close()

@@ -1,6 +1,7 @@
 // The REST API of kernelpad, for the pages: JSON in, JSON out, errors as ApiError with the
 // server's own message (it names the session, the language, the limit).
 
+import { h } from "./dom.js";
 import { base, xsrf } from "./site.js";
 
 export class ApiError extends Error {
@@ -32,6 +33,22 @@ export async function api(path, { method = "GET", body, token } = {}) {
     throw new ApiError(response.status, detail.code || "error", detail.message || response.statusText);
   }
   return data;
+}
+
+/** Fetch a file the host may download (``token``: the host's) and save it as ``filename``. */
+export async function download(path, token, filename) {
+  const response = await fetch(`${base}api/v1${path}`, { headers: { Authorization: `Bearer ${token}` } });
+  if (!response.ok) {
+    const detail = (await response.json().catch(() => ({}))).error || {};
+    throw new ApiError(response.status, detail.code || "error", detail.message || response.statusText);
+  }
+  const disposition = response.headers.get("Content-Disposition") || "";
+  const named = /filename="([^"]+)"/.exec(disposition);
+  const link = h("a", { href: URL.createObjectURL(await response.blob()), download: named ? named[1] : filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
 }
 
 /** The languages the server can run, available ones first. */

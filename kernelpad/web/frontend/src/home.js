@@ -55,6 +55,11 @@ async function main() {
     : h("input", { id: "host-name", name: "host_name", required: true, maxlength: 100, autocomplete: "name", value: savedName() });
   const titleInput = h("input", { id: "session-name", name: "session_name", maxlength: 200, placeholder: "Interview with …" });
   const languageSelect = h("select", { id: "language", name: "initial_language" });
+  // Where the notebook starts: blank (the language's template), a question, or a file.
+  const questionSelect = h("select", { id: "question", name: "question_id", "aria-describedby": "question-help" }, h("option", { value: "" }, "A blank notebook"));
+  const questionHelp = h("p", { className: "help", id: "question-help" });
+  const fileInput = h("input", { id: "notebook-file", type: "file", accept: ".ipynb,application/x-ipynb+json" });
+  const questions = new Map();
   const status = h("p", { className: "error", role: "alert", id: "form-error" });
   const submit = h("button", { type: "submit" }, "Start the interview");
   const form = h(
@@ -68,6 +73,11 @@ async function main() {
     titleInput,
     h("label", { for: "language" }, "Language"),
     languageSelect,
+    h("label", { for: "question" }, "Start from"),
+    questionSelect,
+    questionHelp,
+    h("label", { for: "notebook-file" }, "Or a notebook file (.ipynb)"),
+    fileInput,
     submit,
     status,
   );
@@ -80,9 +90,20 @@ async function main() {
     for (const language of await languages()) {
       languageSelect.append(h("option", { value: language.id }, language.name));
     }
+    for (const question of (await api("/questions")).questions) {
+      questions.set(question.id, question);
+      const language = languageSelect.querySelector(`option[value="${CSS.escape(question.language)}"]`);
+      questionSelect.append(h("option", { value: question.id }, language ? `${question.title} (${language.textContent})` : question.title));
+    }
   } catch (error) {
     status.textContent = error.message;
   }
+  questionSelect.addEventListener("change", () => {
+    const question = questions.get(questionSelect.value);
+    questionHelp.textContent = question ? question.description : "";
+    // A question is in its own language.
+    if (question?.language) languageSelect.value = question.language;
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     status.textContent = "";
@@ -90,6 +111,16 @@ async function main() {
     try {
       const body = { host_name: nameInput.value.trim(), initial_language: languageSelect.value };
       if (titleInput.value.trim()) body.session_name = titleInput.value.trim();
+      const file = fileInput.files[0];
+      if (file && questionSelect.value) throw new Error("Start from a question or from a file, not both.");
+      if (questionSelect.value) body.question_id = questionSelect.value;
+      if (file) {
+        try {
+          body.notebook = JSON.parse(await file.text());
+        } catch {
+          throw new Error(`${file.name} is not a notebook: it is not JSON.`);
+        }
+      }
       const session = await api("/sessions", { method: "POST", body });
       saveName(session.host_name);
       saveHostToken(session.session_id, session.host_token);

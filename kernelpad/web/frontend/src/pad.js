@@ -4,7 +4,7 @@
 import "./style.css";
 import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
-import { api, languages as fetchLanguages } from "./api.js";
+import { api, download, languages as fetchLanguages } from "./api.js";
 import { CellView } from "./cell.js";
 import { Channel } from "./channel.js";
 import { h } from "./dom.js";
@@ -90,6 +90,7 @@ class Pad {
       h("label", { className: "switch" }, this.lockBox, " Lock editing"),
       h("label", { className: "switch" }, this.runBox, " Candidates may run code"),
       this.notesButton,
+      h("button", { type: "button", className: "secondary", onclick: () => this.downloadNotebook() }, "Download .ipynb"),
       this.endButton,
     );
     this.notesField = h("textarea", { id: "notes-text", rows: 6, maxlength: 100000, oninput: () => this.saveNotesSoon() });
@@ -347,6 +348,14 @@ class Pad {
     try {
       this.notesField.value = (await api(`/sessions/${encodeURIComponent(sessionId)}/notes`, { token: this.token })).notes;
       this.notesField.focus();
+    } catch (error) {
+      this.say(error.message);
+    }
+  }
+
+  async downloadNotebook() {
+    try {
+      await download(`/sessions/${encodeURIComponent(sessionId)}/notebook.ipynb`, this.token, `${sessionId}.ipynb`);
     } catch (error) {
       this.say(error.message);
     }

@@ -1,0 +1,109 @@
+"""The question library: prepared notebooks to start interviews from.
+
+Each question is an ``.ipynb`` file in ``QUESTIONS_DIR`` (by default ``DATA_DIR/questions``),
+named by its file name without the extension. Its title, description and language come from
+the notebook's metadata (``metadata.kernelpad.title`` and ``.description``; the kernelspec),
+else from its first heading and its file name. The first start puts kernelpad's example
+questions in the folder; from then on the folder is the operator's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kernelpad.errors import QuestionNotFound
+from kernelpad.kernels.languages import LanguageRegistry
+from kernelpad.sessions.notebooks import notebook_language, read_ipynb
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = Path(__file__).parent / "questions"
+QUESTION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    title: str
+    description: str
+    #: kernelpad's id of its language, or "" if this server does not offer it.
+    language: str
+
+
+class QuestionLibrary:
+    """The ``.ipynb`` files of one folder, read when asked (a file added is seen at once)."""
+
+    def __init__(self, folder: Path, registry: LanguageRegistry) -> None:
+        self.folder = folder
+        self.registry = registry
+
+    async def install_examples(self) -> None:
+        """Create the folder with kernelpad's example questions, the first time."""
+        await asyncio.to_thread(self._install_examples)
+
+    def _install_examples(self) -> None:
+        if self.folder.exists():
+            return
+        self.folder.mkdir(parents=True)
+        for example in sorted(EXAMPLES.glob("*.ipynb")):
+            shutil.copyfile(example, self.folder / example.name)
+        log.info("question library in %s, with kernelpad's examples", self.folder)
+
+    async def all(self) -> list[Question]:
+        """Every readable question, by title; a broken file is logged and left out."""
+        return await asyncio.to_thread(self._list)
+
+    def _list(self) -> list[Question]:
+        questions = []
+        for path in sorted(self.folder.glob("*.ipynb")) if self.folder.is_dir() else []:
+            if not QUESTION_ID.match(path.stem):
+                continue
+            try:
+                questions.append(self._describe(path.stem, self._read(path)))
+            except Exception as exc:
+                log.warning("question %s is left out: %s", path.name, exc)
+        return sorted(questions, key=lambda q: q.title.lower())
+
+    async def load(self, question_id: str) -> dict[str, Any]:
+        """The notebook of a question, as JSON."""
+        if not QUESTION_ID.match(question_id):
+            raise QuestionNotFound(f"There is no question {question_id!r}.")
+        path = self.folder / f"{question_id}.ipynb"
+        try:
+            return await asyncio.to_thread(self._read, path)
+        except FileNotFoundError:
+            raise QuestionNotFound(f"There is no question {question_id!r}.") from None
+
+    @staticmethod
+    def _read(path: Path) -> dict[str, Any]:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError("not a notebook")
+        return data
+
+    def _describe(self, question_id: str, data: dict[str, Any]) -> Question:
+        notebook = read_ipynb(data)
+        ours = notebook.metadata.get("kernelpad", {})
+        title = ours.get("title") or _first_heading(notebook) or question_id.replace("-", " ")
+        return Question(
+            id=question_id,
+            title=str(title),
+            description=str(ours.get("description", "")),
+            language=notebook_language(notebook, self.registry) or "",
+        )
+
+
+def _first_heading(notebook: Any) -> str | None:
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown":
+            for line in str(cell.source).splitlines():
+                if line.startswith("#"):
+                    return line.lstrip("#").strip() or None
+    return None
