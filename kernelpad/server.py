@@ -29,6 +29,7 @@ from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.local import LocalKernelBackend, remove_tree
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.kernels.sandbox import Sandbox, SandboxLimits
+from kernelpad.sessions.database import SQLite
 from kernelpad.sessions.manager import SessionManager
 from kernelpad.sessions.store import SessionStore
 from kernelpad.web.app import make_app
@@ -53,7 +54,7 @@ class KernelpadServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = SessionStore(settings.database_path)
+        self.store = SessionStore(SQLite(settings.database_path))
         self.registry = LanguageRegistry(allow=settings.languages)
         self.manager: SessionManager | None = None
         self.app: tornado.web.Application | None = None
@@ -81,7 +82,7 @@ class KernelpadServer:
         self.gateway = self._gateway_client()
         self.sandbox = None if self.gateway else self._sandbox()
         version = await self.store.open()
-        log.info("database %s at schema version %d", settings.database_path, version)
+        log.info("database: %s, at schema version %d", self.store.database, version)
         if self.gateway is not None:
             self.registry.use_remote(await self._gateway_specs(self.gateway))
         else:
