@@ -15,6 +15,7 @@ import pydantic
 from kernelpad import __version__
 from kernelpad.config import Settings, env_names
 from kernelpad.server import CannotListen, NoGateway, NoSandbox, serve
+from kernelpad.sessions.database import DatabaseUnavailable
 from kernelpad.sessions.migrations import SchemaTooNew
 
 
@@ -70,5 +71,5 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
     try:
         asyncio.run(serve(settings))
-    except (CannotListen, NoGateway, NoSandbox, SchemaTooNew) as exc:
+    except (CannotListen, NoGateway, NoSandbox, DatabaseUnavailable, SchemaTooNew) as exc:
         sys.exit(f"kernelpad: {exc}")

@@ -15,6 +15,8 @@ from pydantic import AliasChoices, Field, field_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kernelpad.sessions.database import Database, SQLite, database_from_url
+
 PREFIX = "KERNELPAD_"
 
 
@@ -37,6 +39,13 @@ class Settings(BaseSettings):
     port: int = setting(8000, "Port to listen on.", original="PORT", ge=0, le=65535)
     data_dir: Path = setting(
         Path(".kernelpad"), "Folder for the SQLite database and kernel runtime files."
+    )
+    database_url: str | None = setting(
+        None,
+        "Where sessions are stored: sqlite:///path, or"
+        " postgresql://user:password@host:port/database for several kernelpad processes"
+        " (pip install 'kernelpad[postgresql]'); unset: kernelpad.sqlite in DATA_DIR.",
+        original="DATABASE_URL",
     )
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
     cors_origins: list[str] = setting(
@@ -203,6 +212,13 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown log level {value!r}")
         return level
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value:
+            database_from_url(value)  # raises ValueError, saying what is wrong
+        return value
+
     @field_validator("kernel_pool_size")
     @classmethod
     def _non_negative_pools(cls, value: dict[str, int]) -> dict[str, int]:
@@ -213,7 +229,15 @@ class Settings(BaseSettings):
 
     @property
     def database_path(self) -> Path:
+        """The SQLite file used when DATABASE_URL is unset."""
         return self.data_dir / "kernelpad.sqlite"
+
+    @property
+    def database(self) -> Database:
+        """Where sessions are stored: DATABASE_URL, or else the SQLite file in DATA_DIR."""
+        if self.database_url:
+            return database_from_url(self.database_url)
+        return SQLite(self.database_path)
 
     @property
     def public_url(self) -> str:

@@ -29,7 +29,6 @@ from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.local import LocalKernelBackend, remove_tree
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.kernels.sandbox import Sandbox, SandboxLimits
-from kernelpad.sessions.database import SQLite
 from kernelpad.sessions.manager import SessionManager
 from kernelpad.sessions.store import SessionStore
 from kernelpad.web.app import make_app
@@ -54,7 +53,7 @@ class KernelpadServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = SessionStore(SQLite(settings.database_path))
+        self.store = SessionStore(settings.database)
         self.registry = LanguageRegistry(allow=settings.languages)
         self.manager: SessionManager | None = None
         self.app: tornado.web.Application | None = None
