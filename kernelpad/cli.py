@@ -14,6 +14,7 @@ import pydantic
 from kernelpad import __version__, logs
 from kernelpad.config import Settings, env_names
 from kernelpad.server import CannotListen, NoGateway, NoHub, NoSandbox, serve
+from kernelpad.sessions.database import DatabaseUnavailable
 from kernelpad.sessions.migrations import SchemaTooNew
 
 
@@ -65,5 +66,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
     try:
         asyncio.run(serve(settings))
-    except (CannotListen, NoGateway, NoHub, NoSandbox, SchemaTooNew) as exc:
+    except (
+        CannotListen,
+        NoGateway,
+        NoHub,
+        NoSandbox,
+        DatabaseUnavailable,
+        SchemaTooNew,
+    ) as exc:
         sys.exit(f"kernelpad: {exc}")

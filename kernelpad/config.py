@@ -18,6 +18,8 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kernelpad.sessions.database import Database, SQLite, database_from_url
+
 PREFIX = "KERNELPAD_"
 
 
@@ -51,6 +53,13 @@ class Settings(BaseSettings):
         None,
         "Folder of question notebooks (.ipynb) to start interviews from; default:"
         " DATA_DIR/questions, filled with kernelpad's examples on first start.",
+    )
+    database_url: str | None = setting(
+        None,
+        "Where sessions are stored: sqlite:///path, or"
+        " postgresql://user:password@host:port/database for several kernelpad processes"
+        " (pip install 'kernelpad[postgresql]'); unset: kernelpad.sqlite in DATA_DIR.",
+        original="DATABASE_URL",
     )
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["text", "json"] = setting(
@@ -273,6 +282,13 @@ class Settings(BaseSettings):
             self.jupyterhub_login = bool(os.environ.get("JUPYTERHUB_API_TOKEN"))
         return self
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str | None) -> str | None:
+        if value:
+            database_from_url(value)  # raises ValueError, saying what is wrong
+        return value
+
     @field_validator("kernel_pool_size")
     @classmethod
     def _non_negative_pools(cls, value: dict[str, int]) -> dict[str, int]:
@@ -287,7 +303,15 @@ class Settings(BaseSettings):
 
     @property
     def database_path(self) -> Path:
+        """The SQLite file used when DATABASE_URL is unset."""
         return self.data_dir / "kernelpad.sqlite"
+
+    @property
+    def database(self) -> Database:
+        """Where sessions are stored: DATABASE_URL, or else the SQLite file in DATA_DIR."""
+        if self.database_url:
+            return database_from_url(self.database_url)
+        return SQLite(self.database_path)
 
 
 def env_names(name: str, field: FieldInfo) -> list[str]:

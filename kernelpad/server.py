@@ -58,7 +58,7 @@ class KernelpadServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = SessionStore(settings.database_path)
+        self.store = SessionStore(settings.database)
         self.registry = LanguageRegistry(allow=settings.languages)
         self.manager: SessionManager | None = None
         self.app: tornado.web.Application | None = None
@@ -87,7 +87,7 @@ class KernelpadServer:
         self.gateway = self._gateway_client()
         self.sandbox = None if self.gateway else self._sandbox()
         version = await self.store.open()
-        log.info("database %s at schema version %d", settings.database_path, version)
+        log.info("database: %s, at schema version %d", self.store.database, version)
         if self.gateway is not None:
             self.registry.use_remote(await self._gateway_specs(self.gateway))
         else:

@@ -1,4 +1,5 @@
-"""Fixtures that start real kernelpad servers on loopback, with real kernels and SQLite files.
+"""Fixtures that start real kernelpad servers on loopback, with real kernels and SQLite files
+(and a real PostgreSQL server for the tests that store in it).
 
 Each test module gets its own server (``server`` fixture, module scope) so that tests in a module
 share its started kernels; a module needing other settings overrides ``server_settings``.
@@ -29,6 +30,7 @@ os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 
 from kernelpad.config import Settings  # noqa: E402
 from kernelpad.server import KernelpadServer  # noqa: E402
+from tests.postgresql import PostgreSQLServer, postgresql_server  # noqa: E402
 
 
 @dataclass
@@ -272,3 +274,19 @@ def server_process(tmp_path: Path) -> Iterator[type[ServerProcess]]:
     yield start  # type: ignore[misc]
     for proc in started:
         proc.stop()
+
+
+# PostgreSQL, for the tests that store in it (tests/postgresql.py).
+
+
+@pytest.fixture(scope="session")
+def postgresql() -> Iterator[PostgreSQLServer]:
+    """A throw-away PostgreSQL server on loopback, started for the first test that needs it."""
+    with postgresql_server(free_port()) as server:
+        yield server
+
+
+@pytest.fixture
+def postgresql_url(postgresql: PostgreSQLServer) -> str:
+    """The URL of a new, empty PostgreSQL database."""
+    return postgresql.new_database()

@@ -6,10 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pydantic
 import pytest
 
 from kernelpad.cli import build_parser, load_settings
 from kernelpad.config import Settings, env_names
+from kernelpad.sessions.database import SQLite
 
 
 def test_defaults() -> None:
@@ -105,6 +107,8 @@ def test_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
         (["--log-level", "loud"], "loud"),
         (["--kernel-pool-size", "{python: 1}"], "takes JSON"),
         (["--kernel-pool-size", '{"python": -1}'], "negative"),
+        (["--database-url", "sqlite://host/kp.sqlite"], "database_url"),
+        (["--database-url", "kernelpad.sqlite"], "not a URL"),
     ],
 )
 def test_bad_settings_exit_with_a_message(
@@ -114,6 +118,37 @@ def test_bad_settings_exit_with_a_message(
         load_settings(argv)
     assert exited.value.code == 2
     assert words in capsys.readouterr().err
+
+
+def test_the_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    default = Settings(_env_file=None)  # type: ignore[call-arg]
+    assert default.database == SQLite(Path(".kernelpad/kernelpad.sqlite"))
+    monkeypatch.setenv("DATABASE_URL", "sqlite:////srv/kp.sqlite")
+    assert load_settings([]).database == SQLite(Path("/srv/kp.sqlite"))
+    assert load_settings(["--database-url", "sqlite:///kp.sqlite"]).database == SQLite(
+        Path("kp.sqlite")
+    )
+    postgresql = load_settings(["--database-url", "postgres://kp:pw@db:5433/kp"]).database
+    assert str(postgresql) == "PostgreSQL postgres://kp:***@db:5433/kp"
+    assert "pw" not in repr(postgresql)
+
+
+def test_a_bad_database_url_is_explained_without_its_password(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        load_settings(["--database-url", "mysql://kp:pw-1234@db/kp"])
+    err = capsys.readouterr().err
+    assert "database_url" in err and "unknown kind of database 'mysql'" in err
+    assert "pw-1234" not in err
+
+
+def test_postgresql_without_its_driver_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if it were not installed
+    with pytest.raises(pydantic.ValidationError, match=r"pip install 'kernelpad\[postgresql\]'"):
+        Settings(_env_file=None, database_url="postgresql://db/kp")  # type: ignore[call-arg]
 
 
 def test_help_documents_every_setting_and_its_env_names() -> None:

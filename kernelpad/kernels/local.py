@@ -31,8 +31,9 @@ from kernelpad.kernels.sandbox import HOME, Sandbox
 
 log = logging.getLogger(__name__)
 
-# Settings of the server that must not reach code run in a kernel.
-_PRIVATE_ENV_PREFIXES = ("KERNELPAD_", "JUPYTERHUB_")
+# Settings of the server that must not reach code run in a kernel (DATABASE_URL may hold a
+# password).
+_PRIVATE_ENV_PREFIXES = ("KERNELPAD_", "JUPYTERHUB_", "DATABASE_URL")
 
 
 class _KernelManager(AsyncKernelManager):

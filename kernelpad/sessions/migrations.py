@@ -1,14 +1,18 @@
-"""The SQLite schema, as an ordered list of migrations.
+"""The schema, as an ordered list of migrations.
 
-The database records the last migration it has had in ``PRAGMA user_version``; opening it applies
-the ones after that, each in its own transaction. A migration, once released, is never edited: a
-change of schema is a new entry at the end, so no upgrade loses data.
+A migration is SQLite DDL, translated for PostgreSQL where their types differ (see
+:mod:`kernelpad.sessions.postgresql`: types are written in upper case, names in lower case). The
+database records the last migration it has had (SQLite in ``PRAGMA user_version``, PostgreSQL in
+a table); opening it applies the ones after that, each in its own transaction. A migration, once
+released, is never edited: a change of schema is a new entry at the end, so no upgrade loses
+data.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
+
+from kernelpad.sessions.database import Connection
 
 
 @dataclass(frozen=True)
@@ -107,26 +111,17 @@ class SchemaTooNew(RuntimeError):
     """The database was written by a newer kernelpad than this one."""
 
 
-def migrate(conn: sqlite3.Connection, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
+def migrate(conn: Connection, migrations: tuple[Migration, ...] = MIGRATIONS) -> int:
     """Bring the schema of ``conn`` up to date; return the version it is at."""
-    current = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    current = conn.schema_version()
     latest = migrations[-1].version if migrations else 0
     if current > latest:
         raise SchemaTooNew(
             f"the database is at schema version {current}, but this kernelpad knows only up to"
-            f" {latest}; upgrade kernelpad or use another --data-dir"
+            f" {latest}; upgrade kernelpad or use another database"
         )
     for migration in migrations:
-        if migration.version <= current:
-            continue
-        # executescript() commits first; BEGIN makes the migration and its version one unit.
-        try:
-            conn.executescript(
-                f"BEGIN;\n{migration.sql}\nPRAGMA user_version = {migration.version};\nCOMMIT;"
-            )
-        except sqlite3.Error:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        current = migration.version
+        if migration.version > current:
+            conn.apply_migration(migration.version, migration.sql)
+            current = migration.version
     return current

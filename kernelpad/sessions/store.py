@@ -1,4 +1,5 @@
-"""Sessions and their history in SQLite.
+"""Sessions and their history, in SQLite or PostgreSQL (one set of SQL for both: see
+:mod:`kernelpad.sessions.database`).
 
 All database work runs on one dedicated thread, never on the event loop. One thread also means
 one connection and a strict order: a read submitted after a write sees that write.
@@ -10,12 +11,11 @@ import asyncio
 import concurrent.futures
 import functools
 import json
-import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any, TypeVar
 
+from kernelpad.sessions.database import Connection, Database, Row
 from kernelpad.sessions.migrations import migrate
 from kernelpad.sessions.models import ACTIVE, ENDED, Execution, Participant, Session
 
@@ -38,14 +38,14 @@ _BOOL_FIELDS = ("timed_out", "state_kept", "kernel_restarted", "new_kernel", "ou
 
 
 class SessionStore:
-    """Async access to the SQLite database at ``path``."""
+    """Async access to a database."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, database: Database) -> None:
+        self.database = database
         self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="kernelpad-sqlite"
+            max_workers=1, thread_name_prefix="kernelpad-database"
         )
-        self._conn: sqlite3.Connection | None = None
+        self._conn: Connection | None = None
 
     def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
@@ -56,15 +56,8 @@ class SessionStore:
         return await self._call(self._open)
 
     def _open(self) -> int:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("PRAGMA foreign_keys = ON")
-        conn.execute("PRAGMA busy_timeout = 5000")
-        self._conn = conn
-        return migrate(conn)
+        self._conn = self.database.connect()
+        return migrate(self._conn)
 
     async def close(self) -> None:
         if self._conn is not None:
@@ -73,7 +66,7 @@ class SessionStore:
         self._executor.shutdown(wait=True)
 
     @property
-    def conn(self) -> sqlite3.Connection:
+    def conn(self) -> Connection:
         if self._conn is None:
             raise RuntimeError("the session store is not open")
         return self._conn
@@ -84,7 +77,7 @@ class SessionStore:
         await self._call(self._add_session, session)
 
     def _add_session(self, s: Session) -> None:
-        with self._transaction():
+        with self.conn.transaction():
             self.conn.execute(
                 f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
@@ -142,7 +135,7 @@ class SessionStore:
             return None
         session = _session(row)
         session.participants = [
-            Participant(**dict(p))
+            Participant(**p)
             for p in self.conn.execute(
                 f"SELECT {_PARTICIPANT_COLUMNS} FROM participants"
                 " WHERE session_id = ? ORDER BY joined_at",
@@ -176,20 +169,23 @@ class SessionStore:
         self, limit: int, offset: int, status: str | None
     ) -> tuple[list[tuple[Session, int]], int]:
         where, args = ("WHERE status = ?", (status,)) if status else ("", ())
-        total = self.conn.execute(f"SELECT count(*) FROM sessions {where}", args).fetchone()[0]
+        total = self._count(f"SELECT count(*) AS n FROM sessions {where}", args)
         rows = self.conn.execute(
             f"SELECT {_SESSION_COLUMNS} FROM sessions {where}"
             " ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
             (*args, limit, offset),
         ).fetchall()
         sessions = [_session(row) for row in rows]
-        counts = dict(
-            self.conn.execute(
-                "SELECT session_id, count(*) FROM participants WHERE left_at IS NULL"
+        if not sessions:  # (PostgreSQL refuses an empty IN ())
+            return [], total
+        counts = {
+            row["session_id"]: row["n"]
+            for row in self.conn.execute(
+                "SELECT session_id, count(*) AS n FROM participants WHERE left_at IS NULL"
                 f" AND session_id IN ({','.join('?' * len(sessions))}) GROUP BY session_id",
                 [s.id for s in sessions],
-            ).fetchall()
-        )
+            )
+        }
         return [(session, counts.get(session.id, 0)) for session in sessions], total
 
     async def save_participant(self, session_id: str, participant: Participant) -> None:
@@ -229,17 +225,13 @@ class SessionStore:
             "SELECT id FROM sessions WHERE status = ? AND created_at < ?",
             (ACTIVE, created_before),
         )
-        return [row[0] for row in rows]
+        return [row["id"] for row in rows]
 
     async def count_sessions(self, status: str) -> int:
         return await self._call(self._count_sessions, status)
 
     def _count_sessions(self, status: str) -> int:
-        return int(
-            self.conn.execute(
-                "SELECT count(*) FROM sessions WHERE status = ?", (status,)
-            ).fetchone()[0]
-        )
+        return self._count("SELECT count(*) AS n FROM sessions WHERE status = ?", (status,))
 
     # Executions
 
@@ -251,7 +243,7 @@ class SessionStore:
         for name in _JSON_FIELDS:
             values[name] = json.dumps(values[name])
         columns = [c.strip() for c in _EXECUTION_COLUMNS.split(",")]
-        with self._transaction():
+        with self.conn.transaction():
             self.conn.execute(
                 f"INSERT INTO executions ({_EXECUTION_COLUMNS})"
                 f" VALUES ({','.join('?' * len(columns))})",
@@ -270,9 +262,9 @@ class SessionStore:
     def _list_executions(
         self, session_id: str, limit: int, offset: int
     ) -> tuple[list[Execution], int]:
-        total = self.conn.execute(
-            "SELECT count(*) FROM executions WHERE session_id = ?", (session_id,)
-        ).fetchone()[0]
+        total = self._count(
+            "SELECT count(*) AS n FROM executions WHERE session_id = ?", (session_id,)
+        )
         rows = self.conn.execute(
             f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE session_id = ?"
             " ORDER BY seq LIMIT ? OFFSET ?",
@@ -284,15 +276,13 @@ class SessionStore:
         return await self._call(self._count_executions, session_id, language)
 
     def _count_executions(self, session_id: str, language: str) -> int:
-        return int(
-            self.conn.execute(
-                "SELECT count(*) FROM executions WHERE session_id = ? AND language = ?",
-                (session_id, language),
-            ).fetchone()[0]
+        return self._count(
+            "SELECT count(*) AS n FROM executions WHERE session_id = ? AND language = ?",
+            (session_id, language),
         )
 
     @staticmethod
-    def _execution(row: sqlite3.Row) -> Execution:
+    def _execution(row: Row) -> Execution:
         values = dict(row)
         for name in _JSON_FIELDS:
             values[name] = json.loads(values[name]) if values[name] is not None else None
@@ -320,7 +310,7 @@ class SessionStore:
         return self._call(self._replace_updates, session_id, state, at)
 
     def _replace_updates(self, session_id: str, state: bytes, at: float) -> None:
-        with self._transaction():
+        with self.conn.transaction():
             self.conn.execute("DELETE FROM document_updates WHERE session_id = ?", (session_id,))
             self._append_update(session_id, state, at)
 
@@ -329,10 +319,9 @@ class SessionStore:
         return await self._call(self._count_updates, session_id)
 
     def _count_updates(self, session_id: str) -> int:
-        row = self.conn.execute(
-            "SELECT COUNT(*) FROM document_updates WHERE session_id = ?", (session_id,)
-        ).fetchone()
-        return int(row[0])
+        return self._count(
+            "SELECT count(*) AS n FROM document_updates WHERE session_id = ?", (session_id,)
+        )
 
     async def load_updates(self, session_id: str) -> list[bytes]:
         return await self._call(self._load_updates, session_id)
@@ -341,7 +330,7 @@ class SessionStore:
         rows = self.conn.execute(
             "SELECT data FROM document_updates WHERE session_id = ? ORDER BY seq", (session_id,)
         )
-        return [bytes(row[0]) for row in rows]
+        return [bytes(row["data"]) for row in rows]
 
     def set_code(self, session_id: str, code: str) -> asyncio.Future[None]:
         """Keep the session's ``code`` (its first code cell) current for the REST API."""
@@ -354,25 +343,14 @@ class SessionStore:
     def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
         self.conn.execute(sql, args)
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self.conn)
+    def _count(self, sql: str, args: Sequence[Any]) -> int:
+        """The ``n`` of a ``SELECT count(*) AS n`` query."""
+        row = self.conn.execute(sql, args).fetchone()
+        return int(row["n"]) if row else 0
 
 
-class _Transaction:
-    """BEGIN ... COMMIT, or ROLLBACK on error (the connection is in autocommit mode)."""
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-
-    def __enter__(self) -> None:
-        self.conn.execute("BEGIN")
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
-
-
-def _session(row: sqlite3.Row) -> Session:
-    session = Session(**dict(row))
+def _session(row: Row) -> Session:
+    session = Session(**row)
     session.editing_locked = bool(session.editing_locked)
     session.candidate_execution = bool(session.candidate_execution)
     return session

@@ -1,16 +1,44 @@
-"""The SQLite store and its migrations, on real database files."""
+"""The store and its migrations, each test on a real SQLite file and on a real PostgreSQL
+server."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import sqlite3
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
+from kernelpad.sessions.database import (
+    Connection,
+    Database,
+    DatabaseUnavailable,
+    Rows,
+    SQLite,
+    database_from_url,
+)
 from kernelpad.sessions.migrations import MIGRATIONS, Migration, SchemaTooNew, migrate
 from kernelpad.sessions.models import ENDED, Execution, Participant, Session
 from kernelpad.sessions.store import SessionStore
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    """A new, empty database of each kind."""
+    if request.param == "sqlite":
+        return SQLite(tmp_path / "deep" / "kp.sqlite")  # folders made as needed
+    return database_from_url(request.getfixturevalue("postgresql_url"))
+
+
+@pytest.fixture
+def connection(database: Database) -> Iterator[Connection]:
+    conn = database.connect()
+    yield conn
+    conn.close()
 
 
 def a_session(session_id: str = "s1", created_at: float = 100.0) -> Session:
@@ -28,7 +56,9 @@ def a_session(session_id: str = "s1", created_at: float = 100.0) -> Session:
     )
 
 
-def an_execution(execution_id: str, session_id: str = "s1", at: float = 200.0) -> Execution:
+def an_execution(
+    execution_id: str, session_id: str = "s1", at: float = 1_764_201_076.123456
+) -> Execution:
     return Execution(
         id=execution_id,
         session_id=session_id,
@@ -54,17 +84,16 @@ def an_execution(execution_id: str, session_id: str = "s1", at: float = 200.0) -
     )
 
 
-async def test_round_trip_survives_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "deep" / "kp.sqlite"
-    store = SessionStore(path)
+async def test_round_trip_survives_reopening(database: Database) -> None:
+    store = SessionStore(database)
     assert await store.open() == MIGRATIONS[-1].version
     await store.add_session(a_session())
     await store.add_execution(an_execution("e1"))
     await store.add_execution(an_execution("e2", at=300.0))
     await store.close()
 
-    reopened = SessionStore(path)
-    assert await reopened.open() == MIGRATIONS[-1].version
+    reopened = SessionStore(database)
+    assert await reopened.open() == MIGRATIONS[-1].version  # nothing left to migrate
     session = await reopened.get_session("s1")
     assert session is not None and session.name == "Loop"
     assert session.last_activity == 301.0
@@ -72,20 +101,22 @@ async def test_round_trip_survives_reopening(tmp_path: Path) -> None:
     runs, total = await reopened.list_executions("s1", 10, 0)
     assert total == 2
     assert [r.id for r in runs] == ["e1", "e2"]
-    assert runs[0] == an_execution("e1")
+    assert runs[0] == an_execution("e1")  # every field, timestamps to the microsecond
     assert await reopened.count_executions("s1", "python") == 2
     assert await reopened.count_executions("s1", "java") == 0
     await reopened.close()
 
 
-async def test_listing_ending_and_expiry(tmp_path: Path) -> None:
-    store = SessionStore(tmp_path / "kp.sqlite")
+async def test_listing_ending_and_expiry(database: Database) -> None:
+    store = SessionStore(database)
     await store.open()
+    assert await store.list_sessions(10, 0) == ([], 0)
     for i in range(5):
         await store.add_session(a_session(f"s{i}", created_at=100.0 + i))
     page, total = await store.list_sessions(2, 0)
     assert total == 5
     assert [(s.id, n) for s, n in page] == [("s4", 1), ("s3", 1)]
+    assert await store.list_sessions(2, 10) == ([], 5)
     assert await store.expired_sessions(102.5) == ["s0", "s1", "s2"]
     await store.end_session("s0", 500.0, "expired")
     ended, count = await store.list_sessions(10, 0, ENDED)
@@ -95,11 +126,17 @@ async def test_listing_ending_and_expiry(tmp_path: Path) -> None:
     await store.close()
 
 
-async def test_database_work_runs_off_the_event_loop(tmp_path: Path) -> None:
-    store = SessionStore(tmp_path / "kp.sqlite")
+async def test_database_work_runs_off_the_event_loop(database: Database) -> None:
+    store = SessionStore(database)
     await store.open()
     threads: set[str] = set()
-    store.conn.set_trace_callback(lambda _: threads.add(threading.current_thread().name))
+    execute = store.conn.execute
+
+    def noting_the_thread(sql: str, args: Sequence[Any] = ()) -> Rows:
+        threads.add(threading.current_thread().name)
+        return execute(sql, args)
+
+    store.conn.execute = noting_the_thread  # type: ignore[method-assign]
     await store.add_session(a_session())
     await store.add_execution(an_execution("e1"))
     await store.get_session("s1")
@@ -107,48 +144,64 @@ async def test_database_work_runs_off_the_event_loop(tmp_path: Path) -> None:
     await store.list_executions("s1", 10, 0)
     await store.end_session("s1", 300.0, "test")
     assert len(threads) == 1
-    assert threads.pop().startswith("kernelpad-sqlite")
+    assert threads.pop().startswith("kernelpad-database")
     await store.close()
 
 
-def test_migrations_apply_in_order_and_keep_data(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "kp.sqlite", isolation_level=None)
+def test_migrations_apply_in_order_and_keep_data(connection: Connection) -> None:
     latest = MIGRATIONS[-1].version
-    assert migrate(conn, MIGRATIONS) == latest
-    conn.execute(
+    assert migrate(connection, MIGRATIONS) == latest
+    connection.execute(
         "INSERT INTO sessions (id, name, host_name, language, code, max_participants,"
         " host_token_hash, status, created_at, last_activity)"
         " VALUES ('s', 'n', 'h', 'python', '', 2, 'x', 'active', 1, 1)"
     )
     extra = Migration(latest + 1, "a later change", "ALTER TABLE sessions ADD COLUMN extra TEXT;")
-    assert migrate(conn, (*MIGRATIONS, extra)) == latest + 1
-    assert conn.execute("SELECT id, extra FROM sessions").fetchall() == [("s", None)]
-    assert migrate(conn, (*MIGRATIONS, extra)) == latest + 1  # nothing left to do
+    assert migrate(connection, (*MIGRATIONS, extra)) == latest + 1
+    assert connection.execute("SELECT id, extra FROM sessions").fetchall() == [
+        {"id": "s", "extra": None}
+    ]
+    assert migrate(connection, (*MIGRATIONS, extra)) == latest + 1  # nothing left to do
+    assert connection.schema_version() == latest + 1
 
 
-def test_a_failed_migration_changes_nothing(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "kp.sqlite", isolation_level=None)
-    migrate(conn, MIGRATIONS)
+def test_a_failed_migration_changes_nothing(connection: Connection) -> None:
+    migrate(connection, MIGRATIONS)
     latest = MIGRATIONS[-1].version
     broken = Migration(
         latest + 1, "broken", "CREATE TABLE t (x INT); INSERT INTO nowhere VALUES (1);"
     )
-    with pytest.raises(sqlite3.OperationalError):
-        migrate(conn, (*MIGRATIONS, broken))
-    assert not conn.in_transaction
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == latest
-    assert conn.execute("SELECT name FROM sqlite_master WHERE name = 't'").fetchone() is None
+    with pytest.raises((sqlite3.Error, psycopg.Error), match="nowhere"):
+        migrate(connection, (*MIGRATIONS, broken))
+    assert connection.schema_version() == latest
+    # No table t is left in the way, and the connection is not stuck in a transaction.
+    fixed = Migration(latest + 1, "fixed", "CREATE TABLE t (x INT);")
+    assert migrate(connection, (*MIGRATIONS, fixed)) == latest + 1
 
 
-def test_a_newer_database_is_refused(tmp_path: Path) -> None:
-    conn = sqlite3.connect(tmp_path / "kp.sqlite", isolation_level=None)
-    conn.execute("PRAGMA user_version = 99")
+def test_a_newer_database_is_refused(connection: Connection) -> None:
+    migrate(connection, (Migration(99, "a newer kernelpad's", ""),))
     with pytest.raises(SchemaTooNew, match="version 99"):
-        migrate(conn, MIGRATIONS)
+        migrate(connection, MIGRATIONS)
 
 
-async def test_a_join_saved_after_a_removal_does_not_undo_it(tmp_path: Path) -> None:
-    store = SessionStore(tmp_path / "kp.sqlite")
+def test_processes_that_start_together_migrate_postgresql_once(postgresql_url: str) -> None:
+    database = database_from_url(postgresql_url)
+    connections = [database.connect() for _ in range(3)]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(len(connections)) as pool:
+            versions = list(pool.map(migrate, connections))
+        assert versions == [MIGRATIONS[-1].version] * len(connections)
+        # One that read the version before another migrated skips what that one did.
+        connections[0].apply_migration(1, MIGRATIONS[0].sql)
+        assert connections[0].schema_version() == MIGRATIONS[-1].version
+    finally:
+        for conn in connections:
+            conn.close()
+
+
+async def test_a_join_saved_after_a_removal_does_not_undo_it(database: Database) -> None:
+    store = SessionStore(database)
     await store.open()
     try:
         session = a_session("s-removal")
@@ -162,5 +215,59 @@ async def test_a_join_saved_after_a_removal_does_not_undo_it(tmp_path: Path) -> 
         assert stored is not None
         (again,) = [p for p in stored.participants if p.client_id == "alan"]
         assert again.removed_at == 2.0 and again.token_hash is None
+    finally:
+        await store.close()
+
+
+async def test_the_shared_notebooks_updates_keep_their_bytes_and_order(database: Database) -> None:
+    store = SessionStore(database)
+    await store.open()
+    try:
+        await store.add_session(a_session())
+        updates = [bytes(range(256)), b"\x00", b"second"]
+        for update in updates:
+            store.append_update("s1", update, 1.0)
+        assert await store.load_updates("s1") == updates
+        await store.replace_updates("s1", b"all in one", 2.0)
+        assert await store.load_updates("s1") == [b"all in one"]
+        assert await store.count_updates("s1") == 1
+    finally:
+        await store.close()
+
+
+async def test_settings_a_host_changes_are_stored(database: Database) -> None:
+    store = SessionStore(database)
+    await store.open()
+    try:
+        await store.add_session(a_session())
+        await store.update_session("s1", notes="n", editing_locked=True, candidate_execution=False)
+        session = await store.get_session("s1")
+        assert session is not None
+        assert (session.notes, session.editing_locked, session.candidate_execution) == (
+            "n",
+            True,
+            False,
+        )
+    finally:
+        await store.close()
+
+
+async def test_a_lost_postgresql_connection_is_a_clear_error_then_comes_back(
+    postgresql_url: str,
+) -> None:
+    store = SessionStore(database_from_url(postgresql_url))
+    await store.open()
+    try:
+        await store.add_session(a_session())
+        with psycopg.connect(postgresql_url, autocommit=True) as admin:
+            # As a restart or a failover would: end the store's connection, wait till it is gone.
+            admin.execute(
+                "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        with pytest.raises(DatabaseUnavailable, match="connection to PostgreSQL .* was lost"):
+            await store.get_session("s1")
+        session = await store.get_session("s1")
+        assert session is not None and session.name == "Loop"
     finally:
         await store.close()

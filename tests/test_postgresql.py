@@ -1,0 +1,99 @@
+"""kernelpad on PostgreSQL, end to end: server processes configured with a DATABASE_URL store
+sessions, history and the shared notebook in a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from jupyter_ydoc import YNotebook
+from pycrdt import Doc
+
+from tests.conftest import Api, eventually, free_port
+from tests.web.clients import YjsClient
+
+# The test server trusts every local connection, whatever the password: this one must never
+# appear in a log.
+PASSWORD = "s3cret-pw-6021"
+
+
+async def test_a_restarted_server_finds_everything_in_postgresql(
+    server_process: Any, tmp_path: Path, postgresql_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = postgresql_url.replace("kernelpad@", f"kernelpad:{PASSWORD}@")
+    monkeypatch.setenv("DATABASE_URL", url)  # its usual name, in the environment
+    first = server_process(tmp_path / "first")
+    api = Api(first.base_url)
+    try:
+        created = await api.create_session(session_name="On PostgreSQL")
+        sid, token = created["session_id"], created["host_token"]
+        await api.execute(sid, "x = 6 * 7")
+        assert (await api.execute(sid, "x"))["outputs"][0]["data"]["text/plain"] == "42"
+        yjs = await YjsClient.connect_url(first.base_url, sid)
+        await eventually(lambda: yjs.cell_count == 1, "sync")
+        yjs.insert(0, "# typed on the first server\n")
+        expected = "# typed on the first server\n" + created["code"]
+        await eventually(lambda: _stored_code(url, sid) == expected, "the edit to be stored")
+        await yjs.close()
+    finally:
+        api.close()
+    first.proc.send_signal(signal.SIGTERM)
+    assert first.wait() == 0
+    log = first.log.read_text()
+    assert "database: PostgreSQL postgresql://kernelpad:***@127.0.0.1:" in log, log
+    assert PASSWORD not in log
+
+    # Another data dir: what the second server finds can only come from PostgreSQL. Its kernels
+    # run unsandboxed, where the server's environment reaches them: all but its secrets.
+    second = server_process(tmp_path / "second", "--sandbox", "false")
+    api = Api(second.base_url)
+    try:
+        details = (await api.get(f"/api/v1/sessions/{sid}")).json
+        assert details["session_name"] == "On PostgreSQL"
+        history = (await api.get(f"/api/v1/sessions/{sid}/executions", token=token)).json
+        assert [run["code"] for run in history["executions"]] == ["x = 6 * 7", "x"]
+        assert history["executions"][1]["outputs"][0]["data"]["text/plain"] == "42"
+        again = await YjsClient.connect_url(second.base_url, sid)
+        await eventually(lambda: again.source == expected, "the stored edit after the restart")
+        await again.close()
+        body = await api.execute(sid, "import os\nprint('DATABASE_URL' in os.environ)")
+        assert body["new_kernel"] is True and body["stdout"] == "False\n", body
+        assert (await api.delete(f"/api/v1/sessions/{sid}", token=token)).status == 200
+    finally:
+        api.close()
+        second.stop()
+    assert PASSWORD not in second.log.read_text()
+    assert not list(tmp_path.glob("*/kernelpad.sqlite"))
+
+
+def test_an_unreachable_postgresql_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"postgresql://kernelpad:{PASSWORD}@127.0.0.1:{free_port()}/kernelpad"
+    result = subprocess.run(
+        [sys.executable, "-m", "kernelpad", "--port", "0", "--data-dir", str(tmp_path)]
+        + ["--database-url", url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "kernelpad: cannot connect to PostgreSQL postgresql://kernelpad:***@" in result.stderr
+    assert "Connection refused" in result.stderr
+    assert PASSWORD not in result.stderr and "Traceback" not in result.stderr
+
+
+def _stored_code(url: str, session_id: str) -> str:
+    """The first cell's source as PostgreSQL has it (read beside the running server)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT data FROM document_updates WHERE session_id = %s ORDER BY seq", (session_id,)
+        ).fetchall()
+    doc: Doc[Any] = Doc()
+    for (update,) in rows:
+        doc.apply_update(update)
+    cells = YNotebook(doc).get()["cells"]
+    return str(cells[0]["source"]) if cells else ""
