@@ -399,7 +399,8 @@ class Room:
     def _changed(self, update: bytes) -> None:
         origin = self._origin
         try:
-            stored = self.store.append_update(self.session_id, update, time.time())
+            author = getattr(origin, "client_id", None)
+            stored = self.store.append_update(self.session_id, update, time.time(), author)
         except RuntimeError:
             # The store has closed (the server is stopping): only a run's last output can
             # still come this late.
@@ -417,10 +418,11 @@ class Room:
         asyncio.get_running_loop().call_soon(self._code_may_have_changed, origin)
 
     def compact(self) -> None:
-        """Fold the stored updates into one: the document as it is now. Queued behind every
-        update stored so far, and before any later one, so nothing is lost."""
+        """Store the document as it is now, in one piece, for the next load to start from
+        (every change stays in the record too). Queued behind every update stored so far,
+        and before any later one, so nothing is lost."""
         self._since_compaction = 0
-        done = self.store.replace_updates(self.session_id, self.document.state(), time.time())
+        done = self.store.save_snapshot(self.session_id, self.document.state(), time.time())
         done.add_done_callback(self._log_failure)
 
     def _code_may_have_changed(self, origin: object | None) -> None:

@@ -30,7 +30,7 @@ from kernelpad.kernels.runner import KernelRunner, RunReport
 from kernelpad.logs import about
 from kernelpad.sessions.collaboration import Room, Rooms
 from kernelpad.sessions.document import SessionDocument, new_notebook
-from kernelpad.sessions.models import ACTIVE, Execution, Participant, Session
+from kernelpad.sessions.models import ACTIVE, DocumentChange, Execution, Participant, Session
 from kernelpad.sessions.notebooks import notebook_language, read_ipynb, starting_cells, to_ipynb
 from kernelpad.sessions.questions import QuestionLibrary
 from kernelpad.sessions.ratelimit import RateLimiter
@@ -408,12 +408,22 @@ class SessionManager:
             room.set_rules(*rules)
         return session
 
-    async def notebook(self, session_id: str, host_token: str | None) -> dict[str, Any]:
+    async def notebook(
+        self, session_id: str, host_token: str | None, at: float | None = None
+    ) -> dict[str, Any]:
         """For the host: the session's notebook as an nbformat 4 notebook file, outputs
-        included (ended sessions too: their document is stored)."""
+        included (ended sessions too: their document is stored); as it was at the time ``at``
+        (seconds since the epoch), if given."""
         session = await self._as_host(session_id, host_token)
         room = self.rooms.loaded(session_id)
-        if room is not None:
+        if at is not None:
+            changes = await self.store.history(session_id)
+            updates = [change.update for change in changes if change.at <= at]
+            if changes or at < session.created_at:
+                content = SessionDocument(session.language, updates).notebook.get()
+            else:  # never opened: the code it was made with, all along
+                content = new_notebook(session.code, session.language)
+        elif room is not None:
             content = room.document.notebook.get()
         else:
             updates = await self.store.load_updates(session_id)
@@ -426,6 +436,16 @@ class SessionManager:
         except KernelpadError:
             main = None  # no longer offered here: the notebook says only its name
         return to_ipynb(content, session, main)
+
+    async def timeline(
+        self, session_id: str, host_token: str | None
+    ) -> tuple[Session, list[DocumentChange], list[Execution]]:
+        """For the host: every change of the notebook and every run, each in the order
+        they happened (ended sessions too, and after a restart: all of it is stored)."""
+        session = await self._as_host(session_id, host_token)
+        changes = await self.store.history(session_id)
+        runs = await self.store.all_executions(session_id)
+        return session, changes, runs
 
     async def notes(self, session_id: str, host_token: str | None) -> str:
         """The host's private notes of a session."""
@@ -477,9 +497,11 @@ class SessionManager:
         stdin: list[str] | None = None,
         cell_id: str | None = None,
         as_host: bool = False,
+        author: str | None = None,
     ) -> Execution:
-        """Run ``code`` in the session's kernel for ``language`` and record the run;
-        ``stdin`` holds the lines its input requests are answered with."""
+        """Run ``code`` in the session's kernel for ``language`` and record the run (by
+        ``author``, a participant's client_id); ``stdin`` holds the lines its input requests
+        are answered with."""
         if not self.settings.enable_server_execution:
             raise ExecutionDisabled(
                 "Running code is turned off on this server (ENABLE_SERVER_EXECUTION=false)."
@@ -550,6 +572,8 @@ class SessionManager:
                 new_kernel=report.new_kernel,
                 output_truncated=result.output_truncated,
                 notices=notices,
+                cell_id=cell_id,
+                author=author,
             )
             await self.store.add_execution(execution)
             _count(execution)

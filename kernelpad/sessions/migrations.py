@@ -104,6 +104,22 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE participants ADD COLUMN removed_at REAL;
         """,
     ),
+    Migration(
+        4,
+        "the interview record: every notebook change kept with its author, loading from a"
+        " snapshot; who ran what, in which cell",
+        """
+        ALTER TABLE document_updates ADD COLUMN author TEXT;
+        CREATE TABLE document_snapshots (
+            session_id TEXT PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
+            upto_seq BIGINT NOT NULL,
+            data BLOB NOT NULL,
+            created_at REAL NOT NULL
+        );
+        ALTER TABLE executions ADD COLUMN cell_id TEXT;
+        ALTER TABLE executions ADD COLUMN author TEXT;
+        """,
+    ),
 )
 
 

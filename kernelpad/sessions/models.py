@@ -68,3 +68,17 @@ class Execution:
     new_kernel: bool
     output_truncated: bool
     notices: list[str] = field(default_factory=list)
+    cell_id: str | None = None  # the notebook cell it ran, if it ran one
+    author: str | None = None  # client_id of who ran it (None: over the REST API)
+
+
+@dataclass
+class DocumentChange:
+    """One change of a session's shared notebook, as stored: a CRDT update, when it was
+    made, and by whom (a participant's ``client_id``; None for kernelpad's own changes, such
+    as a run's outputs)."""
+
+    seq: int
+    at: float
+    author: str | None
+    update: bytes

@@ -17,7 +17,14 @@ from typing import Any, TypeVar
 
 from kernelpad.sessions.database import Connection, Database, Row
 from kernelpad.sessions.migrations import migrate
-from kernelpad.sessions.models import ACTIVE, ENDED, Execution, Participant, Session
+from kernelpad.sessions.models import (
+    ACTIVE,
+    ENDED,
+    DocumentChange,
+    Execution,
+    Participant,
+    Session,
+)
 
 T = TypeVar("T")
 
@@ -31,7 +38,7 @@ _HOST_SETTINGS = ("notes", "editing_locked", "candidate_execution")
 _EXECUTION_COLUMNS = (
     "id, session_id, language, code, status, stdout, stderr, outputs, error, execution_count,"
     " time_limit_ms, started_at, finished_at, duration_ms, queued_ms, timed_out, state_kept,"
-    " kernel_restarted, new_kernel, output_truncated, notices"
+    " kernel_restarted, new_kernel, output_truncated, notices, cell_id, author"
 )
 _JSON_FIELDS = ("outputs", "error", "notices")
 _BOOL_FIELDS = ("timed_out", "state_kept", "kernel_restarted", "new_kernel", "output_truncated")
@@ -272,6 +279,17 @@ class SessionStore:
         ).fetchall()
         return [self._execution(row) for row in rows], total
 
+    async def all_executions(self, session_id: str) -> list[Execution]:
+        """Every run of the session, oldest first."""
+        return await self._call(self._all_executions, session_id)
+
+    def _all_executions(self, session_id: str) -> list[Execution]:
+        rows = self.conn.execute(
+            f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE session_id = ? ORDER BY seq",
+            (session_id,),
+        ).fetchall()
+        return [self._execution(row) for row in rows]
+
     async def count_executions(self, session_id: str, language: str) -> int:
         return await self._call(self._count_executions, session_id, language)
 
@@ -292,45 +310,78 @@ class SessionStore:
 
     # The shared notebook
 
-    def append_update(self, session_id: str, data: bytes, at: float) -> asyncio.Future[None]:
-        """Store a document update. Submitted at once, in order with every other write: the
-        caller need not wait for it, and a read made after it sees it."""
-        return self._call(self._append_update, session_id, data, at)
+    # Every change is kept, in order, with its author: the interview's record, to replay it.
+    # Loading the document reads its latest snapshot (the whole document as one update) and
+    # only the changes stored after it.
 
-    def _append_update(self, session_id: str, data: bytes, at: float) -> None:
+    def append_update(
+        self, session_id: str, data: bytes, at: float, author: str | None = None
+    ) -> asyncio.Future[None]:
+        """Store a document update made by ``author`` (a client_id; None: kernelpad).
+        Submitted at once, in order with every other write: the caller need not wait for it,
+        and a read made after it sees it."""
+        return self._call(self._append_update, session_id, data, at, author)
+
+    def _append_update(self, session_id: str, data: bytes, at: float, author: str | None) -> None:
         self.conn.execute(
-            "INSERT INTO document_updates (session_id, data, created_at) VALUES (?, ?, ?)",
-            (session_id, data, at),
+            "INSERT INTO document_updates (session_id, data, created_at, author)"
+            " VALUES (?, ?, ?, ?)",
+            (session_id, data, at, author),
         )
 
-    def replace_updates(self, session_id: str, state: bytes, at: float) -> asyncio.Future[None]:
-        """Replace a document's stored updates with ``state``, the whole document as one
-        update. In order with the other writes, like :meth:`append_update`: ``state`` must hold
-        every update stored before this call."""
-        return self._call(self._replace_updates, session_id, state, at)
+    def save_snapshot(self, session_id: str, state: bytes, at: float) -> asyncio.Future[None]:
+        """Keep ``state``, the whole document as one update, to load from instead of every
+        change before it. In order with the other writes, like :meth:`append_update`:
+        ``state`` must hold every update stored before this call."""
+        return self._call(self._save_snapshot, session_id, state, at)
 
-    def _replace_updates(self, session_id: str, state: bytes, at: float) -> None:
-        with self.conn.transaction():
-            self.conn.execute("DELETE FROM document_updates WHERE session_id = ?", (session_id,))
-            self._append_update(session_id, state, at)
+    def _save_snapshot(self, session_id: str, state: bytes, at: float) -> None:
+        # The updates before this call are stored (one thread, in order): the snapshot covers
+        # them all, up to the last one's seq.
+        upto = self.conn.execute(
+            "SELECT max(seq) AS n FROM document_updates WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        self.conn.execute(
+            "INSERT INTO document_snapshots (session_id, upto_seq, data, created_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (session_id) DO UPDATE SET"
+            " upto_seq = excluded.upto_seq, data = excluded.data, created_at = excluded.created_at",
+            (session_id, (upto["n"] if upto else None) or 0, state, at),
+        )
 
     async def count_updates(self, session_id: str) -> int:
-        """How many updates of a document are stored (compaction keeps this small)."""
-        return await self._call(self._count_updates, session_id)
-
-    def _count_updates(self, session_id: str) -> int:
-        return self._count(
-            "SELECT count(*) AS n FROM document_updates WHERE session_id = ?", (session_id,)
-        )
+        """How many stored pieces loading the document reads: its snapshot and the changes
+        after it (compaction keeps this small)."""
+        return len(await self.load_updates(session_id))
 
     async def load_updates(self, session_id: str) -> list[bytes]:
+        """What rebuilds the document as it is now: the snapshot, then later changes."""
         return await self._call(self._load_updates, session_id)
 
     def _load_updates(self, session_id: str) -> list[bytes]:
+        snapshot = self.conn.execute(
+            "SELECT upto_seq, data FROM document_snapshots WHERE session_id = ?", (session_id,)
+        ).fetchone()
+        upto = snapshot["upto_seq"] if snapshot else 0
         rows = self.conn.execute(
-            "SELECT data FROM document_updates WHERE session_id = ? ORDER BY seq", (session_id,)
+            "SELECT data FROM document_updates WHERE session_id = ? AND seq > ? ORDER BY seq",
+            (session_id, upto),
         )
-        return [bytes(row["data"]) for row in rows]
+        return ([bytes(snapshot["data"])] if snapshot else []) + [bytes(r["data"]) for r in rows]
+
+    async def history(self, session_id: str) -> list[DocumentChange]:
+        """Every change of the document, in order, with its time and author."""
+        return await self._call(self._history, session_id)
+
+    def _history(self, session_id: str) -> list[DocumentChange]:
+        rows = self.conn.execute(
+            "SELECT seq, created_at, author, data FROM document_updates WHERE session_id = ?"
+            " ORDER BY seq",
+            (session_id,),
+        )
+        return [
+            DocumentChange(int(r["seq"]), float(r["created_at"]), r["author"], bytes(r["data"]))
+            for r in rows
+        ]
 
     def set_code(self, session_id: str, code: str) -> asyncio.Future[None]:
         """Keep the session's ``code`` (its first code cell) current for the REST API."""

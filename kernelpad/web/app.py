@@ -19,7 +19,7 @@ from kernelpad.web.health import HealthHandler
 from kernelpad.web.languages import LanguagesHandler, TemplateHandler
 from kernelpad.web.metrics import MetricsHandler
 from kernelpad.web.openapi import build_openapi
-from kernelpad.web.pages import DIST, Bundle, BundleFile, HomePage, PadPage
+from kernelpad.web.pages import DIST, Bundle, BundleFile, HomePage, PadPage, ReplayPage
 from kernelpad.web.sessions import (
     ExecuteHandler,
     ExecutionsHandler,
@@ -30,6 +30,7 @@ from kernelpad.web.sessions import (
     QuestionsHandler,
     SessionHandler,
     SessionsHandler,
+    TimelineHandler,
 )
 from kernelpad.web.sockets import SessionSocket, YjsSocket
 
@@ -46,6 +47,7 @@ API_ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     ("/api/v1/sessions/{session_id}/participants/{client_id}", ParticipantHandler),
     ("/api/v1/sessions/{session_id}/notes", NotesHandler),
     ("/api/v1/sessions/{session_id}/notebook.ipynb", NotebookHandler),
+    ("/api/v1/sessions/{session_id}/timeline", TimelineHandler),
     ("/api/v1/questions", QuestionsHandler),
     ("/api/v1/languages", LanguagesHandler),
     ("/api/v1/languages/{language_id}/template", TemplateHandler),
@@ -88,6 +90,7 @@ def make_app(
         (r"/assets/(.*)", BundleFile, {"path": str(DIST)}),
         (r"/", home, {"bundle": bundle}),
         (route_pattern("/s/{session_id}"), PadPage, {"bundle": bundle}),
+        (route_pattern("/s/{session_id}/replay"), ReplayPage, {"bundle": bundle}),
     ]
     if hub_auth is not None:
         routes.append((r"/oauth_callback", hub.OAuthCallback))

@@ -230,6 +230,54 @@ class NotesOut(BaseModel):
     notes: str
 
 
+class EditEvent(BaseModel):
+    """A change of the shared notebook."""
+
+    kind: Literal["edit"] = "edit"
+    seq: int = Field(description="Its place among the session's changes.")
+    at: float = Field(description="When, in seconds since the epoch.")
+    author: str | None = Field(
+        description="client_id of who made it; null for kernelpad's own (a run's outputs)."
+    )
+    update: str = Field(
+        description="The Yjs update (v1), in base64: the notebook at a time t is every update"
+        " up to t, applied in order."
+    )
+
+
+class RunEvent(BaseModel):
+    """A run of code."""
+
+    kind: Literal["run"] = "run"
+    at: float = Field(description="When it started, in seconds since the epoch.")
+    finished_at: float
+    execution_id: str
+    cell_id: str | None
+    author: str | None = Field(description="client_id of who ran it; null over the REST API.")
+    language: str
+    code: str
+    status: str
+    execution_count: int | None
+    outputs: list[dict[str, Any]]
+
+
+class TimelineOut(BaseModel):
+    """Everything that happened in an interview, in order, to replay it."""
+
+    session_id: str
+    session_name: str
+    started_at: float
+    ended_at: float | None
+    participants: list[ParticipantOut]
+    events: list[Annotated[EditEvent | RunEvent, Field(discriminator="kind")]]
+
+
+class NotebookQuery(QueryModel):
+    at: float | None = Field(
+        None, ge=0, description="The notebook as it was at this time (seconds since the epoch)."
+    )
+
+
 class QuestionOut(BaseModel):
     id: str = Field(description="Give it as question_id to start an interview from it.")
     title: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hmac
 import json
 import re
@@ -10,23 +11,27 @@ from kernelpad.errors import Forbidden, InvalidValue, NotAuthenticated
 from kernelpad.web.base import ApiHandler, error_responses, operation
 from kernelpad.web.schemas import (
     CreateSessionRequest,
+    EditEvent,
     ExecuteRequest,
     ExecutionListQuery,
     ExecutionOut,
     ExecutionPage,
     JoinedOut,
     JoinRequest,
+    NotebookQuery,
     NotesBody,
     NotesOut,
     ParticipantOut,
     QuestionOut,
     QuestionsOut,
+    RunEvent,
     SessionCreated,
     SessionListQuery,
     SessionOut,
     SessionPage,
     SessionSettingsRequest,
     SessionSummary,
+    TimelineOut,
 )
 
 TAGS = ("sessions",)
@@ -219,7 +224,8 @@ class NotebookHandler(ApiHandler):
         tags=("sessions",),
     )
     async def get(self, session_id: str) -> None:
-        notebook = await self.manager.notebook(session_id, self.bearer_token())
+        q = self.query(NotebookQuery)
+        notebook = await self.manager.notebook(session_id, self.bearer_token(), q.at)
         name = re.sub(r"[^A-Za-z0-9_-]+", "-", notebook["metadata"]["kernelpad"]["title"])
         self.set_header("Content-Type", "application/x-ipynb+json")
         self.set_header(
@@ -227,6 +233,53 @@ class NotebookHandler(ApiHandler):
             f'attachment; filename="{name.strip("-")[:80] or "interview"}-{session_id}.ipynb"',
         )
         self.finish(json.dumps(notebook, ensure_ascii=False, indent=1))
+
+
+class TimelineHandler(ApiHandler):
+    @operation(
+        "Every change of the notebook and every run, in order, to replay the interview (host only)",
+        responses={200: TimelineOut, **error_responses(401, 403, 404)},
+        host_auth=True,
+        tags=("sessions",),
+    )
+    async def get(self, session_id: str) -> None:
+        session, changes, runs = await self.manager.timeline(session_id, self.bearer_token())
+        events: list[EditEvent | RunEvent] = [
+            EditEvent(
+                seq=change.seq,
+                at=change.at,
+                author=change.author,
+                update=base64.b64encode(change.update).decode(),
+            )
+            for change in changes
+        ]
+        events += [
+            RunEvent(
+                at=run.started_at,
+                finished_at=run.finished_at,
+                execution_id=run.id,
+                cell_id=run.cell_id,
+                author=run.author,
+                language=run.language,
+                code=run.code,
+                status=run.status,
+                execution_count=run.execution_count,
+                outputs=run.outputs,
+            )
+            for run in runs
+        ]
+        # Python's sort is stable: at equal times, edits keep their order, before runs.
+        events.sort(key=lambda event: event.at)
+        self.respond(
+            TimelineOut(
+                session_id=session.id,
+                session_name=session.name,
+                started_at=session.created_at,
+                ended_at=session.ended_at,
+                participants=[ParticipantOut.of(p) for p in session.participants],
+                events=events,
+            )
+        )
 
 
 class QuestionsHandler(ApiHandler):

@@ -405,7 +405,14 @@ class SessionSocket(_SessionSocket):
     ) -> None:
         try:
             await self.manager.execute(
-                room.session_id, code, language, time_limit, None, cell_id, self.role == "host"
+                room.session_id,
+                code,
+                language,
+                time_limit,
+                None,
+                cell_id,
+                self.role == "host",
+                self.client_id,
             )
         except errors.KernelpadError as exc:
             self.error(exc.code, exc.message)

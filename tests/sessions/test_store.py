@@ -226,11 +226,22 @@ async def test_the_shared_notebooks_updates_keep_their_bytes_and_order(database:
         await store.add_session(a_session())
         updates = [bytes(range(256)), b"\x00", b"second"]
         for update in updates:
-            store.append_update("s1", update, 1.0)
+            store.append_update("s1", update, 1.0, "alan")
         assert await store.load_updates("s1") == updates
-        await store.replace_updates("s1", b"all in one", 2.0)
-        assert await store.load_updates("s1") == [b"all in one"]
-        assert await store.count_updates("s1") == 1
+        # A snapshot: loads start from it, and read only what came after it.
+        await store.save_snapshot("s1", b"all in one", 2.0)
+        store.append_update("s1", b"later", 3.0)
+        assert await store.load_updates("s1") == [b"all in one", b"later"]
+        assert await store.count_updates("s1") == 2
+        await store.save_snapshot("s1", b"all in two", 4.0)
+        assert await store.load_updates("s1") == [b"all in two"]
+        # The record keeps every change, with its time and author.
+        history = await store.history("s1")
+        assert [(c.update, c.at, c.author) for c in history] == [
+            *((u, 1.0, "alan") for u in updates),
+            (b"later", 3.0, None),
+        ]
+        assert [c.seq for c in history] == sorted({c.seq for c in history})
     finally:
         await store.close()
 

@@ -11,7 +11,11 @@ const outdir = path.join(here, "..", "static", "dist");
 
 await mkdir(outdir, { recursive: true });
 const result = await esbuild.build({
-  entryPoints: { home: path.join(here, "src", "home.js"), pad: path.join(here, "src", "pad.js") },
+  entryPoints: {
+    home: path.join(here, "src", "home.js"),
+    pad: path.join(here, "src", "pad.js"),
+    replay: path.join(here, "src", "replay.js"),
+  },
   bundle: true,
   format: "esm",
   splitting: true,

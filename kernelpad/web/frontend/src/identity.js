@@ -60,7 +60,7 @@ export function takeHostTokenFromUrl(sessionId) {
   }
 }
 
-const COLOURS = ["#d32f2f", "#7b1fa2", "#1976d2", "#00796b", "#f57c00", "#5d4037", "#c2185b", "#388e3c"];
+export const COLOURS = ["#d32f2f", "#7b1fa2", "#1976d2", "#00796b", "#f57c00", "#5d4037", "#c2185b", "#388e3c"];
 
 /** A colour per participant, the same in every browser. */
 export function colourOf(id) {

@@ -18,10 +18,30 @@ function randomId() {
   return Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-function notice(title, text) {
+function notice(title, text, ...more) {
   root.replaceChildren(
     h("header", { className: "topbar" }, h("h1", {}, h("a", { href: base }, "kernelpad"))),
-    h("main", { className: "home" }, h("section", { className: "card" }, h("h2", {}, title), h("p", {}, text), h("p", {}, h("a", { href: base }, "Start a new interview")))),
+    h("main", { className: "home" }, h("section", { className: "card" }, h("h2", {}, title), h("p", {}, text), ...more, h("p", {}, h("a", { href: base }, "Start a new interview")))),
+  );
+}
+
+/** What the host may still do with an ended interview: replay it, download it. */
+function afterTheEnd() {
+  const token = hostToken(sessionId);
+  if (!token) return notice("This interview has ended", "Ask the interviewer for a new link.");
+  const status = h("p", { className: "error", role: "alert" });
+  const save = async () => {
+    try {
+      await download(`/sessions/${encodeURIComponent(sessionId)}/notebook.ipynb`, token, `${sessionId}.ipynb`);
+    } catch (error) {
+      status.textContent = error.message;
+    }
+  };
+  return notice(
+    "This interview has ended",
+    "You were its host: you can still watch it again, or take its notebook.",
+    h("p", {}, h("a", { href: `${base}s/${encodeURIComponent(sessionId)}/replay`, className: "button" }, "Replay the interview"), " ", h("button", { type: "button", className: "secondary", onclick: save }, "Download .ipynb")),
+    status,
   );
 }
 
@@ -91,6 +111,7 @@ class Pad {
       h("label", { className: "switch" }, this.runBox, " Candidates may run code"),
       this.notesButton,
       h("button", { type: "button", className: "secondary", onclick: () => this.downloadNotebook() }, "Download .ipynb"),
+      h("a", { href: `${base}s/${encodeURIComponent(sessionId)}/replay`, target: "_blank", rel: "noopener" }, "Replay"),
       this.endButton,
     );
     this.notesField = h("textarea", { id: "notes-text", rows: 6, maxlength: 100000, oninput: () => this.saveNotesSoon() });
@@ -633,7 +654,7 @@ async function register(name) {
 async function main() {
   if (root.dataset.found !== "true") return notice("No such interview", `There is no interview ${sessionId}. Check the link you were sent.`);
   takeHostTokenFromUrl(sessionId);
-  if (root.dataset.ended === "true") return notice("This interview has ended", "Ask the interviewer for a new link.");
+  if (root.dataset.ended === "true") return afterTheEnd();
   const name = savedName() || (await askName());
   let session;
   let available;

@@ -1,0 +1,249 @@
+// "/s/{session_id}/replay": the host watches the interview again. The server sends every change
+// of the shared notebook (a Yjs update, with its time and author) and every run; the notebook
+// at any moment is those updates applied in order, so what is shown is exactly what was there.
+import "./style.css";
+import * as Y from "yjs";
+import { api } from "./api.js";
+import { h } from "./dom.js";
+import { COLOURS, hostToken, takeHostTokenFromUrl } from "./identity.js";
+import { markdownHtml, renderOutput } from "./outputs.js";
+import { base } from "./site.js";
+
+const root = document.getElementById("app");
+const sessionId = root.dataset.sessionId;
+const SPEEDS = [1, 2, 4, 8, 16, 32];
+// With "skip idle gaps", a pause longer than this (in interview time) is cut short.
+const IDLE_GAP = 3;
+
+function clock(seconds) {
+  const s = Math.max(0, Math.floor(seconds));
+  const hours = Math.floor(s / 3600);
+  const mm = String(Math.floor((s % 3600) / 60)).padStart(hours ? 2 : 1, "0");
+  const ss = String(s % 60).padStart(2, "0");
+  return hours ? `${hours}:${mm}:${ss}` : `${mm}:${ss}`;
+}
+
+function bytes(base64) {
+  return Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+}
+
+/** Who wrote what: the ranges of Yjs ids each edit created, by Yjs client. An edit made
+ * through the JSON protocol is applied by the server's own Yjs client, so the author is that
+ * of the edit, not of the client id. */
+class Authors {
+  constructor() {
+    this.ranges = new Map(); // Yjs client id -> [[first clock, end clock, author], ...]
+  }
+
+  learn(update, author) {
+    for (const struct of Y.decodeUpdate(update).structs) {
+      if (!(struct instanceof Y.Item)) continue;
+      const list = this.ranges.get(struct.id.client) || [];
+      list.push([struct.id.clock, struct.id.clock + struct.length, author]);
+      this.ranges.set(struct.id.client, list);
+    }
+  }
+
+  of(id) {
+    for (const [from, to, author] of this.ranges.get(id.client) || []) {
+      if (id.clock >= from && id.clock < to) return author;
+    }
+    return null;
+  }
+}
+
+class Replay {
+  constructor(timeline) {
+    this.timeline = timeline;
+    this.edits = timeline.events.filter((event) => event.kind === "edit").map((event) => ({ ...event, update: bytes(event.update) }));
+    this.runs = timeline.events.filter((event) => event.kind === "run");
+    this.names = new Map(timeline.participants.map((p) => [p.client_id, p.display_name]));
+    const times = timeline.events.map((event) => event.at);
+    this.start = Math.min(timeline.started_at, ...times);
+    this.end = Math.max(timeline.ended_at || 0, ...times, ...this.runs.map((run) => run.finished_at || run.at));
+    this.authors = new Authors();
+    this.edits.forEach((edit) => this.authors.learn(edit.update, edit.author));
+    // A colour per author, in the order they first acted: two people never share one here
+    // (up to eight), as they might with the pad's colours, which come from a hash.
+    this.colours = new Map();
+    for (const event of [...this.edits, ...this.runs].sort((a, b) => a.at - b.at)) {
+      if (event.author && !this.colours.has(event.author)) this.colours.set(event.author, COLOURS[this.colours.size % COLOURS.length]);
+    }
+    this.reset();
+    this.playing = false;
+    this.speed = 1;
+    this.skipIdle = true;
+    this.layout();
+    this.seek(this.end);
+  }
+
+  reset() {
+    this.doc = new Y.Doc();
+    this.applied = 0;
+  }
+
+  /** The notebook as it was at ``at``: forward by applying the next edits, backward by
+   * starting again from the first. */
+  seek(at) {
+    this.position = Math.min(Math.max(at, this.start), this.end);
+    if (this.applied > 0 && this.edits[this.applied - 1].at > this.position) this.reset();
+    while (this.applied < this.edits.length && this.edits[this.applied].at <= this.position) {
+      Y.applyUpdate(this.doc, this.edits[this.applied].update);
+      this.applied += 1;
+    }
+    this.scrubber.value = String(Math.round((this.position - this.start) * 1000));
+    this.time.textContent = `${clock(this.position - this.start)} / ${clock(this.end - this.start)}`;
+    this.render();
+  }
+
+  layout() {
+    this.playButton = h("button", { type: "button", id: "play", onclick: () => this.toggle() }, "Play");
+    this.speedSelect = h(
+      "select",
+      { id: "speed", "aria-label": "Speed", onchange: () => (this.speed = Number(this.speedSelect.value)) },
+      SPEEDS.map((speed) => h("option", { value: speed }, `${speed}×`)),
+    );
+    this.skipBox = h("input", { type: "checkbox", id: "skip-idle", checked: true, onchange: () => (this.skipIdle = this.skipBox.checked) });
+    this.scrubber = h("input", {
+      type: "range",
+      id: "scrubber",
+      "aria-label": "Time in the interview",
+      min: 0,
+      max: Math.round((this.end - this.start) * 1000),
+      step: "any",
+      oninput: () => this.seek(this.start + Number(this.scrubber.value) / 1000),
+    });
+    this.time = h("span", { id: "replay-time", className: "help", role: "timer", "aria-live": "off" });
+    const span = Math.max(this.end - this.start, 0.001);
+    const marks = h(
+      "ol",
+      { className: "run-marks", "aria-label": "Runs" },
+      this.runs.map((run) =>
+        h(
+          "li",
+          { style: `left: ${(100 * (run.at - this.start)) / span}%` },
+          h(
+            "button",
+            {
+              type: "button",
+              className: `run-mark ${run.status === "ok" ? "" : "failed"}`,
+              title: `${clock(run.at - this.start)} ${run.language}: ${run.status}`,
+              "aria-label": `Run at ${clock(run.at - this.start)}, ${run.language}, ${run.status}`,
+              onclick: () => this.seek(run.finished_at || run.at),
+            },
+            "",
+          ),
+        ),
+      ),
+    );
+    // The legend names those who wrote or ran something.
+    const people = this.timeline.participants.filter((person) => this.colours.has(person.client_id)).map((person) =>
+      h("li", {}, h("span", { className: "swatch", style: `background: ${this.colours.get(person.client_id)}` }), ` ${person.display_name}${person.role === "host" ? " (host)" : ""}`),
+    );
+    this.notebook = h("div", { className: "replay-notebook", "aria-live": "off" });
+    root.replaceChildren(
+      h(
+        "header",
+        { className: "topbar" },
+        h("h1", {}, h("a", { href: base }, "kernelpad")),
+        h("strong", {}, `Replay: ${this.timeline.session_name}`),
+        h("a", { href: `${base}s/${encodeURIComponent(sessionId)}` }, "Back to the interview"),
+      ),
+      h(
+        "section",
+        { className: "toolbar replay-controls", "aria-label": "Playback" },
+        this.playButton,
+        h("label", { for: "speed" }, "Speed "),
+        this.speedSelect,
+        h("label", { className: "switch" }, this.skipBox, " Skip idle gaps"),
+        this.time,
+      ),
+      h("div", { className: "scrub" }, this.scrubber, marks),
+      h("ul", { className: "people legend", "aria-label": "Authors" }, people, h("li", {}, h("span", { className: "swatch" }), " kernelpad (outputs)")),
+      h("main", {}, this.notebook),
+    );
+  }
+
+  toggle() {
+    if (this.playing) return this.pause();
+    if (this.position >= this.end) this.seek(this.start);
+    this.playing = true;
+    this.playButton.textContent = "Pause";
+    let last = performance.now();
+    const tick = (now) => {
+      if (!this.playing) return;
+      let next = this.position + ((now - last) / 1000) * this.speed;
+      last = now;
+      const upcoming = this.edits[this.applied]?.at ?? this.runs.find((run) => run.at > this.position)?.at;
+      if (this.skipIdle && upcoming !== undefined && upcoming - this.position > IDLE_GAP) next = Math.max(next, upcoming - 0.5);
+      this.seek(next);
+      if (this.position >= this.end) return this.pause();
+      requestAnimationFrame(tick);
+    };
+    requestAnimationFrame(tick);
+  }
+
+  pause() {
+    this.playing = false;
+    this.playButton.textContent = "Play";
+  }
+
+  render() {
+    const cells = this.doc.getArray("cells").toArray().filter((cell) => cell instanceof Y.Map);
+    this.notebook.replaceChildren(...cells.map((cell) => this.renderCell(cell)));
+  }
+
+  renderCell(cell) {
+    const markdown = cell.get("cell_type") === "markdown";
+    const source = cell.get("source");
+    const count = cell.get("execution_count");
+    const running = cell.get("execution_state") === "running";
+    const element = h("section", { className: `cell replay-cell${markdown ? " markdown" : ""}`, "data-cell-id": String(cell.get("id") || "") });
+    const header = h("div", { className: "cell-toolbar" }, h("span", { className: "count" }, markdown ? "" : `[${count ?? " "}]`), running ? h("span", { className: "help" }, "running…") : null);
+    const text = h("pre", { className: "replay-source" }, source instanceof Y.Text ? this.spans(source) : String(source ?? ""));
+    element.append(header, text);
+    if (markdown && source instanceof Y.Text) {
+      const preview = h("div", { className: "markdown-preview" });
+      preview.innerHTML = markdownHtml(source.toString());
+      element.append(preview);
+    }
+    const outputs = cell.get("outputs");
+    if (outputs instanceof Y.Array) {
+      element.append(h("div", { className: "outputs", role: "group", "aria-label": "Cell output" }, outputs.toJSON().map(renderOutput)));
+    }
+    return element;
+  }
+
+  /** The text, in its authors' colours (kernelpad's own text, such as a template, uncoloured). */
+  spans(ytext) {
+    const spans = [];
+    for (let item = ytext._start; item !== null; item = item.right) {
+      if (item.deleted || !(item.content instanceof Y.ContentString)) continue;
+      const author = this.authors.of(item.id);
+      const text = item.content.str;
+      const last = spans[spans.length - 1];
+      if (last && last.author === author) last.text += text;
+      else spans.push({ author, text });
+    }
+    return spans.map(({ author, text }) =>
+      author ? h("span", { className: "authored", style: `color: ${this.colours.get(author)}`, title: this.names.get(author) || author }, text) : text,
+    );
+  }
+}
+
+async function main() {
+  takeHostTokenFromUrl(sessionId);
+  const token = hostToken(sessionId);
+  if (!token) {
+    root.replaceChildren(h("main", { className: "home" }, h("section", { className: "card" }, h("h2", {}, "Only the host can replay this interview"), h("p", {}, "Open it from the host link (it keeps the host token in this browser)."))));
+    return;
+  }
+  try {
+    // For the curious, in the browser console (and the tests).
+    window.kernelpadReplay = new Replay(await api(`/sessions/${encodeURIComponent(sessionId)}/timeline`, { token }));
+  } catch (error) {
+    root.replaceChildren(h("main", { className: "home" }, h("section", { className: "card" }, h("h2", {}, "The replay cannot be shown"), h("p", { role: "alert" }, error.message))));
+  }
+}
+
+main();
