@@ -66,6 +66,10 @@ class SessionDocument:
     def apply(self, update: bytes) -> None:
         self.ydoc.apply_update(update)
 
+    def cells(self) -> list[dict[str, Any]]:
+        """The cells as plain values (anything in the list that is not a cell left out)."""
+        return [cell.to_py() or {} for cell in self._cells()]
+
     # The first code cell: the session's "code" in the original API.
 
     def _cells(self) -> list[Map[Any]]:

@@ -31,7 +31,13 @@ from kernelpad.logs import about
 from kernelpad.sessions.collaboration import Room, Rooms
 from kernelpad.sessions.document import SessionDocument, new_notebook
 from kernelpad.sessions.models import ACTIVE, DocumentChange, Execution, Participant, Session
-from kernelpad.sessions.notebooks import notebook_language, read_ipynb, starting_cells, to_ipynb
+from kernelpad.sessions.notebooks import (
+    notebook_language,
+    notebook_title,
+    read_ipynb,
+    starting_cells,
+    to_ipynb,
+)
 from kernelpad.sessions.questions import QuestionLibrary
 from kernelpad.sessions.ratelimit import RateLimiter
 from kernelpad.sessions.store import SessionStore
@@ -118,7 +124,8 @@ class SessionManager:
 
         It starts from ``notebook`` (nbformat JSON) or the question ``question_id`` if given
         (their outputs only with ``include_outputs``), in the notebook's language if this
-        server offers it; else from the language's template."""
+        server offers it; else from the language's template. That first notebook is the first
+        change of its record."""
         document = None
         if question_id is not None:
             notebook = await self.questions.load(question_id)
@@ -128,8 +135,10 @@ class SessionManager:
             document = SessionDocument(language)
             document.notebook.set(starting_cells(read, language, self.registry, include_outputs))
             if session_name is None:
-                session_name = read.metadata.get("kernelpad", {}).get("title")
+                session_name = notebook_title(read)
         installed = self.registry.get(language)
+        if document is None:
+            document = SessionDocument.create(installed.language.template, installed.language.id)
         limit = self.settings.max_participants_per_session
         if max_participants is not None and max_participants > limit:
             raise InvalidValue(
@@ -143,7 +152,7 @@ class SessionManager:
             name=session_name or f"Interview with {host_name}",
             host_name=host_name,
             language=installed.language.id,
-            code=document.code if document else installed.language.template,
+            code=document.code,
             max_participants=max_participants or limit,
             host_token_hash=hash_token(token),
             created_at=now,
@@ -151,8 +160,7 @@ class SessionManager:
             participants=[Participant("host-" + secrets.token_hex(4), host_name, "host", now)],
         )
         await self.store.add_session(session)
-        if document is not None:
-            await self.store.append_update(session.id, document.state(), now)
+        await self.store.append_update(session.id, document.state(), now)
         self._active[session.id] = session.language
         self._rules[session.id] = Rules(editing_locked=False, candidate_execution=True)
         log.info(
@@ -416,26 +424,27 @@ class SessionManager:
         (seconds since the epoch), if given."""
         session = await self._as_host(session_id, host_token)
         room = self.rooms.loaded(session_id)
-        if at is not None:
-            changes = await self.store.history(session_id)
-            updates = [change.update for change in changes if change.at <= at]
-            if changes or at < session.created_at:
-                content = SessionDocument(session.language, updates).notebook.get()
-            else:  # never opened: the code it was made with, all along
-                content = new_notebook(session.code, session.language)
-        elif room is not None:
-            content = room.document.notebook.get()
+        if at is None and room is not None:
+            cells = room.document.cells()
         else:
-            updates = await self.store.load_updates(session_id)
-            if updates:
-                content = SessionDocument(session.language, updates).notebook.get()
-            else:  # never opened: its notebook is still the code it was made with
-                content = new_notebook(session.code, session.language)
+            if at is None:
+                updates = await self.store.load_updates(session_id)
+            else:
+                updates = [
+                    change.update for change in until(await self.store.history(session_id), at)
+                ]
+            if updates or (at is not None and at < session.created_at):
+                # A whole record is CPU work: not on the event loop.
+                cells = await asyncio.to_thread(
+                    lambda: SessionDocument(session.language, updates).cells()
+                )
+            else:  # made before records began, and never opened: the code it was made with
+                cells = new_notebook(session.code, session.language)["cells"]
         try:
             main = self.registry.get(session.language)
         except KernelpadError:
             main = None  # no longer offered here: the notebook says only its name
-        return to_ipynb(content, session, main)
+        return to_ipynb(cells, session, main)
 
     async def timeline(
         self, session_id: str, host_token: str | None
@@ -729,6 +738,16 @@ class SessionManager:
                 await self.cull()
             except Exception:
                 log.exception("culling sessions failed")
+
+
+def until(changes: list[DocumentChange], at: float) -> list[DocumentChange]:
+    """The changes that make a notebook as it was at the time ``at``: those stored before
+    the first one made after ``at`` (the stored order is the order they were applied in, even
+    if a clock stepped back)."""
+    for index, change in enumerate(changes):
+        if change.at > at:
+            return changes[:index]
+    return changes
 
 
 def _count(execution: Execution) -> None:

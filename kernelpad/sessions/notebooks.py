@@ -11,7 +11,9 @@ session; its outputs only if asked for.
 from __future__ import annotations
 
 import json
+import re
 import time
+import unicodedata
 import uuid
 from typing import Any
 
@@ -35,6 +37,7 @@ _ALIASES = {
 }
 # Jupyter's language_info names for kernelpad's ids.
 _JUPYTER_NAMES = {"cpp": "c++"}
+_CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # nbformat 4.5's cell ids
 _CELL_KEYS = {
     "code": ("id", "cell_type", "metadata", "source", "outputs", "execution_count"),
     "markdown": ("id", "cell_type", "metadata", "source", "attachments"),
@@ -43,23 +46,13 @@ _CELL_KEYS = {
 
 
 def to_ipynb(
-    notebook: dict[str, Any], session: Session, main: InstalledLanguage | None
+    cells: list[dict[str, Any]], session: Session, main: InstalledLanguage | None
 ) -> dict[str, Any]:
-    """The pad's notebook (``YNotebook.get()``) as an nbformat 4 notebook file."""
-    cells = []
-    for cell in notebook.get("cells", []):
-        kind = cell.get("cell_type")
-        if kind not in _CELL_KEYS:
-            continue  # not a cell: a client may put anything in the shared list
-        clean = {key: cell[key] for key in _CELL_KEYS[kind] if key in cell}
-        clean.setdefault("id", uuid.uuid4().hex[:12])
-        clean.setdefault("metadata", {})
-        clean["source"] = str(clean.get("source", ""))
-        if kind == "code":
-            clean["execution_count"] = _count(clean.get("execution_count"))
-            clean["outputs"] = [_output(output) for output in clean.get("outputs", [])]
-            clean["metadata"].setdefault("kernelpad", {}).setdefault("language", session.language)
-        cells.append(clean)
+    """The pad's cells (plain values, as the shared document holds them) as an nbformat 4
+    notebook file. The document is anyone's to write, so each value is checked: what is not
+    a cell, or not an output, is left out, and the file stays valid."""
+    ids: set[str] = set()
+    clean = [c for c in (_cell(cell, session.language, ids) for cell in cells) if c is not None]
     language = main.language.id if main else session.language
     metadata: dict[str, Any] = {
         "language_info": {"name": _JUPYTER_NAMES.get(language, language)},
@@ -82,26 +75,88 @@ def to_ipynb(
             metadata["language_info"]["file_extension"] = main.language.file_extension
         if main.version:
             metadata["language_info"]["version"] = main.version
-    return {
-        "cells": cells,
+    return {"cells": clean, "metadata": metadata, "nbformat": 4, "nbformat_minor": NBFORMAT_MINOR}
+
+
+def _cell(cell: Any, language: str, ids: set[str]) -> dict[str, Any] | None:
+    if not isinstance(cell, dict) or cell.get("cell_type") not in _CELL_KEYS:
+        return None
+    kind = cell["cell_type"]
+    metadata = _object(cell.get("metadata"))
+    cell_id = cell.get("id")
+    if not isinstance(cell_id, str) or not _CELL_ID.match(cell_id) or cell_id in ids:
+        cell_id = uuid.uuid4().hex[:12]
+    ids.add(cell_id)
+    out: dict[str, Any] = {
+        "id": cell_id,
+        "cell_type": kind,
         "metadata": metadata,
-        "nbformat": 4,
-        "nbformat_minor": NBFORMAT_MINOR,
+        "source": _text(cell.get("source")),
     }
+    if kind == "code":
+        ours = metadata["kernelpad"] = _object(metadata.get("kernelpad"))
+        if not isinstance(ours.get("language"), str):
+            ours["language"] = language
+        outputs = cell.get("outputs")
+        out["outputs"] = [
+            o for o in (_output(x) for x in (outputs if isinstance(outputs, list) else [])) if o
+        ]
+        out["execution_count"] = _count(cell.get("execution_count"))
+    elif isinstance(cell.get("attachments"), dict):
+        out["attachments"] = cell["attachments"]
+    return out
+
+
+def _output(output: Any) -> dict[str, Any] | None:
+    """An output as nbformat wants it, or None if it cannot be one."""
+    if not isinstance(output, dict):
+        return None
+    kind = output.get("output_type")
+    if kind == "stream" and output.get("name") in ("stdout", "stderr"):
+        return {"output_type": kind, "name": output["name"], "text": _text(output.get("text"))}
+    if kind in ("display_data", "execute_result"):
+        data = output.get("data")
+        bundle = {
+            mime: value
+            for mime, value in (data.items() if isinstance(data, dict) else ())
+            if isinstance(mime, str)
+            and (mime.endswith("json") or isinstance(value, str) or _strings(value))
+        }
+        out = {"output_type": kind, "data": bundle, "metadata": _object(output.get("metadata"))}
+        if kind == "execute_result":
+            out["execution_count"] = _count(output.get("execution_count"))
+        return out
+    if kind == "error":
+        traceback = output.get("traceback")
+        return {
+            "output_type": kind,
+            "ename": _text(output.get("ename")),
+            "evalue": _text(output.get("evalue")),
+            "traceback": traceback if _strings(traceback) else [],
+        }
+    return None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _strings(value: Any) -> bool:
+    return isinstance(value, list) and all(isinstance(item, str) for item in value)
+
+
+def _text(value: Any) -> str:
+    """nbformat's multiline string: a string, or a list of strings to join."""
+    if isinstance(value, str):
+        return value
+    return "".join(value) if _strings(value) else ""
 
 
 def _count(value: Any) -> int | None:
     # Numbers from a browser's Yjs are doubles: 3.0 is the count 3.
-    return int(value) if isinstance(value, (int, float)) and value == int(value) else None
-
-
-def _output(output: dict[str, Any]) -> dict[str, Any]:
-    output = dict(output)
-    if output.get("output_type") == "execute_result":
-        output["execution_count"] = _count(output.get("execution_count"))
-    if output.get("output_type") in ("execute_result", "display_data"):
-        output.setdefault("metadata", {})
-    return output
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+        return None
+    return int(value) if value >= 0 else None
 
 
 def read_ipynb(data: dict[str, Any]) -> nbformat.NotebookNode:
@@ -127,15 +182,27 @@ def read_ipynb(data: dict[str, Any]) -> nbformat.NotebookNode:
 
 def notebook_language(notebook: nbformat.NotebookNode, registry: LanguageRegistry) -> str | None:
     """The language the notebook is written in, if this server offers it."""
-    metadata = notebook.get("metadata", {})
-    kernelspec = metadata.get("kernelspec", {})
+    metadata = _object(notebook.get("metadata"))
+    kernelspec = _object(metadata.get("kernelspec"))
     names = [
-        metadata.get("kernelpad", {}).get("language"),
-        metadata.get("language_info", {}).get("name"),
+        _object(metadata.get("kernelpad")).get("language"),
+        _object(metadata.get("language_info")).get("name"),
         kernelspec.get("language"),
         kernelspec.get("name"),
     ]
     return _offered(names, registry)
+
+
+def notebook_title(notebook: nbformat.NotebookNode) -> str | None:
+    """The title a notebook gives itself (``metadata.kernelpad.title``), if it is one that
+    a session may have: text of 1 to 200 characters, without control characters."""
+    title = _object(_object(notebook.get("metadata")).get("kernelpad")).get("title")
+    if not isinstance(title, str):
+        return None
+    title = title.strip()
+    if not 0 < len(title) <= 200 or any(unicodedata.category(ch) == "Cc" for ch in title):
+        return None
+    return title
 
 
 def _offered(names: list[Any], registry: LanguageRegistry) -> str | None:
@@ -167,9 +234,9 @@ def starting_cells(
             continue
         clean = {key: cell[key] for key in _CELL_KEYS[cell["cell_type"]] if key in cell}
         clean["id"] = str(clean.get("id") or uuid.uuid4().hex[:12])
-        metadata = dict(clean.get("metadata", {}))
+        metadata = _object(clean.get("metadata"))
         if cell["cell_type"] == "code":
-            ours = dict(metadata.get("kernelpad", {}))
+            ours = _object(metadata.get("kernelpad"))
             ours["language"] = _offered([ours.get("language")], registry) or main_language
             metadata["kernelpad"] = ours
             if not include_outputs:

@@ -41,8 +41,12 @@ class PostgreSQL(Database):
     def __post_init__(self) -> None:
         try:
             conninfo_to_dict(self.url)
-        except psycopg.ProgrammingError as exc:
-            raise ValueError(f"not a PostgreSQL URL: {exc}") from None
+        except psycopg.ProgrammingError:
+            # psycopg's message quotes the part it could not read, which may be the password.
+            raise ValueError(
+                "not a PostgreSQL URL (expected postgresql://user:password@host:port/database,"
+                " with special characters percent-encoded)"
+            ) from None
 
     def connect(self) -> Connection:
         return _PostgreSQLConnection(self)

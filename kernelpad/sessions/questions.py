@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernelpad.errors import QuestionNotFound
+from kernelpad.errors import InvalidValue, QuestionNotFound
 from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.sessions.notebooks import notebook_language, read_ipynb
 
@@ -80,6 +80,8 @@ class QuestionLibrary:
             return await asyncio.to_thread(self._read, path)
         except FileNotFoundError:
             raise QuestionNotFound(f"There is no question {question_id!r}.") from None
+        except (OSError, ValueError) as exc:  # a folder, unreadable, not JSON, not UTF-8
+            raise InvalidValue(f"The question {question_id!r} cannot be read: {exc}.") from None
 
     @staticmethod
     def _read(path: Path) -> dict[str, Any]:

@@ -69,14 +69,19 @@ def make_app(
     """The application: every route under ``settings.base_url``; given ``hub_auth`` (a
     ``HubOAuth``: kernelpad is a JupyterHub service), starting an interview needs a Hub user."""
     home: type[tornado.web.RequestHandler] = HomePage
-    sessions: type[tornado.web.RequestHandler] = SessionsHandler
+    replaced: dict[type[tornado.web.RequestHandler], type[tornado.web.RequestHandler]] = {}
     if hub_auth is not None:
         # Imported only here: jupyterhub is an optional dependency.
         from kernelpad.web import hub
 
-        home, sessions = hub.hub_login(HomePage, "GET"), hub.hub_login(SessionsHandler, "POST")
+        home = hub.hub_login(HomePage, "GET")
+        # Starting interviews, and the questions to start them from, are the interviewers'.
+        replaced = {
+            SessionsHandler: hub.hub_login(SessionsHandler, "POST"),
+            QuestionsHandler: hub.hub_login(QuestionsHandler, "GET"),
+        }
     api: list[tuple[str, type[tornado.web.RequestHandler]]] = [
-        (path, sessions if handler is SessionsHandler else handler) for path, handler in API_ROUTES
+        (path, replaced.get(handler, handler)) for path, handler in API_ROUTES
     ]
     bundle = Bundle()
     routes: list[Any] = [(route_pattern(path), handler) for path, handler in api]

@@ -14,6 +14,7 @@ being interviewed are rarely users of the company's Hub.
 from __future__ import annotations
 
 import logging
+import os
 from typing import Any, TypeVar
 
 import tornado.web
@@ -55,7 +56,10 @@ def hub_auth(settings: Settings) -> HubOAuth | None:
         for name, value in (
             ("JUPYTERHUB_API_TOKEN", auth.api_token),
             ("JUPYTERHUB_CLIENT_ID", auth.oauth_client_id),
+            ("JUPYTERHUB_API_URL", os.environ.get("JUPYTERHUB_API_URL")),
             ("JUPYTERHUB_SERVICE_NAME (or JUPYTERHUB_OAUTH_ACCESS_SCOPES)", auth.access_scopes),
+            # A Hub service is always under a prefix (/services/<name>/) of the Hub's proxy.
+            ("JUPYTERHUB_SERVICE_PREFIX (or KERNELPAD_BASE_URL)", settings.base_url != "/"),
         )
         if not value
     ]
@@ -73,14 +77,10 @@ def hub_auth(settings: Settings) -> HubOAuth | None:
     return auth
 
 
-class HubLogin(HubOAuthenticated):  # type: ignore[misc]
-    """Mixed into a handler by :func:`hub_login`: its ``login_methods`` need a Hub user.
+class _AppHubAuth:
+    """jupyterhub's handlers find their ``hub_auth`` here: the application's one client."""
 
-    The user is looked up once, asynchronously, in ``prepare``; jupyterhub's own mixin would
-    otherwise ask the Hub from ``get_current_user``, blocking the event loop on a thread.
-    """
-
-    login_methods: frozenset[str] = frozenset()
+    settings: dict[str, Any]
 
     @property
     def hub_auth(self) -> HubOAuth:
@@ -90,6 +90,16 @@ class HubLogin(HubOAuthenticated):  # type: ignore[misc]
     @hub_auth.setter
     def hub_auth(self, auth: HubOAuth) -> None:
         raise AttributeError("the Hub client comes from the application's settings")
+
+
+class HubLogin(_AppHubAuth, HubOAuthenticated):  # type: ignore[misc]
+    """Mixed into a handler by :func:`hub_login`: its ``login_methods`` need a Hub user.
+
+    The user is looked up once, asynchronously, in ``prepare``; jupyterhub's own mixin would
+    otherwise ask the Hub from ``get_current_user``, blocking the event loop on a thread.
+    """
+
+    login_methods: frozenset[str] = frozenset()
 
     def get_current_user(self) -> dict[str, Any] | None:
         user: dict[str, Any] | None = getattr(self, "_hub_auth_user_cache", None)
@@ -158,17 +168,8 @@ def hub_login(handler: type[H], *methods: str) -> type[H]:
     )
 
 
-class OAuthCallback(HubOAuthCallbackHandler):  # type: ignore[misc]
+class OAuthCallback(_AppHubAuth, HubOAuthCallbackHandler):  # type: ignore[misc]
     """``{base_url}oauth_callback``: the Hub sends the browser back here after login."""
-
-    @property
-    def hub_auth(self) -> HubOAuth:
-        auth: HubOAuth = self.settings["hub_auth"]
-        return auth
-
-    @hub_auth.setter
-    def hub_auth(self, auth: HubOAuth) -> None:
-        raise AttributeError("the Hub client comes from the application's settings")
 
     def get_current_user(self) -> None:
         # Asked only for a stale login state; jupyterhub would ask the Hub on a blocking

@@ -21,6 +21,7 @@ from pydantic import (
 
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.sessions.models import Execution, Participant, Session
+from kernelpad.sessions.questions import QUESTION_ID
 
 LANGUAGE_PATTERN = r"^[A-Za-z0-9_+.-]{1,64}$"
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -92,7 +93,7 @@ class CreateSessionRequest(RequestModel):
     )
     question_id: str | None = Field(
         None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$",
+        pattern=QUESTION_ID.pattern,
         description="Start from this question of the library (GET /api/v1/questions).",
     )
     include_outputs: bool = Field(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import collections
 import hmac
 import json
 import re
 
 from kernelpad.errors import Forbidden, InvalidValue, NotAuthenticated
+from kernelpad.sessions.models import DocumentChange, Execution, Session
 from kernelpad.web.base import ApiHandler, error_responses, operation
 from kernelpad.web.schemas import (
     CreateSessionRequest,
@@ -244,42 +247,51 @@ class TimelineHandler(ApiHandler):
     )
     async def get(self, session_id: str) -> None:
         session, changes, runs = await self.manager.timeline(session_id, self.bearer_token())
-        events: list[EditEvent | RunEvent] = [
+        # A long interview is many thousands of changes: encoded off the event loop.
+        body = await asyncio.to_thread(_timeline, session, changes, runs)
+        self.finish(body)
+
+
+def _timeline(session: Session, changes: list[DocumentChange], runs: list[Execution]) -> str:
+    """The timeline as JSON: the changes in the order they were stored (the order that
+    rebuilds the notebook), each run before the first change made after it started."""
+    events: list[EditEvent | RunEvent] = []
+    pending = collections.deque(sorted(runs, key=lambda run: run.started_at))
+    for change in changes:
+        while pending and pending[0].started_at < change.at:
+            events.append(_run_event(pending.popleft()))
+        events.append(
             EditEvent(
                 seq=change.seq,
                 at=change.at,
                 author=change.author,
                 update=base64.b64encode(change.update).decode(),
             )
-            for change in changes
-        ]
-        events += [
-            RunEvent(
-                at=run.started_at,
-                finished_at=run.finished_at,
-                execution_id=run.id,
-                cell_id=run.cell_id,
-                author=run.author,
-                language=run.language,
-                code=run.code,
-                status=run.status,
-                execution_count=run.execution_count,
-                outputs=run.outputs,
-            )
-            for run in runs
-        ]
-        # Python's sort is stable: at equal times, edits keep their order, before runs.
-        events.sort(key=lambda event: event.at)
-        self.respond(
-            TimelineOut(
-                session_id=session.id,
-                session_name=session.name,
-                started_at=session.created_at,
-                ended_at=session.ended_at,
-                participants=[ParticipantOut.of(p) for p in session.participants],
-                events=events,
-            )
         )
+    events += [_run_event(run) for run in pending]
+    return TimelineOut(
+        session_id=session.id,
+        session_name=session.name,
+        started_at=session.created_at,
+        ended_at=session.ended_at,
+        participants=[ParticipantOut.of(p) for p in session.participants],
+        events=events,
+    ).model_dump_json()
+
+
+def _run_event(run: Execution) -> RunEvent:
+    return RunEvent(
+        at=run.started_at,
+        finished_at=run.finished_at,
+        execution_id=run.id,
+        cell_id=run.cell_id,
+        author=run.author,
+        language=run.language,
+        code=run.code,
+        status=run.status,
+        execution_count=run.execution_count,
+        outputs=run.outputs,
+    )
 
 
 class QuestionsHandler(ApiHandler):

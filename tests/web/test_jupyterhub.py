@@ -188,6 +188,15 @@ async def test_no_hub_login_no_interview(api: Api) -> None:
     assert response.status == 401
     assert response.json["error"]["code"] == "hub_login_required"
     assert "JupyterHub" in response.json["error"]["message"]
+    # Nor a look at the questions interviews start from.
+    assert (await api.get("/api/v1/questions")).status == 401
+
+
+async def test_an_interviewer_sees_the_questions(hub: Hub, api: Api) -> None:
+    token = hub.token("alice", ["access:services!service=kernelpad"])
+    response = await api.get("/api/v1/questions", headers=token_header(token))
+    assert response.status == 200
+    assert "two-sum" in {q["id"] for q in response.json["questions"]}
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import pycrdt
 import pytest
 
 from kernelpad.config import Settings
-from tests.conftest import Api, RunningServer, make_settings, running_server
-from tests.web.clients import JsonClient
+from tests.conftest import Api, RunningServer, eventually, make_settings, running_server
+from tests.web.clients import JsonClient, YjsClient
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -243,3 +244,68 @@ async def test_the_question_library(api: Api, server_settings: Settings) -> None
         {"host_name": "Ada", "question_id": "two-sum", "notebook": three_languages()},
     )
     assert both.status == 422 and "not both" in both.json["error"]["message"]
+
+
+async def test_whatever_a_participant_puts_in_the_document_the_export_stays_valid(
+    api: Api, server: RunningServer
+) -> None:
+    session = await api.create_session(host_name="Ada")
+    sid = session["session_id"]
+    mallory = await YjsClient.connect(server, sid, client_id="mallory", display_name="Mallory")
+    await eventually(lambda: mallory.cell_count == 1, "sync")
+    cells = mallory.doc.get("cells", type=pycrdt.Array)
+    with mallory.doc.transaction():
+        cells.append("not a cell")
+        cells.append(pycrdt.Map({"cell_type": "code", "metadata": "odd", "source": "x = 1"}))
+        cells.append(
+            pycrdt.Map(
+                {
+                    "cell_type": "code",
+                    "id": "dup",
+                    "metadata": pycrdt.Map({"kernelpad": "zz"}),
+                    "source": "y = 2",
+                    "outputs": pycrdt.Array(
+                        ["text", {"output_type": "stream", "name": "stdout", "text": "ok\n"}]
+                    ),
+                    "execution_count": -3,
+                }
+            )
+        )
+        cells.append(pycrdt.Map({"cell_type": "markdown", "id": "dup", "source": "# twice"}))
+    await eventually(lambda: _cell_count(api, session, 5), "the odd cells at the server")
+    notebook = await export(api, session)
+    nbformat.validate(nbformat.from_dict(notebook))
+    sources = [c["source"] for c in notebook["cells"]]
+    assert sources[1:] == ["x = 1", "y = 2", "# twice"]
+    assert notebook["cells"][2]["outputs"] == [
+        {"output_type": "stream", "name": "stdout", "text": "ok\n"}
+    ]
+    await mallory.close()
+
+
+async def _cell_count(api: Api, session: dict[str, Any], count: int) -> bool:
+    return len((await export(api, session))["cells"]) == count - 1  # less the string
+
+
+async def test_odd_metadata_in_an_imported_notebook_is_ignored(api: Api) -> None:
+    notebook = three_languages()
+    notebook["metadata"]["kernelpad"] = "not an object"
+    notebook["cells"][1]["metadata"]["kernelpad"] = "zz"
+    response = await api.post("/api/v1/sessions", {"host_name": "Ada", "notebook": notebook})
+    assert response.status == 201, response.body
+    notebook["metadata"]["kernelpad"] = {"title": 123}
+    titled = await api.post("/api/v1/sessions", {"host_name": "Ada", "notebook": notebook})
+    assert titled.status == 201 and titled.json["session_name"] == "Interview with Ada"
+    notebook["metadata"]["kernelpad"] = {"title": "x" * 500}
+    long = await api.post("/api/v1/sessions", {"host_name": "Ada", "notebook": notebook})
+    assert long.status == 201 and long.json["session_name"] == "Interview with Ada"
+
+
+async def test_a_broken_question_is_a_clear_error(api: Api, server_settings: Settings) -> None:
+    folder = server_settings.data_dir / "questions"
+    (folder / "garbled.ipynb").write_bytes(b"\xff\xfe not text")
+    (folder / "folder.ipynb").mkdir()
+    for question in ("garbled", "folder"):
+        response = await api.post("/api/v1/sessions", {"host_name": "Ada", "question_id": question})
+        assert response.status == 422, response.body
+        assert f"The question {question!r} cannot be read" in response.json["error"]["message"]

@@ -37,9 +37,12 @@ async def moment() -> float:
     return at
 
 
-async def record_an_interview(running: RunningServer) -> tuple[dict[str, Any], list[Any]]:
+async def record_an_interview(
+    running: RunningServer, pause: float = 0
+) -> tuple[dict[str, Any], list[Any]]:
     """Edits by the host (Yjs) and the candidate (JSON protocol), a run, the end; with the
-    notebook as the host's client saw it at several moments."""
+    notebook as the host's client saw it at several moments, and ``pause`` seconds of nothing
+    between the two edits."""
     api = running.api
     session = await api.create_session(host_name="Grace")
     sid = session["session_id"]
@@ -54,6 +57,7 @@ async def record_an_interview(running: RunningServer) -> tuple[dict[str, Any], l
     await eventually(lambda: "Grace was here" in host.source, "the host's edit")
     await alan.expect("code_update")
     snapshots.append((await moment(), YNotebook(host.doc).get()))
+    await asyncio.sleep(pause)
 
     await alan.send("code_update", {"code": host.source + "print(6 * 7)\n"})
     await eventually(lambda: "print(6 * 7)" in host.source, "the candidate's edit")
@@ -95,8 +99,9 @@ async def test_the_notebook_at_any_time_after_the_end_and_a_restart(tmp_path: Pa
 
         timeline = (await api.get(f"/api/v1/sessions/{sid}/timeline", token=token)).json
         events = timeline["events"]
-        assert [e["at"] for e in events] == sorted(e["at"] for e in events)
         edits = [e for e in events if e["kind"] == "edit"]
+        # In the order they were stored: the order that rebuilds the notebook.
+        assert [e["seq"] for e in edits] == sorted(e["seq"] for e in edits)
         authors = {e["author"] for e in edits}
         assert {"grace", "alan", None} <= authors
         # Applying the updates in order gives the notebook as it ended.
@@ -121,6 +126,14 @@ def session_created(session: dict[str, Any]) -> float:
     return datetime.fromisoformat(session["created_at"]).timestamp()
 
 
+async def test_before_anyone_opens_it_the_notebook_is_the_template(api: Any) -> None:
+    session = await api.create_session(host_name="Grace")
+    sid, token = session["session_id"], session["host_token"]
+    at = time.time()
+    response = await api.get(f"/api/v1/sessions/{sid}/notebook.ipynb?at={at!r}", token=token)
+    assert [c["source"] for c in response.json["cells"]] == [session["code"]]
+
+
 async def test_only_the_host_sees_the_timeline(api: Any) -> None:
     session = await api.create_session(host_name="Grace")
     path = f"/api/v1/sessions/{session['session_id']}/timeline"
@@ -136,7 +149,8 @@ async def test_only_the_host_sees_the_timeline(api: Any) -> None:
 async def test_the_replay_in_the_browser(browser: Browser, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, kernel_pool_size={"python": 1})
     async with running_server(settings) as running:
-        session, snapshots = await record_an_interview(running)
+        # A pause longer than the replay's idle gap (3 s), to skip.
+        session, snapshots = await record_an_interview(running, pause=3.5)
         sid = session["session_id"]
         host = await Person.open(browser)
         page = host.page
@@ -158,6 +172,15 @@ async def test_the_replay_in_the_browser(browser: Browser, tmp_path: Path) -> No
                 at,
             )
             assert shown == [cell["source"] for cell in live["cells"]], at
+        # Watching on from just after the host's edit: the pause is skipped, unless asked not to.
+        after_host, before_alan = snapshots[1][0], snapshots[2][0]
+        advance = "seconds => { kernelpadReplay.advance(seconds); return kernelpadReplay.position }"
+        await page.evaluate("at => kernelpadReplay.seek(at)", after_host)
+        assert await page.evaluate(advance, 0.01) > before_alan - 1.5
+        await page.get_by_label("Skip idle gaps").uncheck()
+        await page.evaluate("at => kernelpadReplay.seek(at)", after_host)
+        assert await page.evaluate(advance, 0.01) == pytest.approx(after_host + 0.01)
+        await page.get_by_label("Skip idle gaps").check()
         # Playing from the start, fast, runs to the end.
         await page.locator("#scrubber").fill("0")
         await expect(page.locator(".replay-source", has_text="Grace was here")).to_have_count(0)

@@ -12,7 +12,8 @@ export class ApiError extends Error {
   }
 }
 
-export async function api(path, { method = "GET", body, token } = {}) {
+/** The response to a request of the API, or ApiError if there is none, or it is an error. */
+async function request(path, { method = "GET", body, token } = {}) {
   const headers = { Accept: "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (token) headers.Authorization = `Bearer ${token}`;
@@ -27,21 +28,20 @@ export async function api(path, { method = "GET", body, token } = {}) {
   } catch (error) {
     throw new ApiError(0, "network", "The server cannot be reached. Check your connection.");
   }
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const detail = data.error || {};
-    throw new ApiError(response.status, detail.code || "error", detail.message || response.statusText);
-  }
-  return data;
-}
-
-/** Fetch a file the host may download (``token``: the host's) and save it as ``filename``. */
-export async function download(path, token, filename) {
-  const response = await fetch(`${base}api/v1${path}`, { headers: { Authorization: `Bearer ${token}` } });
   if (!response.ok) {
     const detail = (await response.json().catch(() => ({}))).error || {};
     throw new ApiError(response.status, detail.code || "error", detail.message || response.statusText);
   }
+  return response;
+}
+
+export async function api(path, options = {}) {
+  return (await request(path, options)).json().catch(() => ({}));
+}
+
+/** Fetch a file the host may download (``token``: the host's) and save it as ``filename``. */
+export async function download(path, token, filename) {
+  const response = await request(path, { token });
   const disposition = response.headers.get("Content-Disposition") || "";
   const named = /filename="([^"]+)"/.exec(disposition);
   const link = h("a", { href: URL.createObjectURL(await response.blob()), download: named ? named[1] : filename });

@@ -86,18 +86,6 @@ async function main() {
     h("header", { className: "topbar" }, h("h1", {}, "kernelpad"), h("a", { href: `${base}docs` }, "API docs")),
     h("main", { className: "home" }, h("p", { className: "lead" }, "A shared notebook for coding interviews, running real Jupyter kernels."), form, result),
   );
-  try {
-    for (const language of await languages()) {
-      languageSelect.append(h("option", { value: language.id }, language.name));
-    }
-    for (const question of (await api("/questions")).questions) {
-      questions.set(question.id, question);
-      const language = languageSelect.querySelector(`option[value="${CSS.escape(question.language)}"]`);
-      questionSelect.append(h("option", { value: question.id }, language ? `${question.title} (${language.textContent})` : question.title));
-    }
-  } catch (error) {
-    status.textContent = error.message;
-  }
   questionSelect.addEventListener("change", () => {
     const question = questions.get(questionSelect.value);
     questionHelp.textContent = question ? question.description : "";
@@ -132,6 +120,26 @@ async function main() {
       submit.disabled = false;
     }
   });
+  // The form is ready first (a click before the lists arrive must not submit it natively),
+  // and can be sent once they have.
+  submit.disabled = true;
+  try {
+    for (const language of await languages()) {
+      languageSelect.append(h("option", { value: language.id }, language.name));
+    }
+    for (const question of (await api("/questions")).questions) {
+      questions.set(question.id, question);
+      const language = languageSelect.querySelector(`option[value="${CSS.escape(question.language)}"]`);
+      questionSelect.append(
+        language
+          ? h("option", { value: question.id }, `${question.title} (${language.textContent})`)
+          : h("option", { value: question.id, disabled: true }, `${question.title} (its language is not available here)`),
+      );
+    }
+  } catch (error) {
+    status.textContent = error.message;
+  }
+  submit.disabled = false;
   (hubUser ? languageSelect : nameInput).focus();
 }
 

@@ -25,18 +25,21 @@ function notice(title, text, ...more) {
   );
 }
 
+/** The host saves the interview's notebook; ``say`` tells of a failure. */
+async function downloadNotebook(token, say) {
+  try {
+    await download(`/sessions/${encodeURIComponent(sessionId)}/notebook.ipynb`, token, `${sessionId}.ipynb`);
+  } catch (error) {
+    say(error.message);
+  }
+}
+
 /** What the host may still do with an ended interview: replay it, download it. */
 function afterTheEnd() {
   const token = hostToken(sessionId);
   if (!token) return notice("This interview has ended", "Ask the interviewer for a new link.");
   const status = h("p", { className: "error", role: "alert" });
-  const save = async () => {
-    try {
-      await download(`/sessions/${encodeURIComponent(sessionId)}/notebook.ipynb`, token, `${sessionId}.ipynb`);
-    } catch (error) {
-      status.textContent = error.message;
-    }
-  };
+  const save = () => downloadNotebook(token, (text) => (status.textContent = text));
   return notice(
     "This interview has ended",
     "You were its host: you can still watch it again, or take its notebook.",
@@ -110,7 +113,7 @@ class Pad {
       h("label", { className: "switch" }, this.lockBox, " Lock editing"),
       h("label", { className: "switch" }, this.runBox, " Candidates may run code"),
       this.notesButton,
-      h("button", { type: "button", className: "secondary", onclick: () => this.downloadNotebook() }, "Download .ipynb"),
+      h("button", { type: "button", className: "secondary", onclick: () => downloadNotebook(this.token, (text) => this.say(text)) }, "Download .ipynb"),
       h("a", { href: `${base}s/${encodeURIComponent(sessionId)}/replay`, target: "_blank", rel: "noopener" }, "Replay"),
       this.endButton,
     );
@@ -369,14 +372,6 @@ class Pad {
     try {
       this.notesField.value = (await api(`/sessions/${encodeURIComponent(sessionId)}/notes`, { token: this.token })).notes;
       this.notesField.focus();
-    } catch (error) {
-      this.say(error.message);
-    }
-  }
-
-  async downloadNotebook() {
-    try {
-      await download(`/sessions/${encodeURIComponent(sessionId)}/notebook.ipynb`, this.token, `${sessionId}.ipynb`);
     } catch (error) {
       this.say(error.message);
     }

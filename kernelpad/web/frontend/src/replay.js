@@ -44,12 +44,48 @@ class Authors {
     }
   }
 
-  of(id) {
-    for (const [from, to, author] of this.ranges.get(id.client) || []) {
-      if (id.clock >= from && id.clock < to) return author;
-    }
-    return null;
+  /** Call once every edit is learnt: each client's ranges in clock order, to search. */
+  sort() {
+    for (const list of this.ranges.values()) list.sort((a, b) => a[0] - b[0]);
   }
+
+  /** The authors of ``length`` characters from Yjs id ``id``, as [offset, length, author]
+   * pieces: Yjs merges neighbouring text of one client, and the server's client writes for
+   * every JSON-protocol author, so one item may hold several people's text. */
+  pieces(id, length) {
+    const list = this.ranges.get(id.client) || [];
+    let low = 0;
+    let high = list.length;
+    while (low < high) {
+      const middle = (low + high) >> 1;
+      if (list[middle][1] <= id.clock) low = middle + 1;
+      else high = middle;
+    }
+    const pieces = [];
+    let clock = id.clock;
+    const end = id.clock + length;
+    for (let i = low; i < list.length && clock < end; i += 1) {
+      const [from, to, author] = list[i];
+      if (from > clock) {
+        pieces.push([clock - id.clock, Math.min(from, end) - clock, null]);
+        clock = Math.min(from, end);
+      }
+      if (clock >= end) break;
+      const stop = Math.min(to, end);
+      if (stop > clock) pieces.push([clock - id.clock, stop - clock, author]);
+      clock = Math.max(clock, stop);
+    }
+    if (clock < end) pieces.push([clock - id.clock, end - clock, null]);
+    return pieces;
+  }
+}
+
+function lowest(values) {
+  return values.reduce((a, b) => Math.min(a, b), Infinity);
+}
+
+function highest(values) {
+  return values.reduce((a, b) => Math.max(a, b), -Infinity);
 }
 
 class Replay {
@@ -58,11 +94,13 @@ class Replay {
     this.edits = timeline.events.filter((event) => event.kind === "edit").map((event) => ({ ...event, update: bytes(event.update) }));
     this.runs = timeline.events.filter((event) => event.kind === "run");
     this.names = new Map(timeline.participants.map((p) => [p.client_id, p.display_name]));
+    // (Not Math.min(...times): a long interview has more events than a call has arguments.)
     const times = timeline.events.map((event) => event.at);
-    this.start = Math.min(timeline.started_at, ...times);
-    this.end = Math.max(timeline.ended_at || 0, ...times, ...this.runs.map((run) => run.finished_at || run.at));
+    this.start = Math.min(timeline.started_at, lowest(times));
+    this.end = Math.max(timeline.ended_at || 0, highest(times), highest(this.runs.map((run) => run.finished_at || run.at)));
     this.authors = new Authors();
     this.edits.forEach((edit) => this.authors.learn(edit.update, edit.author));
+    this.authors.sort();
     // A colour per author, in the order they first acted: two people never share one here
     // (up to eight), as they might with the pad's colours, which come from a hash.
     this.colours = new Map();
@@ -80,15 +118,18 @@ class Replay {
   reset() {
     this.doc = new Y.Doc();
     this.applied = 0;
+    this.latest = -Infinity; // the time of the latest edit applied
   }
 
-  /** The notebook as it was at ``at``: forward by applying the next edits, backward by
-   * starting again from the first. */
+  /** The notebook as it was at ``at``: the edits in their stored order, up to the first one
+   * made after ``at`` (as the server rebuilds it); forward by applying the next ones,
+   * backward by starting again. */
   seek(at) {
     this.position = Math.min(Math.max(at, this.start), this.end);
-    if (this.applied > 0 && this.edits[this.applied - 1].at > this.position) this.reset();
+    if (this.latest > this.position) this.reset();
     while (this.applied < this.edits.length && this.edits[this.applied].at <= this.position) {
       Y.applyUpdate(this.doc, this.edits[this.applied].update);
+      this.latest = Math.max(this.latest, this.edits[this.applied].at);
       this.applied += 1;
     }
     this.scrubber.value = String(Math.round((this.position - this.start) * 1000));
@@ -159,7 +200,7 @@ class Replay {
         this.time,
       ),
       h("div", { className: "scrub" }, this.scrubber, marks),
-      h("ul", { className: "people legend", "aria-label": "Authors" }, people, h("li", {}, h("span", { className: "swatch" }), " kernelpad (outputs)")),
+      h("ul", { className: "people legend", "aria-label": "Authors" }, people, h("li", {}, h("span", { className: "swatch" }), " kernelpad (the first notebook, outputs)")),
       h("main", {}, this.notebook),
     );
   }
@@ -172,15 +213,22 @@ class Replay {
     let last = performance.now();
     const tick = (now) => {
       if (!this.playing) return;
-      let next = this.position + ((now - last) / 1000) * this.speed;
+      this.advance((now - last) / 1000);
       last = now;
-      const upcoming = this.edits[this.applied]?.at ?? this.runs.find((run) => run.at > this.position)?.at;
-      if (this.skipIdle && upcoming !== undefined && upcoming - this.position > IDLE_GAP) next = Math.max(next, upcoming - 0.5);
-      this.seek(next);
       if (this.position >= this.end) return this.pause();
       requestAnimationFrame(tick);
     };
     requestAnimationFrame(tick);
+  }
+
+  /** ``seconds`` of watching pass: the interview moves on ``speed`` times as far, and over a
+   * pause longer than IDLE_GAP at once, to just before what comes next, when idle gaps are
+   * skipped. */
+  advance(seconds) {
+    let next = this.position + seconds * this.speed;
+    const upcoming = this.edits[this.applied]?.at ?? this.runs.find((run) => run.at > this.position)?.at;
+    if (this.skipIdle && upcoming !== undefined && upcoming - this.position > IDLE_GAP) next = Math.max(next, upcoming - 0.5);
+    this.seek(next);
   }
 
   pause() {
@@ -219,11 +267,13 @@ class Replay {
     const spans = [];
     for (let item = ytext._start; item !== null; item = item.right) {
       if (item.deleted || !(item.content instanceof Y.ContentString)) continue;
-      const author = this.authors.of(item.id);
       const text = item.content.str;
-      const last = spans[spans.length - 1];
-      if (last && last.author === author) last.text += text;
-      else spans.push({ author, text });
+      for (const [offset, length, author] of this.authors.pieces(item.id, item.length)) {
+        const piece = text.slice(offset, offset + length);
+        const last = spans[spans.length - 1];
+        if (last && last.author === author) last.text += piece;
+        else spans.push({ author, text: piece });
+      }
     }
     return spans.map(({ author, text }) =>
       author ? h("span", { className: "authored", style: `color: ${this.colours.get(author)}`, title: this.names.get(author) || author }, text) : text,
