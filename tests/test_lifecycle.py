@@ -16,11 +16,9 @@ from typing import Any
 
 import psutil
 import pytest
-from jupyter_ydoc import YNotebook
-from pycrdt import Doc
 
 from tests.conftest import Api, ServerProcess, eventually, gone, make_settings, running_server
-from tests.web.clients import YjsClient
+from tests.web.clients import YjsClient, first_source
 
 
 def kernel_processes(server: ServerProcess) -> list[psutil.Process]:
@@ -338,8 +336,4 @@ def _stored_code(database: Path, session_id: str) -> str:
         rows = conn.execute(
             "SELECT data FROM document_updates WHERE session_id = ? ORDER BY seq", (session_id,)
         ).fetchall()
-    doc: Doc[Any] = Doc()
-    for (update,) in rows:
-        doc.apply_update(update)
-    cells = YNotebook(doc).get()["cells"]
-    return str(cells[0]["source"]) if cells else ""
+    return first_source(row[0] for row in rows)

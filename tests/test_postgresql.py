@@ -11,11 +11,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from jupyter_ydoc import YNotebook
-from pycrdt import Doc
 
 from tests.conftest import Api, eventually, free_port
-from tests.web.clients import YjsClient
+from tests.web.clients import YjsClient, first_source
 
 # The test server trusts every local connection, whatever the password: this one must never
 # appear in a log.
@@ -92,8 +90,4 @@ def _stored_code(url: str, session_id: str) -> str:
         rows = conn.execute(
             "SELECT data FROM document_updates WHERE session_id = %s ORDER BY seq", (session_id,)
         ).fetchall()
-    doc: Doc[Any] = Doc()
-    for (update,) in rows:
-        doc.apply_update(update)
-    cells = YNotebook(doc).get()["cells"]
-    return str(cells[0]["source"]) if cells else ""
+    return first_source(row[0] for row in rows)

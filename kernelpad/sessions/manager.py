@@ -592,6 +592,7 @@ class SessionManager:
                         "status": execution.status,
                         "execution_count": execution.execution_count,
                         "execution_time": round(execution.duration_ms, 3),
+                        "queued_time": round(execution.queued_ms, 3),
                         "timed_out": execution.timed_out,
                         "state_kept": execution.state_kept,
                         "kernel_restarted": execution.kernel_restarted,

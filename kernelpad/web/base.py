@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import json
 import logging
 from collections.abc import Callable
@@ -211,6 +212,17 @@ class ApiHandler(tornado.web.RequestHandler):
         header = self.request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+    def require_token(self, expected: str, setting: str, what: str) -> None:
+        """Raise unless the request's bearer token is ``expected``, the value of the setting
+        ``setting``; ``what`` the request would do, for the message."""
+        token = self.bearer_token()
+        if not token:
+            raise errors.NotAuthenticated(
+                f"{what} needs the token set as {setting} ('Authorization: Bearer <{setting}>')."
+            )
+        if not hmac.compare_digest(token.encode(), expected.encode()):
+            raise errors.Forbidden(f"That is not the token set as {setting}.")
 
     # Output
 

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import hmac
-
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from kernelpad.errors import Forbidden, NotAuthenticated
 from kernelpad.metrics import exposition
 from kernelpad.web.base import ApiHandler
 
@@ -17,13 +14,7 @@ class MetricsHandler(ApiHandler):
     async def get(self) -> None:
         required = self.kp_settings.metrics_token
         if required:
-            token = self.bearer_token()
-            if not token:
-                raise NotAuthenticated(
-                    "/metrics needs the metrics token ('Authorization: Bearer <METRICS_TOKEN>')."
-                )
-            if not hmac.compare_digest(token.encode(), required.encode()):
-                raise Forbidden("That is not the metrics token.")
+            self.require_token(required, "METRICS_TOKEN", "/metrics")
         body = exposition(await self.manager.snapshot())
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(body)

@@ -114,18 +114,11 @@ class PadPage(_Page):
         )
 
 
-class ReplayPage(_Page):
+class ReplayPage(PadPage):
     """``/s/{session_id}/replay``: the host watches the interview again (the page asks the
     timeline with the host token it keeps)."""
 
     template = "replay.html"
-
-    async def get(self, session_id: str) -> None:
-        manager: SessionManager = self.settings["manager"]
-        session = await manager.store.get_session(session_id)
-        if session is None:
-            self.set_status(404)
-        self.page(session_id=session_id, session_name=session.name if session else "")
 
 
 class BundleFile(tornado.web.StaticFileHandler):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import collections
-import hmac
 import json
 import re
 
-from kernelpad.errors import Forbidden, InvalidValue, NotAuthenticated
+from kernelpad.errors import Forbidden, InvalidValue
 from kernelpad.sessions.models import DocumentChange, Execution, Session
 from kernelpad.web.base import ApiHandler, error_responses, operation
 from kernelpad.web.schemas import (
@@ -68,13 +67,7 @@ class SessionsHandler(ApiHandler):
                 "Listing sessions is off: the list would give every interview's join link to"
                 " anyone. Set ADMIN_TOKEN to list them with it."
             )
-        token = self.bearer_token()
-        if not token:
-            raise NotAuthenticated(
-                "Listing sessions needs the admin token ('Authorization: Bearer <ADMIN_TOKEN>')."
-            )
-        if not hmac.compare_digest(token.encode(), admin.encode()):
-            raise Forbidden("That is not the admin token.")
+        self.require_token(admin, "ADMIN_TOKEN", "Listing sessions")
 
     @operation(
         "Create an interview session",

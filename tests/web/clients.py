@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import json
 import urllib.parse
+from collections.abc import Iterable
 from typing import Any
 
 from jupyter_ydoc import YNotebook
@@ -22,6 +23,15 @@ from pycrdt import (
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
 from tests.conftest import RunningServer
+
+
+def first_source(updates: Iterable[bytes]) -> str:
+    """The first cell's source of the notebook that stored updates make."""
+    doc: Doc[Any] = Doc()
+    for update in updates:
+        doc.apply_update(update)
+    cells = YNotebook(doc).get()["cells"]
+    return str(cells[0]["source"]) if cells else ""
 
 
 def ws_url(server: RunningServer, path: str) -> str:
