@@ -16,7 +16,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 export JUPYTER_PLATFORM_DIRS := 1
 
-.PHONY: setup run test bench lint system-deps clean test-enterprise-gateway
+.PHONY: setup run test bench load lint system-deps clean test-enterprise-gateway
 
 setup: $(INSTALLED) $(ASSETS) $(BUNDLE)
 
@@ -78,6 +78,11 @@ bench: setup
 	$(BIN)/python bench/execute_latency.py
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/gateway_latency.py
+
+# Capacity and soak: 1, 10, 25 and 50 interviews at once, a minute each (about 8 minutes);
+# writes bench/results/load.json and load.png.
+load: setup
+	$(BIN)/python bench/load.py
 
 # kernelpad on a Jupyter Enterprise Gateway, which needs a virtualenv of its own (it pins
 # jupyter-client<7). Not part of `make test`.

@@ -150,6 +150,8 @@ class Room:
         self.candidate_execution = True
         self._code_saver: asyncio.TimerHandle | None = None
         self._since_compaction = 0
+        self._code_check: asyncio.Handle | None = None
+        self._code_origin: object | None = None
         self._subscription = self.document.observe(self._changed)
 
     # Participants
@@ -414,8 +416,14 @@ class Room:
         for peer in list(self.yjs_peers):
             if peer is not origin:
                 peer.send_bytes(message)
-        # The document may not be read inside its transaction: look at the code right after.
-        asyncio.get_running_loop().call_soon(self._code_may_have_changed, origin)
+        # The document may not be read inside its transaction: look at the code right after,
+        # once for every change made meanwhile (under load, a burst read at once); the
+        # author is named only if all of them are one peer's.
+        if self._code_check is None:
+            self._code_check = asyncio.get_running_loop().call_soon(self._check_code)
+            self._code_origin = origin
+        elif self._code_origin is not origin:
+            self._code_origin = None
 
     def compact(self) -> None:
         """Store the document as it is now, in one piece, for the next load to start from
@@ -424,6 +432,10 @@ class Room:
         self._since_compaction = 0
         done = self.store.save_snapshot(self.session_id, self.document.state(), time.time())
         done.add_done_callback(self._log_failure)
+
+    def _check_code(self) -> None:
+        origin, self._code_origin, self._code_check = self._code_origin, None, None
+        self._code_may_have_changed(origin)
 
     def _code_may_have_changed(self, origin: object | None) -> None:
         code = self.document.code

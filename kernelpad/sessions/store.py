@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import functools
 import json
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, TypeVar
@@ -53,6 +54,9 @@ class SessionStore:
             max_workers=1, thread_name_prefix="kernelpad-database"
         )
         self._conn: Connection | None = None
+        # Document updates waiting to be written, in order, each with its caller's future.
+        self._updates: list[tuple[tuple[str, bytes, float, str | None], asyncio.Future[None]]] = []
+        self._updates_lock = threading.Lock()
 
     def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
@@ -319,8 +323,38 @@ class SessionStore:
     ) -> asyncio.Future[None]:
         """Store a document update made by ``author`` (a client_id; None: kernelpad).
         Submitted at once, in order with every other write: the caller need not wait for it,
-        and a read made after it sees it."""
-        return self._call(self._append_update, session_id, data, at, author)
+        and a read made after it sees it.
+
+        Every keystroke of every participant is an update. Those that arrive while the
+        database thread is busy are written together, in one transaction, and answered with
+        one wake-up of the event loop: under load, one write for many keystrokes."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._updates_lock:
+            self._updates.append(((session_id, data, at, author), future))
+            first = len(self._updates) == 1
+        if first:
+            # Queued now, in order with every other call: it writes whatever has arrived by
+            # the time the thread gets to it.
+            try:
+                self._executor.submit(self._write_updates, loop)
+            except RuntimeError:  # the store has closed
+                with self._updates_lock:
+                    self._updates.clear()
+                raise
+        return future
+
+    def _write_updates(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._updates_lock:
+            batch, self._updates = self._updates, []
+        error: BaseException | None = None
+        try:
+            with self.conn.transaction():
+                for row, _ in batch:
+                    self._append_update(*row)
+        except BaseException as exc:  # every caller hears of it
+            error = exc
+        loop.call_soon_threadsafe(_settle, [future for _, future in batch], error)
 
     def _append_update(self, session_id: str, data: bytes, at: float, author: str | None) -> None:
         self.conn.execute(
@@ -398,6 +432,16 @@ class SessionStore:
         """The ``n`` of a ``SELECT count(*) AS n`` query."""
         row = self.conn.execute(sql, args).fetchone()
         return int(row["n"]) if row else 0
+
+
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def _session(row: Row) -> Session:

@@ -3,6 +3,7 @@ server."""
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import sqlite3
 import threading
@@ -280,5 +281,36 @@ async def test_a_lost_postgresql_connection_is_a_clear_error_then_comes_back(
             await store.get_session("s1")
         session = await store.get_session("s1")
         assert session is not None and session.name == "Loop"
+    finally:
+        await store.close()
+
+
+async def test_updates_written_in_batches_keep_their_order(database: Database) -> None:
+    store = SessionStore(database)
+    await store.open()
+    try:
+        await store.add_session(a_session())
+        updates = [f"update {i}".encode() for i in range(300)]
+        # Submitted faster than the database thread writes them: they go in batches.
+        written = [store.append_update("s1", update, float(i)) for i, update in enumerate(updates)]
+        # A read made after them sees them all, in order; each caller hears of its own.
+        assert await store.load_updates("s1") == updates
+        assert all(future.done() and future.exception() is None for future in written)
+        assert [c.at for c in await store.history("s1")] == [float(i) for i in range(300)]
+    finally:
+        await store.close()
+
+
+async def test_a_failed_batch_tells_every_caller(database: Database) -> None:
+    store = SessionStore(database)
+    await store.open()
+    try:
+        # No such session: the database refuses the rows (foreign key).
+        written = [store.append_update("missing", b"x", 1.0) for _ in range(5)]
+        results = await asyncio.gather(*written, return_exceptions=True)
+        assert all(isinstance(result, Exception) for result in results)
+        await store.add_session(a_session())
+        await store.append_update("s1", b"after", 2.0)  # the next batch is written
+        assert await store.load_updates("s1") == [b"after"]
     finally:
         await store.close()

@@ -1,0 +1,714 @@
+"""Capacity and soak: many interviews at once on one kernelpad server, and nothing lost.
+
+For each number of sessions S (``--sessions``, default 1, 10, 25 and 50), on a fresh server:
+
+1. S sessions are created. Each has an interviewer and a candidate, both typing into the shared
+   notebook over Yjs at human speed (``--edit-rate`` edits a second each, at random moments).
+   Each edit is a short line with a unique marker, put at the start of a random line. Each
+   session also has a JSON-protocol client that runs code every ``--run-every`` seconds or so:
+   Python, and in every third session JavaScript too. A first run per language starts the
+   kernels (the warm-up, timed apart).
+2. For ``--duration`` seconds (default 60) all of it goes on at once. Measured:
+   - **edit fan-out:** from one typist's send to the other typist having the marker;
+   - **run latency:** from sending ``execute`` to ``execution_finished``, split into the time
+     waiting for the kernel (queueing, from the server), in the kernel, and the rest
+     (kernelpad's own overhead);
+   - errors of any kind: error messages, closed sockets, failed requests;
+   - the server's CPU and RSS, the kernels' number and RSS, every second.
+3. Then typing stops and the harness waits for every edit to arrive. Memory is read again with
+   all sessions idle: the server's growth per session, and each kernel's RSS by language.
+4. Nothing lost? Every typist's text must equal the other's and the server's document. Every
+   run a client saw finish must be in the session's stored history. Once everyone has left,
+   the stored notebook (the export) must equal the text too.
+5. The sessions end. Kernel culling and the pool must bring the kernels back to the pool's
+   size.
+
+The clients all run in this one process, on the same 2-core machine as the server and its
+kernels; the harness's own CPU is reported too. Results go to ``bench/results/load.json`` and a
+plot to ``bench/results/load.png``. The "knee" is the largest S whose p99 run latency stays under
+twice that of one session: this machine's capacity.
+
+Run it with ``make load`` or ``.venv/bin/python bench/load.py [--sessions 1,10,25,50]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+from harness import BenchError, free_port, kernelpad_command, log_tail, machine_info
+from jupyter_ydoc import YNotebook
+from pycrdt import (
+    Doc,
+    Text,
+    TransactionEvent,
+    YMessageType,
+    create_sync_message,
+    create_update_message,
+    handle_sync_message,
+)
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+from tornado.websocket import WebSocketClientConnection, websocket_connect
+
+os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
+
+RESULTS = Path(__file__).resolve().parent / "results"
+POOL = {"python": 2, "javascript": 1}
+CODE = {
+    "python": "total = sum(i * i for i in range(2000))\nprint(total)",
+    "javascript": (
+        "let total = 0;\nfor (let i = 0; i < 2000; i++) total += i * i;\nconsole.log(total);"
+    ),
+}
+SETTLE_TIMEOUT = 15.0  # seconds for the last edits to arrive before they count as lost
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, round(q * len(ordered) + 0.5) - 1)]  # nearest rank
+
+
+def summary(values: list[float]) -> dict[str, Any]:
+    """Milliseconds: count, p50, p99, max."""
+    return {
+        "count": len(values),
+        "p50_ms": _ms(percentile(values, 0.5)),
+        "p99_ms": _ms(percentile(values, 0.99)),
+        "max_ms": _ms(max(values) if values else None),
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 2)
+
+
+# The server
+
+
+@dataclass
+class Server:
+    port: int
+    proc: subprocess.Popen[bytes]
+    workdir: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def check_alive(self) -> None:
+        if self.proc.poll() is not None:
+            raise BenchError(
+                f"kernelpad exited with code {self.proc.returncode}; its log ends:\n"
+                + log_tail(self.workdir / "server.log")
+            )
+
+    def kernels(self) -> list[tuple[str, float]]:
+        """Each kernel's language and RSS (MiB): the process trees the server started, by
+        what runs in them."""
+        found = []
+        for child in psutil.Process(self.proc.pid).children():
+            try:
+                tree = [child, *child.children(recursive=True)]
+                command = " ".join(" ".join(p.cmdline()) for p in tree)
+                rss = sum(p.memory_info().rss for p in tree) / 2**20
+            except psutil.NoSuchProcess:
+                continue
+            if "ipykernel" in command:
+                found.append(("python", rss))
+            elif "deno" in command:
+                found.append(("javascript", rss))
+            elif "java" in command:
+                found.append(("java", rss))
+        return found
+
+    def rss(self) -> float:
+        return float(psutil.Process(self.proc.pid).memory_info().rss) / 2**20
+
+
+@contextlib.asynccontextmanager
+async def kernelpad() -> Any:
+    workdir = Path(tempfile.mkdtemp(prefix="kpload-"))
+    port = free_port()
+    command = kernelpad_command(
+        port,
+        str(workdir),
+        "--kernel-pool-size",
+        json.dumps(POOL),
+        "--rate-limit-executions-per-minute",
+        "0",
+        "--code-execution-timeout",
+        "30",
+    )
+    with open(workdir / "server.log", "wb") as log:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+    server = Server(port, proc, workdir)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            server.check_alive()
+            with contextlib.suppress(OSError, HTTPClientError):
+                health = await get(server, "/api/v1/health")
+                if health["kernels_pooled"] >= sum(POOL.values()):
+                    break
+            if time.monotonic() > deadline:
+                raise BenchError("kernelpad did not start, with its pool, within 120 s")
+            await asyncio.sleep(0.2)
+        yield server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def request(server: Server, method: str, path: str, body: Any = None, token: str = "") -> Any:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    response = await AsyncHTTPClient().fetch(
+        server.url + path,
+        method=method,
+        headers=headers,
+        body=None if body is None else json.dumps(body),
+        request_timeout=60,
+    )
+    return json.loads(response.body) if response.body else None
+
+
+async def get(server: Server, path: str, token: str = "") -> Any:
+    return await request(server, "GET", path, token=token)
+
+
+# The clients
+
+
+class Typist:
+    """An interviewer or a candidate at the keyboard: a Yjs client of the session."""
+
+    def __init__(self, interview: Interview, name: str, params: dict[str, str]) -> None:
+        self.interview = interview
+        self.name = name
+        self.params = params
+        self.doc: Doc[Any] = Doc()
+        self.conn: WebSocketClientConnection | None = None
+        self.synced = asyncio.Event()
+        self.applying = False
+        self.sent = 0
+        self._source: Text | None = None
+        self.doc.observe(self._send_local)
+
+    async def connect(self, server: Server) -> None:
+        query = urllib.parse.urlencode(self.params)
+        url = f"ws://127.0.0.1:{server.port}/ws/yjs/{self.interview.id}?{query}"
+        self.conn = await websocket_connect(url, on_message_callback=self._on_message)
+        self.conn.protocol.stream.set_nodelay(True)  # type: ignore[union-attr]
+        self.conn.write_message(create_sync_message(self.doc), binary=True)
+        await asyncio.wait_for(self.synced.wait(), 60)
+
+    def _on_message(self, message: str | bytes | None) -> None:
+        if message is None:
+            if not self.interview.closing:
+                code = self.conn.close_code if self.conn else None
+                self.interview.errors.append(f"{self.name}'s Yjs socket closed ({code})")
+            return
+        if not isinstance(message, bytes) or message[0] != YMessageType.SYNC:
+            return
+        self.applying = True
+        try:
+            reply = handle_sync_message(message[1:], self.doc)
+        finally:
+            self.applying = False
+        if reply is not None and self.conn is not None:
+            self.conn.write_message(reply, binary=True)
+        if message[1] == 1:  # sync step 2: the server's document
+            self.synced.set()
+        self.interview.arrived(self, time.perf_counter())
+
+    def _send_local(self, event: TransactionEvent) -> None:
+        if not self.applying and self.conn is not None:
+            self.conn.write_message(create_update_message(event.update), binary=True)
+
+    @property
+    def source(self) -> Text:
+        # Found once: building the whole notebook for every message would make the harness,
+        # not the server, what is measured.
+        if self._source is None:
+            self._source = YNotebook(self.doc).ycells[0]["source"]
+        return self._source
+
+    @property
+    def text(self) -> str:
+        return str(self.source)
+
+    def type(self) -> str:
+        """A short line with a unique marker, at the start of a random line."""
+        source = self.source
+        text = str(source)
+        starts = [0] + [i + 1 for i, ch in enumerate(text) if ch == "\n"]
+        marker = f"#{self.name}{self.sent}#"
+        self.sent += 1
+        source.insert(random.choice(starts), marker + "\n")
+        return marker
+
+
+class Runner:
+    """A client of the JSON protocol that runs code in the session, one run at a time."""
+
+    def __init__(self, interview: Interview) -> None:
+        self.interview = interview
+        self.conn: WebSocketClientConnection | None = None
+        self.finished: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def connect(self, server: Server) -> None:
+        url = f"ws://127.0.0.1:{server.port}/ws/sessions/{self.interview.id}"
+        self.conn = await websocket_connect(url, on_message_callback=self._on_message)
+        self.conn.protocol.stream.set_nodelay(True)  # type: ignore[union-attr]
+        join = {
+            "client_id": "runner",
+            "display_name": "Runner",
+            "host_token": self.interview.token,
+        }
+        await self.conn.write_message(json.dumps({"type": "join_session", "data": join}))
+
+    def _on_message(self, message: str | bytes | None) -> None:
+        if message is None:
+            if not self.interview.closing:
+                self.interview.errors.append("the runner's JSON socket closed")
+            return
+        data = json.loads(message)
+        if data["type"] == "execution_finished":
+            self.finished.put_nowait(data["data"])
+        elif data["type"] == "error" and data["data"]["code"] != "throttled":
+            self.interview.errors.append(f"error message: {data['data']}")
+
+    async def run(self, language: str) -> dict[str, Any]:
+        assert self.conn is not None
+        started = time.perf_counter()
+        message = {"type": "execute", "data": {"code": CODE[language], "language": language}}
+        await self.conn.write_message(json.dumps(message))
+        finished = await asyncio.wait_for(self.finished.get(), 120)
+        finished["latency"] = time.perf_counter() - started
+        return finished
+
+
+@dataclass(eq=False)
+class Interview:
+    index: int
+    id: str
+    token: str
+    languages: tuple[str, ...]
+    typists: list[Typist] = field(default_factory=list)
+    runner: Runner | None = None
+    # marker -> (sent at, who sent it, who has not got it yet)
+    pending: dict[str, tuple[float, Typist, Typist]] = field(default_factory=dict)
+    fanout: list[float] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    closing: bool = False
+
+    def arrived(self, typist: Typist, at: float) -> None:
+        waiting = [m for m, (_, _, to) in self.pending.items() if to is typist]
+        if not waiting:
+            return
+        text = typist.text
+        for marker in waiting:
+            if marker in text:
+                sent_at, _, _ = self.pending.pop(marker)
+                self.fanout.append(at - sent_at)
+
+    def type(self, typist: Typist) -> None:
+        other = self.typists[1] if typist is self.typists[0] else self.typists[0]
+        sent_at = time.perf_counter()
+        marker = typist.type()
+        self.pending[marker] = (sent_at, typist, other)
+
+
+async def open_interviews(server: Server, count: int) -> list[Interview]:
+    interviews = []
+    for index in range(count):
+        created = await request(
+            server, "POST", "/api/v1/sessions", {"host_name": f"Interviewer {index}"}
+        )
+        languages = ("python", "javascript") if index % 3 == 0 else ("python",)
+        interview = Interview(index, created["session_id"], created["host_token"], languages)
+        host = {"client_id": "host", "display_name": "Host", "host_token": interview.token}
+        interview.typists = [
+            Typist(interview, "h", host),
+            Typist(interview, "c", {"client_id": "cand", "display_name": "Candidate"}),
+        ]
+        interview.runner = Runner(interview)
+        interviews.append(interview)
+    await asyncio.gather(
+        *(t.connect(server) for i in interviews for t in i.typists),
+        *(i.runner.connect(server) for i in interviews if i.runner),
+    )
+    return interviews
+
+
+# One phase
+
+
+class Sampler:
+    """The server's CPU and memory, and the kernels', every second."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.process = psutil.Process(server.proc.pid)
+        self.me = psutil.Process()
+        self.samples: list[dict[str, float]] = []
+        self.start = time.monotonic()
+        self.process.cpu_percent()
+        self.me.cpu_percent()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 1.0)
+            kernels = await asyncio.to_thread(self.server.kernels)
+            self.samples.append(
+                {
+                    "t": round(time.monotonic() - self.start, 1),
+                    "server_cpu_percent": self.process.cpu_percent(),
+                    "server_rss_mib": round(self.server.rss(), 1),
+                    "kernels": len(kernels),
+                    "kernels_rss_mib": round(sum(rss for _, rss in kernels), 1),
+                    "harness_cpu_percent": self.me.cpu_percent(),
+                }
+            )
+
+
+async def loop_lag(lags: list[float], stop: asyncio.Event) -> None:
+    """How late this process's event loop wakes up: the part of every latency measured here
+    that is the harness's own."""
+    while not stop.is_set():
+        before = time.perf_counter()
+        await asyncio.sleep(0.05)
+        lags.append(time.perf_counter() - before - 0.05)
+
+
+async def type_on(interview: Interview, typist: Typist, rate: float, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), random.expovariate(rate))
+        if not stop.is_set():
+            interview.type(typist)
+
+
+async def run_on(interview: Interview, every: float, stop: asyncio.Event) -> None:
+    assert interview.runner is not None
+    turn = 0
+    await asyncio.sleep(random.uniform(0, every))
+    while not stop.is_set():
+        language = interview.languages[turn % len(interview.languages)]
+        turn += 1
+        try:
+            finished = await interview.runner.run(language)
+        except TimeoutError:
+            interview.errors.append(f"a {language} run did not finish within 120 s")
+            continue
+        if finished["status"] != "ok":
+            interview.errors.append(f"a {language} run ended {finished['status']}")
+        interview.runs.append({**finished, "language": language})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), random.uniform(0.5, 1.5) * every)
+
+
+async def phase(sessions: int, args: argparse.Namespace) -> dict[str, Any]:
+    print(f"\n{sessions} session(s):", flush=True)
+    async with kernelpad() as server:
+        await asyncio.sleep(2)
+        baseline_rss = server.rss()
+        interviews = await open_interviews(server, sessions)
+        # Warm-up: each session's first run in each of its languages starts its kernels.
+        began = time.perf_counter()
+        warm = await asyncio.gather(
+            *(i.runner.run(lang) for i in interviews for lang in i.languages if i.runner)
+        )
+        warmup = time.perf_counter() - began
+        failed = [w for w in warm if w["status"] != "ok"]
+        if failed:
+            raise BenchError(f"warm-up runs failed: {failed[:3]}")
+        print(f"  warm-up: {len(warm)} first runs in {warmup:.1f} s", flush=True)
+
+        stop = asyncio.Event()
+        sampler = Sampler(server)
+        lags: list[float] = []
+        tasks = [asyncio.create_task(sampler.run(stop)), asyncio.create_task(loop_lag(lags, stop))]
+        for interview in interviews:
+            for typist in interview.typists:
+                tasks.append(asyncio.create_task(type_on(interview, typist, args.edit_rate, stop)))
+            tasks.append(asyncio.create_task(run_on(interview, args.run_every, stop)))
+        await asyncio.sleep(args.duration)
+        stop.set()
+        await asyncio.gather(*tasks)
+        server.check_alive()
+
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while any(i.pending for i in interviews) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        lost_edits = sum(len(i.pending) for i in interviews)
+        await asyncio.sleep(3)  # idle, for memory
+        idle_rss = server.rss()
+        kernels = await asyncio.to_thread(server.kernels)
+        checks = await verify(server, interviews)
+
+        for interview in interviews:
+            interview.closing = True
+            for typist in interview.typists:
+                if typist.conn:
+                    typist.conn.close()
+            if interview.runner and interview.runner.conn:
+                interview.runner.conn.close()
+        await wait_for(lambda: connected(server, 0), 30, "everyone to leave")
+        checks["stored_notebooks_differing"] = await stored_differences(server, interviews)
+
+        for interview in interviews:
+            await request(
+                server, "DELETE", f"/api/v1/sessions/{interview.id}", token=interview.token
+            )
+        pooled = sum(POOL.values())
+        await wait_for(lambda: kernel_count(server, pooled), 60, "the kernels to go")
+        after_end = await asyncio.to_thread(server.kernels)
+
+    fanout = [s for i in interviews for s in i.fanout]
+    runs = [r for i in interviews for r in i.runs]
+    errors = [e for i in interviews for e in i.errors]
+    by_language: dict[str, list[float]] = {}
+    for language, rss in kernels:
+        by_language.setdefault(language, []).append(rss)
+    samples = sampler.samples
+    result = {
+        "sessions": sessions,
+        "warmup_seconds": round(warmup, 2),
+        "edits_sent": sum(t.sent for i in interviews for t in i.typists),
+        "edits_lost": lost_edits,
+        "edit_fanout": summary(fanout),
+        "runs": {
+            "total": summary([r["latency"] for r in runs]),
+            "queued": summary([r.get("queued_time", 0) / 1000 for r in runs]),
+            "kernel": summary([r["execution_time"] / 1000 for r in runs]),
+            "overhead": summary(
+                [
+                    r["latency"] - r.get("queued_time", 0) / 1000 - r["execution_time"] / 1000
+                    for r in runs
+                ]
+            ),
+            "by_language": {
+                lang: summary([r["latency"] for r in runs if r["language"] == lang])
+                for lang in CODE
+                if any(r["language"] == lang for r in runs)
+            },
+        },
+        "errors": len(errors),
+        "error_examples": errors[:10],
+        "server_cpu_percent_mean": _mean([s["server_cpu_percent"] for s in samples]),
+        "server_cpu_percent_max": max((s["server_cpu_percent"] for s in samples), default=None),
+        "harness_cpu_percent_mean": _mean([s["harness_cpu_percent"] for s in samples]),
+        "harness_loop_lag": summary(lags),
+        "server_rss_mib_max": max((s["server_rss_mib"] for s in samples), default=None),
+        "kernels_alive_max": max((s["kernels"] for s in samples), default=0),
+        "kernels_rss_mib_max": max((s["kernels_rss_mib"] for s in samples), default=None),
+        "server_rss_mib_baseline": round(baseline_rss, 1),
+        "memory_per_idle_session_mib": round((idle_rss - baseline_rss) / sessions, 2),
+        "memory_per_idle_kernel_mib": {
+            lang: round(sum(values) / len(values), 1) for lang, values in by_language.items()
+        },
+        "kernels_after_all_ended": len(after_end),
+        "checks": checks,
+        "samples": samples,
+    }
+    report(result)
+    return result
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 1) if values else None
+
+
+async def wait_for(check: Callable[[], Any], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:g} s waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def connected(server: Server, count: int) -> bool:
+    response = await AsyncHTTPClient().fetch(server.url + "/metrics")
+    for line in response.body.decode().splitlines():
+        if line.startswith("kernelpad_participants_connected "):
+            return float(line.split()[1]) == count
+    return False
+
+
+async def kernel_count(server: Server, count: int) -> bool:
+    return len(await asyncio.to_thread(server.kernels)) <= count
+
+
+async def verify(server: Server, interviews: list[Interview]) -> dict[str, int]:
+    """Nothing lost: the typists agree with each other and the server; every run a client saw
+    finish is in the stored history."""
+    texts_differing = runs_missing = 0
+    for interview in interviews:
+        host, candidate = interview.typists
+        live = (await get(server, f"/api/v1/sessions/{interview.id}"))["code"]
+        if not host.text == candidate.text == live:
+            texts_differing += 1
+        stored: set[str] = set()
+        offset = 0
+        while True:
+            page = await get(
+                server,
+                f"/api/v1/sessions/{interview.id}/executions?limit=100&offset={offset}",
+                interview.token,
+            )
+            stored.update(e["execution_id"] for e in page["executions"])
+            offset += 100
+            if offset >= page["total"]:
+                break
+        runs_missing += sum(1 for r in interview.runs if r["execution_id"] not in stored)
+    return {"texts_differing": texts_differing, "runs_missing_from_history": runs_missing}
+
+
+async def stored_differences(server: Server, interviews: list[Interview]) -> int:
+    """Sessions whose stored notebook (read back once everyone left) is not what they typed."""
+    differing = 0
+    for interview in interviews:
+        notebook = await get(
+            server, f"/api/v1/sessions/{interview.id}/notebook.ipynb", interview.token
+        )
+        if notebook["cells"][0]["source"] != interview.typists[0].text:
+            differing += 1
+    return differing
+
+
+def report(result: dict[str, Any]) -> None:
+    runs, fanout = result["runs"], result["edit_fanout"]
+    print(
+        f"  edits: {result['edits_sent']} sent, {result['edits_lost']} lost;"
+        f" fan-out p50 {fanout['p50_ms']} ms, p99 {fanout['p99_ms']} ms",
+        flush=True,
+    )
+    print(
+        f"  runs: {runs['total']['count']}; p50 {runs['total']['p50_ms']} ms,"
+        f" p99 {runs['total']['p99_ms']} ms (queued p99 {runs['queued']['p99_ms']} ms,"
+        f" kernel p99 {runs['kernel']['p99_ms']} ms, overhead p99 {runs['overhead']['p99_ms']} ms)",
+        flush=True,
+    )
+    print(
+        f"  server: CPU {result['server_cpu_percent_mean']}% mean,"
+        f" RSS {result['server_rss_mib_max']} MiB max,"
+        f" {result['memory_per_idle_session_mib']} MiB per idle session;"
+        f" kernels: {result['kernels_alive_max']} alive, {result['kernels_rss_mib_max']} MiB,"
+        f" per idle kernel {result['memory_per_idle_kernel_mib']};"
+        f" harness CPU {result['harness_cpu_percent_mean']}%,"
+        f" its loop lag p99 {result['harness_loop_lag']['p99_ms']} ms",
+        flush=True,
+    )
+    print(
+        f"  errors: {result['errors']}; checks: {result['checks']};"
+        f" kernels after every session ended: {result['kernels_after_all_ended']}",
+        flush=True,
+    )
+
+
+def knee(results: list[dict[str, Any]]) -> int | None:
+    """The largest S whose p99 run latency is under twice the smallest S's."""
+    base = results[0]["runs"]["total"]["p99_ms"]
+    fits = [r["sessions"] for r in results if r["runs"]["total"]["p99_ms"] < 2 * base]
+    return max(fits) if fits else None
+
+
+def plot(results: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sessions = [r["sessions"] for r in results]
+    fig, (latency, memory, over_time) = plt.subplots(1, 3, figsize=(15, 4.2))
+    latency.plot(sessions, [r["runs"]["total"]["p99_ms"] for r in results], "o-", label="run p99")
+    latency.plot(sessions, [r["runs"]["total"]["p50_ms"] for r in results], "o--", label="run p50")
+    latency.plot(sessions, [r["edit_fanout"]["p99_ms"] for r in results], "s-", label="edit p99")
+    latency.set_xlabel("concurrent interviews")
+    latency.set_ylabel("latency (ms)")
+    latency.set_title("Latency")
+    latency.grid(alpha=0.3)
+    latency.legend()
+    memory.plot(sessions, [r["server_rss_mib_max"] for r in results], "o-", label="server RSS")
+    memory.plot(sessions, [r["kernels_rss_mib_max"] for r in results], "s-", label="kernels RSS")
+    memory.set_xlabel("concurrent interviews")
+    memory.set_ylabel("MiB (max during the run)")
+    memory.set_title("Memory")
+    memory.grid(alpha=0.3)
+    memory.legend()
+    largest = results[-1]
+    times = [s["t"] for s in largest["samples"]]
+    over_time.plot(
+        times, [s["server_cpu_percent"] for s in largest["samples"]], label="server CPU %"
+    )
+    over_time.set_xlabel("seconds of load")
+    over_time.set_ylabel("CPU % (100 = one core)")
+    over_time.set_title(f"{largest['sessions']} interviews, over time")
+    over_time.grid(alpha=0.3)
+    rss = over_time.twinx()
+    rss.plot(times, [s["server_rss_mib"] for s in largest["samples"]], "g-", label="server RSS")
+    rss.set_ylabel("server RSS (MiB)")
+    over_time.legend(loc="upper left")
+    rss.legend(loc="upper right")
+    fig.suptitle("kernelpad under load: each interview has 2 typists and a run every few seconds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sessions", default="1,10,25,50", help="S values, comma-separated")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load per S")
+    parser.add_argument("--edit-rate", type=float, default=2.0, help="edits a second a typist")
+    parser.add_argument("--run-every", type=float, default=5.0, help="seconds between runs")
+    parser.add_argument("--output", default="load", help="name of the results files")
+    args = parser.parse_args()
+    counts = sorted({int(s) for s in args.sessions.split(",")})
+    results = [await phase(count, args) for count in counts]
+    capacity = knee(results)
+    RESULTS.mkdir(exist_ok=True)
+    out = {
+        "machine": machine_info(),
+        "settings": {**vars(args), "pool": POOL},
+        "results": results,
+        "knee_sessions": capacity,
+    }
+    (RESULTS / f"{args.output}.json").write_text(json.dumps(out, indent=2) + "\n")
+    plot(results, RESULTS / f"{args.output}.png")
+    print(f"\nknee: {capacity} interviews (p99 run latency under 2x that of {counts[0]})")
+    print(f"written: bench/results/{args.output}.json and .png")
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except BenchError as exc:
+        raise SystemExit(f"load: {exc}") from None
