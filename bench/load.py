@@ -690,21 +690,24 @@ async def main() -> None:
     parser.add_argument("--edit-rate", type=float, default=2.0, help="edits a second a typist")
     parser.add_argument("--run-every", type=float, default=5.0, help="seconds between runs")
     parser.add_argument("--output", default="load", help="name of the results files")
+    parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where they go")
     args = parser.parse_args()
     counts = sorted({int(s) for s in args.sessions.split(",")})
     results = [await phase(count, args) for count in counts]
     capacity = knee(results)
-    RESULTS.mkdir(exist_ok=True)
+    args.results_dir.mkdir(parents=True, exist_ok=True)
     out = {
         "machine": machine_info(),
         "settings": {**vars(args), "pool": POOL},
         "results": results,
         "knee_sessions": capacity,
     }
-    (RESULTS / f"{args.output}.json").write_text(json.dumps(out, indent=2) + "\n")
-    plot(results, RESULTS / f"{args.output}.png")
+    (args.results_dir / f"{args.output}.json").write_text(
+        json.dumps(out, indent=2, default=str) + "\n"
+    )
+    plot(results, args.results_dir / f"{args.output}.png")
     print(f"\nknee: {capacity} interviews (p99 run latency under 2x that of {counts[0]})")
-    print(f"written: bench/results/{args.output}.json and .png")
+    print(f"written: {args.results_dir / args.output}.json and .png")
 
 
 if __name__ == "__main__":
