@@ -29,6 +29,7 @@ from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.local import LocalKernelBackend, remove_tree
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.kernels.sandbox import Sandbox, SandboxLimits
+from kernelpad.sessions.database import DatabaseUnavailable
 from kernelpad.sessions.manager import SessionManager
 from kernelpad.sessions.store import SessionStore
 from kernelpad.web.app import make_app
@@ -86,7 +87,7 @@ class KernelpadServer:
         hub_auth = self._hub_auth()
         self.gateway = self._gateway_client()
         self.sandbox = None if self.gateway else self._sandbox()
-        version = await self.store.open()
+        version = await self._open_store()
         log.info("database: %s, at schema version %d", self.store.database, version)
         if self.gateway is not None:
             self.registry.use_remote(await self._gateway_specs(self.gateway))
@@ -163,6 +164,21 @@ class KernelpadServer:
                 kernel_env={"KERNEL_USERNAME": settings.gateway_kernel_username},
             )
         )
+
+    async def _open_store(self) -> int:
+        """Open the database, waiting a while for a database server that is starting too."""
+        for pause in (0.5, 1, 2, 4, 8):
+            try:
+                return await self.store.open()
+            except DatabaseUnavailable as exc:
+                log.warning("%s; trying again in %g s", exc, pause)
+                await asyncio.sleep(pause)
+        try:
+            return await self.store.open()
+        except DatabaseUnavailable:
+            for sock in self._sockets:
+                sock.close()
+            raise
 
     async def _gateway_specs(self, gateway: GatewayClient) -> dict[str, Any]:
         """The gateway's kernelspecs, waiting a while for a gateway that is starting too."""

@@ -31,9 +31,9 @@ from kernelpad.kernels.sandbox import HOME, Sandbox
 
 log = logging.getLogger(__name__)
 
-# Settings of the server that must not reach code run in a kernel (DATABASE_URL may hold a
-# password).
-_PRIVATE_ENV_PREFIXES = ("KERNELPAD_", "JUPYTERHUB_", "DATABASE_URL")
+# Settings of the server that must not reach code run in a kernel: its own, the Hub's token,
+# the gateway's token, the database's password.
+_PRIVATE_ENV_PREFIXES = ("KERNELPAD_", "JUPYTERHUB_", "JUPYTER_GATEWAY_", "DATABASE_URL")
 
 
 class _KernelManager(AsyncKernelManager):

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from kernelpad.errors import KernelpadError
+
 Row = dict[str, Any]
 
 # How DATABASE_URL may look, for error messages.
@@ -37,8 +39,11 @@ class Rows(Protocol):
     def __iter__(self) -> Iterator[Row]: ...
 
 
-class DatabaseUnavailable(RuntimeError):
-    """The database server cannot be reached, or the connection to it was lost."""
+class DatabaseUnavailable(KernelpadError):
+    """The database server cannot be reached, or the connection to it was lost. (Its message
+    is for the operator: it names the database, its password masked.)"""
+
+    code = "database_unavailable"
 
 
 class Connection(ABC):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import functools
 import json
 import threading
@@ -67,8 +68,15 @@ class SessionStore:
         return await self._call(self._open)
 
     def _open(self) -> int:
-        self._conn = self.database.connect()
-        return migrate(self._conn)
+        conn = self.database.connect()
+        try:
+            version = migrate(conn)
+        except BaseException:
+            with contextlib.suppress(Exception):  # a connection that failed may not close well
+                conn.close()
+            raise
+        self._conn = conn
+        return version
 
     async def close(self) -> None:
         if self._conn is not None:

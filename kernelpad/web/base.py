@@ -14,6 +14,7 @@ import tornado.web
 
 from kernelpad import errors
 from kernelpad.config import Settings
+from kernelpad.sessions.database import DatabaseUnavailable
 from kernelpad.sessions.manager import SessionManager
 from kernelpad.web.schemas import ErrorDetail, ErrorResponse
 
@@ -39,6 +40,7 @@ STATUS: dict[type[errors.KernelpadError], int] = {
     errors.InvalidValue: 422,
     errors.RateLimited: 429,
     errors.KernelStartFailed: 503,
+    DatabaseUnavailable: 503,
 }
 
 
@@ -234,6 +236,13 @@ class ApiHandler(tornado.web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ApiError):
             detail = ErrorDetail(code=exc.code, message=exc.message, details=exc.details)
+        elif isinstance(exc, DatabaseUnavailable):
+            # Its message, which names the database, is for the log.
+            detail = ErrorDetail(
+                code=exc.code,
+                message="kernelpad cannot reach its database just now; try again in a moment.",
+            )
+            self.set_status(503)
         elif isinstance(exc, errors.KernelpadError):
             # The nearest class with a status: a subclass answers as its kind does.
             status_code = next((STATUS[c] for c in type(exc).__mro__ if c in STATUS), 400)
@@ -250,7 +259,9 @@ class ApiHandler(tornado.web.RequestHandler):
         self.finish(ErrorResponse(error=detail).model_dump_json(exclude_none=True))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, errors.KernelpadError):
+        if isinstance(value, DatabaseUnavailable):
+            log.warning("%s %s: %s", self.request.method, self.request.path, value.message)
+        elif isinstance(value, errors.KernelpadError):
             log.info("%s %s: %s", self.request.method, self.request.path, value.message)
         else:
             super().log_exception(typ, value, tb)
