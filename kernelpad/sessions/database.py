@@ -140,16 +140,37 @@ class _SQLiteConnection(Connection):
         return int(self._conn.execute("PRAGMA user_version").fetchone()["user_version"])
 
     def apply_migration(self, version: int, sql: str) -> None:
-        # executescript() commits first; BEGIN makes the migration and its version one unit.
+        # Processes that start together on one file take turns: BEGIN IMMEDIATE waits for the
+        # write lock (busy_timeout), and the version is read again once it is held. The
+        # migration and its version are one transaction.
+        self._conn.execute("BEGIN IMMEDIATE")
         try:
-            self._conn.executescript(f"BEGIN;\n{sql}\nPRAGMA user_version = {version:d};\nCOMMIT;")
-        except sqlite3.Error:
+            if self.schema_version() < version:
+                for statement in _statements(sql):
+                    self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA user_version = {version:d}")
+            self._conn.execute("COMMIT")
+        except BaseException:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
             raise
 
     def close(self) -> None:
         self._conn.close()
+
+
+def _statements(sql: str) -> Iterator[str]:
+    """The statements of a script, one by one (executescript() would commit the transaction
+    they must run in)."""
+    pending = ""
+    for part in sql.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):  # not a ";" inside a string
+            if pending.strip(" \t\n;"):
+                yield pending
+            pending = ""
+    if pending.strip(" \t\n;"):
+        raise ValueError(f"an incomplete statement in a migration: {pending.strip()[:80]!r}")
 
 
 def _dict_row(cursor: sqlite3.Cursor, values: tuple[Any, ...]) -> Row:

@@ -186,8 +186,14 @@ def test_a_newer_database_is_refused(connection: Connection) -> None:
         migrate(connection, MIGRATIONS)
 
 
-def test_processes_that_start_together_migrate_postgresql_once(postgresql_url: str) -> None:
-    database = database_from_url(postgresql_url)
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_processes_that_start_together_migrate_once(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    if kind == "sqlite":
+        database: Database = SQLite(tmp_path / "shared.sqlite")
+    else:
+        database = database_from_url(request.getfixturevalue("postgresql_url"))
     connections = [database.connect() for _ in range(3)]
     try:
         with concurrent.futures.ThreadPoolExecutor(len(connections)) as pool:
