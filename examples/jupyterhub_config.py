@@ -8,7 +8,16 @@ Try it from the repository (``make setup`` installs kernelpad, jupyterhub and th
     cd examples && npm ci && ../.venv/bin/jupyterhub -f jupyterhub_config.py
 
 then open http://127.0.0.1:8000/services/kernelpad/ and log in as a member of the group
-``interviewers``. Copy what you need into your Hub's own config.
+``interviewers``. To try it without system accounts, add a test login and an interviewer::
+
+    c.JupyterHub.authenticator_class = "dummy"
+    c.DummyAuthenticator.password = "try-it"
+    c.Authenticator.allow_all = True
+    c.JupyterHub.load_groups = {"interviewers": {"users": ["alice"]}}
+
+kernelpad's sandbox needs root: run the Hub as root, or set ``KERNELPAD_SANDBOX=false`` in the
+service's ``environment`` only where all code run is trusted. Copy what you need into your
+Hub's own config.
 """
 
 import os
