@@ -48,7 +48,6 @@ import os
 import queue
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -60,7 +59,15 @@ from pathlib import Path
 from typing import Any
 
 import jupyter_client
-from harness import BenchError, free_port, kernelpad_command, log_tail, machine_info, verdict
+from harness import (
+    BenchError,
+    free_port,
+    kernelpad_command,
+    log_tail,
+    machine_info,
+    stop_process,
+    verdict,
+)
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 
@@ -274,16 +281,10 @@ def kernelpad_server(lang: BenchLanguage, pool_size: int) -> Iterator[Api]:
         finally:
             if api is not None:
                 api.close()
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-                    SERVER_PROBLEMS.append(
-                        f"{lang.id} server (pool {pool_size}): did not stop within 30 s of SIGTERM"
-                    )
+            if not stop_process(proc):
+                SERVER_PROBLEMS.append(
+                    f"{lang.id} server (pool {pool_size}): did not stop within 30 s of SIGTERM"
+                )
             with contextlib.suppress(OSError):
                 for line in log_path.read_text(errors="replace").splitlines():
                     if SERVER_LOG_PROBLEM.match(line):

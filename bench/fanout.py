@@ -44,7 +44,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import sqlite3
 import statistics
 import subprocess
@@ -61,7 +60,15 @@ import pycrdt
 import tornado
 import tornado.web
 import tornado.websocket
-from harness import BenchError, free_port, kernelpad_command, log_tail, machine_info, verdict
+from harness import (
+    BenchError,
+    free_port,
+    kernelpad_command,
+    log_tail,
+    machine_info,
+    stop_process,
+    verdict,
+)
 from jupyter_ydoc import YNotebook
 from pycrdt import (
     Doc,
@@ -227,14 +234,7 @@ async def subprocess_server(
 
 
 def stop(server: Server) -> None:
-    if server.proc.poll() is not None:
-        return
-    server.proc.send_signal(signal.SIGTERM)
-    try:
-        server.proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.proc.kill()
-        server.proc.wait()
+    if not stop_process(server.proc):
         server.problems.append("did not stop within 30 s of SIGTERM")
 
 

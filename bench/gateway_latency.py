@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from harness import BenchError, free_port, kernelpad_command, log_tail, machine_info
+from harness import BenchError, free_port, kernelpad_command, log_tail, machine_info, stop_process
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "bench-token"
@@ -67,12 +67,7 @@ def process(cmd: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
         try:
             yield proc
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            stop_process(proc)
 
 
 @contextlib.contextmanager

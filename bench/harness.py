@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime
 import os
 import platform
+import signal
 import socket
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,21 @@ def kernelpad_command(port: int, data_dir: str, *flags: str) -> list[str]:
     ``flags`` (the benchmark's own settings)."""
     base = [sys.executable, "-m", "kernelpad", "--port", str(port), "--data-dir", data_dir]
     return [*base, "--log-level", "WARNING", *flags]
+
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30) -> bool:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout`` seconds; whether it
+    stopped by itself (a server that needs SIGKILL is a problem worth reporting)."""
+    if proc.poll() is not None:
+        return True
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return False
+    return True
 
 
 def log_tail(path: Path, lines: int = 15) -> str:

@@ -40,7 +40,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -51,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from harness import BenchError, free_port, kernelpad_command, log_tail, machine_info
+from harness import BenchError, free_port, kernelpad_command, log_tail, machine_info, stop_process
 from jupyter_ydoc import YNotebook
 from pycrdt import (
     Doc,
@@ -172,13 +171,7 @@ async def kernelpad() -> Any:
             await asyncio.sleep(0.2)
         yield server
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc, 60)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -30,6 +30,7 @@ os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 
 from kernelpad.config import Settings  # noqa: E402
 from kernelpad.server import KernelpadServer  # noqa: E402
+from tests import processes  # noqa: E402
 from tests.postgresql import PostgreSQLServer, postgresql_server  # noqa: E402
 
 
@@ -251,12 +252,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         """SIGTERM, as a service manager stops it; SIGKILL only if it does not exit."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        processes.stop(self.proc)
         self.wait()
 
 

@@ -22,6 +22,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests import processes
+
 
 class PostgreSQLServer:
     """A running cluster: user ``kernelpad``, trusted on loopback, without durability (fsync
@@ -81,12 +83,7 @@ def postgresql_server(port: int) -> Iterator[PostgreSQLServer]:
             yield server
         finally:
             # Fast shutdown: connections still open are ended, not waited for.
-            proc.send_signal(signal.SIGINT)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            processes.stop(proc, sig=signal.SIGINT)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from kernelpad.config import Settings
+from tests import processes
 from tests.conftest import (
     Api,
     RunningServer,
@@ -67,13 +68,7 @@ class Gateway:
         raise AssertionError(f"the gateway did not start: {self.log.read_text()}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        processes.stop(self.proc, 20)
         self._log.close()
 
 

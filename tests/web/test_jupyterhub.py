@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, expect
 
+from tests import processes
 from tests.conftest import Api, free_port
 from tests.web.browser import ARTIFACTS, Person
 
@@ -129,14 +130,8 @@ class Hub:
         return str(self.api("POST", f"/users/{user}/tokens", body)["token"])
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            # The Hub stops its managed services (kernelpad, which stops its kernels) and proxy.
-            self.proc.terminate()
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        # The Hub stops its managed services (kernelpad, which stops its kernels) and proxy.
+        processes.stop(self.proc, 60)
         self._log.close()
 
 
