@@ -38,11 +38,7 @@ _ALIASES = {
 # Jupyter's language_info names for kernelpad's ids.
 _JUPYTER_NAMES = {"cpp": "c++"}
 _CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # nbformat 4.5's cell ids
-_CELL_KEYS = {
-    "code": ("id", "cell_type", "metadata", "source", "outputs", "execution_count"),
-    "markdown": ("id", "cell_type", "metadata", "source", "attachments"),
-    "raw": ("id", "cell_type", "metadata", "source", "attachments"),
-}
+_CELL_TYPES = ("code", "markdown", "raw")
 
 
 def to_ipynb(
@@ -79,7 +75,7 @@ def to_ipynb(
 
 
 def _cell(cell: Any, language: str, ids: set[str]) -> dict[str, Any] | None:
-    if not isinstance(cell, dict) or cell.get("cell_type") not in _CELL_KEYS:
+    if not isinstance(cell, dict) or cell.get("cell_type") not in _CELL_TYPES:
         return None
     kind = cell["cell_type"]
     metadata = _object(cell.get("metadata"))
@@ -228,21 +224,18 @@ def starting_cells(
     """An imported notebook as the pad's starting notebook: every code cell names its
     language (its own if offered here, else the main one); outputs only if asked for."""
     cells = []
+    ids: set[str] = set()
     # Plain JSON values from here on: they go into the CRDT document.
-    for cell in json.loads(json.dumps(notebook.cells)):
-        if cell["cell_type"] not in _CELL_KEYS:
+    for raw in json.loads(json.dumps(notebook.cells)):
+        cell = _cell(raw, main_language, ids)
+        if cell is None:
             continue
-        clean = {key: cell[key] for key in _CELL_KEYS[cell["cell_type"]] if key in cell}
-        clean["id"] = str(clean.get("id") or uuid.uuid4().hex[:12])
-        metadata = _object(clean.get("metadata"))
         if cell["cell_type"] == "code":
-            ours = _object(metadata.get("kernelpad"))
+            ours = cell["metadata"]["kernelpad"]
             ours["language"] = _offered([ours.get("language")], registry) or main_language
-            metadata["kernelpad"] = ours
             if not include_outputs:
-                clean["outputs"], clean["execution_count"] = [], None
-        clean["metadata"] = metadata
-        cells.append(clean)
+                cell["outputs"], cell["execution_count"] = [], None
+        cells.append(cell)
     return {
         "cells": cells,
         "metadata": {"kernelpad": {"language": main_language}},
