@@ -13,14 +13,16 @@ import logging
 import signal
 import socket
 import tempfile
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
 from kernelpad.config import Settings
+from kernelpad.errors import KernelpadError
 from kernelpad.kernel_gateway.backend import GatewayBackend
 from kernelpad.kernel_gateway.client import GatewayClient, GatewaySettings, GatewayUnavailable
 from kernelpad.kernels import orphans
@@ -35,6 +37,8 @@ from kernelpad.sessions.store import SessionStore
 from kernelpad.web.app import make_app
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class CannotListen(RuntimeError):
@@ -167,33 +171,33 @@ class KernelpadServer:
 
     async def _open_store(self) -> int:
         """Open the database, waiting a while for a database server that is starting too."""
-        for pause in (0.5, 1, 2, 4, 8):
-            try:
-                return await self.store.open()
-            except DatabaseUnavailable as exc:
-                log.warning("%s; trying again in %g s", exc, pause)
-                await asyncio.sleep(pause)
-        try:
-            return await self.store.open()
-        except DatabaseUnavailable:
-            for sock in self._sockets:
-                sock.close()
-            raise
+        return await self._patiently(self.store.open, DatabaseUnavailable)
 
     async def _gateway_specs(self, gateway: GatewayClient) -> dict[str, Any]:
         """The gateway's kernelspecs, waiting a while for a gateway that is starting too."""
+        try:
+            return await self._patiently(gateway.kernelspecs, GatewayUnavailable)
+        except GatewayUnavailable as exc:
+            raise NoGateway(exc.message) from exc
+
+    async def _patiently(
+        self, attempt: Callable[[], Awaitable[T]], unavailable: type[KernelpadError]
+    ) -> T:
+        """``attempt()``, tried again after 0.5, 1, 2, 4 and 8 s while it raises
+        ``unavailable`` (a service starting along with kernelpad); the last failure stops the
+        start, and lets the port go."""
         for pause in (0.5, 1, 2, 4, 8):
             try:
-                return await gateway.kernelspecs()
-            except GatewayUnavailable as exc:
+                return await attempt()
+            except unavailable as exc:
                 log.warning("%s; trying again in %g s", exc.message, pause)
                 await asyncio.sleep(pause)
         try:
-            return await gateway.kernelspecs()
-        except GatewayUnavailable as exc:
+            return await attempt()
+        except unavailable:
             for sock in self._sockets:
                 sock.close()
-            raise NoGateway(exc.message) from exc
+            raise
 
     def _sandbox(self) -> Sandbox | None:
         settings = self.settings

@@ -252,3 +252,21 @@ async def test_a_dropped_channels_socket_is_made_again_mid_run(
     # The run ends normally, its reply and later output arrive, and it says what may be lost.
     assert body["status"] == "ok" and "after" in body["stdout"], body
     assert "may be missing" in body["stderr"], body
+
+
+def test_a_gateway_that_never_answers_stops_the_start_with_a_clear_error(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    result = subprocess.run(
+        [sys.executable, "-m", "kernelpad", "--port", "0", "--data-dir", str(tmp_path)]
+        + ["--gateway-url", url, "--gateway-connect-timeout", "1"],
+        capture_output=True,
+        text=True,
+        timeout=90,
+        env={**os.environ, "JUPYTER_PLATFORM_DIRS": "1"},
+    )
+    assert result.returncode == 1, result.stderr
+    # Tried again a while first (the gateway may be starting along with kernelpad), then said so.
+    assert result.stderr.count("trying again in") == 5
+    assert result.stderr.strip().splitlines()[-1].startswith("kernelpad: ")
+    assert url in result.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in result.stderr
