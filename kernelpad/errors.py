@@ -12,10 +12,18 @@ class KernelpadError(Exception):
     """Base class: ``code`` identifies the kind of error, the message explains it."""
 
     code = "error"
+    #: What clients are told instead of the message, where the message is for the operator's
+    #: log only (it names the database, say).
+    public_message: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+    @property
+    def public(self) -> str:
+        """The message for the HTTP or WebSocket client."""
+        return self.public_message or self.message
 
 
 class UnknownLanguage(KernelpadError):

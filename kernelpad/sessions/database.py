@@ -44,6 +44,7 @@ class DatabaseUnavailable(KernelpadError):
     is for the operator: it names the database, its password masked.)"""
 
     code = "database_unavailable"
+    public_message = "kernelpad cannot reach its database just now; try again in a moment."
 
 
 class Connection(ABC):

@@ -44,6 +44,11 @@ STATUS: dict[type[errors.KernelpadError], int] = {
 }
 
 
+def status_of(exc: errors.KernelpadError) -> int:
+    """The HTTP status of an error: its nearest class's (a subclass answers as its kind)."""
+    return next((STATUS[c] for c in type(exc).__mro__ if c in STATUS), 400)
+
+
 class ApiError(tornado.web.HTTPError):
     """An HTTP error with a code and a message for the JSON body."""
 
@@ -236,18 +241,9 @@ class ApiHandler(tornado.web.RequestHandler):
         exc = kwargs.get("exc_info", (None, None, None))[1]
         if isinstance(exc, ApiError):
             detail = ErrorDetail(code=exc.code, message=exc.message, details=exc.details)
-        elif isinstance(exc, DatabaseUnavailable):
-            # Its message, which names the database, is for the log.
-            detail = ErrorDetail(
-                code=exc.code,
-                message="kernelpad cannot reach its database just now; try again in a moment.",
-            )
-            self.set_status(503)
         elif isinstance(exc, errors.KernelpadError):
-            # The nearest class with a status: a subclass answers as its kind does.
-            status_code = next((STATUS[c] for c in type(exc).__mro__ if c in STATUS), 400)
-            self.set_status(status_code)
-            detail = ErrorDetail(code=exc.code, message=exc.message)
+            self.set_status(status_of(exc))
+            detail = ErrorDetail(code=exc.code, message=exc.public)
             if isinstance(exc, errors.RateLimited):
                 self.set_header("Retry-After", str(int(exc.retry_after)))
         elif isinstance(exc, tornado.web.HTTPError):
@@ -259,10 +255,10 @@ class ApiHandler(tornado.web.RequestHandler):
         self.finish(ErrorResponse(error=detail).model_dump_json(exclude_none=True))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, DatabaseUnavailable):
-            log.warning("%s %s: %s", self.request.method, self.request.path, value.message)
-        elif isinstance(value, errors.KernelpadError):
-            log.info("%s %s: %s", self.request.method, self.request.path, value.message)
+        if isinstance(value, errors.KernelpadError):
+            # The server's trouble (a kernel or the database unavailable) is worth a warning.
+            level = logging.WARNING if status_of(value) >= 500 else logging.INFO
+            log.log(level, "%s %s: %s", self.request.method, self.request.path, value.message)
         else:
             super().log_exception(typ, value, tb)
 

@@ -27,7 +27,7 @@ class TemplateHandler(ApiHandler):
         try:
             item = self.manager.registry.describe(language_id)
         except UnknownLanguage as exc:
-            raise ApiError(404, exc.code, exc.message) from None
+            raise ApiError(404, exc.code, exc.public) from None
         self.respond(
             TemplateOut(
                 language=item.language.id,

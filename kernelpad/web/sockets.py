@@ -114,9 +114,9 @@ class _SessionSocket(tornado.websocket.WebSocketHandler):
         try:
             self.room = await self.manager.room(session_id)
         except errors.SessionNotFound as exc:
-            self.close(NOT_FOUND, exc.message[:120])
+            self.close(NOT_FOUND, exc.public[:120])
         except errors.SessionEnded as exc:
-            self.close(ENDED, exc.message[:120])
+            self.close(ENDED, exc.public[:120])
         return self.room
 
     async def _join(self, room: Room, join: JoinSessionData) -> Participant:
@@ -234,10 +234,10 @@ class YjsSocket(_SessionSocket):
         try:
             await self._join(room, join)
         except (errors.SessionFull, errors.Forbidden) as exc:
-            self.close(FULL, exc.message[:120])
+            self.close(FULL, exc.public[:120])
             return
         except errors.SessionEnded as exc:
-            self.close(ENDED, exc.message[:120])
+            self.close(ENDED, exc.public[:120])
             return
         except errors.InvalidValue:
             return
@@ -323,16 +323,16 @@ class SessionSocket(_SessionSocket):
         except pydantic.ValidationError as exc:
             self.error(*_problem(exc, envelope.type))
         except errors.SessionFull as exc:
-            self.error(exc.code, exc.message)
+            self.error(exc.code, exc.public)
             self.close(FULL, "session full")
         except errors.SessionEnded as exc:
-            self.error(exc.code, exc.message)
-            self.close(ENDED, exc.message[:120])
+            self.error(exc.code, exc.public)
+            self.close(ENDED, exc.public[:120])
         except errors.ParticipantRemoved as exc:
-            self.error(exc.code, exc.message)
-            self.close(FULL, exc.message[:120])
+            self.error(exc.code, exc.public)
+            self.close(FULL, exc.public[:120])
         except errors.KernelpadError as exc:
-            self.error(exc.code, exc.message)
+            self.error(exc.code, exc.public)
 
     async def _on_join_session(self, data: dict[str, Any]) -> None:
         room = self.room
@@ -415,7 +415,7 @@ class SessionSocket(_SessionSocket):
                 self.client_id,
             )
         except errors.KernelpadError as exc:
-            self.error(exc.code, exc.message)
+            self.error(exc.code, exc.public)
         except Exception:
             log.exception("session %s: a run from a socket failed", room.session_id)
             self.error("internal_error", "kernelpad hit an internal error; see its log.")
