@@ -14,8 +14,8 @@ import pydantic
 from kernelpad import __version__, logs
 from kernelpad.config import Settings, env_names
 from kernelpad.server import CannotListen, NoGateway, NoHub, NoSandbox, serve
-from kernelpad.sessions.database import DatabaseUnavailable
-from kernelpad.sessions.migrations import SchemaTooNew
+from kernelpad.sessions.storage.database import DatabaseUnavailable
+from kernelpad.sessions.storage.migrations import SchemaTooNew
 
 
 def build_parser() -> argparse.ArgumentParser:

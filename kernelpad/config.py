@@ -18,7 +18,7 @@ from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kernelpad.sessions.database import Database, SQLite, database_from_url
+from kernelpad.sessions.storage.factory import database_from_url
 
 PREFIX = "KERNELPAD_"
 
@@ -305,13 +305,6 @@ class Settings(BaseSettings):
     def database_path(self) -> Path:
         """The SQLite file used when DATABASE_URL is unset."""
         return self.data_dir / "kernelpad.sqlite"
-
-    @property
-    def database(self) -> Database:
-        """Where sessions are stored: DATABASE_URL, or else the SQLite file in DATA_DIR."""
-        if self.database_url:
-            return database_from_url(self.database_url)
-        return SQLite(self.database_path)
 
 
 def env_names(name: str, field: FieldInfo) -> list[str]:

@@ -31,9 +31,10 @@ from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.local import LocalKernelBackend, remove_tree
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.kernels.sandbox import Sandbox, SandboxLimits
-from kernelpad.sessions.database import DatabaseUnavailable
 from kernelpad.sessions.manager import SessionManager
-from kernelpad.sessions.store import SessionStore
+from kernelpad.sessions.storage.database import DatabaseUnavailable
+from kernelpad.sessions.storage.factory import database_for
+from kernelpad.sessions.storage.store import SessionStore
 from kernelpad.web.app import make_app
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ class KernelpadServer:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.store = SessionStore(settings.database)
+        self.store = SessionStore(database_for(settings.database_url, settings.database_path))
         self.registry = LanguageRegistry(allow=settings.languages)
         self.manager: SessionManager | None = None
         self.app: tornado.web.Application | None = None

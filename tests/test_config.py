@@ -11,7 +11,8 @@ import pytest
 
 from kernelpad.cli import build_parser, load_settings
 from kernelpad.config import Settings, env_names
-from kernelpad.sessions.database import SQLite
+from kernelpad.sessions.storage.factory import database_for
+from kernelpad.sessions.storage.sqlite import SQLite
 
 
 def test_defaults() -> None:
@@ -121,14 +122,17 @@ def test_bad_settings_exit_with_a_message(
 
 
 def test_the_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    def database(settings: Settings) -> object:
+        return database_for(settings.database_url, settings.database_path)
+
     default = Settings(_env_file=None)  # type: ignore[call-arg]
-    assert default.database == SQLite(Path(".kernelpad/kernelpad.sqlite"))
+    assert database(default) == SQLite(Path(".kernelpad/kernelpad.sqlite"))
     monkeypatch.setenv("DATABASE_URL", "sqlite:////srv/kp.sqlite")
-    assert load_settings([]).database == SQLite(Path("/srv/kp.sqlite"))
-    assert load_settings(["--database-url", "sqlite:///kp.sqlite"]).database == SQLite(
+    assert database(load_settings([])) == SQLite(Path("/srv/kp.sqlite"))
+    assert database(load_settings(["--database-url", "sqlite:///kp.sqlite"])) == SQLite(
         Path("kp.sqlite")
     )
-    postgresql = load_settings(["--database-url", "postgres://kp:pw@db:5433/kp"]).database
+    postgresql = database(load_settings(["--database-url", "postgres://kp:pw@db:5433/kp"]))
     assert str(postgresql) == "PostgreSQL postgres://kp:***@db:5433/kp"
     assert "pw" not in repr(postgresql)
 

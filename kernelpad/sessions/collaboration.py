@@ -30,7 +30,7 @@ from pycrdt import (
 from kernelpad.errors import ParticipantRemoved, SessionEnded, SessionFull
 from kernelpad.sessions.document import SessionDocument, changed_span
 from kernelpad.sessions.models import Participant, Session
-from kernelpad.sessions.store import SessionStore
+from kernelpad.sessions.storage.store import SessionStore
 
 log = logging.getLogger(__name__)
 

@@ -40,7 +40,7 @@ from kernelpad.sessions.notebooks import (
 )
 from kernelpad.sessions.questions import QuestionLibrary
 from kernelpad.sessions.ratelimit import RateLimiter
-from kernelpad.sessions.store import SessionStore
+from kernelpad.sessions.storage.store import SessionStore
 from kernelpad.sessions.tokens import hash_token, new_session_id, new_token, token_matches
 
 log = logging.getLogger(__name__)

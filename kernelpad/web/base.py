@@ -14,8 +14,8 @@ import tornado.web
 
 from kernelpad import errors
 from kernelpad.config import Settings
-from kernelpad.sessions.database import DatabaseUnavailable
 from kernelpad.sessions.manager import SessionManager
+from kernelpad.sessions.storage.database import DatabaseUnavailable
 from kernelpad.web.schemas import ErrorDetail, ErrorResponse
 
 log = logging.getLogger(__name__)

@@ -14,17 +14,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from kernelpad.sessions.database import (
-    Connection,
-    Database,
-    DatabaseUnavailable,
-    Rows,
-    SQLite,
-    database_from_url,
-)
-from kernelpad.sessions.migrations import MIGRATIONS, Migration, SchemaTooNew, migrate
 from kernelpad.sessions.models import ENDED, Execution, Participant, Session
-from kernelpad.sessions.store import SessionStore
+from kernelpad.sessions.storage.database import Connection, Database, DatabaseUnavailable, Rows
+from kernelpad.sessions.storage.factory import database_from_url
+from kernelpad.sessions.storage.migrations import MIGRATIONS, Migration, SchemaTooNew, migrate
+from kernelpad.sessions.storage.sqlite import SQLite
+from kernelpad.sessions.storage.store import SessionStore
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

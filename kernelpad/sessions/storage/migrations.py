@@ -1,18 +1,18 @@
 """The schema, as an ordered list of migrations.
 
 A migration is SQLite DDL, translated for PostgreSQL where their types differ (see
-:mod:`kernelpad.sessions.postgresql`: types are written in upper case, names in lower case). The
-database records the last migration it has had (SQLite in ``PRAGMA user_version``, PostgreSQL in
-a table); opening it applies the ones after that, each in its own transaction. A migration, once
-released, is never edited: a change of schema is a new entry at the end, so no upgrade loses
-data.
+:mod:`kernelpad.sessions.storage.postgresql`: types are written in upper case, names in lower
+case). The database records the last migration it has had (SQLite in ``PRAGMA user_version``,
+PostgreSQL in a table); opening it applies the ones after that, each in its own transaction. A
+migration, once released, is never edited: a change of schema is a new entry at the end, so no
+upgrade loses data.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kernelpad.sessions.database import Connection
+from kernelpad.sessions.storage.database import Connection
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 
-from kernelpad.sessions.database import Connection, Database, DatabaseUnavailable, Row, Rows
+from kernelpad.sessions.storage.database import Connection, Database, DatabaseUnavailable, Row, Rows
 
 # The migrations' SQLite types, as PostgreSQL spells them. Its REAL has 4 bytes: too few digits
 # for a timestamp.

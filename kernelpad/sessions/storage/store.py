@@ -1,5 +1,5 @@
 """Sessions and their history, in SQLite or PostgreSQL (one set of SQL for both: see
-:mod:`kernelpad.sessions.database`).
+:mod:`kernelpad.sessions.storage.database`).
 
 All database work runs on one dedicated thread, never on the event loop. One thread also means
 one connection and a strict order: a read submitted after a write sees that write.
@@ -17,33 +17,20 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any, TypeVar
 
-from kernelpad.sessions.database import Connection, Database, Row
-from kernelpad.sessions.migrations import migrate
-from kernelpad.sessions.models import (
-    ACTIVE,
-    ENDED,
-    DocumentChange,
-    Execution,
-    Participant,
-    Session,
+from kernelpad.sessions.models import ACTIVE, ENDED, DocumentChange, Execution, Participant, Session
+from kernelpad.sessions.storage.database import Connection, Database
+from kernelpad.sessions.storage.migrations import migrate
+from kernelpad.sessions.storage.rows import (
+    EXECUTION_COLUMNS,
+    HOST_SETTINGS,
+    JSON_FIELDS,
+    PARTICIPANT_COLUMNS,
+    SESSION_COLUMNS,
+    execution_of,
+    session_of,
 )
 
 T = TypeVar("T")
-
-_SESSION_COLUMNS = (
-    "id, name, host_name, language, code, max_participants, host_token_hash, created_at,"
-    " last_activity, status, ended_at, end_reason, notes, editing_locked, candidate_execution"
-)
-_PARTICIPANT_COLUMNS = "client_id, display_name, role, joined_at, left_at, token_hash, removed_at"
-# What the host may change of a session after it is made.
-_HOST_SETTINGS = ("notes", "editing_locked", "candidate_execution")
-_EXECUTION_COLUMNS = (
-    "id, session_id, language, code, status, stdout, stderr, outputs, error, execution_count,"
-    " time_limit_ms, started_at, finished_at, duration_ms, queued_ms, timed_out, state_kept,"
-    " kernel_restarted, new_kernel, output_truncated, notices, cell_id, author"
-)
-_JSON_FIELDS = ("outputs", "error", "notices")
-_BOOL_FIELDS = ("timed_out", "state_kept", "kernel_restarted", "new_kernel", "output_truncated")
 
 
 class SessionStore:
@@ -98,7 +85,7 @@ class SessionStore:
     def _add_session(self, s: Session) -> None:
         with self.conn.transaction():
             self.conn.execute(
-                f"INSERT INTO sessions ({_SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 (
                     s.id,
                     s.name,
@@ -124,7 +111,7 @@ class SessionStore:
         # A participant saved again (it joined again) keeps its removal and its token: a join
         # that read the session before a removal must not undo it.
         self.conn.execute(
-            f"INSERT INTO participants (session_id, {_PARTICIPANT_COLUMNS})"
+            f"INSERT INTO participants (session_id, {PARTICIPANT_COLUMNS})"
             " VALUES (?,?,?,?,?,?,?,?)"
             " ON CONFLICT (session_id, client_id) DO UPDATE SET"
             " display_name = excluded.display_name, role = excluded.role,"
@@ -148,15 +135,15 @@ class SessionStore:
 
     def _get_session(self, session_id: str) -> Session | None:
         row = self.conn.execute(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
+            f"SELECT {SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
         ).fetchone()
         if row is None:
             return None
-        session = _session(row)
+        session = session_of(row)
         session.participants = [
             Participant(**p)
             for p in self.conn.execute(
-                f"SELECT {_PARTICIPANT_COLUMNS} FROM participants"
+                f"SELECT {PARTICIPANT_COLUMNS} FROM participants"
                 " WHERE session_id = ? ORDER BY joined_at",
                 (session_id,),
             )
@@ -166,7 +153,7 @@ class SessionStore:
     async def update_session(self, session_id: str, **values: object) -> None:
         """Change what the host may change: ``notes``, ``editing_locked``,
         ``candidate_execution``."""
-        unknown = set(values) - set(_HOST_SETTINGS)
+        unknown = set(values) - set(HOST_SETTINGS)
         if unknown:
             raise ValueError(f"not a session setting: {sorted(unknown)}")
         if values:
@@ -190,11 +177,11 @@ class SessionStore:
         where, args = ("WHERE status = ?", (status,)) if status else ("", ())
         total = self._count(f"SELECT count(*) AS n FROM sessions {where}", args)
         rows = self.conn.execute(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions {where}"
+            f"SELECT {SESSION_COLUMNS} FROM sessions {where}"
             " ORDER BY created_at DESC, id LIMIT ? OFFSET ?",
             (*args, limit, offset),
         ).fetchall()
-        sessions = [_session(row) for row in rows]
+        sessions = [session_of(row) for row in rows]
         if not sessions:  # (PostgreSQL refuses an empty IN ())
             return [], total
         counts = {
@@ -259,12 +246,12 @@ class SessionStore:
 
     def _add_execution(self, execution: Execution) -> None:
         values = asdict(execution)
-        for name in _JSON_FIELDS:
+        for name in JSON_FIELDS:
             values[name] = json.dumps(values[name])
-        columns = [c.strip() for c in _EXECUTION_COLUMNS.split(",")]
+        columns = [c.strip() for c in EXECUTION_COLUMNS.split(",")]
         with self.conn.transaction():
             self.conn.execute(
-                f"INSERT INTO executions ({_EXECUTION_COLUMNS})"
+                f"INSERT INTO executions ({EXECUTION_COLUMNS})"
                 f" VALUES ({','.join('?' * len(columns))})",
                 [values[c] for c in columns],
             )
@@ -285,11 +272,11 @@ class SessionStore:
             "SELECT count(*) AS n FROM executions WHERE session_id = ?", (session_id,)
         )
         rows = self.conn.execute(
-            f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE session_id = ?"
+            f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE session_id = ?"
             " ORDER BY seq LIMIT ? OFFSET ?",
             (session_id, limit, offset),
         ).fetchall()
-        return [self._execution(row) for row in rows], total
+        return [execution_of(row) for row in rows], total
 
     async def all_executions(self, session_id: str) -> list[Execution]:
         """Every run of the session, oldest first."""
@@ -297,10 +284,10 @@ class SessionStore:
 
     def _all_executions(self, session_id: str) -> list[Execution]:
         rows = self.conn.execute(
-            f"SELECT {_EXECUTION_COLUMNS} FROM executions WHERE session_id = ? ORDER BY seq",
+            f"SELECT {EXECUTION_COLUMNS} FROM executions WHERE session_id = ? ORDER BY seq",
             (session_id,),
         ).fetchall()
-        return [self._execution(row) for row in rows]
+        return [execution_of(row) for row in rows]
 
     async def count_executions(self, session_id: str, language: str) -> int:
         return await self._call(self._count_executions, session_id, language)
@@ -310,15 +297,6 @@ class SessionStore:
             "SELECT count(*) AS n FROM executions WHERE session_id = ? AND language = ?",
             (session_id, language),
         )
-
-    @staticmethod
-    def _execution(row: Row) -> Execution:
-        values = dict(row)
-        for name in _JSON_FIELDS:
-            values[name] = json.loads(values[name]) if values[name] is not None else None
-        for name in _BOOL_FIELDS:
-            values[name] = bool(values[name])
-        return Execution(**values)
 
     # The shared notebook
 
@@ -450,10 +428,3 @@ def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) ->
             future.set_result(None)
         else:
             future.set_exception(error)
-
-
-def _session(row: Row) -> Session:
-    session = Session(**row)
-    session.editing_locked = bool(session.editing_locked)
-    session.candidate_execution = bool(session.candidate_execution)
-    return session
