@@ -31,7 +31,9 @@ from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.local import LocalKernelBackend, remove_tree
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.kernels.sandbox import Sandbox, SandboxLimits
-from kernelpad.sessions.manager import SessionManager
+from kernelpad.sessions.access import RunLimits
+from kernelpad.sessions.manager import SessionManager, SessionOptions
+from kernelpad.sessions.runs import RunSettings
 from kernelpad.sessions.storage.database import DatabaseUnavailable
 from kernelpad.sessions.storage.factory import database_for
 from kernelpad.sessions.storage.store import SessionStore
@@ -86,9 +88,6 @@ class KernelpadServer:
                 f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}"
             ) from exc
         self.port = self._sockets[0].getsockname()[1]
-        if settings.port == 0:
-            # Any free port was asked for: links (join_url) name the one it got.
-            settings.port = self.port
         hub_auth = self._hub_auth()
         self.gateway = self._gateway_client()
         self.sandbox = None if self.gateway else self._sandbox()
@@ -122,7 +121,7 @@ class KernelpadServer:
                 self.sandbox,
             )
         pool = KernelPool(backend, self.registry, settings.kernel_pool_size)
-        self.manager = SessionManager(settings, self.store, self.registry, pool)
+        self.manager = SessionManager(session_options(settings), self.store, self.registry, pool)
         await self.manager.start()
         self.app = app = make_app(settings, self.manager, hub_auth)
         # The handlers stream bodies and answer oversized ones with a JSON 413; this is only the
@@ -275,3 +274,27 @@ async def serve(settings: Settings) -> None:
         log.info("signal received: shutting down")
     finally:
         await server.stop()
+
+
+def session_options(settings: Settings) -> SessionOptions:
+    """The settings the sessions layer reads, as its own options (it never reads config)."""
+    return SessionOptions(
+        questions_dir=settings.questions_path,
+        session_id_length=settings.session_id_length,
+        max_participants=settings.max_participants_per_session,
+        max_age_hours=settings.max_session_age_hours,
+        kernel_idle_timeout=settings.kernel_idle_timeout,
+        cull_interval=settings.cull_interval,
+        runs=RunSettings(
+            time_limit=settings.code_execution_timeout,
+            interrupt_grace=settings.interrupt_grace,
+            max_output=settings.code_max_output_size,
+            flood_limit=settings.output_flood_limit,
+            queue_size=settings.execution_queue_size,
+        ),
+        run_limits=RunLimits(
+            enabled=settings.enable_server_execution,
+            max_code_size=settings.max_code_size,
+            runs_per_minute=settings.rate_limit_executions_per_minute,
+        ),
+    )

@@ -212,7 +212,7 @@ async def test_a_new_java_session_runs_on_a_pre_started_kernel(server: RunningSe
     sid = (await server.api.create_session(initial_language="java"))["session_id"]
     body = await server.api.execute(sid, "1 + 1")
     assert body["status"] == "ok" and body["new_kernel"] is True
-    assert manager._runners[(sid, "java")].kernel is pooled
+    assert manager.runs.runners()[(sid, "java")].kernel is pooled
 
 
 async def test_python_sys_stdin_reads_the_input_lines(api: Api, sessions: dict[str, str]) -> None:

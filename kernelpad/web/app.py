@@ -16,6 +16,7 @@ from kernelpad.sessions.manager import SessionManager
 from kernelpad.web.base import NotFoundHandler
 from kernelpad.web.docs import OpenAPIHandler, RedocHandler, SwaggerHandler
 from kernelpad.web.health import HealthHandler
+from kernelpad.web.json_socket import SessionSocket
 from kernelpad.web.languages import LanguagesHandler, TemplateHandler
 from kernelpad.web.metrics import MetricsHandler
 from kernelpad.web.openapi import build_openapi
@@ -32,7 +33,7 @@ from kernelpad.web.sessions import (
     SessionsHandler,
     TimelineHandler,
 )
-from kernelpad.web.sockets import SessionSocket, YjsSocket
+from kernelpad.web.yjs_socket import YjsSocket
 
 STATIC = Path(__file__).parent / "static"
 

@@ -20,10 +20,10 @@ class HealthHandler(ApiHandler):
                 app_name=self.kp_settings.app_name,
                 version=__version__,
                 sessions_active=await manager.store.count_sessions(ACTIVE),
-                kernels_running=manager.kernels_running,
+                kernels_running=manager.runs.kernels_running,
                 kernels_pooled=manager.pool.ready_count,
-                executions_running=manager.executions_running,
-                executions_queued=manager.executions_queued,
+                executions_running=manager.runs.running,
+                executions_queued=manager.runs.queued,
                 uptime_seconds=round(time.monotonic() - self.application.settings["started"], 3),
                 # Kernels on a gateway are the gateway's to contain.
                 sandbox=self.kp_settings.sandbox and not self.kp_settings.gateway_url,

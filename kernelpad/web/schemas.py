@@ -443,64 +443,6 @@ class ExecutionPage(BaseModel):
     offset: int
 
 
-# WebSocket messages (the original JSON protocol)
-
-
-class SocketMessage(BaseModel):
-    """Every message: ``{"type": ..., "data": {...}, "timestamp": ...}``."""
-
-    model_config = ConfigDict(extra="ignore")
-    type: str = Field(min_length=1, max_length=64)
-    data: dict[str, Any] = Field(default_factory=dict)
-    timestamp: str | None = None
-
-
-class JoinSessionData(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-    session_id: str | None = None
-    client_id: str = Field(pattern=CLIENT_ID_PATTERN)
-    display_name: PersonName
-    host_token: str | None = Field(None, max_length=200)
-    participant_token: str | None = Field(None, max_length=200)
-
-
-class CodeUpdateData(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-    code: str
-    language: str | None = Field(None, pattern=LANGUAGE_PATTERN)
-    base_version: int | None = Field(
-        None,
-        ge=0,
-        description="The version (from session_state or code_update) the text was edited from.",
-    )
-
-
-class ExecuteData(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-    cell_id: str | None = Field(None, max_length=64)
-    code: str | None = None
-    language: str | None = Field(None, pattern=LANGUAGE_PATTERN)
-    time_limit: int | None = Field(None, gt=0)
-
-
-class KernelData(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-    language: str | None = Field(None, pattern=LANGUAGE_PATTERN)
-    execution_id: str | None = Field(
-        None, max_length=64, description="interrupt: the run to stop (from execution_started)."
-    )
-
-
-class InputReplyData(BaseModel):
-    model_config = ConfigDict(extra="ignore", strict=True)
-    value: str = Field(max_length=100_000)
-    execution_id: str | None = Field(
-        None,
-        max_length=64,
-        description="The run asking (from its input_request); default: the oldest.",
-    )
-
-
 # Health
 
 

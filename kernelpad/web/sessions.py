@@ -8,7 +8,7 @@ import collections
 import json
 import re
 
-from kernelpad.errors import Forbidden, InvalidValue
+from kernelpad.errors import Forbidden
 from kernelpad.sessions.models import DocumentChange, Execution, Session
 from kernelpad.web.base import ApiHandler, error_responses, operation
 from kernelpad.web.schemas import (
@@ -100,7 +100,7 @@ class SessionHandler(ApiHandler):
     )
     async def get(self, session_id: str) -> None:
         session = await self.manager.get(session_id)
-        connected = self.manager.connected(session_id)
+        connected = self.manager.participants.connected(session_id)
         self.respond(SessionOut.of_session(session, self.public_url, connected))
 
     @operation(
@@ -122,10 +122,10 @@ class SessionHandler(ApiHandler):
     )
     async def patch(self, session_id: str) -> None:
         req = self.body(SessionSettingsRequest)
-        session = await self.manager.update_settings(
+        session = await self.manager.update_rules(
             session_id, self.bearer_token(), req.editing_locked, req.candidate_execution
         )
-        connected = self.manager.connected(session_id)
+        connected = self.manager.participants.connected(session_id)
         self.respond(SessionOut.of_session(session, self.public_url, connected))
 
 
@@ -138,14 +138,11 @@ class ExecuteHandler(ApiHandler):
     )
     async def post(self, session_id: str) -> None:
         req = self.body(ExecuteRequest)
-        limit = self.kp_settings.max_code_size
-        if len(req.code) > limit:
-            raise InvalidValue(
-                f"The code is {len(req.code)} characters long; the limit is {limit}."
-            )
-        as_host = await self.manager.is_host(session_id, self.bearer_token())
-        execution = await self.manager.execute(
-            session_id, req.code, req.language, req.time_limit, req.stdin, as_host=as_host
+        # Every limit and permission (the code's size among them) is the access rules'.
+        session = await self.manager.get(session_id)
+        role = self.manager.access.role_of(session, self.bearer_token())
+        execution = await self.manager.runs.execute(
+            session_id, req.code, role, req.language, req.time_limit, req.stdin
         )
         self.respond(ExecutionOut.of(execution))
 
@@ -160,9 +157,8 @@ class ExecutionsHandler(ApiHandler):
     )
     async def get(self, session_id: str) -> None:
         q = self.query(ExecutionListQuery)
-        executions, total = await self.manager.executions(
-            session_id, self.bearer_token(), q.limit, q.offset
-        )
+        session = await self.manager.as_host(session_id, self.bearer_token())
+        executions, total = await self.manager.history.executions(session, q.limit, q.offset)
         page = ExecutionPage(
             executions=[ExecutionOut.of(e) for e in executions],
             total=total,
@@ -184,7 +180,7 @@ class ParticipantsHandler(ApiHandler):
         # The bearer is the host token (joining as the host) or a participant token (coming
         # back as that participant).
         token = self.bearer_token()
-        participant, participant_token = await self.manager.register(
+        participant, participant_token = await self.manager.participants.register(
             session_id, req.display_name, req.client_id, token, token
         )
         self.respond(
@@ -206,9 +202,8 @@ class ParticipantHandler(ApiHandler):
         tags=("participants",),
     )
     async def delete(self, session_id: str, client_id: str) -> None:
-        participant = await self.manager.remove_participant(
-            session_id, self.bearer_token(), client_id
-        )
+        session = await self.manager.as_host(session_id, self.bearer_token())
+        participant = await self.manager.participants.remove(session, client_id)
         self.respond(ParticipantOut.of(participant))
 
 
@@ -221,7 +216,8 @@ class NotebookHandler(ApiHandler):
     )
     async def get(self, session_id: str) -> None:
         q = self.query(NotebookQuery)
-        notebook = await self.manager.notebook(session_id, self.bearer_token(), q.at)
+        session = await self.manager.as_host(session_id, self.bearer_token())
+        notebook = await self.manager.history.notebook(session, q.at)
         name = re.sub(r"[^A-Za-z0-9_-]+", "-", notebook["metadata"]["kernelpad"]["title"])
         self.set_header("Content-Type", "application/x-ipynb+json")
         self.set_header(
@@ -239,7 +235,8 @@ class TimelineHandler(ApiHandler):
         tags=("sessions",),
     )
     async def get(self, session_id: str) -> None:
-        session, changes, runs = await self.manager.timeline(session_id, self.bearer_token())
+        session = await self.manager.as_host(session_id, self.bearer_token())
+        changes, runs = await self.manager.history.timeline(session)
         # A long interview is many thousands of changes: encoded off the event loop.
         body = await asyncio.to_thread(_timeline, session, changes, runs)
         self.finish(body)
@@ -306,7 +303,8 @@ class NotesHandler(ApiHandler):
         tags=("sessions",),
     )
     async def get(self, session_id: str) -> None:
-        self.respond(NotesOut(notes=await self.manager.notes(session_id, self.bearer_token())))
+        session = await self.manager.as_host(session_id, self.bearer_token())
+        self.respond(NotesOut(notes=session.notes))
 
     @operation(
         "Replace the host's private notes",

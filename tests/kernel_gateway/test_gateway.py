@@ -125,7 +125,7 @@ async def test_a_time_limit_interrupts_through_the_gateway(api: Api, session: st
 
 async def test_a_restart_gives_a_new_kernel(api: Api, session: str, server: RunningServer) -> None:
     await api.execute(session, "gone = 1")
-    await server.server.manager.restart_kernel(session, "python")
+    await server.server.manager.runs.restart_kernel(session, "host", "python")
     body = await api.execute(session, "gone")
     assert body["status"] == "error" and body["error"]["ename"] == "NameError"
 
@@ -180,7 +180,7 @@ async def test_a_kernel_the_gateway_culled_is_replaced_and_said(
     # The gateway drops the kernel (as its idle culler does).
     (kernel_id,) = [
         runner.kernel.kernel_id
-        for (sid, _), runner in server.server.manager._runners.items()
+        for (sid, _), runner in server.server.manager.runs.runners().items()
         if sid == session and runner.kernel is not None
     ]
     request = urllib.request.Request(
@@ -190,7 +190,7 @@ async def test_a_kernel_the_gateway_culled_is_replaced_and_said(
     )
     with urllib.request.urlopen(request, timeout=10):
         pass
-    kernel = server.server.manager._runners[(session, "python")].kernel
+    kernel = server.server.manager.runs.runners()[(session, "python")].kernel
     assert kernel is not None
     await eventually(lambda: _gone(kernel), "kernelpad to notice the kernel is gone")
     body = await api.execute(session, "print('again')")
@@ -241,7 +241,7 @@ async def test_a_dropped_channels_socket_is_made_again_mid_run(
     api: Api, session: str, server: RunningServer
 ) -> None:
     await api.execute(session, "import time")
-    kernel = server.server.manager._runners[(session, "python")].kernel
+    kernel = server.server.manager.runs.runners()[(session, "python")].kernel
     assert kernel is not None
     run = asyncio.ensure_future(
         api.execute(session, "print('before', flush=True)\ntime.sleep(1.5)\nprint('after')")

@@ -45,7 +45,7 @@ async def health(api: Api) -> dict[str, Any]:
 def kernel_pid(server: RunningServer, session_id: str) -> int:
     manager = server.server.manager
     assert manager is not None
-    runner = manager._runners[(session_id, "python")]
+    runner = manager.runs.runners()[(session_id, "python")]
     assert runner.kernel is not None and runner.kernel.pid is not None
     return runner.kernel.pid
 
@@ -386,7 +386,7 @@ async def test_output_of_a_background_thread_does_not_pile_up(
     assert started["status"] == "ok"
     manager = server.server.manager
     assert manager is not None
-    kernel = manager._runners[(sid, "python")].kernel
+    kernel = manager.runs.runners()[(sid, "python")].kernel
     await asyncio.sleep(1)  # the thread prints about 10 MB meanwhile
     assert kernel is not None and len(kernel._inbox) == 0  # type: ignore[attr-defined]
     # ipykernel sends a thread's output under the current request: stop it, then check.
@@ -426,7 +426,7 @@ async def test_kernel_that_died_while_idle_is_replaced_before_the_run(
     pid = kernel_pid(server, sid)
     manager = server.server.manager
     assert manager is not None
-    kernel = manager._runners[(sid, "python")].kernel
+    kernel = manager.runs.runners()[(sid, "python")].kernel
     assert kernel is not None
     os.kill(pid, signal.SIGKILL)
     # Dead as the server sees it: a killed process is reaped only once all its threads exit.

@@ -17,7 +17,7 @@ from tornado.websocket import websocket_connect
 
 from kernelpad import errors
 from kernelpad.config import Settings
-from kernelpad.sessions import collaboration
+from kernelpad.sessions.room import persistence
 from tests.conftest import Api, RunningServer, eventually, make_settings, running_server
 from tests.web.clients import JsonClient, YjsClient, ws_url
 
@@ -169,7 +169,7 @@ async def test_a_tab_that_reconnects_with_its_client_id_stays_visible(
     await old.close()
     room = server.server.manager.rooms.loaded(sid)
     assert room is not None
-    await eventually(lambda: len(room.yjs_peers) == 2, "the server to see the old socket go")
+    await eventually(lambda: len(room.yjs.peers) == 2, "the server to see the old socket go")
     # One more round trip through the server: anything it sent the watcher about the old
     # socket's going has arrived before this.
     presence.set_local_state({"user": {"name": "Tab", "round": "trip"}})
@@ -282,7 +282,7 @@ async def test_a_client_that_stops_reading_is_cut_off(tmp_path: Path) -> None:
 async def test_stored_updates_are_compacted_and_the_code_column_follows(
     server: RunningServer, api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(collaboration, "COMPACT_AFTER", 10)
+    monkeypatch.setattr(persistence, "COMPACT_AFTER", 10)
     created = await api.create_session()
     sid = created["session_id"]
     store = server.server.store
@@ -370,7 +370,7 @@ async def test_nobody_joins_a_room_whose_session_has_ended(server: RunningServer
     await manager.end(sid, created["host_token"])
     # A join that was on its way when the session ended finds the room closed.
     with pytest.raises(errors.SessionEnded):
-        await manager.join(room, "late-1", "Late", None)
+        await manager.participants.join(room, "late-1", "Late", None)
     manager.rooms.release(room)
     with pytest.raises(errors.SessionEnded):
         await manager.room(sid)

@@ -1,0 +1,165 @@
+"""Who may do what in a session, and within which limits: every rule, in one place.
+
+Every entry point asks here, whatever it speaks: the REST handlers, the JSON socket and the Yjs
+socket alike (through the session's parts: runs, participants, the room). A rule written only in
+one handler is a rule the others miss; that is how code over ``MAX_CODE_SIZE`` once ran when it
+came over the JSON socket. Nothing here knows of HTTP or sockets: an answer is an exception of
+:mod:`kernelpad.errors`, which each entry point says in its own way.
+
+The host's rules of a session (:class:`Rules`) have exactly one copy in memory, here; the
+database keeps them across restarts, the room asks for them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from kernelpad.errors import (
+    EditingLocked,
+    ExecutionDisabled,
+    Forbidden,
+    InvalidValue,
+    NotAuthenticated,
+)
+from kernelpad.sessions.models import Session
+from kernelpad.sessions.ratelimit import RateLimiter
+from kernelpad.sessions.tokens import token_matches
+
+
+class Role(enum.StrEnum):
+    HOST = "host"
+    CANDIDATE = "candidate"
+
+
+class Action(enum.Enum):
+    """What a participant may ask for. The host may do everything; a candidate, what the host's
+    rules allow."""
+
+    EDIT = "edit the notebook"
+    RUN = "run code"
+    INTERRUPT = "interrupt a run"
+    RESTART_KERNEL = "restart a kernel"
+    ANSWER_INPUT = "answer a run's input request"
+
+
+# What the host's rule candidate_execution governs: running, and everything around a run.
+RUN_ACTIONS = frozenset({Action.RUN, Action.INTERRUPT, Action.RESTART_KERNEL, Action.ANSWER_INPUT})
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the host allows in a session (changed with PATCH /api/v1/sessions/{id})."""
+
+    editing_locked: bool = False
+    candidate_execution: bool = True
+
+    @classmethod
+    def of(cls, session: Session) -> Rules:
+        return cls(session.editing_locked, session.candidate_execution)
+
+
+def allowed(role: str, action: Action, rules: Rules) -> bool:
+    """The table: whether ``role`` may take ``action`` under ``rules``."""
+    if role == Role.HOST:
+        return True
+    if action is Action.EDIT:
+        return not rules.editing_locked
+    return rules.candidate_execution
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """The server's limits on running code, the same for every session."""
+
+    enabled: bool = True
+    max_code_size: int = 100_000
+    runs_per_minute: int = 0
+
+
+class Access:
+    """The rules of every session seen since start, and the checks that apply them."""
+
+    def __init__(self, limits: RunLimits) -> None:
+        self.limits = limits
+        self.limiter = RateLimiter(limits.runs_per_minute)
+        self._rules: dict[str, Rules] = {}
+
+    # The host's rules
+
+    def rules(self, session_id: str) -> Rules:
+        """The session's rules as known here (the defaults for a session not seen yet)."""
+        return self._rules.get(session_id) or Rules()
+
+    def known(self, session_id: str) -> bool:
+        return session_id in self._rules
+
+    def remember(self, session: Session) -> Rules:
+        """The rules of ``session`` as read from storage, unless the host changed them here
+        since (then those are newer than the row that was read)."""
+        return self._rules.setdefault(session.id, Rules.of(session))
+
+    def set_rules(self, session_id: str, rules: Rules) -> None:
+        self._rules[session_id] = rules
+
+    def forget(self, session_id: str) -> None:
+        """The session ended: nothing of it is kept."""
+        self._rules.pop(session_id, None)
+        self.limiter.forget(session_id)
+
+    # Checks
+
+    def allows(self, session_id: str, role: str, action: Action) -> bool:
+        """Whether ``role`` may take ``action`` in the session now."""
+        return allowed(role, action, self.rules(session_id))
+
+    def check(self, session_id: str, role: str, action: Action) -> None:
+        """Raise unless ``role`` may take ``action`` in the session now."""
+        rules = self.rules(session_id)
+        if allowed(role, action, rules):
+            return
+        if action is Action.EDIT:
+            raise EditingLocked(
+                f"Session {session_id}: the host has locked editing; the change was not made."
+            )
+        raise ExecutionDisabled(
+            f"Session {session_id}: the host has turned running code off for candidates."
+        )
+
+    def check_run(self, session_id: str, role: str, code: str) -> None:
+        """Raise unless ``role`` may run ``code`` in the session: the server runs code, the
+        host lets this role run, and the code is within the size limit. (The rate limit is
+        :meth:`count_run`, once the run is sure to be queued.)"""
+        if not self.limits.enabled:
+            raise ExecutionDisabled(
+                "Running code is turned off on this server (ENABLE_SERVER_EXECUTION=false)."
+            )
+        self.check(session_id, role, Action.RUN)
+        limit = self.limits.max_code_size
+        if len(code) > limit:
+            raise InvalidValue(f"The code is {len(code)} characters long; the limit is {limit}.")
+
+    def count_run(self, session_id: str) -> None:
+        """Count a run against the session's rate limit; raise if it is over."""
+        self.limiter.hit(session_id)
+
+    # Tokens
+
+    @staticmethod
+    def is_host(session: Session, token: str | None) -> bool:
+        return bool(token) and token_matches(token or "", session.host_token_hash)
+
+    def role_of(self, session: Session, token: str | None) -> Role:
+        """The role a request with ``token`` has: the host's token makes it the host."""
+        return Role.HOST if self.is_host(session, token) else Role.CANDIDATE
+
+    @staticmethod
+    def authorize_host(session: Session, token: str | None) -> None:
+        """Raise unless ``token`` is the host token of ``session``."""
+        if not token:
+            raise NotAuthenticated(
+                f"Session {session.id}: this needs the host token"
+                " (header 'Authorization: Bearer <host_token>')."
+            )
+        if not token_matches(token, session.host_token_hash):
+            raise Forbidden(f"Session {session.id}: that is not the session's host token.")

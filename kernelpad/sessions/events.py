@@ -1,0 +1,156 @@
+"""Every event the server sends to clients of the JSON socket, as a typed model.
+
+The JSON protocol (SEED_API.md) frames each one as ``{"type", "data", "timestamp"}``; these
+models are the ``data``, and their ``type`` the frame's. Sessions build events, sockets only
+serialise them: a field added or renamed shows up here, once, and in the OpenAPI-style docs of
+the socket, not as a string literal in seven places.
+
+Fields a sender leaves out stay out of ``data`` (``exclude_unset``): a run that failed inside
+kernelpad reports fewer figures than one that ran, as the protocol has always had it.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+KernelState = Literal["starting", "idle", "busy", "restarting", "dead"]
+
+
+class Event(BaseModel):
+    """A server-to-client event; ``type`` names it on the wire."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    type: ClassVar[str]
+
+    @functools.cached_property
+    def data(self) -> dict[str, Any]:
+        """The event's ``data`` as sent, made once however many peers it goes to."""
+        return self.model_dump(exclude_unset=True)
+
+
+class KernelStatus(Event):
+    type = "kernel_status"
+    language: str
+    state: KernelState
+
+
+class RunEvent(Event):
+    """What every event of one run carries: which run, of which cell, in which language."""
+
+    execution_id: str
+    cell_id: str | None
+    language: str
+
+
+class ExecutionStarted(RunEvent):
+    type = "execution_started"
+    code: str
+
+
+class Output(RunEvent):
+    type = "output"
+    output: dict[str, Any]
+
+
+class ExecutionFinished(RunEvent):
+    type = "execution_finished"
+    status: str
+    execution_count: int | None
+    execution_time: float | None = None
+    queued_time: float | None = None
+    timed_out: bool | None = None
+    state_kept: bool | None = None
+    kernel_restarted: bool | None = None
+    notices: list[str]
+
+
+class InputRequest(RunEvent):
+    type = "input_request"
+    prompt: str
+    password: bool
+
+
+class InputAnswered(Event):
+    type = "input_answered"
+    execution_id: str
+
+
+class Presence(Event):
+    """Someone came or went; ``participant_count`` is how many are here now."""
+
+    client_id: str
+    display_name: str
+    role: str
+    participant_count: int
+
+
+class ParticipantJoined(Presence):
+    type = "participant_joined"
+
+
+class ParticipantLeft(Presence):
+    type = "participant_left"
+
+
+class SessionSettings(Event):
+    """The host's rules, as they are now."""
+
+    type = "session_settings"
+    editing_locked: bool
+    candidate_execution: bool
+
+
+class SessionEnded(Event):
+    type = "session_ended"
+    session_id: str
+    reason: str
+
+
+class CodeUpdate(Event):
+    """The code (the first code cell's source) at ``version``; the author, if one JSON peer
+    made the change."""
+
+    type = "code_update"
+    client_id: str | None
+    display_name: str | None
+    code: str
+    language: str
+    version: int
+
+
+class ConnectedParticipant(BaseModel):
+    client_id: str
+    display_name: str
+    role: str
+    connected: bool = True
+
+
+class SessionState(Event):
+    """What a JSON client is told when it joins: the session as it is now."""
+
+    type = "session_state"
+    session_id: str
+    client_id: str
+    role: str
+    code: str
+    language: str
+    version: int
+    kernels: dict[str, str]
+    inputs: list[dict[str, Any]]
+    editing_locked: bool
+    candidate_execution: bool
+    participant_count: int
+    participants: list[ConnectedParticipant]
+
+
+class Error(Event):
+    """A request that was refused or failed; the connection stays open unless it is closed
+    right after."""
+
+    type = "error"
+    code: str
+    message: str

@@ -1,0 +1,219 @@
+"""A session's room: its live document and the people connected to it.
+
+Two kinds of connection share one document: Yjs clients (:mod:`.yjs`) and clients of the
+original JSON protocol (:mod:`.text_sync`). Every change to the document, whoever made it, is
+stored (:mod:`.persistence`) and sent to everyone else in the form they speak. Both kinds are
+participants: counted against the session's limit, listed, announced to the others when they
+come and go. Whether a participant may change the document, the room asks ``gate`` (the
+session's rules, :mod:`kernelpad.sessions.access`); it keeps no rules of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kernelpad.errors import ParticipantRemoved, SessionEnded, SessionFull
+from kernelpad.sessions.access import Action
+from kernelpad.sessions.document import SessionDocument
+from kernelpad.sessions.events import (
+    ConnectedParticipant,
+    Error,
+    Event,
+    ParticipantJoined,
+    ParticipantLeft,
+)
+from kernelpad.sessions.models import Participant
+from kernelpad.sessions.room.persistence import DocumentLog
+from kernelpad.sessions.room.text_sync import JsonPeer, TextSync
+from kernelpad.sessions.room.watch import Inputs, Run
+from kernelpad.sessions.room.yjs import YjsPeer, YjsSync
+from kernelpad.sessions.storage.store import SessionStore
+
+# Close code for the connections of a participant the host removed.
+REMOVED = 4403
+
+#: ``gate(role, action)`` raises unless a participant of ``role`` may take ``action`` now.
+Gate = Callable[[str, Action], None]
+
+
+@dataclass
+class _Member:
+    """A participant and how many connections it has open (tabs, or a Yjs and a JSON one)."""
+
+    participant: Participant
+    connections: int = 0
+
+
+class Room:
+    """The live state of one session's collaboration."""
+
+    def __init__(
+        self, session_id: str, document: SessionDocument, store: SessionStore, gate: Gate
+    ) -> None:
+        self.session_id = session_id
+        self.document = document
+        self.gate = gate
+        self.log = DocumentLog(store, session_id)
+        self._origin: object | None = None  # the peer whose change is being applied
+        self.yjs = YjsSync(document.ydoc, self._may_change, self._applying)
+        self.text = TextSync(document, self.log.code_changed)
+        self.inputs = Inputs(self.broadcast)
+        self.members: dict[str, _Member] = {}
+        # Connections and runs using the room: it stays loaded while any does (see Rooms).
+        self.holds = 0
+        self.closed = False
+        self._removed: set[str] = set()  # client ids the host removed while it was open
+        self._subscription = document.observe(self._changed)
+
+    # Participants
+
+    def admit(self, participant: Participant, limit: int) -> None:
+        """Count a connection of ``participant``, within ``limit`` participants at a time (a
+        participant who is already here may open more connections). Checking and counting in
+        one step, with no wait between, is what keeps simultaneous joins within the limit."""
+        if self.closed:
+            raise SessionEnded(f"Session {self.session_id} has ended.")
+        self.check_not_removed(participant.client_id)
+        member = self.members.get(participant.client_id)
+        if member is None:
+            if len(self.members) >= limit:
+                raise SessionFull(
+                    f"Session {self.session_id} is full: it allows {limit} participants at a time."
+                )
+            member = self.members[participant.client_id] = _Member(participant)
+            self.broadcast(ParticipantJoined(**self._presence(participant)))
+        member.participant = participant
+        member.connections += 1
+
+    def depart(self, client_id: str) -> Participant | None:
+        """One connection of ``client_id`` closed; the participant, if it was its last."""
+        member = self.members.get(client_id)
+        if member is None:
+            return None
+        member.connections -= 1
+        if member.connections > 0:
+            return None
+        del self.members[client_id]
+        self.broadcast(ParticipantLeft(**self._presence(member.participant)))
+        return member.participant
+
+    def participants(self) -> list[ConnectedParticipant]:
+        """Who is connected now."""
+        return [
+            ConnectedParticipant(
+                client_id=m.participant.client_id,
+                display_name=m.participant.display_name,
+                role=m.participant.role,
+                connected=True,
+            )
+            for m in self.members.values()
+        ]
+
+    def _presence(self, participant: Participant) -> dict[str, object]:
+        return {
+            "client_id": participant.client_id,
+            "display_name": participant.display_name,
+            "role": participant.role,
+            "participant_count": len(self.members),
+        }
+
+    def check_not_removed(self, client_id: str) -> None:
+        if client_id in self._removed:
+            raise ParticipantRemoved(
+                f"Session {self.session_id}: {client_id} was removed by the host."
+            )
+
+    def remove(self, client_id: str) -> None:
+        """The host removes ``client_id``: from now on it cannot join (a join under way finds
+        it removed); :meth:`expel` closes its connections."""
+        self._removed.add(client_id)
+
+    def expel(self, client_id: str, reason: str) -> None:
+        """Close every connection of ``client_id`` (the host removed it)."""
+        for peer in self.text.peers:
+            if peer.client_id == client_id:
+                peer.send_event(Error(code="removed", message=reason))
+                peer.close(REMOVED, reason[:120])
+        for yjs in list(self.yjs.peers):
+            if yjs.client_id == client_id:
+                yjs.close(REMOVED, reason[:120])
+
+    # Connections
+
+    def add_json_peer(self, peer: JsonPeer) -> None:
+        self.text.add(peer)
+
+    def remove_json_peer(self, peer: JsonPeer) -> None:
+        self.text.remove(peer)
+
+    def add_yjs_peer(self, peer: YjsPeer) -> list[bytes]:
+        """A Yjs connection joins; the messages to open it with."""
+        return self.yjs.add(peer)
+
+    def remove_yjs_peer(self, peer: YjsPeer) -> None:
+        self.yjs.remove(peer)
+
+    def broadcast(self, event: Event, but: object | None = None) -> None:
+        """Send an event to every JSON connection (but ``but``)."""
+        self.text.broadcast(event, but)
+
+    # Changes
+
+    def replace_code(self, peer: JsonPeer, code: str, base_version: int | None = None) -> None:
+        """Apply a JSON peer's whole text, as a change from the version it wrote on."""
+        self.gate(peer.role, Action.EDIT)
+        base = self.text.base_of(peer, code, base_version)
+        self._applying(peer)
+        try:
+            self.document.replace_code(code, base=base)
+        finally:
+            self._applying(None)
+        self.text.sent(peer, code)
+
+    def _may_change(self, peer: YjsPeer) -> None:
+        self.gate(peer.role, Action.EDIT)
+
+    def _applying(self, origin: object | None) -> None:
+        self._origin = origin
+
+    def _changed(self, update: bytes) -> None:
+        origin = self._origin
+        if self.log.append(update, getattr(origin, "client_id", None)):
+            asyncio.get_running_loop().call_soon(self.compact)
+        self.yjs.relay(update, origin)
+        self.text.changed(origin)
+
+    def compact(self) -> None:
+        """Store the document as it is now, in one piece, for the next load to start from."""
+        self.log.compact(self.document.state())
+
+    # Runs
+
+    def start_run(self, execution_id: str, cell_id: str | None, language: str, code: str) -> Run:
+        """A run that everyone will watch: it tells them when it starts and what it prints."""
+        return Run(
+            execution_id, cell_id, language, code, self.document, self.broadcast, self.inputs
+        )
+
+    def answer_input(self, role: str, value: str, execution_id: str | None = None) -> bool:
+        """Answer a run's input request, if ``role`` may; whether there was one to answer."""
+        self.gate(role, Action.ANSWER_INPUT)
+        return self.inputs.answer(value, execution_id)
+
+    # The end
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Close every connection (the session has ended, or the server is stopping), and
+        store what is pending. Nobody may join it any more."""
+        self.closed = True
+        self.settle()
+        self.yjs.close(code, reason)
+        self.text.close(code, reason)
+
+    def settle(self) -> None:
+        """Store what is pending (the code, the document in one piece): nobody is here."""
+        self.log.save_code()
+        if self.log.pending:
+            self.compact()

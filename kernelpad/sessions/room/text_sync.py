@@ -1,0 +1,174 @@
+"""The JSON side of a room: clients of the original protocol, which send and receive the code as
+a whole text (``code_update``), and every event of the session (runs, presence, rules).
+
+A whole text is turned into a minimal change of the shared document, made from the version the
+client wrote on: the one it names (``base_version``), or else the closest of the texts it was
+last sent or sent itself. Versions are numbered from the time of the load, so that a number from
+an earlier load of the document is not mistaken for one of this load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from kernelpad.sessions.document import SessionDocument, changed_span
+from kernelpad.sessions.events import CodeUpdate, Event
+
+# Versions of the text remembered per JSON peer, to find what its next whole text is based on
+# when it does not say (clients of the original protocol send no base_version).
+SEEN_VERSIONS = 8
+# Numbered versions of the text kept, for code_update's base_version.
+KEPT_VERSIONS = 64
+
+
+class JsonPeer(Protocol):
+    """A JSON connection, as the room sees it."""
+
+    @property
+    def client_id(self) -> str: ...
+
+    @property
+    def display_name(self) -> str: ...
+
+    @property
+    def role(self) -> str: ...
+
+    def send_event(self, event: Event) -> None: ...
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None: ...
+
+
+@dataclass
+class _PeerView:
+    """What a JSON peer has of the text: the last texts it was sent or sent itself, and the
+    version it was last told; ``numbered`` once it names versions (then every version reaches
+    it, even one whose text it already has, so it always knows what to base on)."""
+
+    texts: collections.deque[str]
+    version: int
+    numbered: bool = False
+
+
+class TextSync:
+    """The JSON connections of one document, and the code's numbered versions."""
+
+    def __init__(self, document: SessionDocument, on_code: Callable[[str], None]) -> None:
+        self.document = document
+        self.on_code = on_code  # told the code each time it changes (the room stores it)
+        self.views: dict[JsonPeer, _PeerView] = {}
+        self.version = int(time.time() * 1000)
+        self.versions: collections.deque[tuple[int, str]] = collections.deque(
+            [(self.version, document.code)], maxlen=KEPT_VERSIONS
+        )
+        self._code = document.code
+        self._check: asyncio.Handle | None = None
+        self._origin: object | None = None
+
+    @property
+    def peers(self) -> list[JsonPeer]:
+        return list(self.views)
+
+    @property
+    def code(self) -> str:
+        """The code (the first code cell's source) as of :attr:`version`."""
+        return self._code
+
+    def add(self, peer: JsonPeer) -> None:
+        self.views[peer] = _PeerView(
+            collections.deque([self._code], maxlen=SEEN_VERSIONS), self.version
+        )
+
+    def remove(self, peer: JsonPeer) -> None:
+        self.views.pop(peer, None)
+
+    def broadcast(self, event: Event, but: object | None = None) -> None:
+        for peer in list(self.views):
+            if peer is not but:
+                peer.send_event(event)
+
+    def base_of(self, peer: JsonPeer, code: str, base_version: int | None) -> str | None:
+        """The text ``peer`` most likely wrote ``code`` on: the version it names, or else the
+        closest of the texts it had (the most recent among equals, so that typing a character
+        and deleting it again is seen as the deletion)."""
+        view = self._view(peer)
+        if base_version is not None:
+            view.numbered = True
+            base = next((text for n, text in self.versions if n == base_version), None)
+            if base is not None:
+                return base
+        ranked = [(_shared(text, code), index) for index, text in enumerate(view.texts)]
+        return view.texts[max(ranked)[1]] if ranked else None
+
+    def sent(self, peer: JsonPeer, code: str) -> None:
+        """``peer``'s whole text ``code`` has been applied."""
+        view = self._view(peer)
+        view.texts.append(code)
+        if self.document.code == self._code:
+            # Nothing changed (the text was already there): still tell a peer that counts
+            # versions which one it has.
+            self._tell(peer, view, self._update(None))
+
+    def changed(self, origin: object | None) -> None:
+        """The document changed (by ``origin``): look at the code right after, once for every
+        change made meanwhile (the document may not be read inside its transaction; under
+        load, a burst is read at once). The author is named only if all were one peer's."""
+        if self._check is None:
+            self._check = asyncio.get_running_loop().call_soon(self._look)
+            self._origin = origin
+        elif self._origin is not origin:
+            self._origin = None
+
+    def _look(self) -> None:
+        origin, self._origin, self._check = self._origin, None, None
+        code = self.document.code
+        if code == self._code:
+            return
+        self._code = code
+        self.version += 1
+        self.versions.append((self.version, code))
+        author = origin if origin in self.views else None
+        update = self._update(author)
+        for peer in list(self.views):
+            self._tell(peer, self.views[peer], update)
+        self.on_code(code)
+
+    def _view(self, peer: JsonPeer) -> _PeerView:
+        return self.views.setdefault(
+            peer, _PeerView(collections.deque(maxlen=SEEN_VERSIONS), self.version)
+        )
+
+    def _update(self, author: JsonPeer | None) -> CodeUpdate:
+        return CodeUpdate(
+            client_id=author.client_id if author else None,
+            display_name=author.display_name if author else None,
+            code=self._code,
+            language=self.document.language,
+            version=self.version,
+        )
+
+    def _tell(self, peer: JsonPeer, view: _PeerView, update: CodeUpdate) -> None:
+        """Send ``peer`` the current code if it lacks it (the author too, if others' edits
+        were merged into what it sent), or, if it counts versions, the current version."""
+        if view.version == self.version:
+            return
+        view.version = self.version
+        if not view.texts or view.texts[-1] != self._code:
+            view.texts.append(self._code)
+        elif not view.numbered:
+            return
+        peer.send_event(update)
+
+    def close(self, code: int, reason: str) -> None:
+        for peer in list(self.views):
+            peer.close(code, reason)
+
+
+def _shared(a: str, b: str) -> int:
+    """How many characters ``a`` and ``b`` share at their beginning and end together."""
+    start, a_end, _ = changed_span(a, b)
+    return start + (len(a) - a_end)

@@ -1,0 +1,146 @@
+"""Runs as the participants watch them: outputs as they come, input requests anyone may answer.
+
+A run started in a session, over REST or a socket, is watched by everyone who has it open. A
+cell's run also writes its outputs and count into the cell, in batches, so that Yjs-only clients
+(and the record) see them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from kernelpad.sessions.document import SessionDocument
+from kernelpad.sessions.events import (
+    Event,
+    ExecutionFinished,
+    ExecutionStarted,
+    InputAnswered,
+    InputRequest,
+    KernelState,
+    KernelStatus,
+    Output,
+)
+
+# A run's outputs reach the document in batches, at most this often (seconds): a run that
+# prints in a tight loop must not become thousands of stored updates.
+OUTPUT_BATCH_DELAY = 0.05
+
+
+@dataclass(eq=False)
+class _Waiting:
+    """A run waiting for a line: the answer to come, and the request as it was sent."""
+
+    answer: asyncio.Future[str | None]
+    request: InputRequest
+
+
+class Inputs:
+    """The input requests of a session's runs waiting for an answer, oldest first."""
+
+    def __init__(self, broadcast: Callable[[Event], None]) -> None:
+        self.broadcast = broadcast
+        self._waiting: collections.deque[_Waiting] = collections.deque()
+
+    async def ask(self, request: InputRequest) -> str | None:
+        """Ask everyone for a line; the answer, once someone gives it."""
+        entry = _Waiting(asyncio.get_running_loop().create_future(), request)
+        self._waiting.append(entry)
+        self.broadcast(request)
+        try:
+            return await entry.answer
+        finally:
+            if entry in self._waiting:
+                self._waiting.remove(entry)
+
+    def answer(self, value: str, execution_id: str | None = None) -> bool:
+        """Answer the open request of the run ``execution_id`` (default: the oldest); whether
+        there was one."""
+        for entry in list(self._waiting):
+            if entry.answer.done():
+                self._waiting.remove(entry)
+            elif execution_id is None or entry.request.execution_id == execution_id:
+                self._waiting.remove(entry)
+                entry.answer.set_result(value)
+                # Everyone else's input box for it can go.
+                self.broadcast(InputAnswered(execution_id=entry.request.execution_id))
+                return True
+        return False
+
+    def open(self) -> list[dict[str, Any]]:
+        """The requests waiting for an answer, oldest first (for who joins now)."""
+        return [entry.request.data for entry in self._waiting if not entry.answer.done()]
+
+
+@dataclass(eq=False)
+class Run:
+    """One run as the participants see it (a :class:`kernelpad.kernels.execution.RunListener`)."""
+
+    execution_id: str
+    cell_id: str | None
+    language: str
+    code: str
+    document: SessionDocument
+    broadcast: Callable[[Event], None]
+    inputs: Inputs
+    _pending: list[dict[str, Any]] = field(default_factory=list)
+    _flush: asyncio.TimerHandle | None = None
+    finished: bool = False
+
+    @property
+    def _ids(self) -> dict[str, Any]:
+        return {
+            "execution_id": self.execution_id,
+            "cell_id": self.cell_id,
+            "language": self.language,
+        }
+
+    def _status(self, state: KernelState) -> None:
+        self.broadcast(KernelStatus(language=self.language, state=state))
+
+    def started(self) -> None:
+        self._status("busy")
+        self.broadcast(ExecutionStarted(**self._ids, code=self.code))
+        if self.cell_id is not None:
+            self.document.begin_run(self.cell_id)
+
+    def output(self, output: dict[str, Any]) -> None:
+        self.broadcast(Output(**self._ids, output=output))
+        if self.cell_id is None:
+            return
+        self._pending.append(output)
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_later(
+                OUTPUT_BATCH_DELAY, self._write_outputs
+            )
+
+    def _write_outputs(self) -> None:
+        self._flush = None
+        pending, self._pending = self._pending, []
+        if pending and self.cell_id is not None:
+            self.document.append_outputs(self.cell_id, pending)
+
+    def finish(self, **outcome: Any) -> None:
+        """Tell everyone how the run ended (the fields of
+        :class:`~kernelpad.sessions.events.ExecutionFinished`); a cell's run leaves its count
+        in the document."""
+        if self.finished:
+            return
+        self.finished = True
+        if self._flush is not None:
+            self._flush.cancel()
+        self._write_outputs()
+        self.broadcast(ExecutionFinished(**self._ids, **outcome))
+        if outcome.get("status") == "kernel_died":
+            self._status("dead")
+        if outcome.get("kernel_restarted"):
+            self._status("restarting")
+        self._status("idle")
+        if self.cell_id is not None:
+            self.document.end_run(self.cell_id, outcome.get("execution_count"))
+
+    async def input(self, prompt: str, password: bool) -> str | None:
+        return await self.inputs.ask(InputRequest(**self._ids, prompt=prompt, password=password))

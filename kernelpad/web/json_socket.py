@@ -1,0 +1,221 @@
+"""``/ws/sessions/{session_id}``: the original JSON protocol (SEED_API.md).
+
+A client joins (``join_session``), then edits the code as a whole text (``code_update``), runs
+code or cells (``execute``), stops and restarts kernels, and answers input requests. What it may
+do, the session's access rules decide, as for the same request over HTTP; the server's events
+are :mod:`kernelpad.sessions.events`, serialised here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pydantic
+
+from kernelpad import errors
+from kernelpad.sessions.access import Action
+from kernelpad.sessions.events import Error, Event, SessionState
+from kernelpad.sessions.room.room import Room
+from kernelpad.web.messages import (
+    CodeUpdateData,
+    ExecuteData,
+    InputReplyData,
+    JoinSessionData,
+    KernelData,
+    SocketMessage,
+)
+from kernelpad.web.socket_base import ENDED, FULL, SessionSocketBase, pending, problem
+
+log = logging.getLogger(__name__)
+
+
+class SessionSocket(SessionSocketBase):
+    """``/ws/sessions/{session_id}``: the original JSON protocol (SEED_API.md)."""
+
+    protocol = "json"
+
+    _told_throttled = 0.0
+
+    async def open(self, session_id: str) -> None:
+        await self._enter(session_id)
+
+    def send_event(self, event: Event) -> None:
+        timestamp = datetime.now(UTC).isoformat()
+        self._write(json.dumps({"type": event.type, "data": event.data, "timestamp": timestamp}))
+
+    def error(self, code: str, message: str) -> None:
+        self.send_event(Error(code=code, message=message))
+
+    def _throttled(self) -> None:
+        now = time.monotonic()
+        if now - self._told_throttled >= 1.0:
+            self._told_throttled = now
+            limit = self.throttle.per_second
+            self.error(
+                "throttled",
+                f"More than {limit} messages a second: kernelpad now reads this connection's"
+                " messages more slowly (none is dropped).",
+            )
+
+    async def on_message(self, message: str | bytes) -> None:
+        await self._wait_turn()
+        if self.room is None or self.closed:
+            return
+        if isinstance(message, bytes):
+            self.error("binary_frame", "This socket takes JSON text messages, not binary frames.")
+            return
+        try:
+            envelope = SocketMessage.model_validate_json(message)
+        except pydantic.ValidationError as exc:
+            self.error(*problem(exc))
+            return
+        handler = getattr(self, f"_on_{envelope.type}", None)
+        if handler is None:
+            self.error(
+                "unknown_type",
+                f"Unknown message type {envelope.type!r}; expected one of: join_session,"
+                " code_update, execute, interrupt, restart_kernel, input_reply.",
+            )
+            return
+        try:
+            await handler(envelope.data)
+        except pydantic.ValidationError as exc:
+            self.error(*problem(exc, envelope.type))
+        except errors.SessionFull as exc:
+            self.error(exc.code, exc.public)
+            self.close(FULL, "session full")
+        except errors.SessionEnded as exc:
+            self.error(exc.code, exc.public)
+            self.close(ENDED, exc.public[:120])
+        except errors.ParticipantRemoved as exc:
+            self.error(exc.code, exc.public)
+            self.close(FULL, exc.public[:120])
+        except errors.KernelpadError as exc:
+            self.error(exc.code, exc.public)
+
+    async def _on_join_session(self, data: dict[str, Any]) -> None:
+        room = self.room
+        assert room is not None
+        join = JoinSessionData.model_validate(data)
+        if join.session_id is not None and join.session_id != room.session_id:
+            raise errors.InvalidValue(
+                f"session_id {join.session_id!r} is not this socket's session ({room.session_id})."
+            )
+        if self.participant is None:
+            # A client_id the original protocol names without a token stays open to whoever
+            # names it (as SEED_API.md has it); one registered with a token needs the token.
+            await self._join(room, join)
+            room.add_json_peer(self)
+        elif join.client_id != self.participant.client_id:
+            raise errors.InvalidValue(
+                f"This connection has joined as {self.participant.client_id!r}; open another"
+                " connection to join as someone else."
+            )
+        participants = room.participants()
+        rules = self.manager.access.rules(room.session_id)
+        self.send_event(
+            SessionState(
+                session_id=room.session_id,
+                client_id=self.client_id,
+                role=self.role,
+                code=room.text.code,
+                language=room.document.language,
+                version=room.text.version,
+                kernels=self.manager.runs.kernel_states(room.session_id),
+                inputs=room.inputs.open(),
+                editing_locked=rules.editing_locked,
+                candidate_execution=rules.candidate_execution,
+                participant_count=len(participants),
+                participants=participants,
+            )
+        )
+
+    def _joined(self, what: str) -> Room:
+        if self.room is None or self.participant is None:
+            raise errors.InvalidValue(f"Send join_session before {what}.")
+        return self.room
+
+    async def _on_execute(self, data: dict[str, Any]) -> None:
+        room = self._joined("execute")
+        request = ExecuteData.model_validate(data)
+        if request.cell_id is not None:
+            cell = room.document.cell(request.cell_id)
+            if cell is None:
+                raise errors.InvalidValue(f"There is no cell {request.cell_id!r} in this notebook.")
+            # The sender's own text of the cell, if it sent one: its last keystrokes may still
+            # be on their way over the Yjs socket. Not while editing is locked for the sender:
+            # then the cell runs as everyone sees it.
+            own = request.code is not None and self.manager.access.allows(
+                room.session_id, self.role, Action.EDIT
+            )
+            code = request.code if own and request.code is not None else cell[0]
+            language = request.language or cell[1]
+        elif request.code is not None:
+            code, language = request.code, request.language or room.document.language
+        else:
+            raise errors.InvalidValue("execute needs a cell_id, or code (and a language).")
+        # The run goes on by itself: this socket keeps reading (an interrupt, input replies).
+        # Whether this participant may run this code, the access rules say (as for HTTP).
+        task = asyncio.ensure_future(
+            self._run_code(room, code, language, request.time_limit, request.cell_id)
+        )
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    async def _run_code(
+        self, room: Room, code: str, language: str, time_limit: int | None, cell_id: str | None
+    ) -> None:
+        try:
+            await self.manager.runs.execute(
+                room.session_id,
+                code,
+                self.role,
+                language,
+                time_limit,
+                None,
+                cell_id,
+                self.client_id,
+            )
+        except errors.KernelpadError as exc:
+            self.error(exc.code, exc.public)
+        except Exception:
+            log.exception("session %s: a run from a socket failed", room.session_id)
+            self.error("internal_error", "kernelpad hit an internal error; see its log.")
+
+    async def _on_interrupt(self, data: dict[str, Any]) -> None:
+        room = self._joined("interrupt")
+        request = KernelData.model_validate(data)
+        runs, session_id = self.manager.runs, room.session_id
+        if request.execution_id is not None:
+            if not runs.interrupt(session_id, self.role, request.language, request.execution_id):
+                self.error("not_running", f"The run {request.execution_id} is not running.")
+            return
+        language = request.language or room.document.language
+        if not runs.interrupt(session_id, self.role, language):
+            self.error("not_running", f"No {language} code is running in this session.")
+
+    async def _on_restart_kernel(self, data: dict[str, Any]) -> None:
+        room = self._joined("restart_kernel")
+        language = KernelData.model_validate(data).language or room.document.language
+        await self.manager.runs.restart_kernel(room.session_id, self.role, language)
+
+    async def _on_input_reply(self, data: dict[str, Any]) -> None:
+        room = self._joined("input_reply")
+        reply = InputReplyData.model_validate(data)
+        if not room.answer_input(self.role, reply.value, reply.execution_id):
+            self.error("no_input_request", "No run is waiting for input.")
+
+    async def _on_code_update(self, data: dict[str, Any]) -> None:
+        room = self._joined("code_update")
+        update = CodeUpdateData.model_validate(data)
+        room.replace_code(self, update.code, update.base_version)
+
+    def on_close(self) -> None:
+        if self.room is not None:
+            self.room.remove_json_peer(self)
+        self._leave()
