@@ -1,0 +1,345 @@
+"""A room driven directly: Yjs sync and awareness, the JSON protocol's whole texts and versions,
+members, runs' inputs and what reaches storage. pycrdt documents on both sides, fake sockets and
+a fake store: no server, no kernel, milliseconds a test."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pycrdt import (
+    Array,
+    Awareness,
+    Doc,
+    Map,
+    Text,
+    YMessageType,
+    create_awareness_message,
+    create_sync_message,
+    create_update_message,
+    handle_sync_message,
+)
+
+from kernelpad.errors import EditingLocked, ParticipantRemoved, SessionEnded, SessionFull
+from kernelpad.sessions.access import Access, Rules, RunLimits
+from kernelpad.sessions.document import SessionDocument
+from kernelpad.sessions.events import Event, InputRequest
+from kernelpad.sessions.models import Participant
+from kernelpad.sessions.room import persistence
+from kernelpad.sessions.room.room import Room
+
+
+class FakeStore:
+    """What the room hands to storage, in order."""
+
+    def __init__(self) -> None:
+        self.updates: list[tuple[bytes, str | None]] = []
+        self.snapshots: list[bytes] = []
+        self.codes: list[str] = []
+
+    def _done(self) -> asyncio.Future[None]:
+        future = asyncio.get_running_loop().create_future()
+        future.set_result(None)
+        return future
+
+    def append_update(
+        self, session_id: str, data: bytes, at: float, author: str | None = None
+    ) -> asyncio.Future[None]:
+        self.updates.append((data, author))
+        return self._done()
+
+    def save_snapshot(self, session_id: str, state: bytes, at: float) -> asyncio.Future[None]:
+        self.snapshots.append(state)
+        return self._done()
+
+    def set_code(self, session_id: str, code: str) -> asyncio.Future[None]:
+        self.codes.append(code)
+        return self._done()
+
+
+@dataclass(eq=False)
+class FakeJson:
+    client_id: str
+    role: str = "candidate"
+    display_name: str = "Cleo"
+    events: list[Event] = field(default_factory=list)
+    closed: tuple[int | None, str | None] | None = None
+
+    def send_event(self, event: Event) -> None:
+        self.events.append(event)
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        self.closed = (code, reason)
+
+    def of(self, kind: str) -> list[dict[str, Any]]:
+        return [event.data for event in self.events if event.type == kind]
+
+
+@dataclass(eq=False)
+class FakeYjs:
+    """A Yjs client: a pycrdt document of its own, kept in step with what it is sent."""
+
+    client_id: str
+    role: str = "candidate"
+    doc: Doc[Any] = field(default_factory=Doc)
+    sent: list[bytes] = field(default_factory=list)
+    closed: tuple[int | None, str | None] | None = None
+
+    def send_bytes(self, message: bytes) -> None:
+        self.sent.append(message)
+        if message[0] == YMessageType.SYNC:
+            handle_sync_message(message[1:], self.doc)
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        self.closed = (code, reason)
+
+    def edit(self, text: str) -> bytes:
+        """Append ``text`` to the first cell's source; the update message it makes."""
+        updates: list[bytes] = []
+        subscription = self.doc.observe(lambda event: updates.append(event.update))
+        cell = self.doc.get("cells", type=Array)[0]
+        assert isinstance(cell, Map)
+        source = cell["source"]
+        assert isinstance(source, Text)
+        source += text
+        self.doc.unobserve(subscription)
+        return create_update_message(updates[0])
+
+
+@pytest.fixture
+def access() -> Access:
+    return Access(RunLimits())
+
+
+@pytest.fixture
+def store() -> FakeStore:
+    return FakeStore()
+
+
+@pytest.fixture
+def room(access: Access, store: FakeStore) -> Room:
+    document = SessionDocument.create("print(1)\n", "python")
+    return Room("s1", document, store, lambda role, action: access.check("s1", role, action))  # type: ignore[arg-type]
+
+
+async def tick() -> None:
+    """Let the room's call_soon work (the code check) run."""
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+
+
+def person(client_id: str, role: str = "candidate") -> Participant:
+    return Participant(client_id, client_id.title(), role, 0.0)
+
+
+async def test_a_yjs_edit_reaches_everyone_and_storage_with_its_author(
+    room: Room, store: FakeStore
+) -> None:
+    alice, bob, json = FakeYjs("alice"), FakeYjs("bob"), FakeJson("carol")
+    for peer in (alice, bob):
+        greeting = room.add_yjs_peer(peer)
+        reply = room.yjs.receive(peer, create_sync_message(peer.doc))
+        assert reply is not None
+        peer.send_bytes(reply)  # step 2: the server's document
+        assert len(greeting) == 1
+    room.add_json_peer(json)
+    version = room.text.version
+
+    reply = room.yjs.receive(alice, alice.edit("x = 2\n"))
+    assert reply is None
+    assert room.document.code == "print(1)\nx = 2\n"
+    assert store.updates[-1][1] == "alice"
+    # Bob gets the update; Alice, who made it, does not get it back.
+    assert bob.doc.get("cells", type=Array)[0]["source"].to_py() == "print(1)\nx = 2\n"
+    assert not any(m == bob.sent[-1] for m in alice.sent)
+    await tick()
+    [update] = json.of("code_update")
+    assert update == {
+        "client_id": None,  # a Yjs peer's edit names no JSON author
+        "display_name": None,
+        "code": "print(1)\nx = 2\n",
+        "language": "python",
+        "version": version + 1,
+    }
+
+
+async def test_json_texts_from_one_version_merge(room: Room) -> None:
+    ann, ben = FakeJson("ann"), FakeJson("ben", display_name="Ben")
+    room.add_json_peer(ann)
+    room.add_json_peer(ben)
+    base = room.text.version
+    room.replace_code(ann, "# ann\nprint(1)\n", base)
+    room.replace_code(ben, "print(1)\n# ben\n", base)
+    assert room.document.code == "# ann\nprint(1)\n# ben\n"
+    await tick()
+    # Both changes came in one burst from two peers: one version, no single author.
+    assert ann.of("code_update")[-1]["code"] == "# ann\nprint(1)\n# ben\n"
+    assert ben.of("code_update")[-1]["client_id"] is None
+    assert room.text.version == base + 1
+
+
+async def test_a_json_text_without_a_version_is_based_on_the_closest_it_had(room: Room) -> None:
+    ann = FakeJson("ann")
+    room.add_json_peer(ann)
+    room.replace_code(ann, "print(12)\n")
+    await tick()
+    room.replace_code(ann, "print(1)\n")  # typed a character, deleted it again
+    await tick()
+    assert room.document.code == "print(1)\n"
+
+
+async def test_an_unchanged_text_still_tells_a_numbered_peer_its_version(room: Room) -> None:
+    ann = FakeJson("ann")
+    room.add_json_peer(ann)
+    version = room.text.version
+    room.replace_code(ann, "print(1)\n", version)
+    await tick()
+    assert ann.of("code_update") == []  # it already has that version
+    room.document.replace_code("print(2)\n")
+    await tick()
+    room.replace_code(ann, "print(2)\n", room.text.version)
+    assert ann.of("code_update")[-1]["version"] == version + 1
+
+
+async def test_a_locked_document_refuses_candidates_not_the_host(
+    room: Room, access: Access
+) -> None:
+    access.set_rules("s1", Rules(editing_locked=True))
+    cleo, hana = FakeJson("cleo"), FakeJson("hana", role="host")
+    yuri = FakeYjs("yuri")
+    room.add_yjs_peer(yuri)
+    yuri.send_bytes(room.yjs.receive(yuri, create_sync_message(yuri.doc)) or b"")
+    with pytest.raises(EditingLocked):
+        room.replace_code(cleo, "nope\n")
+    assert room.yjs.receive(yuri, yuri.edit("nope\n")) is None
+    assert room.document.code == "print(1)\n"
+    room.replace_code(hana, "print('host')\n")
+    assert room.document.code == "print('host')\n"
+
+
+async def test_awareness_is_relayed_and_owned(room: Room) -> None:
+    alice, bob = FakeYjs("alice"), FakeYjs("bob")
+    room.add_yjs_peer(alice)
+    room.add_yjs_peer(bob)
+    presence = Awareness(alice.doc)
+    presence.set_local_state({"user": {"name": "Alice"}})
+    message = create_awareness_message(presence.encode_awareness_update([presence.client_id]))
+    room.yjs.receive(alice, message)
+    assert bob.sent[-1] == message
+    # Bob cannot speak for Alice's presence.
+    forged = Awareness(Doc(client_id=presence.client_id))
+    forged.set_local_state({"user": {"name": "Mallory"}})
+    before = len(alice.sent)
+    room.yjs.receive(
+        bob, create_awareness_message(forged.encode_awareness_update([presence.client_id]))
+    )
+    assert len(alice.sent) == before
+    # One who joins now sees Alice at once; when Alice goes, Bob is told.
+    carol = FakeYjs("carol")
+    assert len(room.add_yjs_peer(carol)) == 2
+    room.remove_yjs_peer(alice)
+    assert bob.sent[-1][0] == YMessageType.AWARENESS
+    assert presence.client_id not in room.yjs.awareness.states
+
+
+async def test_bad_yjs_messages_raise(room: Room) -> None:
+    peer = FakeYjs("p")
+    with pytest.raises(ValueError):
+        room.yjs.receive(peer, b"")
+    with pytest.raises(ValueError):
+        room.yjs.receive(peer, bytes([YMessageType.SYNC, 2, 5, 1, 2]))
+    with pytest.raises(ValueError):
+        room.yjs.receive(peer, bytes([YMessageType.AWARENESS, 9]))
+
+
+async def test_members_within_the_limit(room: Room) -> None:
+    watcher = FakeJson("w", role="host")
+    room.add_json_peer(watcher)
+    room.admit(person("ann"), 2)
+    room.admit(person("ann"), 2)  # a second tab
+    room.admit(person("ben"), 2)
+    with pytest.raises(SessionFull):
+        room.admit(person("cid"), 2)
+    assert [p["participant_count"] for p in watcher.of("participant_joined")] == [1, 2]
+    assert room.depart("ann") is None  # one tab of two
+    assert room.depart("ann") is not None
+    assert watcher.of("participant_left")[-1]["client_id"] == "ann"
+    room.remove("ben")
+    with pytest.raises(ParticipantRemoved):
+        room.admit(person("ben"), 5)
+    room.close_all(4410, "ended")
+    assert watcher.closed == (4410, "ended")
+    with pytest.raises(SessionEnded):
+        room.admit(person("dan"), 5)
+
+
+async def test_inputs_are_answered_by_run_and_everyone_is_told(room: Room, access: Access) -> None:
+    watcher = FakeJson("w")
+    room.add_json_peer(watcher)
+    first = room.start_run("e1", None, "python", "input()")
+    second = room.start_run("e2", None, "python", "input()")
+    one = asyncio.ensure_future(first.input("a? ", False))
+    two = asyncio.ensure_future(second.input("b? ", True))
+    await tick()
+    assert [r["execution_id"] for r in room.inputs.open()] == ["e1", "e2"]
+    assert room.answer_input("candidate", "B", "e2")
+    assert await two == "B"
+    assert watcher.of("input_answered") == [{"execution_id": "e2"}]
+    access.set_rules("s1", Rules(candidate_execution=False))
+    with pytest.raises(Exception, match="turned running code off"):
+        room.answer_input("candidate", "A")
+    assert room.answer_input("host", "A")  # the oldest
+    assert await one == "A"
+    assert not room.answer_input("host", "C")
+    assert isinstance(watcher.events[0], InputRequest)
+
+
+async def test_a_cells_run_writes_its_outputs_and_count(room: Room) -> None:
+    cell_id = room.document.cells()[0]["id"]
+    watcher = FakeJson("w")
+    room.add_json_peer(watcher)
+    run = room.start_run("e1", cell_id, "python", "print(1)")
+    run.started()
+    run.output({"output_type": "stream", "name": "stdout", "text": "1\n"})
+    run.finish(status="ok", execution_count=3, notices=[])
+    run.finish(status="ok", execution_count=4, notices=[])  # once only
+    cell = room.document.cells()[0]
+    assert cell["outputs"] == [{"output_type": "stream", "name": "stdout", "text": "1\n"}]
+    assert cell["execution_count"] == 3
+    kinds = [event.type for event in watcher.events]
+    assert kinds == [
+        "kernel_status",
+        "execution_started",
+        "output",
+        "execution_finished",
+        "kernel_status",
+    ]
+    assert watcher.of("execution_finished")[0] == {
+        "execution_id": "e1",
+        "cell_id": cell_id,
+        "language": "python",
+        "status": "ok",
+        "execution_count": 3,
+        "notices": [],
+    }
+
+
+async def test_storage_compacts_and_saves_the_code(
+    room: Room, store: FakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(persistence, "COMPACT_AFTER", 3)
+    monkeypatch.setattr(persistence, "CODE_SAVE_DELAY", 0.01)
+    ann = FakeJson("ann")
+    room.add_json_peer(ann)
+    for n in range(3):
+        room.replace_code(ann, f"print({n + 10})\n")
+        await tick()
+    await asyncio.sleep(0.05)
+    assert len(store.snapshots) == 1
+    assert store.codes == ["print(12)\n"]  # one write for the burst
+    rebuilt = SessionDocument("python", [store.snapshots[0]])
+    assert rebuilt.code == "print(12)\n"
+    room.settle()
+    assert store.codes == ["print(12)\n"]  # nothing pending: nothing written
