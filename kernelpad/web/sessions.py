@@ -11,13 +11,17 @@ import re
 from kernelpad.errors import Forbidden
 from kernelpad.sessions.models import DocumentChange, Execution, Session
 from kernelpad.web.base import ApiHandler, error_responses, operation
-from kernelpad.web.schemas import (
-    CreateSessionRequest,
+from kernelpad.web.run_schemas import (
     EditEvent,
     ExecuteRequest,
     ExecutionListQuery,
     ExecutionOut,
     ExecutionPage,
+    RunEvent,
+    TimelineOut,
+)
+from kernelpad.web.schemas import (
+    CreateSessionRequest,
     JoinedOut,
     JoinRequest,
     NotebookQuery,
@@ -26,14 +30,12 @@ from kernelpad.web.schemas import (
     ParticipantOut,
     QuestionOut,
     QuestionsOut,
-    RunEvent,
     SessionCreated,
     SessionListQuery,
     SessionOut,
     SessionPage,
     SessionSettingsRequest,
     SessionSummary,
-    TimelineOut,
 )
 
 TAGS = ("sessions",)

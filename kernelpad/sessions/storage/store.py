@@ -1,25 +1,17 @@
 """Sessions and their history, in SQLite or PostgreSQL (one set of SQL for both: see
-:mod:`kernelpad.sessions.storage.database`).
-
-All database work runs on one dedicated thread, never on the event loop. One thread also means
-one connection and a strict order: a read submitted after a write sees that write.
-"""
+:mod:`kernelpad.sessions.storage.database`), on the database thread
+(:mod:`kernelpad.sessions.storage.worker`)."""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import contextlib
-import functools
 import json
 import threading
-from collections.abc import Callable, Sequence
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from kernelpad.sessions.models import ACTIVE, ENDED, DocumentChange, Execution, Participant, Session
-from kernelpad.sessions.storage.database import Connection, Database
-from kernelpad.sessions.storage.migrations import migrate
+from kernelpad.sessions.storage.database import Database
 from kernelpad.sessions.storage.rows import (
     EXECUTION_COLUMNS,
     HOST_SETTINGS,
@@ -29,53 +21,19 @@ from kernelpad.sessions.storage.rows import (
     execution_of,
     session_of,
 )
+from kernelpad.sessions.storage.worker import DatabaseWorker
 
 T = TypeVar("T")
 
 
-class SessionStore:
-    """Async access to a database."""
+class SessionStore(DatabaseWorker):
+    """Async access to kernelpad's tables."""
 
     def __init__(self, database: Database) -> None:
-        self.database = database
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="kernelpad-database"
-        )
-        self._conn: Connection | None = None
+        super().__init__(database)
         # Document updates waiting to be written, in order, each with its caller's future.
         self._updates: list[tuple[tuple[str, bytes, float, str | None], asyncio.Future[None]]] = []
         self._updates_lock = threading.Lock()
-
-    def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, functools.partial(fn, *args))
-
-    async def open(self) -> int:
-        """Open (creating if needed) and migrate the database; return its schema version."""
-        return await self._call(self._open)
-
-    def _open(self) -> int:
-        conn = self.database.connect()
-        try:
-            version = migrate(conn)
-        except BaseException:
-            with contextlib.suppress(Exception):  # a connection that failed may not close well
-                conn.close()
-            raise
-        self._conn = conn
-        return version
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            await self._call(self._conn.close)
-            self._conn = None
-        self._executor.shutdown(wait=True)
-
-    @property
-    def conn(self) -> Connection:
-        if self._conn is None:
-            raise RuntimeError("the session store is not open")
-        return self._conn
 
     # Sessions
 
@@ -408,16 +366,6 @@ class SessionStore:
         return self._call(
             self._execute, "UPDATE sessions SET code = ? WHERE id = ?", (code, session_id)
         )
-
-    # Plumbing
-
-    def _execute(self, sql: str, args: tuple[Any, ...]) -> None:
-        self.conn.execute(sql, args)
-
-    def _count(self, sql: str, args: Sequence[Any]) -> int:
-        """The ``n`` of a ``SELECT count(*) AS n`` query."""
-        row = self.conn.execute(sql, args).fetchone()
-        return int(row["n"]) if row else 0
 
 
 def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
