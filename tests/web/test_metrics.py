@@ -144,7 +144,7 @@ async def test_session_events_carry_the_session_and_language(
         **ran,
         "session_id": session,
         "language": "python",
-        "logger": "kernelpad.sessions.manager",
+        "logger": "kernelpad.sessions.runs",
     }
 
 
