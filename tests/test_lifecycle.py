@@ -130,9 +130,11 @@ async def test_culler_ends_old_sessions_and_idle_kernels(tmp_path: Path) -> None
         assert manager is not None
         idle = (await api.create_session())["session_id"]
         await api.execute(idle, "x = 1")
-        assert manager.kernels_running == 1
+        assert manager.runs.kernels_running == 1
         # Idle past the timeout: the kernel goes, the session stays.
-        await eventually(lambda: manager.kernels_running == 0, "the idle kernel to be shut down")
+        await eventually(
+            lambda: manager.runs.kernels_running == 0, "the idle kernel to be shut down"
+        )
         assert (await api.get(f"/api/v1/sessions/{idle}")).json["status"] == "active"
         body = await api.execute(idle, "x")
         assert body["new_kernel"] is True and body["error"]["ename"] == "NameError"
@@ -140,7 +142,7 @@ async def test_culler_ends_old_sessions_and_idle_kernels(tmp_path: Path) -> None
         await eventually(lambda: _status(api, idle, "ended"), "the expired session to be ended")
         details = (await api.get(f"/api/v1/sessions/{idle}")).json
         assert details["end_reason"].startswith("expired")
-        assert manager.kernels_running == 0
+        assert manager.runs.kernels_running == 0
 
 
 async def _status(api: Api, session_id: str, status: str) -> bool:
@@ -164,10 +166,7 @@ async def test_ending_a_session_while_its_kernel_starts_leaves_no_kernel(tmp_pat
         run = asyncio.create_task(api.post(f"/api/v1/sessions/{sid}/execute", {"code": "1"}))
         # The run holds the session's kernel slot while a cold kernel boots.
         await eventually(
-            lambda: (
-                running.server.manager is not None
-                and running.server.manager.executions_running == 1
-            ),
+            lambda: running.server.manager is not None and running.server.manager.runs.running == 1,
             "the run to start",
         )
         ended = await api.delete(f"/api/v1/sessions/{sid}", token=created["host_token"])
