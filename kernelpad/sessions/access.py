@@ -111,10 +111,16 @@ class Access:
 
     def allows(self, session_id: str, role: str, action: Action) -> bool:
         """Whether ``role`` may take ``action`` in the session now."""
+        if action in RUN_ACTIONS and not self.limits.enabled:
+            return False
         return allowed(role, action, self.rules(session_id))
 
     def check(self, session_id: str, role: str, action: Action) -> None:
         """Raise unless ``role`` may take ``action`` in the session now."""
+        if action in RUN_ACTIONS and not self.limits.enabled:
+            raise ExecutionDisabled(
+                "Running code is turned off on this server (ENABLE_SERVER_EXECUTION=false)."
+            )
         rules = self.rules(session_id)
         if allowed(role, action, rules):
             return
@@ -130,10 +136,6 @@ class Access:
         """Raise unless ``role`` may run ``code`` in the session: the server runs code, the
         host lets this role run, and the code is within the size limit. (The rate limit is
         :meth:`count_run`, once the run is sure to be queued.)"""
-        if not self.limits.enabled:
-            raise ExecutionDisabled(
-                "Running code is turned off on this server (ENABLE_SERVER_EXECUTION=false)."
-            )
         self.check(session_id, role, Action.RUN)
         limit = self.limits.max_code_size
         if len(code) > limit:

@@ -109,6 +109,11 @@ def test_a_server_that_runs_no_code_refuses_even_the_host() -> None:
     access = Access(RunLimits(enabled=False))
     with pytest.raises(ExecutionDisabled, match="ENABLE_SERVER_EXECUTION"):
         access.check_run("s1", Role.HOST, "1")
+    for action in RUNNING:  # nor anything around a run: there is none
+        assert not access.allows("s1", Role.HOST, action)
+        with pytest.raises(ExecutionDisabled, match="ENABLE_SERVER_EXECUTION"):
+            access.check("s1", Role.HOST, action)
+    access.check("s1", Role.CANDIDATE, Action.EDIT)  # editing is not running
 
 
 def test_the_candidate_rule_comes_before_the_code_size() -> None:

@@ -25,7 +25,8 @@ rule: action                     REST                   JSON socket             
    execute (candidate, host)
 3. ENABLE_SERVER_EXECUTION       403                    error                    n/a: no execute
    =false: execute (candidate,   execution_disabled     execution_disabled
-   host)
+   host); interrupt,             (n/a: not offered)     (candidate, host)
+   restart_kernel, input_reply
 4. candidate_execution=false
    execute, candidate            403                    error                    n/a: no execute
                                  execution_disabled     execution_disabled
@@ -556,6 +557,12 @@ SERVER_EXECUTION_OFF = {
     "JSON execute: code, candidate": refused("execution_disabled"),
     "JSON execute: cell_id, candidate": refused("execution_disabled"),
     "JSON execute: code, host": refused("execution_disabled"),
+    # Nothing runs, so nothing around a run either: not even the host's kernel controls.
+    **{
+        f"JSON {kind}, {who}": refused("execution_disabled")
+        for kind in ("interrupt", "restart_kernel", "input_reply")
+        for who in ("candidate", "host")
+    },
 }
 
 
@@ -574,6 +581,14 @@ async def test_server_execution_off(
         ),
         "JSON execute: code, host": lambda: json_run(room.host, {"code": "1"}),
     }
+    controls: dict[str, dict[str, Any]] = {
+        "interrupt": {},
+        "restart_kernel": {},
+        "input_reply": {"value": "x"},
+    }
+    for kind, data in controls.items():
+        for who, client in [("candidate", room.candidate), ("host", room.host)]:
+            probes[f"JSON {kind}, {who}"] = functools.partial(json_send, client, kind, data)
     check(entry, await probes[entry](), SERVER_EXECUTION_OFF[entry])
 
 
