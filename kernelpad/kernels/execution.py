@@ -15,18 +15,18 @@ Limits are enforced here, the same way for every back-end:
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kernelpad.kernels.base import KernelHandle, Message
+from kernelpad.kernels.outputs import OutputCollector
+
+# Where it always was, for whoever imports it from here.
+from kernelpad.kernels.outputs import strip_ansi as strip_ansi
 
 # How often a silent kernel is checked for being alive.
 LIVENESS_INTERVAL = 0.25
-# Rich outputs (images, HTML) kept per run: bytes of their content as sent, and how many.
-RICH_OUTPUT_LIMIT = 5_000_000
-MAX_OUTPUTS = 1000
 # The shortest time limit applied: an interrupt must not land before the code has started.
 MIN_TIME_LIMIT = 0.1
 # How long a run may go on after its input ran out (it got an end-of-file) before it is
@@ -40,12 +40,6 @@ CODE_STARTED_GRACE = 0.05
 INPUT_POLL = 0.05
 # Longest wait for output after a run's idle status, whatever the language's settle time.
 SETTLE_LIMIT = 0.3
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
 
 
 @dataclass(frozen=True)
@@ -95,142 +89,6 @@ class RunListener(Protocol):
         """A line for an input request, once someone answers; None: no answer."""
 
 
-class _Outputs:
-    """Collects a run's outputs in nbformat's shape, within the output caps.
-
-    Kernels are not trusted to send well-formed content: a field of the wrong type is coerced or
-    the message skipped, never allowed to fail the run. Everything dropped (past the stream cap,
-    past the rich-output budget, too large to decode) counts in ``dropped``, which is what the
-    flood limit watches.
-    """
-
-    def __init__(self, max_output: int, listener: RunListener | None = None) -> None:
-        self.max_output = max_output
-        self.listener = listener
-        self.outputs: list[dict[str, Any]] = []
-        self.streams: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        self.kept = 0
-        self.seen = 0
-        self.dropped = 0
-        self.rich_size = 0
-        self.truncated_stream: str | None = None
-        self.rich_dropped = 0
-        self.malformed = 0
-        self.error: dict[str, Any] | None = None
-        self.execution_count: int | None = None
-
-    def stream(self, name: str, text: str) -> None:
-        self.seen += len(text)
-        room = self.max_output - self.kept
-        if len(text) > room:
-            self.dropped += len(text) - max(room, 0)
-            self.truncated_stream = self.truncated_stream or name
-            if room <= 0:
-                return
-            text = text[:room]
-        self.kept += len(text)
-        self._append_stream(name, text)
-
-    def _append_stream(self, name: str, text: str) -> None:
-        if self.listener is not None:
-            self.listener.output({"output_type": "stream", "name": name, "text": text})
-        self.streams.setdefault(name, []).append(text)
-        last = self.outputs[-1] if self.outputs else None
-        if last is not None and last["output_type"] == "stream" and last["name"] == name:
-            last["text"] += text
-        else:
-            self.outputs.append({"output_type": "stream", "name": name, "text": text})
-
-    def rich(self, output_type: str, content: dict[str, Any], size: int) -> None:
-        data, metadata = content.get("data"), content.get("metadata") or {}
-        if not isinstance(data, dict) or not isinstance(metadata, dict):
-            self.malformed += 1
-            return
-        if self.rich_size + size > RICH_OUTPUT_LIMIT or len(self.outputs) >= MAX_OUTPUTS:
-            self.rich_dropped += 1
-            self.dropped += size
-            return
-        self.rich_size += size
-        output: dict[str, Any] = {
-            "output_type": output_type,
-            "data": {str(mime): value for mime, value in data.items()},
-            "metadata": metadata,
-        }
-        if output_type == "execute_result":
-            self.count(content.get("execution_count"))
-            output["execution_count"] = self.execution_count
-        self.outputs.append(output)
-        if self.listener is not None:
-            self.listener.output(output)
-
-    def raised(self, content: dict[str, Any]) -> None:
-        traceback = content.get("traceback")
-        self.error = {
-            "ename": str(content.get("ename", "")),
-            "evalue": str(content.get("evalue", "")),
-            "traceback": [str(line) for line in traceback] if isinstance(traceback, list) else [],
-        }
-        self.outputs.append({"output_type": "error", **self.error})
-        if self.listener is not None:
-            self.listener.output(self.outputs[-1])
-        # The traceback as plain text (the raw one, with its colours, is kept beside it); on
-        # stderr too, where clients of the original API read failures, as a process prints them.
-        plain = "\n".join(strip_ansi(line) for line in self.error["traceback"]).strip("\n")
-        self.error["traceback_text"] = plain
-        self.stream("stderr", (plain or f"{self.error['ename']}: {self.error['evalue']}") + "\n")
-
-    def count(self, value: object) -> None:
-        if isinstance(value, int) and not isinstance(value, bool):
-            self.execution_count = value
-
-    def finish(self) -> None:
-        if self.truncated_stream:
-            self._append_stream(
-                self.truncated_stream,
-                f"\n[kernelpad: output truncated, {self.kept} of {self.seen} characters shown;"
-                f" the limit is {self.max_output} characters (CODE_MAX_OUTPUT_SIZE)]\n",
-            )
-        if self.rich_dropped:
-            self.note(
-                f"{self.rich_dropped} rich output(s) dropped; a run may show at most"
-                f" {MAX_OUTPUTS} outputs and {RICH_OUTPUT_LIMIT} bytes of images and HTML"
-            )
-        if self.malformed:
-            self.note(f"{self.malformed} malformed message(s) from the kernel ignored")
-
-    def note(self, text: str) -> None:
-        """Tell the user something about the run, on stderr, outside the output cap."""
-        self._append_stream("stderr", f"\n[kernelpad: {text}]\n")
-
-    def handle(self, msg: Message) -> None:
-        msg_type = msg["header"].get("msg_type")
-        content = msg["content"]
-        size = int(msg.get("content_size", 0))
-        if msg.get("content_dropped"):
-            # Too large to decode: it counts as output dropped, whatever it was.
-            self.dropped += size
-            self.seen += size
-            if msg_type == "stream":
-                self.truncated_stream = self.truncated_stream or "stdout"
-            elif msg_type in ("display_data", "execute_result"):
-                self.rich_dropped += 1
-            return
-        if not isinstance(content, dict):
-            self.malformed += 1
-        elif msg_type == "stream":
-            name, text = content.get("name"), content.get("text")
-            if isinstance(text, str):
-                self.stream(name if name in ("stdout", "stderr") else "stdout", text)
-            else:
-                self.malformed += 1
-        elif msg_type in ("display_data", "execute_result"):
-            self.rich(msg_type, content, size)
-        elif msg_type == "error":
-            self.raised(content)
-        elif msg_type == "execute_input":
-            self.count(content.get("execution_count"))
-
-
 def _content(msg: Message) -> dict[str, Any]:
     content = msg.get("content")
     return content if isinstance(content, dict) else {}
@@ -278,7 +136,7 @@ async def _collect(
     listener: RunListener | None,
     stop: asyncio.Event | None,
 ) -> ExecutionResult:
-    outputs = _Outputs(limits.max_output, listener)
+    outputs = OutputCollector(limits.max_output, listener.output if listener is not None else None)
     asking: tuple[asyncio.Task[str | None], str] | None = None  # an input request out there
     input_missing: str | None = None
     started = time.monotonic()
