@@ -10,42 +10,27 @@ Limits are enforced here, the same way for every back-end:
 * output: stdout plus stderr past ``max_output`` characters is dropped and marked, and a run that
   keeps printing ``flood_limit`` characters past the cap is interrupted;
 * death: a kernel that stops answering and whose process is gone ends the run as ``kernel_died``.
+
+How a run proceeds, phase by phase, is :mod:`kernelpad.kernels.run_loop`; what it printed is
+kept by :mod:`kernelpad.kernels.outputs`. This module is the entry: it starts a run and turns
+how the run ended into its result.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from kernelpad.kernels.base import KernelHandle, Message
+from kernelpad.kernels.base import KernelHandle
 
-# How often a silent kernel is checked for being alive.
-LIVENESS_INTERVAL = 0.25
-# Rich outputs (images, HTML) kept per run: bytes of their content as sent, and how many.
-RICH_OUTPUT_LIMIT = 5_000_000
-MAX_OUTPUTS = 1000
+# Where it always was, for whoever imports it from here.
+from kernelpad.kernels.outputs import strip_ansi as strip_ansi
+from kernelpad.kernels.run_loop import Cause, Phase, RunLoop
+
 # The shortest time limit applied: an interrupt must not land before the code has started.
 MIN_TIME_LIMIT = 0.1
-# How long a run may go on after its input ran out (it got an end-of-file) before it is
-# interrupted: enough for the code to fail on its own, not enough to wait for the time limit.
-EOF_GRACE = 0.5
-# A kernel busy this long with a request is running its code, even if it said nothing else;
-# one that said so (execute_input) is, this long after.
-SETTLE_INTERRUPT = 0.1
-CODE_STARTED_GRACE = 0.05
-# How often a run waiting for a participant's input (or for a stop) looks for it.
-INPUT_POLL = 0.05
-# Longest wait for output after a run's idle status, whatever the language's settle time.
-SETTLE_LIMIT = 0.3
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
 
 
 @dataclass(frozen=True)
@@ -95,147 +80,6 @@ class RunListener(Protocol):
         """A line for an input request, once someone answers; None: no answer."""
 
 
-class _Outputs:
-    """Collects a run's outputs in nbformat's shape, within the output caps.
-
-    Kernels are not trusted to send well-formed content: a field of the wrong type is coerced or
-    the message skipped, never allowed to fail the run. Everything dropped (past the stream cap,
-    past the rich-output budget, too large to decode) counts in ``dropped``, which is what the
-    flood limit watches.
-    """
-
-    def __init__(self, max_output: int, listener: RunListener | None = None) -> None:
-        self.max_output = max_output
-        self.listener = listener
-        self.outputs: list[dict[str, Any]] = []
-        self.streams: dict[str, list[str]] = {"stdout": [], "stderr": []}
-        self.kept = 0
-        self.seen = 0
-        self.dropped = 0
-        self.rich_size = 0
-        self.truncated_stream: str | None = None
-        self.rich_dropped = 0
-        self.malformed = 0
-        self.error: dict[str, Any] | None = None
-        self.execution_count: int | None = None
-
-    def stream(self, name: str, text: str) -> None:
-        self.seen += len(text)
-        room = self.max_output - self.kept
-        if len(text) > room:
-            self.dropped += len(text) - max(room, 0)
-            self.truncated_stream = self.truncated_stream or name
-            if room <= 0:
-                return
-            text = text[:room]
-        self.kept += len(text)
-        self._append_stream(name, text)
-
-    def _append_stream(self, name: str, text: str) -> None:
-        if self.listener is not None:
-            self.listener.output({"output_type": "stream", "name": name, "text": text})
-        self.streams.setdefault(name, []).append(text)
-        last = self.outputs[-1] if self.outputs else None
-        if last is not None and last["output_type"] == "stream" and last["name"] == name:
-            last["text"] += text
-        else:
-            self.outputs.append({"output_type": "stream", "name": name, "text": text})
-
-    def rich(self, output_type: str, content: dict[str, Any], size: int) -> None:
-        data, metadata = content.get("data"), content.get("metadata") or {}
-        if not isinstance(data, dict) or not isinstance(metadata, dict):
-            self.malformed += 1
-            return
-        if self.rich_size + size > RICH_OUTPUT_LIMIT or len(self.outputs) >= MAX_OUTPUTS:
-            self.rich_dropped += 1
-            self.dropped += size
-            return
-        self.rich_size += size
-        output: dict[str, Any] = {
-            "output_type": output_type,
-            "data": {str(mime): value for mime, value in data.items()},
-            "metadata": metadata,
-        }
-        if output_type == "execute_result":
-            self.count(content.get("execution_count"))
-            output["execution_count"] = self.execution_count
-        self.outputs.append(output)
-        if self.listener is not None:
-            self.listener.output(output)
-
-    def raised(self, content: dict[str, Any]) -> None:
-        traceback = content.get("traceback")
-        self.error = {
-            "ename": str(content.get("ename", "")),
-            "evalue": str(content.get("evalue", "")),
-            "traceback": [str(line) for line in traceback] if isinstance(traceback, list) else [],
-        }
-        self.outputs.append({"output_type": "error", **self.error})
-        if self.listener is not None:
-            self.listener.output(self.outputs[-1])
-        # The traceback as plain text (the raw one, with its colours, is kept beside it); on
-        # stderr too, where clients of the original API read failures, as a process prints them.
-        plain = "\n".join(strip_ansi(line) for line in self.error["traceback"]).strip("\n")
-        self.error["traceback_text"] = plain
-        self.stream("stderr", (plain or f"{self.error['ename']}: {self.error['evalue']}") + "\n")
-
-    def count(self, value: object) -> None:
-        if isinstance(value, int) and not isinstance(value, bool):
-            self.execution_count = value
-
-    def finish(self) -> None:
-        if self.truncated_stream:
-            self._append_stream(
-                self.truncated_stream,
-                f"\n[kernelpad: output truncated, {self.kept} of {self.seen} characters shown;"
-                f" the limit is {self.max_output} characters (CODE_MAX_OUTPUT_SIZE)]\n",
-            )
-        if self.rich_dropped:
-            self.note(
-                f"{self.rich_dropped} rich output(s) dropped; a run may show at most"
-                f" {MAX_OUTPUTS} outputs and {RICH_OUTPUT_LIMIT} bytes of images and HTML"
-            )
-        if self.malformed:
-            self.note(f"{self.malformed} malformed message(s) from the kernel ignored")
-
-    def note(self, text: str) -> None:
-        """Tell the user something about the run, on stderr, outside the output cap."""
-        self._append_stream("stderr", f"\n[kernelpad: {text}]\n")
-
-    def handle(self, msg: Message) -> None:
-        msg_type = msg["header"].get("msg_type")
-        content = msg["content"]
-        size = int(msg.get("content_size", 0))
-        if msg.get("content_dropped"):
-            # Too large to decode: it counts as output dropped, whatever it was.
-            self.dropped += size
-            self.seen += size
-            if msg_type == "stream":
-                self.truncated_stream = self.truncated_stream or "stdout"
-            elif msg_type in ("display_data", "execute_result"):
-                self.rich_dropped += 1
-            return
-        if not isinstance(content, dict):
-            self.malformed += 1
-        elif msg_type == "stream":
-            name, text = content.get("name"), content.get("text")
-            if isinstance(text, str):
-                self.stream(name if name in ("stdout", "stderr") else "stdout", text)
-            else:
-                self.malformed += 1
-        elif msg_type in ("display_data", "execute_result"):
-            self.rich(msg_type, content, size)
-        elif msg_type == "error":
-            self.raised(content)
-        elif msg_type == "execute_input":
-            self.count(content.get("execution_count"))
-
-
-def _content(msg: Message) -> dict[str, Any]:
-    content = msg.get("content")
-    return content if isinstance(content, dict) else {}
-
-
 async def run_code(
     kernel: KernelHandle,
     code: str,
@@ -265,148 +109,41 @@ async def run_code(
     if listener is not None:
         listener.started()
     try:
-        return await _collect(kernel, msg_id, limits, list(stdin or []), listener, stop)
+        loop = RunLoop(kernel, msg_id, limits, list(stdin or []), listener, stop)
+        await loop.run()
+        return _result(loop)
     finally:
         kernel.end_request()
 
 
-async def _collect(
-    kernel: KernelHandle,
-    msg_id: str,
-    limits: Limits,
-    lines: list[str],
-    listener: RunListener | None,
-    stop: asyncio.Event | None,
-) -> ExecutionResult:
-    outputs = _Outputs(limits.max_output, listener)
-    asking: tuple[asyncio.Task[str | None], str] | None = None  # an input request out there
-    input_missing: str | None = None
-    started = time.monotonic()
-    deadline = started + limits.time_limit
-    reply: Message | None = None
-    busy = idle = False
-    code_started: float | None = None  # when the kernel said it runs the code (execute_input)
-    started_at: float | None = None
-    timed_out = flooded = interrupted = died = gave_up = False
-
-    secret = False  # whether the input request being answered is for a password
-
-    def answer(prompt: str, line: str | None) -> None:
-        nonlocal input_missing, deadline
-        if line is not None and not interrupted:
-            kernel.input_reply(line)
-            # Shown as a console shows it, but a password is not shown (nor stored).
-            outputs.stream("stdout", f"{prompt}{'' if secret else line}\n")
-            return
-        # Answered even after an interrupt: a kernel waiting for input (Deno's) cannot take
-        # the interrupt until it has its answer.
-        kernel.input_reply(kernel.language.language.eof)
-        if input_missing is None:
-            input_missing = prompt
-            deadline = min(deadline, time.monotonic() + EOF_GRACE)
-
-    while reply is None or not idle:
-        if asking is not None and asking[0].done():
-            task, prompt = asking
-            asking = None
-            answer(prompt, None if task.cancelled() or task.exception() else task.result())
-        now = time.monotonic()
-        # An interrupt asked for by a person waits until the code has started: one that hits
-        # the kernel's own machinery first is lost, and the kernel never answers.
-        stopping = (
-            stop is not None
-            and stop.is_set()
-            and started_at is not None
-            and (
-                now >= started_at + SETTLE_INTERRUPT
-                or (code_started is not None and now >= code_started + CODE_STARTED_GRACE)
-            )
-        )
-        if not interrupted and (now >= deadline or flooded or stopping):
-            timed_out = not flooded and input_missing is None and not stopping
-            interrupted = True
-            await kernel.interrupt()
-            deadline = time.monotonic() + limits.interrupt_grace
-            continue
-        if interrupted and now >= deadline:
-            gave_up = True
-            break
-        wait = LIVENESS_INTERVAL if asking is None and stop is None else INPUT_POLL
-        item = await kernel.receive(min(deadline - now, wait))
-        if item is None:
-            if not await kernel.is_alive():
-                died = True
-                break
-            continue
-        channel, msg = item
-        if msg.get("parent_header", {}).get("msg_id") != msg_id:
-            continue  # not for this run (back-ends drop these already; this is the guarantee)
-        msg_type = msg["header"].get("msg_type")
-        if channel == "shell":
-            if msg_type == "execute_reply":
-                reply = msg
-            continue
-        if channel == "stdin":
-            if msg_type == "input_request":
-                content = _content(msg)
-                prompt = str(content.get("prompt", ""))
-                secret = bool(content.get("password", False))
-                if lines and not interrupted:
-                    answer(prompt, lines.pop(0))
-                elif listener is not None and not interrupted:
-                    password = bool(content.get("password", False))
-                    asking = (asyncio.ensure_future(listener.input(prompt, password)), prompt)
-                else:
-                    answer(prompt, None)
-            continue
-        if msg_type == "status":
-            state = _content(msg).get("execution_state")
-            idle = state == "idle"
-            if state == "busy" and not busy and not interrupted:
-                busy = True
-                started_at = time.monotonic()
-                deadline = started_at + limits.time_limit
-            continue
-        if msg_type == "execute_input" and code_started is None:
-            code_started = time.monotonic()
-        outputs.handle(msg)
-        if outputs.dropped > limits.flood_limit and not interrupted:
-            flooded = True
-
-    if asking is not None:
-        asking[0].cancel()
-    settle = kernel.language.language.settle
-    # Bounded: a kernel that keeps sending after idle (a JavaScript timer) ends the window.
-    settle_end = time.monotonic() + SETTLE_LIMIT
-    while settle and reply is not None and idle and not died and time.monotonic() < settle_end:
-        item = await kernel.receive(settle)
-        if item is None:
-            break
-        channel, msg = item
-        if channel == "iopub" and msg.get("parent_header", {}).get("msg_id") == msg_id:
-            outputs.handle(msg)
-
-    outputs.finish()
-    if died:
-        status = "kernel_died"
-        outputs.note("the kernel died during this run")
-    elif timed_out:
-        status = "timeout"
-    elif flooded:
-        status = "output_limit"
-    elif input_missing is not None and interrupted:
-        status = "error"
-        asked = f" ({input_missing.strip()!r})" if input_missing.strip() else ""
-        outputs.note(
+def _status(loop: RunLoop) -> str:
+    """The status of a run that is over, with the note that explains it where its outputs do
+    not."""
+    if loop.phase is Phase.DIED:
+        loop.outputs.note("the kernel died during this run")
+        return "kernel_died"
+    if loop.cause is Cause.TIME_LIMIT:
+        return "timeout"
+    if loop.cause is Cause.OUTPUT_FLOOD:
+        return "output_limit"
+    if loop.input_missing is not None and loop.cause is not None:
+        asked = f" ({loop.input_missing.strip()!r})" if loop.input_missing.strip() else ""
+        loop.outputs.note(
             f"the code asked for input{asked} but no line was left to give it, so it was"
             " stopped; send the lines it reads in 'stdin'"
         )
-    else:
-        # Code that reads until the end of its input (while (std::cin >> x)) ends by itself:
-        # the kernel's own status stands.
-        status = "ok" if reply is not None and _content(reply).get("status") == "ok" else "error"
-    if reply is not None and outputs.execution_count is None:
-        outputs.count(_content(reply).get("execution_count"))
+        return "error"
+    # Code that reads until the end of its input (while (std::cin >> x)) ends by itself:
+    # the kernel's own status stands.
+    return "ok" if loop.reply is not None and loop.reply.get("status") == "ok" else "error"
+
+
+def _result(loop: RunLoop) -> ExecutionResult:
+    outputs = loop.outputs
+    outputs.finish()
+    status = _status(loop)
+    if loop.reply is not None and outputs.execution_count is None:
+        outputs.count(loop.reply.get("execution_count"))
     return ExecutionResult(
         status=status,
         stdout="".join(outputs.streams.get("stdout", [])),
@@ -414,11 +151,11 @@ async def _collect(
         outputs=outputs.outputs,
         error=outputs.error,
         execution_count=outputs.execution_count,
-        duration=time.monotonic() - started,
-        timed_out=timed_out,
-        interrupted=interrupted,
-        needs_restart=died or gave_up,
+        duration=time.monotonic() - loop.started,
+        timed_out=loop.cause is Cause.TIME_LIMIT,
+        interrupted=loop.cause is not None,
+        needs_restart=loop.phase in (Phase.DIED, Phase.GAVE_UP),
         output_truncated=outputs.truncated_stream is not None,
         output_size=outputs.seen,
-        input_missing=input_missing,
+        input_missing=loop.input_missing,
     )

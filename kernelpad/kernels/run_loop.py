@@ -1,0 +1,314 @@
+"""The run loop: one request's run as a state machine over the kernel's messages.
+
+A run is sent, runs, and ends in one of three ways: the kernel ends it (by itself, or on an
+interrupt), the kernel ignores the interrupt, or the kernel dies. :class:`Phase` names where it
+is; :class:`RunLoop` moves it from phase to phase, one method per change, and checks each limit
+in one place. What the run produced is an :class:`~kernelpad.kernels.outputs.OutputCollector`;
+:func:`kernelpad.kernels.execution.run_code` turns the end of a run into its result.
+
+The times below are the loop's rules; they are not settings, since they follow from how the
+kernels behave, not from an interview's needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kernelpad.kernels.base import KernelHandle, Message
+from kernelpad.kernels.outputs import OutputCollector
+
+if TYPE_CHECKING:
+    from kernelpad.kernels.execution import Limits, RunListener
+
+# How often a silent kernel is checked for being alive.
+LIVENESS_INTERVAL = 0.25
+# How long a run may go on after its input ran out (it got an end-of-file) before it is
+# interrupted: enough for the code to fail on its own, not enough to wait for the time limit.
+EOF_GRACE = 0.5
+# A kernel busy this long with a request is running its code, even if it said nothing else;
+# one that said so (execute_input) is, this long after.
+SETTLE_INTERRUPT = 0.1
+CODE_STARTED_GRACE = 0.05
+# How often a run waiting for a participant's input (or for a stop) looks for it.
+INPUT_POLL = 0.05
+# Longest wait for output after a run's idle status, whatever the language's settle time.
+SETTLE_LIMIT = 0.3
+
+
+class Phase(enum.Enum):
+    """Where a run is.
+
+    A run that goes well is ``WAITING``, ``RUNNING``, (``SETTLING``,) ``FINISHED``. A limit or
+    a person's stop moves a waiting or running run to ``INTERRUPTING``, which ends as the
+    kernel ends the run (``SETTLING``, ``FINISHED``) or, if it does not in time, ``GAVE_UP``.
+    A kernel found dead ends any phase before ``SETTLING`` as ``DIED``.
+    """
+
+    #: Sent; the kernel has not said it is busy with it yet.
+    WAITING = "waiting"
+    #: The kernel said it is busy with it: the time limit counts from then.
+    RUNNING = "running"
+    #: Interrupted; the kernel has ``interrupt_grace`` seconds to end the run.
+    INTERRUPTING = "interrupting"
+    #: Reply and idle are in; output some kernels send after them is still taken, briefly.
+    SETTLING = "settling"
+    #: Over: the kernel ended the run, by itself or on the interrupt.
+    FINISHED = "finished"
+    #: Over: the kernel ignored the interrupt, and must be restarted.
+    GAVE_UP = "gave_up"
+    #: Over: the kernel's process is gone.
+    DIED = "died"
+
+    @property
+    def over(self) -> bool:
+        return self in (Phase.FINISHED, Phase.GAVE_UP, Phase.DIED)
+
+
+class Cause(enum.Enum):
+    """Why a run was interrupted: it decides the run's status."""
+
+    TIME_LIMIT = "time_limit"
+    OUTPUT_FLOOD = "output_flood"
+    #: A person asked (:meth:`~kernelpad.kernels.runner.KernelRunner.interrupt`).
+    STOP = "stop"
+    #: The code asked for input when none was left and had not ended ``EOF_GRACE`` later.
+    NO_INPUT = "no_input"
+
+
+@dataclass(frozen=True)
+class _Question:
+    """An input request passed on to the listener, while nobody has answered it."""
+
+    prompt: str
+    password: bool
+    answer: asyncio.Future[str | None]
+
+
+class RunLoop:
+    """One request's run, from sent to over, as a state machine over the kernel's messages.
+
+    :meth:`run` repeats a step until the phase is over: take a participant's answer if one has
+    come, check the limits, then wait for one message (no longer than the phase's deadline, nor
+    so long that a dead kernel or a stop would go unseen) and handle it. Each change of phase
+    is one method; each limit is one check. ``deadline`` is the one clock, meaning the phase's
+    limit: the time limit (or the EOF grace, if sooner) while waiting or running, the interrupt
+    grace while interrupting, the settle window while settling.
+    """
+
+    def __init__(
+        self,
+        kernel: KernelHandle,
+        msg_id: str,
+        limits: Limits,
+        lines: list[str],
+        listener: RunListener | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
+        self.kernel = kernel
+        self.msg_id = msg_id
+        self.limits = limits
+        self.lines = lines  # the stdin lines not used yet
+        self.listener = listener
+        self.stop = stop
+        self.outputs = OutputCollector(
+            limits.max_output, listener.output if listener is not None else None
+        )
+        self.phase = Phase.WAITING
+        self.started = time.monotonic()
+        self.deadline = self.started + limits.time_limit
+        self.busy_at: float | None = None  # when the kernel said it is busy with the request
+        self.code_started: float | None = None  # when it said it runs the code (execute_input)
+        self.reply: dict[str, Any] | None = None  # the content of the execute_reply
+        self.idle = False  # the kernel's last status for the request
+        self.flooded = False  # past the flood limit: the next step interrupts
+        self.cause: Cause | None = None  # set once interrupted
+        self.input_missing: str | None = None
+        self.question: _Question | None = None
+
+    async def run(self) -> None:
+        """Run until the phase is over; the run's facts are then the attributes."""
+        while not self.phase.over:
+            if self.phase is Phase.SETTLING:
+                await self._settle_step()
+            else:
+                await self._step()
+
+    async def _step(self) -> None:
+        self._take_answer()
+        now = time.monotonic()
+        if self.phase is Phase.INTERRUPTING:
+            if now >= self.deadline:
+                self._give_up()
+                return
+        else:
+            cause = self._limit_reached(now)
+            if cause is not None:
+                await self._interrupt(cause)
+                return
+        # A question out there or a stop that may come is looked for often; otherwise the
+        # wait only bounds how long a dead kernel goes unseen.
+        poll = LIVENESS_INTERVAL if self.question is None and self.stop is None else INPUT_POLL
+        item = await self.kernel.receive(min(self.deadline - now, poll))
+        if item is None:
+            if not await self.kernel.is_alive():
+                self._die()
+            return
+        self._handle(*item)
+
+    async def _settle_step(self) -> None:
+        # Bounded: a kernel that keeps sending after idle (a JavaScript timer) ends the window.
+        if time.monotonic() >= self.deadline:
+            self._settled()
+            return
+        item = await self.kernel.receive(self.kernel.language.language.settle)
+        if item is None:
+            self._settled()
+            return
+        channel, msg = item
+        if channel == "iopub" and self._ours(msg):
+            self.outputs.handle(msg)
+
+    # The limits, checked before each wait while the run is waiting or running.
+
+    def _limit_reached(self, now: float) -> Cause | None:
+        """Why the run must be interrupted now, if it must."""
+        if self.flooded:
+            return Cause.OUTPUT_FLOOD
+        if self._stop_due(now):
+            return Cause.STOP
+        if now >= self.deadline:
+            # Once the input ran out the deadline is the EOF grace's, if that came first.
+            return Cause.NO_INPUT if self.input_missing is not None else Cause.TIME_LIMIT
+        return None
+
+    def _stop_due(self, now: float) -> bool:
+        """Whether a person's stop is to be carried out: it waits until the code has started,
+        since an interrupt that hits the kernel's own machinery first is lost, and the kernel
+        never answers."""
+        if self.stop is None or not self.stop.is_set() or self.busy_at is None:
+            return False
+        return now >= self.busy_at + SETTLE_INTERRUPT or (
+            self.code_started is not None and now >= self.code_started + CODE_STARTED_GRACE
+        )
+
+    # The changes of phase.
+
+    def _busy(self) -> None:
+        """WAITING -> RUNNING: the time limit starts over from now."""
+        self.phase = Phase.RUNNING
+        self.busy_at = time.monotonic()
+        self.deadline = self.busy_at + self.limits.time_limit
+
+    async def _interrupt(self, cause: Cause) -> None:
+        """WAITING or RUNNING -> INTERRUPTING, for ``cause``."""
+        self.cause = cause
+        self.phase = Phase.INTERRUPTING
+        await self.kernel.interrupt()
+        self.deadline = time.monotonic() + self.limits.interrupt_grace
+
+    def _give_up(self) -> None:
+        """INTERRUPTING -> GAVE_UP: the interrupt grace ran out."""
+        self.phase = Phase.GAVE_UP
+        self._forget_question()
+
+    def _die(self) -> None:
+        """-> DIED: the kernel was silent, and its process is gone."""
+        self.phase = Phase.DIED
+        self._forget_question()
+
+    def _ended(self) -> None:
+        """-> SETTLING, or FINISHED for a kernel that sends nothing after idle: the reply and
+        the idle status are in."""
+        self._forget_question()
+        if self.kernel.language.language.settle:
+            self.phase = Phase.SETTLING
+            self.deadline = time.monotonic() + SETTLE_LIMIT
+        else:
+            self.phase = Phase.FINISHED
+
+    def _settled(self) -> None:
+        """SETTLING -> FINISHED: quiet for the language's settle time, or the window is over."""
+        self.phase = Phase.FINISHED
+
+    # The kernel's messages.
+
+    def _ours(self, msg: Message) -> bool:
+        # Back-ends drop other requests' messages already; this is the guarantee.
+        return bool(msg.get("parent_header", {}).get("msg_id") == self.msg_id)
+
+    def _handle(self, channel: str, msg: Message) -> None:
+        if not self._ours(msg):
+            return
+        msg_type = msg["header"].get("msg_type")
+        if channel == "shell":
+            if msg_type == "execute_reply":
+                self.reply = _content(msg)
+                self._end_if_done()
+        elif channel == "stdin":
+            if msg_type == "input_request":
+                self._input_request(_content(msg))
+        elif msg_type == "status":
+            state = _content(msg).get("execution_state")
+            self.idle = state == "idle"
+            if state == "busy" and self.phase is Phase.WAITING:
+                self._busy()
+            self._end_if_done()
+        else:
+            if msg_type == "execute_input" and self.code_started is None:
+                self.code_started = time.monotonic()
+            self.outputs.handle(msg)
+            if self.outputs.dropped > self.limits.flood_limit and self.cause is None:
+                self.flooded = True
+
+    def _end_if_done(self) -> None:
+        if self.reply is not None and self.idle:
+            self._ended()
+
+    # Input requests.
+
+    def _input_request(self, content: dict[str, Any]) -> None:
+        prompt = str(content.get("prompt", ""))
+        password = bool(content.get("password", False))
+        if self.lines and self.cause is None:
+            self._answer(prompt, password, self.lines.pop(0))
+        elif self.listener is not None and self.cause is None:
+            asked = asyncio.ensure_future(self.listener.input(prompt, password))
+            self.question = _Question(prompt, password, asked)
+        else:
+            self._answer(prompt, password, None)
+
+    def _take_answer(self) -> None:
+        """Pass a participant's answer on, if it has come."""
+        question = self.question
+        if question is None or not question.answer.done():
+            return
+        self.question = None
+        answer = question.answer
+        line = None if answer.cancelled() or answer.exception() else answer.result()
+        self._answer(question.prompt, question.password, line)
+
+    def _answer(self, prompt: str, password: bool, line: str | None) -> None:
+        if line is not None and self.cause is None:
+            self.kernel.input_reply(line)
+            # Shown as a console shows it, but a password is not shown (nor stored).
+            self.outputs.stream("stdout", f"{prompt}{'' if password else line}\n")
+            return
+        # Answered even after an interrupt: a kernel waiting for input (Deno's) cannot take
+        # the interrupt until it has its answer.
+        self.kernel.input_reply(self.kernel.language.language.eof)
+        if self.input_missing is None:
+            self.input_missing = prompt
+            self.deadline = min(self.deadline, time.monotonic() + EOF_GRACE)
+
+    def _forget_question(self) -> None:
+        if self.question is not None:
+            self.question.answer.cancel()
+
+
+def _content(msg: Message) -> dict[str, Any]:
+    content = msg.get("content")
+    return content if isinstance(content, dict) else {}

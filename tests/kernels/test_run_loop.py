@@ -1,0 +1,649 @@
+"""The run loop on a scripted kernel: every way a run can end, with no kernel and no server.
+
+A :class:`ScriptedKernel` plays what a kernel would send for one request, in order, with pauses
+and with points where it waits for the run loop (an interrupt, an answer to an input request);
+it records what the loop did to it. The limits are tens of milliseconds, so the timings asserted
+are the loop's own rules, measured on the kernel's side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from kernelpad.kernels import run_loop
+from kernelpad.kernels.base import KernelHandle, Message
+from kernelpad.kernels.execution import ExecutionResult, Limits, run_code
+from kernelpad.kernels.languages import InstalledLanguage, Language
+from kernelpad.kernels.run_loop import (
+    CODE_STARTED_GRACE,
+    EOF_GRACE,
+    SETTLE_INTERRUPT,
+    SETTLE_LIMIT,
+    Cause,
+    Phase,
+    RunLoop,
+)
+
+REQUEST = "request-1"
+# Room enough that a run meant to end by itself never meets its time limit.
+RELAXED = Limits(time_limit=5.0, interrupt_grace=1.0, max_output=1000, flood_limit=10_000)
+TIGHT = Limits(time_limit=0.05, interrupt_grace=0.1, max_output=1000, flood_limit=10_000)
+# Slack for the event loop's own delays when a time is asserted from below and above.
+SLACK = 0.1
+
+
+def language(settle: float = 0.0, eof: str = "\x04") -> InstalledLanguage:
+    """An installed language for the fake kernel: ipykernel-like by default (nothing after idle,
+    EOT as end of input); ``settle`` and ``eof=""`` make it Deno-like."""
+    return InstalledLanguage(
+        Language(
+            id="fake",
+            display_name="Fake",
+            kernel_names=("fake",),
+            file_extension=".fake",
+            template="",
+            settle=settle,
+            eof=eof,
+        ),
+        kernel_name="fake",
+        kernel_display_name="Fake",
+        version=None,
+    )
+
+
+# What a script is made of.
+
+
+@dataclass(frozen=True)
+class Send:
+    """A message from the kernel, sent as soon as the loop asks for one."""
+
+    channel: str
+    msg_type: str
+    content: dict[str, Any] = field(default_factory=dict)
+    parent: str = REQUEST
+
+
+@dataclass(frozen=True)
+class Pause:
+    """Nothing from the kernel for ``seconds``."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Until:
+    """Nothing from the kernel until ``ready(kernel)``: an interrupt, an answer."""
+
+    ready: Callable[[ScriptedKernel], bool]
+
+
+@dataclass(frozen=True)
+class Flood:
+    """``message`` again and again, as often as the loop asks, until the kernel is interrupted."""
+
+    message: Send
+
+
+@dataclass(frozen=True)
+class Die:
+    """The kernel's process is gone from here on: silence, and ``is_alive`` false."""
+
+
+Step = Send | Pause | Until | Flood | Die
+
+
+def status(state: str) -> Send:
+    return Send("iopub", "status", {"execution_state": state})
+
+
+def stream(text: str, name: str = "stdout") -> Send:
+    return Send("iopub", "stream", {"name": name, "text": text})
+
+
+def reply(state: str = "ok", count: int = 1) -> Send:
+    return Send("shell", "execute_reply", {"status": state, "execution_count": count})
+
+
+def ask(prompt: str, password: bool = False) -> Send:
+    return Send("stdin", "input_request", {"prompt": prompt, "password": password})
+
+
+def interrupted_error() -> Send:
+    return Send(
+        "iopub", "error", {"ename": "KeyboardInterrupt", "evalue": "", "traceback": ["stopped"]}
+    )
+
+
+def interrupted() -> Until:
+    return Until(lambda kernel: bool(kernel.interrupts))
+
+
+def answered(count: int) -> Until:
+    return Until(lambda kernel: len(kernel.input_replies) >= count)
+
+
+# Scripts of runs that start and end the usual way.
+BUSY = [status("busy"), Send("iopub", "execute_input", {"execution_count": 1})]
+DONE = [reply(), status("idle")]
+STOPPED = [interrupted_error(), reply("error"), status("idle")]
+
+
+class ScriptedKernel(KernelHandle):
+    """A kernel that plays ``script`` for its one request and records what was done to it."""
+
+    def __init__(self, script: list[Step], settle: float = 0.0, eof: str = "\x04") -> None:
+        self.kernel_id = "scripted"
+        self.language = language(settle, eof)
+        self.language_info = {"name": "fake"}
+        self.script = list(script)
+        self.alive = True
+        self.requests: list[str] = []
+        self.ended = False
+        self.interrupts: list[float] = []  # when each came (time.monotonic)
+        self.input_replies: list[str] = []
+        self.input_times: list[float] = []
+        self.sent: list[tuple[float, str]] = []  # (when, msg_type) of what the loop was given
+        self._pause_end: float | None = None
+
+    def execute_request(self, code: str) -> str:
+        self.requests.append(code)
+        return REQUEST
+
+    def input_reply(self, value: str) -> None:
+        self.input_replies.append(value)
+        self.input_times.append(time.monotonic())
+
+    def end_request(self) -> None:
+        self.ended = True
+
+    async def interrupt(self) -> None:
+        self.interrupts.append(time.monotonic())
+
+    async def is_alive(self) -> bool:
+        return self.alive
+
+    async def shutdown(self) -> None:
+        self.alive = False
+
+    def sent_at(self, msg_type: str) -> float:
+        return next(when for when, sent in self.sent if sent == msg_type)
+
+    async def receive(self, timeout: float) -> tuple[str, Message] | None:
+        deadline = time.monotonic() + timeout
+        while self.script:
+            step = self.script[0]
+            now = time.monotonic()
+            if isinstance(step, Send):
+                self.script.pop(0)
+                return self._send(step)
+            if isinstance(step, Flood):
+                if not self.interrupts:
+                    return self._send(step.message)
+                self.script.pop(0)
+            elif isinstance(step, Die):
+                self.script.pop(0)
+                self.alive = False
+            elif isinstance(step, Pause):
+                if self._pause_end is None:
+                    self._pause_end = now + step.seconds
+                if now >= self._pause_end:
+                    self.script.pop(0)
+                    self._pause_end = None
+                elif deadline <= now:
+                    return None
+                else:
+                    await asyncio.sleep(min(self._pause_end, deadline) - now)
+            elif step.ready(self):
+                self.script.pop(0)
+            elif deadline <= now:
+                return None
+            else:
+                await asyncio.sleep(min(0.005, deadline - now))
+        await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+        return None
+
+    def _send(self, step: Send) -> tuple[str, Message]:
+        self.sent.append((time.monotonic(), step.msg_type))
+        message: Message = {
+            "header": {"msg_type": step.msg_type, "msg_id": f"m{len(self.sent)}"},
+            "parent_header": {"msg_id": step.parent},
+            "content": step.content,
+            "content_size": len(json.dumps(step.content)),
+        }
+        return step.channel, message
+
+
+class Watcher:
+    """A listener: sees the outputs, and answers input requests with ``answers`` after a short
+    while (a participant typing)."""
+
+    def __init__(self, answers: list[str | None] | None = None, delay: float = 0.02) -> None:
+        self.answers = list(answers or [])
+        self.delay = delay
+        self.started_count = 0
+        self.outputs: list[dict[str, Any]] = []
+        self.asked: list[tuple[str, bool]] = []
+
+    def started(self) -> None:
+        self.started_count += 1
+
+    def output(self, output: dict[str, Any]) -> None:
+        self.outputs.append(dict(output))
+
+    async def input(self, prompt: str, password: bool) -> str | None:
+        self.asked.append((prompt, password))
+        await asyncio.sleep(self.delay)
+        return self.answers.pop(0)
+
+
+async def run(
+    kernel: ScriptedKernel,
+    limits: Limits = RELAXED,
+    stdin: list[str] | None = None,
+    listener: Watcher | None = None,
+    stop: asyncio.Event | None = None,
+) -> ExecutionResult:
+    result = await run_code(kernel, "code", limits, stdin, listener, stop)
+    assert kernel.requests == ["code"]
+    assert kernel.ended, "the request must be ended, whatever happened"
+    return result
+
+
+def note(text: str) -> str:
+    return f"\n[kernelpad: {text}]\n"
+
+
+# Runs that end by themselves.
+
+
+async def test_a_run_that_ends_well_gives_its_streams_result_and_count() -> None:
+    kernel = ScriptedKernel(
+        [
+            status("busy"),
+            Send("iopub", "execute_input", {"execution_count": 7}),
+            stream("out\n"),
+            stream("more\n"),
+            stream("err\n", "stderr"),
+            # Not this request's: never part of its outputs.
+            Send("iopub", "stream", {"name": "stdout", "text": "stray\n"}, parent="other"),
+            Send("shell", "execute_reply", {"status": "error"}, parent="other"),
+            Send(
+                "iopub",
+                "execute_result",
+                {"data": {"text/plain": "42"}, "metadata": {}, "execution_count": 7},
+            ),
+            reply("ok", 7),
+            status("idle"),
+            stream("after idle\n"),  # a kernel without a settle time is not waited for
+        ]
+    )
+    watcher = Watcher()
+    result = await run(kernel, listener=watcher)
+    assert result.status == "ok"
+    assert (result.stdout, result.stderr) == ("out\nmore\n", "err\n")
+    expected = [
+        {"output_type": "stream", "name": "stdout", "text": "out\nmore\n"},
+        {"output_type": "stream", "name": "stderr", "text": "err\n"},
+        {
+            "output_type": "execute_result",
+            "data": {"text/plain": "42"},
+            "metadata": {},
+            "execution_count": 7,
+        },
+    ]
+    assert result.outputs == expected
+    assert result.execution_count == 7
+    assert not (result.timed_out or result.interrupted or result.needs_restart)
+    assert not result.output_truncated and result.output_size == len("out\nmore\nerr\n")
+    assert result.error is None and result.input_missing is None
+    assert kernel.interrupts == [] and kernel.input_replies == []
+    assert watcher.started_count == 1
+    # The listener gets each piece of a stream as it comes.
+    assert [o.get("text") for o in watcher.outputs] == ["out\n", "more\n", "err\n", None]
+
+
+async def test_the_reply_gives_the_count_when_nothing_else_did() -> None:
+    kernel = ScriptedKernel([status("busy"), reply("ok", 12), status("idle")])
+    result = await run(kernel)
+    assert (result.status, result.execution_count, result.outputs) == ("ok", 12, [])
+
+
+async def test_an_error_is_structured_and_copied_to_stderr() -> None:
+    traceback = ["\x1b[31mTraceback (most recent call last)\x1b[0m", "ValueError: boom"]
+    kernel = ScriptedKernel(
+        [
+            *BUSY,
+            stream("before\n"),
+            Send(
+                "iopub",
+                "error",
+                {"ename": "ValueError", "evalue": "boom", "traceback": traceback},
+            ),
+            reply("error"),
+            status("idle"),
+        ]
+    )
+    result = await run(kernel)
+    assert result.status == "error"
+    plain = "Traceback (most recent call last)\nValueError: boom"
+    assert result.error == {
+        "ename": "ValueError",
+        "evalue": "boom",
+        "traceback": traceback,
+        "traceback_text": plain,
+    }
+    assert result.stdout == "before\n"
+    assert result.stderr == plain + "\n"
+    assert [o["output_type"] for o in result.outputs] == ["stream", "error", "stream"]
+    assert not result.interrupted and kernel.interrupts == []
+
+
+async def test_reply_and_idle_end_the_run_in_either_order() -> None:
+    kernel = ScriptedKernel([*BUSY, stream("x"), status("idle"), reply()])
+    result = await run(kernel)
+    assert (result.status, result.stdout) == ("ok", "x")
+
+
+# The time limit and the interrupt grace.
+
+
+async def test_the_time_limit_interrupts_and_the_kernel_stops() -> None:
+    kernel = ScriptedKernel([*BUSY, stream("tick\n"), interrupted(), *STOPPED])
+    result = await run(kernel, TIGHT)
+    assert result.status == "timeout"
+    assert result.timed_out and result.interrupted and not result.needs_restart
+    assert len(kernel.interrupts) == 1
+    assert result.stdout == "tick\n"
+    assert result.error is not None and result.error["ename"] == "KeyboardInterrupt"
+    waited = kernel.interrupts[0] - kernel.sent_at("status")
+    assert TIGHT.time_limit <= waited < TIGHT.time_limit + SLACK
+
+
+async def test_the_time_limit_counts_from_the_kernel_saying_busy() -> None:
+    # The kernel takes longer to start than the limit, but runs the code for less.
+    limits = Limits(time_limit=0.1, interrupt_grace=0.1, max_output=1000, flood_limit=10_000)
+    kernel = ScriptedKernel([Pause(0.06), *BUSY, Pause(0.06), *DONE])
+    result = await run(kernel, limits)
+    assert (result.status, kernel.interrupts) == ("ok", [])
+
+
+async def test_a_kernel_that_never_says_busy_is_timed_from_the_request() -> None:
+    kernel = ScriptedKernel([interrupted(), *STOPPED])
+    started = time.monotonic()
+    result = await run(kernel, TIGHT)
+    assert result.status == "timeout" and len(kernel.interrupts) == 1
+    assert kernel.interrupts[0] - started >= TIGHT.time_limit
+
+
+async def test_an_ignored_interrupt_gives_up_after_the_grace_and_needs_a_restart() -> None:
+    kernel = ScriptedKernel([*BUSY, stream("spinning\n")])
+    result = await run(kernel, TIGHT)
+    assert result.needs_restart and result.timed_out and result.interrupted
+    # No reply came: the status says timeout, the restart is needs_restart's to say.
+    assert result.status == "timeout"
+    assert len(kernel.interrupts) == 1
+    assert result.duration >= TIGHT.time_limit + TIGHT.interrupt_grace
+    assert result.stdout == "spinning\n"
+
+
+async def test_the_loop_ends_in_gave_up_for_an_ignored_interrupt() -> None:
+    kernel = ScriptedKernel([*BUSY])
+    loop = RunLoop(kernel, kernel.execute_request("code"), TIGHT, [])
+    await loop.run()
+    assert (loop.phase, loop.cause, loop.reply) == (Phase.GAVE_UP, Cause.TIME_LIMIT, None)
+
+
+async def test_a_kernel_saying_busy_after_the_interrupt_does_not_restart_the_clock() -> None:
+    # Slower to start than the time limit: interrupted before it said busy, it never stops.
+    kernel = ScriptedKernel([Pause(0.08), *BUSY])
+    result = await run(kernel, TIGHT)
+    assert (result.status, result.needs_restart, len(kernel.interrupts)) == ("timeout", True, 1)
+
+
+async def test_the_kernel_stopping_late_within_the_grace_keeps_it() -> None:
+    kernel = ScriptedKernel([*BUSY, interrupted(), Pause(0.05), *STOPPED])
+    result = await run(kernel, TIGHT)
+    assert (result.status, result.needs_restart, len(kernel.interrupts)) == ("timeout", False, 1)
+
+
+# Input requests.
+
+
+async def test_input_requests_are_answered_from_the_stdin_lines_and_echoed() -> None:
+    kernel = ScriptedKernel(
+        [
+            *BUSY,
+            ask("First? "),
+            answered(1),
+            ask("Password: ", password=True),
+            answered(2),
+            stream("hi a\n"),
+            *DONE,
+        ]
+    )
+    result = await run(kernel, stdin=["a", "secret", "unused"])
+    assert kernel.input_replies == ["a", "secret"]
+    # A password is not shown.
+    assert result.stdout == "First? a\nPassword: \nhi a\n"
+    assert (result.status, result.input_missing, result.interrupted) == ("ok", None, False)
+
+
+async def test_input_requests_without_stdin_lines_go_to_the_listener() -> None:
+    kernel = ScriptedKernel(
+        [*BUSY, ask("First? "), answered(1), ask("Second? "), answered(2), *DONE]
+    )
+    watcher = Watcher(["y"])
+    result = await run(kernel, stdin=["from stdin"], listener=watcher)
+    assert kernel.input_replies == ["from stdin", "y"]
+    assert watcher.asked == [("Second? ", False)]
+    assert result.stdout == "First? from stdin\nSecond? y\n"
+    assert result.status == "ok" and result.input_missing is None
+
+
+async def test_a_listener_with_no_answer_gets_the_end_of_input() -> None:
+    kernel = ScriptedKernel([*BUSY, ask("Name? "), answered(1), stream("no name\n"), *DONE])
+    watcher = Watcher([None])
+    result = await run(kernel, listener=watcher, stop=asyncio.Event())
+    assert kernel.input_replies == ["\x04"]
+    # The code ended by itself once its input ran out: its own status stands.
+    assert (result.status, result.input_missing, result.interrupted) == ("ok", "Name? ", False)
+    assert result.stdout == "no name\n"
+
+
+async def test_no_line_left_gets_an_end_of_file_then_an_interrupt_after_the_grace() -> None:
+    kernel = ScriptedKernel([*BUSY, ask("Name? "), answered(1), interrupted(), *STOPPED])
+    result = await run(kernel)
+    assert kernel.input_replies == ["\x04"]
+    assert len(kernel.interrupts) == 1
+    waited = kernel.interrupts[0] - kernel.input_times[0]
+    assert EOF_GRACE <= waited < EOF_GRACE + SLACK
+    assert result.status == "error"
+    assert result.input_missing == "Name? "
+    assert result.interrupted and not result.timed_out and not result.needs_restart
+    assert result.stderr.endswith(
+        note(
+            "the code asked for input ('Name?') but no line was left to give it, so it was"
+            " stopped; send the lines it reads in 'stdin'"
+        )
+    )
+
+
+async def test_a_deno_like_kernel_gets_an_empty_line_as_end_of_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(run_loop, "EOF_GRACE", 0.05)
+    kernel = ScriptedKernel(
+        [*BUSY, ask(""), answered(1), interrupted(), reply("error"), status("idle")],
+        settle=0.01,
+        eof="",
+    )
+    result = await run(kernel)
+    assert kernel.input_replies == [""]
+    assert (result.status, result.input_missing, len(kernel.interrupts)) == ("error", "", 1)
+    # No prompt to quote.
+    assert result.stderr == note(
+        "the code asked for input but no line was left to give it, so it was stopped; send the"
+        " lines it reads in 'stdin'"
+    )
+
+
+async def test_code_reading_to_the_end_of_its_input_ends_by_itself() -> None:
+    kernel = ScriptedKernel(
+        [*BUSY, ask(""), answered(1), ask(""), answered(2), stream("1 line\n"), *DONE]
+    )
+    result = await run(kernel, stdin=["5"])
+    assert kernel.input_replies == ["5", "\x04"]
+    assert (result.status, result.input_missing, kernel.interrupts) == ("ok", "", [])
+    assert result.stdout == "5\n1 line\n"
+
+
+async def test_an_answer_after_the_interrupt_is_an_end_of_file() -> None:
+    # The time limit strikes while a participant is still typing; a kernel waiting for input
+    # takes the interrupt once it has its answer.
+    kernel = ScriptedKernel([*BUSY, ask("Name? "), answered(1), *STOPPED], eof="")
+    watcher = Watcher(["too late"], delay=0.1)
+    limits = Limits(time_limit=0.05, interrupt_grace=0.5, max_output=1000, flood_limit=10_000)
+    result = await run(kernel, limits, listener=watcher)
+    assert kernel.input_replies == [""]
+    assert len(kernel.interrupts) == 1 and kernel.interrupts[0] < kernel.input_times[0]
+    assert result.status == "timeout" and result.input_missing == "Name? "
+    assert "too late" not in result.stdout
+
+
+async def test_input_asked_for_after_the_interrupt_gets_no_line() -> None:
+    kernel = ScriptedKernel([*BUSY, interrupted(), ask("More? "), answered(1), *STOPPED])
+    result = await run(kernel, TIGHT, stdin=["unused"])
+    assert kernel.input_replies == ["\x04"]
+    assert (result.status, result.input_missing, len(kernel.interrupts)) == ("timeout", "More? ", 1)
+    assert "unused" not in result.stdout
+
+
+# Output.
+
+
+async def test_an_output_flood_is_interrupted() -> None:
+    limits = Limits(time_limit=5.0, interrupt_grace=1.0, max_output=100, flood_limit=1000)
+    kernel = ScriptedKernel([*BUSY, Flood(stream("x" * 100)), reply("error"), status("idle")])
+    result = await run(kernel, limits)
+    assert result.status == "output_limit"
+    assert result.interrupted and not result.timed_out and not result.needs_restart
+    assert len(kernel.interrupts) == 1
+    # Interrupted after the first message that took the dropped output past the flood limit:
+    # 1100 characters dropped, in the twelfth message.
+    assert sum(1 for _, sent in kernel.sent if sent == "stream") == 12
+    assert result.output_truncated and result.output_size == 1200
+    assert result.stdout == "x" * 100 + (
+        "\n[kernelpad: output truncated, 100 of 1200 characters shown; the limit is 100"
+        " characters (CODE_MAX_OUTPUT_SIZE)]\n"
+    )
+
+
+async def test_output_past_the_cap_but_within_the_flood_limit_is_only_cut() -> None:
+    limits = Limits(time_limit=5.0, interrupt_grace=1.0, max_output=10, flood_limit=1000)
+    kernel = ScriptedKernel([*BUSY, stream("a" * 8), stream("b" * 8), *DONE])
+    result = await run(kernel, limits)
+    assert (result.status, result.interrupted, kernel.interrupts) == ("ok", False, [])
+    assert result.stdout.startswith("a" * 8 + "bb\n[kernelpad: output truncated, 10 of 16")
+
+
+# The kernel's death.
+
+
+async def test_a_kernel_that_dies_ends_the_run() -> None:
+    kernel = ScriptedKernel([*BUSY, stream("last words\n"), Die()])
+    result = await run(kernel)
+    assert result.status == "kernel_died"
+    assert result.needs_restart and not result.interrupted and kernel.interrupts == []
+    assert result.stdout == "last words\n"
+    assert result.stderr == note("the kernel died during this run")
+    # Seen at the first silence: no time limit is waited for.
+    assert result.duration < run_loop.LIVENESS_INTERVAL + SLACK
+
+
+async def test_a_kernel_that_dies_on_the_interrupt_ends_the_run() -> None:
+    kernel = ScriptedKernel([*BUSY, interrupted(), Die()])
+    result = await run(kernel, TIGHT)
+    assert (result.status, result.timed_out, result.needs_restart) == ("kernel_died", True, True)
+    assert len(kernel.interrupts) == 1
+
+
+# A person's stop.
+
+
+async def stop_later(stop: asyncio.Event, delay: float) -> float:
+    await asyncio.sleep(delay)
+    stop.set()
+    return time.monotonic()
+
+
+async def test_a_stop_after_the_code_started_interrupts_it() -> None:
+    kernel = ScriptedKernel([*BUSY, stream("working\n"), interrupted(), *STOPPED])
+    stop = asyncio.Event()
+    stopping = asyncio.ensure_future(stop_later(stop, 0.15))
+    result = await run(kernel, stop=stop)
+    stopped_at = await stopping
+    assert len(kernel.interrupts) == 1
+    assert stopped_at <= kernel.interrupts[0] < stopped_at + SLACK
+    # The kernel's own status stands: a stop is no time limit.
+    assert result.status == "error" and result.error is not None
+    assert result.interrupted and not result.timed_out and not result.needs_restart
+
+
+async def test_a_stop_before_the_code_started_waits_for_the_kernel_to_run_it() -> None:
+    kernel = ScriptedKernel([Pause(0.05), status("busy"), interrupted(), *STOPPED])
+    stop = asyncio.Event()
+    stop.set()
+    result = await run(kernel, stop=stop)
+    assert len(kernel.interrupts) == 1
+    # Busy but silent: the code is taken to have started SETTLE_INTERRUPT later.
+    waited = kernel.interrupts[0] - kernel.sent_at("status")
+    assert SETTLE_INTERRUPT <= waited < SETTLE_INTERRUPT + SLACK
+    assert (result.status, result.timed_out) == ("error", False)
+
+
+async def test_a_stop_before_the_code_started_goes_sooner_once_it_says_it_runs() -> None:
+    kernel = ScriptedKernel([*BUSY, interrupted(), *STOPPED])
+    stop = asyncio.Event()
+    stop.set()
+    result = await run(kernel, stop=stop)
+    waited = kernel.interrupts[0] - kernel.sent_at("execute_input")
+    assert CODE_STARTED_GRACE <= waited < CODE_STARTED_GRACE + SLACK
+    assert result.status == "error" and len(kernel.interrupts) == 1
+
+
+async def test_a_stop_is_never_sent_to_a_kernel_that_never_said_busy() -> None:
+    kernel = ScriptedKernel([Pause(0.15), stream("done\n"), *DONE])
+    stop = asyncio.Event()
+    stop.set()
+    result = await run(kernel, stop=stop)
+    assert (result.status, result.interrupted, kernel.interrupts) == ("ok", False, [])
+
+
+# The settle window after idle.
+
+
+async def test_late_output_within_the_settle_window_is_kept() -> None:
+    kernel = ScriptedKernel(
+        [*BUSY, stream("a\n"), *DONE, Pause(0.01), stream("late\n"), Pause(0.1), stream("no\n")],
+        settle=0.03,
+    )
+    result = await run(kernel)
+    assert (result.status, result.stdout) == ("ok", "a\nlate\n")
+
+
+async def test_the_settle_window_is_bounded_for_a_kernel_that_keeps_sending() -> None:
+    ticks: list[Step] = [step for _ in range(100) for step in (Pause(0.01), stream("t"))]
+    kernel = ScriptedKernel([*BUSY, *DONE, *ticks], settle=0.03)
+    result = await run(kernel)
+    waited = time.monotonic() - [when for when, sent in kernel.sent if sent == "status"][-1]
+    assert result.status == "ok"
+    assert 10 <= len(result.stdout) < 100
+    assert SETTLE_LIMIT <= waited < SETTLE_LIMIT + SLACK
