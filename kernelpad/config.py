@@ -143,6 +143,18 @@ class Settings(BaseSettings):
         ge=0,
     )
     max_code_size: int = setting(100_000, "Longest code accepted per run, in characters.", ge=1)
+    max_cell_size: int = setting(
+        200_000,
+        "Longest source a notebook cell may have, in characters: an edit past it is undone for"
+        " everyone and its author told.",
+        ge=1000,
+    )
+    max_notebook_size: int = setting(
+        2_000_000,
+        "Most characters a session's notebook may hold (sources and metadata; run outputs have"
+        " limits of their own): an edit past it is undone for everyone and its author told.",
+        ge=1000,
+    )
     rate_limit_executions_per_minute: int = setting(
         10,
         "Runs per session per minute (0: no limit).",

@@ -100,6 +100,13 @@ class KernelStartFailed(KernelpadError):
     code = "kernel_start_failed"
 
 
+class DocumentTooLarge(KernelpadError):
+    """A change would take a cell or the notebook past the server's size limits; the change
+    is not kept (see MAX_CELL_SIZE, MAX_NOTEBOOK_SIZE)."""
+
+    code = "document_too_large"
+
+
 class InvalidValue(KernelpadError):
     """A well-formed request asks for something the server's settings do not allow."""
 

@@ -31,7 +31,7 @@ from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.local import LocalKernelBackend, remove_tree
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.kernels.sandbox import Sandbox, SandboxLimits
-from kernelpad.sessions.access import RunLimits
+from kernelpad.sessions.access import DocumentLimits, RunLimits
 from kernelpad.sessions.manager import SessionManager, SessionOptions
 from kernelpad.sessions.runs import RunSettings
 from kernelpad.sessions.storage.database import DatabaseUnavailable
@@ -296,5 +296,8 @@ def session_options(settings: Settings) -> SessionOptions:
             enabled=settings.enable_server_execution,
             max_code_size=settings.max_code_size,
             runs_per_minute=settings.rate_limit_executions_per_minute,
+        ),
+        document_limits=DocumentLimits(
+            max_cell_size=settings.max_cell_size, max_notebook_size=settings.max_notebook_size
         ),
     )

@@ -16,6 +16,7 @@ import enum
 from dataclasses import dataclass
 
 from kernelpad.errors import (
+    DocumentTooLarge,
     EditingLocked,
     ExecutionDisabled,
     Forbidden,
@@ -77,11 +78,36 @@ class RunLimits:
     runs_per_minute: int = 0
 
 
+@dataclass(frozen=True)
+class DocumentLimits:
+    """How large a notebook may grow, in characters: a cell's source, and the whole notebook
+    (its sources and metadata; outputs are bounded by the run limits)."""
+
+    max_cell_size: int = 200_000
+    max_notebook_size: int = 2_000_000
+
+
+def check_document(limits: DocumentLimits, total: int, largest_cell: int) -> None:
+    """Raise unless a notebook of ``total`` characters whose largest cell holds
+    ``largest_cell`` is within ``limits``."""
+    if largest_cell > limits.max_cell_size:
+        raise DocumentTooLarge(
+            f"A cell may hold at most {limits.max_cell_size} characters; that change would make"
+            f" one {largest_cell} long. It was not kept."
+        )
+    if total > limits.max_notebook_size:
+        raise DocumentTooLarge(
+            f"The notebook may hold at most {limits.max_notebook_size} characters; that change"
+            f" would make it {total} long. It was not kept."
+        )
+
+
 class Access:
     """The rules of every session seen since start, and the checks that apply them."""
 
-    def __init__(self, limits: RunLimits) -> None:
+    def __init__(self, limits: RunLimits, document: DocumentLimits | None = None) -> None:
         self.limits = limits
+        self.document = document or DocumentLimits()
         self.limiter = RateLimiter(limits.runs_per_minute)
         self._rules: dict[str, Rules] = {}
 
@@ -144,6 +170,11 @@ class Access:
     def count_run(self, session_id: str) -> None:
         """Count a run against the session's rate limit; raise if it is over."""
         self.limiter.hit(session_id)
+
+    def check_document(self, total: int, largest_cell: int) -> None:
+        """Raise unless a notebook of ``total`` characters whose largest cell holds
+        ``largest_cell`` is within the limits."""
+        check_document(self.document, total, largest_cell)
 
     # Tokens
 

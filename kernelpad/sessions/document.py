@@ -14,6 +14,7 @@ from typing import Any
 
 from jupyter_ydoc import YNotebook
 from pycrdt import Array, Doc, Map, Subscription, Text, TransactionEvent
+from pycrdt._base import BaseType
 
 
 def new_notebook(code: str, language: str) -> dict[str, Any]:
@@ -65,6 +66,35 @@ class SessionDocument:
 
     def apply(self, update: bytes) -> None:
         self.ydoc.apply_update(update)
+
+    def roots(self) -> list[BaseType]:
+        """The shared types a client can change: the cells, the notebook's metadata and
+        state (jupyter_ydoc's names)."""
+        return [
+            self.ydoc.get("cells", type=Array),
+            self.ydoc.get("meta", type=Map),
+            self.ydoc.get("state", type=Map),
+        ]
+
+    def sizes(self) -> tuple[int, int]:
+        """How much participants have put in the notebook, in characters: in all, and in its
+        largest cell's source. Everything counts but run outputs, which kernelpad writes
+        within limits of its own. (Reads the whole document: for checks near a limit.)"""
+        cells = self.ydoc.get("cells", type=Array)
+        meta, state = self.ydoc.get("meta", type=Map), self.ydoc.get("state", type=Map)
+        total, largest = len(str(meta)) + len(str(state)), 0
+        for item in cells:
+            if not isinstance(item, Map):
+                total += len(str(item))
+                continue
+            for key, value in item.items():
+                if key == "outputs":
+                    continue
+                size = len(str(value))
+                total += size
+                if key == "source":
+                    largest = max(largest, size)
+        return total, largest
 
     def cells(self) -> list[dict[str, Any]]:
         """The cells as plain values (anything in the list that is not a cell left out)."""

@@ -24,7 +24,7 @@ from kernelpad.errors import InvalidValue, SessionEnded, SessionNotFound
 from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.logs import about
-from kernelpad.sessions.access import Access, Rules, RunLimits
+from kernelpad.sessions.access import Access, DocumentLimits, Rules, RunLimits
 from kernelpad.sessions.document import SessionDocument
 from kernelpad.sessions.events import SessionEnded as SessionEndedEvent
 from kernelpad.sessions.events import SessionSettings
@@ -62,6 +62,7 @@ class SessionOptions:
     cull_interval: float = 60.0
     runs: RunSettings = field(default_factory=RunSettings)
     run_limits: RunLimits = field(default_factory=RunLimits)
+    document_limits: DocumentLimits = field(default_factory=DocumentLimits)
 
 
 class SessionManager:
@@ -78,8 +79,8 @@ class SessionManager:
         self.store = store
         self.registry = registry
         self.pool = pool
-        self.access = Access(options.run_limits)
-        self.rooms = Rooms(store, self._gate)
+        self.access = Access(options.run_limits, options.document_limits)
+        self.rooms = Rooms(store, self._gate, options.document_limits)
         self.questions = QuestionLibrary(options.questions_dir, registry)
         self.participants = Participants(
             store, self.access, self.rooms, self.get, lambda: self._closing
@@ -148,6 +149,7 @@ class SessionManager:
         installed = self.registry.get(language)
         if document is None:
             document = SessionDocument.create(installed.language.template, installed.language.id)
+        self.access.check_document(*document.sizes())
         limit = self.options.max_participants
         if max_participants is not None and max_participants > limit:
             raise InvalidValue(

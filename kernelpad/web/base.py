@@ -38,6 +38,7 @@ STATUS: dict[type[errors.KernelpadError], int] = {
     errors.UnknownLanguage: 422,
     errors.LanguageUnavailable: 422,
     errors.InvalidValue: 422,
+    errors.DocumentTooLarge: 413,
     errors.RateLimited: 429,
     errors.KernelStartFailed: 503,
     DatabaseUnavailable: 503,

@@ -10,12 +10,22 @@ session's rules, :mod:`kernelpad.sessions.access`); it keeps no rules of its own
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
+import contextlib
+import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from kernelpad.errors import ParticipantRemoved, SessionEnded, SessionFull
-from kernelpad.sessions.access import Action
+from pycrdt import handle_sync_message
+
+from kernelpad.errors import (
+    DocumentTooLarge,
+    KernelpadError,
+    ParticipantRemoved,
+    SessionEnded,
+    SessionFull,
+)
+from kernelpad.logs import about
+from kernelpad.sessions.access import Action, DocumentLimits, check_document
 from kernelpad.sessions.document import SessionDocument
 from kernelpad.sessions.events import (
     ConnectedParticipant,
@@ -26,10 +36,13 @@ from kernelpad.sessions.events import (
 )
 from kernelpad.sessions.models import Participant
 from kernelpad.sessions.room.persistence import DocumentLog
+from kernelpad.sessions.room.refusal import SizeBound, apply_refusably
 from kernelpad.sessions.room.text_sync import JsonPeer, TextSync
 from kernelpad.sessions.room.watch import Inputs, Run
 from kernelpad.sessions.room.yjs import YjsPeer, YjsSync
 from kernelpad.sessions.storage.store import SessionStore
+
+log = logging.getLogger(__name__)
 
 # Close code for the connections of a participant the host removed.
 REMOVED = 4403
@@ -50,15 +63,22 @@ class Room:
     """The live state of one session's collaboration."""
 
     def __init__(
-        self, session_id: str, document: SessionDocument, store: SessionStore, gate: Gate
+        self,
+        session_id: str,
+        document: SessionDocument,
+        store: SessionStore,
+        gate: Gate,
+        limits: DocumentLimits | None = None,
     ) -> None:
         self.session_id = session_id
         self.document = document
         self.gate = gate
-        self.log = DocumentLog(store, session_id)
+        self.limits = limits or DocumentLimits()
+        self.size = SizeBound.of(document, self.limits)
+        self.log = DocumentLog(store, session_id, document.state)
         self._origin: object | None = None  # the peer whose change is being applied
-        self.yjs = YjsSync(document.ydoc, self._may_change, self._applying)
-        self.text = TextSync(document, self.log.code_changed)
+        self.yjs = YjsSync(document.ydoc, self._apply_yjs)
+        self.text = TextSync(document, self.log.save_code)
         self.inputs = Inputs(self.broadcast)
         self.members: dict[str, _Member] = {}
         # Connections and runs using the room: it stays loaded while any does (see Rooms).
@@ -162,32 +182,115 @@ class Room:
     # Changes
 
     def replace_code(self, peer: JsonPeer, code: str, base_version: int | None = None) -> None:
-        """Apply a JSON peer's whole text, as a change from the version it wrote on."""
+        """Apply a JSON peer's whole text, as a change from the version it wrote on; raise if
+        it may not make it (the change is then not kept)."""
         self.gate(peer.role, Action.EDIT)
+        check_document(self.limits, 0, len(code))
         base = self.text.base_of(peer, code, base_version)
-        self._applying(peer)
-        try:
+
+        def apply() -> None:
             self.document.replace_code(code, base=base)
-        finally:
-            self._applying(None)
+
+        def author() -> contextlib.AbstractContextManager[None]:
+            return self._applying(peer)
+
+        if self.size.fits(len(code)):
+            with author():
+                apply()
+            self.size.grew(len(code))
+        else:
+            _, refused = apply_refusably(self.document, apply, self._too_large, author)
+            if refused is not None:
+                self._refused(peer, refused)
+                raise refused
         self.text.sent(peer, code)
 
-    def _may_change(self, peer: YjsPeer) -> None:
-        self.gate(peer.role, Action.EDIT)
+    def _apply_yjs(self, peer: YjsPeer, payload: bytes) -> bytes | None:
+        """Apply a Yjs peer's change (sync step 2 or an update). One the rules refuse (a
+        candidate's, while editing is locked) or that would take the notebook past its limits
+        is undone at once, for everyone (see :mod:`.refusal`)."""
+        try:
+            self.gate(peer.role, Action.EDIT)
+            refused: Exception | None = None
+        except KernelpadError as exc:
+            refused = exc
 
-    def _applying(self, origin: object | None) -> None:
+        def apply() -> bytes | None:
+            return handle_sync_message(payload, self.document.ydoc)
+
+        def author() -> contextlib.AbstractContextManager[None]:
+            return self._applying(peer)
+
+        if refused is None and self.size.fits(len(payload)):
+            with author():
+                reply = apply()
+            self.size.grew(len(payload))
+            return reply
+        if refused is None:
+            reply, refused = apply_refusably(self.document, apply, self._too_large, author)
+        else:
+            reply, _ = apply_refusably(self.document, apply, lambda: refused, author)
+            self.size.measure(self.document)
+        if refused is not None:
+            self._refused(peer, refused)
+        return reply
+
+    def _too_large(self) -> Exception | None:
+        """The refusal of a change that took the notebook past its limits, if it did."""
+        try:
+            check_document(self.limits, *self.size.measure(self.document))
+        except DocumentTooLarge as exc:
+            return exc
+        return None
+
+    def _refused(self, peer: JsonPeer | YjsPeer, refusal: Exception) -> None:
+        """Tell the operator, and the author on their JSON connection (a Yjs client cannot be
+        told: it sees its change undone)."""
+        log.warning(
+            "session %s: a change by %s (%s) was undone: %s",
+            self.session_id,
+            peer.client_id,
+            peer.role,
+            refusal,
+            extra=about(self.session_id),
+        )
+        if isinstance(refusal, KernelpadError):
+            for other in self.text.peers:
+                if other.client_id == peer.client_id and other is not peer:
+                    other.send_event(
+                        Error(
+                            code=refusal.code,
+                            message=f"Your last change was undone: {refusal.public}",
+                        )
+                    )
+
+    @contextlib.contextmanager
+    def _applying(self, origin: object) -> Iterator[None]:
+        """Changes made in this block are ``origin``'s (stored with it as their author)."""
         self._origin = origin
+        try:
+            yield
+        finally:
+            self._origin = None
 
     def _changed(self, update: bytes) -> None:
+        """Every change, whoever made it: stored, then sent to everyone else once committed
+        (what anyone has seen is on disk; see :mod:`.persistence`)."""
         origin = self._origin
-        if self.log.append(update, getattr(origin, "client_id", None)):
-            asyncio.get_running_loop().call_soon(self.compact)
+        stored = self.log.append(update, getattr(origin, "client_id", None))
+        if stored is None:
+            self._deliver(update, origin)
+        else:
+            # Commits complete in the order changes were made: so do deliveries.
+            stored.add_done_callback(lambda _: self._deliver(update, origin))
+
+    def _deliver(self, update: bytes, origin: object | None) -> None:
         self.yjs.relay(update, origin)
         self.text.changed(origin)
 
     def compact(self) -> None:
         """Store the document as it is now, in one piece, for the next load to start from."""
-        self.log.compact(self.document.state())
+        self.log.compact()
 
     # Runs
 
@@ -213,7 +316,6 @@ class Room:
         self.text.close(code, reason)
 
     def settle(self) -> None:
-        """Store what is pending (the code, the document in one piece): nobody is here."""
-        self.log.save_code()
+        """Store the document in one piece, if it changed since it last was: nobody is here."""
         if self.log.pending:
             self.compact()

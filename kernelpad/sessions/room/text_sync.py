@@ -22,8 +22,11 @@ from kernelpad.sessions.events import CodeUpdate, Event
 # Versions of the text remembered per JSON peer, to find what its next whole text is based on
 # when it does not say (clients of the original protocol send no base_version).
 SEEN_VERSIONS = 8
-# Numbered versions of the text kept, for code_update's base_version.
+# Numbered versions of the text kept, for code_update's base_version: at most this many, and
+# no more characters in all than this (each version is a whole text: a long cell edited
+# keystroke by keystroke would otherwise hold 64 copies of itself).
 KEPT_VERSIONS = 64
+KEPT_CHARACTERS = 2_000_000
 
 
 class JsonPeer(Protocol):
@@ -130,12 +133,20 @@ class TextSync:
             return
         self._code = code
         self.version += 1
-        self.versions.append((self.version, code))
+        self._keep(code)
         author = origin if origin in self.views else None
         update = self._update(author)
         for peer in list(self.views):
             self._tell(peer, self.views[peer], update)
         self.on_code(code)
+
+    def _keep(self, code: str) -> None:
+        """Number the new text, forgetting the oldest versions past the bounds (the newest is
+        always kept)."""
+        self.versions.append((self.version, code))
+        kept = sum(len(text) for _, text in self.versions)
+        while kept > KEPT_CHARACTERS and len(self.versions) > 1:
+            kept -= len(self.versions.popleft()[1])
 
     def _view(self, peer: JsonPeer) -> _PeerView:
         return self.views.setdefault(

@@ -24,8 +24,6 @@ from pycrdt import (
     read_message,
 )
 
-from kernelpad.errors import KernelpadError
-
 # y-websocket's sync message types: step 1 (a state vector) asks; the others change the document.
 SYNC_STEP1 = 0
 
@@ -47,20 +45,17 @@ class YjsPeer(Protocol):
 class YjsSync:
     """The Yjs connections of one document, and their awareness states.
 
-    ``may_change(peer)`` raises unless the peer may change the document now; ``applying`` is
-    told whose change is being applied (None once it is), so the room can store the change with
-    its author and send it to everyone else.
+    ``apply(peer, payload)`` applies a sync message that changes the document (step 2 or an
+    update; the room decides whether the change may stay) and returns the reply, if any.
     """
 
     def __init__(
         self,
         ydoc: Doc,  # type: ignore[type-arg]
-        may_change: Callable[[YjsPeer], None],
-        applying: Callable[[object | None], None],
+        apply: Callable[[YjsPeer, bytes], bytes | None],
     ) -> None:
         self.ydoc = ydoc
-        self.may_change = may_change
-        self.applying = applying
+        self.apply = apply
         self.peers: set[YjsPeer] = set()
         self.awareness = Awareness(ydoc)
         self.awareness.set_local_state(None)
@@ -111,20 +106,15 @@ class YjsSync:
         return None
 
     def _sync(self, peer: YjsPeer, message: bytes) -> bytes | None:
-        if len(message) > 1 and message[1] != SYNC_STEP1:
-            try:
-                self.may_change(peer)
-            except KernelpadError:
-                # Refused (editing is locked): the client's editor is read-only; one that
-                # sends changes anyway only changes its own copy.
-                return None
-        self.applying(peer)
+        payload = message[1:]
         try:
-            return handle_sync_message(message[1:], self.ydoc)
+            if payload and payload[0] != SYNC_STEP1:
+                return self.apply(peer, payload)
+            return handle_sync_message(payload, self.ydoc)
+        except ValueError:
+            raise
         except Exception as exc:
             raise ValueError(f"invalid Yjs sync message: {exc}") from exc
-        finally:
-            self.applying(None)
 
     def _awareness(self, peer: YjsPeer, message: bytes) -> None:
         try:
