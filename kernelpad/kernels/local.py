@@ -28,6 +28,7 @@ from kernelpad.kernels.base import MAX_CONTENT_SIZE, Inbox, KernelBackend, Kerne
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.kernels.orphans import death_signal_prefix
 from kernelpad.kernels.sandbox import HOME, Sandbox
+from kernelpad.kernels.seccomp import program_fd
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,7 @@ class _KernelManager(AsyncKernelManager):
     name = ""
     folder: Path = Path()
     relay = False  # a TCP kernel behind the sandbox's relay
+    seccomp_fd: int | None = None  # where bwrap reads the seccomp filter from
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         command = super().format_kernel_cmd(extra_arguments)
@@ -54,7 +56,8 @@ class _KernelManager(AsyncKernelManager):
             relay = [sys.executable, "-m", "kernelpad.kernels.relay", self.connection_file, "--"]
             command = relay + command
         joins = self.sandbox.prepare(self.name, self.folder, Path(self.connection_file))
-        return death_signal_prefix() + self.sandbox.wrap(command, self.folder, joins)
+        wrapped = self.sandbox.wrap(command, self.folder, joins, self.seccomp_fd)
+        return death_signal_prefix() + wrapped
 
 
 class LocalKernel(KernelHandle):
@@ -222,9 +225,18 @@ class LocalKernelBackend(KernelBackend):
         # A sandboxed kernel's own output (its logs) goes to a file in its folder, not to the
         # server's: it must not write into, or reach through /proc, the server's log.
         log_file = open(workdir / "kernel.log", "wb") if self.sandbox else None  # noqa: SIM115
-        streams = {"stdout": log_file, "stderr": log_file} if log_file else {}
+        streams: dict[str, Any] = {"stdout": log_file, "stderr": log_file} if log_file else {}
         try:
-            await manager.start_kernel(cwd=str(workdir), env=self._kernel_env(language), **streams)
+            if self.sandbox is not None and self.sandbox.seccomp is not None:
+                manager.seccomp_fd = program_fd(self.sandbox.seccomp)
+                streams["pass_fds"] = (manager.seccomp_fd,)
+            try:
+                env = self._kernel_env(language)
+                await manager.start_kernel(cwd=str(workdir), env=env, **streams)
+            finally:
+                # The kernel has its copy, or never will.
+                if manager.seccomp_fd is not None:
+                    os.close(manager.seccomp_fd)
             client = manager.client()
             client.start_channels(hb=False, control=False)  # stdin: input_request
             await client.wait_for_ready(timeout=self.start_timeout)

@@ -9,6 +9,12 @@ the server's runtime files, ``/root``, ``/home`` or anything else. Its network n
 only a loopback of its own, so kernels talk to the server over Unix sockets (ZeroMQ ``ipc``);
 kernels that only speak TCP get a relay inside the box (:mod:`kernelpad.kernels.relay`).
 
+What it may ask of the Linux kernel: nothing that needs a capability (it has none), no new
+user namespace (it runs in one of its own that can make no other, where bubblewrap can do that:
+0.8 or later, on a machine that lets unprivileged users make user namespaces), and none of the
+system calls the seccomp filter denies (:mod:`kernelpad.kernels.seccomp`). Where the filter or
+the user namespace cannot be had, the server says so at start, as it does for cgroups.
+
 Limits: memory and processes through a cgroup per kernel where the cgroup tree is writable
 (v2, else v1: :mod:`kernelpad.kernels.cgroups`), else ``RLIMIT_AS`` and ``RLIMIT_NPROC``; CPU
 time, file size and open files as rlimits; the size of ``/tmp`` as the tmpfs size.
@@ -21,12 +27,15 @@ import os
 import pwd
 import shlex
 import shutil
+import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import kernelpad
 from kernelpad.kernels.cgroups import Cgroups
+from kernelpad.kernels.seccomp import SeccompUnavailable, compile_filter
 
 log = logging.getLogger(__name__)
 
@@ -52,19 +61,32 @@ class SandboxLimits:
 
 
 class Sandbox:
-    """Wraps kernel commands in bubblewrap, as ``user``, within ``limits``."""
+    """Wraps kernel commands in bubblewrap, as ``user``, within ``limits``; with the seccomp
+    filter's program ``seccomp`` where there is one, and in a user namespace that can make no
+    other where ``userns_disabled``."""
 
-    def __init__(self, user: str, limits: SandboxLimits, cgroups: Cgroups | None) -> None:
+    def __init__(
+        self,
+        user: str,
+        limits: SandboxLimits,
+        cgroups: Cgroups | None,
+        seccomp: bytes | None = None,
+        userns_disabled: bool = False,
+    ) -> None:
         entry = pwd.getpwnam(user)
         self.user = user
         self.uid, self.gid = entry.pw_uid, entry.pw_gid
         self.limits = limits
         self.cgroups = cgroups
+        self.seccomp = seccomp
+        self.userns_disabled = userns_disabled
         self.readonly = _readonly_paths()
 
     @classmethod
     def create(cls, user: str, limits: SandboxLimits) -> Sandbox:
-        """A sandbox for this machine; raises ``RuntimeError`` saying what is missing."""
+        """A sandbox for this machine; raises ``RuntimeError`` saying what is missing. What it
+        does without, it says (a warning each): cgroups, the seccomp filter, disabling user
+        namespaces. Runs a box once: call it off the event loop."""
         problem = cls.problem(user)
         if problem:
             raise RuntimeError(problem)
@@ -74,7 +96,56 @@ class Sandbox:
                 "no writable cgroup tree: kernels' memory and processes are limited by rlimits"
                 " (RLIMIT_AS, RLIMIT_NPROC) instead"
             )
-        return cls(user, limits, cgroups)
+        try:
+            seccomp: bytes | None = compile_filter()
+        except SeccompUnavailable as exc:
+            seccomp = None
+            log.warning(
+                "no seccomp filter for kernels (%s): they may make the system calls it denies"
+                " (unshare, mount, ptrace, keyctl, bpf, perf_event_open, io_uring, ...)",
+                exc,
+            )
+        sandbox = cls(user, limits, cgroups, seccomp, userns_disabled=True)
+        why = sandbox.userns_problem()
+        if why:
+            sandbox.userns_disabled = False
+            log.warning(
+                "kernels' user namespaces cannot be disabled here (%s): %s",
+                why,
+                "the seccomp filter alone keeps kernels from making them"
+                if seccomp
+                else "kernels can make user namespaces, in which they are root and can mount",
+            )
+        return sandbox
+
+    def describe(self) -> str:
+        """What holds kernels in, for the log at start."""
+        limits = f"cgroup v{self.cgroups.version}" if self.cgroups else "rlimits"
+        return ", ".join(
+            [
+                f"memory limits by {limits}",
+                "no user namespaces" if self.userns_disabled else "user namespaces not disabled",
+                "seccomp filter on" if self.seccomp else "NO seccomp filter",
+            ]
+        )
+
+    def userns_problem(self) -> str | None:
+        """Why kernels cannot be kept from making user namespaces here, or None: a box, as
+        kernels get it, runs ``true`` in a user namespace that can make no other. It fails
+        where bubblewrap is older than 0.8, or where the machine lets no unprivileged user make
+        a user namespace (then kernels cannot make one either)."""
+        with tempfile.TemporaryDirectory(prefix="kernelpad-probe-") as folder:
+            command = self.wrap(["true"], Path(folder), [])
+            try:
+                done = subprocess.run(
+                    command, stdin=subprocess.DEVNULL, capture_output=True, timeout=30
+                )
+            except (OSError, subprocess.SubprocessError) as exc:
+                return str(exc)
+        if done.returncode == 0:
+            return None
+        said = done.stderr.decode(errors="replace").strip()
+        return said.splitlines()[-1] if said else f"exit status {done.returncode}"
 
     @staticmethod
     def problem(user: str) -> str | None:
@@ -128,8 +199,11 @@ class Sandbox:
         )
         return kept
 
-    def wrap(self, argv: list[str], kernel_dir: Path, joins: list[Path]) -> list[str]:
-        """``argv`` as it runs in the box."""
+    def wrap(
+        self, argv: list[str], kernel_dir: Path, joins: list[Path], seccomp_fd: int | None = None
+    ) -> list[str]:
+        """``argv`` as it runs in the box; ``seccomp_fd``, if given, is where bubblewrap reads
+        the filter's program from (the process must inherit it: see :func:`program_fd`)."""
         limits = self.limits
         box = [
             BWRAP,
@@ -158,6 +232,11 @@ class Sandbox:
         for path in self.readonly:
             box += _parents(path, made) + ["--ro-bind", str(path), str(path)]
         box += _parents(kernel_dir, made) + ["--bind", str(kernel_dir), str(kernel_dir)]
+        seccomp = [] if seccomp_fd is None else ["--seccomp", str(seccomp_fd)]
+        # The filter comes last, as the kernel starts: the second bwrap (below) must still
+        # make its user namespace.
+        if not self.userns_disabled:
+            box += seccomp
         box += ["--chdir", HOME, "--"]
         rlimits = [
             "prlimit",
@@ -180,9 +259,29 @@ class Sandbox:
             "--bounding-set=-all",
             "--no-new-privs",
         ]
+        nested: list[str] = []
+        if self.userns_disabled:
+            # A user namespace of its own, which can make no other (bwrap sets its
+            # user.max_user_namespaces to 1 and enters a second one). A second bwrap, as the
+            # kernel's user, makes it: a user namespace bwrap made as root would map the
+            # kernel's uid to root's. It sees the same box, and maps only the kernel's uid.
+            nested = [
+                BWRAP,
+                "--unshare-user",
+                "--disable-userns",
+                "--assert-userns-disabled",
+                "--dev-bind",
+                "/",
+                "/",
+                "--die-with-parent",
+                "--chdir",
+                HOME,
+                *seccomp,
+                "--",
+            ]
         # ipykernel watches its parent's pid, which (from outside the pid namespace) it cannot
         # see: it would exit at once. 1 tells it not to watch (--die-with-parent does that).
-        inner = [*rlimits, "--", *user, "--", "/usr/bin/env", "JPY_PARENT_PID=1", *argv]
+        inner = [*rlimits, "--", *user, "--", *nested, "/usr/bin/env", "JPY_PARENT_PID=1", *argv]
         command = [*box, *inner]
         # Join the cgroups first, as root, so everything the kernel starts is counted; and if
         # the machine runs out of memory, a kernel goes before the server.
