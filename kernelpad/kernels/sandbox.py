@@ -4,10 +4,13 @@ the network, the server's files and other kernels, within limits.
 What a sandboxed kernel sees: the system's programs and libraries read-only (``/usr``, ``/etc``,
 ...), the Python installation and virtualenv it runs from, kernelpad's own package (the C++
 kernel is part of it), a private ``/tmp`` of a fixed size (its home and working directory), and
-its own runtime folder (its connection file and Unix sockets). Not the data dir, the database,
-the server's runtime files, ``/root``, ``/home`` or anything else. Its network namespace has
-only a loopback of its own, so kernels talk to the server over Unix sockets (ZeroMQ ``ipc``);
-kernels that only speak TCP get a relay inside the box (:mod:`kernelpad.kernels.relay`).
+its own runtime folder (its connection files, which it reads and cannot write, and Unix
+sockets). Not the data dir, the database, the server's runtime files, ``/root``, ``/home`` or
+anything else. Its network namespace has only a loopback of its own, so kernels talk to the
+server over Unix sockets (ZeroMQ ``ipc``); kernels that only speak TCP get a relay inside the
+box (:mod:`kernelpad.kernels.relay`). What it writes to its stdout and stderr goes to a pipe
+the server reads (:mod:`kernelpad.kernels.kernel_output`): it writes to no disk of the host's
+but its ``/tmp``.
 
 What it may ask of the Linux kernel: nothing that needs a capability (it has none), no new
 user namespace (it runs in one of its own that can make no other, where bubblewrap can do that:
@@ -27,6 +30,7 @@ import os
 import pwd
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -161,10 +165,12 @@ class Sandbox:
         return None
 
     def prepare(self, name: str, kernel_dir: Path, connection_file: Path) -> list[Path]:
-        """Hand the kernel its folder and connection file; make its cgroup. Returns the
-        cgroup files its process must join."""
+        """Hand the kernel its folder; make its cgroup. Returns the cgroup files its process
+        must join. Its connection file stays root's, readable by the kernel's group: a file
+        it could write is host disk outside its quota."""
         os.chown(kernel_dir, self.uid, self.gid)
-        os.chown(connection_file, self.uid, self.gid)
+        os.chown(connection_file, 0, self.gid)
+        os.chmod(connection_file, 0o640)
         if self.cgroups is None:
             return []
         try:
@@ -172,6 +178,25 @@ class Sandbox:
         except OSError:
             log.warning("kernel %s: no cgroup; rlimits only", name, exc_info=True)
             return []
+
+    def seal(self, kernel_dir: Path) -> None:
+        """Once the kernel has started, nothing in its folder is its own: it can add, remove or
+        replace nothing there (a socket swapped for a symlink would send the server's
+        connections elsewhere), nor write into the files its start left there (a relay's
+        connection file): it reads them, as their group."""
+        os.chown(kernel_dir, 0, 0)
+        os.chmod(kernel_dir, 0o755)
+        for entry in os.scandir(kernel_dir):
+            if not entry.is_file(follow_symlinks=False):
+                continue  # its sockets: they hold no data
+            # Opened without following a link, and checked once open: the file it is.
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.fchown(fd, 0, self.gid)
+                    os.fchmod(fd, 0o640)
+            finally:
+                os.close(fd)
 
     def release(self, name: str) -> None:
         if self.cgroups is not None:
