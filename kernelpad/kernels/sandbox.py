@@ -128,7 +128,9 @@ class Sandbox:
         return ", ".join(
             [
                 f"memory limits by {limits}",
-                "no user namespaces" if self.userns_disabled else "user namespaces not disabled",
+                "user namespaces disabled"
+                if self.userns_disabled
+                else "user namespaces NOT disabled",
                 "seccomp filter on" if self.seccomp else "NO seccomp filter",
             ]
         )

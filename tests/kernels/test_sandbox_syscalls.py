@@ -223,7 +223,7 @@ def test_where_user_namespaces_cannot_be_disabled_the_filter_alone_stops_them(
         sandbox = Sandbox.create(USER, LIMITS)
     said = [r.getMessage() for r in caplog.records if "user namespaces" in r.getMessage()]
     assert said and reason in said[0] and "the seccomp filter alone" in said[0], said
-    assert "user namespaces not disabled" in sandbox.describe()
+    assert "user namespaces NOT disabled" in sandbox.describe()
     done = in_a_box(sandbox, "grep '^Seccomp:' /proc/self/status; unshare -r true", tmp_path)
     assert done.stdout.split() == ["Seccomp:", "2"], done
     assert done.returncode != 0 and "Operation not permitted" in done.stderr, done
