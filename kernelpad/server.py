@@ -90,7 +90,8 @@ class KernelpadServer:
         self.port = self._sockets[0].getsockname()[1]
         hub_auth = self._hub_auth()
         self.gateway = self._gateway_client()
-        self.sandbox = None if self.gateway else self._sandbox()
+        # Making the sandbox runs a box once (whether user namespaces can be disabled).
+        self.sandbox = None if self.gateway else await asyncio.to_thread(self._sandbox)
         version = await self._open_store()
         log.info("database: %s, at schema version %d", self.store.database, version)
         if self.gateway is not None:
@@ -225,11 +226,7 @@ class KernelpadServer:
                 f"the kernel sandbox cannot be used: {exc}. Set KERNELPAD_SANDBOX=false (or"
                 " --sandbox false) to run kernels unsandboxed, only where all code is trusted."
             ) from exc
-        log.info(
-            "kernels run sandboxed as %s (memory limits by %s)",
-            settings.sandbox_user,
-            f"cgroup v{sandbox.cgroups.version}" if sandbox.cgroups else "rlimits",
-        )
+        log.info("kernels run sandboxed as %s (%s)", settings.sandbox_user, sandbox.describe())
         return sandbox
 
     async def stop(self, drain_timeout: float = 5.0) -> None:

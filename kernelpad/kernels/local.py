@@ -25,9 +25,11 @@ from jupyter_client.manager import AsyncKernelManager
 
 from kernelpad.errors import KernelStartFailed
 from kernelpad.kernels.base import MAX_CONTENT_SIZE, Inbox, KernelBackend, KernelHandle, Message
+from kernelpad.kernels.kernel_output import KernelOutput
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.kernels.orphans import death_signal_prefix
 from kernelpad.kernels.sandbox import HOME, Sandbox
+from kernelpad.kernels.seccomp import program_fd
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ class _KernelManager(AsyncKernelManager):
     name = ""
     folder: Path = Path()
     relay = False  # a TCP kernel behind the sandbox's relay
+    seccomp_fd: int | None = None  # where bwrap reads the seccomp filter from
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         command = super().format_kernel_cmd(extra_arguments)
@@ -54,7 +57,8 @@ class _KernelManager(AsyncKernelManager):
             relay = [sys.executable, "-m", "kernelpad.kernels.relay", self.connection_file, "--"]
             command = relay + command
         joins = self.sandbox.prepare(self.name, self.folder, Path(self.connection_file))
-        return death_signal_prefix() + self.sandbox.wrap(command, self.folder, joins)
+        wrapped = self.sandbox.wrap(command, self.folder, joins, self.seccomp_fd)
+        return death_signal_prefix() + wrapped
 
 
 class LocalKernel(KernelHandle):
@@ -69,6 +73,7 @@ class LocalKernel(KernelHandle):
         workdir: Path,
         language_info: dict[str, object],
         sandbox: Sandbox | None = None,
+        output: KernelOutput | None = None,
     ) -> None:
         self.kernel_id = kernel_id
         self.language = language
@@ -77,6 +82,7 @@ class LocalKernel(KernelHandle):
         self._client = client
         self._workdir = workdir
         self._sandbox = sandbox
+        self._output = output
         self._inbox = Inbox()
         self._current: str | None = None
         self._pumps = [
@@ -156,6 +162,8 @@ class LocalKernel(KernelHandle):
             await self._manager.shutdown_kernel(now=True)
         except Exception:
             log.warning("kernel %s did not shut down cleanly", self.kernel_id, exc_info=True)
+        if self._output is not None:
+            self._output.close()
         await asyncio.to_thread(_remove_kernel_files, self._workdir, self._sandbox)
 
 
@@ -219,12 +227,28 @@ class LocalKernelBackend(KernelBackend):
         await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
         manager = self._manager(kernel_id, language, workdir)
         client: AsyncKernelClient | None = None
-        # A sandboxed kernel's own output (its logs) goes to a file in its folder, not to the
-        # server's: it must not write into, or reach through /proc, the server's log.
-        log_file = open(workdir / "kernel.log", "wb") if self.sandbox else None  # noqa: SIM115
-        streams = {"stdout": log_file, "stderr": log_file} if log_file else {}
+        output: KernelOutput | None = None
         try:
-            await manager.start_kernel(cwd=str(workdir), env=self._kernel_env(language), **streams)
+            streams: dict[str, Any] = {}
+            handed: list[int] = []  # descriptors for the kernel only
+            try:
+                if self.sandbox is not None:
+                    # Its own output (its logs) goes to a pipe the server reads: not to the
+                    # server's stdout or log, which it must not write into or reach through
+                    # /proc, nor to a file, which would be host disk outside its quota.
+                    output, write_end = await KernelOutput.open(kernel_id[:12])
+                    handed.append(write_end)
+                    streams = {"stdout": write_end, "stderr": write_end}
+                    if self.sandbox.seccomp is not None:
+                        manager.seccomp_fd = program_fd(self.sandbox.seccomp)
+                        handed.append(manager.seccomp_fd)
+                        streams["pass_fds"] = (manager.seccomp_fd,)
+                env = self._kernel_env(language)
+                await manager.start_kernel(cwd=str(workdir), env=env, **streams)
+            finally:
+                # The kernel has its copies, or never will.
+                for fd in handed:
+                    os.close(fd)
             client = manager.client()
             client.start_channels(hb=False, control=False)  # stdin: input_request
             await client.wait_for_ready(timeout=self.start_timeout)
@@ -241,14 +265,25 @@ class LocalKernelBackend(KernelBackend):
                         timeout=self.start_timeout,
                         output_hook=lambda msg: None,
                     )
+            if self.sandbox is not None:
+                # Its sockets and files are made: from now on nothing in its folder is the
+                # kernel's to change.
+                await asyncio.to_thread(self.sandbox.seal, workdir)
         except BaseException as exc:
-            if log_file is not None:
-                log_file.close()
             # Also on cancellation: a half-started kernel must not outlive its start.
             if client is not None:
                 client.stop_channels()
             with contextlib.suppress(Exception):
                 await asyncio.shield(manager.shutdown_kernel(now=True))
+            if output is not None:
+                if output.total:
+                    # Its start's own words (no candidate's code has run in it): why, often.
+                    log.warning(
+                        "kernel %s did not start; its last output: %r",
+                        kernel_id[:12],
+                        output.tail()[-2048:],
+                    )
+                output.close()
             await asyncio.to_thread(_remove_kernel_files, workdir, self.sandbox)
             if not isinstance(exc, Exception):
                 raise
@@ -256,12 +291,6 @@ class LocalKernelBackend(KernelBackend):
                 f"The {language.language.display_name} kernel ({language.kernel_name}) "
                 f"did not start: {exc}"
             ) from exc
-        if log_file is not None:
-            log_file.close()
-            # Its sockets and files are made: from now on the kernel may not add, remove or
-            # replace anything in its folder (a socket swapped for a symlink would send the
-            # server's connections elsewhere).
-            await asyncio.to_thread(_seal, workdir)
         log.info(
             "started %s kernel %s (pid %s)",
             language.language.id,
@@ -270,13 +299,8 @@ class LocalKernelBackend(KernelBackend):
         )
         language_info = info["content"].get("language_info", {})
         return LocalKernel(
-            kernel_id, language, manager, client, workdir, language_info, self.sandbox
+            kernel_id, language, manager, client, workdir, language_info, self.sandbox, output
         )
-
-
-def _seal(folder: Path) -> None:
-    os.chown(folder, 0, 0)
-    os.chmod(folder, 0o755)
 
 
 def _remove_kernel_files(folder: Path, sandbox: Sandbox | None) -> None:

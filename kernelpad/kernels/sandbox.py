@@ -4,31 +4,42 @@ the network, the server's files and other kernels, within limits.
 What a sandboxed kernel sees: the system's programs and libraries read-only (``/usr``, ``/etc``,
 ...), the Python installation and virtualenv it runs from, kernelpad's own package (the C++
 kernel is part of it), a private ``/tmp`` of a fixed size (its home and working directory), and
-its own runtime folder (its connection file and Unix sockets). Not the data dir, the database,
-the server's runtime files, ``/root``, ``/home`` or anything else. Its network namespace has
-only a loopback of its own, so kernels talk to the server over Unix sockets (ZeroMQ ``ipc``);
-kernels that only speak TCP get a relay inside the box (:mod:`kernelpad.kernels.relay`).
+its own runtime folder (its connection files, which it reads and cannot write, and Unix
+sockets). Not the data dir, the database, the server's runtime files, ``/root``, ``/home`` or
+anything else. Its network namespace has only a loopback of its own, so kernels talk to the
+server over Unix sockets (ZeroMQ ``ipc``); kernels that only speak TCP get a relay inside the
+box (:mod:`kernelpad.kernels.relay`). What it writes to its stdout and stderr goes to a pipe
+the server reads (:mod:`kernelpad.kernels.kernel_output`): it writes to no disk of the host's
+but its ``/tmp``.
+
+What it may ask of the Linux kernel: nothing that needs a capability (it has none), no new
+user namespace (it runs in one of its own that can make no other, where bubblewrap can do that:
+0.8 or later, on a machine that lets unprivileged users make user namespaces), and none of the
+system calls the seccomp filter denies (:mod:`kernelpad.kernels.seccomp`). Where the filter or
+the user namespace cannot be had, the server says so at start, as it does for cgroups.
 
 Limits: memory and processes through a cgroup per kernel where the cgroup tree is writable
-(v2, else v1), else ``RLIMIT_AS`` and ``RLIMIT_NPROC``; CPU time, file size and open files as
-rlimits; the size of ``/tmp`` as the tmpfs size.
+(v2, else v1: :mod:`kernelpad.kernels.cgroups`), else ``RLIMIT_AS`` and ``RLIMIT_NPROC``; CPU
+time, file size and open files as rlimits; the size of ``/tmp`` as the tmpfs size.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import pwd
 import shlex
 import shutil
-import signal
+import stat
+import subprocess
 import sys
-import time
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import kernelpad
+from kernelpad.kernels.cgroups import Cgroups
+from kernelpad.kernels.seccomp import SeccompUnavailable, compile_filter
 
 log = logging.getLogger(__name__)
 
@@ -53,106 +64,33 @@ class SandboxLimits:
     tmp_mb: int
 
 
-class Cgroups:
-    """A cgroup per kernel for memory and processes, under the server's own cgroups."""
-
-    def __init__(self, memory: Path, pids: Path, version: int) -> None:
-        self.memory = memory
-        self.pids = pids
-        self.version = version
-
-    @classmethod
-    def find(cls) -> Cgroups | None:
-        """Where kernels' cgroups can be made here, or None (then rlimits stand in)."""
-        try:
-            lines = Path("/proc/self/cgroup").read_text().splitlines()
-        except OSError:
-            return None
-        own = {}
-        for line in lines:
-            _, controllers, path = line.split(":", 2)
-            for controller in controllers.split(",") or [""]:
-                own[controller] = path.lstrip("/")
-        root = Path("/sys/fs/cgroup")
-        candidates = []
-        if "memory" in own and "pids" in own:
-            memory = root / "memory" / own["memory"] / "kernelpad"
-            candidates.append(cls(memory, root / "pids" / own["pids"] / "kernelpad", 1))
-        if "" in own and (root / "cgroup.controllers").exists():
-            base = root / own[""] / "kernelpad"
-            candidates.append(cls(base, base, 2))
-        for cgroups in candidates:
-            if cgroups._usable():
-                return cgroups
-        return None
-
-    def _usable(self) -> bool:
-        try:
-            for folder in {self.memory, self.pids}:
-                folder.mkdir(exist_ok=True)
-            if self.version == 2:
-                controllers = (self.memory / "cgroup.controllers").read_text().split()
-                if not {"memory", "pids"} <= set(controllers):
-                    return False
-                (self.memory / "cgroup.subtree_control").write_text("+memory +pids")
-            probe = self.make("probe", SandboxLimits(64, 16, 1, 1, 1, 1))
-            self.remove("probe")
-            return bool(probe)
-        except OSError:
-            return False
-
-    def make(self, name: str, limits: SandboxLimits) -> list[Path]:
-        """The cgroup of kernel ``name``, limited; the files a process joins it through."""
-        memory, pids = self.memory / name, self.pids / name
-        for folder in {memory, pids}:
-            folder.mkdir(exist_ok=True)
-        if self.version == 2:
-            (memory / "memory.max").write_text(str(limits.memory_mb * 2**20))
-            with contextlib.suppress(OSError):
-                (memory / "memory.swap.max").write_text("0")
-            (pids / "pids.max").write_text(str(limits.processes))
-            return [memory / "cgroup.procs"]
-        (memory / "memory.limit_in_bytes").write_text(str(limits.memory_mb * 2**20))
-        swap = memory / "memory.memsw.limit_in_bytes"
-        with contextlib.suppress(OSError):
-            swap.write_text(str(limits.memory_mb * 2**20))
-        (pids / "pids.max").write_text(str(limits.processes))
-        return [memory / "cgroup.procs", pids / "cgroup.procs"]
-
-    def remove(self, name: str) -> None:
-        """Remove a kernel's cgroup, killing what is left in it (children it left behind)."""
-        for folder in {self.memory / name, self.pids / name}:
-            for _ in range(50):
-                try:
-                    folder.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    # Busy: processes are still in it, or were until a moment ago.
-                    with contextlib.suppress(OSError, ValueError):
-                        for pid in (folder / "cgroup.procs").read_text().split():
-                            with contextlib.suppress(ProcessLookupError):
-                                os.kill(int(pid), signal.SIGKILL)
-                    time.sleep(0.05)
-            else:
-                log.warning("kernel %s: its cgroup %s could not be removed", name, folder)
-
-
 class Sandbox:
-    """Wraps kernel commands in bubblewrap, as ``user``, within ``limits``."""
+    """Wraps kernel commands in bubblewrap, as ``user``, within ``limits``; with the seccomp
+    filter's program ``seccomp`` where there is one, and in a user namespace that can make no
+    other where ``userns_disabled``."""
 
-    def __init__(self, user: str, limits: SandboxLimits, cgroups: Cgroups | None) -> None:
+    def __init__(
+        self,
+        user: str,
+        limits: SandboxLimits,
+        cgroups: Cgroups | None,
+        seccomp: bytes | None = None,
+        userns_disabled: bool = False,
+    ) -> None:
         entry = pwd.getpwnam(user)
         self.user = user
         self.uid, self.gid = entry.pw_uid, entry.pw_gid
         self.limits = limits
         self.cgroups = cgroups
+        self.seccomp = seccomp
+        self.userns_disabled = userns_disabled
         self.readonly = _readonly_paths()
 
     @classmethod
     def create(cls, user: str, limits: SandboxLimits) -> Sandbox:
-        """A sandbox for this machine; raises ``RuntimeError`` saying what is missing."""
+        """A sandbox for this machine; raises ``RuntimeError`` saying what is missing. What it
+        does without, it says (a warning each): cgroups, the seccomp filter, disabling user
+        namespaces. Runs a box once: call it off the event loop."""
         problem = cls.problem(user)
         if problem:
             raise RuntimeError(problem)
@@ -162,7 +100,58 @@ class Sandbox:
                 "no writable cgroup tree: kernels' memory and processes are limited by rlimits"
                 " (RLIMIT_AS, RLIMIT_NPROC) instead"
             )
-        return cls(user, limits, cgroups)
+        try:
+            seccomp: bytes | None = compile_filter()
+        except SeccompUnavailable as exc:
+            seccomp = None
+            log.warning(
+                "no seccomp filter for kernels (%s): they may make the system calls it denies"
+                " (unshare, mount, ptrace, keyctl, bpf, perf_event_open, io_uring, ...)",
+                exc,
+            )
+        sandbox = cls(user, limits, cgroups, seccomp, userns_disabled=True)
+        why = sandbox.userns_problem()
+        if why:
+            sandbox.userns_disabled = False
+            log.warning(
+                "kernels' user namespaces cannot be disabled here (%s): %s",
+                why,
+                "the seccomp filter alone keeps kernels from making them"
+                if seccomp
+                else "kernels can make user namespaces, in which they are root and can mount",
+            )
+        return sandbox
+
+    def describe(self) -> str:
+        """What holds kernels in, for the log at start."""
+        limits = f"cgroup v{self.cgroups.version}" if self.cgroups else "rlimits"
+        return ", ".join(
+            [
+                f"memory limits by {limits}",
+                "user namespaces disabled"
+                if self.userns_disabled
+                else "user namespaces NOT disabled",
+                "seccomp filter on" if self.seccomp else "NO seccomp filter",
+            ]
+        )
+
+    def userns_problem(self) -> str | None:
+        """Why kernels cannot be kept from making user namespaces here, or None: a box, as
+        kernels get it, runs ``true`` in a user namespace that can make no other. It fails
+        where bubblewrap is older than 0.8, or where the machine lets no unprivileged user make
+        a user namespace (then kernels cannot make one either)."""
+        with tempfile.TemporaryDirectory(prefix="kernelpad-probe-") as folder:
+            command = self.wrap(["true"], Path(folder), [])
+            try:
+                done = subprocess.run(
+                    command, stdin=subprocess.DEVNULL, capture_output=True, timeout=30
+                )
+            except (OSError, subprocess.SubprocessError) as exc:
+                return str(exc)
+        if done.returncode == 0:
+            return None
+        said = done.stderr.decode(errors="replace").strip()
+        return said.splitlines()[-1] if said else f"exit status {done.returncode}"
 
     @staticmethod
     def problem(user: str) -> str | None:
@@ -178,17 +167,38 @@ class Sandbox:
         return None
 
     def prepare(self, name: str, kernel_dir: Path, connection_file: Path) -> list[Path]:
-        """Hand the kernel its folder and connection file; make its cgroup. Returns the
-        cgroup files its process must join."""
+        """Hand the kernel its folder; make its cgroup. Returns the cgroup files its process
+        must join. Its connection file stays root's, readable by the kernel's group: a file
+        it could write is host disk outside its quota."""
         os.chown(kernel_dir, self.uid, self.gid)
-        os.chown(connection_file, self.uid, self.gid)
+        os.chown(connection_file, 0, self.gid)
+        os.chmod(connection_file, 0o640)
         if self.cgroups is None:
             return []
         try:
-            return self.cgroups.make(name, self.limits)
+            return self.cgroups.make(name, self.limits.memory_mb, self.limits.processes)
         except OSError:
             log.warning("kernel %s: no cgroup; rlimits only", name, exc_info=True)
             return []
+
+    def seal(self, kernel_dir: Path) -> None:
+        """Once the kernel has started, nothing in its folder is its own: it can add, remove or
+        replace nothing there (a socket swapped for a symlink would send the server's
+        connections elsewhere), nor write into the files its start left there (a relay's
+        connection file): it reads them, as their group."""
+        os.chown(kernel_dir, 0, 0)
+        os.chmod(kernel_dir, 0o755)
+        for entry in os.scandir(kernel_dir):
+            if not entry.is_file(follow_symlinks=False):
+                continue  # its sockets: they hold no data
+            # Opened without following a link, and checked once open: the file it is.
+            fd = os.open(entry.path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            try:
+                if stat.S_ISREG(os.fstat(fd).st_mode):
+                    os.fchown(fd, 0, self.gid)
+                    os.fchmod(fd, 0o640)
+            finally:
+                os.close(fd)
 
     def release(self, name: str) -> None:
         if self.cgroups is not None:
@@ -216,8 +226,11 @@ class Sandbox:
         )
         return kept
 
-    def wrap(self, argv: list[str], kernel_dir: Path, joins: list[Path]) -> list[str]:
-        """``argv`` as it runs in the box."""
+    def wrap(
+        self, argv: list[str], kernel_dir: Path, joins: list[Path], seccomp_fd: int | None = None
+    ) -> list[str]:
+        """``argv`` as it runs in the box; ``seccomp_fd``, if given, is where bubblewrap reads
+        the filter's program from (the process must inherit it: see :func:`program_fd`)."""
         limits = self.limits
         box = [
             BWRAP,
@@ -246,6 +259,11 @@ class Sandbox:
         for path in self.readonly:
             box += _parents(path, made) + ["--ro-bind", str(path), str(path)]
         box += _parents(kernel_dir, made) + ["--bind", str(kernel_dir), str(kernel_dir)]
+        seccomp = [] if seccomp_fd is None else ["--seccomp", str(seccomp_fd)]
+        # The filter comes last, as the kernel starts: the second bwrap (below) must still
+        # make its user namespace.
+        if not self.userns_disabled:
+            box += seccomp
         box += ["--chdir", HOME, "--"]
         rlimits = [
             "prlimit",
@@ -268,9 +286,29 @@ class Sandbox:
             "--bounding-set=-all",
             "--no-new-privs",
         ]
+        nested: list[str] = []
+        if self.userns_disabled:
+            # A user namespace of its own, which can make no other (bwrap sets its
+            # user.max_user_namespaces to 1 and enters a second one). A second bwrap, as the
+            # kernel's user, makes it: a user namespace bwrap made as root would map the
+            # kernel's uid to root's. It sees the same box, and maps only the kernel's uid.
+            nested = [
+                BWRAP,
+                "--unshare-user",
+                "--disable-userns",
+                "--assert-userns-disabled",
+                "--dev-bind",
+                "/",
+                "/",
+                "--die-with-parent",
+                "--chdir",
+                HOME,
+                *seccomp,
+                "--",
+            ]
         # ipykernel watches its parent's pid, which (from outside the pid namespace) it cannot
         # see: it would exit at once. 1 tells it not to watch (--die-with-parent does that).
-        inner = [*rlimits, "--", *user, "--", "/usr/bin/env", "JPY_PARENT_PID=1", *argv]
+        inner = [*rlimits, "--", *user, "--", *nested, "/usr/bin/env", "JPY_PARENT_PID=1", *argv]
         command = [*box, *inner]
         # Join the cgroups first, as root, so everything the kernel starts is counted; and if
         # the machine runs out of memory, a kernel goes before the server.

@@ -1,0 +1,87 @@
+"""A sandboxed kernel's stdout and stderr, as the server reads them: a short tail kept, and a
+flood read no faster than the rate (a pipe written here); a kernel's last words when it fails to
+start."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+
+from kernelpad.errors import KernelStartFailed
+from kernelpad.kernels.kernel_output import RATE, TAIL, KernelOutput
+from kernelpad.kernels.languages import InstalledLanguage, Language
+from kernelpad.kernels.local import LocalKernelBackend, remove_tree
+from kernelpad.kernels.sandbox import Sandbox, SandboxLimits
+
+USER = "kernelpad-kernel"
+
+
+async def test_a_flood_is_read_at_a_bounded_rate_and_only_its_tail_kept() -> None:
+    output, write_end = await KernelOutput.open("flood")
+    os.set_blocking(write_end, False)
+    chunk = b"x" * 65536
+    written = 0
+    loop = asyncio.get_running_loop()
+    blocked_since: float | None = None
+    try:
+        # Write until the pipe has stayed full for a while: the server has stopped reading.
+        while blocked_since is None or loop.time() - blocked_since < 0.3:
+            try:
+                written += os.write(write_end, chunk)
+                blocked_since = None
+            except BlockingIOError:
+                blocked_since = blocked_since or loop.time()
+            await asyncio.sleep(0)
+        # The rate's worth was read within its second; then the writer had to wait.
+        assert RATE <= output.total < RATE + 2**20
+        assert written < output.total + 2**20
+        # In the next second, reading goes on.
+        end = b"the end\n"
+        while end:
+            try:
+                end = end[os.write(write_end, end) :]
+            except BlockingIOError:
+                await asyncio.sleep(0.05)
+        for _ in range(60):
+            if output.tail().endswith("the end\n"):
+                break
+            await asyncio.sleep(0.05)
+        assert output.tail().endswith("x" * 100 + "the end\n")
+        assert len(output.tail()) == TAIL
+    finally:
+        os.close(write_end)
+        output.close()
+
+
+async def test_a_kernel_that_does_not_start_has_its_last_words_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    spec = tmp_path / "kernels" / "broken"
+    spec.mkdir(parents=True)
+    argv = ["sh", "-c", "echo 'cannot go on' >&2; exit 3", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "Broken", "language": "python"})
+    )
+    specs = KernelSpecManager(kernel_dirs=[str(tmp_path / "kernels")])
+    limits = SandboxLimits(256, 4096, 60, 8, 256, 16)
+    runtime = Path(tempfile.mkdtemp(prefix="kp-"))  # short: Unix sockets' paths are
+    backend = LocalKernelBackend(runtime, specs, tmp_path, 10, Sandbox.create(USER, limits))
+    broken = Language("broken", "Broken", ("broken",), "txt", "")
+    language = InstalledLanguage(broken, "broken", "Broken", None, transport="ipc")
+    try:
+        with (
+            caplog.at_level(logging.WARNING, logger="kernelpad.kernels.local"),
+            pytest.raises(KernelStartFailed),
+        ):
+            await backend.start(language)
+    finally:
+        remove_tree(runtime)
+    said = [r.getMessage() for r in caplog.records if "did not start" in r.getMessage()]
+    assert said and "cannot go on" in said[0], said
