@@ -21,6 +21,7 @@ from pydantic import (
 
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.sessions.models import Participant, Session
+from kernelpad.sessions.names import MAX_NAME_LENGTH, person_name
 from kernelpad.sessions.questions import QUESTION_ID
 
 LANGUAGE_PATTERN = r"^[A-Za-z0-9_+.-]{1,64}$"
@@ -34,12 +35,14 @@ def _printable(value: str) -> str:
     return value
 
 
-# Names of people and sessions: trimmed, not empty, no control characters.
+# A person's name: the rule of every name (kernelpad.sessions.names); the constraints say its
+# length in the API's schema.
 PersonName = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=100),
-    AfterValidator(_printable),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_NAME_LENGTH),
+    AfterValidator(person_name),
 ]
+# A session's title: trimmed, not empty, no control characters.
 SessionTitle = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
