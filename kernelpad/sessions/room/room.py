@@ -77,7 +77,7 @@ class Room:
         self.size = SizeBound.of(document, self.limits)
         self.log = DocumentLog(store, session_id, document.state)
         self._origin: object | None = None  # the peer whose change is being applied
-        self.yjs = YjsSync(document.ydoc, self._apply_yjs)
+        self.yjs = YjsSync(document.ydoc, self._apply_yjs, session_id)
         self.text = TextSync(document, self.log.save_code)
         self.inputs = Inputs(self.broadcast)
         self.members: dict[str, _Member] = {}

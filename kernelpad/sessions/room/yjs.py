@@ -9,6 +9,7 @@ rest. A client may speak only for its own presence.
 from __future__ import annotations
 
 import collections
+import logging
 from collections.abc import Callable
 from typing import Protocol
 
@@ -23,6 +24,11 @@ from pycrdt import (
     handle_sync_message,
     read_message,
 )
+
+from kernelpad import logs
+from kernelpad.sessions.room import presence
+
+log = logging.getLogger(__name__)
 
 # y-websocket's sync message types: step 1 (a state vector) asks; the others change the document.
 SYNC_STEP1 = 0
@@ -47,14 +53,17 @@ class YjsSync:
 
     ``apply(peer, payload)`` applies a sync message that changes the document (step 2 or an
     update; the room decides whether the change may stay) and returns the reply, if any.
+    ``session_id`` names the session in the log.
     """
 
     def __init__(
         self,
         ydoc: Doc,  # type: ignore[type-arg]
         apply: Callable[[YjsPeer, bytes], bytes | None],
+        session_id: str = "",
     ) -> None:
         self.ydoc = ydoc
+        self.session_id = session_id
         self.apply = apply
         self.peers: set[YjsPeer] = set()
         self.awareness = Awareness(ydoc)
@@ -124,6 +133,22 @@ class YjsSync:
             raise ValueError(f"invalid awareness message: {exc}") from exc
         if any(self._owner_of(cid, peer) for cid in ids):
             return  # another participant's presence is theirs alone to change
+        # What would restyle the others' pages, or is not a presence, is left out of what is
+        # kept and relayed (see presence.py): no other client ever receives it.
+        checked = presence.check_update(update)
+        if checked.dropped:
+            log.warning(
+                "session %s: left out of the presence %s sent: %s",
+                self.session_id,
+                peer.client_id,
+                "; ".join(checked.dropped),
+                extra=logs.about(self.session_id),
+            )
+        if checked.update is None:
+            return
+        if checked.update is not update:
+            update = checked.update
+            message = create_awareness_message(update)
         try:
             before = dict(self.awareness.meta)
             self.awareness.apply_awareness_update(update, peer)
