@@ -13,6 +13,7 @@ import { cpp } from "@codemirror/lang-cpp";
 import { markdown } from "@codemirror/lang-markdown";
 import * as Y from "yjs";
 import { yCollab, yUndoManagerKeymap } from "y-codemirror.next";
+import { checkedAwareness } from "./presence.js";
 
 const MODES = {
   python: () => python(),
@@ -54,7 +55,8 @@ export function createEditor(parent, ytext, { awareness, mode, label, readOnly, 
         keymap.of([...closeBracketsKeymap, ...yUndoManagerKeymap, ...searchKeymap, ...defaultKeymap, indentWithTab]),
         language.of(languageSupport(mode)),
         editable.of(EditorView.editable.of(!readOnly)),
-        yCollab(ytext, awareness, { undoManager }),
+        // Remote carets from checked presences only: a colour goes into a style attribute.
+        yCollab(ytext, awareness && checkedAwareness(awareness), { undoManager }),
         EditorView.contentAttributes.of({ "aria-label": label }),
       ],
     }),
