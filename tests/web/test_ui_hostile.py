@@ -1,6 +1,6 @@
 """What a hostile participant can put on the interviewer's page, in headless Chromium: a
 presence dressed up to restyle the page (sent by a Python Yjs client into an interview a browser
-has open).
+has open), and kernel HTML that would fetch from, or go to, other addresses.
 
 Screenshots land in ``test-artifacts/ui-hostile/`` (git-ignored) for a person to look at.
 """
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from jupyter_ydoc import YNotebook
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, Request, expect
 from pycrdt import Assoc, Awareness, create_awareness_message
 
 from kernelpad.config import Settings
@@ -142,3 +142,87 @@ async def test_the_page_checks_a_presence_itself(
     await host.page.screenshot(path=artifacts / "forged-presence-unchecked.png")
     await assert_drawn_safely(host.page)
     await mallory.close()
+
+
+# Kernel HTML: every way it could fetch something or go somewhere, all to this server (which
+# the page's CSP would allow for images), under /leak/.
+VECTORS = """
+<img srcset="{u}/img-srcset 1x" alt="srcset"><img src="{u}/img-src" alt="src">
+<picture><source srcset="{u}/source-srcset"><img alt="picture"></picture>
+<video poster="{u}/video-poster" src="{u}/video-src"><source src="{u}/video-source">
+<track src="{u}/video-track"></video><audio src="{u}/audio-src"></audio>
+<table background="{u}/table-background"><tr><td background="{u}/td-background">cell</td></tr>
+</table>
+<form action="{u}/form-action"><button formaction="{u}/button-formaction">go</button></form>
+<input type="image" src="{u}/input-image">
+<object data="{u}/object-data"></object><embed src="{u}/embed-src">
+<iframe src="{u}/iframe-src"></iframe>
+<link rel="stylesheet" href="{u}/link-stylesheet"><link rel="preload" as="image"
+ href="{u}/link-preload"><link rel="prefetch" href="{u}/link-prefetch">
+<meta http-equiv="refresh" content="0; url={u}/meta-refresh"><base href="{u}/base/">
+<div style="background-image: url({u}/style-url)">styled</div>
+<a href="{u}/a-href" ping="{u}/a-ping">a link</a>
+<math href="{u}/math-href"><mi>x</mi></math>
+<svg width="40" height="40" xmlns:xlink="http://www.w3.org/1999/xlink">
+ <defs><pattern id="p" href="{u}/svg-pattern#q"/><filter id="f">
+ <feImage href="{u}/svg-feimage"/></filter><linearGradient id="g"><stop offset="0"/>
+ </linearGradient></defs>
+ <image href="{u}/svg-image" width="9" height="9"/>
+ <image xlink:href="{u}/svg-image-xlink" width="9" height="9"/>
+ <use href="{u}/svg-use#x"/>
+ <rect width="9" height="9" fill="url({u}/svg-fill#p)" filter="url({u}/svg-filter#f)"
+  mask="url({u}/svg-mask#m)" clip-path="url({u}/svg-clip#c)"/>
+ <rect width="9" height="9" fill="url(#g)"/>
+ <a href="{u}/svg-a"><text y="30">svg link</text></a>
+</svg>
+<p>end of the vectors</p>
+"""
+# Attributes that fetch or navigate; only links (opened in a new tab) and images from data:
+# URLs may keep one.
+FETCHING = [
+    "srcset", "src", "poster", "background", "action", "formaction", "data", "ping",
+    "href", "xlink:href",
+]  # fmt: skip
+
+
+async def test_kernel_html_fetches_nothing(
+    host: Person, server: RunningServer, artifacts: Path
+) -> None:
+    page = host.page
+    requested: list[str] = []
+
+    def seen(request: Request) -> None:
+        if "/leak/" in request.url:
+            requested.append(request.url)
+
+    page.on("request", seen)
+    html = VECTORS.format(u=server.base_url + "/leak")
+    code = f"from IPython.display import HTML, display\ndisplay(HTML({html!r}))"
+    await host.replace_source(0, code)
+    await host.run(0)
+    output = page.locator(".cell").first.locator(".output-html")
+    await expect(output).to_contain_text("end of the vectors", timeout=30_000)
+    # A fetch starts as soon as its element is in the page: a second is ample.
+    await page.wait_for_timeout(1000)
+    await page.screenshot(path=artifacts / "kernel-html.png")
+    # DOMPurify's parse of the <base> (in a document of its own, before it is removed) is
+    # refused by the page's policy, which says so: nothing was fetched.
+    host.expected_errors('violates the following Content Security Policy directive: "base-uri')
+    assert requested == [], sorted(set(requested))
+    kept = await output.evaluate(
+        """(root, names) => [...root.querySelectorAll("*")].flatMap((element) =>
+            [...element.attributes]
+              .filter((a) => names.includes(a.name) || /url\\(/i.test(a.value))
+              .map((a) => `${element.nodeName.toLowerCase()} ${a.name}=${a.value}`))""",
+        FETCHING,
+    )
+    # What stays: the two links (in a new tab), and a reference within the output.
+    assert sorted(kept) == [
+        f"a href={server.base_url}/leak/a-href",
+        f"a href={server.base_url}/leak/svg-a",
+        "rect fill=url(#g)",
+    ]
+    for link in await output.locator("a").all():
+        assert await link.get_attribute("target") == "_blank"
+    for tag in ["link", "meta", "base", "object", "embed", "iframe", "use", "form", "input"]:
+        assert await output.locator(tag).count() == 0, tag

@@ -6,14 +6,48 @@ import { AnsiUp } from "ansi_up";
 import { marked } from "marked";
 import { h } from "./dom.js";
 
-// Kernel HTML's links open in a new tab, never in place of the pad.
-// Its images load only from data: URLs (nothing from this server or elsewhere).
+// Kernel HTML (and a cell's Markdown) may not make the page fetch anything, or go anywhere,
+// by itself: this server would answer with the viewer's cookies, and any other would learn who
+// looks at the pad, and when. Of the attributes that hold a URL, only these keep one: images
+// from data: URLs (nothing leaves the page), links (followed only when clicked, in a new tab,
+// never in place of the pad), and references within the output itself (an SVG gradient, an
+// image map). Every other URL attribute goes, whatever element it is on.
+const LINKS = new Set(["a", "area"]);
+const URL_ATTRIBUTES = new Set([
+  "action", "archive", "background", "cite", "classid", "codebase", "data", "dynsrc", "formaction",
+  "href", "icon", "imagesrcset", "longdesc", "lowsrc", "manifest", "ping", "poster", "profile",
+  "src", "srcset", "usemap", "xlink:href", "xml:base",
+]);
+
+function urlKept(tag, name, value) {
+  if (name === "src") return tag === "img" && value.startsWith("data:");
+  if (name === "href" || name === "xlink:href") return LINKS.has(tag) || value.startsWith("#");
+  if (name === "usemap") return value.startsWith("#");
+  return false;
+}
+
+// SVG's presentation attributes are CSS: fill="url(https://...)" fetches, and so do mask,
+// filter, clip-path and the like. Only url(#id), a reference within the output, stays; a CSS
+// escape (a backslash) could spell any function's name, so none is taken.
+const SVG = "http://www.w3.org/2000/svg";
+const CSS_FETCH = /\\|(?:url|src|image|image-set|-webkit-image-set|cross-fade|element)\s*\(\s*(?!['"]?#)/i;
+
+DOMPurify.addHook("uponSanitizeAttribute", (node, data) => {
+  const tag = node.nodeName.toLowerCase();
+  const { attrName: name, attrValue: value } = data;
+  if (URL_ATTRIBUTES.has(name)) {
+    if (!urlKept(tag, name, value)) data.keepAttr = false;
+  } else if ((node.namespaceURI === SVG || name === "style") && CSS_FETCH.test(value)) {
+    data.keepAttr = false;
+  }
+});
+
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {
-  if (node.tagName === "A" && node.getAttribute("href")) {
+  // HTML's <a> and SVG's <a> (whose nodeName is lower case) alike.
+  if (LINKS.has(node.nodeName.toLowerCase()) && (node.hasAttribute("href") || node.hasAttribute("xlink:href"))) {
     node.setAttribute("target", "_blank");
     node.setAttribute("rel", "noopener noreferrer");
   }
-  if (node.hasAttribute("src") && !node.getAttribute("src").startsWith("data:")) node.removeAttribute("src");
 });
 
 const IMAGE_TYPES = ["image/png", "image/jpeg", "image/gif"];
