@@ -12,7 +12,7 @@ import pytest
 from tornado.websocket import websocket_connect
 
 from kernelpad.config import Settings
-from tests.conftest import Api, RunningServer, make_settings
+from tests.conftest import Api, RunningServer, eventually, make_settings
 from tests.web.clients import JsonClient, YjsClient, ws_url
 
 
@@ -94,6 +94,8 @@ async def test_names_in_any_script_are_taken_everywhere(server: RunningServer, a
         assert response.status == 201 and response.json["display_name"] == name.strip()
         client, _ = await JsonClient.join(server, sid, "c-json", name)
         yjs = await YjsClient.connect(server, sid, client_id="c-yjs", display_name=name)
+        # The server sends the document once the Yjs client has joined.
+        await eventually(lambda: yjs.cell_count > 0, "the Yjs client to join")  # noqa: B023
         names = [p["display_name"] for p in (await session_of(api, session))["participants"]]
         assert names == [name.strip()] * 4
         client.close()

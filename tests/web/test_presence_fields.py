@@ -48,6 +48,9 @@ async def test_an_overlay_colour_never_reaches_the_other_client(
         server, sid, client_id="host-g", display_name="Grace", host_token=session["host_token"]
     )
     seen = watch(grace)
+    # The server sends the document once a Yjs client has joined: Grace is here before
+    # anything is relayed.
+    await eventually(lambda: grace.cell_count > 0, "Grace to join")
     mallory = await YjsClient.connect(server, sid, client_id="c-mallory", display_name="Mallory")
     forged = Awareness(mallory.doc)
     user = {"name": "Mallory", "color": "#1976d2", "colorLight": "#1976d233"}
