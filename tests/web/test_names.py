@@ -31,7 +31,15 @@ REFUSED = {
     "Alan\u2028Turing": "U+2028",  # line separator
     "Alan\u2029Turing": "U+2029",  # paragraph separator
 }
-ACCEPTED = ["Zoë Ångström", "李雷", "Ada 🚀", "O'Brien-Smith", "  Grace  "]
+ACCEPTED = [
+    "Zoë Ångström",
+    "李雷",
+    "Ada 🚀",
+    "O'Brien-Smith",
+    "  Grace  ",
+    "Ada \U0001f469\u200d\U0001f4bb",  # one emoji, joined by ZWJ
+    "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645",  # Persian, with ZWNJ
+]
 
 
 def says_why(message: str, field: str, code: str) -> None:
