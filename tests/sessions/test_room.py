@@ -143,9 +143,10 @@ def room(access: Access, store: FakeStore) -> Room:
 
 
 async def tick() -> None:
-    """Let the room's call_soon work (the code check) run."""
-    await asyncio.sleep(0)
-    await asyncio.sleep(0)
+    """Let the room's call_soon work run: the commit's callback, the delivery, the code
+    check."""
+    for _ in range(4):
+        await asyncio.sleep(0)
 
 
 def person(client_id: str, role: str = "candidate") -> Participant:
@@ -446,3 +447,26 @@ async def test_storage_compacts_and_writes_the_code_behind(
     assert len(store.codes) <= 3
     room.settle()
     assert len(store.snapshots) == 1  # nothing changed since: nothing written
+
+
+async def test_one_commit_of_one_typist_goes_out_as_one_message(
+    room: Room, store: FakeStore
+) -> None:
+    alice, bob, carol = FakeYjs("alice"), FakeYjs("bob"), FakeYjs("carol")
+    for peer in (alice, bob, carol):
+        await synced(room, peer)
+    store.hold = True
+    for text in "abc":
+        room.yjs.receive(alice, alice.edit(text))
+    before = len(bob.sent)
+    store.commit()  # the three commit together
+    await tick()
+    assert len(bob.sent) == before + 1 and source_of(bob.doc) == "print(1)\nabc"
+    # Two typists in one commit: each change goes to the others as it came.
+    for peer, text in ((alice, "d"), (bob, "e")):
+        room.yjs.receive(peer, peer.edit(text))
+    before = len(carol.sent)
+    store.commit()
+    await tick()
+    assert len(carol.sent) == before + 2
+    assert source_of(carol.doc) == source_of(alice.doc) == source_of(bob.doc)

@@ -10,12 +10,13 @@ session's rules, :mod:`kernelpad.sessions.access`); it keeps no rules of its own
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from pycrdt import handle_sync_message
+from pycrdt import handle_sync_message, merge_updates
 
 from kernelpad.errors import (
     DocumentTooLarge,
@@ -77,6 +78,9 @@ class Room:
         self.size = SizeBound.of(document, self.limits)
         self.log = DocumentLog(store, session_id, document.state)
         self._origin: object | None = None  # the peer whose change is being applied
+        # Committed changes not yet sent to the others, with their origins.
+        self._outbox: list[tuple[bytes, object | None]] = []
+        self._flush: asyncio.Handle | None = None
         self.yjs = YjsSync(document.ydoc, self._apply_yjs, session_id)
         self.text = TextSync(document, self.log.save_code)
         self.inputs = Inputs(self.broadcast)
@@ -279,14 +283,30 @@ class Room:
         origin = self._origin
         stored = self.log.append(update, getattr(origin, "client_id", None))
         if stored is None:
-            self._deliver(update, origin)
+            self._committed(update, origin)
         else:
             # Commits complete in the order changes were made: so do deliveries.
-            stored.add_done_callback(lambda _: self._deliver(update, origin))
+            stored.add_done_callback(lambda _: self._committed(update, origin))
 
-    def _deliver(self, update: bytes, origin: object | None) -> None:
-        self.yjs.relay(update, origin)
-        self.text.changed(origin)
+    def _committed(self, update: bytes, origin: object | None) -> None:
+        self._outbox.append((update, origin))
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().call_soon(self._deliver)
+
+    def _deliver(self) -> None:
+        """Send what was committed since the last delivery. The changes of one commit come
+        together: if they are all one peer's (a typist's burst), they go out as one merged
+        update, one message per reader instead of one per keystroke."""
+        self._flush = None
+        outbox, self._outbox = self._outbox, []
+        origin = outbox[0][1]
+        if len(outbox) > 1 and all(o is origin for _, o in outbox):
+            self.yjs.relay(merge_updates(*(update for update, _ in outbox)), origin)
+        else:
+            for update, each in outbox:
+                self.yjs.relay(update, each)
+        for _, each in outbox:
+            self.text.changed(each)
 
     def compact(self) -> None:
         """Store the document as it is now, in one piece, for the next load to start from."""
