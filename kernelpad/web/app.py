@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from kernelpad.sessions.manager import SessionManager
 from kernelpad.web.base import NotFoundHandler
 from kernelpad.web.docs import OpenAPIHandler, RedocHandler, SwaggerHandler
 from kernelpad.web.health import HealthHandler
+from kernelpad.web.hosts import HostCheck, HostCheckingApplication
 from kernelpad.web.json_socket import SessionSocket
 from kernelpad.web.languages import LanguagesHandler, TemplateHandler
 from kernelpad.web.metrics import MetricsHandler
@@ -105,9 +107,10 @@ def make_app(
     handlers = [(re.escape(base) + pattern[1:], *rest) for pattern, *rest in routes]
     if base != "/":
         handlers.append((re.escape(base.rstrip("/")), tornado.web.RedirectHandler, {"url": base}))
-    return tornado.web.Application(
+    return HostCheckingApplication(
         handlers,
         kernelpad=settings,
+        hosts=HostCheck.of(settings, os.environ),
         manager=manager,
         hub_auth=hub_auth,
         cookie_secret=settings.cookie_secret,

@@ -169,7 +169,9 @@ class ApiHandler(tornado.web.RequestHandler):
     # Input
 
     def body(self, model: type[M]) -> M:
-        """The request body validated as ``model``: 413, 400 or 422 with the reason if not."""
+        """The request body validated as ``model``: 415, 413, 400 or 422 with the reason if
+        not."""
+        self._require_json()
         limit = self.kp_settings.max_request_size
         if self._body_size > limit:
             raise ApiError(
@@ -191,6 +193,22 @@ class ApiHandler(tornado.web.RequestHandler):
         if not isinstance(data, dict):
             raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
         return self._validate(model, data, "body")
+
+    def _require_json(self) -> None:
+        """A body must be declared JSON. What another site's page can send without asking
+        first (a form, a ``no-cors`` fetch) is ``text/plain``, a form's encoding or none, never
+        JSON; JSON from another origin needs a CORS preflight, which only CORS_ORIGINS pass."""
+        declared = self.request.headers.get("Content-Type", "")
+        kind = declared.partition(";")[0].strip().lower()
+        if kind != "application/json" and not (
+            kind.startswith("application/") and kind.endswith("+json")
+        ):
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "The request body must be JSON, sent as 'Content-Type: application/json'"
+                + (f" (it came as {declared!r})." if declared else " (it came without a type)."),
+            )
 
     def query(self, model: type[M]) -> M:
         """The query string validated as ``model``."""
