@@ -31,6 +31,7 @@ pending: set[asyncio.Future[None]] = set()
 
 # Close codes, in the range applications own.
 BAD_REQUEST = 4400
+UNAUTHORIZED = 4401  # a ticket that is not good (unknown, used, expired, another's)
 NOT_FOUND = 4404
 FULL = 4403
 ENDED = SESSION_ENDED_CLOSE

@@ -8,8 +8,17 @@ import secrets
 import pydantic
 
 from kernelpad import errors
+from kernelpad.logs import about
+from kernelpad.sessions.tickets import TicketStore
 from kernelpad.web.messages import JoinSessionData
-from kernelpad.web.socket_base import BAD_REQUEST, ENDED, FULL, SessionSocketBase, problem
+from kernelpad.web.socket_base import (
+    BAD_REQUEST,
+    ENDED,
+    FULL,
+    UNAUTHORIZED,
+    SessionSocketBase,
+    problem,
+)
 
 log = logging.getLogger(__name__)
 
@@ -18,8 +27,11 @@ class YjsSocket(SessionSocketBase):
     """``/ws/yjs/{session_id}``: a y-websocket room per session.
 
     Who connects is named in the query (y-websocket's ``params``): ``client_id``,
-    ``display_name`` and ``host_token``, all optional; a client that names nobody (an
-    unmodified y-websocket client) joins as a guest with an id of its own.
+    ``display_name`` and ``ticket``, all optional; a client that names nobody (an unmodified
+    y-websocket client) joins as a guest with an id of its own. A ticket
+    (:mod:`kernelpad.sessions.tickets`) stands for the participant's token, which does not go
+    in a URL; older clients that send ``host_token`` or ``participant_token`` there instead
+    are still let in.
     """
 
     protocol = "yjs"
@@ -29,17 +41,12 @@ class YjsSocket(SessionSocketBase):
         if room is None:
             return
         try:
-            join = JoinSessionData.model_validate(
-                {
-                    "client_id": self.get_query_argument("client_id", None)
-                    or f"yjs-{secrets.token_hex(6)}",
-                    "display_name": self.get_query_argument("display_name", None) or "Guest",
-                    "host_token": self.get_query_argument("host_token", None),
-                    "participant_token": self.get_query_argument("participant_token", None),
-                }
-            )
+            join = self._who(session_id)
         except pydantic.ValidationError as exc:
             self.close(BAD_REQUEST, problem(exc)[1][:120])
+            return
+        except errors.InvalidTicket as exc:
+            self.close(UNAUTHORIZED, exc.public[:120])
             return
         try:
             await self._join(room, join)
@@ -53,6 +60,35 @@ class YjsSocket(SessionSocketBase):
             return
         for message in room.add_yjs_peer(self):
             self.send_bytes(message)
+
+    def _who(self, session_id: str) -> JoinSessionData:
+        """Who connects, with what right: a ticket's, or (an older client) tokens in the query."""
+        arg = self.get_query_argument
+        client_id, ticket = arg("client_id", None), arg("ticket", None)
+        host_token, participant_token = arg("host_token", None), arg("participant_token", None)
+        if ticket is not None:
+            tickets: TicketStore = self.application.settings["tickets"]
+            grant = tickets.redeem(ticket, session_id)
+            if client_id and client_id != grant.client_id:
+                raise errors.InvalidTicket("The ticket is for another participant.")
+            client_id = grant.client_id
+            host_token, participant_token = grant.host_token, grant.participant_token
+        elif host_token or participant_token:
+            log.info(
+                "session %s: %s sent its token in the Yjs socket's URL, where proxies log it"
+                " (an older client: kernelpad's pages send a ticket instead)",
+                session_id,
+                client_id or "a client",
+                extra=about(session_id),
+            )
+        return JoinSessionData.model_validate(
+            {
+                "client_id": client_id or f"yjs-{secrets.token_hex(6)}",
+                "display_name": arg("display_name", None) or "Guest",
+                "host_token": host_token,
+                "participant_token": participant_token,
+            }
+        )
 
     def send_bytes(self, message: bytes) -> None:
         self._write(message)
