@@ -63,7 +63,9 @@ class Settings(BaseSettings):
     )
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["text", "json"] = setting(
-        "text", "text, or json: one JSON object per line, with session_id and language fields."
+        "text",
+        "text, or json: one JSON object per line, with session_id, language, client_id and role"
+        " fields.",
     )
     cors_origins: list[str] = setting(
         [], "Origins allowed to call the API from a browser (JSON list).", original="CORS_ORIGINS"

@@ -145,7 +145,7 @@ class ExecuteHandler(ApiHandler):
         req = self.body(ExecuteRequest)
         # Every limit and permission (the code's size among them) is the access rules'.
         session = await self.manager.get(session_id)
-        role = self.manager.access.role_of(session, self.bearer_token())
+        role = self.role = self.manager.access.role_of(session, self.bearer_token())
         execution = await self.manager.runs.execute(
             session_id, req.code, role, req.language, req.time_limit, req.stdin
         )
@@ -182,6 +182,7 @@ class ParticipantsHandler(ApiHandler):
     )
     async def post(self, session_id: str) -> None:
         req = self.body(JoinRequest)
+        self.client_id = req.client_id
         # The bearer is the host token (joining as the host) or a participant token (coming
         # back as that participant).
         token = self.bearer_token()
@@ -222,6 +223,7 @@ class TicketsHandler(ApiHandler):
     )
     async def post(self, session_id: str) -> None:
         req = self.body(TicketRequest)
+        self.client_id = req.client_id
         session = await self.manager.get(session_id)
         grant = grant_for(session, req.client_id, self.bearer_token())
         tickets: TicketStore = self.application.settings["tickets"]

@@ -35,36 +35,40 @@ class YjsSocket(SessionSocketBase):
     """
 
     protocol = "yjs"
+    name = "Yjs"
 
     async def open(self, session_id: str) -> None:
         room = await self._enter(session_id)
         if room is None:
             return
         try:
-            join = self._who(session_id)
+            join = self._joining(session_id)
         except pydantic.ValidationError as exc:
-            self.close(BAD_REQUEST, problem(exc)[1][:120])
+            code, reason = problem(exc)
+            self.refused("a connection", 422, code, f"{reason} (closed with {BAD_REQUEST})")
+            self.close(BAD_REQUEST, reason[:120])
             return
         except errors.InvalidTicket as exc:
-            self.close(UNAUTHORIZED, exc.public[:120])
+            self.close_refused("a connection", UNAUTHORIZED, exc)
             return
         try:
             await self._join(room, join)
         except (errors.SessionFull, errors.Forbidden) as exc:
-            self.close(FULL, exc.public[:120])
+            self.close_refused("a connection", FULL, exc)
             return
         except errors.SessionEnded as exc:
-            self.close(ENDED, exc.public[:120])
+            self.close_refused("a connection", ENDED, exc)
             return
         except errors.InvalidValue:
-            return
+            return  # it went away while it joined
         for message in room.add_yjs_peer(self):
             self.send_bytes(message)
 
-    def _who(self, session_id: str) -> JoinSessionData:
+    def _joining(self, session_id: str) -> JoinSessionData:
         """Who connects, with what right: a ticket's, or (an older client) tokens in the query."""
         arg = self.get_query_argument
         client_id, ticket = arg("client_id", None), arg("ticket", None)
+        self.claimed = client_id or ""
         host_token, participant_token = arg("host_token", None), arg("participant_token", None)
         if ticket is not None:
             tickets: TicketStore = self.application.settings["tickets"]
@@ -98,12 +102,13 @@ class YjsSocket(SessionSocketBase):
         if self.room is None or self.closed:
             return
         if isinstance(message, str):
+            self.refused("a message", 400, "invalid_yjs", "a text frame (closed with 1003)")
             self.close(1003, "the Yjs socket takes binary frames")
             return
         try:
             reply = self.room.yjs.receive(self, message)
         except ValueError as exc:
-            log.info("session %s: closing a Yjs connection: %s", self.room.session_id, exc)
+            self.refused("a message", 400, "invalid_yjs", f"{exc} (closed with 1002)")
             self.close(1002, "invalid Yjs message")
             return
         if reply:

@@ -20,6 +20,7 @@ from tornado.websocket import websocket_connect
 
 from kernelpad.config import Settings
 from tests.conftest import Api, RunningServer, make_settings, running_server
+from tests.web.clients import hang_up
 
 EVIL = "evil.example"
 
@@ -88,7 +89,7 @@ async def test_kernelpads_own_sockets_still_connect(server: RunningServer) -> No
     conn = await websocket_connect(
         HTTPRequest(url, headers={"Host": host, "Origin": f"http://{host}"})
     )
-    conn.close()
+    await hang_up(conn)
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import pytest
 from tornado.websocket import websocket_connect
 
 from tests.conftest import Api, RunningServer
-from tests.web.clients import ws_url
+from tests.web.clients import hang_up, ws_url
 
 
 async def register(api: Api, sid: str, name: str = "Alan") -> dict[str, Any]:
@@ -36,7 +36,7 @@ async def yjs_answer(server: RunningServer, sid: str, **params: str) -> int | No
             return conn.close_code
         return None
     finally:
-        conn.close()
+        await hang_up(conn)
 
 
 async def roles_connected(api: Api, sid: str) -> dict[str, str]:
@@ -69,7 +69,7 @@ async def test_a_host_ticket_makes_its_connection_the_host(server: RunningServer
         assert await asyncio.wait_for(conn.read_message(), 10) is not None
         assert await roles_connected(api, sid) == {"c-grace": "host"}
     finally:
-        conn.close()
+        await hang_up(conn)
 
 
 async def test_a_ticket_expires(server: RunningServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,4 +139,4 @@ async def test_tokens_in_the_query_still_work_for_older_clients(server: RunningS
         assert await asyncio.wait_for(conn.read_message(), 10) is not None
         assert await roles_connected(api, sid) == {"c-old": "host"}
     finally:
-        conn.close()
+        await hang_up(conn)
