@@ -36,6 +36,9 @@ TTL = 30.0
 #: Tickets one participant may hold at once (a page reconnecting asks for one each time); a
 #: newer one pushes the oldest out, so that no holder of a token can fill the server's memory.
 PER_HOLDER = 8
+#: Tickets held at once by everyone (a host's token may ask for any client_id): far more than
+#: connections can be opened in :data:`TTL` seconds; past it, the oldest go.
+LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class TicketStore:
 
     ttl: float = TTL
     per_holder: int = PER_HOLDER
+    limit: int = LIMIT
     clock: Callable[[], float] = time.monotonic
     _tickets: dict[str, tuple[Grant, float]] = field(default_factory=dict, repr=False)
 
@@ -67,6 +71,8 @@ class TicketStore:
         holder = (grant.session_id, grant.client_id)
         held = [t for t, (g, _) in self._tickets.items() if (g.session_id, g.client_id) == holder]
         for ticket in held[: max(0, len(held) - self.per_holder + 1)]:
+            del self._tickets[ticket]
+        for ticket in list(self._tickets)[: max(0, len(self._tickets) - self.limit + 1)]:
             del self._tickets[ticket]
         ticket = secrets.token_urlsafe(32)
         self._tickets[ticket] = (grant, self.clock() + self.ttl)

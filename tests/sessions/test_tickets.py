@@ -89,6 +89,15 @@ def test_a_holder_keeps_only_its_newest_tickets(store: TicketStore) -> None:
     assert store.redeem(other, "s-1").client_id == "c-bo"
 
 
+def test_no_more_than_the_limit_are_held(clock: Clock) -> None:
+    store = TicketStore(limit=5, clock=clock)
+    tickets = [store.issue(dataclasses.replace(ALAN, client_id=f"c-{n}")) for n in range(7)]
+    assert len(store) == 5
+    with pytest.raises(InvalidTicket):
+        store.redeem(tickets[1], "s-1")
+    assert store.redeem(tickets[2], "s-1").client_id == "c-2"
+
+
 def test_expired_tickets_are_let_go(store: TicketStore, clock: Clock) -> None:
     for n in range(3):
         store.issue(dataclasses.replace(ALAN, client_id=f"c-{n}"))
