@@ -63,10 +63,20 @@ class Settings(BaseSettings):
     )
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["text", "json"] = setting(
-        "text", "text, or json: one JSON object per line, with session_id and language fields."
+        "text",
+        "text, or json: one JSON object per line, with session_id, language, client_id and role"
+        " fields.",
     )
     cors_origins: list[str] = setting(
         [], "Origins allowed to call the API from a browser (JSON list).", original="CORS_ORIGINS"
+    )
+    allowed_hosts: list[str] = setting(
+        [],
+        "Host names (of the Host header) kernelpad answers to besides its own (JSON list;"
+        ' ["*"]: any). Its own: localhost, any IP address, HOST, and the hosts of'
+        " FRONTEND_URL and of the Hub's URLs (JUPYTERHUB_SERVICE_URL, JUPYTERHUB_PUBLIC_URL)."
+        " Requests naming any other host are refused: a guard against DNS rebinding. Behind a"
+        " proxy that keeps the Host header, list the public name here.",
     )
     admin_token: str | None = setting(
         None,
@@ -265,6 +275,17 @@ class Settings(BaseSettings):
         if not value.startswith("/") or "//" in value or "?" in value or "#" in value:
             raise ValueError(f"base_url must be a path such as /services/kernelpad/, not {value!r}")
         return value.rstrip("/") + "/"
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        names = [name.strip().lower() for name in value]
+        for name in names:
+            if not name or any(ch in name for ch in "/?#@ "):
+                raise ValueError(
+                    f"allowed_hosts takes host names such as pad.example.com, not {name!r}"
+                )
+        return names
 
     @field_validator("cookie_secret")
     @classmethod

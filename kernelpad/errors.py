@@ -68,6 +68,12 @@ class NotAuthenticated(KernelpadError):
     code = "not_authenticated"
 
 
+class InvalidTicket(NotAuthenticated):
+    """A WebSocket ticket that is unknown, used, expired, or for another session."""
+
+    code = "invalid_ticket"
+
+
 class Forbidden(KernelpadError):
     """A token was given but does not grant this."""
 

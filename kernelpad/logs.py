@@ -1,7 +1,8 @@
 """kernelpad's log lines: text for people, or one JSON object per line for log collectors.
 
-Events about a session carry ``session_id`` (and ``language``, when a kernel is involved) as
-fields, through :func:`about`, so that a collector can filter on them without parsing text.
+Events about a session carry ``session_id`` (and ``language``, when a kernel is involved; the
+participant's ``client_id`` and ``role``, when one is) as fields, through :func:`about`, so
+that a collector can filter on them without parsing text.
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ from typing import Any
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: Fields of a record that :func:`about` sets, in the order JSON lines show them.
-EVENT_FIELDS = ("session_id", "language")
+EVENT_FIELDS = ("session_id", "language", "client_id", "role")
 
 
-def about(session_id: str, language: str | None = None) -> dict[str, Any]:
-    """``extra=`` for a log call about a session (and one of its kernels)."""
-    return {"session_id": session_id, "language": language}
+def about(
+    session_id: str | None,
+    language: str | None = None,
+    *,
+    client_id: str | None = None,
+    role: str | None = None,
+) -> dict[str, Any]:
+    """``extra=`` for a log call about a session (and one of its kernels, or a participant)."""
+    return {"session_id": session_id, "language": language, "client_id": client_id, "role": role}
 
 
 class JsonFormatter(logging.Formatter):

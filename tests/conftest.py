@@ -68,6 +68,8 @@ class Api:
             all_headers["Authorization"] = f"Bearer {token}"
         if json_body is not None:
             body = json.dumps(json_body)
+        if body is not None:
+            # A JSON client: a body is JSON unless a test says otherwise.
             all_headers.setdefault("Content-Type", "application/json")
         if body is None and method in ("POST", "PUT", "PATCH"):
             body = b""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
 from pathlib import Path
@@ -13,9 +14,11 @@ import tornado.web
 from kernelpad import __version__
 from kernelpad.config import Settings
 from kernelpad.sessions.manager import SessionManager
+from kernelpad.sessions.tickets import TicketStore
 from kernelpad.web.base import NotFoundHandler
 from kernelpad.web.docs import OpenAPIHandler, RedocHandler, SwaggerHandler
 from kernelpad.web.health import HealthHandler
+from kernelpad.web.hosts import HostCheck, HostCheckingApplication
 from kernelpad.web.json_socket import SessionSocket
 from kernelpad.web.languages import LanguagesHandler, TemplateHandler
 from kernelpad.web.metrics import MetricsHandler
@@ -31,6 +34,7 @@ from kernelpad.web.sessions import (
     QuestionsHandler,
     SessionHandler,
     SessionsHandler,
+    TicketsHandler,
     TimelineHandler,
 )
 from kernelpad.web.yjs_socket import YjsSocket
@@ -46,6 +50,7 @@ API_ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     ("/api/v1/sessions/{session_id}/executions", ExecutionsHandler),
     ("/api/v1/sessions/{session_id}/participants", ParticipantsHandler),
     ("/api/v1/sessions/{session_id}/participants/{client_id}", ParticipantHandler),
+    ("/api/v1/sessions/{session_id}/tickets", TicketsHandler),
     ("/api/v1/sessions/{session_id}/notes", NotesHandler),
     ("/api/v1/sessions/{session_id}/notebook.ipynb", NotebookHandler),
     ("/api/v1/sessions/{session_id}/timeline", TimelineHandler),
@@ -105,9 +110,11 @@ def make_app(
     handlers = [(re.escape(base) + pattern[1:], *rest) for pattern, *rest in routes]
     if base != "/":
         handlers.append((re.escape(base.rstrip("/")), tornado.web.RedirectHandler, {"url": base}))
-    return tornado.web.Application(
+    return HostCheckingApplication(
         handlers,
         kernelpad=settings,
+        hosts=HostCheck.of(settings, os.environ),
+        tickets=TicketStore(),
         manager=manager,
         hub_auth=hub_auth,
         cookie_secret=settings.cookie_secret,
@@ -133,10 +140,11 @@ def _log_request(handler: tornado.web.RequestHandler) -> None:
         "%d %s %s %.1f ms",
         status,
         handler.request.method,
-        # A Yjs client may carry its tokens in the query: they must not reach the log.
+        # An older Yjs client carries its tokens in the query: they must not reach the log
+        # (nor need a ticket, spent or soon stale, but it is no one's business either).
         _SECRET_IN_QUERY.sub(r"\1***", handler.request.uri or ""),
         1000 * handler.request.request_time(),
     )
 
 
-_SECRET_IN_QUERY = re.compile(r"([?&](?:host|participant)_token=)[^&]*")
+_SECRET_IN_QUERY = re.compile(r"([?&](?:host_token|participant_token|ticket)=)[^&]*")

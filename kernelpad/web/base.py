@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 import pydantic
@@ -14,8 +15,10 @@ import tornado.web
 
 from kernelpad import errors
 from kernelpad.config import Settings
+from kernelpad.logs import about
 from kernelpad.sessions.manager import SessionManager
 from kernelpad.sessions.storage.database import DatabaseUnavailable
+from kernelpad.web.refusals import Who, log_refusal
 from kernelpad.web.schemas import ErrorDetail, ErrorResponse
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,7 @@ STATUS: dict[type[errors.KernelpadError], int] = {
     errors.QuestionNotFound: 404,
     errors.EditingLocked: 403,
     errors.SessionEnded: 409,
+    errors.SessionFull: 409,  # said on the sockets only: registering connects nobody
     errors.QueueFull: 409,
     errors.UnknownLanguage: 422,
     errors.LanguageUnavailable: 422,
@@ -100,6 +104,10 @@ class ApiHandler(tornado.web.RequestHandler):
     def initialize(self) -> None:
         self._body_parts: list[bytes] = []
         self._body_size = 0
+        # Who the request speaks for, once a handler knows (for the log of a refusal): the
+        # client_id it names, the role its token gives.
+        self.client_id: str | None = None
+        self.role: str | None = None
 
     def prepare(self) -> None:
         # Tracked so that a stopping server can let answers already being worked on go out.
@@ -170,7 +178,9 @@ class ApiHandler(tornado.web.RequestHandler):
     # Input
 
     def body(self, model: type[M]) -> M:
-        """The request body validated as ``model``: 413, 400 or 422 with the reason if not."""
+        """The request body validated as ``model``: 415, 413, 400 or 422 with the reason if
+        not."""
+        self._require_json()
         limit = self.kp_settings.max_request_size
         if self._body_size > limit:
             raise ApiError(
@@ -192,6 +202,22 @@ class ApiHandler(tornado.web.RequestHandler):
         if not isinstance(data, dict):
             raise ApiError(400, "invalid_json", "The request body must be a JSON object.")
         return self._validate(model, data, "body")
+
+    def _require_json(self) -> None:
+        """A body must be declared JSON. What another site's page can send without asking
+        first (a form, a ``no-cors`` fetch) is ``text/plain``, a form's encoding or none, never
+        JSON; JSON from another origin needs a CORS preflight, which only CORS_ORIGINS pass."""
+        declared = self.request.headers.get("Content-Type", "")
+        kind = declared.partition(";")[0].strip().lower()
+        if kind != "application/json" and not (
+            kind.startswith("application/") and kind.endswith("+json")
+        ):
+            raise ApiError(
+                415,
+                "unsupported_media_type",
+                "The request body must be JSON, sent as 'Content-Type: application/json'"
+                + (f" (it came as {declared!r})." if declared else " (it came without a type)."),
+            )
 
     def query(self, model: type[M]) -> M:
         """The query string validated as ``model``."""
@@ -256,12 +282,28 @@ class ApiHandler(tornado.web.RequestHandler):
         self.finish(ErrorResponse(error=detail).model_dump_json(exclude_none=True))
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, errors.KernelpadError):
-            # The server's trouble (a kernel or the database unavailable) is worth a warning.
-            level = logging.WARNING if status_of(value) >= 500 else logging.INFO
-            log.log(level, "%s %s: %s", self.request.method, self.request.path, value.message)
+        if isinstance(value, ApiError):
+            status, code, message = value.status_code, value.code, value.message
+        elif isinstance(value, errors.KernelpadError):
+            status, code, message = status_of(value), value.code, value.message
+        elif isinstance(value, tornado.web.HTTPError):  # Tornado's own: 405, say
+            status, code = value.status_code, f"http_{value.status_code}"
+            message = value.reason or HTTPStatus(status).phrase
         else:
             super().log_exception(typ, value, tb)
+            return
+        # A method Tornado refuses (405) is refused before the path is read.
+        request = self.request
+        session_id = getattr(self, "path_kwargs", {}).get("session_id")
+        if status >= 500:
+            # The server's trouble (a kernel or the database unavailable), not a refusal.
+            log.warning("%s %s: %s", request.method, request.path, message, extra=about(session_id))
+            return
+        who = Who(session_id, self.client_id, self.role, request.remote_ip, self._has_token())
+        log_refusal(log, who, f"{request.method} {request.path}", status, code, message)
+
+    def _has_token(self) -> bool:
+        return bool(self.request.headers.get("Authorization"))
 
 
 class NotFoundHandler(ApiHandler):

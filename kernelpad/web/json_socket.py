@@ -38,6 +38,7 @@ class SessionSocket(SessionSocketBase):
     """``/ws/sessions/{session_id}``: the original JSON protocol (SEED_API.md)."""
 
     protocol = "json"
+    name = "JSON"
 
     _told_throttled = 0.0
 
@@ -52,6 +53,7 @@ class SessionSocket(SessionSocketBase):
         self.send_event(Error(code=code, message=message))
 
     def _throttled(self) -> None:
+        super()._throttled()
         now = time.monotonic()
         if now - self._told_throttled >= 1.0:
             self._told_throttled = now
@@ -67,36 +69,49 @@ class SessionSocket(SessionSocketBase):
         if self.room is None or self.closed:
             return
         if isinstance(message, bytes):
-            self.error("binary_frame", "This socket takes JSON text messages, not binary frames.")
+            self.mistake(
+                "a message",
+                "binary_frame",
+                "This socket takes JSON text messages, not binary frames.",
+            )
             return
         try:
             envelope = SocketMessage.model_validate_json(message)
         except pydantic.ValidationError as exc:
-            self.error(*problem(exc))
+            self.mistake("a message", *problem(exc))
             return
         handler = getattr(self, f"_on_{envelope.type}", None)
         if handler is None:
-            self.error(
+            self.mistake(
+                "a message",
                 "unknown_type",
                 f"Unknown message type {envelope.type!r}; expected one of: join_session,"
                 " code_update, execute, interrupt, restart_kernel, input_reply.",
             )
             return
+        what = envelope.type
         try:
             await handler(envelope.data)
         except pydantic.ValidationError as exc:
-            self.error(*problem(exc, envelope.type))
+            self.mistake(what, *problem(exc, what))
         except errors.SessionFull as exc:
             self.error(exc.code, exc.public)
-            self.close(FULL, "session full")
+            self.close_refused(what, FULL, exc, "session full")
         except errors.SessionEnded as exc:
             self.error(exc.code, exc.public)
-            self.close(ENDED, exc.public[:120])
+            self.close_refused(what, ENDED, exc)
         except errors.ParticipantRemoved as exc:
             self.error(exc.code, exc.public)
-            self.close(FULL, exc.public[:120])
+            self.close_refused(what, FULL, exc)
         except errors.KernelpadError as exc:
             self.error(exc.code, exc.public)
+            self.refused_error(what, exc)
+
+    def mistake(self, what: str, code: str, message: str) -> None:
+        """A message that is not what the protocol takes: the sender is told (the log has it
+        at INFO: an honest client's mistake, most often)."""
+        self.error(code, message)
+        self.refused(what, 400, code, message)
 
     async def _on_join_session(self, data: dict[str, Any]) -> None:
         room = self.room
@@ -183,6 +198,7 @@ class SessionSocket(SessionSocketBase):
             )
         except errors.KernelpadError as exc:
             self.error(exc.code, exc.public)
+            self.refused_error("execute", exc)
         except Exception:
             log.exception("session %s: a run from a socket failed", room.session_id)
             self.error("internal_error", "kernelpad hit an internal error; see its log.")

@@ -224,6 +224,24 @@ class JoinedOut(BaseModel):
     )
 
 
+class TicketRequest(RequestModel):
+    """Ask for a ticket to the Yjs socket (``Authorization: Bearer``: the host token, or the
+    participant's token)."""
+
+    client_id: str = Field(
+        pattern=CLIENT_ID_PATTERN, description="The participant the ticket lets in."
+    )
+
+
+class TicketOut(BaseModel):
+    ticket: str = Field(
+        description="Open the Yjs socket with it ('?ticket=...', with client_id and"
+        " display_name) instead of a token: good for one connection, to this session, as this"
+        " participant."
+    )
+    expires_in: int = Field(description="Seconds it stays good.")
+
+
 class NotesBody(RequestModel):
     """The host's private notes: never shown to anyone else."""
 

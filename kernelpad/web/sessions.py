@@ -10,6 +10,7 @@ import re
 
 from kernelpad.errors import Forbidden
 from kernelpad.sessions.models import DocumentChange, Execution, Session
+from kernelpad.sessions.tickets import TicketStore, grant_for
 from kernelpad.web.base import ApiHandler, error_responses, operation
 from kernelpad.web.run_schemas import (
     EditEvent,
@@ -36,6 +37,8 @@ from kernelpad.web.schemas import (
     SessionPage,
     SessionSettingsRequest,
     SessionSummary,
+    TicketOut,
+    TicketRequest,
 )
 
 TAGS = ("sessions",)
@@ -142,7 +145,7 @@ class ExecuteHandler(ApiHandler):
         req = self.body(ExecuteRequest)
         # Every limit and permission (the code's size among them) is the access rules'.
         session = await self.manager.get(session_id)
-        role = self.manager.access.role_of(session, self.bearer_token())
+        role = self.role = self.manager.access.role_of(session, self.bearer_token())
         execution = await self.manager.runs.execute(
             session_id, req.code, role, req.language, req.time_limit, req.stdin
         )
@@ -179,6 +182,7 @@ class ParticipantsHandler(ApiHandler):
     )
     async def post(self, session_id: str) -> None:
         req = self.body(JoinRequest)
+        self.client_id = req.client_id
         # The bearer is the host token (joining as the host) or a participant token (coming
         # back as that participant).
         token = self.bearer_token()
@@ -207,6 +211,23 @@ class ParticipantHandler(ApiHandler):
         session = await self.manager.as_host(session_id, self.bearer_token())
         participant = await self.manager.participants.remove(session, client_id)
         self.respond(ParticipantOut.of(participant))
+
+
+class TicketsHandler(ApiHandler):
+    @operation(
+        "A single-use ticket to the Yjs socket, so that no token goes in its URL (the token:"
+        " the host's, or the participant's, as 'Authorization: Bearer')",
+        body=TicketRequest,
+        responses={201: TicketOut, **error_responses(401, 403, 404, 409, 415, 422)},
+        tags=("participants",),
+    )
+    async def post(self, session_id: str) -> None:
+        req = self.body(TicketRequest)
+        self.client_id = req.client_id
+        session = await self.manager.get(session_id)
+        grant = grant_for(session, req.client_id, self.bearer_token())
+        tickets: TicketStore = self.application.settings["tickets"]
+        self.respond(TicketOut(ticket=tickets.issue(grant), expires_in=int(tickets.ttl)), 201)
 
 
 class NotebookHandler(ApiHandler):

@@ -4,7 +4,8 @@ entering the room as a participant, throttling, cutting off a client that does n
 Both call ``set_nodelay(True)``: their messages are small and frequent, and Nagle's algorithm
 would hold each one back about 40 ms. Bad input gets an ``error`` message and the connection
 stays open (a frame that is not valid Yjs closes the Yjs connection with 1002, protocol error);
-messages over ``max_request_size`` close with 1009 (Tornado's own limit).
+messages over ``max_request_size`` close with 1009 (Tornado's own limit). Every refusal is
+logged as :mod:`.refusals` says, naming the session and the participant.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from kernelpad import errors, metrics
 from kernelpad.sessions.manager import SESSION_ENDED_CLOSE, SessionManager
 from kernelpad.sessions.models import Participant
 from kernelpad.sessions.room.room import Room
+from kernelpad.web.base import status_of
 from kernelpad.web.messages import JoinSessionData
+from kernelpad.web.refusals import Who, log_refusal
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +34,12 @@ pending: set[asyncio.Future[None]] = set()
 
 # Close codes, in the range applications own.
 BAD_REQUEST = 4400
+UNAUTHORIZED = 4401  # a ticket that is not good (unknown, used, expired, another's)
 NOT_FOUND = 4404
 FULL = 4403
 ENDED = SESSION_ENDED_CLOSE
+# A throttled connection is logged once, then at most this often (seconds).
+THROTTLE_LOG_INTERVAL = 10.0
 
 
 class _Throttle:
@@ -61,12 +67,42 @@ class SessionSocketBase(tornado.websocket.WebSocketHandler):
     room: Room | None = None
     participant: Participant | None = None
     protocol = ""  # for /metrics: "yjs" or "json"
+    #: What the socket is called in the log.
+    name = ""
 
     def initialize(self) -> None:
         settings = self.application.settings["kernelpad"]
         self.throttle = _Throttle(settings.ws_messages_per_second)
         self.max_buffered = settings.ws_max_buffered_bytes
         self.buffered = 0  # bytes written but not yet taken by the network
+        self.claimed = ""  # the client_id it asked to join as, before it is a participant
+        self._throttle_logged = -THROTTLE_LOG_INTERVAL
+
+    def get_websocket_protocol(self) -> tornado.websocket.WebSocketProtocol | None:
+        # Tornado makes its protocol itself, with settings of its own; only the close is
+        # changed (see _Protocol), so the class is swapped rather than the protocol remade.
+        protocol = super().get_websocket_protocol()
+        if isinstance(protocol, tornado.websocket.WebSocketProtocol13):
+            protocol.__class__ = _Protocol
+        return protocol
+
+    # The log
+
+    def who(self) -> Who:
+        session_id = self.room.session_id if self.room else self.path_kwargs.get("session_id")
+        return Who(
+            session_id,
+            self.client_id or self.claimed or None,
+            self.role or None,
+            self.request.remote_ip,
+        )
+
+    def refused(self, what: str, status: int, code: str, message: str) -> None:
+        """Log a refusal of this connection's (see :mod:`.refusals`)."""
+        log_refusal(log, self.who(), f"{what} on the {self.name} socket", status, code, message)
+
+    def refused_error(self, what: str, exc: errors.KernelpadError) -> None:
+        self.refused(what, status_of(exc), exc.code, exc.message)
 
     @property
     def manager(self) -> SessionManager:
@@ -87,14 +123,23 @@ class SessionSocketBase(tornado.websocket.WebSocketHandler):
 
     def check_origin(self, origin: str) -> bool:
         # Browsers send Origin: the server's own pages and the configured CORS origins may
-        # connect; other tools (no Origin) may too.
+        # connect; other tools (no Origin) may too. (The Host itself was checked before the
+        # request was routed: see hosts.py.)
         allowed = self.application.settings["kernelpad"].cors_origins
         host = self.request.headers.get("Host", "")
-        return (
+        if (
             "*" in allowed
             or origin.rstrip("/") in (o.rstrip("/") for o in allowed)
             or origin.split("://", 1)[-1] == host
+        ):
+            return True
+        self.refused(
+            "a connection",
+            403,
+            "cors_origin",
+            f"Origin {origin!r} is neither {host!r} nor in CORS_ORIGINS",
         )
+        return False
 
     @property
     def closed(self) -> bool:
@@ -105,13 +150,22 @@ class SessionSocketBase(tornado.websocket.WebSocketHandler):
         try:
             self.room = await self.manager.room(session_id)
         except errors.SessionNotFound as exc:
-            self.close(NOT_FOUND, exc.public[:120])
+            self.close_refused("a connection", NOT_FOUND, exc)
         except errors.SessionEnded as exc:
-            self.close(ENDED, exc.public[:120])
+            self.close_refused("a connection", ENDED, exc)
         return self.room
+
+    def close_refused(
+        self, what: str, code: int, exc: errors.KernelpadError, reason: str | None = None
+    ) -> None:
+        """Close with ``code`` and ``reason`` (default: the error's message), and log the
+        refusal."""
+        self.refused(what, status_of(exc), exc.code, f"{exc.message} (closed with {code})")
+        self.close(code, (reason or exc.public)[:120])
 
     async def _join(self, room: Room, join: JoinSessionData) -> Participant:
         """Become a participant of ``room``."""
+        self.claimed = join.client_id
         participant = await self.manager.participants.join(
             room, join.client_id, join.display_name, join.host_token, join.participant_token
         )
@@ -135,13 +189,12 @@ class SessionSocketBase(tornado.websocket.WebSocketHandler):
         if self.closed:
             return
         if self.buffered > self.max_buffered:
-            log.warning(
-                "session %s: closing the connection of %s: %d bytes sent to it are unread"
-                " (WS_MAX_BUFFERED_BYTES is %d)",
-                self.room.session_id if self.room else "?",
-                self.client_id or "a client",
-                self.buffered,
-                self.max_buffered,
+            self.refused(
+                "more messages",
+                429,
+                "too_many_unread",
+                f"{self.buffered} bytes sent to it are unread (WS_MAX_BUFFERED_BYTES is"
+                f" {self.max_buffered}); closed with 1008",
             )
             self.close(1008, "too many unread messages")
             return
@@ -167,7 +220,24 @@ class SessionSocketBase(tornado.websocket.WebSocketHandler):
             await asyncio.sleep(delay)
 
     def _throttled(self) -> None:
-        pass
+        """The client sends faster than WS_MESSAGES_PER_SECOND: logged once, then every
+        :data:`THROTTLE_LOG_INTERVAL` seconds while it goes on."""
+        now = time.monotonic()
+        if now - self._throttle_logged >= THROTTLE_LOG_INTERVAL:
+            self._throttle_logged = now
+            limit = self.throttle.per_second
+            self.refused(
+                "messages",
+                429,
+                "throttled",
+                f"more than {limit} messages a second (WS_MESSAGES_PER_SECOND): its messages are"
+                " read more slowly",
+            )
+
+    def _too_big(self) -> None:
+        limit = self.application.settings["kernelpad"].max_request_size
+        message = f"a message over {limit} bytes (MAX_REQUEST_SIZE); closed with 1009"
+        self.refused("a message", 413, "message_too_big", message)
 
     def _leave(self) -> None:
         """The connection closed: its participant leaves (now, so that its place is free
@@ -193,6 +263,18 @@ class SessionSocketBase(tornado.websocket.WebSocketHandler):
             self.request.path,
             exc_info=(typ, value, tb),
         )
+
+
+class _Protocol(tornado.websocket.WebSocketProtocol13):
+    """Tornado's protocol, telling the handler of a message over the size limit: Tornado
+    closes the connection itself (1009), and would otherwise say nothing of it."""
+
+    handler: SessionSocketBase
+
+    def close(self, code: int | None = None, reason: str | None = None) -> None:
+        if code == 1009 and not self.server_terminated:
+            self.handler._too_big()
+        super().close(code, reason)
 
 
 def problem(exc: pydantic.ValidationError, kind: str | None = None) -> tuple[str, str]:

@@ -29,7 +29,11 @@ class Person:
         self.context = context
         self.page = page
         self.errors: list[str] = []
+        # Every URL the page asked for, sockets included: what a proxy's access log would show.
+        self.urls: list[str] = []
         page.on("pageerror", lambda error: self.errors.append(str(error)))
+        page.on("request", lambda request: self.urls.append(request.url))
+        page.on("websocket", lambda socket: self.urls.append(socket.url))
         page.on("console", self._console)
 
     def _console(self, message: Any) -> None:

@@ -38,6 +38,22 @@ def ws_url(server: RunningServer, path: str) -> str:
     return server.base_url.replace("http://", "ws://") + path
 
 
+async def hang_up(conn: WebSocketClientConnection) -> None:
+    """Close ``conn`` and wait until the server has too: a socket left closing when a module's
+    event loop ends is reported unclosed, later, in another test."""
+    protocol = conn.protocol
+    conn.close()
+    if protocol is None:
+        return
+    for _ in range(1000):
+        if protocol.stream.closed():
+            return
+        # Tornado's client reads no further frame (the server's close among them) while a
+        # message it has read waits to be taken.
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(conn.read_message(), 0.01)
+
+
 class JsonClient:
     """A client of the original JSON protocol."""
 

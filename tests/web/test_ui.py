@@ -319,6 +319,32 @@ async def test_both_reconnect_after_the_server_restarts(
     await candidate.close()
 
 
+async def test_no_token_goes_in_a_url(browser: Browser, server: RunningServer) -> None:
+    """Tokens travel in headers and in the JSON socket's first message, never in a URL (which
+    the browser's console and proxies' access logs show): the Yjs socket carries a single-use
+    ticket instead. Only the host link has the host token, in its #fragment, which no server
+    is sent."""
+    host, link = await start_interview(browser, server)
+    candidate = await join(browser, link, "Alan")
+    sid = link.rsplit("/", 1)[1]
+    tokens = {
+        "host": await host.page.evaluate(f"localStorage.getItem('kernelpad:host:{sid}')"),
+        "participant": await candidate.page.evaluate(
+            f"JSON.parse(localStorage.getItem('kernelpad:participant:{sid}')).participant_token"
+        ),
+    }
+    assert all(tokens.values()), tokens
+    for person in (host, candidate):
+        sockets = [url for url in person.urls if url.startswith("ws")]
+        assert any("/ws/yjs/" in url and "ticket=" in url for url in sockets), sockets
+        for url in person.urls:
+            sent = url.split("#", 1)[0]
+            assert "token" not in sent, url
+            assert not any(token in sent for token in tokens.values()), url
+    await host.close()
+    await candidate.close()
+
+
 async def test_pages_name_hashed_bundles_that_are_cached_for_good(api: Api) -> None:
     page = await api.request("GET", "/")
     assert page.status == 200 and page.headers["Cache-Control"] == "no-cache"

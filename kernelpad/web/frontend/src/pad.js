@@ -7,6 +7,7 @@ import { WebsocketProvider } from "y-websocket";
 import { api, download, languages as fetchLanguages } from "./api.js";
 import { CellView } from "./cell.js";
 import { Channel } from "./channel.js";
+import { ticketedWebSocket } from "./ticketed.js";
 import { h } from "./dom.js";
 import { base, wsBase } from "./site.js";
 import { clientId, colourOf, forgetName, hostToken, saveName, savedName, saveParticipant, savedParticipant, takeHostTokenFromUrl } from "./identity.js";
@@ -162,20 +163,32 @@ class Pad {
     this.updateKernelControls();
   }
 
+  /** A single-use ticket to the Yjs socket: ``token`` goes in a header, never in a URL. */
+  async ticket(token) {
+    const path = `/sessions/${encodeURIComponent(sessionId)}/tickets`;
+    return (await api(path, { method: "POST", body: { client_id: this.clientId }, token })).ticket;
+  }
+
   connect() {
+    // No token in the URL: each connection opens with a new ticket (see ticketed.js).
     const params = { client_id: this.clientId, display_name: this.name };
-    if (this.token) params.host_token = this.token;
-    if (this.participantToken) params.participant_token = this.participantToken;
-    this.provider = new WebsocketProvider(`${wsBase}ws/yjs`, sessionId, this.doc, { params });
+    const token = this.token || this.participantToken;
+    const WebSocketPolyfill = token ? ticketedWebSocket(() => this.ticket(token)) : WebSocket;
+    this.provider = new WebsocketProvider(`${wsBase}ws/yjs`, sessionId, this.doc, { params, WebSocketPolyfill });
+    this.ticketRefusals = 0;
     this.awareness = this.provider.awareness;
     const colour = colourOf(this.clientId);
     this.awareness.setLocalStateField("user", { name: this.name, color: colour, colorLight: `${colour}33`, clientId: this.clientId });
-    this.provider.on("status", ({ status }) => this.setStatus("yjs", status));
+    this.provider.on("status", ({ status }) => {
+      if (status === "connected") this.ticketRefusals = 0;
+      this.setStatus("yjs", status);
+    });
     this.provider.on("sync", (synced) => synced && this.refresh());
     this.provider.on("connection-close", (event) => {
       if (this.ended) return;
       if (event?.code === 4410) this.end(this.ending ? "You ended this interview." : "This interview has ended.");
       else if (event?.code === 4400) this.badName(event.reason);
+      else if (event?.code === 4401) this.retryTicket();
       else if (event?.code === 4403 || event?.code === 4404) this.fail(event.reason || "You cannot join this interview.");
     });
     this.cells.observe(() => this.refresh());
@@ -193,6 +206,13 @@ class Pad {
         else this.setStatus("json", status);
       },
     );
+  }
+
+  /** The socket refused the ticket (it expired on the way, or the server restarted between
+   * giving it and taking it): connect again, with a new one, a little later each time. */
+  retryTicket() {
+    const delay = Math.min(500 * 2 ** this.ticketRefusals++, 10000);
+    setTimeout(() => this.ended || this.provider.connect(), delay);
   }
 
   setStatus(socket, status) {
