@@ -21,26 +21,16 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from kernelpad.kernels.base import KernelHandle
 
 # Where it always was, for whoever imports it from here.
 from kernelpad.kernels.outputs import strip_ansi as strip_ansi
-from kernelpad.kernels.run_loop import Cause, Phase, RunLoop
+from kernelpad.kernels.run_loop import Cause, Limits, Phase, RunListener, RunLoop
 
 # The shortest time limit applied: an interrupt must not land before the code has started.
 MIN_TIME_LIMIT = 0.1
-
-
-@dataclass(frozen=True)
-class Limits:
-    """The limits of one run, in seconds and characters."""
-
-    time_limit: float
-    interrupt_grace: float
-    max_output: int
-    flood_limit: int
 
 
 @dataclass
@@ -65,19 +55,6 @@ class ExecutionResult:
     output_size: int = 0
     #: The prompt of an input request that found no line left to answer it.
     input_missing: str | None = None
-
-
-class RunListener(Protocol):
-    """Who watches a run as it happens (the participants of its session)."""
-
-    def started(self) -> None:
-        """The code has been sent to the kernel (a queued run starts only now)."""
-
-    def output(self, output: dict[str, Any]) -> None:
-        """An output as it arrives, in nbformat's shape (a stream output holds a new piece)."""
-
-    async def input(self, prompt: str, password: bool) -> str | None:
-        """A line for an input request, once someone answers; None: no answer."""
 
 
 async def run_code(

@@ -16,13 +16,10 @@ import asyncio
 import enum
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from kernelpad.kernels.base import KernelHandle, Message
 from kernelpad.kernels.outputs import OutputCollector
-
-if TYPE_CHECKING:
-    from kernelpad.kernels.execution import Limits, RunListener
 
 # How often a silent kernel is checked for being alive.
 LIVENESS_INTERVAL = 0.25
@@ -37,6 +34,29 @@ CODE_STARTED_GRACE = 0.05
 INPUT_POLL = 0.05
 # Longest wait for output after a run's idle status, whatever the language's settle time.
 SETTLE_LIMIT = 0.3
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The limits of one run, in seconds and characters."""
+
+    time_limit: float
+    interrupt_grace: float
+    max_output: int
+    flood_limit: int
+
+
+class RunListener(Protocol):
+    """Who watches a run as it happens (the participants of its session)."""
+
+    def started(self) -> None:
+        """The code has been sent to the kernel (a queued run starts only now)."""
+
+    def output(self, output: dict[str, Any]) -> None:
+        """An output as it arrives, in nbformat's shape (a stream output holds a new piece)."""
+
+    async def input(self, prompt: str, password: bool) -> str | None:
+        """A line for an input request, once someone answers; None: no answer."""
 
 
 class Phase(enum.Enum):

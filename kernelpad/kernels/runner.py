@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from kernelpad import metrics
 from kernelpad.errors import QueueFull, SessionEnded
 from kernelpad.kernels.base import KernelHandle
-from kernelpad.kernels.execution import ExecutionResult, Limits, RunListener, run_code
+from kernelpad.kernels.execution import ExecutionResult, run_code
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.kernels.pool import KernelPool
+from kernelpad.kernels.run_loop import Limits, RunListener
 from kernelpad.logs import about
 
 log = logging.getLogger(__name__)

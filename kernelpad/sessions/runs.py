@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from kernelpad import metrics
-from kernelpad.kernels.execution import MIN_TIME_LIMIT, Limits
+from kernelpad.kernels.execution import MIN_TIME_LIMIT
 from kernelpad.kernels.languages import InstalledLanguage, LanguageRegistry
 from kernelpad.kernels.pool import KernelPool
+from kernelpad.kernels.run_loop import Limits
 from kernelpad.kernels.runner import KernelRunner, RunReport
 from kernelpad.logs import about
 from kernelpad.sessions.access import Access, Action

@@ -14,10 +14,10 @@ import psutil
 import pytest
 
 from kernelpad.kernels.base import KernelHandle
-from kernelpad.kernels.execution import Limits
 from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.local import LocalKernelBackend
 from kernelpad.kernels.pool import KernelPool
+from kernelpad.kernels.run_loop import Limits
 from kernelpad.kernels.runner import KernelRunner
 from tests.conftest import eventually, gone
 

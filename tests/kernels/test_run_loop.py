@@ -19,7 +19,7 @@ import pytest
 
 from kernelpad.kernels import run_loop
 from kernelpad.kernels.base import KernelHandle, Message
-from kernelpad.kernels.execution import ExecutionResult, Limits, run_code
+from kernelpad.kernels.execution import ExecutionResult, run_code
 from kernelpad.kernels.languages import InstalledLanguage, Language
 from kernelpad.kernels.run_loop import (
     CODE_STARTED_GRACE,
@@ -27,6 +27,7 @@ from kernelpad.kernels.run_loop import (
     SETTLE_INTERRUPT,
     SETTLE_LIMIT,
     Cause,
+    Limits,
     Phase,
     RunLoop,
 )
