@@ -233,8 +233,8 @@ class Room:
         if refused is None:
             reply, refused = apply_refusably(self.document, apply, self._too_large, author)
         else:
+            # Applied and undone: the notebook's sizes, and so their bounds, are as before.
             reply, _ = apply_refusably(self.document, apply, lambda: refused, author)
-            self.size.measure(self.document)
         if refused is not None:
             self._refused(peer, refused)
         return reply
