@@ -581,15 +581,26 @@ async def test_server_execution_off(
         ),
         "JSON execute: code, host": lambda: json_run(room.host, {"code": "1"}),
     }
-    controls: dict[str, dict[str, Any]] = {
-        "interrupt": {},
-        "restart_kernel": {},
-        "input_reply": {"value": "x"},
-    }
-    for kind, data in controls.items():
-        for who, client in [("candidate", room.candidate), ("host", room.host)]:
-            probes[f"JSON {kind}, {who}"] = functools.partial(json_send, client, kind, data)
+    probes.update(control_probes(room, "JSON {kind}, {who}"))
     check(entry, await probes[entry](), SERVER_EXECUTION_OFF[entry])
+
+
+# The kernel controls of the JSON socket, and what each sends.
+CONTROLS: dict[str, dict[str, Any]] = {
+    "interrupt": {},
+    "restart_kernel": {},
+    "input_reply": {"value": "x"},
+}
+
+
+def control_probes(room: Room, name: str) -> dict[str, Probe]:
+    """A probe of each kernel control by the room's candidate and by its host, named by
+    ``name`` (a format of ``kind`` and ``who``)."""
+    return {
+        name.format(kind=kind, who=who): functools.partial(json_send, client, kind, data)
+        for kind, data in CONTROLS.items()
+        for who, client in [("candidate", room.candidate), ("host", room.host)]
+    }
 
 
 # 4. The host's rule candidate_execution=false
@@ -637,14 +648,7 @@ async def test_candidate_execution_off(
         "execute: JSON, candidate": lambda: json_run(runs.candidate, {"code": "1"}),
         "execute: JSON, host": lambda: json_run(runs.host, {"code": "1"}),
     }
-    controls_sent: dict[str, dict[str, Any]] = {
-        "interrupt": {},
-        "restart_kernel": {},
-        "input_reply": {"value": "x"},
-    }
-    for kind, data in controls_sent.items():
-        for who, client in [("candidate", controls.candidate), ("host", controls.host)]:
-            probes[f"{kind}: JSON, {who}"] = functools.partial(json_send, client, kind, data)
+    probes.update(control_probes(controls, "{kind}: JSON, {who}"))
     check(entry, await probes[entry](), CANDIDATE_EXECUTION_OFF[entry])
 
 
