@@ -470,3 +470,23 @@ async def test_one_commit_of_one_typist_goes_out_as_one_message(
     await tick()
     assert len(carol.sent) == before + 2
     assert source_of(carol.doc) == source_of(alice.doc) == source_of(bob.doc)
+
+
+async def test_an_empty_sync_step_under_a_lock_is_no_refusal(
+    room: Room, access: Access, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that connects while editing is locked answers the server's state vector with
+    an update holding nothing new: nothing was refused, so nobody is told."""
+    access.set_rules("s1", Rules(editing_locked=True))
+    cleo, page = await synced(room, FakeYjs("cleo")), FakeJson("cleo")
+    room.add_json_peer(page)
+    # The server's step 1, as it opens a connection; cleo's answer is a step 2 of nothing new.
+    answer = handle_sync_message(create_sync_message(room.document.ydoc)[1:], cleo.doc)
+    assert answer is not None
+    room.yjs.receive(cleo, answer)
+    await tick()
+    assert page.of("error") == [] and "undone" not in caplog.text
+    # A real change is still refused, and said so.
+    room.yjs.receive(cleo, cleo.edit("x"))
+    await tick()
+    assert [e["code"] for e in page.of("error")] == ["editing_locked"]

@@ -47,6 +47,10 @@ def apply_refusably(
     # the transaction ends, the undoing after, as kernelpad's.
     with author(), document.ydoc.transaction(origin=REFUSABLE):
         result = apply()
+    if not undo.can_undo():
+        # It changed nothing (an empty sync step 2, sent on every connection, say): there is
+        # nothing to refuse, and nobody to tell.
+        return result, None
     refused = refusal()
     if refused is not None:
         while undo.can_undo():

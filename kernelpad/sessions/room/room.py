@@ -213,11 +213,11 @@ class Room:
         """Apply a Yjs peer's change (sync step 2 or an update). One the rules refuse (a
         candidate's, while editing is locked) or that would take the notebook past its limits
         is undone at once, for everyone (see :mod:`.refusal`)."""
+        ruled: Exception | None = None
         try:
             self.gate(peer.role, Action.EDIT)
-            refused: Exception | None = None
         except KernelpadError as exc:
-            refused = exc
+            ruled = exc
 
         def apply() -> bytes | None:
             return handle_sync_message(payload, self.document.ydoc)
@@ -225,16 +225,16 @@ class Room:
         def author() -> contextlib.AbstractContextManager[None]:
             return self._applying(peer)
 
-        if refused is None and self.size.fits(len(payload)):
+        if ruled is None and self.size.fits(len(payload)):
             with author():
                 reply = apply()
             self.size.grew(len(payload))
             return reply
-        if refused is None:
+        if ruled is None:
             reply, refused = apply_refusably(self.document, apply, self._too_large, author)
         else:
             # Applied and undone: the notebook's sizes, and so their bounds, are as before.
-            reply, _ = apply_refusably(self.document, apply, lambda: refused, author)
+            reply, refused = apply_refusably(self.document, apply, lambda: ruled, author)
         if refused is not None:
             self._refused(peer, refused)
         return reply
