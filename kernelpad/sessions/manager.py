@@ -15,7 +15,7 @@ import functools
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -240,14 +240,20 @@ class SessionManager:
         session = await self.as_host(session_id, host_token)
         if session.status != ACTIVE:
             raise SessionEnded(f"Session {session_id} has ended.")
-        changes: dict[str, object] = {}
+        changes: dict[str, bool] = {}
         if editing_locked is not None:
-            changes["editing_locked"] = session.editing_locked = editing_locked
+            changes["editing_locked"] = editing_locked
         if candidate_execution is not None:
-            changes["candidate_execution"] = session.candidate_execution = candidate_execution
-        await self.store.update_session(session_id, **changes)
-        rules = Rules.of(session)
+            changes["candidate_execution"] = candidate_execution
+        # Changed from the rules in memory, with no wait between reading and setting them:
+        # two hosts' changes at once (a lock, and running turned off) both stay.
+        rules = replace(self.access.remember(session), **changes)
         self.access.set_rules(session_id, rules)
+        session.editing_locked, session.candidate_execution = (
+            rules.editing_locked,
+            rules.candidate_execution,
+        )
+        await self.store.update_session(session_id, **changes)
         room = self.rooms.loaded(session_id)
         if room is not None:
             room.broadcast(SessionSettings(**vars(rules)))

@@ -7,12 +7,14 @@ import asyncio
 import concurrent.futures
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
+from pycrdt import Doc, Text
 
 from kernelpad.sessions.models import ENDED, Execution, Participant, Session
 from kernelpad.sessions.storage.database import Connection, Database, DatabaseUnavailable, Rows
@@ -315,3 +317,37 @@ async def test_a_failed_batch_tells_every_caller(database: Database) -> None:
         assert await store.load_updates("s1") == [b"after"]
     finally:
         await store.close()
+
+
+async def test_a_snapshot_covers_only_the_updates_appended_before_it(database: Database) -> None:
+    """An update appended after a snapshot, while the database thread is busy (so that both
+    go in one batch), is not counted as covered by it: loading the document keeps it."""
+    store = SessionStore(database)
+    await store.open()
+    try:
+        await _snapshot_then_update(store)
+    finally:
+        await store.close()
+
+
+async def _snapshot_then_update(store: SessionStore) -> None:
+    await store.add_session(a_session())
+    doc: Doc[Any] = Doc()
+    updates: list[bytes] = []
+    doc.observe(lambda event: updates.append(event.update))
+    text = doc.get("t", type=Text)
+    text += "before"
+    snapshot = doc.get_update()
+    text += " after"
+    busy = store._call(time.sleep, 0.3)  # the thread is busy: what follows waits, together
+    written = [
+        store.append_update("s1", updates[0], 1.0),
+        store.save_snapshot("s1", snapshot, 2.0),
+        store.append_update("s1", updates[1], 3.0),
+    ]
+    await busy
+    await asyncio.gather(*written)
+    loaded: Doc[Any] = Doc()
+    for update in await store.load_updates("s1"):
+        loaded.apply_update(update)
+    assert str(loaded.get("t", type=Text)) == "before after"

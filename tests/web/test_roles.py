@@ -3,6 +3,7 @@ participant tokens that keep one participant from being taken for another."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -221,3 +222,21 @@ async def test_private_notes_are_the_hosts_alone(
     # Tokens never reach the log.
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert host_token not in logged and alan["participant_token"] not in logged
+
+
+async def test_two_rule_changes_at_once_both_stay(api: Api, server: RunningServer) -> None:
+    """The host locks editing while (another tab) turning running code off: both changes
+    stay, in what the server enforces as in what it stores."""
+    access = server.server.manager.access
+    for _ in range(10):
+        created = await api.create_session()
+        sid, token = created["session_id"], created["host_token"]
+        path = f"/api/v1/sessions/{sid}"
+        await asyncio.gather(
+            api.request("PATCH", path, {"editing_locked": True}, token=token),
+            api.request("PATCH", path, {"candidate_execution": False}, token=token),
+        )
+        rules = access.rules(sid)
+        assert (rules.editing_locked, rules.candidate_execution) == (True, False)
+        stored = (await api.get(path)).json
+        assert (stored["editing_locked"], stored["candidate_execution"]) == (True, False)

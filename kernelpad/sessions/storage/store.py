@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kernelpad.sessions.models import ACTIVE, ENDED, DocumentChange, Execution, Participant, Session
 from kernelpad.sessions.storage.database import Database
@@ -32,7 +33,9 @@ class SessionStore(DatabaseWorker):
     def __init__(self, database: Database) -> None:
         super().__init__(database)
         # Document updates waiting to be written, in order, each with its caller's future.
-        self._updates: list[tuple[tuple[str, bytes, float, str | None], asyncio.Future[None]]] = []
+        # Writes of the documents' record waiting for the database thread, in order, each
+        # with its caller's future (see _queue).
+        self._updates: list[tuple[Callable[..., None], tuple[Any, ...], asyncio.Future[None]]] = []
         self._updates_lock = threading.Lock()
 
     # Sessions
@@ -272,10 +275,15 @@ class SessionStore(DatabaseWorker):
         Every keystroke of every participant is an update. Those that arrive while the
         database thread is busy are written together, in one transaction, and answered with
         one wake-up of the event loop: under load, one write for many keystrokes."""
+        return self._queue(self._append_update, (session_id, data, at, author))
+
+    def _queue(self, write: Callable[..., None], args: tuple[Any, ...]) -> asyncio.Future[None]:
+        """Queue a write of the document's record behind those queued before it; they are
+        written in order, together, by one task of the database thread."""
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._updates_lock:
-            self._updates.append(((session_id, data, at, author), future))
+            self._updates.append((write, args, future))
             first = len(self._updates) == 1
         if first:
             # Queued now, in order with every other call: it writes whatever has arrived by
@@ -294,11 +302,11 @@ class SessionStore(DatabaseWorker):
         error: BaseException | None = None
         try:
             with self.conn.transaction():
-                for row, _ in batch:
-                    self._append_update(*row)
+                for write, args, _ in batch:
+                    write(*args)
         except BaseException as exc:  # every caller hears of it
             error = exc
-        loop.call_soon_threadsafe(_settle, [future for _, future in batch], error)
+        loop.call_soon_threadsafe(_settle, [future for _, _, future in batch], error)
 
     def _append_update(self, session_id: str, data: bytes, at: float, author: str | None) -> None:
         self.conn.execute(
@@ -309,9 +317,10 @@ class SessionStore(DatabaseWorker):
 
     def save_snapshot(self, session_id: str, state: bytes, at: float) -> asyncio.Future[None]:
         """Keep ``state``, the whole document as one update, to load from instead of every
-        change before it. In order with the other writes, like :meth:`append_update`:
-        ``state`` must hold every update stored before this call."""
-        return self._call(self._save_snapshot, session_id, state, at)
+        change before it. Queued with the updates (:meth:`append_update`), so that it covers
+        exactly those appended before this call: an update appended after it, even one
+        written in the same batch, gets a later seq than the snapshot claims."""
+        return self._queue(self._save_snapshot, (session_id, state, at))
 
     def _save_snapshot(self, session_id: str, state: bytes, at: float) -> None:
         # The updates before this call are stored (one thread, in order): the snapshot covers
