@@ -31,31 +31,44 @@ T = TypeVar("T")
 REFUSABLE = "kernelpad:refusable"
 
 
+def undo_manager(document: SessionDocument) -> UndoManager:
+    """An undo manager of ``document`` that tracks only changes that may be taken back. One per
+    document, made once and kept: a pycrdt undo manager must not be dropped while its document
+    is in a transaction, which a garbage collection at any moment could do to a short-lived
+    one."""
+    undo = UndoManager(scopes=document.roots(), capture_timeout_millis=0)
+    undo.include_origin(REFUSABLE)
+    return undo
+
+
 def apply_refusably(
     document: SessionDocument,
+    undo: UndoManager,
     apply: Callable[[], T],
     refusal: Callable[[], Exception | None],
     author: Callable[[], contextlib.AbstractContextManager[None]],
 ) -> tuple[T, Exception | None]:
     """Run ``apply`` (which changes ``document``) as ``author()`` says whose change it is,
     then ask ``refusal`` whether the change may stay; if it says no, undo the change
-    (kernelpad's own change, which everyone gets). Returns what ``apply`` returned and the
-    refusal, if any."""
-    undo = UndoManager(scopes=document.roots(), capture_timeout_millis=0)
-    undo.include_origin(REFUSABLE)
-    # The author's block holds the whole transaction: its change is seen (stored, sent) as
-    # the transaction ends, the undoing after, as kernelpad's.
-    with author(), document.ydoc.transaction(origin=REFUSABLE):
-        result = apply()
-    if not undo.can_undo():
-        # It changed nothing (an empty sync step 2, sent on every connection, say): there is
-        # nothing to refuse, and nobody to tell.
-        return result, None
-    refused = refusal()
-    if refused is not None:
-        while undo.can_undo():
-            undo.undo()
-    return result, refused
+    (kernelpad's own change, which everyone gets). ``undo`` is the document's
+    :func:`undo_manager`. Returns what ``apply`` returned and the refusal, if any."""
+    undo.clear()
+    try:
+        # The author's block holds the whole transaction: its change is seen (stored, sent)
+        # as the transaction ends, the undoing after, as kernelpad's.
+        with author(), document.ydoc.transaction(origin=REFUSABLE):
+            result = apply()
+        if not undo.can_undo():
+            # It changed nothing (an empty sync step 2, sent on every connection, say):
+            # there is nothing to refuse, and nobody to tell.
+            return result, None
+        refused = refusal()
+        if refused is not None:
+            while undo.can_undo():
+                undo.undo()
+        return result, refused
+    finally:
+        undo.clear()
 
 
 @dataclass

@@ -37,7 +37,7 @@ from kernelpad.sessions.events import (
 )
 from kernelpad.sessions.models import Participant
 from kernelpad.sessions.room.persistence import DocumentLog
-from kernelpad.sessions.room.refusal import SizeBound, apply_refusably
+from kernelpad.sessions.room.refusal import SizeBound, apply_refusably, undo_manager
 from kernelpad.sessions.room.text_sync import JsonPeer, TextSync
 from kernelpad.sessions.room.watch import Inputs, Run
 from kernelpad.sessions.room.yjs import YjsPeer, YjsSync
@@ -76,6 +76,7 @@ class Room:
         self.gate = gate
         self.limits = limits or DocumentLimits()
         self.size = SizeBound.of(document, self.limits)
+        self._undo = undo_manager(document)  # for changes that may be taken back
         self.log = DocumentLog(store, session_id, document.state)
         self._origin: object | None = None  # the peer whose change is being applied
         # Committed changes not yet sent to the others, with their origins.
@@ -203,7 +204,7 @@ class Room:
                 apply()
             self.size.grew(len(code))
         else:
-            _, refused = apply_refusably(self.document, apply, self._too_large, author)
+            _, refused = apply_refusably(self.document, self._undo, apply, self._too_large, author)
             if refused is not None:
                 self._refused(peer, refused)
                 raise refused
@@ -231,10 +232,14 @@ class Room:
             self.size.grew(len(payload))
             return reply
         if ruled is None:
-            reply, refused = apply_refusably(self.document, apply, self._too_large, author)
+            reply, refused = apply_refusably(
+                self.document, self._undo, apply, self._too_large, author
+            )
         else:
             # Applied and undone: the notebook's sizes, and so their bounds, are as before.
-            reply, refused = apply_refusably(self.document, apply, lambda: ruled, author)
+            reply, refused = apply_refusably(
+                self.document, self._undo, apply, lambda: ruled, author
+            )
         if refused is not None:
             self._refused(peer, refused)
         return reply
