@@ -113,6 +113,17 @@ class DocumentTooLarge(KernelpadError):
     code = "document_too_large"
 
 
+class ChangeNotMerged(KernelpadError):
+    """A Yjs change the server could not integrate whole: it builds on changes the server
+    does not have, or adds to what the notebook does not have. It is not applied; its
+    author's connection is closed, and their page must load the notebook again."""
+
+    code = "change_not_merged"
+    public_message = (
+        "Your last change could not be merged with the notebook. Reload the page to go on."
+    )
+
+
 class InvalidValue(KernelpadError):
     """A well-formed request asks for something the server's settings do not allow."""
 

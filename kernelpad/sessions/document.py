@@ -16,6 +16,9 @@ from jupyter_ydoc import YNotebook
 from pycrdt import Array, Doc, Map, Subscription, Text, TransactionEvent
 from pycrdt._base import BaseType
 
+# The notebook's shared types (jupyter_ydoc's names): a change may add to nothing else.
+ROOTS = ("cells", "meta", "state")
+
 
 def new_notebook(code: str, language: str) -> dict[str, Any]:
     """An nbformat notebook with one code cell."""
@@ -70,10 +73,11 @@ class SessionDocument:
     def roots(self) -> list[BaseType]:
         """The shared types a client can change: the cells, the notebook's metadata and
         state (jupyter_ydoc's names)."""
+        cells, meta, state = ROOTS
         return [
-            self.ydoc.get("cells", type=Array),
-            self.ydoc.get("meta", type=Map),
-            self.ydoc.get("state", type=Map),
+            self.ydoc.get(cells, type=Array),
+            self.ydoc.get(meta, type=Map),
+            self.ydoc.get(state, type=Map),
         ]
 
     def sizes(self) -> tuple[int, int]:
@@ -206,11 +210,44 @@ class SessionDocument:
         if start == base_end and start == new_end:
             return
         begin, end = _map_span(base, current, start, base_end)
+        # pycrdt counts a text's offsets in UTF-8 bytes, not characters.
+        at = _utf8_length(current[:begin])
         with self.ydoc.transaction():
             if end > begin:
-                del source[begin:end]
+                del source[at : at + _utf8_length(current[begin:end])]
             if new_end > start:
-                source.insert(begin, new[start:new_end])
+                source.insert(at, new[start:new_end])
+
+    def move_cell(self, cell_id: str, index: int) -> bool:
+        """Move the cell ``cell_id`` to ``index`` (clamped to the notebook), with its outputs;
+        whether there was such a cell. Yjs has no move: the cell is copied to its new place
+        and deleted from the old, in one change, as kernelpad's (a participant may not
+        write outputs, see :mod:`kernelpad.sessions.room.guard`)."""
+        cells = self.ydoc.get("cells", type=Array)
+        found = [
+            (position, cell)
+            for position, cell in enumerate(cells)
+            if isinstance(cell, Map) and cell.get("id") == cell_id
+        ]
+        if not found:
+            return False
+        position, cell = found[0]
+        index = max(0, min(index, len(cells) - 1))
+        if index == position:
+            return True
+        with self.ydoc.transaction():
+            value = cell.to_py() or {}
+            state = value.get("execution_state")
+            copy = self.notebook.create_ycell(value)
+            del cells[position]
+            cells.insert(index, copy)
+            if state is not None:
+                copy["execution_state"] = state
+        return True
+
+
+def _utf8_length(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _stream_text(youtputs: Array[Any], output: dict[str, Any]) -> Text | None:

@@ -43,6 +43,7 @@ STATUS: dict[type[errors.KernelpadError], int] = {
     errors.LanguageUnavailable: 422,
     errors.InvalidValue: 422,
     errors.DocumentTooLarge: 413,
+    errors.ChangeNotMerged: 409,
     errors.RateLimited: 429,
     errors.KernelStartFailed: 503,
     DatabaseUnavailable: 503,

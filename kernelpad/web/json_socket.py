@@ -27,6 +27,7 @@ from kernelpad.web.messages import (
     InputReplyData,
     JoinSessionData,
     KernelData,
+    MoveCellData,
     SocketMessage,
 )
 from kernelpad.web.socket_base import ENDED, FULL, SessionSocketBase, pending, problem
@@ -86,7 +87,7 @@ class SessionSocket(SessionSocketBase):
                 "a message",
                 "unknown_type",
                 f"Unknown message type {envelope.type!r}; expected one of: join_session,"
-                " code_update, execute, interrupt, restart_kernel, input_reply.",
+                " code_update, move_cell, execute, interrupt, restart_kernel, input_reply.",
             )
             return
         what = envelope.type
@@ -230,6 +231,11 @@ class SessionSocket(SessionSocketBase):
         room = self._joined("code_update")
         update = CodeUpdateData.model_validate(data)
         room.replace_code(self, update.code, update.base_version)
+
+    async def _on_move_cell(self, data: dict[str, Any]) -> None:
+        room = self._joined("move_cell")
+        move = MoveCellData.model_validate(data)
+        room.move_cell(self, move.cell_id, move.index)
 
     def on_close(self) -> None:
         if self.room is not None:

@@ -48,6 +48,12 @@ class ExecuteData(BaseModel):
     time_limit: int | None = Field(None, gt=0)
 
 
+class MoveCellData(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    cell_id: str = Field(max_length=64)
+    index: int = Field(ge=0, description="Where the cell goes (past the end: last).")
+
+
 class KernelData(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     language: str | None = Field(None, pattern=LANGUAGE_PATTERN)

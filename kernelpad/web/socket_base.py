@@ -37,6 +37,8 @@ BAD_REQUEST = 4400
 UNAUTHORIZED = 4401  # a ticket that is not good (unknown, used, expired, another's)
 NOT_FOUND = 4404
 FULL = 4403
+# A Yjs change the server could not merge (the room logged it): the page loads the notebook anew.
+NOT_MERGED = 4409
 ENDED = SESSION_ENDED_CLOSE
 # A throttled connection is logged once, then at most this often (seconds).
 THROTTLE_LOG_INTERVAL = 10.0

@@ -15,6 +15,7 @@ from kernelpad.web.socket_base import (
     BAD_REQUEST,
     ENDED,
     FULL,
+    NOT_MERGED,
     UNAUTHORIZED,
     SessionSocketBase,
     problem,
@@ -110,6 +111,11 @@ class YjsSocket(SessionSocketBase):
         except ValueError as exc:
             self.refused("a message", 400, "invalid_yjs", f"{exc} (closed with 1002)")
             self.close(1002, "invalid Yjs message")
+            return
+        except errors.ChangeNotMerged as exc:
+            # Nothing of the change was applied (the room has logged it). The connection
+            # goes: its client's later changes build on this one, and would fail alike.
+            self.close(NOT_MERGED, exc.public[:120])
             return
         if reply:
             self.send_bytes(reply)

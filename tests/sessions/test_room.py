@@ -5,8 +5,6 @@ a fake store: no server, no kernel, milliseconds a test."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 from pycrdt import (
@@ -29,128 +27,20 @@ from kernelpad.errors import (
     SessionEnded,
     SessionFull,
 )
-from kernelpad.sessions.access import Access, DocumentLimits, Rules, RunLimits
+from kernelpad.sessions.access import Access, DocumentLimits, Rules
 from kernelpad.sessions.document import SessionDocument
-from kernelpad.sessions.events import Event, InputRequest
-from kernelpad.sessions.models import Participant
+from kernelpad.sessions.events import InputRequest
 from kernelpad.sessions.room import persistence
 from kernelpad.sessions.room.room import Room
-
-
-class FakeStore:
-    """What the room hands to storage, in order."""
-
-    def __init__(self) -> None:
-        self.updates: list[tuple[bytes, str | None]] = []
-        self.snapshots: list[bytes] = []
-        self.codes: list[str] = []
-        self.hold = False  # leave commits pending until commit()
-        self.pending: list[asyncio.Future[None]] = []
-
-    def _done(self) -> asyncio.Future[None]:
-        future = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
-
-    def append_update(
-        self, session_id: str, data: bytes, at: float, author: str | None = None
-    ) -> asyncio.Future[None]:
-        self.updates.append((data, author))
-        if not self.hold:
-            return self._done()
-        future = asyncio.get_running_loop().create_future()
-        self.pending.append(future)
-        return future
-
-    def commit(self) -> None:
-        for future in self.pending:
-            future.set_result(None)
-        self.pending.clear()
-
-    def save_snapshot(self, session_id: str, state: bytes, at: float) -> asyncio.Future[None]:
-        self.snapshots.append(state)
-        return self._done()
-
-    def set_code(self, session_id: str, code: str) -> asyncio.Future[None]:
-        self.codes.append(code)
-        return self._done()
-
-
-@dataclass(eq=False)
-class FakeJson:
-    client_id: str
-    role: str = "candidate"
-    display_name: str = "Cleo"
-    events: list[Event] = field(default_factory=list)
-    closed: tuple[int | None, str | None] | None = None
-
-    def send_event(self, event: Event) -> None:
-        self.events.append(event)
-
-    def close(self, code: int | None = None, reason: str | None = None) -> None:
-        self.closed = (code, reason)
-
-    def of(self, kind: str) -> list[dict[str, Any]]:
-        return [event.data for event in self.events if event.type == kind]
-
-
-@dataclass(eq=False)
-class FakeYjs:
-    """A Yjs client: a pycrdt document of its own, kept in step with what it is sent."""
-
-    client_id: str
-    role: str = "candidate"
-    doc: Doc[Any] = field(default_factory=Doc)
-    sent: list[bytes] = field(default_factory=list)
-    closed: tuple[int | None, str | None] | None = None
-
-    def send_bytes(self, message: bytes) -> None:
-        self.sent.append(message)
-        if message[0] == YMessageType.SYNC:
-            handle_sync_message(message[1:], self.doc)
-
-    def close(self, code: int | None = None, reason: str | None = None) -> None:
-        self.closed = (code, reason)
-
-    def edit(self, text: str) -> bytes:
-        """Append ``text`` to the first cell's source; the update message it makes."""
-        updates: list[bytes] = []
-        subscription = self.doc.observe(lambda event: updates.append(event.update))
-        cell = self.doc.get("cells", type=Array)[0]
-        assert isinstance(cell, Map)
-        source = cell["source"]
-        assert isinstance(source, Text)
-        source += text
-        self.doc.unobserve(subscription)
-        return create_update_message(updates[0])
-
-
-@pytest.fixture
-def access() -> Access:
-    return Access(RunLimits())
-
-
-@pytest.fixture
-def store() -> FakeStore:
-    return FakeStore()
-
-
-@pytest.fixture
-def room(access: Access, store: FakeStore) -> Room:
-    document = SessionDocument.create("print(1)\n", "python")
-    store.updates.append((document.state(), None))  # as the session's creation stores it
-    return Room("s1", document, store, lambda role, action: access.check("s1", role, action))  # type: ignore[arg-type]
-
-
-async def tick() -> None:
-    """Let the room's call_soon work run: the commit's callback, the delivery, the code
-    check."""
-    for _ in range(4):
-        await asyncio.sleep(0)
-
-
-def person(client_id: str, role: str = "candidate") -> Participant:
-    return Participant(client_id, client_id.title(), role, 0.0)
+from tests.sessions.room_fakes import (
+    FakeJson,
+    FakeStore,
+    FakeYjs,
+    person,
+    source_of,
+    synced,
+    tick,
+)
 
 
 async def test_a_yjs_edit_reaches_everyone_and_storage_with_its_author(
@@ -242,17 +132,6 @@ async def test_a_locked_document_refuses_candidates_not_the_host(
     assert room.document.code == "print(1)\n"
     room.replace_code(hana, "print('host')\n")
     assert room.document.code == "print('host')\n"
-
-
-def source_of(doc: Doc[Any]) -> str:
-    cell = doc.get("cells", type=Array)[0]
-    return str(cell["source"])
-
-
-async def synced(room: Room, peer: FakeYjs) -> FakeYjs:
-    room.add_yjs_peer(peer)
-    peer.send_bytes(room.yjs.receive(peer, create_sync_message(peer.doc)) or b"")
-    return peer
 
 
 async def test_a_refused_yjs_change_is_undone_for_everyone_and_typing_goes_on(

@@ -393,12 +393,12 @@ async def test_a_cell_left_running_by_a_stopped_server_is_idle_after_a_restart(
         yjs = await YjsClient.connect(first, sid)
         await eventually(lambda: yjs.cell_count == 1, "sync")
         # As the server leaves a cell when it stops in the middle of its run.
-        YNotebook(yjs.doc).ycells[0]["execution_state"] = "running"
         room = first.server.manager.rooms.loaded(sid)
         assert room is not None
+        room.document.begin_run(room.document.cells()[0]["id"])
         await eventually(
-            lambda: room.document.notebook.ycells[0].get("execution_state") == "running",
-            "the state to reach the server",
+            lambda: YNotebook(yjs.doc).ycells[0].get("execution_state") == "running",
+            "the state to be stored and sent",
         )
         await yjs.close()
     async with running_server(settings) as second:

@@ -217,8 +217,16 @@ async def test_cells_markdown_input_and_the_keyboard(
     await box.press("Enter")
     await expect(candidate.cell(1).locator(".output-stream")).to_contain_text("hello Ada")
     await expect(candidate.cell(1).locator(".input-request form")).to_have_count(0)
+    # A cell moves with its outputs (the server moves it: only runs write outputs), and the
+    # focus follows it to its new place.
+    await candidate.cell(1).get_by_role("button", name="Move cell up").focus()
+    await page.keyboard.press("Enter")
+    for person in (host, candidate):
+        await expect(person.cell(0).locator(".output-stream")).to_contain_text("hello Ada")
+        await expect(person.cell(1).locator(".markdown-preview h1")).to_have_text("Notes")
+    await expect(candidate.cell(0).get_by_role("button", name="Move cell up")).to_be_focused()
     # Delete the Markdown cell again.
-    await candidate.cell(0).get_by_role("button", name="Delete cell").click()
+    await candidate.cell(1).get_by_role("button", name="Delete cell").click()
     await expect(host.page.locator(".cell")).to_have_count(2)
     # Every control has a name a screen reader can say: a label, or words (not "✕" or "↑").
     unnamed = await page.evaluate(

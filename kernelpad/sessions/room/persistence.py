@@ -2,7 +2,8 @@
 now and then, and the session's ``code`` column.
 
 The promise is that what anyone has seen is on disk: a change reaches the other participants
-only once it is committed (:meth:`DocumentLog.append` gives the commit to wait for). Writes are
+only once it is committed (:meth:`DocumentLog.append` gives the commit to wait for, and
+writes again what failed to be written, until it is). Writes are
 batched by the store (those that arrive while the database thread is busy commit together), so
 waiting costs a commit's latency, not a commit per keystroke. The store keeps their order: a
 snapshot is queued behind every update before it and ahead of every later one, so nothing is
@@ -26,33 +27,105 @@ log = logging.getLogger(__name__)
 
 # Stored updates of a live document folded into one after this many new ones.
 COMPACT_AFTER = 2000
+# A change whose write failed is written again after this many seconds, doubled each time
+# up to the most.
+RETRY_FIRST = 0.25
+RETRY_MAX = 10.0
 
 
 class DocumentLog:
-    """The storage of one session's live document; ``state()`` is the whole document now."""
+    """The storage of one session's live document; ``state()`` is the whole document now.
+    ``not_saving()`` is called when storing a change fails (once, until one succeeds again)."""
 
-    def __init__(self, store: SessionStore, session_id: str, state: Callable[[], bytes]) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        session_id: str,
+        state: Callable[[], bytes],
+        not_saving: Callable[[], None] = lambda: None,
+    ) -> None:
         self.store = store
         self.session_id = session_id
         self.state = state
+        self.not_saving = not_saving
         self._since_compaction = 0
         self._code: str | None = None  # the code to write next, if it changed
         self._writing = False  # a code write is in flight
+        self._failing_since: float | None = None  # when storing changes began to fail
 
     def append(self, update: bytes, author: str | None) -> asyncio.Future[None] | None:
         """Store one change of the document, by ``author``: the commit to wait for before
-        anyone else sees it (None if storage has closed: the server is stopping)."""
-        try:
-            stored = self.store.append_update(self.session_id, update, time.time(), author)
-        except RuntimeError:
-            # Only a run's last output can still come this late.
-            log.warning("session %s: a change came after storage closed", self.session_id)
+        anyone else sees it (None if storage has closed: the server is stopping).
+
+        A write that fails (a full disk, a database that went away) is tried again, a little
+        later each time, for as long as storage is open: the commit completes when it
+        succeeds, and until then nobody else is shown the change. It is cancelled only if
+        storage closes first."""
+        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if not self._store(update, author, time.time(), committed, 0):
             return None
-        stored.add_done_callback(self._log_failure)
         self._since_compaction += 1
         if self._since_compaction >= COMPACT_AFTER:
             asyncio.get_running_loop().call_soon(self.compact)
-        return stored
+        return committed
+
+    def _store(
+        self,
+        update: bytes,
+        author: str | None,
+        at: float,
+        committed: asyncio.Future[None],
+        attempt: int,
+    ) -> bool:
+        try:
+            stored = self.store.append_update(self.session_id, update, at, author)
+        except RuntimeError:
+            if attempt == 0:
+                # Only a run's last output can still come this late.
+                log.warning("session %s: a change came after storage closed", self.session_id)
+            else:
+                log.error(
+                    "session %s: storage closed before a change could be saved",
+                    self.session_id,
+                )
+            committed.cancel()
+            return False
+
+        def stored_or_retry(stored: asyncio.Future[None]) -> None:
+            if not stored.cancelled() and stored.exception() is None:
+                self._saving_again()
+                committed.set_result(None)
+                return
+            self._failed(stored)
+            delay = min(RETRY_FIRST * 2**attempt, RETRY_MAX)
+            asyncio.get_running_loop().call_later(
+                delay, self._store, update, author, at, committed, attempt + 1
+            )
+
+        stored.add_done_callback(stored_or_retry)
+        return True
+
+    def _failed(self, stored: asyncio.Future[None]) -> None:
+        if self._failing_since is not None:
+            return  # told once for the whole outage
+        self._failing_since = time.monotonic()
+        error = None if stored.cancelled() else stored.exception()
+        log.error(
+            "session %s: storing a document change failed; trying again, and nobody else"
+            " sees it (nor anything after it) until it is stored",
+            self.session_id,
+            exc_info=error,
+        )
+        self.not_saving()
+
+    def _saving_again(self) -> None:
+        if self._failing_since is not None:
+            log.warning(
+                "session %s: document changes are stored again, after %.1f s",
+                self.session_id,
+                time.monotonic() - self._failing_since,
+            )
+            self._failing_since = None
 
     def compact(self) -> None:
         """Store the document as it is now, in one piece, for the next load to start from

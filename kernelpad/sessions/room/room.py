@@ -11,15 +11,19 @@ session's rules, :mod:`kernelpad.sessions.access`); it keeps no rules of its own
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from pycrdt import handle_sync_message, merge_updates
+from pycrdt import merge_updates
 
 from kernelpad.errors import (
+    ChangeNotMerged,
     DocumentTooLarge,
+    Forbidden,
+    InvalidValue,
     KernelpadError,
     ParticipantRemoved,
     SessionEnded,
@@ -27,7 +31,7 @@ from kernelpad.errors import (
 )
 from kernelpad.logs import about
 from kernelpad.sessions.access import Action, DocumentLimits, check_document
-from kernelpad.sessions.document import SessionDocument
+from kernelpad.sessions.document import ROOTS, SessionDocument
 from kernelpad.sessions.events import (
     ConnectedParticipant,
     Error,
@@ -36,11 +40,20 @@ from kernelpad.sessions.events import (
     ParticipantLeft,
 )
 from kernelpad.sessions.models import Participant
+from kernelpad.sessions.room.guard import KernelFields
 from kernelpad.sessions.room.persistence import DocumentLog
 from kernelpad.sessions.room.refusal import SizeBound, apply_refusably, undo_manager
 from kernelpad.sessions.room.text_sync import JsonPeer, TextSync
 from kernelpad.sessions.room.watch import Inputs, Run
 from kernelpad.sessions.room.yjs import YjsPeer, YjsSync
+from kernelpad.sessions.room.yjs_update import (
+    UpdateShape,
+    advance,
+    held_back,
+    read_state_vector,
+    read_update,
+    sync_update,
+)
 from kernelpad.sessions.storage.store import SessionStore
 
 log = logging.getLogger(__name__)
@@ -77,8 +90,16 @@ class Room:
         self.limits = limits or DocumentLimits()
         self.size = SizeBound.of(document, self.limits)
         self._undo = undo_manager(document)  # for changes that may be taken back
-        self.log = DocumentLog(store, session_id, document.state)
+        self._kernel_fields = KernelFields(document)
+        # Each client's next clock in the document: what an update may build on.
+        self._clocks = read_state_vector(document.ydoc.get_state())
+        self.log = DocumentLog(store, session_id, document.state, self._not_saving)
         self._origin: object | None = None  # the peer whose change is being applied
+        # Changes not yet sent to the others, in the order they were made, each with its
+        # commit (None: nothing to wait for) and origin.
+        self._unsent: collections.deque[
+            tuple[asyncio.Future[None] | None, bytes, object | None]
+        ] = collections.deque()
         # Committed changes not yet sent to the others, with their origins.
         self._outbox: list[tuple[bytes, object | None]] = []
         self._flush: asyncio.Handle | None = None
@@ -210,39 +231,67 @@ class Room:
                 raise refused
         self.text.sent(peer, code)
 
+    def move_cell(self, peer: JsonPeer, cell_id: str, index: int) -> None:
+        """Move a cell, with its outputs, for a participant who may edit (a Yjs client cannot:
+        it would have to write the outputs anew)."""
+        self.gate(peer.role, Action.EDIT)
+        with self._applying(peer):
+            moved = self.document.move_cell(cell_id, index)
+        if not moved:
+            raise InvalidValue(f"There is no cell {cell_id!r} in this notebook.")
+
     def _apply_yjs(self, peer: YjsPeer, payload: bytes) -> bytes | None:
-        """Apply a Yjs peer's change (sync step 2 or an update). One the rules refuse (a
-        candidate's, while editing is locked) or that would take the notebook past its limits
+        """Apply a Yjs peer's change (sync step 2 or an update).
+
+        One that could not be integrated whole (it builds on what the server does not have,
+        or adds to what the notebook does not have) is not applied at all, and its author's
+        connection is closed (:class:`~kernelpad.errors.ChangeNotMerged`): pycrdt would hold it
+        back and integrate it later, inside someone else's change, past every check. Any other
+        is applied; one the rules refuse (a candidate's, while editing is locked), that
+        touches what only kernelpad writes, or that would take the notebook past its limits
         is undone at once, for everyone (see :mod:`.refusal`)."""
+        update = sync_update(payload)
+        shape = read_update(update)
+        unmergeable = self._unmergeable(shape)
+        if unmergeable is not None:
+            not_merged = ChangeNotMerged(f"A change was not applied: {unmergeable}.")
+            self._refused(peer, not_merged, "not applied")
+            raise not_merged
         ruled: Exception | None = None
         try:
             self.gate(peer.role, Action.EDIT)
         except KernelpadError as exc:
             ruled = exc
 
-        def apply() -> bytes | None:
-            return handle_sync_message(payload, self.document.ydoc)
+        def apply() -> None:
+            self.document.ydoc.apply_update(update)
+
+        def refusal() -> Exception | None:
+            if ruled is not None:
+                return ruled
+            if self._kernel_fields.trespass is not None:
+                return Forbidden(f"Only kernelpad writes {self._kernel_fields.trespass}: runs do.")
+            if self.size.fits(len(update)):
+                self.size.grew(len(update))
+                return None
+            return self._too_large()
 
         def author() -> contextlib.AbstractContextManager[None]:
-            return self._applying(peer)
+            return self._applying(peer, watched=True)
 
-        if ruled is None and self.size.fits(len(payload)):
-            with author():
-                reply = apply()
-            self.size.grew(len(payload))
-            return reply
-        if ruled is None:
-            reply, refused = apply_refusably(
-                self.document, self._undo, apply, self._too_large, author
-            )
-        else:
-            # Applied and undone: the notebook's sizes, and so their bounds, are as before.
-            reply, refused = apply_refusably(
-                self.document, self._undo, apply, lambda: ruled, author
-            )
+        _, refused = apply_refusably(self.document, self._undo, apply, refusal, author)
         if refused is not None:
             self._refused(peer, refused)
-        return reply
+        return None
+
+    def _unmergeable(self, shape: UpdateShape) -> str | None:
+        """Why an update could not be integrated whole and alone, if it could not."""
+        unknown = shape.roots - set(ROOTS)
+        if unknown:
+            return f"it adds to a part the notebook does not have ({min(unknown)[:40]!r})"
+        if shape.subdocuments:
+            return "it embeds a document"
+        return held_back(shape, self._clocks)
 
     def _too_large(self) -> Exception | None:
         """The refusal of a change that took the notebook past its limits, if it did."""
@@ -252,14 +301,17 @@ class Room:
             return exc
         return None
 
-    def _refused(self, peer: JsonPeer | YjsPeer, refusal: Exception) -> None:
+    def _refused(
+        self, peer: JsonPeer | YjsPeer, refusal: Exception, outcome: str = "undone"
+    ) -> None:
         """Tell the operator, and the author on their JSON connection (a Yjs client cannot be
         told: it sees its change undone)."""
         log.warning(
-            "session %s: a change by %s (%s) was undone: %s",
+            "session %s: a change by %s (%s) was %s: %s",
             self.session_id,
             peer.client_id,
             peer.role,
+            outcome,
             refusal,
             extra=about(self.session_id),
         )
@@ -269,34 +321,60 @@ class Room:
                     other.send_event(
                         Error(
                             code=refusal.code,
-                            message=f"Your last change was undone: {refusal.public}",
+                            message=f"Your last change was {outcome}: {refusal.public}",
                         )
                     )
 
     @contextlib.contextmanager
-    def _applying(self, origin: object) -> Iterator[None]:
-        """Changes made in this block are ``origin``'s (stored with it as their author)."""
+    def _applying(self, origin: object, watched: bool = False) -> Iterator[None]:
+        """Changes made in this block are ``origin``'s (stored with it as their author);
+        ``watched``: the room notes whether they touch what only kernelpad writes."""
         self._origin = origin
         try:
-            yield
+            if watched:
+                with self._kernel_fields.watching():
+                    yield
+            else:
+                yield
         finally:
             self._origin = None
 
     def _changed(self, update: bytes) -> None:
-        """Every change, whoever made it: stored, then sent to everyone else once committed
-        (what anyone has seen is on disk; see :mod:`.persistence`)."""
+        """Every change, whoever made it: stored, then sent to everyone else once it and
+        every change before it are committed (what anyone has seen is on disk; see
+        :mod:`.persistence`)."""
+        advance(self._clocks, read_update(update).ends().items())
         origin = self._origin
         stored = self.log.append(update, getattr(origin, "client_id", None))
+        self._unsent.append((stored, update, origin))
         if stored is None:
-            self._committed(update, origin)
+            self._committed()
         else:
-            # Commits complete in the order changes were made: so do deliveries.
-            stored.add_done_callback(lambda _: self._committed(update, origin))
+            stored.add_done_callback(lambda _: self._committed())
 
-    def _committed(self, update: bytes, origin: object | None) -> None:
-        self._outbox.append((update, origin))
-        if self._flush is None:
+    def _committed(self, _: object = None) -> None:
+        """Move what is committed, from the oldest change on, to the outbox. A change whose
+        commit failed for good (storage closed: the server is stopping) is not sent."""
+        while self._unsent:
+            stored, update, origin = self._unsent[0]
+            if stored is not None and not stored.done():
+                break
+            self._unsent.popleft()
+            if stored is None or (not stored.cancelled() and stored.exception() is None):
+                self._outbox.append((update, origin))
+        if self._outbox and self._flush is None:
             self._flush = asyncio.get_running_loop().call_soon(self._deliver)
+
+    def _not_saving(self) -> None:
+        """Storage failed to commit a change (and keeps trying): nobody else sees it, nor
+        anything after it, until it is committed. Everyone is told why."""
+        self.broadcast(
+            Error(
+                code="not_saved",
+                message="The server cannot save changes at the moment. Keep this page open:"
+                " changes are kept and shared as soon as they are saved.",
+            )
+        )
 
     def _deliver(self) -> None:
         """Send what was committed since the last delivery. The changes of one commit come
@@ -304,6 +382,8 @@ class Room:
         update, one message per reader instead of one per keystroke."""
         self._flush = None
         outbox, self._outbox = self._outbox, []
+        if not outbox:
+            return
         origin = outbox[0][1]
         if len(outbox) > 1 and all(o is origin for _, o in outbox):
             self.yjs.relay(merge_updates(*(update for update, _ in outbox)), origin)
@@ -337,6 +417,7 @@ class Room:
         store what is pending. Nobody may join it any more."""
         self.closed = True
         self.settle()
+        self._kernel_fields.close()
         self.yjs.close(code, reason)
         self.text.close(code, reason)
 

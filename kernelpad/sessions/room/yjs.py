@@ -26,6 +26,7 @@ from pycrdt import (
 )
 
 from kernelpad import logs
+from kernelpad.errors import KernelpadError
 from kernelpad.sessions.room import presence
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ class YjsSync:
     def receive(self, peer: YjsPeer, message: bytes) -> bytes | None:
         """Handle a Yjs message of ``peer``; return the reply to send it, if any.
 
-        Raises ``ValueError`` for a message that is not valid Yjs.
+        Raises ``ValueError`` for a message that is not valid Yjs, and the room's
+        :class:`~kernelpad.errors.KernelpadError` for a change it could not take at all.
         """
         if not message:
             raise ValueError("empty message")
@@ -120,7 +122,7 @@ class YjsSync:
             if payload and payload[0] != SYNC_STEP1:
                 return self.apply(peer, payload)
             return handle_sync_message(payload, self.ydoc)
-        except ValueError:
+        except (ValueError, KernelpadError):
             raise
         except Exception as exc:
             raise ValueError(f"invalid Yjs sync message: {exc}") from exc

@@ -190,6 +190,7 @@ class Pad {
       else if (event?.code === 4400) this.badName(event.reason);
       else if (event?.code === 4401) this.retryTicket();
       else if (event?.code === 4403 || event?.code === 4404) this.fail(event.reason || "You cannot join this interview.");
+      else if (event?.code === 4409) this.outOfStep(event.reason);
     });
     this.cells.observe(() => this.refresh());
     const join = { session_id: sessionId, client_id: this.clientId, display_name: this.name };
@@ -468,7 +469,8 @@ class Pad {
     }
     if (this.pendingFocus) {
       const view = this.viewOf(this.pendingFocus.id);
-      if (view) {
+      const placed = view && (this.pendingFocus.index === undefined || this.indexOf(view) === this.pendingFocus.index);
+      if (placed) {
         const target = this.pendingFocus.selector ? view.element.querySelector(this.pendingFocus.selector) : null;
         if (target) target.focus();
         else if (this.pendingFocus.edit) view.edit();
@@ -558,14 +560,14 @@ class Pad {
     const index = this.indexOf(view);
     const target = index + delta;
     if (index < 0 || target < 0 || target >= this.cells.length) return;
-    // Yjs has no move: the cell is copied to its new place, in one transaction.
-    this.doc.transact(() => {
-      const copy = view.cell.clone();
-      this.cells.delete(index, 1);
-      this.cells.insert(target, [copy]);
-    });
-    this.pendingFocus = { id: view.id, selector: `[aria-label="Move cell ${delta < 0 ? "up" : "down"}"]` };
-    this.refresh();
+    // Yjs has no move: the cell must be copied, outputs and all, and only the server may
+    // write outputs. It moves the cell; the change comes back over the Yjs socket.
+    if (!this.channel.send("move_cell", { cell_id: view.id, index: target })) {
+      this.say("Not connected: the cell was not moved. Try again in a moment.");
+      return;
+    }
+    // The focus follows the cell once it is at its new place.
+    this.pendingFocus = { id: view.id, index: target, selector: `[aria-label="Move cell ${delta < 0 ? "up" : "down"}"]` };
   }
 
   setType(view, type) {
@@ -635,6 +637,14 @@ class Pad {
     forgetName();
     this.fail(`The server refused your name (${reason || "invalid"}).`);
     this.banner.append(" ", h("button", { type: "button", onclick: () => location.reload() }, "Choose another name"));
+  }
+
+  /** The server could not merge this page's last change (it builds on something the server
+   * never had): this copy of the notebook can no longer follow the others'. It stops, says so,
+   * and offers to load the notebook again; the text stays on the page until then. */
+  outOfStep(reason) {
+    this.fail(reason || "Your last change could not be merged with the notebook. Reload the page to go on.");
+    this.banner.append(" ", h("button", { type: "button", onclick: () => location.reload() }, "Reload"));
   }
 
   fail(text) {
