@@ -15,7 +15,6 @@ observer of the cells would hear every keystroke, at a hundred times the cost of
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 from pycrdt import Array, ArrayEvent, Map, MapEvent, Subscription
@@ -43,18 +42,16 @@ class KernelFields:
         self._watchers: list[tuple[BaseType, Subscription]] = []
         self._cells = self.cells.observe(self._cells_changed)
 
-    @contextlib.contextmanager
-    def watching(self) -> Iterator[None]:
-        """Changes made in this block are a participant's: :attr:`trespass` says, after it,
-        whether they touched what only kernelpad writes."""
+    def begin(self) -> None:
+        """Changes made from now until :meth:`end` are a participant's: :attr:`trespass` says,
+        after, whether they touched what only kernelpad writes."""
         if self._stale:
             self._watch_cells()
         self.trespass = None
         self._watching = True
-        try:
-            yield
-        finally:
-            self._watching = False
+
+    def end(self) -> None:
+        self._watching = False
 
     def close(self) -> None:
         self._unwatch()

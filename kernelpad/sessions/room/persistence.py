@@ -2,8 +2,8 @@
 now and then, and the session's ``code`` column.
 
 The promise is that what anyone has seen is on disk: a change reaches the other participants
-only once it is committed (:meth:`DocumentLog.append` gives the commit to wait for, and
-writes again what failed to be written, until it is). Writes are
+only once it is committed (:meth:`DocumentLog.append` says when, and writes again what
+failed to be written, until it is). Writes are
 batched by the store (those that arrive while the database thread is busy commit together), so
 waiting costs a commit's latency, not a commit per keystroke. The store keeps their order: a
 snapshot is queued behind every update before it and ahead of every later one, so nothing is
@@ -24,6 +24,9 @@ from collections.abc import Callable
 from kernelpad.sessions.storage.store import SessionStore
 
 log = logging.getLogger(__name__)
+
+#: ``stored(committed)``: a change was committed (True), or storage closed first (False).
+Stored = Callable[[bool], None]
 
 # Stored updates of a live document folded into one after this many new ones.
 COMPACT_AFTER = 2000
@@ -53,32 +56,26 @@ class DocumentLog:
         self._writing = False  # a code write is in flight
         self._failing_since: float | None = None  # when storing changes began to fail
 
-    def append(self, update: bytes, author: str | None) -> asyncio.Future[None] | None:
-        """Store one change of the document, by ``author``: the commit to wait for before
-        anyone else sees it (None if storage has closed: the server is stopping).
+    def append(self, update: bytes, author: str | None, stored: Stored) -> bool:
+        """Store one change of the document, by ``author``; ``stored(True)`` once it is
+        committed (anyone else may see it then), ``stored(False)`` if storage closes first.
+        False if storage has closed already (the server is stopping).
 
         A write that fails (a full disk, a database that went away) is tried again, a little
-        later each time, for as long as storage is open: the commit completes when it
-        succeeds, and until then nobody else is shown the change. It is cancelled only if
-        storage closes first."""
-        committed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        if not self._store(update, author, time.time(), committed, 0):
-            return None
+        later each time, for as long as storage is open: until it succeeds, nobody else is
+        shown the change."""
+        if not self._store(update, author, time.time(), stored, 0):
+            return False
         self._since_compaction += 1
         if self._since_compaction >= COMPACT_AFTER:
             asyncio.get_running_loop().call_soon(self.compact)
-        return committed
+        return True
 
     def _store(
-        self,
-        update: bytes,
-        author: str | None,
-        at: float,
-        committed: asyncio.Future[None],
-        attempt: int,
+        self, update: bytes, author: str | None, at: float, stored: Stored, attempt: int
     ) -> bool:
         try:
-            stored = self.store.append_update(self.session_id, update, at, author)
+            written = self.store.append_update(self.session_id, update, at, author)
         except RuntimeError:
             if attempt == 0:
                 # Only a run's last output can still come this late.
@@ -88,21 +85,23 @@ class DocumentLog:
                     "session %s: storage closed before a change could be saved",
                     self.session_id,
                 )
-            committed.cancel()
+                stored(False)
             return False
 
-        def stored_or_retry(stored: asyncio.Future[None]) -> None:
-            if not stored.cancelled() and stored.exception() is None:
-                self._saving_again()
-                committed.set_result(None)
+        def written_or_again(written: asyncio.Future[None]) -> None:
+            if not written.cancelled() and written.exception() is None:
+                if self._failing_since is not None:
+                    self._saving_again()
+                stored(True)
                 return
-            self._failed(stored)
+            self._failed(written)
             delay = min(RETRY_FIRST * 2**attempt, RETRY_MAX)
             asyncio.get_running_loop().call_later(
-                delay, self._store, update, author, at, committed, attempt + 1
+                delay, self._store, update, author, at, stored, attempt + 1
             )
 
-        stored.add_done_callback(stored_or_retry)
+        # Called straight from the store's own wake-up of the loop: no future in between.
+        written.add_done_callback(written_or_again)
         return True
 
     def _failed(self, stored: asyncio.Future[None]) -> None:
@@ -119,13 +118,12 @@ class DocumentLog:
         self.not_saving()
 
     def _saving_again(self) -> None:
-        if self._failing_since is not None:
-            log.warning(
-                "session %s: document changes are stored again, after %.1f s",
-                self.session_id,
-                time.monotonic() - self._failing_since,
-            )
-            self._failing_since = None
+        log.warning(
+            "session %s: document changes are stored again, after %.1f s",
+            self.session_id,
+            time.monotonic() - (self._failing_since or 0.0),
+        )
+        self._failing_since = None
 
     def compact(self) -> None:
         """Store the document as it is now, in one piece, for the next load to start from

@@ -52,8 +52,8 @@ def apply_refusably(
     then ask ``refusal`` whether the change may stay; if it says no, undo the change
     (kernelpad's own change, which everyone gets). ``undo`` is the document's
     :func:`undo_manager`. Returns what ``apply`` returned and the refusal, if any."""
-    undo.clear()
     try:
+        # (The undo manager's stacks are empty: they are cleared after each use.)
         # The author's block holds the whole transaction: its change is seen (stored, sent)
         # as the transaction ends, the undoing after, as kernelpad's.
         with author(), document.ydoc.transaction(origin=REFUSABLE):

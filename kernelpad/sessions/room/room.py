@@ -14,7 +14,7 @@ import asyncio
 import collections
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pycrdt import merge_updates
@@ -73,6 +73,36 @@ class _Member:
     connections: int = 0
 
 
+@dataclass(slots=True)
+class _Unsent:
+    """A change not yet sent to the others: ``committed`` is None until its commit completes
+    (False: storage closed first)."""
+
+    update: bytes
+    origin: object | None
+    committed: bool | None = None
+
+
+class _Applying:
+    """A block whose changes are a participant's (see :meth:`Room._applying`). A class, not a
+    generator: it wraps every keystroke."""
+
+    __slots__ = ("fields", "origin", "room")
+
+    def __init__(self, room: Room, origin: object, fields: KernelFields | None) -> None:
+        self.room, self.origin, self.fields = room, origin, fields
+
+    def __enter__(self) -> None:
+        self.room._origin = self.origin
+        if self.fields is not None:
+            self.fields.begin()
+
+    def __exit__(self, *_: object) -> None:
+        self.room._origin = None
+        if self.fields is not None:
+            self.fields.end()
+
+
 class Room:
     """The live state of one session's collaboration."""
 
@@ -93,13 +123,11 @@ class Room:
         self._kernel_fields = KernelFields(document)
         # Each client's next clock in the document: what an update may build on.
         self._clocks = read_state_vector(document.ydoc.get_state())
+        self._integrating: UpdateShape | None = None  # a participant's update being applied
         self.log = DocumentLog(store, session_id, document.state, self._not_saving)
         self._origin: object | None = None  # the peer whose change is being applied
-        # Changes not yet sent to the others, in the order they were made, each with its
-        # commit (None: nothing to wait for) and origin.
-        self._unsent: collections.deque[
-            tuple[asyncio.Future[None] | None, bytes, object | None]
-        ] = collections.deque()
+        # Changes not yet sent to the others, in the order they were made.
+        self._unsent: collections.deque[_Unsent] = collections.deque()
         # Committed changes not yet sent to the others, with their origins.
         self._outbox: list[tuple[bytes, object | None]] = []
         self._flush: asyncio.Handle | None = None
@@ -279,7 +307,12 @@ class Room:
         def author() -> contextlib.AbstractContextManager[None]:
             return self._applying(peer, watched=True)
 
-        _, refused = apply_refusably(self.document, self._undo, apply, refusal, author)
+        # It integrates whole: the clocks are its ends (no need to read it again as stored).
+        self._integrating = shape
+        try:
+            _, refused = apply_refusably(self.document, self._undo, apply, refusal, author)
+        finally:
+            self._integrating = None
         if refused is not None:
             self._refused(peer, refused)
         return None
@@ -325,43 +358,39 @@ class Room:
                         )
                     )
 
-    @contextlib.contextmanager
-    def _applying(self, origin: object, watched: bool = False) -> Iterator[None]:
+    def _applying(self, origin: object, watched: bool = False) -> _Applying:
         """Changes made in this block are ``origin``'s (stored with it as their author);
         ``watched``: the room notes whether they touch what only kernelpad writes."""
-        self._origin = origin
-        try:
-            if watched:
-                with self._kernel_fields.watching():
-                    yield
-            else:
-                yield
-        finally:
-            self._origin = None
+        return _Applying(self, origin, self._kernel_fields if watched else None)
 
     def _changed(self, update: bytes) -> None:
         """Every change, whoever made it: stored, then sent to everyone else once it and
         every change before it are committed (what anyone has seen is on disk; see
         :mod:`.persistence`)."""
-        advance(self._clocks, read_update(update).ends().items())
+        # A participant's update integrates whole (see _apply_yjs): its own ends are the
+        # clocks'. Anything else (kernelpad's changes, an undoing) is read.
         origin = self._origin
-        stored = self.log.append(update, getattr(origin, "client_id", None))
-        self._unsent.append((stored, update, origin))
-        if stored is None:
-            self._committed()
-        else:
-            stored.add_done_callback(lambda _: self._committed())
+        shape = self._integrating if origin is not None else None
+        shape = shape or read_update(update)
+        advance(self._clocks, shape.ends().items())
+        unsent = _Unsent(update, origin)
+        self._unsent.append(unsent)
 
-    def _committed(self, _: object = None) -> None:
-        """Move what is committed, from the oldest change on, to the outbox. A change whose
-        commit failed for good (storage closed: the server is stopping) is not sent."""
-        while self._unsent:
-            stored, update, origin = self._unsent[0]
-            if stored is not None and not stored.done():
-                break
-            self._unsent.popleft()
-            if stored is None or (not stored.cancelled() and stored.exception() is None):
-                self._outbox.append((update, origin))
+        def stored(committed: bool) -> None:
+            unsent.committed = committed
+            self._committed()
+
+        if not self.log.append(update, getattr(origin, "client_id", None), stored):
+            stored(True)  # storage has closed: the server is stopping
+
+    def _committed(self) -> None:
+        """Move what is committed, from the oldest change on, to the outbox (commits complete
+        in order, except a failed one written again later: what comes after it waits). A
+        change storage closed on before it was committed is not sent."""
+        while self._unsent and self._unsent[0].committed is not None:
+            unsent = self._unsent.popleft()
+            if unsent.committed:
+                self._outbox.append((unsent.update, unsent.origin))
         if self._outbox and self._flush is None:
             self._flush = asyncio.get_running_loop().call_soon(self._deliver)
 
