@@ -7,6 +7,7 @@ Screenshots land in ``test-artifacts/ui-hostile/`` (git-ignored) for a person to
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from jupyter_ydoc import YNotebook
 from playwright.async_api import Browser, Page, Request, expect
-from pycrdt import Assoc, Awareness, create_awareness_message
+from pycrdt import Assoc, Awareness, Doc, create_awareness_message, create_update_message
 
 from kernelpad.config import Settings
 from kernelpad.sessions.room import presence
@@ -226,3 +227,48 @@ async def test_kernel_html_fetches_nothing(
         assert await link.get_attribute("target") == "_blank"
     for tag in ["link", "meta", "base", "object", "embed", "iframe", "use", "form", "input"]:
         assert await output.locator(tag).count() == 0, tag
+
+
+async def test_a_page_whose_change_cannot_be_merged_stops_and_says_so(
+    browser: Browser, server: RunningServer, host: Person, artifacts: Path
+) -> None:
+    """A change built on what the server never had (sent here through the candidate's own
+    socket, as a page whose copy went astray would) is not applied: the server closes that
+    socket (4409), and the page stops, says why in words, and offers to reload, instead of
+    showing "Connected" while nothing it types reaches anyone."""
+    sid = session_of(host.page)
+    sockets: list[Any] = []
+
+    def route(socket: Any) -> None:
+        sockets.append(socket.connect_to_server())  # everything else is passed through
+
+    candidate = await Person.open(browser)
+    await candidate.page.route_web_socket(re.compile(r".*/ws/yjs/.*"), route)
+    await candidate.page.goto(f"{server.base_url}/s/{sid}")
+    await candidate.page.get_by_label("Your name, as the others will see it").fill("Alan")
+    await candidate.page.get_by_role("button", name="Join").click()
+    await expect(candidate.page.locator("#connection-status")).to_have_text("Connected")
+
+    # Text hung on a change the server never got.
+    watcher = await YjsClient.connect(server, sid, client_id="watcher-m")
+    await eventually(lambda: watcher.cell_count == 1, "sync")
+    ahead = Doc()
+    ahead.apply_update(watcher.doc.get_update())
+    source = YNotebook(ahead).ycells[0]["source"]
+    source.insert(len(source), "# never sent\n")
+    forged = Doc()
+    forged.apply_update(ahead.get_update())
+    updates: list[bytes] = []
+    forged.observe(lambda event: updates.append(event.update))
+    text = YNotebook(forged).ycells[0]["source"]
+    text.insert(len(text), "EVIL = 1\n")
+    sockets[-1].send(create_update_message(updates[0]))
+
+    banner = candidate.page.locator(".banner").filter(has_text="could not be merged")
+    await expect(banner).to_be_visible()
+    await expect(candidate.page.get_by_role("button", name="Reload")).to_be_visible()
+    await expect(candidate.page.locator("#connection-status")).not_to_have_text("Connected")
+    await candidate.page.screenshot(path=artifacts / "not-merged.png")
+    assert "EVIL" not in watcher.source
+    await watcher.close()
+    await candidate.close()

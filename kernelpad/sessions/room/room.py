@@ -348,7 +348,8 @@ class Room:
             refusal,
             extra=about(self.session_id),
         )
-        if isinstance(refusal, KernelpadError):
+        if isinstance(refusal, KernelpadError) and outcome == "undone":
+            # (A change not applied closes its Yjs connection, with the reason: the page says.)
             for other in self.text.peers:
                 if other.client_id == peer.client_id and other is not peer:
                     other.send_event(

@@ -220,7 +220,8 @@ class Pad {
     this.status[socket] = status;
     let text = "Reconnecting…";
     let state = "reconnecting";
-    if (this.ended) [text, state] = ["Interview ended", "ended"];
+    if (this.stopped) [text, state] = ["Disconnected", "ended"];
+    else if (this.ended) [text, state] = ["Interview ended", "ended"];
     else if (this.status.yjs === "connected" && this.status.json === "connected") [text, state] = ["Connected", "connected"];
     else if (this.status.yjs === "connecting" && this.status.json === "connecting") [text, state] = ["Connecting…", "connecting"];
     this.connection.textContent = text;
@@ -651,8 +652,11 @@ class Pad {
     this.provider?.disconnect();
     this.channel?.close();
     this.ended = true;
+    this.stopped = true; // disconnected for good, though the interview goes on
     this.banner.textContent = text;
     this.banner.hidden = false;
+    for (const view of this.views.values()) view.setReadOnly(true);
+    for (const control of this.toolbar.querySelectorAll("button")) control.disabled = true;
     this.setStatus("json", "closed");
   }
 }
