@@ -116,11 +116,14 @@ class OutputCollector:
         self.outputs.append({"output_type": "error", **self.error})
         if self.on_output is not None:
             self.on_output(self.outputs[-1])
-        # The traceback as plain text (the raw one, with its colours, is kept beside it); on
-        # stderr too, where clients of the original API read failures, as a process prints them.
+        # The traceback as plain text (the raw one, with its colours, is kept beside it); in
+        # the result's stderr too, where clients of the original API read failures, as a
+        # process prints them. Not as a second output: the notebook shows the error once.
         plain = "\n".join(strip_ansi(line) for line in self.error["traceback"]).strip("\n")
         self.error["traceback_text"] = plain
-        self.stream("stderr", (plain or f"{self.error['ename']}: {self.error['evalue']}") + "\n")
+        self.streams["stderr"].append(
+            (plain or f"{self.error['ename']}: {self.error['evalue']}") + "\n"
+        )
 
     def count(self, value: object) -> None:
         """Take ``value`` as the execution count if it is one (kernels send what they like)."""

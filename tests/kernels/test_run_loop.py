@@ -318,7 +318,7 @@ async def test_the_reply_gives_the_count_when_nothing_else_did() -> None:
     assert (result.status, result.execution_count, result.outputs) == ("ok", 12, [])
 
 
-async def test_an_error_is_structured_and_copied_to_stderr() -> None:
+async def test_an_error_is_structured_and_in_stderr_but_shown_once() -> None:
     traceback = ["\x1b[31mTraceback (most recent call last)\x1b[0m", "ValueError: boom"]
     kernel = ScriptedKernel(
         [
@@ -344,7 +344,8 @@ async def test_an_error_is_structured_and_copied_to_stderr() -> None:
     }
     assert result.stdout == "before\n"
     assert result.stderr == plain + "\n"
-    assert [o["output_type"] for o in result.outputs] == ["stream", "error", "stream"]
+    # The notebook shows the traceback once: the error, not a stderr output too.
+    assert [o["output_type"] for o in result.outputs] == ["stream", "error"]
     assert not result.interrupted and kernel.interrupts == []
 
 

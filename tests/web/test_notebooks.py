@@ -147,6 +147,30 @@ async def test_export_with_outputs_in_three_languages_then_import_it_back(
     assert fresh.json["code"] == python["source"]
 
 
+async def test_a_traceback_is_shown_once_in_the_export_and_the_replay(
+    api: Api, server: RunningServer
+) -> None:
+    """The error output holds the traceback; it is not copied into a stderr output too."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")])
+    response = await api.post("/api/v1/sessions", {"host_name": "Ada", "notebook": notebook})
+    session = response.json
+    client, _ = await JsonClient.join_with(
+        server, session["session_id"], "host-runner", "Ada", session["host_token"]
+    )
+    [cell] = (await export(api, session))["cells"]
+    await client.send("execute", {"cell_id": cell["id"]})
+    assert (await client.expect("execution_finished"))["status"] == "error"
+    client.close()
+    [cell] = (await export(api, session))["cells"]
+    assert [o["output_type"] for o in cell["outputs"]] == ["error"]
+    assert cell["outputs"][0]["ename"] == "ZeroDivisionError"
+    timeline = await api.get(
+        f"/api/v1/sessions/{session['session_id']}/timeline", token=session["host_token"]
+    )
+    [run] = [event for event in timeline.json["events"] if event["kind"] == "run"]
+    assert [o["output_type"] for o in run["outputs"]] == ["error"]
+
+
 async def test_only_the_host_exports(api: Api) -> None:
     session = await api.create_session(host_name="Ada")
     path = f"/api/v1/sessions/{session['session_id']}/notebook.ipynb"

@@ -169,6 +169,10 @@ async def test_restarting_the_kernel_forgets_variables(pair: tuple[Person, Perso
     await expect(candidate.cell(0).locator(".output-error")).to_contain_text(
         "NameError", timeout=30_000
     )
+    # The traceback is shown once, for both, and once in the export.
+    for person in (host, candidate):
+        await expect(person.cell(0).locator(".outputs")).to_contain_text("NameError")
+        await expect(person.cell(0).locator(".outputs > *")).to_have_count(1)
 
 
 async def test_only_the_host_sees_host_controls_and_can_end_the_interview(
