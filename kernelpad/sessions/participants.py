@@ -89,6 +89,13 @@ class Participants:
         session = await self.get_session(session_id)
         if session.status != ACTIVE:
             raise SessionEnded(f"Session {session_id} has ended.")
+        known = {p.client_id for p in session.participants}
+        if client_id not in known and self.access.is_host(session, host_token):
+            # The host has one identity, made with the session: a host's page (a first visit,
+            # another tab or browser) joins as it, not as a second host.
+            hosts = [p for p in session.participants if p.role == "host" and p.removed_at is None]
+            if hosts:
+                client_id = hosts[0].client_id
         client_id = client_id or "c-" + secrets.token_hex(8)
         participant, token = self._identify(
             session, client_id, display_name, host_token, participant_token, True

@@ -174,13 +174,21 @@ class SessionOut(SessionSummary):
 
     @classmethod
     def of_session(
-        cls, s: Session, public_url: str, connected: set[str] | frozenset[str] = frozenset()
+        cls, s: Session, public_url: str, connected: set[str] | None = None
     ) -> SessionOut:
-        present = [p for p in s.participants if p.left_at is None]
+        """``connected``: the client ids connected now, where the caller knows them (they are
+        then the count); otherwise the participants who have not left count."""
+        if connected is not None:
+            count = len(connected)
+        elif s.status != "active":
+            count = 0
+        else:
+            count = len([p for p in s.participants if p.left_at is None])
+        here = connected or set()
         return cls(
-            **SessionSummary.of(s, len(present), public_url).model_dump(),
+            **SessionSummary.of(s, count, public_url).model_dump(),
             code=s.code,
-            participants=[ParticipantOut.of(p, p.client_id in connected) for p in s.participants],
+            participants=[ParticipantOut.of(p, p.client_id in here) for p in s.participants],
             ended_at=utc(s.ended_at),
             end_reason=s.end_reason,
             editing_locked=s.editing_locked,

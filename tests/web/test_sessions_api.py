@@ -10,6 +10,7 @@ import pytest
 
 from kernelpad.config import Settings
 from tests.conftest import Api, RunningServer, eventually, make_settings, running_server
+from tests.web.clients import JsonClient
 
 ADMIN = "admin-token-for-tests"
 
@@ -349,3 +350,29 @@ async def test_docs_pages_are_served_with_local_assets(api: Api, page: str, asse
     script = await api.get(asset)
     assert script.status == 200
     assert len(script.body) > 100_000
+
+
+async def test_the_host_is_one_participant_however_it_joins(
+    api: Api, server: RunningServer
+) -> None:
+    """The host made with the session is the one a host's page joins as (a first visit, a
+    second tab): the session lists the host once, and counts who is connected."""
+    created = await api.create_session(host_name="Ada")
+    sid, token = created["session_id"], created["host_token"]
+    [host] = created["participants"]
+    path = f"/api/v1/sessions/{sid}/participants"
+    first = await api.post(path, {"display_name": "Ada", "client_id": "c-tab-one"}, token=token)
+    second = await api.post(path, {"display_name": "Ada"}, token=token)
+    assert first.json["client_id"] == second.json["client_id"] == host["client_id"]
+    session = (await api.get(f"/api/v1/sessions/{sid}")).json
+    assert [p["role"] for p in session["participants"]] == ["host"]
+    assert session["participant_count"] == 0  # nobody connected yet
+    client, _ = await JsonClient.join_with(server, sid, host["client_id"], "Ada", token)
+    await eventually(lambda: _count(api, sid, 1), "the host to count once it is connected")
+    session = (await api.get(f"/api/v1/sessions/{sid}")).json
+    assert [(p["role"], p["connected"]) for p in session["participants"]] == [("host", True)]
+    client.close()
+
+
+async def _count(api: Api, sid: str, count: int) -> bool:
+    return bool((await api.get(f"/api/v1/sessions/{sid}")).json["participant_count"] == count)

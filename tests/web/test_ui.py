@@ -181,6 +181,14 @@ async def test_only_the_host_sees_host_controls_and_can_end_the_interview(
     host, candidate = pair
     await expect(host.page.get_by_role("button", name="End interview")).to_be_visible()
     await expect(candidate.page.get_by_role("button", name="End interview")).to_be_hidden()
+    # The host is listed once (its page joins as the host the session was made with).
+    for person in (host, candidate):
+        await expect(person.page.locator(".people li")).to_have_count(2)
+        await expect(person.page.locator(".people li", has_text="(host)")).to_have_count(1)
+    sid = host.page.url.rstrip("/").rsplit("/", 1)[-1]
+    session = (await api.get(f"/api/v1/sessions/{sid}")).json
+    assert sorted(p["role"] for p in session["participants"]) == ["candidate", "host"]
+    assert session["participant_count"] == 2
     await host.page.get_by_role("button", name="End interview").click()
     await expect(host.page.locator(".banner")).to_contain_text("You ended this interview.")
     ended = re.compile(r"(The host ended this interview|This interview has ended)\. The notebook")
