@@ -37,6 +37,7 @@ from kernelpad.kernels.cpp.cells import (
     top_level_names,
     unwrap,
 )
+from kernelpad.kernels.cpp.intellisense import Intellisense
 from kernelpad.kernels.cpp.repl import CLANG_REPL, STD, ClangRepl, Outcome
 
 
@@ -97,6 +98,7 @@ class CppKernel(Kernel):
         self._history: list[Entry] = []
         self._repl: ClangRepl | None = self._start_repl()
         self._restoring: threading.Thread | None = None
+        self._intellisense = Intellisense()
 
     @staticmethod
     def _start_repl() -> ClangRepl:
@@ -219,7 +221,26 @@ class CppKernel(Kernel):
             reply["indent"] = "    "
         return reply
 
+    async def do_complete(self, code: str, cursor_pos: int | None) -> dict[str, Any]:
+        position = len(code) if cursor_pos is None else min(max(cursor_pos, 0), len(code))
+        return await self._intellisense.complete(self._sources(), code, position)
+
+    async def do_inspect(
+        self,
+        code: str,
+        cursor_pos: int | None,
+        detail_level: int = 0,
+        omit_sections: Any = (),
+    ) -> dict[str, Any]:
+        position = len(code) if cursor_pos is None else min(max(cursor_pos, 0), len(code))
+        return await self._intellisense.inspect(self._sources(), code, position, detail_level)
+
+    def _sources(self) -> list[str]:
+        """The inputs clang-repl has now (a replay in the background may drop one meanwhile)."""
+        return [entry.source for entry in list(self._history)]
+
     async def do_shutdown(self, restart: bool) -> dict[str, Any]:
+        self._intellisense.close()
         self._wait_restored(lambda *_: None)
         if self._repl is not None:
             self._repl.close()
@@ -271,9 +292,9 @@ class CppKernel(Kernel):
         self._restart_later()
         if interrupted:
             return self._reply_error("Interrupted", "the cell was interrupted", [note])
+        # The program's last words went to stderr above: the error does not repeat them.
         ename, evalue = describe_exit(outcome.exited or 0)
-        tail = [line for line in outcome.stderr.splitlines() if line.strip()][-5:]
-        return self._reply_error(ename, evalue, [*tail, note])
+        return self._reply_error(ename, evalue, [note])
 
     def _restart_later(self) -> None:
         """Replace clang-repl in the background: the reply goes out now, and the replay runs

@@ -20,13 +20,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from kernelpad.kernels.cpp.cells import diagnostics
 from kernelpad.kernels.cpp.prelude import RS, prelude
 from kernelpad.kernels.orphans import death_signal_prefix
 
 CLANG_REPL = "/usr/lib/llvm-19/bin/clang-repl"
 STD = "c++17"
 # stderr of an input is held back (clang's diagnostics become an error reply, not a stream)
-# up to this many characters; past it, it streams as it comes.
+# up to this many characters; past it, it streams as it comes, unless it holds a compile error:
+# then nothing ran, all of it is clang's (as long as clang's error limit lets it be), and all of
+# it is the error's.
 HOLD_STDERR = 64 * 1024
 # Output is passed on in pieces of at most this size, gathered while more is arriving.
 BATCH = 64 * 1024
@@ -140,6 +143,7 @@ class ClangRepl:
         done = {"stdout": False, "stderr": False}
         value_parts: list[str] = []
         pending: list[str] = []  # stdout gathered while more is arriving
+        failed = False  # the held stderr has a compile error
 
         def flush() -> None:
             if pending:
@@ -147,6 +151,7 @@ class ClangRepl:
                 pending.clear()
 
         def emit(stream: str, text: str) -> None:
+            nonlocal failed
             if not text:
                 return
             if stream == "stdout":
@@ -164,7 +169,10 @@ class ClangRepl:
                 if any(sign in text for sign in JIT_BROKEN):
                     outcome.jit_broken = True
                     self.kill()
-                if sum(map(len, held)) > HOLD_STDERR:
+                if failed or sum(map(len, held)) <= HOLD_STDERR:
+                    return
+                failed = diagnostics("".join(held)).failed
+                if not failed:
                     outcome.streamed_stderr = True
                     flush()
                     on_output("stderr", "".join(held))
