@@ -16,9 +16,14 @@ class KernelpadError(Exception):
     #: log only (it names the database, say).
     public_message: str | None = None
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, public: str | None = None) -> None:
+        """``message`` is for the operator's log (it may name the session, a setting);
+        ``public``, if given, is what the person reading the client is told instead, in
+        their terms."""
         super().__init__(message)
         self.message = message
+        if public is not None:
+            self.public_message = public
 
     @property
     def public(self) -> str:
@@ -60,6 +65,7 @@ class SessionFull(KernelpadError):
 
 class SessionEnded(KernelpadError):
     code = "session_ended"
+    public_message = "This interview has ended."
 
 
 class NotAuthenticated(KernelpadError):
@@ -84,6 +90,7 @@ class ParticipantRemoved(Forbidden):
     """The host removed this participant: it cannot join again."""
 
     code = "participant_removed"
+    public_message = "The host removed you from this interview."
 
 
 class ExecutionDisabled(KernelpadError):
@@ -97,8 +104,8 @@ class QueueFull(KernelpadError):
 class RateLimited(KernelpadError):
     code = "rate_limited"
 
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, retry_after: float, public: str | None = None) -> None:
+        super().__init__(message, public)
         self.retry_after = retry_after
 
 

@@ -24,11 +24,14 @@ class GatewayBackend(KernelBackend):
         try:
             await kernel.connect()
             info = await kernel.request("kernel_info_request", {}, self.start_timeout)
+            if info is None:
+                raise TimeoutError("no kernel_info_reply")
             kernel.language_info = info["content"].get("language_info", {})
             for code in (language.language.startup, language.language.warmup):
                 if code:
                     content = {"code": code, "silent": True, "store_history": False}
-                    await kernel.request("execute_request", content, self.start_timeout)
+                    if await kernel.request("execute_request", content, self.start_timeout) is None:
+                        raise TimeoutError("the start-up code did not finish")
         except BaseException as exc:
             with contextlib.suppress(Exception):
                 # Shielded: a cancelled start must still not leave the kernel on the gateway.

@@ -178,20 +178,11 @@ class GatewayKernel(KernelHandle):
     async def receive(self, timeout: float) -> tuple[str, Message] | None:
         return await self._inbox.next(timeout)
 
-    async def request(self, msg_type: str, content: dict[str, Any], timeout: float) -> Message:
-        """Send a shell request and wait for its reply (used at start: ``kernel_info``, and
-        the language's silent start-up code)."""
+    def send_request(self, msg_type: str, content: dict[str, Any]) -> str:
         msg = self._session.msg(msg_type, content)
         self._current = str(msg["header"]["msg_id"])
         self._send("shell", msg)
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    got = await self._inbox.next(timeout)
-                    if got is not None and got[0] == "shell":
-                        return got[1]
-        finally:
-            self.end_request()
+        return self._current
 
     async def is_alive(self) -> bool:
         """Decided here (the socket and what the gateway said on it); the gateway is asked

@@ -70,6 +70,30 @@ class KernelHandle(abc.ABC):
         """
 
     @abc.abstractmethod
+    def send_request(self, msg_type: str, content: dict[str, Any]) -> str:
+        """Send a request of ``msg_type`` on the shell channel; return its ``msg_id``, which
+        :meth:`receive` yields the messages of from then on (as for :meth:`execute_request`)."""
+
+    async def request(
+        self, msg_type: str, content: dict[str, Any], timeout: float
+    ) -> Message | None:
+        """Send a shell request and wait for its reply (``kernel_info``, ``complete``,
+        ``inspect``): the reply, or None if none came within ``timeout`` seconds."""
+        self.send_request(msg_type, content)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while (left := deadline - loop.time()) > 0:
+                got = await self.receive(left)
+                if got is None:
+                    return None
+                if got[0] == "shell":
+                    return got[1]
+            return None
+        finally:
+            self.end_request()
+
+    @abc.abstractmethod
     def input_reply(self, value: str) -> None:
         """Answer the current request's ``input_request`` (a ``receive``'d "stdin" message)."""
 

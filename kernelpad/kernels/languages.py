@@ -76,6 +76,18 @@ class _KernelpadStdin(_io.TextIOBase):
         return "".join(iter(self.readline, ""))
 _sys.stdin = _KernelpadStdin()
 del _io, _sys, _KernelpadStdin
+def _kernelpad_warm_completer():
+    # jedi's first completion takes seconds (it loads and parses the standard library); later
+    # ones take milliseconds. Warmed here, beside the kernel, before anyone presses Tab.
+    try:
+        from IPython.core.completer import provisionalcompleter
+        with provisionalcompleter():
+            list(get_ipython().Completer.completions("import os\nos.pa", 15))
+    except Exception:
+        pass
+import threading as _threading
+_threading.Thread(target=_kernelpad_warm_completer, name="kernelpad-warm", daemon=True).start()
+del _threading
 """
 
 JAVASCRIPT_TEMPLATE = """\

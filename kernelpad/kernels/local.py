@@ -129,6 +129,13 @@ class LocalKernel(KernelHandle):
         self._current = msg_id
         return msg_id
 
+    def send_request(self, msg_type: str, content: dict[str, Any]) -> str:
+        msg = self._client.session.msg(msg_type, content)
+        # Current before it leaves: its reply cannot come before it is waited for.
+        self._current = str(msg["header"]["msg_id"])
+        self._client.shell_channel.send(msg)
+        return self._current
+
     def input_reply(self, value: str) -> None:
         self._client.input(value)
 

@@ -136,7 +136,7 @@ class OutputCollector:
             self._append_stream(
                 self.truncated_stream,
                 f"\n[kernelpad: output truncated, {self.kept} of {self.seen} characters shown;"
-                f" the limit is {self.max_output} characters (CODE_MAX_OUTPUT_SIZE)]\n",
+                f" the limit is {self.max_output} characters]\n",
             )
         if self.rich_dropped:
             self.note(

@@ -6,10 +6,11 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from kernelpad import metrics
 from kernelpad.errors import QueueFull, SessionEnded
-from kernelpad.kernels.base import KernelHandle
+from kernelpad.kernels.base import KernelHandle, Message
 from kernelpad.kernels.execution import ExecutionResult, run_code
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.kernels.pool import KernelPool
@@ -17,6 +18,9 @@ from kernelpad.kernels.run_loop import Limits, RunListener
 from kernelpad.logs import about
 
 log = logging.getLogger(__name__)
+
+# Kernels starting for a question, kept from the garbage collector until they are up.
+_background: set[asyncio.Future[None]] = set()
 
 
 @dataclass
@@ -64,6 +68,7 @@ class KernelRunner:
         self._stop: asyncio.Event | None = None  # set to interrupt the run in progress
         self.current: str | None = None  # the tag of the run in progress
         self._replacing = asyncio.Lock()
+        self._warming = False  # a kernel is being started for a question, not a run
 
     @property
     def busy(self) -> bool:
@@ -77,10 +82,13 @@ class KernelRunner:
     def check_room(self) -> None:
         """Raise :class:`QueueFull` if a run now would find the queue full."""
         if self._lock.locked() and self._waiting >= self.queue_size:
+            name = self.language.language.display_name
             raise QueueFull(
-                f"The {self.language.language.display_name} kernel of session {self.label} is"
-                f" busy and {self._waiting} run(s) are already waiting (the limit is"
-                f" {self.queue_size}); try again when it is free."
+                f"The {name} kernel of session {self.label} is busy and {self._waiting} run(s)"
+                f" are already waiting (the limit is {self.queue_size}); try again when it is"
+                " free.",
+                public=f"The {name} kernel is busy and {self._waiting} run(s) are already"
+                f" waiting (at most {self.queue_size} may): try again when it is free.",
             )
 
     async def run(
@@ -132,6 +140,49 @@ class KernelRunner:
             self.current = None
             self.last_used = time.monotonic()
             self._lock.release()
+
+    async def ask(
+        self, msg_type: str, content: dict[str, Any], timeout: float
+    ) -> tuple[str, Message | None]:
+        """Ask the kernel a question that runs no code (``complete_request``,
+        ``inspect_request``), between runs: ``("ok", reply)``, or why there is no answer:
+        ``"busy"`` (a run holds the kernel: an editor asking as someone types must not wait for
+        it), ``"starting"`` (no kernel yet: one is being started, for the next question and
+        the first run), ``"timeout"``."""
+        if self._warming:
+            return "starting", None
+        if self._lock.locked() or self._closed:
+            return "busy", None
+        if self.kernel is None:
+            if not self._warming:
+                self._warming = True
+                task = asyncio.ensure_future(self._warm())
+                _background.add(task)
+                task.add_done_callback(_background.discard)
+            return "starting", None
+        async with self._lock:
+            kernel = self.kernel
+            if kernel is None:
+                return "starting", None
+            reply = await kernel.request(msg_type, content, timeout)
+        return ("ok", reply) if reply is not None else ("timeout", None)
+
+    async def _warm(self) -> None:
+        """Start the kernel without running anything (a question came first)."""
+        try:
+            async with self._lock, self._replacing:
+                if self.kernel is None and not self._closed:
+                    self.kernel = await self._acquire()
+        except Exception:
+            log.warning(
+                "session %s: its %s kernel did not start",
+                self.label,
+                self.language.language.id,
+                exc_info=True,
+                extra=about(self.label, self.language.language.id),
+            )
+        finally:
+            self._warming = False
 
     async def _replace_kernel(self, reason: str) -> None:
         async with self._replacing:  # two restarts at once must not both start a kernel

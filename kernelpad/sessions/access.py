@@ -42,10 +42,14 @@ class Action(enum.Enum):
     INTERRUPT = "interrupt a run"
     RESTART_KERNEL = "restart a kernel"
     ANSWER_INPUT = "answer a run's input request"
+    ASK_KERNEL = "ask a kernel for completions or documentation"
 
 
-# What the host's rule candidate_execution governs: running, and everything around a run.
-RUN_ACTIONS = frozenset({Action.RUN, Action.INTERRUPT, Action.RESTART_KERNEL, Action.ANSWER_INPUT})
+# What the host's rule candidate_execution governs: running, and everything around a run
+# (a kernel asked for completions evaluates some of the code it is given).
+RUN_ACTIONS = frozenset(
+    {Action.RUN, Action.INTERRUPT, Action.RESTART_KERNEL, Action.ANSWER_INPUT, Action.ASK_KERNEL}
+)
 
 
 @dataclass(frozen=True)
@@ -145,17 +149,20 @@ class Access:
         """Raise unless ``role`` may take ``action`` in the session now."""
         if action in RUN_ACTIONS and not self.limits.enabled:
             raise ExecutionDisabled(
-                "Running code is turned off on this server (ENABLE_SERVER_EXECUTION=false)."
+                "Running code is turned off on this server (ENABLE_SERVER_EXECUTION=false).",
+                public="Running code is turned off on this server.",
             )
         rules = self.rules(session_id)
         if allowed(role, action, rules):
             return
         if action is Action.EDIT:
             raise EditingLocked(
-                f"Session {session_id}: the host has locked editing; the change was not made."
+                f"Session {session_id}: the host has locked editing; the change was not made.",
+                public="The host has locked editing: your change was not made.",
             )
         raise ExecutionDisabled(
-            f"Session {session_id}: the host has turned running code off for candidates."
+            f"Session {session_id}: the host has turned running code off for candidates.",
+            public="The host has turned running code off for candidates.",
         )
 
     def check_run(self, session_id: str, role: str, code: str) -> None:
@@ -192,7 +199,12 @@ class Access:
         if not token:
             raise NotAuthenticated(
                 f"Session {session.id}: this needs the host token"
-                " (header 'Authorization: Bearer <host_token>')."
+                " (header 'Authorization: Bearer <host_token>').",
+                public="Only the interview's host may do this (send the host token in the"
+                " header 'Authorization: Bearer <host_token>').",
             )
         if not token_matches(token, session.host_token_hash):
-            raise Forbidden(f"Session {session.id}: that is not the session's host token.")
+            raise Forbidden(
+                f"Session {session.id}: that is not the session's host token.",
+                public="That is not this interview's host token.",
+            )

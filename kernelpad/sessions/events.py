@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 KernelState = Literal["starting", "idle", "busy", "restarting", "dead"]
 
@@ -154,3 +154,32 @@ class Error(Event):
     type = "error"
     code: str
     message: str
+
+
+class CompleteReply(Event):
+    """Completions for the asker of a ``complete`` (nobody else): ``status`` is ``ok``, or why
+    there are none (``busy``: a run holds the kernel; ``starting``: its kernel is starting;
+    ``timeout``; ``error``). ``matches`` replace the code from ``cursor_start`` to
+    ``cursor_end`` (code points, as Jupyter counts them)."""
+
+    type = "complete_reply"
+    request_id: str | None = None
+    status: str
+    matches: list[str] = []
+    cursor_start: int = 0
+    cursor_end: int = 0
+
+
+class InspectReply(Event):
+    """The kernel's documentation of the name at the asker's cursor (``found``), as MIME
+    bundle ``data`` (``text/plain`` at least, often with ANSI colours)."""
+
+    # "data", as Jupyter names it, is the events' own attribute here: it is named so on the
+    # wire only.
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True)
+
+    type = "inspect_reply"
+    request_id: str | None = None
+    status: str
+    found: bool = False
+    bundle: dict[str, str] = Field({}, serialization_alias="data")

@@ -29,6 +29,7 @@ from kernelpad.sessions.document import SessionDocument
 from kernelpad.sessions.events import SessionEnded as SessionEndedEvent
 from kernelpad.sessions.events import SessionSettings
 from kernelpad.sessions.history import History
+from kernelpad.sessions.introspection import Introspection
 from kernelpad.sessions.models import ACTIVE, Participant, Session
 from kernelpad.sessions.notebooks import (
     notebook_language,
@@ -89,6 +90,7 @@ class SessionManager:
             options.runs, self.access, store, registry, pool, self.rooms, self.active_language
         )
         self.history = History(store, registry, self.rooms)
+        self.introspection = Introspection(self.runs, self.access)
         # Language of each active session seen since start: a run needs no database read.
         self._active: dict[str, str] = {}
         # Counts sessions ended, so a cache fill can tell that an end raced with it.
@@ -208,7 +210,10 @@ class SessionManager:
         """End a session for its host: its kernels shut down, its record stays."""
         session = await self.as_host(session_id, token)
         if session.status != ACTIVE:
-            raise SessionEnded(f"Session {session_id} has already ended.")
+            raise SessionEnded(
+                f"Session {session_id} has already ended.",
+                public="This interview has already ended.",
+            )
         await self._end(session_id, "ended by host")
         return await self.get(session_id)
 

@@ -123,7 +123,8 @@ class Participants:
         if earlier is not None and earlier.role == "host" and not host:
             raise Forbidden(
                 f"Session {session.id}: client_id {client_id!r} is the host's; joining as the"
-                " host needs the host token."
+                " host needs the host token.",
+                public="That identity is the host's: joining as the host needs the host token.",
             )
         if (
             earlier is not None
@@ -133,7 +134,9 @@ class Participants:
         ):
             raise Forbidden(
                 f"Session {session.id}: client_id {client_id!r} is taken; joining as it needs"
-                " its participant token."
+                " its participant token.",
+                public="Someone else has that identity in this interview: open the join link"
+                " again to join as yourself.",
             )
         token, token_hash = None, earlier.token_hash if earlier else None
         if issue_token and token_hash is None and not host:
@@ -154,10 +157,14 @@ class Participants:
         participant = next((p for p in session.participants if p.client_id == client_id), None)
         if participant is None or participant.removed_at is not None:
             raise ParticipantNotFound(
-                f"Session {session.id} has no participant {client_id!r} to remove."
+                f"Session {session.id} has no participant {client_id!r} to remove.",
+                public=f"There is no participant {client_id!r} to remove.",
             )
         if participant.role == "host":
-            raise InvalidValue(f"Session {session.id}: the host cannot be removed.")
+            raise InvalidValue(
+                f"Session {session.id}: the host cannot be removed.",
+                public="The host cannot be removed.",
+            )
         participant.removed_at = participant.left_at = time.time()
         participant.token_hash = None
         room = self.rooms.loaded(session.id)

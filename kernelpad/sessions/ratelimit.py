@@ -34,6 +34,8 @@ class RateLimiter:
                 f"Session {key} may run code {self.per_minute} times per minute"
                 f" (RATE_LIMIT_EXECUTIONS_PER_MINUTE); try again in {retry_after} s.",
                 retry_after,
+                public=f"You may run code {self.per_minute} times a minute: try again in"
+                f" {retry_after} s.",
             )
         hits.append(now)
 

@@ -19,6 +19,7 @@ from kernelpad.web.base import NotFoundHandler
 from kernelpad.web.docs import OpenAPIHandler, RedocHandler, SwaggerHandler
 from kernelpad.web.health import HealthHandler
 from kernelpad.web.hosts import HostCheck, HostCheckingApplication
+from kernelpad.web.introspection import CompleteHandler, InspectHandler
 from kernelpad.web.json_socket import SessionSocket
 from kernelpad.web.languages import LanguagesHandler, TemplateHandler
 from kernelpad.web.metrics import MetricsHandler
@@ -47,6 +48,8 @@ API_ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     ("/api/v1/sessions", SessionsHandler),
     ("/api/v1/sessions/{session_id}", SessionHandler),
     ("/api/v1/sessions/{session_id}/execute", ExecuteHandler),
+    ("/api/v1/sessions/{session_id}/complete", CompleteHandler),
+    ("/api/v1/sessions/{session_id}/inspect", InspectHandler),
     ("/api/v1/sessions/{session_id}/executions", ExecutionsHandler),
     ("/api/v1/sessions/{session_id}/participants", ParticipantsHandler),
     ("/api/v1/sessions/{session_id}/participants/{client_id}", ParticipantHandler),

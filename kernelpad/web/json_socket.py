@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Coroutine
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,6 +26,7 @@ from kernelpad.web.messages import (
     CodeUpdateData,
     ExecuteData,
     InputReplyData,
+    IntrospectData,
     JoinSessionData,
     KernelData,
     MoveCellData,
@@ -87,7 +89,8 @@ class SessionSocket(SessionSocketBase):
                 "a message",
                 "unknown_type",
                 f"Unknown message type {envelope.type!r}; expected one of: join_session,"
-                " code_update, move_cell, execute, interrupt, restart_kernel, input_reply.",
+                " code_update, move_cell, execute, interrupt, restart_kernel, input_reply,"
+                " complete, inspect.",
             )
             return
         what = envelope.type
@@ -231,6 +234,47 @@ class SessionSocket(SessionSocketBase):
         room = self._joined("code_update")
         update = CodeUpdateData.model_validate(data)
         room.replace_code(self, update.code, update.base_version)
+
+    async def _on_complete(self, data: dict[str, Any]) -> None:
+        room = self._joined("complete")
+        ask = IntrospectData.model_validate(data)
+        self._answer_later(
+            "complete",
+            self.manager.introspection.complete(
+                room.session_id, self.role, ask.code, ask.cursor_pos, ask.language, ask.request_id
+            ),
+        )
+
+    async def _on_inspect(self, data: dict[str, Any]) -> None:
+        room = self._joined("inspect")
+        ask = IntrospectData.model_validate(data)
+        self._answer_later(
+            "inspect",
+            self.manager.introspection.inspect(
+                room.session_id,
+                self.role,
+                ask.code,
+                ask.cursor_pos,
+                ask.language,
+                ask.detail_level,
+                ask.request_id,
+            ),
+        )
+
+    def _answer_later(self, what: str, answer: Coroutine[Any, Any, Event]) -> None:
+        """Send ``answer`` to this connection when it comes; the socket reads on meanwhile (a
+        kernel may take a while to answer; an execute must not wait for it)."""
+
+        async def answered() -> None:
+            try:
+                self.send_event(await answer)
+            except errors.KernelpadError as exc:
+                self.error(exc.code, exc.public)
+                self.refused_error(what, exc)
+
+        task = asyncio.ensure_future(answered())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
 
     async def _on_move_cell(self, data: dict[str, Any]) -> None:
         room = self._joined("move_cell")

@@ -54,6 +54,19 @@ class MoveCellData(BaseModel):
     index: int = Field(ge=0, description="Where the cell goes (past the end: last).")
 
 
+class IntrospectData(BaseModel):
+    """``complete`` and ``inspect``: the code (the sender's text of the cell, which may be
+    ahead of the server's), the cursor in it, in code points (as Jupyter counts), and the
+    cell's language."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+    request_id: str | None = Field(None, max_length=64, description="Sent back with the answer.")
+    code: str
+    cursor_pos: int = Field(ge=0)
+    language: str | None = Field(None, pattern=LANGUAGE_PATTERN)
+    detail_level: int = Field(0, ge=0, le=1, description="inspect: 1 for more (source).")
+
+
 class KernelData(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     language: str | None = Field(None, pattern=LANGUAGE_PATTERN)

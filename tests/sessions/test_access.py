@@ -24,7 +24,13 @@ NO_RUNS = Rules(editing_locked=False, candidate_execution=False)
 OPEN = Rules()
 CLOSED = Rules(editing_locked=True, candidate_execution=False)
 
-RUNNING = (Action.RUN, Action.INTERRUPT, Action.RESTART_KERNEL, Action.ANSWER_INPUT)
+RUNNING = (
+    Action.RUN,
+    Action.INTERRUPT,
+    Action.RESTART_KERNEL,
+    Action.ANSWER_INPUT,
+    Action.ASK_KERNEL,
+)
 
 # Every cell of the table, written out: (role, action, rules) -> allowed.
 TABLE = {

@@ -232,7 +232,7 @@ async def test_unknown_session_and_full_session(
     fourth = JsonClient(await websocket_connect(ws_url(server, f"/ws/sessions/{sid}")))
     await fourth.send("join_session", {"client_id": "p-3", "display_name": "P3"})
     error = await fourth.expect("error")
-    assert error["code"] == "session_full" and "3 participants" in error["message"]
+    assert error["code"] == "session_full" and "3 people at a time" in error["message"]
     assert await fourth.conn.read_message() is None
     assert fourth.conn.close_code == 4403
     for client in [*clients, same, fourth]:

@@ -53,7 +53,7 @@ async def test_a_registered_participant_needs_its_token(
     # Without the token (or with another's) nobody joins as Alan.
     thief = await join_json(server, sid, alan["client_id"])
     error = await thief.expect("error")
-    assert error["code"] == "forbidden" and "participant token" in error["message"]
+    assert error["code"] == "forbidden" and "join link" in error["message"]
     other = await api.create_session()
     stranger = await register(api, other["session_id"], "Stranger")
     forged = await join_json(

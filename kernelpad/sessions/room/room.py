@@ -154,7 +154,8 @@ class Room:
         if member is None:
             if len(self.members) >= limit:
                 raise SessionFull(
-                    f"Session {self.session_id} is full: it allows {limit} participants at a time."
+                    f"Session {self.session_id} is full: it allows {limit} participants at a time.",
+                    public=f"This interview is full: it allows {limit} people at a time.",
                 )
             member = self.members[participant.client_id] = _Member(participant)
             self.broadcast(ParticipantJoined(**self._presence(participant)))
