@@ -147,19 +147,11 @@ class KernelRunner:
         """Ask the kernel a question that runs no code (``complete_request``,
         ``inspect_request``), between runs: ``("ok", reply)``, or why there is no answer:
         ``"busy"`` (a run holds the kernel: an editor asking as someone types must not wait for
-        it), ``"starting"`` (no kernel yet: one is being started, for the next question and
-        the first run), ``"timeout"``."""
-        if self._warming:
+        it), ``"starting"`` (no kernel yet: see :meth:`warm`), ``"timeout"``."""
+        if self._warming or self.kernel is None:
             return "starting", None
         if self._lock.locked() or self._closed:
             return "busy", None
-        if self.kernel is None:
-            if not self._warming:
-                self._warming = True
-                task = asyncio.ensure_future(self._warm())
-                _background.add(task)
-                task.add_done_callback(_background.discard)
-            return "starting", None
         async with self._lock:
             kernel = self.kernel
             if kernel is None:
@@ -167,8 +159,18 @@ class KernelRunner:
             reply = await kernel.request(msg_type, content, timeout)
         return ("ok", reply) if reply is not None else ("timeout", None)
 
+    def warm(self) -> asyncio.Future[None] | None:
+        """Start the kernel without running anything (a question came before the first run):
+        the start, unless one is under way or not needed."""
+        if self._warming or self.kernel is not None or self._closed:
+            return None
+        self._warming = True
+        task = asyncio.ensure_future(self._warm())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        return task
+
     async def _warm(self) -> None:
-        """Start the kernel without running anything (a question came first)."""
         try:
             async with self._lock, self._replacing:
                 if self.kernel is None and not self._closed:

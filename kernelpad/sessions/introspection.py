@@ -17,7 +17,7 @@ from typing import Any
 from kernelpad.errors import InvalidValue
 from kernelpad.logs import about
 from kernelpad.sessions.access import Access, Action
-from kernelpad.sessions.events import CompleteReply, InspectReply
+from kernelpad.sessions.events import CompleteReply, InspectReply, KernelStatus
 from kernelpad.sessions.runs import Runs
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,18 @@ class Introspection:
             raise InvalidValue(f"The cursor ({cursor_pos}) is outside the code.")
         installed = self.runs.registry.get(language or session_language)
         runner = self.runs.runner(session_id, installed)
+        language_id = installed.language.id
+        start = runner.warm()
+        if start is not None:
+            # Everyone's kernel indicator follows, as for a run's start.
+            self._tell(session_id, KernelStatus(language=language_id, state="starting"))
+            start.add_done_callback(
+                lambda _: self._tell(
+                    session_id,
+                    KernelStatus(language=language_id, state="idle" if runner.kernel else "dead"),
+                )
+            )
+            return "starting", None
         content = {"code": code, "cursor_pos": cursor_pos, **extra}
         status, reply = await runner.ask(msg_type, content, TIMEOUT)
         if reply is None:
@@ -128,6 +140,12 @@ class Introspection:
         if not isinstance(answer, dict) or answer.get("status") != "ok":
             return "error", None
         return "ok", answer
+
+
+    def _tell(self, session_id: str, event: KernelStatus) -> None:
+        room = self.runs.rooms.loaded(session_id)
+        if room is not None:
+            room.broadcast(event)
 
 
 # What one answer may hold, whatever a kernel sends.

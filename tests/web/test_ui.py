@@ -452,3 +452,49 @@ async def test_start_from_a_question_and_download_the_notebook(
     assert notebook.cells[1].source.startswith("def two_sum(")
     assert isinstance(notebook.cells[1].execution_count, int)
     await host.close()
+
+
+async def test_completion_and_documentation_from_the_kernel(
+    pair: tuple[Person, Person], artifacts: Path
+) -> None:
+    """Tab after a word lists the kernel's completions, Tab picks one; Tab with only
+    whitespace before the cursor indents; Shift+Tab shows the kernel's documentation."""
+    host, candidate = pair
+    page = candidate.page
+    await candidate.replace_source(0, "import os\nos.pa")
+    listing = page.locator(".cm-tooltip-autocomplete")
+    # The first question may find the kernel starting: it says so, and a later Tab lists.
+    for _ in range(60):
+        await page.keyboard.press("Tab")
+        await expect(listing).to_be_visible()
+        if await listing.get_by_text("path", exact=True).count():
+            break
+        assert "kernel" in (await listing.inner_text()).lower()
+        await page.keyboard.press("Escape")
+        await page.wait_for_timeout(1000)
+    await expect(listing.get_by_text("path", exact=True)).to_be_visible()
+    await page.screenshot(path=artifacts / "completion.png")
+    # The kernel's indicator knows the kernel the question started.
+    await expect(page.locator(".kernels [data-language=python]")).to_have_attribute(
+        "data-state", "idle"
+    )
+    await page.keyboard.press("ArrowDown")  # pardir, path
+    await page.keyboard.press("Tab")
+    await expect(listing).to_be_hidden()
+    source = candidate.cell(0).locator(".cm-content")
+    await expect(source).to_contain_text("os.path")
+    await expect(host.cell(0).locator(".cm-content")).to_contain_text("os.path")
+    # Tab at the start of a line indents, as it always has.
+    await page.keyboard.press("End")
+    await page.keyboard.press("Enter")
+    await page.keyboard.press("Tab")
+    await page.keyboard.type("x = 1")
+    await expect(source).to_contain_text("os.path    x = 1")  # lines join in innerText
+    # Shift+Tab: the documentation of what is at the cursor.
+    await candidate.replace_source(0, "len(")
+    await page.keyboard.press("Shift+Tab")
+    help_box = page.locator(".kernel-help")
+    await expect(help_box).to_contain_text("Return the number of items")
+    await page.screenshot(path=artifacts / "documentation.png")
+    await page.keyboard.press("Escape")
+    await expect(help_box).to_be_hidden()

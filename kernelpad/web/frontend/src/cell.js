@@ -116,6 +116,9 @@ export class CellView {
           { key: "Shift-Enter", run: () => (pad.run(this, { next: true }), true) },
           { key: "Mod-Enter", run: () => (pad.run(this), true) },
         ],
+        // A Markdown cell has no kernel to ask.
+        ask: (kind, code, cursor) =>
+          this.type === "code" ? pad.ask(kind, { code, cursor_pos: cursor, language: this.language }) : Promise.resolve(null),
       });
       this.editor.view.contentDOM.addEventListener("blur", () => {
         // Leaving the window is not leaving the cell.

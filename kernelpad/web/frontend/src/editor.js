@@ -14,6 +14,7 @@ import { markdown } from "@codemirror/lang-markdown";
 import * as Y from "yjs";
 import { yCollab, yUndoManagerKeymap } from "y-codemirror.next";
 import { checkedAwareness } from "./presence.js";
+import { kernelHelp } from "./kernel_help.js";
 
 const MODES = {
   python: () => python(),
@@ -30,9 +31,10 @@ export function languageSupport(mode) {
 
 /**
  * @param {Y.Text} ytext the cell's source
- * @param {object} options awareness, mode, label, editable (a Compartment's content), keys
+ * @param {object} options awareness, mode, label, editable (a Compartment's content), keys,
+ *   ask (the kernel's completions and documentation: see kernel_help.js)
  */
-export function createEditor(parent, ytext, { awareness, mode, label, readOnly, keys }) {
+export function createEditor(parent, ytext, { awareness, mode, label, readOnly, keys, ask }) {
   const language = new Compartment();
   const editable = new Compartment();
   const undoManager = new Y.UndoManager(ytext);
@@ -42,6 +44,7 @@ export function createEditor(parent, ytext, { awareness, mode, label, readOnly, 
       doc: ytext.toString(),
       extensions: [
         keymap.of(keys), // before the defaults: Shift+Enter runs the cell
+        ask ? kernelHelp(ask) : [], // before the defaults too: Tab completes after a word
         lineNumbers(),
         highlightSpecialChars(),
         drawSelection(),

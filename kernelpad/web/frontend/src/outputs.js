@@ -64,7 +64,7 @@ export function markdownHtml(text) {
   return sanitize(marked.parse(text, { async: false }));
 }
 
-function ansiBlock(text, className) {
+export function ansiBlock(text, className) {
   // A parser per output: ansi_up carries colours over from one call to the next.
   const ansi = new AnsiUp();
   ansi.use_classes = true;

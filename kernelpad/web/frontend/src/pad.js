@@ -91,6 +91,8 @@ class Pad {
     this.kernels = new Map(); // language -> state
     this.people = new Map(); // client_id -> participant
     this.running = new Map(); // cell id -> the execution id of its run
+    this.questions = new Map(); // request id -> who waits for the kernel's answer
+    this.asked = 0;
     this.status = { yjs: "connecting", json: "connecting" };
     this.doc = new Y.Doc();
     this.cells = this.doc.getArray("cells");
@@ -216,6 +218,22 @@ class Pad {
     setTimeout(() => this.ended || this.provider.connect(), delay);
   }
 
+  /** Ask the kernel of a cell for completions or documentation (`complete`, `inspect`): the
+   * answer, or null if there is none within a few seconds (or no connection). */
+  ask(kind, data) {
+    const id = `q${++this.asked}`;
+    return new Promise((resolve) => {
+      const answered = (reply) => {
+        clearTimeout(timer);
+        this.questions.delete(id);
+        resolve(reply);
+      };
+      const timer = setTimeout(() => answered(null), 5000);
+      this.questions.set(id, answered);
+      if (!this.channel?.send(kind, { ...data, request_id: id })) answered(null);
+    });
+  }
+
   setStatus(socket, status) {
     this.status[socket] = status;
     let text = "Reconnecting…";
@@ -253,6 +271,10 @@ class Pad {
       case "participant_left":
         this.people.delete(data.client_id);
         this.renderPeople();
+        break;
+      case "complete_reply":
+      case "inspect_reply":
+        this.questions.get(data.request_id)?.(data);
         break;
       case "kernel_status":
         this.kernels.set(data.language, data.state);
