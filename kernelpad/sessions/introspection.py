@@ -141,7 +141,6 @@ class Introspection:
             return "error", None
         return "ok", answer
 
-
     def _tell(self, session_id: str, event: KernelStatus) -> None:
         room = self.runs.rooms.loaded(session_id)
         if room is not None:
