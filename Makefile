@@ -80,6 +80,7 @@ bench: setup
 	$(BIN)/python bench/execute_latency.py
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/gateway_latency.py
+	$(BIN)/python bench/completion.py
 
 # Capacity and soak: 1, 10, 25 and 50 interviews at once, a minute each (about 8 minutes);
 # writes bench/results/load.json and load.png.

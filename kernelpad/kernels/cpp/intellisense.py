@@ -242,6 +242,21 @@ class Intellisense:
         includes = tuple(source for source in history if _INCLUDE.match(source))
         body = "".join(f"{source}\n" for source in history if not _INCLUDE.match(source))
         pch = self._precompiled(includes)
+        output = await self._clang(includes, body, before, action, pch)
+        if pch is not None and action is _complete_at and "COMPLETION:" not in output:
+            # Seen about once per kernel, at the first use of a new precompiled header (clang
+            # fails on it, and succeeds with it the next time): asked again without it.
+            output = await self._clang(includes, body, before, action, None)
+        return output
+
+    async def _clang(
+        self,
+        includes: tuple[str, ...],
+        body: str,
+        before: str,
+        action: Action,
+        pch: Path | None,
+    ) -> str:
         text = body + before if pch else f"{_header(includes)}\n{body}{before}"
         self._count += 1
         try:  # the kernel's /tmp may be full: the user's files come first
