@@ -141,6 +141,12 @@ class Settings(BaseSettings):
         original="CODE_EXECUTION_TIMEOUT",
         gt=0,
     )
+    input_timeout: float = setting(
+        300.0,
+        "Longest wait in seconds for someone to answer a run's input request; the wait does"
+        " not count toward the run's time limit.",
+        gt=0,
+    )
     code_max_output_size: int = setting(
         10_000,
         "Characters of stdout plus stderr kept per run.",

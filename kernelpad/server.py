@@ -285,6 +285,7 @@ def session_options(settings: Settings) -> SessionOptions:
         runs=RunSettings(
             time_limit=settings.code_execution_timeout,
             interrupt_grace=settings.interrupt_grace,
+            input_limit=settings.input_timeout,
             max_output=settings.code_max_output_size,
             flood_limit=settings.output_flood_limit,
             queue_size=settings.execution_queue_size,

@@ -38,7 +38,8 @@ class ExecutionResult:
     """What a run produced and how it ended.
 
     ``status`` is ``ok``, ``error`` (the code raised), ``timeout`` (the time limit expired),
-    ``output_limit`` (interrupted for flooding output) or ``kernel_died``.
+    ``input_timeout`` (nobody answered its input request in time), ``output_limit``
+    (interrupted for flooding output) or ``kernel_died``.
     """
 
     status: str
@@ -79,7 +80,8 @@ async def run_code(
     that ends by itself once its input is used up gets its own status.
 
     A ``listener`` sees every output as it arrives, and is asked for the lines ``stdin`` does
-    not have (the run goes on meanwhile, its time limit too). Setting ``stop`` interrupts the
+    not have. While a person is asked, the time limit is paused, and ``limits.input_limit``
+    bounds the wait instead. Setting ``stop`` interrupts the
     run, as the time limit would, once the code has started.
     """
     msg_id = kernel.execute_request(code)
@@ -103,6 +105,8 @@ def _status(loop: RunLoop) -> str:
         return "timeout"
     if loop.cause is Cause.OUTPUT_FLOOD:
         return "output_limit"
+    if loop.cause is Cause.NO_ANSWER:
+        return "input_timeout"
     if loop.input_missing is not None and loop.cause is not None:
         asked = f" ({loop.input_missing.strip()!r})" if loop.input_missing.strip() else ""
         loop.outputs.note(

@@ -44,6 +44,9 @@ class Limits:
     interrupt_grace: float
     max_output: int
     flood_limit: int
+    #: How long a run may wait for someone to answer its input request; the wait does not
+    #: count toward ``time_limit``.
+    input_limit: float = 300.0
 
 
 class RunListener(Protocol):
@@ -97,6 +100,8 @@ class Cause(enum.Enum):
     STOP = "stop"
     #: The code asked for input when none was left and had not ended ``EOF_GRACE`` later.
     NO_INPUT = "no_input"
+    #: Nobody answered the code's input request within ``input_limit``.
+    NO_ANSWER = "no_answer"
 
 
 @dataclass(frozen=True)
@@ -148,6 +153,8 @@ class RunLoop:
         self.cause: Cause | None = None  # set once interrupted
         self.input_missing: str | None = None
         self.question: _Question | None = None
+        # While a question waits for a person, the time limit is paused: what was left of it.
+        self.paused: float | None = None
 
     async def run(self) -> None:
         """Run until the phase is over; the run's facts are then the attributes."""
@@ -201,6 +208,8 @@ class RunLoop:
         if self._stop_due(now):
             return Cause.STOP
         if now >= self.deadline:
+            if self.paused is not None:
+                return Cause.NO_ANSWER  # the deadline is the input limit's
             # Once the input ran out the deadline is the EOF grace's, if that came first.
             return Cause.NO_INPUT if self.input_missing is not None else Cause.TIME_LIMIT
         return None
@@ -227,6 +236,12 @@ class RunLoop:
         """WAITING or RUNNING -> INTERRUPTING, for ``cause``."""
         self.cause = cause
         self.phase = Phase.INTERRUPTING
+        if self.question is not None:
+            # Nobody answers it now: the kernel gets the end of input (one that waits for
+            # input, Deno's, takes no interrupt before it has an answer), the people's box goes.
+            question, self.question, self.paused = self.question, None, None
+            question.answer.cancel()
+            self.kernel.input_reply(self.kernel.language.language.eof)
         await self.kernel.interrupt()
         self.deadline = time.monotonic() + self.limits.interrupt_grace
 
@@ -298,6 +313,11 @@ class RunLoop:
         elif self.listener is not None and self.cause is None:
             asked = asyncio.ensure_future(self.listener.input(prompt, password))
             self.question = _Question(prompt, password, asked)
+            # A person reads the question and types: that is not the code's time. The run
+            # waits up to the input limit instead, and gets the rest of its time back after.
+            now = time.monotonic()
+            self.paused = max(self.deadline - now, 0.0)
+            self.deadline = now + self.limits.input_limit
         else:
             self._answer(prompt, password, None)
 
@@ -307,6 +327,9 @@ class RunLoop:
         if question is None or not question.answer.done():
             return
         self.question = None
+        if self.paused is not None:
+            self.deadline = time.monotonic() + self.paused
+            self.paused = None
         answer = question.answer
         line = None if answer.cancelled() or answer.exception() else answer.result()
         self._answer(question.prompt, question.password, line)

@@ -32,6 +32,7 @@ class RunSettings:
 
     time_limit: float = 10.0
     interrupt_grace: float = 5.0
+    input_limit: float = 300.0
     max_output: int = 1_000_000
     flood_limit: int = 10_000_000
     queue_size: int = 10
@@ -43,6 +44,7 @@ class RunSettings:
             time_limit=max(min(asked, self.time_limit), MIN_TIME_LIMIT),
             interrupt_grace=self.interrupt_grace,
             max_output=self.max_output,
+            input_limit=self.input_limit,
             flood_limit=self.flood_limit,
         )
 
@@ -305,6 +307,11 @@ def notices_of(report: RunReport, installed: InstalledLanguage, limits: Limits) 
     elif result.timed_out:
         notices.append(
             f"The run passed its time limit of {limits.time_limit:g} s and was interrupted."
+        )
+    elif result.status == "input_timeout":
+        notices.append(
+            f"Nobody answered the input request within {limits.input_limit:g} s, so the run was"
+            " stopped."
         )
     elif result.status == "output_limit":
         notices.append(

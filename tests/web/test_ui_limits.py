@@ -1,0 +1,65 @@
+"""Limits as people meet them in the pad, in headless Chromium: waiting for someone to answer
+``input()`` does not count toward the run's (short, here) time limit, and a question nobody
+answers ends the run with a notice on its cell."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from kernelpad.config import Settings
+from tests.conftest import RunningServer, make_settings
+from tests.web.browser import Person
+from tests.web.test_ui import join, start_interview
+
+
+@pytest.fixture(scope="module")
+def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(
+        tmp_path_factory.mktemp("data"),
+        kernel_pool_size={"python": 1},
+        code_execution_timeout=2,
+        input_timeout=5,
+    )
+
+
+@pytest.fixture
+async def pair(browser: Browser, server: RunningServer) -> AsyncIterator[tuple[Person, Person]]:
+    host, link = await start_interview(browser, server)
+    candidate = await join(browser, link, "Alan")
+    yield host, candidate
+    await host.close()
+    await candidate.close()
+
+
+async def test_a_question_answered_after_the_time_limit_still_runs_on(
+    pair: tuple[Person, Person],
+) -> None:
+    host, candidate = pair
+    await candidate.replace_source(0, "name = input('Name? ')\nprint('hello', name)")
+    await candidate.run(0)
+    box = host.cell(0).get_by_label("Name? ")
+    await expect(box).to_be_visible()
+    await host.page.wait_for_timeout(3000)  # longer than the 2 s the code may run
+    await box.fill("Ada")
+    await box.press("Enter")
+    for person in (host, candidate):
+        await expect(person.cell(0).locator(".output-stream")).to_contain_text("hello Ada")
+        await expect(person.cell(0).locator(".output-error")).to_have_count(0)
+
+
+async def test_a_question_nobody_answers_ends_the_run_with_a_notice(
+    pair: tuple[Person, Person],
+) -> None:
+    host, candidate = pair
+    await candidate.replace_source(0, "input('Anyone? ')")
+    await candidate.run(0)
+    await expect(host.cell(0).get_by_label("Anyone? ")).to_be_visible()
+    for person in (host, candidate):
+        notices = person.cell(0).locator(".notices")
+        await expect(notices).to_contain_text(
+            "Nobody answered the input request within 5 s", timeout=15_000
+        )
+        await expect(person.cell(0).get_by_label("Anyone? ")).to_be_hidden()
