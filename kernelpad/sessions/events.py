@@ -154,6 +154,8 @@ class Error(Event):
     type = "error"
     code: str
     message: str
+    #: The cell a refused run was asked for: the page shows the refusal there.
+    cell_id: str | None = None
 
 
 class CompleteReply(Event):

@@ -52,8 +52,11 @@ class SessionSocket(SessionSocketBase):
         timestamp = datetime.now(UTC).isoformat()
         self._write(json.dumps({"type": event.type, "data": event.data, "timestamp": timestamp}))
 
-    def error(self, code: str, message: str) -> None:
-        self.send_event(Error(code=code, message=message))
+    def error(self, code: str, message: str, cell_id: str | None = None) -> None:
+        if cell_id is None:
+            self.send_event(Error(code=code, message=message))
+        else:
+            self.send_event(Error(code=code, message=message, cell_id=cell_id))
 
     def _throttled(self) -> None:
         super()._throttled()
@@ -201,7 +204,7 @@ class SessionSocket(SessionSocketBase):
                 self.client_id,
             )
         except errors.KernelpadError as exc:
-            self.error(exc.code, exc.public)
+            self.error(exc.code, exc.public, cell_id)
             self.refused_error("execute", exc)
         except Exception:
             log.exception("session %s: a run from a socket failed", room.session_id)

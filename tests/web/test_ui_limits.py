@@ -1,6 +1,7 @@
 """Limits as people meet them in the pad, in headless Chromium: waiting for someone to answer
-``input()`` does not count toward the run's (short, here) time limit, and a question nobody
-answers ends the run with a notice on its cell."""
+``input()`` does not count toward the run's (short, here) time limit, a question nobody
+answers ends the run with a notice on its cell, and a run the rate limit refuses says so on
+the cell that was run, in words (no session id, no setting's name)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         kernel_pool_size={"python": 1},
         code_execution_timeout=2,
         input_timeout=5,
+        rate_limit_executions_per_minute=3,
     )
 
 
@@ -63,3 +65,17 @@ async def test_a_question_nobody_answers_ends_the_run_with_a_notice(
             "Nobody answered the input request within 5 s", timeout=15_000
         )
         await expect(person.cell(0).get_by_label("Anyone? ")).to_be_hidden()
+
+
+async def test_a_refused_run_says_so_on_its_cell(pair: tuple[Person, Person]) -> None:
+    host, candidate = pair
+    await candidate.replace_source(0, "print('run')")
+    for _ in range(3):
+        await candidate.run(0)
+        await expect(candidate.cell(0).locator(".count")).not_to_have_text("[*]")
+    await candidate.run(0)  # the fourth in a minute
+    notice = candidate.cell(0).locator(".notices")
+    await expect(notice).to_contain_text("You may run code 3 times a minute")
+    text = await notice.inner_text()
+    session_id = candidate.page.url.rstrip("/").rsplit("/", 1)[-1]
+    assert session_id not in text and "RATE_LIMIT" not in text

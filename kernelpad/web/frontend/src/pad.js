@@ -304,10 +304,14 @@ class Pad {
       case "session_ended":
         this.end(this.ending ? "You ended this interview." : "The host ended this interview.");
         break;
-      case "error":
+      case "error": {
+        // A refused run shows on the cell that was run, where its outputs would be.
+        const cell = data.cell_id ? this.viewOf(data.cell_id) : null;
         if (data.code === "removed") this.fail("The host removed you from this interview.");
+        else if (cell) cell.showNotices([data.message]);
         else this.say(data.message);
         break;
+      }
     }
   }
 
