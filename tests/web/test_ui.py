@@ -498,3 +498,49 @@ async def test_completion_and_documentation_from_the_kernel(
     await page.screenshot(path=artifacts / "documentation.png")
     await page.keyboard.press("Escape")
     await expect(help_box).to_be_hidden()
+
+
+async def test_a_double_click_on_start_starts_one_interview(
+    browser: Browser, server: RunningServer
+) -> None:
+    host = await Person.open(browser)
+    page = host.page
+    posted: list[str] = []
+    page.on(
+        "request",
+        lambda r: posted.append(r.url) if r.method == "POST" and r.url.endswith("/sessions") else 0,
+    )
+    await page.goto(server.base_url + "/")
+    await page.get_by_label("Your name").fill("Grace")
+    start = page.locator("form button[type=submit]")
+    await expect(start).to_have_text("Start the interview")
+    await start.dblclick()
+    await expect(page.get_by_role("link", name="Open the interview")).to_be_visible()
+    await page.wait_for_timeout(500)
+    await start.click(force=True)  # once started, it stays off until the form changes
+    await page.wait_for_timeout(500)
+    assert len(posted) == 1, posted
+    await expect(page.get_by_role("button", name="Interview started")).to_be_disabled()
+    # Changing the form is asking for another.
+    await page.get_by_label("Title (optional)").fill("Second round")
+    await expect(page.get_by_role("button", name="Start the interview")).to_be_enabled()
+    await host.close()
+
+
+async def test_typing_in_a_locked_editor_does_not_scroll_the_page(
+    pair: tuple[Person, Person],
+) -> None:
+    host, candidate = pair
+    await host.replace_source(0, "\n".join(f"x{n} = {n}" for n in range(60)))
+    await expect(candidate.cell(0).locator(".cm-content")).to_contain_text("x59 = 59")
+    controls = host.page.get_by_role("group", name="Host controls")
+    await controls.get_by_label("Lock editing").check()
+    content = candidate.cell(0).locator(".cm-content")
+    await expect(content).to_have_attribute("contenteditable", "false")
+    await expect(candidate.page.locator(".banner")).to_contain_text("locked editing")
+    await content.click(position={"x": 40, "y": 10})
+    # Where the code is on the screen: it must not move under the candidate's keys.
+    before = await content.bounding_box()
+    await candidate.page.keyboard.type("a b c d e f g h", delay=20)
+    after = await content.bounding_box()
+    assert before is not None and after is not None and after["y"] == before["y"]

@@ -60,7 +60,18 @@ export function createEditor(parent, ytext, { awareness, mode, label, readOnly, 
         editable.of(EditorView.editable.of(!readOnly)),
         // Remote carets from checked presences only: a colour goes into a style attribute.
         yCollab(ytext, awareness && checkedAwareness(awareness), { undoManager }),
-        EditorView.contentAttributes.of({ "aria-label": label }),
+        // Focusable when read-only too: a click keeps the keyboard in the cell (and its keys
+        // out of the page's scrolling, below).
+        EditorView.contentAttributes.of({ "aria-label": label, tabindex: "0" }),
+        // A read-only editor is no text field to the browser: Space would scroll the page
+        // under someone typing in a locked cell.
+        EditorView.domEventHandlers({
+          keydown: (event, view) => {
+            if (view.state.facet(EditorView.editable) || event.ctrlKey || event.metaKey || event.altKey) return false;
+            if (event.key === " ") event.preventDefault();
+            return false;
+          },
+        }),
       ],
     }),
   });

@@ -92,8 +92,18 @@ async function main() {
     // A question is in its own language.
     if (question?.language) languageSelect.value = question.language;
   });
+  // Once an interview is started, the button stays off until the form is changed: a double
+  // click (or a second click while the first is answered) must not start two.
+  let started = false;
+  form.addEventListener("input", () => {
+    if (!started) return;
+    started = false;
+    submit.disabled = false;
+    submit.textContent = "Start the interview";
+  });
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
+    if (started || submit.disabled) return;
     status.textContent = "";
     submit.disabled = true;
     try {
@@ -113,11 +123,13 @@ async function main() {
       saveName(session.host_name);
       saveHostToken(session.session_id, session.host_token);
       result.replaceChildren(created(session));
+      started = true;
+      submit.textContent = "Interview started";
       document.getElementById("open-pad").focus();
     } catch (error) {
       status.textContent = error.message;
     } finally {
-      submit.disabled = false;
+      submit.disabled = started;
     }
   });
   // The form is ready first (a click before the lists arrive must not submit it natively),
