@@ -37,8 +37,10 @@ class Person:
         page.on("console", self._console)
 
     def _console(self, message: Any) -> None:
-        # A socket that cannot connect while the server restarts is expected; nothing else.
-        if message.type == "error" and "WebSocket connection" not in message.text:
+        # A socket that cannot connect, or a ticket that cannot be fetched, while the server
+        # restarts is expected; nothing else.
+        expected = ("WebSocket connection", "net::ERR_CONNECTION_REFUSED")
+        if message.type == "error" and not any(text in message.text for text in expected):
             self.errors.append(message.text)
 
     def expected_errors(self, words: str) -> None:

@@ -317,9 +317,15 @@ async def test_both_reconnect_after_the_server_restarts(
     candidate = await join(browser, link, "Alan")
     await candidate.type_in(0, "\n# before the restart")
     await expect(host.cell(0).locator(".cm-content")).to_contain_text("# before the restart")
+    await candidate.run(0)
+    await expect(host.cell(0).locator(".output-stream")).to_have_text("6")
+    kernel = ".kernels [data-language=python]"
+    await expect(host.page.locator(kernel)).to_have_attribute("data-state", "idle")
     await server.server.stop()
     for person in (host, candidate):
         await expect(person.page.locator("#connection-status")).to_have_text("Reconnecting…")
+        # Nobody can tell what the kernel does now: not a green "idle".
+        await expect(person.page.locator(kernel)).to_have_attribute("data-state", "disconnected")
     restarted = KernelpadServer(server_settings)
     await restarted.start()
     server.server = restarted  # the module fixture stops this one
@@ -327,6 +333,10 @@ async def test_both_reconnect_after_the_server_restarts(
         await expect(person.page.locator("#connection-status")).to_have_text(
             "Connected", timeout=30_000
         )
+        # The kernel went with the server: said at once, not at the next run.
+        await expect(
+            person.page.get_by_text("kernel was lost while you were disconnected")
+        ).to_be_visible()
     await host.type_in(0, "\n# after the restart")
     await expect(candidate.cell(0).locator(".cm-content")).to_contain_text("# after the restart")
     # Nothing doubled by the resync.

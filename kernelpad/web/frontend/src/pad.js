@@ -244,6 +244,7 @@ class Pad {
     else if (this.status.yjs === "connecting" && this.status.json === "connecting") [text, state] = ["Connecting…", "connecting"];
     this.connection.textContent = text;
     this.connection.dataset.state = state;
+    if (this.kernelList) this.updateKernelControls();
   }
 
   // The JSON socket
@@ -260,6 +261,7 @@ class Pad {
         this.hostControls.hidden = this.endButton.hidden = this.role !== "host";
         this.applyRules(data);
         this.people = new Map(data.participants.map((p) => [p.client_id, p]));
+        this.kernelsLost(this.kernels, new Map(Object.entries(data.kernels || {})));
         this.kernels = new Map(Object.entries(data.kernels || {}));
         this.renderPeople();
         this.updateKernelControls();
@@ -354,6 +356,16 @@ class Pad {
     return view && this.views.has(view.cell) && view.type === "code" ? view.language : this.defaultLanguage;
   }
 
+  /** A (re)join: a kernel there was before and is not now was lost while this page was away
+   * (the server restarted, or shut it down): said now, not at the next run. */
+  kernelsLost(before, now) {
+    for (const [language, state] of before) {
+      if (!now.has(language) && state !== "dead") {
+        this.say(`The ${this.languageName(language)} kernel was lost while you were disconnected: variables from earlier runs are gone.`);
+      }
+    }
+  }
+
   updateKernelControls() {
     const language = this.currentLanguage();
     const name = this.languageName(language);
@@ -363,7 +375,9 @@ class Pad {
     for (const view of this.views.values()) if (view.type === "code") used.add(view.language);
     this.kernelList.replaceChildren(
       ...[...used].map((id) => {
-        const state = this.kernels.get(id) || "not started";
+        // While the server cannot be reached, nobody knows what the kernels are doing.
+        const reachable = this.status.json === "connected" || this.ended;
+        const state = reachable ? this.kernels.get(id) || "not started" : "disconnected";
         return h("li", { "data-language": id, "data-state": state }, h("span", { className: `state ${state.replace(" ", "-")}`, "aria-hidden": "true" }), `${this.languageName(id)}: ${state}`);
       }),
     );
