@@ -218,32 +218,51 @@ class SessionDocument:
             if new_end > start:
                 source.insert(at, new[start:new_end])
 
-    def move_cell(self, cell_id: str, index: int) -> bool:
-        """Move the cell ``cell_id`` to ``index`` (clamped to the notebook), with its outputs;
-        whether there was such a cell. Yjs has no move: the cell is copied to its new place
-        and deleted from the old, in one change, as kernelpad's (a participant may not
-        write outputs, see :mod:`kernelpad.sessions.room.guard`)."""
+    # Cells moved, deleted and brought back: kernelpad's changes, outputs and all (a
+    # participant may not write outputs, see kernelpad.sessions.room.guard).
+
+    def find_cell(self, cell_id: str) -> int | None:
+        """The position of the cell ``cell_id``, if there is one."""
+        for position, cell in enumerate(self.ydoc.get("cells", type=Array)):
+            if isinstance(cell, Map) and cell.get("id") == cell_id:
+                return position
+        return None
+
+    def move_cell(self, cell_id: str, index: int) -> int | None:
+        """Move the cell ``cell_id`` to ``index`` (clamped to the notebook); where it was, or
+        None if there is no such cell. Yjs has no move: the cell is copied to its new place
+        and deleted from the old, in one change."""
+        position = self.find_cell(cell_id)
+        if position is None:
+            return None
         cells = self.ydoc.get("cells", type=Array)
-        found = [
-            (position, cell)
-            for position, cell in enumerate(cells)
-            if isinstance(cell, Map) and cell.get("id") == cell_id
-        ]
-        if not found:
-            return False
-        position, cell = found[0]
         index = max(0, min(index, len(cells) - 1))
-        if index == position:
-            return True
+        if index != position:
+            with self.ydoc.transaction():
+                value = self.delete_cell(cell_id)
+                assert value is not None
+                self.insert_cell(index, value[1])
+        return position
+
+    def delete_cell(self, cell_id: str) -> tuple[int, dict[str, Any]] | None:
+        """Delete the cell ``cell_id``: where it was and what it held (to bring it back)."""
+        position = self.find_cell(cell_id)
+        if position is None:
+            return None
+        cells = self.ydoc.get("cells", type=Array)
+        value = cells[position].to_py() or {}
+        del cells[position]
+        return position, value
+
+    def insert_cell(self, index: int, value: dict[str, Any]) -> None:
+        """Put a cell, as :meth:`delete_cell` gave it, at ``index`` (clamped)."""
+        cells = self.ydoc.get("cells", type=Array)
+        state = value.get("execution_state")
         with self.ydoc.transaction():
-            value = cell.to_py() or {}
-            state = value.get("execution_state")
-            copy = self.notebook.create_ycell(value)
-            del cells[position]
-            cells.insert(index, copy)
-            if state is not None:
-                copy["execution_state"] = state
-        return True
+            cell = self.notebook.create_ycell(value)
+            cells.insert(max(0, min(index, len(cells))), cell)
+            if state is not None:  # create_ycell makes every code cell idle
+                cell["execution_state"] = state
 
 
 def _utf8_length(text: str) -> int:

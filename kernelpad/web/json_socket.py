@@ -23,6 +23,7 @@ from kernelpad.sessions.access import Action
 from kernelpad.sessions.events import Error, Event, SessionState
 from kernelpad.sessions.room.room import Room
 from kernelpad.web.messages import (
+    CellData,
     CodeUpdateData,
     ExecuteData,
     InputReplyData,
@@ -92,8 +93,8 @@ class SessionSocket(SessionSocketBase):
                 "a message",
                 "unknown_type",
                 f"Unknown message type {envelope.type!r}; expected one of: join_session,"
-                " code_update, move_cell, execute, interrupt, restart_kernel, input_reply,"
-                " complete, inspect.",
+                " code_update, move_cell, delete_cell, undo_cell, execute, interrupt,"
+                " restart_kernel, input_reply, complete, inspect.",
             )
             return
         what = envelope.type
@@ -282,7 +283,16 @@ class SessionSocket(SessionSocketBase):
     async def _on_move_cell(self, data: dict[str, Any]) -> None:
         room = self._joined("move_cell")
         move = MoveCellData.model_validate(data)
-        room.move_cell(self, move.cell_id, move.index)
+        room.cells.move(self, move.cell_id, move.index)
+
+    async def _on_delete_cell(self, data: dict[str, Any]) -> None:
+        room = self._joined("delete_cell")
+        room.cells.delete(self, CellData.model_validate(data).cell_id)
+
+    async def _on_undo_cell(self, data: dict[str, Any]) -> None:
+        room = self._joined("undo_cell")
+        if room.cells.undo(self) is None:
+            self.error("nothing_to_undo", "There is no deleted or moved cell to bring back.")
 
     def on_close(self) -> None:
         if self.room is not None:

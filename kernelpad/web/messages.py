@@ -48,6 +48,11 @@ class ExecuteData(BaseModel):
     time_limit: int | None = Field(None, gt=0)
 
 
+class CellData(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=True)
+    cell_id: str = Field(max_length=64)
+
+
 class MoveCellData(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=True)
     cell_id: str = Field(max_length=64)

@@ -42,9 +42,14 @@ def test_a_moved_cell_keeps_its_outputs_count_and_state() -> None:
     document.begin_run(first)
     document.append_outputs(first, [{"output_type": "stream", "name": "stdout", "text": "1\n"}])
     before = document.cells()[0]
-    assert document.move_cell(first, 1)
+    assert document.move_cell(first, 1) == 0  # where it came from
     assert [c["id"] for c in document.cells()] == ["md", first]
     assert document.cells()[1] == before  # outputs, count and "running" state too
-    assert document.move_cell(first, 0) and document.cells()[0] == before
-    assert not document.move_cell("nope", 0)
+    assert document.move_cell(first, 0) == 1 and document.cells()[0] == before
+    assert document.move_cell("nope", 0) is None
+    # Deleted and brought back, as it was.
+    position, value = document.delete_cell(first) or (None, {})
+    assert position == 0 and [c["id"] for c in document.cells()] == ["md"]
+    document.insert_cell(position, value)
+    assert document.cells()[0] == before
     assert SessionDocument("python", [document.state()]).cells() == document.cells()

@@ -229,7 +229,7 @@ async def test_moving_a_cell_keeps_its_outputs(room: Room, access: Access) -> No
     )
     await tick()
     page = FakeJson("hana", role="host")
-    room.move_cell(page, first, 5)  # past the end: last
+    room.cells.move(page, first, 5)  # past the end: last
     await tick()
     cells = room.document.cells()
     assert [c["id"] for c in cells] == ["second", first]
@@ -238,7 +238,7 @@ async def test_moving_a_cell_keeps_its_outputs(room: Room, access: Access) -> No
     assert [c.to_py() for c in cleo.doc.get("cells", type=Array)] == cells
     access.set_rules("s1", Rules(editing_locked=True))
     with pytest.raises(EditingLocked):
-        room.move_cell(FakeJson("cleo"), first, 0)
+        room.cells.move(FakeJson("cleo"), first, 0)
     in_step(room)
 
 
@@ -265,3 +265,31 @@ async def test_a_failed_commit_is_written_again_and_shown_to_nobody_before(
         await tick()
     assert source_of(bob.doc) == "print(1)\nab"
     assert SessionDocument("python", [u for u, _ in store.updates]).code == "print(1)\nab"
+
+
+async def test_a_deleted_or_moved_cell_comes_back_for_whoever_changed_it(room: Room) -> None:
+    """Ctrl+Z outside an editor: the participant's last cell change is taken back, the cell
+    with its outputs (written by kernelpad: a participant may not write outputs)."""
+    hana = await synced(room, FakeYjs("hana", "host"))
+    first = room.document.cells()[0]["id"]
+    room.document.begin_run(first)
+    room.document.append_outputs(
+        first, [{"output_type": "stream", "name": "stdout", "text": "1\n"}]
+    )
+    room.document.end_run(first, 1)
+    room.document.notebook.append_cell(
+        {"id": "second", "cell_type": "markdown", "source": "# two", "metadata": {}}
+    )
+    before = room.document.cells()
+    ann, bob = FakeJson("ann", role="host"), FakeJson("bob", role="host")
+    room.cells.move(ann, first, 1)
+    room.cells.delete(bob, "second")
+    await tick()
+    assert [c["id"] for c in room.document.cells()] == [first]
+    assert room.cells.undo(bob) == "second"  # bob's, not ann's
+    assert room.cells.undo(ann) == first
+    assert room.cells.undo(ann) is None
+    await tick()
+    assert room.document.cells() == before
+    assert [c.to_py() for c in hana.doc.get("cells", type=Array)] == before
+    in_step(room)

@@ -176,7 +176,7 @@ async def test_restarting_the_kernel_forgets_variables(pair: tuple[Person, Perso
 
 
 async def test_only_the_host_sees_host_controls_and_can_end_the_interview(
-    pair: tuple[Person, Person], api: Api
+    pair: tuple[Person, Person], api: Api, artifacts: Path
 ) -> None:
     host, candidate = pair
     await expect(host.page.get_by_role("button", name="End interview")).to_be_visible()
@@ -189,7 +189,16 @@ async def test_only_the_host_sees_host_controls_and_can_end_the_interview(
     session = (await api.get(f"/api/v1/sessions/{sid}")).json
     assert sorted(p["role"] for p in session["participants"]) == ["candidate", "host"]
     assert session["participant_count"] == 2
+    # Asked first: cancelling changes nothing.
     await host.page.get_by_role("button", name="End interview").click()
+    dialog = host.page.get_by_role("dialog", name="End the interview?")
+    await expect(dialog).to_contain_text("read-only")
+    await host.page.screenshot(path=artifacts / "pad-end-confirm.png")
+    await dialog.get_by_role("button", name="Cancel").click()
+    await expect(dialog).to_be_hidden()
+    await expect(host.page.locator("#connection-status")).to_have_text("Connected")
+    await host.page.get_by_role("button", name="End interview").click()
+    await dialog.get_by_role("button", name="End interview").click()
     await expect(host.page.locator(".banner")).to_contain_text("You ended this interview.")
     ended = re.compile(r"(The host ended this interview|This interview has ended)\. The notebook")
     await expect(candidate.page.locator(".banner")).to_contain_text(ended)
@@ -237,7 +246,16 @@ async def test_cells_markdown_input_and_the_keyboard(
         await expect(person.cell(0).locator(".output-stream")).to_contain_text("hello Ada")
         await expect(person.cell(1).locator(".markdown-preview h1")).to_have_text("Notes")
     await expect(candidate.cell(0).get_by_role("button", name="Move cell up")).to_be_focused()
-    # Delete the Markdown cell again.
+    # Delete a cell, and bring it back with Ctrl+Z (outside an editor), outputs and all.
+    await candidate.cell(0).get_by_role("button", name="Delete cell").click()
+    await expect(host.page.locator(".cell")).to_have_count(2)
+    await expect(page.locator(".messages")).to_contain_text("Cell deleted.")
+    await page.locator("body").click(position={"x": 5, "y": 300})
+    await page.keyboard.press("Control+z")
+    await expect(host.page.locator(".cell")).to_have_count(3)
+    for person in (host, candidate):
+        await expect(person.cell(0).locator(".output-stream")).to_contain_text("hello Ada")
+    # Delete the Markdown cell again; its Undo button would bring it back.
     await candidate.cell(1).get_by_role("button", name="Delete cell").click()
     await expect(host.page.locator(".cell")).to_have_count(2)
     # Every control has a name a screen reader can say: a label, or words (not "✕" or "↑").
@@ -428,6 +446,11 @@ async def test_the_hosts_rules_notes_and_removal(
     await host.page.screenshot(path=artifacts / "pad-host-controls.png")
     # Removal: the candidate is out, and told.
     await host.page.get_by_role("button", name="Remove Alan from the interview").click()
+    await (
+        host.page.get_by_role("dialog", name="Remove Alan?")
+        .get_by_role("button", name="Remove")
+        .click()
+    )
     await expect(candidate.page.locator(".banner")).to_contain_text("removed you")
     await expect(host.page.get_by_label("Participants")).not_to_contain_text("Alan")
 

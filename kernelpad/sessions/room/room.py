@@ -10,20 +10,15 @@ session's rules, :mod:`kernelpad.sessions.access`); it keeps no rules of its own
 
 from __future__ import annotations
 
-import asyncio
-import collections
 import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from pycrdt import merge_updates
-
 from kernelpad.errors import (
     ChangeNotMerged,
     DocumentTooLarge,
     Forbidden,
-    InvalidValue,
     KernelpadError,
     ParticipantRemoved,
     SessionEnded,
@@ -40,9 +35,11 @@ from kernelpad.sessions.events import (
     ParticipantLeft,
 )
 from kernelpad.sessions.models import Participant
+from kernelpad.sessions.room.cells import CellEdits
 from kernelpad.sessions.room.guard import KernelFields
 from kernelpad.sessions.room.persistence import DocumentLog
 from kernelpad.sessions.room.refusal import SizeBound, apply_refusably, undo_manager
+from kernelpad.sessions.room.relay import Relay
 from kernelpad.sessions.room.text_sync import JsonPeer, TextSync
 from kernelpad.sessions.room.watch import Inputs, Run
 from kernelpad.sessions.room.yjs import YjsPeer, YjsSync
@@ -71,16 +68,6 @@ class _Member:
 
     participant: Participant
     connections: int = 0
-
-
-@dataclass(slots=True)
-class _Unsent:
-    """A change not yet sent to the others: ``committed`` is None until its commit completes
-    (False: storage closed first)."""
-
-    update: bytes
-    origin: object | None
-    committed: bool | None = None
 
 
 class _Applying:
@@ -126,13 +113,10 @@ class Room:
         self._integrating: UpdateShape | None = None  # a participant's update being applied
         self.log = DocumentLog(store, session_id, document.state, self._not_saving)
         self._origin: object | None = None  # the peer whose change is being applied
-        # Changes not yet sent to the others, in the order they were made.
-        self._unsent: collections.deque[_Unsent] = collections.deque()
-        # Committed changes not yet sent to the others, with their origins.
-        self._outbox: list[tuple[bytes, object | None]] = []
-        self._flush: asyncio.Handle | None = None
         self.yjs = YjsSync(document.ydoc, self._apply_yjs, session_id)
         self.text = TextSync(document, self.log.save_code)
+        self.relay = Relay(self.log, self.yjs, self.text)
+        self.cells = CellEdits(document, gate, self._applying)
         self.inputs = Inputs(self.broadcast)
         self.members: dict[str, _Member] = {}
         # Connections and runs using the room: it stays loaded while any does (see Rooms).
@@ -260,15 +244,6 @@ class Room:
                 raise refused
         self.text.sent(peer, code)
 
-    def move_cell(self, peer: JsonPeer, cell_id: str, index: int) -> None:
-        """Move a cell, with its outputs, for a participant who may edit (a Yjs client cannot:
-        it would have to write the outputs anew)."""
-        self.gate(peer.role, Action.EDIT)
-        with self._applying(peer):
-            moved = self.document.move_cell(cell_id, index)
-        if not moved:
-            raise InvalidValue(f"There is no cell {cell_id!r} in this notebook.")
-
     def _apply_yjs(self, peer: YjsPeer, payload: bytes) -> bytes | None:
         """Apply a Yjs peer's change (sync step 2 or an update).
 
@@ -366,35 +341,15 @@ class Room:
         return _Applying(self, origin, self._kernel_fields if watched else None)
 
     def _changed(self, update: bytes) -> None:
-        """Every change, whoever made it: stored, then sent to everyone else once it and
-        every change before it are committed (what anyone has seen is on disk; see
-        :mod:`.persistence`)."""
+        """Every change, whoever made it: stored, then sent to everyone else (see
+        :mod:`.relay`)."""
         # A participant's update integrates whole (see _apply_yjs): its own ends are the
         # clocks'. Anything else (kernelpad's changes, an undoing) is read.
         origin = self._origin
         shape = self._integrating if origin is not None else None
         shape = shape or read_update(update)
         advance(self._clocks, shape.ends().items())
-        unsent = _Unsent(update, origin)
-        self._unsent.append(unsent)
-
-        def stored(committed: bool) -> None:
-            unsent.committed = committed
-            self._committed()
-
-        if not self.log.append(update, getattr(origin, "client_id", None), stored):
-            stored(True)  # storage has closed: the server is stopping
-
-    def _committed(self) -> None:
-        """Move what is committed, from the oldest change on, to the outbox (commits complete
-        in order, except a failed one written again later: what comes after it waits). A
-        change storage closed on before it was committed is not sent."""
-        while self._unsent and self._unsent[0].committed is not None:
-            unsent = self._unsent.popleft()
-            if unsent.committed:
-                self._outbox.append((unsent.update, unsent.origin))
-        if self._outbox and self._flush is None:
-            self._flush = asyncio.get_running_loop().call_soon(self._deliver)
+        self.relay.changed(update, origin)
 
     def _not_saving(self) -> None:
         """Storage failed to commit a change (and keeps trying): nobody else sees it, nor
@@ -406,23 +361,6 @@ class Room:
                 " changes are kept and shared as soon as they are saved.",
             )
         )
-
-    def _deliver(self) -> None:
-        """Send what was committed since the last delivery. The changes of one commit come
-        together: if they are all one peer's (a typist's burst), they go out as one merged
-        update, one message per reader instead of one per keystroke."""
-        self._flush = None
-        outbox, self._outbox = self._outbox, []
-        if not outbox:
-            return
-        origin = outbox[0][1]
-        if len(outbox) > 1 and all(o is origin for _, o in outbox):
-            self.yjs.relay(merge_updates(*(update for update, _ in outbox)), origin)
-        else:
-            for update, each in outbox:
-                self.yjs.relay(update, each)
-        for _, each in outbox:
-            self.text.changed(each)
 
     def compact(self) -> None:
         """Store the document as it is now, in one piece, for the next load to start from."""

@@ -15,3 +15,33 @@ export function h(tag, attributes = {}, ...children) {
   }
   return element;
 }
+
+/**
+ * Ask before doing what cannot be taken back: a modal dialog with the question, what it
+ * means, and a button for each answer. Resolves to true for `confirm`, false otherwise (Escape,
+ * Cancel). The focus returns to where it was.
+ */
+export function confirmDialog(question, meaning, confirm) {
+  return new Promise((resolve) => {
+    const back = document.activeElement;
+    const dialog = h(
+      "dialog",
+      { className: "confirm card", "aria-labelledby": "confirm-question" },
+      h("h2", { id: "confirm-question" }, question),
+      h("p", {}, meaning),
+      h(
+        "form",
+        { method: "dialog", className: "actions" },
+        h("button", { value: "cancel", className: "secondary", autofocus: true }, "Cancel"),
+        h("button", { value: "confirm", className: "danger" }, confirm),
+      ),
+    );
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      back?.focus?.();
+      resolve(dialog.returnValue === "confirm");
+    });
+    document.body.append(dialog);
+    dialog.showModal();
+  });
+}

@@ -8,7 +8,7 @@ import { api, download, languages as fetchLanguages } from "./api.js";
 import { CellView } from "./cell.js";
 import { Channel } from "./channel.js";
 import { ticketedWebSocket } from "./ticketed.js";
-import { h } from "./dom.js";
+import { confirmDialog, h } from "./dom.js";
 import { base, wsBase } from "./site.js";
 import { clientId, colourOf, forgetName, hostToken, saveName, savedName, saveParticipant, savedParticipant, takeHostTokenFromUrl } from "./identity.js";
 
@@ -195,6 +195,14 @@ class Pad {
       else if (event?.code === 4409) this.outOfStep(event.reason);
     });
     this.cells.observe(() => this.refresh());
+    // Ctrl+Z outside an editor (whose own undo is the text's) brings back a deleted or moved cell.
+    document.addEventListener("keydown", (event) => {
+      const undo = (event.ctrlKey || event.metaKey) && !event.shiftKey && !event.altKey && event.key.toLowerCase() === "z";
+      if (!undo || this.ended || !this.mayEdit) return;
+      if (event.target instanceof Element && event.target.closest(".cm-editor, input, textarea, select, dialog")) return;
+      event.preventDefault();
+      this.undoCell();
+    });
     const join = { session_id: sessionId, client_id: this.clientId, display_name: this.name };
     if (this.token) join.host_token = this.token;
     if (this.participantToken) join.participant_token = this.participantToken;
@@ -325,8 +333,9 @@ class Pad {
     };
   }
 
-  say(text) {
-    const item = h("p", {}, text, " ", h("button", { type: "button", className: "icon", "aria-label": "Dismiss", onclick: () => item.remove() }, "✕"));
+  say(text, action = null) {
+    const act = action && h("button", { type: "button", className: "secondary", onclick: () => (item.remove(), action.run()) }, action.label);
+    const item = h("p", {}, text, " ", act, " ", h("button", { type: "button", className: "icon", "aria-label": "Dismiss", onclick: () => item.remove() }, "✕"));
     this.messages.append(item);
     setTimeout(() => item.remove(), 15000);
   }
@@ -419,6 +428,12 @@ class Pad {
   }
 
   async remove(person) {
+    const sure = await confirmDialog(
+      `Remove ${person.display_name}?`,
+      `${person.display_name} leaves the interview now and cannot join again with this identity.`,
+      "Remove",
+    );
+    if (!sure) return;
     try {
       await api(`/sessions/${encodeURIComponent(sessionId)}/participants/${encodeURIComponent(person.client_id)}`, { method: "DELETE", token: this.token });
     } catch (error) {
@@ -592,9 +607,20 @@ class Pad {
   deleteCell(view) {
     const index = this.indexOf(view);
     if (index < 0) return;
+    // The server deletes it and remembers it for this participant's undo (bringing a cell
+    // back writes its outputs anew, which only the server does).
+    if (!this.channel.send("delete_cell", { cell_id: view.id })) {
+      this.say("Not connected: the cell was not deleted. Try again in a moment.");
+      return;
+    }
     const next = this.cells.get(index + 1) || this.cells.get(index - 1);
     if (next instanceof Y.Map) this.pendingFocus = { id: String(next.get("id")) };
-    this.cells.delete(index, 1);
+    this.say("Cell deleted.", { label: "Undo", run: () => this.undoCell() });
+  }
+
+  /** Bring back the cell this participant deleted or moved last (Ctrl+Z outside an editor). */
+  undoCell() {
+    if (!this.channel.send("undo_cell", {})) this.say("Not connected: nothing was undone. Try again in a moment.");
   }
 
   move(view, delta) {
@@ -650,6 +676,12 @@ class Pad {
   // The end
 
   async endInterview() {
+    const sure = await confirmDialog(
+      "End the interview?",
+      "Everyone's notebook becomes read-only and the kernels stop. You can still replay the interview and download its notebook.",
+      "End interview",
+    );
+    if (!sure) return;
     this.ending = true;
     try {
       await api(`/sessions/${encodeURIComponent(sessionId)}`, { method: "DELETE", token: this.token });
