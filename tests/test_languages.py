@@ -222,7 +222,7 @@ async def test_python_sys_stdin_reads_the_input_lines(api: Api, sessions: dict[s
         stdin=["1", "2", "3"],
     )
     assert body["status"] == "ok", body
-    assert body["stdout"].endswith("6\n")
+    assert body["stdout"].endswith("6\n"), body
     assert not any("no line was left" in n for n in body["notices"])
 
 

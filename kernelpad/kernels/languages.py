@@ -82,7 +82,7 @@ def _kernelpad_warm_completer():
     try:
         from IPython.core.completer import provisionalcompleter
         with provisionalcompleter():
-            list(get_ipython().Completer.completions("import os\nos.pa", 15))
+            list(get_ipython().Completer.completions("import os\\nos.pa", 15))
     except Exception:
         pass
 import threading as _threading

@@ -110,3 +110,11 @@ async def test_a_program_a_kernel_requires_is_checked_too(kernels_dir: Path) -> 
     assert not cpp.available
     assert "'/nowhere/clang-repl'" in (cpp.unavailable_reason or "")
     assert cpp.transport == "ipc"
+
+
+def test_the_python_start_up_code_compiles() -> None:
+    """It runs silently in every new kernel: a mistake in it (a string broken by an escape)
+    fails the whole of it, and sys.stdin, say, stays unreadable, with no error anywhere."""
+    from kernelpad.kernels.languages import PYTHON_STARTUP
+
+    compile(PYTHON_STARTUP, "python start-up", "exec")
