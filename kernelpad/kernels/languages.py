@@ -76,18 +76,31 @@ class _KernelpadStdin(_io.TextIOBase):
         return "".join(iter(self.readline, ""))
 _sys.stdin = _KernelpadStdin()
 del _io, _sys, _KernelpadStdin
-def _kernelpad_warm_completer():
+def _kernelpad_warm_completions():
     # jedi's first completion takes seconds (it loads and parses the standard library); later
-    # ones take milliseconds. Warmed here, beside the kernel, before anyone presses Tab.
-    try:
-        from IPython.core.completer import provisionalcompleter
-        with provisionalcompleter():
-            list(get_ipython().Completer.completions("import os\\nos.pa", 15))
-    except Exception:
-        pass
-import threading as _threading
-_threading.Thread(target=_kernelpad_warm_completer, name="kernelpad-warm", daemon=True).start()
-del _threading
+    # ones take milliseconds. It is warmed beside the kernel, before anyone presses Tab; jedi
+    # is not thread-safe, so a question that comes meanwhile waits for the warm-up to end.
+    import threading
+    from IPython.core.completer import provisionalcompleter
+    completer = get_ipython().Completer
+    completions = completer.completions
+    def warm():
+        try:
+            with provisionalcompleter():
+                list(completions("import os\\nos.pa", 15))
+        except Exception:
+            pass
+    warming = threading.Thread(target=warm, name="kernelpad-warm", daemon=True)
+    warming.start()
+    def after_warm_up(text, offset):
+        warming.join()
+        return completions(text, offset)
+    completer.completions = after_warm_up
+try:
+    _kernelpad_warm_completions()
+except Exception:
+    pass
+del _kernelpad_warm_completions
 """
 
 JAVASCRIPT_TEMPLATE = """\

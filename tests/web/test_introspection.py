@@ -23,13 +23,14 @@ def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 async def ask(
     api: Api, sid: str, what: str, code: str, cursor: int | None = None, **fields: Any
 ) -> dict[str, Any]:
-    """Ask until the kernel answers (the first question starts the kernel: "starting")."""
+    """Ask until the kernel answers: the first question starts the kernel ("starting"), and
+    the next may wait for the kernel's warm-up past the answer's time ("timeout")."""
     body = {"code": code, "cursor_pos": len(code) if cursor is None else cursor, **fields}
     deadline = time.monotonic() + 90
     while True:
         response = await api.post(f"/api/v1/sessions/{sid}/{what}", body)
         assert response.status == 200, response.body
-        if response.json["status"] != "starting" or time.monotonic() > deadline:
+        if response.json["status"] not in ("starting", "timeout") or time.monotonic() > deadline:
             return response.json  # type: ignore[no-any-return]
         await asyncio.sleep(0.5)
 
