@@ -172,8 +172,8 @@ class Settings(BaseSettings):
         ge=1000,
     )
     rate_limit_executions_per_minute: int = setting(
-        10,
-        "Runs per session per minute (0: no limit).",
+        60,
+        "Runs per participant per minute (0: no limit).",
         original="RATE_LIMIT_EXECUTIONS_PER_MINUTE",
         ge=0,
     )

@@ -21,7 +21,7 @@ def test_defaults() -> None:
     assert settings.data_dir == Path(".kernelpad")
     assert settings.code_execution_timeout == 5
     assert settings.code_max_output_size == 10_000
-    assert settings.rate_limit_executions_per_minute == 10
+    assert settings.rate_limit_executions_per_minute == 60
     assert settings.session_id_length == 12
     assert settings.kernel_pool_size == {
         "python": 1,

@@ -174,9 +174,10 @@ class Access:
         if len(code) > limit:
             raise InvalidValue(f"The code is {len(code)} characters long; the limit is {limit}.")
 
-    def count_run(self, session_id: str) -> None:
-        """Count a run against the session's rate limit; raise if it is over."""
-        self.limiter.hit(session_id)
+    def count_run(self, session_id: str, who: str) -> None:
+        """Count a run of ``who`` (a participant) against the rate limit; raise if it is
+        over."""
+        self.limiter.hit(f"{session_id} {who}")
 
     def check_document(self, total: int, largest_cell: int) -> None:
         """Raise unless a notebook of ``total`` characters whose largest cell holds

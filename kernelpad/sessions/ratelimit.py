@@ -31,7 +31,7 @@ class RateLimiter:
         if len(hits) >= self.per_minute:
             retry_after = max(1, math.ceil(hits[0] + WINDOW - now))
             raise RateLimited(
-                f"Session {key} may run code {self.per_minute} times per minute"
+                f"{key} may run code {self.per_minute} times per minute"
                 f" (RATE_LIMIT_EXECUTIONS_PER_MINUTE); try again in {retry_after} s.",
                 retry_after,
                 public=f"You may run code {self.per_minute} times a minute: try again in"
@@ -39,5 +39,8 @@ class RateLimiter:
             )
         hits.append(now)
 
-    def forget(self, key: str) -> None:
-        self._hits.pop(key, None)
+    def forget(self, prefix: str) -> None:
+        """Drop the counts of every key that starts with ``prefix`` and a space (a session's
+        participants)."""
+        for key in [k for k in self._hits if k == prefix or k.startswith(f"{prefix} ")]:
+            del self._hits[key]

@@ -96,7 +96,9 @@ class Runs:
         runner = self.runner(session_id, installed)
         # A run refused for a full queue does not count against the rate limit.
         runner.check_room()
-        self.access.count_run(session_id)
+        # Each participant has their own allowance (over HTTP without a participant, each
+        # role shares one): one person's Shift+Enter loop must not stop the other's runs.
+        self.access.count_run(session_id, author or role)
         limits = self.settings.limits(time_limit_ms)
         started_at = time.time()
         execution_id = uuid.uuid4().hex

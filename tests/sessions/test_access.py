@@ -102,13 +102,15 @@ def test_run_limits() -> None:
     access.check_run("s1", Role.CANDIDATE, "x" * 10)
     with pytest.raises(InvalidValue, match="11 characters long; the limit is 10"):
         access.check_run("s1", Role.HOST, "x" * 11)
-    access.count_run("s1")
-    access.count_run("s1")
+    access.count_run("s1", "ann")
+    access.count_run("s1", "ann")
     with pytest.raises(RateLimited):
-        access.count_run("s1")
-    access.count_run("s2")  # per session
+        access.count_run("s1", "ann")
+    access.count_run("s1", "bob")  # per participant: Ann's runs are not Bob's
+    access.count_run("s2", "ann")  # and per session
     access.forget("s1")
-    access.count_run("s1")
+    access.count_run("s1", "ann")
+    access.count_run("s1", "ann")
 
 
 def test_a_server_that_runs_no_code_refuses_even_the_host() -> None:

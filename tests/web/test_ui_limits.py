@@ -1,7 +1,8 @@
 """Limits as people meet them in the pad, in headless Chromium: waiting for someone to answer
 ``input()`` does not count toward the run's (short, here) time limit, a question nobody
 answers ends the run with a notice on its cell, and a run the rate limit refuses says so on
-the cell that was run, in words (no session id, no setting's name)."""
+the cell that was run, in words (no session id, no setting's name), while the others, whose
+allowance is their own, run on."""
 
 from __future__ import annotations
 
@@ -79,3 +80,7 @@ async def test_a_refused_run_says_so_on_its_cell(pair: tuple[Person, Person]) ->
     text = await notice.inner_text()
     session_id = candidate.page.url.rstrip("/").rsplit("/", 1)[-1]
     assert session_id not in text and "RATE_LIMIT" not in text
+    # The allowance is each person's: the host still runs.
+    await host.run(0)
+    await expect(host.cell(0).locator(".notices")).not_to_contain_text("You may run code")
+    await expect(host.cell(0).locator(".output-stream")).to_have_text("run")
