@@ -58,10 +58,18 @@ class Rules:
 
     editing_locked: bool = False
     candidate_execution: bool = True
+    #: The host's limits for the interview, within the server's (None: the server's).
+    time_limit: float | None = None
+    runs_per_minute: int | None = None
 
     @classmethod
     def of(cls, session: Session) -> Rules:
-        return cls(session.editing_locked, session.candidate_execution)
+        return cls(
+            session.editing_locked,
+            session.candidate_execution,
+            session.time_limit,
+            session.runs_per_minute,
+        )
 
 
 def allowed(role: str, action: Action, rules: Rules) -> bool:
@@ -109,9 +117,15 @@ def check_document(limits: DocumentLimits, total: int, largest_cell: int) -> Non
 class Access:
     """The rules of every session seen since start, and the checks that apply them."""
 
-    def __init__(self, limits: RunLimits, document: DocumentLimits | None = None) -> None:
+    def __init__(
+        self,
+        limits: RunLimits,
+        document: DocumentLimits | None = None,
+        time_cap: float = float("inf"),
+    ) -> None:
         self.limits = limits
         self.document = document or DocumentLimits()
+        self.time_cap = time_cap  # the longest a run may take on this server, in seconds
         self.limiter = RateLimiter(limits.runs_per_minute)
         self._rules: dict[str, Rules] = {}
 
@@ -175,9 +189,24 @@ class Access:
             raise InvalidValue(f"The code is {len(code)} characters long; the limit is {limit}.")
 
     def count_run(self, session_id: str, who: str) -> None:
-        """Count a run of ``who`` (a participant) against the rate limit; raise if it is
-        over."""
-        self.limiter.hit(f"{session_id} {who}")
+        """Count a run of ``who`` (a participant) against the rate limit (the host's for the
+        interview, or the server's); raise if it is over."""
+        self.limiter.hit(f"{session_id} {who}", self.rules(session_id).runs_per_minute)
+
+    def check_limits(self, time_limit: float | None, runs_per_minute: int | None) -> None:
+        """Raise unless the host's limits for an interview are within the server's
+        (``time_cap`` seconds a run, and its rate limit)."""
+        if time_limit is not None and time_limit > self.time_cap:
+            raise InvalidValue(
+                f"A run may take at most {self.time_cap:g} s on this server: the time limit"
+                f" cannot be {time_limit:g} s."
+            )
+        cap = self.limits.runs_per_minute
+        if runs_per_minute is not None and cap and runs_per_minute > cap:
+            raise InvalidValue(
+                f"This server allows at most {cap} runs a minute per person: the limit cannot"
+                f" be {runs_per_minute}."
+            )
 
     def check_document(self, total: int, largest_cell: int) -> None:
         """Raise unless a notebook of ``total`` characters whose largest cell holds

@@ -102,6 +102,8 @@ class SessionSettings(Event):
     type = "session_settings"
     editing_locked: bool
     candidate_execution: bool
+    time_limit: float | None = None
+    runs_per_minute: int | None = None
 
 
 class SessionEnded(Event):
@@ -143,6 +145,8 @@ class SessionState(Event):
     inputs: list[dict[str, Any]]
     editing_locked: bool
     candidate_execution: bool
+    time_limit: float | None = None
+    runs_per_minute: int | None = None
     participant_count: int
     participants: list[ConnectedParticipant]
 

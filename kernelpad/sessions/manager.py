@@ -80,7 +80,9 @@ class SessionManager:
         self.store = store
         self.registry = registry
         self.pool = pool
-        self.access = Access(options.run_limits, options.document_limits)
+        self.access = Access(
+            options.run_limits, options.document_limits, time_cap=options.runs.time_limit
+        )
         self.rooms = Rooms(store, self._gate, options.document_limits)
         self.questions = QuestionLibrary(options.questions_dir, registry)
         self.participants = Participants(
@@ -239,17 +241,25 @@ class SessionManager:
         host_token: str | None,
         editing_locked: bool | None = None,
         candidate_execution: bool | None = None,
+        time_limit: float | None = None,
+        runs_per_minute: int | None = None,
     ) -> Session:
-        """For the host: lock editing, or let candidates run code or not; everyone connected
-        is told."""
+        """For the host: lock editing, let candidates run code or not, set the interview's
+        time limit and rate (within the server's; 0: back to the server's); everyone
+        connected is told."""
         session = await self.as_host(session_id, host_token)
         if session.status != ACTIVE:
             raise SessionEnded(f"Session {session_id} has ended.")
-        changes: dict[str, bool] = {}
+        self.access.check_limits(time_limit or None, runs_per_minute or None)
+        changes: dict[str, Any] = {}
         if editing_locked is not None:
             changes["editing_locked"] = editing_locked
         if candidate_execution is not None:
             changes["candidate_execution"] = candidate_execution
+        if time_limit is not None:
+            changes["time_limit"] = time_limit or None
+        if runs_per_minute is not None:
+            changes["runs_per_minute"] = runs_per_minute or None
         # Changed from the rules in memory, with no wait between reading and setting them:
         # two hosts' changes at once (a lock, and running turned off) both stay.
         rules = replace(self.access.remember(session), **changes)
@@ -258,6 +268,7 @@ class SessionManager:
             rules.editing_locked,
             rules.candidate_execution,
         )
+        session.time_limit, session.runs_per_minute = rules.time_limit, rules.runs_per_minute
         await self.store.update_session(session_id, **changes)
         room = self.rooms.loaded(session_id)
         if room is not None:

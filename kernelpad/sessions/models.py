@@ -40,6 +40,9 @@ class Session:
     notes: str = ""
     editing_locked: bool = False  # only the host may edit
     candidate_execution: bool = True  # candidates may run code
+    #: The host's limits for this interview, within the server's (None: the server's).
+    time_limit: float | None = None  # seconds a run may take
+    runs_per_minute: int | None = None  # runs a participant may start a minute
     participants: list[Participant] = field(default_factory=list)
 
 

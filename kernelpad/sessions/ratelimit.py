@@ -20,22 +20,24 @@ class RateLimiter:
         self._clock = clock
         self._hits: dict[str, collections.deque[float]] = collections.defaultdict(collections.deque)
 
-    def hit(self, key: str) -> None:
-        """Count a run for ``key``, or raise :class:`RateLimited` saying when to retry."""
-        if not self.per_minute:
+    def hit(self, key: str, per_minute: int | None = None) -> None:
+        """Count a run for ``key``, or raise :class:`RateLimited` saying when to retry;
+        ``per_minute``: this key's limit, if not the limiter's."""
+        limit = self.per_minute if per_minute is None else per_minute
+        if not limit:
             return
         now = self._clock()
         hits = self._hits[key]
         while hits and hits[0] <= now - WINDOW:
             hits.popleft()
-        if len(hits) >= self.per_minute:
+        if len(hits) >= limit:
             retry_after = max(1, math.ceil(hits[0] + WINDOW - now))
             raise RateLimited(
-                f"{key} may run code {self.per_minute} times per minute"
-                f" (RATE_LIMIT_EXECUTIONS_PER_MINUTE); try again in {retry_after} s.",
-                retry_after,
-                public=f"You may run code {self.per_minute} times a minute: try again in"
+                f"{key} may run code {limit} times per minute"
+                f" (RATE_LIMIT_EXECUTIONS_PER_MINUTE, or the host's); try again in"
                 f" {retry_after} s.",
+                retry_after,
+                public=f"You may run code {limit} times a minute: try again in {retry_after} s.",
             )
         hits.append(now)
 

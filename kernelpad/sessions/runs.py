@@ -37,11 +37,13 @@ class RunSettings:
     flood_limit: int = 10_000_000
     queue_size: int = 10
 
-    def limits(self, time_limit_ms: int | None) -> Limits:
-        """A run's limits: the time it asks for, within the server's cap."""
-        asked = self.time_limit if time_limit_ms is None else time_limit_ms / 1000
+    def limits(self, time_limit_ms: int | None, hosts: float | None = None) -> Limits:
+        """A run's limits: the time it asks for, within the host's limit for the interview
+        (``hosts``, seconds) and the server's cap."""
+        cap = min(self.time_limit, hosts) if hosts else self.time_limit
+        asked = cap if time_limit_ms is None else time_limit_ms / 1000
         return Limits(
-            time_limit=max(min(asked, self.time_limit), MIN_TIME_LIMIT),
+            time_limit=max(min(asked, cap), MIN_TIME_LIMIT),
             interrupt_grace=self.interrupt_grace,
             max_output=self.max_output,
             input_limit=self.input_limit,
@@ -99,7 +101,7 @@ class Runs:
         # Each participant has their own allowance (over HTTP without a participant, each
         # role shares one): one person's Shift+Enter loop must not stop the other's runs.
         self.access.count_run(session_id, author or role)
-        limits = self.settings.limits(time_limit_ms)
+        limits = self.settings.limits(time_limit_ms, self.access.rules(session_id).time_limit)
         started_at = time.time()
         execution_id = uuid.uuid4().hex
         # Whoever has the session open watches the run, however it was started.

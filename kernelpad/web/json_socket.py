@@ -153,6 +153,8 @@ class SessionSocket(SessionSocketBase):
                 inputs=room.inputs.open(),
                 editing_locked=rules.editing_locked,
                 candidate_execution=rules.candidate_execution,
+                time_limit=rules.time_limit,
+                runs_per_minute=rules.runs_per_minute,
                 participant_count=len(participants),
                 participants=participants,
             )

@@ -171,10 +171,26 @@ class SessionOut(SessionSummary):
     end_reason: str | None = None
     editing_locked: bool = Field(False, description="Only the host may edit the notebook.")
     candidate_execution: bool = Field(True, description="Candidates may run code.")
+    time_limit: float | None = Field(
+        None, description="The host's time limit for a run, in seconds (null: the server's)."
+    )
+    runs_per_minute: int | None = Field(
+        None, description="The host's runs a participant may start a minute (null: the server's)."
+    )
+    server_time_limit: float | None = Field(
+        None, description="The longest a run may take on this server, in seconds."
+    )
+    server_runs_per_minute: int | None = Field(
+        None, description="Runs a participant may start a minute on this server (0: no limit)."
+    )
 
     @classmethod
     def of_session(
-        cls, s: Session, public_url: str, connected: set[str] | None = None
+        cls,
+        s: Session,
+        public_url: str,
+        connected: set[str] | None = None,
+        caps: tuple[float, int] | None = None,
     ) -> SessionOut:
         """``connected``: the client ids connected now, where the caller knows them (they are
         then the count); otherwise the participants who have not left count."""
@@ -193,6 +209,10 @@ class SessionOut(SessionSummary):
             end_reason=s.end_reason,
             editing_locked=s.editing_locked,
             candidate_execution=s.candidate_execution,
+            time_limit=s.time_limit,
+            runs_per_minute=s.runs_per_minute,
+            server_time_limit=caps[0] if caps else None,
+            server_runs_per_minute=caps[1] if caps else None,
         )
 
 
@@ -208,6 +228,18 @@ class SessionSettingsRequest(RequestModel):
 
     editing_locked: bool | None = Field(None, description="Only the host may edit.")
     candidate_execution: bool | None = Field(None, description="Candidates may run code.")
+    time_limit: float | None = Field(
+        None,
+        ge=0,
+        description="Seconds a run may take in this interview, at most the server's"
+        " CODE_EXECUTION_TIMEOUT; 0: the server's.",
+    )
+    runs_per_minute: int | None = Field(
+        None,
+        ge=0,
+        description="Runs each participant may start a minute, at most the server's rate"
+        " limit; 0: the server's.",
+    )
 
 
 class JoinRequest(RequestModel):

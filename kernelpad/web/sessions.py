@@ -106,7 +106,9 @@ class SessionHandler(ApiHandler):
     async def get(self, session_id: str) -> None:
         session = await self.manager.get(session_id)
         connected = self.manager.participants.connected(session_id)
-        self.respond(SessionOut.of_session(session, self.public_url, connected))
+        access = self.manager.access
+        caps = (access.time_cap, access.limits.runs_per_minute)
+        self.respond(SessionOut.of_session(session, self.public_url, connected, caps))
 
     @operation(
         "End a session; its kernels shut down",
@@ -128,10 +130,17 @@ class SessionHandler(ApiHandler):
     async def patch(self, session_id: str) -> None:
         req = self.body(SessionSettingsRequest)
         session = await self.manager.update_rules(
-            session_id, self.bearer_token(), req.editing_locked, req.candidate_execution
+            session_id,
+            self.bearer_token(),
+            req.editing_locked,
+            req.candidate_execution,
+            req.time_limit,
+            req.runs_per_minute,
         )
         connected = self.manager.participants.connected(session_id)
-        self.respond(SessionOut.of_session(session, self.public_url, connected))
+        access = self.manager.access
+        caps = (access.time_cap, access.limits.runs_per_minute)
+        self.respond(SessionOut.of_session(session, self.public_url, connected, caps))
 
 
 class ExecuteHandler(ApiHandler):

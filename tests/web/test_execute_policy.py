@@ -81,3 +81,34 @@ async def test_a_language_whose_program_is_missing_is_listed_unavailable(
             "/opt/no-jdk/bin/java",
         )
         assert (await api.execute(sid, "1"))["status"] == "ok"
+
+
+async def test_the_host_sets_the_interviews_limits_within_the_servers(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path / "data", rate_limit_executions_per_minute=5, code_execution_timeout=10
+    )
+    async with running_server(settings) as running:
+        api = running.api
+        created = await api.create_session()
+        sid, token = created["session_id"], created["host_token"]
+        path = f"/api/v1/sessions/{sid}"
+        # Not past the server's limits, and only the host.
+        too_long = await api.patch(path, {"time_limit": 30}, token=token)
+        assert_error(too_long, 422, "invalid_value", "at most 10 s")
+        too_many = await api.patch(path, {"runs_per_minute": 50}, token=token)
+        assert_error(too_many, 422, "invalid_value", "at most 5 runs a minute")
+        assert (await api.patch(path, {"time_limit": 1})).status == 401
+        changed = await api.patch(path, {"time_limit": 1, "runs_per_minute": 2}, token=token)
+        assert changed.status == 200, changed.body
+        assert (changed.json["time_limit"], changed.json["runs_per_minute"]) == (1, 2)
+        slow = await api.execute(sid, "import time\ntime.sleep(3)")
+        assert slow["status"] == "timeout" and slow["time_limit"] == 1000
+        assert (await api.execute(sid, "1"))["status"] == "ok"
+        limited = await api.post(f"{path}/execute", {"code": "2"})
+        assert_error(limited, 429, "rate_limited", "You may run code 2 times a minute")
+        # 0: back to the server's; kept across a restart (stored).
+        reset = await api.patch(path, {"time_limit": 0}, token=token)
+        assert reset.json["time_limit"] is None and reset.json["runs_per_minute"] == 2
+    async with running_server(settings) as again:
+        session = (await again.api.get(f"/api/v1/sessions/{sid}")).json
+        assert (session["time_limit"], session["runs_per_minute"]) == (None, 2)

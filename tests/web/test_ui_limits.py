@@ -84,3 +84,23 @@ async def test_a_refused_run_says_so_on_its_cell(pair: tuple[Person, Person]) ->
     await host.run(0)
     await expect(host.cell(0).locator(".notices")).not_to_contain_text("You may run code")
     await expect(host.cell(0).locator(".output-stream")).to_have_text("run")
+
+
+async def test_the_host_sets_this_interviews_time_limit(pair: tuple[Person, Person]) -> None:
+    host, candidate = pair
+    controls = host.page.get_by_role("group", name="Host controls")
+    box = controls.get_by_label("Time limit (s)")
+    await box.fill("1")
+    await box.press("Enter")
+    await box.blur()
+    await candidate.replace_source(0, "import time\ntime.sleep(1.5)\nprint('done')")
+    await candidate.run(0)
+    await expect(candidate.cell(0).locator(".notices")).to_contain_text(
+        "time limit of 1 s", timeout=15_000
+    )
+    # Past the server's (2 s here): refused, in words, and the box shows the limit in force.
+    await box.fill("30")
+    await box.blur()
+    await expect(host.page.locator(".messages")).to_contain_text("at most 2 s")
+    await expect(box).to_have_attribute("placeholder", "2")
+    await expect(box).to_have_value("1")

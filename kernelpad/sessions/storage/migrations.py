@@ -120,6 +120,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE executions ADD COLUMN author TEXT;
         """,
     ),
+    Migration(
+        5,
+        "the host's limits for an interview: a run's time, runs a participant may start a minute",
+        """
+        ALTER TABLE sessions ADD COLUMN time_limit REAL;
+        ALTER TABLE sessions ADD COLUMN runs_per_minute INTEGER;
+        """,
+    ),
 )
 
 

@@ -9,11 +9,18 @@ from kernelpad.sessions.storage.database import Row
 
 SESSION_COLUMNS = (
     "id, name, host_name, language, code, max_participants, host_token_hash, created_at,"
-    " last_activity, status, ended_at, end_reason, notes, editing_locked, candidate_execution"
+    " last_activity, status, ended_at, end_reason, notes, editing_locked, candidate_execution,"
+    " time_limit, runs_per_minute"
 )
 PARTICIPANT_COLUMNS = "client_id, display_name, role, joined_at, left_at, token_hash, removed_at"
 # What the host may change of a session after it is made.
-HOST_SETTINGS = ("notes", "editing_locked", "candidate_execution")
+HOST_SETTINGS = (
+    "notes",
+    "editing_locked",
+    "candidate_execution",
+    "time_limit",
+    "runs_per_minute",
+)
 EXECUTION_COLUMNS = (
     "id, session_id, language, code, status, stdout, stderr, outputs, error, execution_count,"
     " time_limit_ms, started_at, finished_at, duration_ms, queued_ms, timed_out, state_kept,"

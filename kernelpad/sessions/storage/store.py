@@ -46,7 +46,8 @@ class SessionStore(DatabaseWorker):
     def _add_session(self, s: Session) -> None:
         with self.conn.transaction():
             self.conn.execute(
-                f"INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO sessions ({SESSION_COLUMNS})"
+                f" VALUES ({', '.join('?' * len(SESSION_COLUMNS.split(',')))})",
                 (
                     s.id,
                     s.name,
@@ -63,6 +64,8 @@ class SessionStore(DatabaseWorker):
                     s.notes,
                     s.editing_locked,
                     s.candidate_execution,
+                    s.time_limit,
+                    s.runs_per_minute,
                 ),
             )
             for p in s.participants:
@@ -112,8 +115,7 @@ class SessionStore(DatabaseWorker):
         return session
 
     async def update_session(self, session_id: str, **values: object) -> None:
-        """Change what the host may change: ``notes``, ``editing_locked``,
-        ``candidate_execution``."""
+        """Change what the host may change (:data:`~.rows.HOST_SETTINGS`)."""
         unknown = set(values) - set(HOST_SETTINGS)
         if unknown:
             raise ValueError(f"not a session setting: {sorted(unknown)}")

@@ -109,12 +109,37 @@ class Pad {
     this.endButton = h("button", { type: "button", className: "danger", hidden: true, onclick: () => this.endInterview() }, "End interview");
     this.lockBox = h("input", { type: "checkbox", id: "lock-editing", onchange: () => this.setRules({ editing_locked: this.lockBox.checked }) });
     this.runBox = h("input", { type: "checkbox", id: "candidate-execution", onchange: () => this.setRules({ candidate_execution: this.runBox.checked }) });
+    // The interview's limits, within the server's (empty: the server's).
+    const limit = (id, max, unit, change) =>
+      h("input", {
+        type: "number",
+        id,
+        min: 1,
+        max: max || undefined,
+        step: 1,
+        inputmode: "numeric",
+        placeholder: max ? `${max}` : "∞",
+        title: max ? `At most ${max} ${unit} on this server; empty: that` : "No limit on this server; empty: none",
+        onchange: (event) => {
+          const value = Number(event.target.value) || 0;
+          if (max && value > max) {
+            this.say(`This server allows at most ${max} ${unit}.`);
+            this.applyRules(this.rules);
+            return;
+          }
+          this.setRules(change(value));
+        },
+      });
+    this.timeLimitBox = limit("time-limit", session.server_time_limit, "s", (value) => ({ time_limit: value }));
+    this.rateBox = limit("runs-per-minute", session.server_runs_per_minute, "runs a minute", (value) => ({ runs_per_minute: value }));
     this.notesButton = h("button", { type: "button", className: "secondary", "aria-expanded": "false", "aria-controls": "notes", onclick: () => this.toggleNotes() }, "Notes");
     this.hostControls = h(
       "div",
       { className: "host-controls", role: "group", hidden: true, "aria-label": "Host controls" },
       h("label", { className: "switch" }, this.lockBox, " Lock editing"),
       h("label", { className: "switch" }, this.runBox, " Candidates may run code"),
+      h("label", { className: "limit" }, "Time limit (s) ", this.timeLimitBox),
+      h("label", { className: "limit" }, "Runs a minute ", this.rateBox),
       this.notesButton,
       h("button", { type: "button", className: "secondary", onclick: () => downloadNotebook(this.token, (text) => this.say(text)) }, "Download .ipynb"),
       h("a", { href: `${base}s/${encodeURIComponent(sessionId)}/replay`, target: "_blank", rel: "noopener" }, "Replay"),
@@ -406,6 +431,9 @@ class Pad {
     this.rules = { editing_locked: !!data.editing_locked, candidate_execution: data.candidate_execution !== false };
     this.lockBox.checked = this.rules.editing_locked;
     this.runBox.checked = this.rules.candidate_execution;
+    this.timeLimitBox.value = data.time_limit ?? "";
+    this.rateBox.value = data.runs_per_minute ?? "";
+    Object.assign(this.rules, { time_limit: data.time_limit ?? null, runs_per_minute: data.runs_per_minute ?? null });
     if (this.ended) return;
     for (const view of this.views.values()) view.setReadOnly(!this.mayEdit, !this.mayRun);
     for (const button of this.toolbar.querySelectorAll("[data-runs]")) button.disabled = !this.mayRun;
