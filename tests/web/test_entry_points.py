@@ -504,13 +504,19 @@ async def _longer_than(api: Api, session_id: str, size: int) -> bool:
 
 @pytest.fixture(scope="module")
 async def spent_room(server: RunningServer) -> AsyncIterator[Room]:
-    """A session that has used up its runs for the minute: one through each entry point (both
-    count against the same limit)."""
+    """A session whose every participant has used up their runs for the minute (the limit is
+    each participant's): the candidate and the host on the JSON socket, and each role over
+    REST without a participant."""
     async with AsyncExitStack() as stack:
         room = await open_room(server, stack)
-        assert await rest_execute(server.api, room.id, "1") == allowed(status=200)
         assert RUNS_PER_MINUTE == 2
-        assert await json_run(room.candidate, {"code": "2"}) == allowed()
+        for n in range(RUNS_PER_MINUTE):
+            assert await rest_execute(server.api, room.id, f"{n}") == allowed(status=200)
+            assert await rest_execute(server.api, room.id, f"{n}", room.host_token) == allowed(
+                status=200
+            )
+            assert await json_run(room.candidate, {"code": f"{n}"}) == allowed()
+            assert await json_run(room.host, {"code": f"{n}"}) == allowed()
         yield room
 
 
@@ -525,8 +531,8 @@ RATE_LIMIT = {
 
 @pytest.mark.parametrize("entry", RATE_LIMIT)
 async def test_rate_limit(entry: str, server: RunningServer, spent_room: Room) -> None:
-    """Past RATE_LIMIT_EXECUTIONS_PER_MINUTE, a session's runs are refused whoever asks and
-    however: the limit is the session's, not an entry point's."""
+    """Past RATE_LIMIT_EXECUTIONS_PER_MINUTE, a participant's runs are refused however they
+    ask: the limit is each participant's, not an entry point's."""
     room = spent_room
     probes: dict[str, Probe] = {
         "REST execute, no token": lambda: rest_execute(server.api, room.id, "3"),

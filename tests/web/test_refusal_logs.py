@@ -120,8 +120,9 @@ async def test_the_rate_limit_is_a_warning(
 ) -> None:
     api = server.api
     sid, host = await new_session(api)
-    assert (await api.post(f"/api/v1/sessions/{sid}/execute", {"code": "1"})).status == 200
-    again = await api.post(f"/api/v1/sessions/{sid}/execute", {"code": "1"}, token=host)
+    path = f"/api/v1/sessions/{sid}/execute"
+    assert (await api.post(path, {"code": "1"}, token=host)).status == 200
+    again = await api.post(path, {"code": "1"}, token=host)
     assert again.status == 429
     await warned(logged, sid, "429", "rate_limited", role="host")
 
