@@ -452,6 +452,12 @@ async def test_the_hosts_rules_notes_and_removal(
         .click()
     )
     await expect(candidate.page.locator(".banner")).to_contain_text("removed you")
+    # Their page turns read-only at once.
+    await expect(candidate.cell(0).locator(".cm-content")).to_have_attribute(
+        "contenteditable", "false"
+    )
+    await expect(candidate.page.get_by_role("button", name="Run all cells")).to_be_disabled()
+    await expect(candidate.page.locator("#connection-status")).to_have_text("Disconnected")
     await expect(host.page.get_by_label("Participants")).not_to_contain_text("Alan")
 
 
