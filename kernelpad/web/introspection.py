@@ -22,7 +22,16 @@ class IntrospectRequest(RequestModel):
     detail_level: int = Field(0, ge=0, le=1, description="inspect: 1 for more (source).")
 
 
-class CompleteHandler(ApiHandler):
+class _Question(ApiHandler):
+    async def _asked(self, session_id: str) -> tuple[IntrospectRequest, str]:
+        """The question, and the role of who asks (the host token makes it the host)."""
+        req = self.body(IntrospectRequest)
+        session = await self.manager.get(session_id)
+        self.role = self.manager.access.role_of(session, self.bearer_token())
+        return req, self.role
+
+
+class CompleteHandler(_Question):
     @operation(
         "Completions at the cursor, from the session's kernel (status busy while it runs code)",
         body=IntrospectRequest,
@@ -30,9 +39,7 @@ class CompleteHandler(ApiHandler):
         tags=TAGS,
     )
     async def post(self, session_id: str) -> None:
-        req = self.body(IntrospectRequest)
-        session = await self.manager.get(session_id)
-        role = self.role = self.manager.access.role_of(session, self.bearer_token())
+        req, role = await self._asked(session_id)
         self.respond(
             await self.manager.introspection.complete(
                 session_id, role, req.code, req.cursor_pos, req.language
@@ -40,7 +47,7 @@ class CompleteHandler(ApiHandler):
         )
 
 
-class InspectHandler(ApiHandler):
+class InspectHandler(_Question):
     @operation(
         "Documentation of what is at the cursor, from the session's kernel",
         body=IntrospectRequest,
@@ -48,9 +55,7 @@ class InspectHandler(ApiHandler):
         tags=TAGS,
     )
     async def post(self, session_id: str) -> None:
-        req = self.body(IntrospectRequest)
-        session = await self.manager.get(session_id)
-        role = self.role = self.manager.access.role_of(session, self.bearer_token())
+        req, role = await self._asked(session_id)
         self.respond(
             await self.manager.introspection.inspect(
                 session_id, role, req.code, req.cursor_pos, req.language, req.detail_level

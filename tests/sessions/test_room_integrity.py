@@ -54,6 +54,21 @@ def append_source(text: str) -> Any:
     return change
 
 
+async def run_and_add_a_cell(room: Room) -> str:
+    """The first cell ran (it has an output and a count), and a Markdown cell "second" follows
+    it; the first cell's id."""
+    first = str(room.document.cells()[0]["id"])
+    room.document.begin_run(first)
+    output = {"output_type": "stream", "name": "stdout", "text": "1\n"}
+    room.document.append_outputs(first, [output])
+    room.document.end_run(first, 1)
+    room.document.notebook.append_cell(
+        {"id": "second", "cell_type": "markdown", "source": "# two", "metadata": {}}
+    )
+    await tick()
+    return first
+
+
 def in_step(room: Room) -> None:
     """The room's clocks are its document's."""
     assert room._clocks == read_state_vector(room.document.ydoc.get_state())
@@ -218,16 +233,7 @@ async def test_outputs_counts_and_states_are_kernelpads_alone(room: Room) -> Non
 
 async def test_moving_a_cell_keeps_its_outputs(room: Room, access: Access) -> None:
     hana, cleo = await synced(room, FakeYjs("hana", "host")), await synced(room, FakeYjs("cleo"))
-    first = room.document.cells()[0]["id"]
-    room.document.begin_run(first)
-    room.document.append_outputs(
-        first, [{"output_type": "stream", "name": "stdout", "text": "1\n"}]
-    )
-    room.document.end_run(first, 1)
-    room.document.notebook.append_cell(
-        {"id": "second", "cell_type": "markdown", "source": "# two", "metadata": {}}
-    )
-    await tick()
+    first = await run_and_add_a_cell(room)
     page = FakeJson("hana", role="host")
     room.cells.move(page, first, 5)  # past the end: last
     await tick()
@@ -271,15 +277,7 @@ async def test_a_deleted_or_moved_cell_comes_back_for_whoever_changed_it(room: R
     """Ctrl+Z outside an editor: the participant's last cell change is taken back, the cell
     with its outputs (written by kernelpad: a participant may not write outputs)."""
     hana = await synced(room, FakeYjs("hana", "host"))
-    first = room.document.cells()[0]["id"]
-    room.document.begin_run(first)
-    room.document.append_outputs(
-        first, [{"output_type": "stream", "name": "stdout", "text": "1\n"}]
-    )
-    room.document.end_run(first, 1)
-    room.document.notebook.append_cell(
-        {"id": "second", "cell_type": "markdown", "source": "# two", "metadata": {}}
-    )
+    first = await run_and_add_a_cell(room)
     before = room.document.cells()
     ann, bob = FakeJson("ann", role="host"), FakeJson("bob", role="host")
     room.cells.move(ann, first, 1)

@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
-from playwright.async_api import Browser, BrowserContext, Page
+from playwright.async_api import Browser, BrowserContext, Page, expect
+
+from tests.conftest import RunningServer
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -72,3 +75,31 @@ class Person:
 
     async def run(self, index: int) -> None:
         await self.cell(index).get_by_role("button", name="Run cell (Shift+Enter)").click()
+
+
+async def start_interview(browser: Browser, server: RunningServer) -> tuple[Person, str]:
+    """The interviewer starts an interview from "/" and opens it as the host."""
+    host = await Person.open(browser)
+    page = host.page
+    await page.goto(server.base_url + "/")
+    await page.get_by_label("Your name").fill("Grace")
+    await page.get_by_label("Title (optional)").fill("Pairing with Alan")
+    await page.get_by_role("button", name="Start the interview").click()
+    join_link = await page.locator("#join-link").input_value()
+    assert re.fullmatch(re.escape(server.base_url) + r"/s/[\w-]+", join_link), join_link
+    assert "#host=" in await page.locator("#host-link").input_value()
+    await page.get_by_role("link", name="Open the interview").click()
+    await expect(page.locator("#connection-status")).to_have_text("Connected")
+    # The token left the address bar.
+    assert "#host" not in page.url
+    return host, join_link
+
+
+async def join(browser: Browser, link: str, name: str, **viewport: int) -> Person:
+    """A candidate opens the join link and gives a name."""
+    person = await Person.open(browser, **viewport)
+    await person.page.goto(link)
+    await person.page.get_by_label("Your name, as the others will see it").fill(name)
+    await person.page.get_by_role("button", name="Join").click()
+    await expect(person.page.locator("#connection-status")).to_have_text("Connected")
+    return person

@@ -7,7 +7,8 @@ from collections.abc import AsyncIterator
 import pytest
 from playwright.async_api import Browser, async_playwright
 
-from tests.web.browser import CHROMIUM, LAUNCH_ARGS
+from tests.conftest import RunningServer
+from tests.web.browser import CHROMIUM, LAUNCH_ARGS, Person, join, start_interview
 
 
 @pytest.fixture(scope="module")
@@ -18,3 +19,12 @@ async def browser() -> AsyncIterator[Browser]:
         )
         yield browser
         await browser.close()
+
+
+@pytest.fixture
+async def pair(browser: Browser, server: RunningServer) -> AsyncIterator[tuple[Person, Person]]:
+    host, link = await start_interview(browser, server)
+    candidate = await join(browser, link, "Alan")
+    yield host, candidate
+    await host.close()
+    await candidate.close()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import nbformat
@@ -19,7 +18,7 @@ from kernelpad.config import Settings
 from kernelpad.server import KernelpadServer
 from kernelpad.web.pages import Bundle
 from tests.conftest import Api, RunningServer, free_port, make_settings
-from tests.web.browser import ARTIFACTS, Person
+from tests.web.browser import ARTIFACTS, Person, join, start_interview
 
 
 @pytest.fixture(scope="module")
@@ -38,43 +37,6 @@ def artifacts() -> Path:
     shutil.rmtree(ARTIFACTS / "ui", ignore_errors=True)
     (ARTIFACTS / "ui").mkdir(parents=True)
     return ARTIFACTS / "ui"
-
-
-async def start_interview(browser: Browser, server: RunningServer) -> tuple[Person, str]:
-    """The interviewer starts an interview from "/" and opens it as the host."""
-    host = await Person.open(browser)
-    page = host.page
-    await page.goto(server.base_url + "/")
-    await page.get_by_label("Your name").fill("Grace")
-    await page.get_by_label("Title (optional)").fill("Pairing with Alan")
-    await page.get_by_role("button", name="Start the interview").click()
-    join_link = await page.locator("#join-link").input_value()
-    assert re.fullmatch(re.escape(server.base_url) + r"/s/[\w-]+", join_link), join_link
-    assert "#host=" in await page.locator("#host-link").input_value()
-    await page.get_by_role("link", name="Open the interview").click()
-    await expect(page.locator("#connection-status")).to_have_text("Connected")
-    # The token left the address bar.
-    assert "#host" not in page.url
-    return host, join_link
-
-
-async def join(browser: Browser, link: str, name: str, **viewport: int) -> Person:
-    """A candidate opens the join link and gives a name."""
-    person = await Person.open(browser, **viewport)
-    await person.page.goto(link)
-    await person.page.get_by_label("Your name, as the others will see it").fill(name)
-    await person.page.get_by_role("button", name="Join").click()
-    await expect(person.page.locator("#connection-status")).to_have_text("Connected")
-    return person
-
-
-@pytest.fixture
-async def pair(browser: Browser, server: RunningServer) -> AsyncIterator[tuple[Person, Person]]:
-    host, link = await start_interview(browser, server)
-    candidate = await join(browser, link, "Alan")
-    yield host, candidate
-    await host.close()
-    await candidate.close()
 
 
 async def test_typing_shows_at_the_other_side_with_the_cursor(

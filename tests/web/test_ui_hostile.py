@@ -21,9 +21,8 @@ from pycrdt import Assoc, Awareness, Doc, create_awareness_message, create_updat
 from kernelpad.config import Settings
 from kernelpad.sessions.room import presence
 from tests.conftest import RunningServer, eventually, make_settings
-from tests.web.browser import ARTIFACTS, Person
+from tests.web.browser import ARTIFACTS, Person, start_interview
 from tests.web.clients import YjsClient
-from tests.web.test_ui import start_interview
 
 OVERLAY = (
     "red; position: fixed; top: 0; left: 0; width: 100vw; height: 100vh; z-index: 99999;"

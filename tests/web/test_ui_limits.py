@@ -6,15 +6,12 @@ allowance is their own, run on."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import expect
 
 from kernelpad.config import Settings
-from tests.conftest import RunningServer, make_settings
+from tests.conftest import make_settings
 from tests.web.browser import Person
-from tests.web.test_ui import join, start_interview
 
 
 @pytest.fixture(scope="module")
@@ -26,15 +23,6 @@ def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         input_timeout=5,
         rate_limit_executions_per_minute=3,
     )
-
-
-@pytest.fixture
-async def pair(browser: Browser, server: RunningServer) -> AsyncIterator[tuple[Person, Person]]:
-    host, link = await start_interview(browser, server)
-    candidate = await join(browser, link, "Alan")
-    yield host, candidate
-    await host.close()
-    await candidate.close()
 
 
 async def test_a_question_answered_after_the_time_limit_still_runs_on(
