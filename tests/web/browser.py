@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
@@ -51,8 +51,16 @@ class Person:
         self.errors = [error for error in self.errors if words not in error]
 
     @classmethod
-    async def open(cls, browser: Browser, width: int = 1280, height: int = 800) -> Person:
-        context = await browser.new_context(viewport={"width": width, "height": height})
+    async def open(
+        cls,
+        browser: Browser,
+        width: int = 1280,
+        height: int = 800,
+        color_scheme: Literal["light", "dark"] = "light",
+    ) -> Person:
+        context = await browser.new_context(
+            viewport={"width": width, "height": height}, color_scheme=color_scheme
+        )
         return cls(context, await context.new_page())
 
     async def close(self) -> None:

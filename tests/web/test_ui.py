@@ -545,3 +545,34 @@ async def test_typing_in_a_locked_editor_does_not_scroll_the_page(
     await candidate.page.keyboard.type("a b c d e f g h", delay=20)
     after = await content.bounding_box()
     assert before is not None and after is not None and after["y"] == before["y"]
+
+
+async def test_the_dark_theme_follows_the_system_or_the_reader(
+    browser: Browser, server: RunningServer, pair: tuple[Person, Person], artifacts: Path
+) -> None:
+    host, candidate = pair
+    background = "getComputedStyle(document.documentElement).backgroundColor"
+    editor = "getComputedStyle(document.querySelector('.cm-editor')).backgroundColor"
+    light = await host.page.evaluate(background)
+    await candidate.replace_source(
+        0, "import os\n\ndef solve(items):\n    return sum(items)  # ok\n"
+    )
+    await candidate.run(0)
+    await host.page.get_by_role("button", name="Use the dark theme").click()
+    assert await host.page.evaluate("document.documentElement.dataset.theme") == "dark"
+    assert await host.page.evaluate(background) != light
+    assert await host.page.evaluate(editor) == "rgb(40, 44, 52)"  # the editor follows
+    await host.page.screenshot(path=artifacts / "pad-dark.png")
+    # The reader's choice stays in this browser, and is no one else's.
+    await host.page.reload()
+    await expect(host.page.locator("#connection-status")).to_have_text("Connected")
+    assert await host.page.evaluate("document.documentElement.dataset.theme") == "dark"
+    assert await candidate.page.evaluate(background) == light
+    await candidate.page.screenshot(path=artifacts / "pad-light.png")
+    # A system in dark mode starts dark, at 400 px too.
+    link = candidate.page.url
+    dark = await Person.open(browser, width=400, height=800, color_scheme="dark")
+    await dark.page.goto(link)
+    assert await dark.page.evaluate("document.documentElement.dataset.theme") == "dark"
+    await dark.page.screenshot(path=artifacts / "pad-dark-narrow.png")
+    await dark.close()

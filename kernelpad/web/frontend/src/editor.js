@@ -4,6 +4,7 @@ import { EditorState, Compartment } from "@codemirror/state";
 import { EditorView, keymap, lineNumbers, drawSelection, highlightActiveLine, highlightSpecialChars } from "@codemirror/view";
 import { defaultKeymap, indentWithTab } from "@codemirror/commands";
 import { syntaxHighlighting, defaultHighlightStyle, indentOnInput, bracketMatching, indentUnit } from "@codemirror/language";
+import { oneDarkHighlightStyle, oneDarkTheme } from "@codemirror/theme-one-dark";
 import { closeBrackets, closeBracketsKeymap } from "@codemirror/autocomplete";
 import { searchKeymap, highlightSelectionMatches } from "@codemirror/search";
 import { python } from "@codemirror/lang-python";
@@ -15,6 +16,10 @@ import * as Y from "yjs";
 import { yCollab, yUndoManagerKeymap } from "y-codemirror.next";
 import { checkedAwareness } from "./presence.js";
 import { kernelHelp } from "./kernel_help.js";
+import { darkTheme } from "./site.js";
+
+// The editor's colours follow the page's theme.
+const themed = (dark) => (dark ? [oneDarkTheme, syntaxHighlighting(oneDarkHighlightStyle)] : syntaxHighlighting(defaultHighlightStyle, { fallback: true }));
 
 const MODES = {
   python: () => python(),
@@ -37,6 +42,7 @@ export function languageSupport(mode) {
 export function createEditor(parent, ytext, { awareness, mode, label, readOnly, keys, ask }) {
   const language = new Compartment();
   const editable = new Compartment();
+  const theme = new Compartment();
   const undoManager = new Y.UndoManager(ytext);
   const view = new EditorView({
     parent,
@@ -54,7 +60,7 @@ export function createEditor(parent, ytext, { awareness, mode, label, readOnly, 
         bracketMatching(),
         closeBrackets(),
         indentUnit.of("    "),
-        syntaxHighlighting(defaultHighlightStyle, { fallback: true }),
+        theme.of(themed(darkTheme())),
         keymap.of([...closeBracketsKeymap, ...yUndoManagerKeymap, ...searchKeymap, ...defaultKeymap, indentWithTab]),
         language.of(languageSupport(mode)),
         editable.of(EditorView.editable.of(!readOnly)),
@@ -75,6 +81,8 @@ export function createEditor(parent, ytext, { awareness, mode, label, readOnly, 
       ],
     }),
   });
+  const retheme = (event) => view.dispatch({ effects: theme.reconfigure(themed(event.detail.dark)) });
+  document.addEventListener("kernelpad:theme", retheme);
   return {
     view,
     setMode(next) {
@@ -87,6 +95,7 @@ export function createEditor(parent, ytext, { awareness, mode, label, readOnly, 
       view.contentDOM.setAttribute("aria-label", text);
     },
     destroy() {
+      document.removeEventListener("kernelpad:theme", retheme);
       view.destroy();
       undoManager.destroy();
     },

@@ -9,7 +9,7 @@ import { CellView } from "./cell.js";
 import { Channel } from "./channel.js";
 import { ticketedWebSocket } from "./ticketed.js";
 import { confirmDialog, h } from "./dom.js";
-import { base, wsBase } from "./site.js";
+import { base, darkTheme, toggleTheme, wsBase } from "./site.js";
 import { clientId, colourOf, forgetName, hostToken, saveName, savedName, saveParticipant, savedParticipant, takeHostTokenFromUrl } from "./identity.js";
 
 const root = document.getElementById("app");
@@ -24,6 +24,20 @@ function notice(title, text, ...more) {
     h("header", { className: "topbar" }, h("h1", {}, h("a", { href: base }, "kernelpad"))),
     h("main", { className: "home" }, h("section", { className: "card" }, h("h2", {}, title), h("p", {}, text), ...more, h("p", {}, h("a", { href: base }, "Start a new interview")))),
   );
+}
+
+/** The light or dark theme, for this browser: a button that says which it switches to. */
+function themeButton() {
+  const button = h("button", { type: "button", className: "theme-toggle icon", onclick: () => toggleTheme() });
+  const show = () => {
+    const label = darkTheme() ? "Use the light theme" : "Use the dark theme";
+    button.textContent = darkTheme() ? "☀" : "☾";
+    button.setAttribute("aria-label", label);
+    button.title = label;
+  };
+  document.addEventListener("kernelpad:theme", show);
+  show();
+  return button;
 }
 
 /** The host saves the interview's notebook; ``say`` tells of a failure. */
@@ -180,6 +194,7 @@ class Pad {
         h("span", { className: "title" }, session.session_name),
         this.connection,
         this.peopleList,
+        themeButton(),
         this.hostControls,
       ),
       this.banner,
