@@ -85,9 +85,11 @@ class Person:
         await self.cell(index).get_by_role("button", name="Run cell (Shift+Enter)").click()
 
 
-async def start_interview(browser: Browser, server: RunningServer) -> tuple[Person, str]:
+async def start_interview(
+    browser: Browser, server: RunningServer, **viewport: int
+) -> tuple[Person, str]:
     """The interviewer starts an interview from "/" and opens it as the host."""
-    host = await Person.open(browser)
+    host = await Person.open(browser, **viewport)
     page = host.page
     await page.goto(server.base_url + "/")
     await page.get_by_label("Your name").fill("Grace")

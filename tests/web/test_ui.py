@@ -576,3 +576,29 @@ async def test_the_dark_theme_follows_the_system_or_the_reader(
     assert await dark.page.evaluate("document.documentElement.dataset.theme") == "dark"
     await dark.page.screenshot(path=artifacts / "pad-dark-narrow.png")
     await dark.close()
+
+
+async def test_at_400_px_the_first_cell_is_in_view(
+    browser: Browser, server: RunningServer, artifacts: Path
+) -> None:
+    """On a phone-sized screen, the host's header and the toolbar leave room for code: the
+    first cell's first lines are on the screen without scrolling, for the host too."""
+    narrow_host, link = await start_interview(browser, server, width=400, height=800)
+    candidate = await join(browser, link, "Alan", width=400, height=800)
+    for person, name in ((narrow_host, "host"), (candidate, "candidate")):
+        await expect(person.page.locator("#connection-status")).to_have_text("Connected")
+        await person.page.screenshot(path=artifacts / f"pad-400-{name}.png")
+        box = await person.cell(0).locator(".cm-content").bounding_box()
+        bar = await person.cell(0).locator(".cell-toolbar").bounding_box()
+        assert box is not None and bar is not None
+        # Its code starts in the top third of the screen, under a one-line cell toolbar.
+        assert box["y"] <= 280, f"the {name}'s first cell's code starts at {box['y']:.0f} px"
+        assert bar["height"] <= 40, f"the {name}'s cell toolbar is {bar['height']:.0f} px high"
+    # The host's controls are one tap away.
+    toggle = narrow_host.page.get_by_role("button", name="Host controls")
+    await toggle.click()
+    await expect(narrow_host.page.get_by_label("Lock editing")).to_be_visible()
+    await expect(toggle).to_have_attribute("aria-expanded", "true")
+    await narrow_host.page.screenshot(path=artifacts / "pad-400-host-controls.png")
+    await narrow_host.close()
+    await candidate.close()

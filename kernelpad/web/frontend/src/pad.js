@@ -149,7 +149,7 @@ class Pad {
     this.notesButton = h("button", { type: "button", className: "secondary", "aria-expanded": "false", "aria-controls": "notes", onclick: () => this.toggleNotes() }, "Notes");
     this.hostControls = h(
       "div",
-      { className: "host-controls", role: "group", hidden: true, "aria-label": "Host controls" },
+      { id: "host-controls", className: "host-controls", role: "group", hidden: true, "aria-label": "Host controls" },
       h("label", { className: "switch" }, this.lockBox, " Lock editing"),
       h("label", { className: "switch" }, this.runBox, " Candidates may run code"),
       h("label", { className: "limit" }, "Time limit (s) ", this.timeLimitBox),
@@ -158,6 +158,23 @@ class Pad {
       h("button", { type: "button", className: "secondary", onclick: () => downloadNotebook(this.token, (text) => this.say(text)) }, "Download .ipynb"),
       h("a", { href: `${base}s/${encodeURIComponent(sessionId)}/replay`, target: "_blank", rel: "noopener" }, "Replay"),
       this.endButton,
+    );
+    // On a narrow screen the host's controls fold away behind this button (CSS shows it there):
+    // the code comes first.
+    this.hostToggle = h(
+      "button",
+      {
+        type: "button",
+        className: "host-toggle secondary",
+        hidden: true,
+        "aria-expanded": "false",
+        "aria-controls": "host-controls",
+        onclick: () => {
+          const open = this.hostControls.classList.toggle("open");
+          this.hostToggle.setAttribute("aria-expanded", String(open));
+        },
+      },
+      "Host controls",
     );
     this.notesField = h("textarea", { id: "notes-text", rows: 6, maxlength: 100000, oninput: () => this.saveNotesSoon() });
     this.notesStatus = h("span", { className: "help", role: "status" });
@@ -195,6 +212,7 @@ class Pad {
         this.connection,
         this.peopleList,
         themeButton(),
+        this.hostToggle,
         this.hostControls,
       ),
       this.banner,
@@ -306,7 +324,7 @@ class Pad {
         this.globalInput.replaceChildren();
         for (const request of data.inputs || []) this.receive("input_request", request);
         this.role = data.role;
-        this.hostControls.hidden = this.endButton.hidden = this.role !== "host";
+        this.hostControls.hidden = this.endButton.hidden = this.hostToggle.hidden = this.role !== "host";
         this.applyRules(data);
         this.people = new Map(data.participants.map((p) => [p.client_id, p]));
         this.kernelsLost(this.kernels, new Map(Object.entries(data.kernels || {})));
