@@ -86,6 +86,7 @@ class Presence(Event):
     display_name: str
     role: str
     participant_count: int
+    colour: str = ""
 
 
 class ParticipantJoined(Presence):
@@ -129,6 +130,7 @@ class ConnectedParticipant(BaseModel):
     display_name: str
     role: str
     connected: bool = True
+    colour: str = ""
 
 
 class SessionState(Event):

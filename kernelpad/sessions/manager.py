@@ -25,6 +25,7 @@ from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.logs import about
 from kernelpad.sessions.access import Access, DocumentLimits, Rules, RunLimits
+from kernelpad.sessions.colours import colour_at
 from kernelpad.sessions.document import SessionDocument
 from kernelpad.sessions.events import SessionEnded as SessionEndedEvent
 from kernelpad.sessions.events import SessionSettings
@@ -172,7 +173,11 @@ class SessionManager:
             host_token_hash=hash_token(token),
             created_at=now,
             last_activity=now,
-            participants=[Participant("host-" + secrets.token_hex(4), host_name, "host", now)],
+            participants=[
+                Participant(
+                    "host-" + secrets.token_hex(4), host_name, "host", now, colour=colour_at(0)
+                )
+            ],
         )
         await self.store.add_session(session)
         await self.store.append_update(session.id, document.state(), now)

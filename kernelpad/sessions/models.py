@@ -20,6 +20,8 @@ class Participant:
     #: SHA-256 of the participant's token: whoever joins as this client_id must show it.
     token_hash: str | None = None
     removed_at: float | None = None  # removed by the host: may not come back
+    #: Theirs alone in the interview (by the order they joined: see sessions/colours.py).
+    colour: str = ""
 
 
 @dataclass

@@ -17,6 +17,7 @@ from kernelpad.errors import (
 )
 from kernelpad.logs import about
 from kernelpad.sessions.access import Access
+from kernelpad.sessions.colours import colour_at
 from kernelpad.sessions.models import ACTIVE, Participant, Session
 from kernelpad.sessions.room.registry import Rooms
 from kernelpad.sessions.room.room import Room
@@ -148,6 +149,7 @@ class Participants:
             "host" if host else "candidate",
             earlier.joined_at if earlier else time.time(),
             token_hash=token_hash,
+            colour=earlier.colour if earlier else colour_at(len(session.participants)),
         )
         return participant, token
 

@@ -118,6 +118,7 @@ class ParticipantOut(BaseModel):
     left_at: datetime | None = None
     connected: bool = Field(False, description="Connected to the session's socket now.")
     removed: bool = Field(False, description="Removed by the host; cannot join again.")
+    colour: str = Field("", description="Theirs alone in the interview (#rrggbb).")
 
     @classmethod
     def of(cls, p: Participant, connected: bool = False) -> ParticipantOut:
@@ -129,6 +130,7 @@ class ParticipantOut(BaseModel):
             left_at=utc(p.left_at),
             connected=connected,
             removed=p.removed_at is not None,
+            colour=p.colour,
         )
 
 
@@ -258,6 +260,7 @@ class JoinedOut(BaseModel):
     client_id: str
     display_name: str
     role: Literal["host", "candidate"]
+    colour: str = Field("", description="Theirs alone in the interview (#rrggbb).")
     participant_token: str | None = Field(
         description="Proves you are this participant: send it when you join (WebSocket"
         " 'participant_token'). Given once; null for the host, who has the host token."

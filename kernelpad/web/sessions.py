@@ -203,6 +203,7 @@ class ParticipantsHandler(ApiHandler):
                 client_id=participant.client_id,
                 display_name=participant.display_name,
                 role=participant.role,
+                colour=participant.colour,
                 participant_token=participant_token,
             ),
             201,

@@ -47,12 +47,14 @@ async def test_yjs_clients_are_participants(
     ada, _ = await JsonClient.join(server, sid, "ada-p", "Ada")
     yjs = await YjsClient.connect(server, sid, client_id="alan-p", display_name="Alan")
     joined = await ada.expect("participant_joined")
+    colour = joined.pop("colour")
     assert joined == {
         "client_id": "alan-p",
         "display_name": "Alan",
         "role": "candidate",
         "participant_count": 2,
     }
+    assert colour.startswith("#") and len(colour) == 7
     assert (await connected(api, sid))["alan-p"] == ("Alan", "candidate", True)
     # The host, over Yjs, with the host token.
     host = await YjsClient.connect(

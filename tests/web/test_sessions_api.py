@@ -3,6 +3,7 @@ real server on loopback."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -378,3 +379,23 @@ async def test_the_host_is_one_participant_however_it_joins(
 
 async def _count(api: Api, sid: str, count: int) -> bool:
     return bool((await api.get(f"/api/v1/sessions/{sid}")).json["participant_count"] == count)
+
+
+async def test_each_participant_has_a_colour_of_their_own(api: Api) -> None:
+    created = await api.create_session(host_name="Ada")
+    sid, token = created["session_id"], created["host_token"]
+    path = f"/api/v1/sessions/{sid}/participants"
+    joined = [(await api.post(path, {"display_name": name})).json for name in ("Alan", "Bea", "Cy")]
+    again = await api.post(
+        path,
+        {"display_name": "Alan", "client_id": joined[0]["client_id"]},
+        token=joined[0]["participant_token"],
+    )
+    assert again.json["colour"] == joined[0]["colour"]  # the same on coming back
+    session = (await api.get(f"/api/v1/sessions/{sid}")).json
+    colours = [p["colour"] for p in session["participants"]]
+    assert len(colours) == 4 and len(set(colours)) == 4
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", colour) for colour in colours)
+    assert colours[0] == created["participants"][0]["colour"]  # the host's, first
+    timeline = (await api.get(f"/api/v1/sessions/{sid}/timeline", token=token)).json
+    assert [p["colour"] for p in timeline["participants"]] == colours

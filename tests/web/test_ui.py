@@ -143,10 +143,15 @@ async def test_only_the_host_sees_host_controls_and_can_end_the_interview(
     host, candidate = pair
     await expect(host.page.get_by_role("button", name="End interview")).to_be_visible()
     await expect(candidate.page.get_by_role("button", name="End interview")).to_be_hidden()
-    # The host is listed once (its page joins as the host the session was made with).
+    # The host is listed once (its page joins as the host the session was made with), and
+    # each person has a colour of their own, the same on every page.
+    dots = "[...document.querySelectorAll('.people li')].map(li => [li.dataset.clientId,"
+    dots += " li.querySelector('.dot').style.backgroundColor])"
     for person in (host, candidate):
         await expect(person.page.locator(".people li")).to_have_count(2)
         await expect(person.page.locator(".people li", has_text="(host)")).to_have_count(1)
+    seen = [dict(await person.page.evaluate(dots)) for person in (host, candidate)]
+    assert seen[0] == seen[1] and len(set(seen[0].values())) == 2
     sid = host.page.url.rstrip("/").rsplit("/", 1)[-1]
     session = (await api.get(f"/api/v1/sessions/{sid}")).json
     assert sorted(p["role"] for p in session["participants"]) == ["candidate", "host"]

@@ -166,6 +166,7 @@ class Room:
                 display_name=m.participant.display_name,
                 role=m.participant.role,
                 connected=True,
+                colour=m.participant.colour,
             )
             for m in self.members.values()
         ]
@@ -176,6 +177,7 @@ class Room:
             "display_name": participant.display_name,
             "role": participant.role,
             "participant_count": len(self.members),
+            "colour": participant.colour,
         }
 
     def check_not_removed(self, client_id: str) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any, TypeVar
 
+from kernelpad.sessions.colours import colour_at
 from kernelpad.sessions.models import ACTIVE, ENDED, DocumentChange, Execution, Participant, Session
 from kernelpad.sessions.storage.database import Database
 from kernelpad.sessions.storage.rows import (
@@ -105,11 +106,13 @@ class SessionStore(DatabaseWorker):
             return None
         session = session_of(row)
         session.participants = [
-            Participant(**p)
-            for p in self.conn.execute(
-                f"SELECT {PARTICIPANT_COLUMNS} FROM participants"
-                " WHERE session_id = ? ORDER BY joined_at",
-                (session_id,),
+            Participant(**p, colour=colour_at(position))
+            for position, p in enumerate(
+                self.conn.execute(
+                    f"SELECT {PARTICIPANT_COLUMNS} FROM participants"
+                    " WHERE session_id = ? ORDER BY joined_at, client_id",
+                    (session_id,),
+                )
             )
         ]
         return session

@@ -26,6 +26,11 @@ function notice(title, text, ...more) {
   );
 }
 
+/** A colour the server gave, if it is one (it goes into a style attribute). */
+function safeColour(value) {
+  return typeof value === "string" && /^#[0-9a-fA-F]{6}$/.test(value) ? value : "";
+}
+
 /** The light or dark theme, for this browser: a button that says which it switches to. */
 function themeButton() {
   const button = h("button", { type: "button", className: "theme-toggle icon", onclick: () => toggleTheme() });
@@ -94,6 +99,8 @@ class Pad {
     this.name = name;
     this.clientId = participant.client_id;
     this.participantToken = participant.participant_token;
+    // The server's colour for this participant, no one else's in the interview.
+    this.colour = safeColour(participant.colour) || colourOf(participant.client_id);
     this.role = participant.role;
     this.token = hostToken(sessionId);
     this.rules = { editing_locked: session.editing_locked, candidate_execution: session.candidate_execution };
@@ -237,7 +244,7 @@ class Pad {
     this.provider = new WebsocketProvider(`${wsBase}ws/yjs`, sessionId, this.doc, { params, WebSocketPolyfill });
     this.ticketRefusals = 0;
     this.awareness = this.provider.awareness;
-    const colour = colourOf(this.clientId);
+    const colour = this.colour;
     this.awareness.setLocalStateField("user", { name: this.name, color: colour, colorLight: `${colour}33`, clientId: this.clientId });
     this.provider.on("status", ({ status }) => {
       if (status === "connected") this.ticketRefusals = 0;
@@ -404,7 +411,7 @@ class Pad {
         h(
           "li",
           { "data-client-id": person.client_id, className: person.connected === false ? "away" : "present" },
-          h("span", { className: "dot", style: `background:${colourOf(person.client_id)}`, "aria-hidden": "true" }),
+          h("span", { className: "dot", style: `background:${safeColour(person.colour) || colourOf(person.client_id)}`, "aria-hidden": "true" }),
           person.display_name,
           person.role === "host" ? h("span", { className: "role" }, " (host)") : null,
           person.client_id === this.clientId ? h("span", { className: "role" }, " (you)") : null,

@@ -101,11 +101,12 @@ class Replay {
     this.authors = new Authors();
     this.edits.forEach((edit) => this.authors.learn(edit.update, edit.author));
     this.authors.sort();
-    // A colour per author, in the order they first acted: two people never share one here
-    // (up to eight), as they might with the pad's colours, which come from a hash.
+    // Each author's colour, as the pad showed it (the server gives each participant one of
+    // their own); an author it does not list gets one in the order they first acted.
+    const given = new Map(timeline.participants.filter((person) => person.colour).map((person) => [person.client_id, person.colour]));
     this.colours = new Map();
     for (const event of [...this.edits, ...this.runs].sort((a, b) => a.at - b.at)) {
-      if (event.author && !this.colours.has(event.author)) this.colours.set(event.author, COLOURS[this.colours.size % COLOURS.length]);
+      if (event.author && !this.colours.has(event.author)) this.colours.set(event.author, given.get(event.author) || COLOURS[this.colours.size % COLOURS.length]);
     }
     this.reset();
     this.playing = false;
