@@ -55,6 +55,20 @@ async def test_typing_shows_at_the_other_side_with_the_cursor(
     await host.type_in(0, "\nprint(answer)")
     await expect(candidate.cell(0).locator(".cm-content")).to_contain_text("print(answer)")
     await expect(candidate.cell(0).locator(".cm-ySelectionInfo")).to_have_text("Grace")
+    # A name does not stay over the code: it fades once its person stops, and shows again
+    # when their caret is pointed at.
+    label = candidate.cell(0).locator(".cm-ySelectionInfo")
+    opacity = "element => getComputedStyle(element).opacity"
+    await candidate.page.wait_for_timeout(2500)
+    assert await label.evaluate(opacity) == "0"
+    await candidate.cell(0).locator(".cm-ySelectionCaret").hover()
+    for _ in range(20):  # it fades in
+        if await label.evaluate(opacity) == "1":
+            break
+        await candidate.page.wait_for_timeout(100)
+    assert await label.evaluate(opacity) == "1"
+    font = await label.evaluate("element => getComputedStyle(element).fontFamily")
+    assert "serif" not in font.replace("sans-serif", ""), font
     await host.page.screenshot(path=artifacts / "pad-interviewer.png")
     await candidate.page.screenshot(path=artifacts / "pad-candidate.png")
 
