@@ -185,7 +185,9 @@ async def test_only_the_host_sees_host_controls_and_can_end_the_interview(
     await expect(candidate.page.locator(".banner")).to_contain_text(ended)
     for person in (host, candidate):
         await expect(person.page.locator("#connection-status")).to_have_text("Interview ended")
-        await expect(person.page.get_by_role("button", name="Run all cells")).to_be_disabled()
+        await expect(
+            person.page.get_by_role("button", name="Run all cells", exact=True)
+        ).to_be_disabled()
         content = person.cell(0).locator(".cm-content")
         await expect(content).to_have_attribute("contenteditable", "false")
 
@@ -437,7 +439,9 @@ async def test_the_hosts_rules_notes_and_removal(
     await expect(candidate.cell(0).locator(".cm-content")).to_have_attribute(
         "contenteditable", "false"
     )
-    await expect(candidate.page.get_by_role("button", name="Run all cells")).to_be_disabled()
+    await expect(
+        candidate.page.get_by_role("button", name="Run all cells", exact=True)
+    ).to_be_disabled()
     await expect(candidate.page.locator("#connection-status")).to_have_text("Disconnected")
     await expect(host.page.get_by_label("Participants")).not_to_contain_text("Alan")
 
@@ -621,3 +625,35 @@ async def test_at_400_px_the_first_cell_is_in_view(
     await narrow_host.page.screenshot(path=artifacts / "pad-400-host-controls.png")
     await narrow_host.close()
     await candidate.close()
+
+
+async def test_notebook_commands_clear_restart_and_run_all_and_shortcuts(
+    pair: tuple[Person, Person], artifacts: Path
+) -> None:
+    host, candidate = pair
+    page = candidate.page
+    await candidate.replace_source(
+        0, "import os\ncount = globals().get('count', 0) + 1\nprint(count)"
+    )
+    await candidate.run(0)
+    await expect(host.cell(0).locator(".output-stream")).to_have_text("1")
+    await candidate.run(0)
+    await expect(host.cell(0).locator(".output-stream")).to_have_text("2")
+    # Clear outputs: for everyone (a participant may clear them, never write them).
+    await page.get_by_role("button", name="Clear all outputs").click()
+    for person in (host, candidate):
+        await expect(person.cell(0).locator(".outputs > *")).to_have_count(0)
+        await expect(person.cell(0).locator(".count")).to_have_text("[ ]")
+    # Restart and run all: a new kernel, so the count starts again.
+    await page.get_by_role("button", name="Restart the kernel and run all cells").click()
+    for person in (host, candidate):
+        await expect(person.cell(0).locator(".output-stream")).to_have_text("1", timeout=30_000)
+    # "?" outside a cell: the keyboard shortcuts.
+    await page.evaluate("document.activeElement.blur()")
+    await page.keyboard.press("?")
+    sheet = page.get_by_role("dialog", name="Keyboard shortcuts")
+    await expect(sheet).to_contain_text("Shift+Enter")
+    await expect(sheet).to_contain_text("bring back the cell you deleted or moved")
+    await page.screenshot(path=artifacts / "pad-shortcuts.png")
+    await sheet.get_by_role("button", name="Close").click()
+    await expect(sheet).to_be_hidden()

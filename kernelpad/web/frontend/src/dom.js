@@ -45,3 +45,21 @@ export function confirmDialog(question, meaning, confirm) {
     dialog.showModal();
   });
 }
+
+/** A modal dialog that only shows something (``content``: elements), with a Close button. */
+export function showDialog(title, ...content) {
+  const back = document.activeElement;
+  const dialog = h(
+    "dialog",
+    { className: "confirm card", "aria-labelledby": "dialog-title" },
+    h("h2", { id: "dialog-title" }, title),
+    ...content,
+    h("form", { method: "dialog", className: "actions" }, h("button", { value: "close", autofocus: true }, "Close")),
+  );
+  dialog.addEventListener("close", () => {
+    dialog.remove();
+    back?.focus?.();
+  });
+  document.body.append(dialog);
+  dialog.showModal();
+}

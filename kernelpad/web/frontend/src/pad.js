@@ -8,7 +8,7 @@ import { api, download, languages as fetchLanguages } from "./api.js";
 import { CellView } from "./cell.js";
 import { Channel } from "./channel.js";
 import { ticketedWebSocket } from "./ticketed.js";
-import { confirmDialog, h } from "./dom.js";
+import { confirmDialog, h, showDialog } from "./dom.js";
 import { base, darkTheme, toggleTheme, wsBase } from "./site.js";
 import { clientId, colourOf, forgetName, hostToken, saveName, savedName, saveParticipant, savedParticipant, takeHostTokenFromUrl } from "./identity.js";
 
@@ -204,6 +204,9 @@ class Pad {
       this.restartButton,
       h("button", { type: "button", "data-edits": true, onclick: () => this.addCell("code"), "aria-label": "Add a code cell at the end" }, "+ Code"),
       h("button", { type: "button", "data-edits": true, onclick: () => this.addCell("markdown"), "aria-label": "Add a Markdown cell at the end" }, "+ Markdown"),
+      h("button", { type: "button", "data-runs": true, onclick: () => this.restartAndRunAll(), "aria-label": "Restart the kernel and run all cells" }, "↻▶ Restart & run all"),
+      h("button", { type: "button", "data-edits": true, onclick: () => this.clearOutputs(), "aria-label": "Clear all outputs" }, "Clear outputs"),
+      h("button", { type: "button", className: "icon", onclick: () => this.showShortcuts(), "aria-label": "Keyboard shortcuts", title: "Keyboard shortcuts (?)" }, "?"),
       this.kernelList,
     );
     this.messages = h("div", { className: "messages", role: "alert", "aria-live": "assertive" });
@@ -262,6 +265,12 @@ class Pad {
     this.cells.observe(() => this.refresh());
     // Ctrl+Z outside an editor (whose own undo is the text's) brings back a deleted or moved cell.
     document.addEventListener("keydown", (event) => {
+      const outside = !(event.target instanceof Element && event.target.closest(".cm-editor, input, textarea, select, dialog"));
+      if (event.key === "?" && outside && !event.ctrlKey && !event.metaKey) {
+        event.preventDefault();
+        this.showShortcuts();
+        return;
+      }
       const undo = (event.ctrlKey || event.metaKey) && !event.shiftKey && !event.altKey && event.key.toLowerCase() === "z";
       if (!undo || this.ended || !this.mayEdit) return;
       if (event.target instanceof Element && event.target.closest(".cm-editor, input, textarea, select, dialog")) return;
@@ -732,6 +741,49 @@ class Pad {
       if (following instanceof Y.Map) this.views.get(following)?.focus();
       else this.addCell("code", view);
     }
+  }
+
+  restartAndRunAll() {
+    if (this.ended) return;
+    // The socket handles one message after the other: the runs come after the new kernel.
+    if (!this.channel.send("restart_kernel", { language: this.currentLanguage() })) {
+      this.say("Not connected: try again in a moment.");
+      return;
+    }
+    this.runAll();
+  }
+
+  /** Empty every code cell's outputs and count (clearing is a participant's to do; writing
+   * outputs is only kernelpad's). */
+  clearOutputs() {
+    if (this.ended || !this.mayEdit) return;
+    this.doc.transact(() => {
+      for (const cell of this.cells.toArray()) {
+        if (!(cell instanceof Y.Map) || cell.get("cell_type") !== "code") continue;
+        const outputs = cell.get("outputs");
+        if (outputs instanceof Y.Array && outputs.length === 0 && cell.get("execution_count") == null) continue;
+        cell.set("outputs", new Y.Array());
+        cell.set("execution_count", null);
+      }
+    });
+  }
+
+  showShortcuts() {
+    const rows = [
+      ["Shift+Enter", "Run the cell, go to the next"],
+      ["Ctrl+Enter", "Run the cell"],
+      ["Tab (after a word)", "Complete, from the kernel"],
+      ["Ctrl+Space", "Complete, anywhere"],
+      ["Shift+Tab", "The kernel's documentation of what is at the cursor"],
+      ["Tab / Shift+Tab", "At the start of a line: indent, dedent"],
+      ["Ctrl+Z", "In a cell: undo your typing. Outside: bring back the cell you deleted or moved"],
+      ["Escape", "Close a list or the documentation"],
+      ["?", "This list"],
+    ];
+    showDialog(
+      "Keyboard shortcuts",
+      h("table", { className: "shortcuts" }, h("tbody", {}, ...rows.map(([keys, what]) => h("tr", {}, h("th", { scope: "row" }, h("kbd", {}, keys)), h("td", {}, what))))),
+    );
   }
 
   runAll() {
