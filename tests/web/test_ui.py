@@ -648,6 +648,12 @@ async def test_notebook_commands_clear_restart_and_run_all_and_shortcuts(
     await page.get_by_role("button", name="Restart the kernel and run all cells").click()
     for person in (host, candidate):
         await expect(person.cell(0).locator(".output-stream")).to_have_text("1", timeout=30_000)
+    # A long output folds away, for this reader only.
+    await candidate.cell(0).get_by_role("button", name="Hide output").click()
+    await expect(candidate.cell(0).locator(".output-stream")).to_be_hidden()
+    await expect(host.cell(0).locator(".output-stream")).to_be_visible()
+    await candidate.cell(0).get_by_role("button", name="Show output").click()
+    await expect(candidate.cell(0).locator(".output-stream")).to_be_visible()
     # "?" outside a cell: the keyboard shortcuts.
     await page.evaluate("document.activeElement.blur()")
     await page.keyboard.press("?")

@@ -98,8 +98,14 @@ export class CellView {
     });
     this.input = h("div", { className: "input-request" });
     this.notices = h("ul", { className: "notices", "aria-live": "polite" });
-    this.outputs = h("div", { className: "outputs", role: "group", "aria-label": "Cell output" });
-    this.element = h("section", { className: "cell", "data-cell-id": this.id }, this.toolbar, this.editorBox, this.preview, this.input, this.notices, this.outputs);
+    this.outputs = h("div", { id: `outputs-${this.id}`, className: "outputs", role: "group", "aria-label": "Cell output" });
+    // Hiding a long output is this reader's alone: it changes nothing for the others.
+    this.collapseButton = h(
+      "button",
+      { type: "button", className: "collapse-output", hidden: true, "aria-expanded": "true", "aria-controls": `outputs-${this.id}`, onclick: () => this.toggleOutput() },
+      "Hide output",
+    );
+    this.element = h("section", { className: "cell", "data-cell-id": this.id }, this.toolbar, this.editorBox, this.preview, this.input, this.notices, this.collapseButton, this.outputs);
     // Interrupt and Restart act on the language of the cell last worked in.
     this.element.addEventListener("focusin", () => {
       pad.focused = this;
@@ -197,6 +203,13 @@ export class CellView {
     const outputs = this.cell.get("outputs");
     const list = outputs instanceof Y.Array ? outputs.toJSON() : [];
     this.outputs.replaceChildren(...list.map(renderOutput));
+    this.collapseButton.hidden = list.length === 0;
+  }
+
+  toggleOutput() {
+    const hidden = this.outputs.classList.toggle("collapsed");
+    this.collapseButton.textContent = hidden ? "Show output" : "Hide output";
+    this.collapseButton.setAttribute("aria-expanded", String(!hidden));
   }
 
   /** What happened around a run (time limit, restarted kernel), as the server says it. */
