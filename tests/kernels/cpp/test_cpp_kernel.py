@@ -14,6 +14,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 from kernelpad.config import Settings
 from tests.conftest import Api, eventually, gone, make_settings
+from tests.kernels.cpp.client import cpp_kernel
 
 
 @pytest.fixture(scope="module")
@@ -130,14 +131,8 @@ async def test_cin_reads_input_requests(api: Api, sid: str) -> None:
 
 @pytest.fixture
 async def kernel() -> AsyncIterator[Any]:
-    manager = AsyncKernelManager(kernel_name="cpp")
-    await manager.start_kernel()
-    client = manager.client()
-    client.start_channels()
-    await client.wait_for_ready(timeout=60)
-    yield client
-    client.stop_channels()
-    await manager.shutdown_kernel(now=True)
+    async with cpp_kernel() as client:
+        yield client
 
 
 async def test_kernel_info_and_is_complete(kernel: Any) -> None:

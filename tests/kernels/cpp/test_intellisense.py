@@ -7,7 +7,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
 
 from kernelpad.kernels.cpp import intellisense
 from kernelpad.kernels.cpp.cells import prepare
@@ -20,6 +19,7 @@ from kernelpad.kernels.cpp.intellisense import (
     readable,
     word_at,
 )
+from tests.kernels.cpp.client import cpp_kernel
 
 CLANG_OUTPUT = """\
 PREFERRED-TYPE: int
@@ -171,14 +171,8 @@ async def test_inspect_describes_the_declaration(assist: Intellisense) -> None:
 
 @pytest.fixture(scope="module")
 async def kernel() -> AsyncIterator[Any]:
-    manager = AsyncKernelManager(kernel_name="cpp")
-    await manager.start_kernel()
-    client = manager.client()
-    client.start_channels()
-    await client.wait_for_ready(timeout=60)
-    yield client
-    client.stop_channels()
-    await manager.shutdown_kernel()  # gracefully: the kernel removes its clang files
+    async with cpp_kernel(graceful=True) as client:  # the kernel removes its clang files
+        yield client
 
 
 async def run(kernel: Any, code: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
