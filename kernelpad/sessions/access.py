@@ -23,7 +23,7 @@ from kernelpad.errors import (
     InvalidValue,
     NotAuthenticated,
 )
-from kernelpad.sessions.models import Session
+from kernelpad.sessions.models import ACTIVE, Session
 from kernelpad.sessions.ratelimit import RateLimiter
 from kernelpad.sessions.tokens import token_matches
 
@@ -61,6 +61,8 @@ class Rules:
     #: The host's limits for the interview, within the server's (None: the server's).
     time_limit: float | None = None
     runs_per_minute: int | None = None
+    #: After the end, candidates may still open the final notebook, read-only.
+    review_after_end: bool = True
 
     @classmethod
     def of(cls, session: Session) -> Rules:
@@ -69,6 +71,7 @@ class Rules:
             session.candidate_execution,
             session.time_limit,
             session.runs_per_minute,
+            session.review_after_end,
         )
 
 
@@ -238,3 +241,20 @@ class Access:
                 f"Session {session.id}: that is not the session's host token.",
                 public="That is not this interview's host token.",
             )
+
+    @classmethod
+    def authorize_reader(cls, session: Session, token: str | None) -> None:
+        """Raise unless ``token`` may read the session's notebook: the host's always; after
+        the end, a participant's who was not removed, if the host lets candidates read the
+        final notebook (during the interview they read it live)."""
+        reader = (
+            token
+            and session.status != ACTIVE
+            and session.review_after_end
+            and any(
+                p.token_hash and p.removed_at is None and token_matches(token, p.token_hash)
+                for p in session.participants
+            )
+        )
+        if not reader:
+            cls.authorize_host(session, token)

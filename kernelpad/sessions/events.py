@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kernelpad.sessions.models import Session
+
 KernelState = Literal["starting", "idle", "busy", "restarting", "dead"]
 
 
@@ -105,12 +107,28 @@ class SessionSettings(Event):
     candidate_execution: bool
     time_limit: float | None = None
     runs_per_minute: int | None = None
+    review_after_end: bool = True
+
+
+class SessionBrief(Event):
+    """The question as everyone reads it beside the notebook (Markdown), and the time the
+    host means it to take, in minutes."""
+
+    type = "session_brief"
+    statement: str
+    suggested_minutes: int | None = None
+
+    @classmethod
+    def of(cls, session: Session) -> SessionBrief:
+        return cls(statement=session.statement, suggested_minutes=session.suggested_minutes)
 
 
 class SessionEnded(Event):
     type = "session_ended"
     session_id: str
     reason: str
+    #: Candidates may still read the final notebook.
+    review_after_end: bool = True
 
 
 class CodeUpdate(Event):
@@ -149,6 +167,9 @@ class SessionState(Event):
     candidate_execution: bool
     time_limit: float | None = None
     runs_per_minute: int | None = None
+    review_after_end: bool = True
+    statement: str = ""
+    suggested_minutes: int | None = None
     participant_count: int
     participants: list[ConnectedParticipant]
 

@@ -27,12 +27,13 @@ from kernelpad.logs import about
 from kernelpad.sessions.access import Access, DocumentLimits, Rules, RunLimits
 from kernelpad.sessions.colours import colour_at
 from kernelpad.sessions.document import SessionDocument
+from kernelpad.sessions.events import SessionBrief, SessionSettings
 from kernelpad.sessions.events import SessionEnded as SessionEndedEvent
-from kernelpad.sessions.events import SessionSettings
 from kernelpad.sessions.history import History
 from kernelpad.sessions.introspection import Introspection
 from kernelpad.sessions.models import ACTIVE, Participant, Session
 from kernelpad.sessions.notebooks import (
+    notebook_brief,
     notebook_language,
     notebook_title,
     read_ipynb,
@@ -134,14 +135,17 @@ class SessionManager:
         notebook: dict[str, Any] | None = None,
         question_id: str | None = None,
         include_outputs: bool = False,
+        statement: str | None = None,
+        suggested_minutes: int | None = None,
     ) -> tuple[Session, str]:
         """A new session and its host token (returned only here; only its hash is stored).
 
         It starts from ``notebook`` (nbformat JSON) or the question ``question_id`` if given
         (their outputs only with ``include_outputs``), in the notebook's language if this
         server offers it; else from the language's template. That first notebook is the first
-        change of its record."""
+        change of its record. The statement and minutes given win over the notebook's."""
         document = None
+        brief: tuple[str, int | None] = ("", None)
         if question_id is not None:
             notebook = await self.questions.load(question_id)
         if notebook is not None:
@@ -151,6 +155,7 @@ class SessionManager:
             document.notebook.set(starting_cells(read, language, self.registry, include_outputs))
             if session_name is None:
                 session_name = notebook_title(read)
+            brief = notebook_brief(read)
         installed = self.registry.get(language)
         if document is None:
             document = SessionDocument.create(installed.language.template, installed.language.id)
@@ -173,6 +178,8 @@ class SessionManager:
             host_token_hash=hash_token(token),
             created_at=now,
             last_activity=now,
+            statement=brief[0] if statement is None else statement,
+            suggested_minutes=suggested_minutes or brief[1],
             participants=[
                 Participant(
                     "host-" + secrets.token_hex(4), host_name, "host", now, colour=colour_at(0)
@@ -229,10 +236,14 @@ class SessionManager:
         self._ending.add(session_id)
         try:
             self._active.pop(session_id, None)
+            review = self.access.rules(session_id).review_after_end
             self.access.forget(session_id)
             room = self.rooms.loaded(session_id)
             if room is not None:
-                room.broadcast(SessionEndedEvent(session_id=session_id, reason=reason))
+                ended = SessionEndedEvent(
+                    session_id=session_id, reason=reason, review_after_end=review
+                )
+                room.broadcast(ended)
                 self.rooms.close(session_id, SESSION_ENDED_CLOSE, f"session {reason}"[:120])
             await self.store.end_session(session_id, time.time(), reason)
             await self.runs.close_session(session_id)
@@ -248,10 +259,11 @@ class SessionManager:
         candidate_execution: bool | None = None,
         time_limit: float | None = None,
         runs_per_minute: int | None = None,
+        review_after_end: bool | None = None,
     ) -> Session:
         """For the host: lock editing, let candidates run code or not, set the interview's
-        time limit and rate (within the server's; 0: back to the server's); everyone
-        connected is told."""
+        time limit and rate (within the server's; 0: back to the server's), let candidates
+        read the final notebook after the end or not; everyone connected is told."""
         session = await self.as_host(session_id, host_token)
         if session.status != ACTIVE:
             raise SessionEnded(f"Session {session_id} has ended.")
@@ -265,6 +277,8 @@ class SessionManager:
             changes["time_limit"] = time_limit or None
         if runs_per_minute is not None:
             changes["runs_per_minute"] = runs_per_minute or None
+        if review_after_end is not None:
+            changes["review_after_end"] = review_after_end
         # Changed from the rules in memory, with no wait between reading and setting them:
         # two hosts' changes at once (a lock, and running turned off) both stay.
         rules = replace(self.access.remember(session), **changes)
@@ -274,10 +288,38 @@ class SessionManager:
             rules.candidate_execution,
         )
         session.time_limit, session.runs_per_minute = rules.time_limit, rules.runs_per_minute
-        await self.store.update_session(session_id, **changes)
+        session.review_after_end = rules.review_after_end
+        if changes:
+            await self.store.update_session(session_id, **changes)
         room = self.rooms.loaded(session_id)
         if room is not None:
             room.broadcast(SessionSettings(**vars(rules)))
+        return session
+
+    async def set_brief(
+        self,
+        session_id: str,
+        host_token: str | None,
+        statement: str | None = None,
+        suggested_minutes: int | None = None,
+    ) -> Session:
+        """For the host: the question's statement beside the notebook, and the minutes it
+        should take (0: none said); everyone connected reads the new one at once."""
+        session = await self.as_host(session_id, host_token)
+        if session.status != ACTIVE:
+            raise SessionEnded(f"Session {session_id} has ended.")
+        changes: dict[str, Any] = {}
+        if statement is not None:
+            changes["statement"] = session.statement = statement
+        if suggested_minutes is not None:
+            changes["suggested_minutes"] = session.suggested_minutes = suggested_minutes or None
+        if not changes:
+            return session
+        await self.store.update_session(session_id, **changes)
+        room = self.rooms.loaded(session_id)
+        if room is not None:
+            room.brief = SessionBrief.of(session)
+            room.broadcast(room.brief)
         return session
 
     async def set_notes(self, session_id: str, host_token: str | None, notes: str) -> None:

@@ -45,6 +45,12 @@ class Session:
     #: The host's limits for this interview, within the server's (None: the server's).
     time_limit: float | None = None  # seconds a run may take
     runs_per_minute: int | None = None  # runs a participant may start a minute
+    #: After the end, candidates may still open the final notebook (read-only).
+    review_after_end: bool = True
+    #: The question, as everyone reads it beside the notebook (Markdown), and how long the
+    #: host means it to take (minutes; None: not said).
+    statement: str = ""
+    suggested_minutes: int | None = None
     participants: list[Participant] = field(default_factory=list)
 
 

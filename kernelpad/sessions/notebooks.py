@@ -39,6 +39,7 @@ _ALIASES = {
 _JUPYTER_NAMES = {"cpp": "c++"}
 _CELL_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")  # nbformat 4.5's cell ids
 _CELL_TYPES = ("code", "markdown", "raw")
+MAX_STATEMENT = 20_000  # characters of a question's statement
 
 
 def to_ipynb(
@@ -61,6 +62,10 @@ def to_ipynb(
             "exported_at": time.time(),
         },
     }
+    if session.statement:
+        metadata["kernelpad"]["statement"] = session.statement
+    if session.suggested_minutes:
+        metadata["kernelpad"]["minutes"] = session.suggested_minutes
     if main is not None:
         metadata["kernelspec"] = {
             "name": main.kernel_name,
@@ -199,6 +204,17 @@ def notebook_title(notebook: nbformat.NotebookNode) -> str | None:
     if not 0 < len(title) <= 200 or any(unicodedata.category(ch) == "Cc" for ch in title):
         return None
     return title
+
+
+def notebook_brief(notebook: nbformat.NotebookNode) -> tuple[str, int | None]:
+    """The question a notebook states for the side panel (``metadata.kernelpad.statement``,
+    Markdown) and the minutes it suggests (``.minutes``); what is not what it should be is
+    left out, as it came from anyone's file."""
+    ours = _object(_object(notebook.get("metadata")).get("kernelpad"))
+    statement, minutes = ours.get("statement"), ours.get("minutes")
+    text = statement[:MAX_STATEMENT] if isinstance(statement, str) else ""
+    good = isinstance(minutes, int) and not isinstance(minutes, bool) and 0 < minutes <= 600
+    return text, minutes if good else None
 
 
 def _offered(names: list[Any], registry: LanguageRegistry) -> str | None:

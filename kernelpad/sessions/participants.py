@@ -154,8 +154,8 @@ class Participants:
         return participant, token
 
     async def remove(self, session: Session, client_id: str) -> Participant:
-        """For the host: a participant leaves for good (its connections close, its token is
-        void, its ``client_id`` cannot join again)."""
+        """For the host: a participant leaves (its connections close; its token and its
+        ``client_id`` are refused until the host lets it back in)."""
         participant = next((p for p in session.participants if p.client_id == client_id), None)
         if participant is None or participant.removed_at is not None:
             raise ParticipantNotFound(
@@ -168,7 +168,6 @@ class Participants:
                 public="The host cannot be removed.",
             )
         participant.removed_at = participant.left_at = time.time()
-        participant.token_hash = None
         room = self.rooms.loaded(session.id)
         if room is not None:
             room.remove(client_id)  # first, before any wait: a join under way finds it removed
@@ -177,6 +176,30 @@ class Participants:
             room.expel(client_id, f"{participant.display_name} was removed by the host")
         log.info(
             "session %s: participant %s removed by the host",
+            session.id,
+            client_id,
+            extra=about(session.id),
+        )
+        return participant
+
+    async def readmit(self, session: Session, client_id: str) -> Participant:
+        """For the host: a participant removed by mistake may join again, as itself (with
+        the token it had: nobody else can take its place)."""
+        participant = next((p for p in session.participants if p.client_id == client_id), None)
+        if participant is None or participant.removed_at is None:
+            raise ParticipantNotFound(
+                f"Session {session.id} has no removed participant {client_id!r}.",
+                public="There is no such removed participant to let back in.",
+            )
+        if session.status != ACTIVE:
+            raise SessionEnded(f"Session {session.id} has ended.")
+        participant.removed_at = None
+        room = self.rooms.loaded(session.id)
+        if room is not None:
+            room.readmit(client_id)
+        await self.store.readmit_participant(session.id, client_id)
+        log.info(
+            "session %s: participant %s let back in by the host",
             session.id,
             client_id,
             extra=about(session.id),

@@ -20,7 +20,7 @@ from typing import Any
 
 from kernelpad.errors import InvalidValue, QuestionNotFound
 from kernelpad.kernels.languages import LanguageRegistry
-from kernelpad.sessions.notebooks import notebook_language, read_ipynb
+from kernelpad.sessions.notebooks import notebook_brief, notebook_language, read_ipynb
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class Question:
     description: str
     #: kernelpad's id of its language, or "" if this server does not offer it.
     language: str
+    minutes: int | None = None  # how long it should take, if it says
 
 
 class QuestionLibrary:
@@ -99,6 +100,7 @@ class QuestionLibrary:
             title=str(title),
             description=str(ours.get("description", "")),
             language=notebook_language(notebook, self.registry) or "",
+            minutes=notebook_brief(notebook)[1],
         )
 
 

@@ -33,6 +33,7 @@ from kernelpad.web.sessions import (
     ParticipantHandler,
     ParticipantsHandler,
     QuestionsHandler,
+    ReadmissionHandler,
     SessionHandler,
     SessionsHandler,
     TicketsHandler,
@@ -53,6 +54,10 @@ API_ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     ("/api/v1/sessions/{session_id}/executions", ExecutionsHandler),
     ("/api/v1/sessions/{session_id}/participants", ParticipantsHandler),
     ("/api/v1/sessions/{session_id}/participants/{client_id}", ParticipantHandler),
+    (
+        "/api/v1/sessions/{session_id}/participants/{client_id}/readmission",
+        ReadmissionHandler,
+    ),
     ("/api/v1/sessions/{session_id}/tickets", TicketsHandler),
     ("/api/v1/sessions/{session_id}/notes", NotesHandler),
     ("/api/v1/sessions/{session_id}/notebook.ipynb", NotebookHandler),

@@ -155,6 +155,9 @@ class SessionSocket(SessionSocketBase):
                 candidate_execution=rules.candidate_execution,
                 time_limit=rules.time_limit,
                 runs_per_minute=rules.runs_per_minute,
+                review_after_end=rules.review_after_end,
+                statement=room.brief.statement,
+                suggested_minutes=room.brief.suggested_minutes,
                 participant_count=len(participants),
                 participants=participants,
             )

@@ -111,6 +111,7 @@ class PadPage(_Page):
             session_name=session.name if session else "",
             found=session is not None,
             ended=session is not None and session.status != ACTIVE,
+            review=session is not None and session.review_after_end,
         )
 
 

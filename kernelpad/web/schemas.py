@@ -22,6 +22,7 @@ from pydantic import (
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.sessions.models import Participant, Session
 from kernelpad.sessions.names import MAX_NAME_LENGTH, person_name
+from kernelpad.sessions.notebooks import MAX_STATEMENT
 from kernelpad.sessions.questions import QUESTION_ID
 
 LANGUAGE_PATTERN = r"^[A-Za-z0-9_+.-]{1,64}$"
@@ -48,6 +49,18 @@ SessionTitle = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(_printable),
 ]
+
+
+def _text(value: str) -> str:
+    if any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
+        raise ValueError("must not contain control characters other than new lines and tabs")
+    return value
+
+
+# A question's statement: Markdown, rendered (sanitised) on every participant's page.
+Statement = Annotated[str, StringConstraints(max_length=MAX_STATEMENT), AfterValidator(_text)]
+# A question's suggested length: 0 says none.
+Minutes = Annotated[int, Field(ge=0, le=600)]
 
 
 def utc(timestamp: float | None) -> datetime | None:
@@ -102,6 +115,14 @@ class CreateSessionRequest(RequestModel):
     include_outputs: bool = Field(
         False, description="Keep the outputs of the notebook or question started from."
     )
+    statement: Statement | None = Field(
+        None,
+        description="The question, in Markdown, shown beside the notebook to everyone; default:"
+        " the question's or notebook's (metadata.kernelpad.statement).",
+    )
+    suggested_minutes: Minutes | None = Field(
+        None, description="How long the question should take; default: the question's."
+    )
 
     @model_validator(mode="after")
     def _one_start(self) -> CreateSessionRequest:
@@ -117,7 +138,9 @@ class ParticipantOut(BaseModel):
     joined_at: datetime
     left_at: datetime | None = None
     connected: bool = Field(False, description="Connected to the session's socket now.")
-    removed: bool = Field(False, description="Removed by the host; cannot join again.")
+    removed: bool = Field(
+        False, description="Removed by the host: cannot join again unless let back in."
+    )
     colour: str = Field("", description="Theirs alone in the interview (#rrggbb).")
 
     @classmethod
@@ -179,6 +202,16 @@ class SessionOut(SessionSummary):
     runs_per_minute: int | None = Field(
         None, description="The host's runs a participant may start a minute (null: the server's)."
     )
+    review_after_end: bool = Field(
+        True, description="After the end, candidates may still read the final notebook."
+    )
+    statement: str = Field("", description="The question, in Markdown, beside the notebook.")
+    suggested_minutes: int | None = Field(
+        None, description="How long the question should take, in minutes."
+    )
+    started_at: datetime | None = Field(
+        None, description="When the first candidate joined: the interview clock starts there."
+    )
     server_time_limit: float | None = Field(
         None, description="The longest a run may take on this server, in seconds."
     )
@@ -213,6 +246,12 @@ class SessionOut(SessionSummary):
             candidate_execution=s.candidate_execution,
             time_limit=s.time_limit,
             runs_per_minute=s.runs_per_minute,
+            review_after_end=s.review_after_end,
+            statement=s.statement,
+            suggested_minutes=s.suggested_minutes,
+            started_at=utc(
+                min((p.joined_at for p in s.participants if p.role != "host"), default=None)
+            ),
             server_time_limit=caps[0] if caps else None,
             server_runs_per_minute=caps[1] if caps else None,
         )
@@ -241,6 +280,15 @@ class SessionSettingsRequest(RequestModel):
         ge=0,
         description="Runs each participant may start a minute, at most the server's rate"
         " limit; 0: the server's.",
+    )
+    review_after_end: bool | None = Field(
+        None, description="After the end, candidates may still read the final notebook."
+    )
+    statement: Statement | None = Field(
+        None, description="The question, in Markdown, shown beside the notebook to everyone."
+    )
+    suggested_minutes: Minutes | None = Field(
+        None, description="How long the question should take, in minutes; 0: not said."
     )
 
 
@@ -306,6 +354,7 @@ class QuestionOut(BaseModel):
     title: str
     description: str
     language: str = Field(description="Its language's id; empty if this server lacks it.")
+    minutes: int | None = Field(None, description="How long it should take, if it says.")
 
 
 class QuestionsOut(BaseModel):

@@ -93,6 +93,8 @@ class SessionsHandler(ApiHandler):
             req.notebook,
             req.question_id,
             req.include_outputs,
+            req.statement,
+            req.suggested_minutes,
         )
         out = SessionOut.of_session(session, self.public_url)
         self.set_header("Location", f"{self.kp_settings.base_url}api/v1/sessions/{session.id}")
@@ -121,7 +123,8 @@ class SessionHandler(ApiHandler):
         self.respond(SessionOut.of_session(session, self.public_url))
 
     @operation(
-        "Change the interview's rules: lock editing, let candidates run code (host only)",
+        "Change the interview's rules (lock editing, let candidates run code, limits, the"
+        " final notebook after the end) or its question's statement (host only)",
         body=SessionSettingsRequest,
         responses={200: SessionOut, **error_responses(401, 403, 404, 409, 422)},
         host_auth=True,
@@ -129,14 +132,20 @@ class SessionHandler(ApiHandler):
     )
     async def patch(self, session_id: str) -> None:
         req = self.body(SessionSettingsRequest)
+        token = self.bearer_token()
         session = await self.manager.update_rules(
             session_id,
-            self.bearer_token(),
+            token,
             req.editing_locked,
             req.candidate_execution,
             req.time_limit,
             req.runs_per_minute,
+            req.review_after_end,
         )
+        if req.statement is not None or req.suggested_minutes is not None:
+            session = await self.manager.set_brief(
+                session_id, token, req.statement, req.suggested_minutes
+            )
         connected = self.manager.participants.connected(session_id)
         access = self.manager.access
         caps = (access.time_cap, access.limits.runs_per_minute)
@@ -223,6 +232,19 @@ class ParticipantHandler(ApiHandler):
         self.respond(ParticipantOut.of(participant))
 
 
+class ReadmissionHandler(ApiHandler):
+    @operation(
+        "Let a removed participant back in: it joins again as itself (host only)",
+        responses={200: ParticipantOut, **error_responses(401, 403, 404, 409)},
+        host_auth=True,
+        tags=("participants",),
+    )
+    async def post(self, session_id: str, client_id: str) -> None:
+        session = await self.manager.as_host(session_id, self.bearer_token())
+        participant = await self.manager.participants.readmit(session, client_id)
+        self.respond(ParticipantOut.of(participant))
+
+
 class TicketsHandler(ApiHandler):
     @operation(
         "A single-use ticket to the Yjs socket, so that no token goes in its URL (the token:"
@@ -242,14 +264,16 @@ class TicketsHandler(ApiHandler):
 
 class NotebookHandler(ApiHandler):
     @operation(
-        "The session's notebook as a Jupyter notebook file (host only)",
+        "The session's notebook as a Jupyter notebook file (the host; after the end, its"
+        " participants too, with their participant token, if the host lets them)",
         responses={200: None, **error_responses(401, 403, 404)},
         host_auth=True,
         tags=("sessions",),
     )
     async def get(self, session_id: str) -> None:
         q = self.query(NotebookQuery)
-        session = await self.manager.as_host(session_id, self.bearer_token())
+        session = await self.manager.get(session_id)
+        self.manager.access.authorize_reader(session, self.bearer_token())
         notebook = await self.manager.history.notebook(session, q.at)
         name = re.sub(r"[^A-Za-z0-9_-]+", "-", notebook["metadata"]["kernelpad"]["title"])
         self.set_header("Content-Type", "application/x-ipynb+json")

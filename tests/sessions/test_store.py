@@ -218,7 +218,12 @@ async def test_a_join_saved_after_a_removal_does_not_undo_it(database: Database)
         stored = await store.get_session(session.id)
         assert stored is not None
         (again,) = [p for p in stored.participants if p.client_id == "alan"]
-        assert again.removed_at == 2.0 and again.token_hash is None
+        assert again.removed_at == 2.0 and again.token_hash == "h"
+        await store.readmit_participant(session.id, "alan")
+        stored = await store.get_session(session.id)
+        assert stored is not None
+        (back,) = [p for p in stored.participants if p.client_id == "alan"]
+        assert back.removed_at is None and back.token_hash == "h"
     finally:
         await store.close()
 

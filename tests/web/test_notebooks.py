@@ -245,6 +245,11 @@ async def test_the_question_library(api: Api, server_settings: Settings) -> None
     )
     notebook = await export(api, session)
     assert [c["source"] for c in notebook["cells"]] == [c.source for c in shipped.cells]
+    # Its statement goes beside the notebook, with the minutes it should take.
+    assert session["statement"] == shipped.metadata.kernelpad.statement
+    assert session["statement"].startswith("Implement `LruCache<K, V>`")
+    assert session["suggested_minutes"] == by_id["lru-cache"]["minutes"] == 45
+    assert notebook["metadata"]["kernelpad"]["statement"] == session["statement"]
 
     # The folder is the operator's: a question added shows at once; a broken one is left out.
     folder = server_settings.data_dir / "questions"
@@ -258,6 +263,7 @@ async def test_the_question_library(api: Api, server_settings: Settings) -> None
         "title": "Warm-up",
         "description": "Three languages.",
         "language": "python",
+        "minutes": None,
     } in listed
     assert "broken" not in {q["id"] for q in listed}
 

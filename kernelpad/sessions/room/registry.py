@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 from kernelpad.sessions.access import DocumentLimits
 from kernelpad.sessions.document import SessionDocument
+from kernelpad.sessions.events import SessionBrief
 from kernelpad.sessions.models import Session
 from kernelpad.sessions.room.room import Gate, Room
 from kernelpad.sessions.storage.store import SessionStore
@@ -62,6 +63,7 @@ class Rooms:
                 room = Room(
                     session_id, document, self.store, self.gate_for(session_id), self.limits
                 )
+                room.brief = SessionBrief.of(session)
                 # A run the server did not see end (it stopped mid-run) is not running now.
                 document.reset_running()
                 if len(updates) > 1:

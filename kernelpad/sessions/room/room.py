@@ -33,6 +33,7 @@ from kernelpad.sessions.events import (
     Event,
     ParticipantJoined,
     ParticipantLeft,
+    SessionBrief,
 )
 from kernelpad.sessions.models import Participant
 from kernelpad.sessions.room.cells import CellEdits
@@ -103,6 +104,8 @@ class Room:
     ) -> None:
         self.session_id = session_id
         self.document = document
+        #: The question beside the notebook, as the host last set it (told at every join).
+        self.brief = SessionBrief(statement="")
         self.gate = gate
         self.limits = limits or DocumentLimits()
         self.size = SizeBound.of(document, self.limits)
@@ -190,6 +193,10 @@ class Room:
         """The host removes ``client_id``: from now on it cannot join (a join under way finds
         it removed); :meth:`expel` closes its connections."""
         self._removed.add(client_id)
+
+    def readmit(self, client_id: str) -> None:
+        """The host let ``client_id`` back in: it may connect again."""
+        self._removed.discard(client_id)
 
     def expel(self, client_id: str, reason: str) -> None:
         """Close every connection of ``client_id`` (the host removed it)."""

@@ -128,6 +128,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE sessions ADD COLUMN runs_per_minute INTEGER;
         """,
     ),
+    Migration(
+        6,
+        "the question beside the notebook and its suggested length; whether candidates may"
+        " read the final notebook after the end",
+        """
+        ALTER TABLE sessions ADD COLUMN statement TEXT NOT NULL DEFAULT '';
+        ALTER TABLE sessions ADD COLUMN suggested_minutes INTEGER;
+        ALTER TABLE sessions ADD COLUMN review_after_end INTEGER NOT NULL DEFAULT 1;
+        """,
+    ),
 )
 
 

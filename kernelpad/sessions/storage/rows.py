@@ -10,7 +10,7 @@ from kernelpad.sessions.storage.database import Row
 SESSION_COLUMNS = (
     "id, name, host_name, language, code, max_participants, host_token_hash, created_at,"
     " last_activity, status, ended_at, end_reason, notes, editing_locked, candidate_execution,"
-    " time_limit, runs_per_minute"
+    " time_limit, runs_per_minute, review_after_end, statement, suggested_minutes"
 )
 PARTICIPANT_COLUMNS = "client_id, display_name, role, joined_at, left_at, token_hash, removed_at"
 # What the host may change of a session after it is made.
@@ -20,6 +20,9 @@ HOST_SETTINGS = (
     "candidate_execution",
     "time_limit",
     "runs_per_minute",
+    "review_after_end",
+    "statement",
+    "suggested_minutes",
 )
 EXECUTION_COLUMNS = (
     "id, session_id, language, code, status, stdout, stderr, outputs, error, execution_count,"
@@ -34,6 +37,7 @@ def session_of(row: Row) -> Session:
     session = Session(**row)
     session.editing_locked = bool(session.editing_locked)
     session.candidate_execution = bool(session.candidate_execution)
+    session.review_after_end = bool(session.review_after_end)
     return session
 
 

@@ -67,6 +67,9 @@ class SessionStore(DatabaseWorker):
                     s.candidate_execution,
                     s.time_limit,
                     s.runs_per_minute,
+                    s.review_after_end,
+                    s.statement,
+                    s.suggested_minutes,
                 ),
             )
             for p in s.participants:
@@ -165,12 +168,21 @@ class SessionStore(DatabaseWorker):
         await self._call(self._insert_participant, session_id, participant)
 
     async def remove_participant(self, session_id: str, client_id: str, at: float) -> None:
-        """The host removed a participant: for good, its token void."""
+        """The host removed a participant: its token is refused until the host lets it back
+        in (kept, so that only that participant can come back as itself)."""
         await self._call(
             self._execute,
-            "UPDATE participants SET removed_at = ?, left_at = COALESCE(left_at, ?),"
-            " token_hash = NULL WHERE session_id = ? AND client_id = ?",
+            "UPDATE participants SET removed_at = ?, left_at = COALESCE(left_at, ?)"
+            " WHERE session_id = ? AND client_id = ?",
             (at, at, session_id, client_id),
+        )
+
+    async def readmit_participant(self, session_id: str, client_id: str) -> None:
+        """The host lets a removed participant back in: it joins again with a new token."""
+        await self._call(
+            self._execute,
+            "UPDATE participants SET removed_at = NULL WHERE session_id = ? AND client_id = ?",
+            (session_id, client_id),
         )
 
     async def participant_left(self, session_id: str, client_id: str, at: float) -> None:
