@@ -16,7 +16,7 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 export JUPYTER_PLATFORM_DIRS := 1
 
-.PHONY: setup run test bench load lint system-deps clean test-enterprise-gateway
+.PHONY: setup run test bench load screenshots lint system-deps clean test-enterprise-gateway
 
 setup: $(INSTALLED) $(ASSETS) $(BUNDLE)
 
@@ -87,6 +87,11 @@ bench: setup
 load: setup
 	$(BIN)/python bench/load.py
 
+# The README's pictures of the browser UI (docs/images/*.png), taken in Chromium from a real
+# server and real kernels (docs/screenshots.py; about 15 seconds).
+screenshots: setup
+	$(BIN)/python docs/screenshots.py
+
 # kernelpad on a Jupyter Enterprise Gateway, which needs a virtualenv of its own (it pins
 # jupyter-client<7). Not part of `make test`.
 EG_VENV := .venv-eg
@@ -97,8 +102,8 @@ test-enterprise-gateway: setup
 
 lint: setup
 	$(BIN)/pip install --quiet -e '.[lint]'
-	$(BIN)/ruff check kernelpad tests bench examples
-	$(BIN)/ruff format --check kernelpad tests bench examples
+	$(BIN)/ruff check kernelpad tests bench examples docs
+	$(BIN)/ruff format --check kernelpad tests bench examples docs
 	$(BIN)/mypy kernelpad
 
 clean:
