@@ -422,8 +422,7 @@ async def test_the_hosts_rules_notes_and_removal(
     await expect(candidate.cell(0).locator(".cm-content")).to_have_attribute(
         "contenteditable", "true"
     )
-    # Private notes, saved as typed.
-    await controls.get_by_role("button", name="Notes").click()
+    # Private notes, in the side panel, saved as typed.
     await host.page.get_by_label("Only you (the host) ever see these.").fill("Good questions.")
     await expect(host.page.locator("#notes [role=status]")).to_have_text("Saved")
     await host.page.screenshot(path=artifacts / "pad-host-controls.png")
@@ -443,7 +442,13 @@ async def test_the_hosts_rules_notes_and_removal(
         candidate.page.get_by_role("button", name="Run all cells", exact=True)
     ).to_be_disabled()
     await expect(candidate.page.locator("#connection-status")).to_have_text("Disconnected")
-    await expect(host.page.get_by_label("Participants")).not_to_contain_text("Alan")
+    # The host sees them as removed (tests/web/test_ui_panel.py lets them back in).
+    present = host.page.get_by_label("Participants").locator(".present")
+    await expect(present).to_have_count(1)
+    await expect(present).not_to_contain_text("Alan")
+    await expect(host.page.get_by_label("Participants").locator(".removed")).to_have_text(
+        re.compile("Alan \\(removed\\)")
+    )
 
 
 async def test_start_from_a_question_and_download_the_notebook(
@@ -458,12 +463,13 @@ async def test_start_from_a_question_and_download_the_notebook(
     await page.get_by_role("button", name="Start the interview").click()
     await page.get_by_role("link", name="Open the interview").click()
     await expect(page.locator("#connection-status")).to_have_text("Connected")
-    # The question's cells: its statement (rendered), its stub and its tests.
-    await expect(page.locator(".cell")).to_have_count(3)
-    await expect(host.cell(0)).to_contain_text("Given a list of integers")
-    await expect(host.cell(1).locator(".cm-content")).to_contain_text("def two_sum(")
-    await host.run(1)
-    await expect(host.cell(1).locator(".count")).to_have_text(re.compile(r"\[\d+\]"))
+    # The question's statement beside the notebook, its cells: the stub and its tests.
+    await expect(page.locator("#statement")).to_contain_text("Given a list of integers")
+    await expect(page.locator("#suggested-minutes")).to_have_text("Suggested time: 20 min")
+    await expect(page.locator(".cell")).to_have_count(2)
+    await expect(host.cell(0).locator(".cm-content")).to_contain_text("def two_sum(")
+    await host.run(0)
+    await expect(host.cell(0).locator(".count")).to_have_text(re.compile(r"\[\d+\]"))
     # The host downloads the interview as a notebook.
     async with page.expect_download() as download_info:
         await page.get_by_role("button", name="Download .ipynb").click()
@@ -473,8 +479,9 @@ async def test_start_from_a_question_and_download_the_notebook(
     await download.save_as(path)
     notebook = nbformat.read(path, as_version=4)
     nbformat.validate(notebook)
-    assert notebook.cells[1].source.startswith("def two_sum(")
-    assert isinstance(notebook.cells[1].execution_count, int)
+    assert notebook.cells[0].source.startswith("def two_sum(")
+    assert isinstance(notebook.cells[0].execution_count, int)
+    assert notebook.metadata.kernelpad.statement.startswith("Given a list of integers")
     await host.close()
 
 
@@ -645,7 +652,8 @@ async def test_notebook_commands_clear_restart_and_run_all_and_shortcuts(
         await expect(person.cell(0).locator(".outputs > *")).to_have_count(0)
         await expect(person.cell(0).locator(".count")).to_have_text("[ ]")
     # Restart and run all: a new kernel, so the count starts again.
-    await page.get_by_role("button", name="Restart the kernel and run all cells").click()
+    await page.get_by_role("button", name="Run ▾").click()
+    await page.get_by_role("menuitem", name="Restart the kernel and run all cells").click()
     for person in (host, candidate):
         await expect(person.cell(0).locator(".output-stream")).to_have_text("1", timeout=30_000)
     # A long output folds away, for this reader only.

@@ -30,6 +30,32 @@ const MODES = {
   markdown: () => markdown(),
 };
 
+// The code's font size, in px: the reader's choice, kept in this browser.
+const CODE_SIZE_KEY = "kernelpad:code-size";
+export const CODE_SIZES = [11, 12, 13, 14, 16, 18, 20, 24];
+const DEFAULT_CODE_SIZE = 14;
+
+export function codeSize() {
+  const chosen = Number(localStorage.getItem(CODE_SIZE_KEY));
+  return CODE_SIZES.includes(chosen) ? chosen : DEFAULT_CODE_SIZE;
+}
+
+function applyCodeSize() {
+  document.documentElement.style.setProperty("--code-size", `${codeSize()}px`);
+  document.dispatchEvent(new CustomEvent("kernelpad:code-size"));
+}
+
+/** One size larger (``step`` 1) or smaller (-1), within CODE_SIZES; the size now. */
+export function changeCodeSize(step) {
+  const at = CODE_SIZES.indexOf(codeSize());
+  const next = CODE_SIZES[Math.min(CODE_SIZES.length - 1, Math.max(0, at + step))];
+  localStorage.setItem(CODE_SIZE_KEY, String(next));
+  applyCodeSize();
+  return next;
+}
+
+applyCodeSize();
+
 export function languageSupport(mode) {
   return (MODES[mode] || (() => []))();
 }
@@ -83,6 +109,9 @@ export function createEditor(parent, ytext, { awareness, mode, label, readOnly, 
   });
   const retheme = (event) => view.dispatch({ effects: theme.reconfigure(themed(event.detail.dark)) });
   document.addEventListener("kernelpad:theme", retheme);
+  // Line heights and the gutter are measured: a new font size asks for a new measure.
+  const remeasure = () => view.requestMeasure();
+  document.addEventListener("kernelpad:code-size", remeasure);
   return {
     view,
     setMode(next) {
@@ -96,6 +125,7 @@ export function createEditor(parent, ytext, { awareness, mode, label, readOnly, 
     },
     destroy() {
       document.removeEventListener("kernelpad:theme", retheme);
+      document.removeEventListener("kernelpad:code-size", remeasure);
       view.destroy();
       undoManager.destroy();
     },

@@ -4,68 +4,25 @@
 import "./style.css";
 import * as Y from "yjs";
 import { WebsocketProvider } from "y-websocket";
-import { api, download, languages as fetchLanguages } from "./api.js";
+import { api, languages as fetchLanguages } from "./api.js";
 import { CellView } from "./cell.js";
+import { codeSizeButtons, runMenu, themeButton } from "./controls.js";
 import { Channel } from "./channel.js";
 import { ticketedWebSocket } from "./ticketed.js";
 import { confirmDialog, h, showDialog } from "./dom.js";
-import { base, darkTheme, toggleTheme, wsBase } from "./site.js";
+import { afterTheEnd, downloadNotebook, notice } from "./ended.js";
+import { People, safeColour } from "./people.js";
+import { SidePanel } from "./side_panel.js";
+import { base, wsBase } from "./site.js";
 import { clientId, colourOf, forgetName, hostToken, saveName, savedName, saveParticipant, savedParticipant, takeHostTokenFromUrl } from "./identity.js";
 
 const root = document.getElementById("app");
 const { sessionId, sessionName } = root.dataset;
 
+const sessionPath = `/sessions/${encodeURIComponent(sessionId)}`;
+
 function randomId() {
   return Array.from(crypto.getRandomValues(new Uint8Array(6)), (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function notice(title, text, ...more) {
-  root.replaceChildren(
-    h("header", { className: "topbar" }, h("h1", {}, h("a", { href: base }, "kernelpad"))),
-    h("main", { className: "home" }, h("section", { className: "card" }, h("h2", {}, title), h("p", {}, text), ...more, h("p", {}, h("a", { href: base }, "Start a new interview")))),
-  );
-}
-
-/** A colour the server gave, if it is one (it goes into a style attribute). */
-function safeColour(value) {
-  return typeof value === "string" && /^#[0-9a-fA-F]{6}$/.test(value) ? value : "";
-}
-
-/** The light or dark theme, for this browser: a button that says which it switches to. */
-function themeButton() {
-  const button = h("button", { type: "button", className: "theme-toggle icon", onclick: () => toggleTheme() });
-  const show = () => {
-    const label = darkTheme() ? "Use the light theme" : "Use the dark theme";
-    button.textContent = darkTheme() ? "☀" : "☾";
-    button.setAttribute("aria-label", label);
-    button.title = label;
-  };
-  document.addEventListener("kernelpad:theme", show);
-  show();
-  return button;
-}
-
-/** The host saves the interview's notebook; ``say`` tells of a failure. */
-async function downloadNotebook(token, say) {
-  try {
-    await download(`/sessions/${encodeURIComponent(sessionId)}/notebook.ipynb`, token, `${sessionId}.ipynb`);
-  } catch (error) {
-    say(error.message);
-  }
-}
-
-/** What the host may still do with an ended interview: replay it, download it. */
-function afterTheEnd() {
-  const token = hostToken(sessionId);
-  if (!token) return notice("This interview has ended", "Ask the interviewer for a new link.");
-  const status = h("p", { className: "error", role: "alert" });
-  const save = () => downloadNotebook(token, (text) => (status.textContent = text));
-  return notice(
-    "This interview has ended",
-    "You were its host: you can still watch it again, or take its notebook.",
-    h("p", {}, h("a", { href: `${base}s/${encodeURIComponent(sessionId)}/replay`, className: "button" }, "Replay the interview"), " ", h("button", { type: "button", className: "secondary", onclick: save }, "Download .ipynb")),
-    status,
-  );
 }
 
 function askName() {
@@ -110,7 +67,6 @@ class Pad {
     this.views = new Map(); // Y.Map of a cell -> its CellView
     this.focused = null;
     this.kernels = new Map(); // language -> state
-    this.people = new Map(); // client_id -> participant
     this.running = new Map(); // cell id -> the execution id of its run
     this.questions = new Map(); // request id -> who waits for the kernel's answer
     this.asked = 0;
@@ -126,10 +82,14 @@ class Pad {
 
   layout(session) {
     this.connection = h("span", { id: "connection-status", className: "connection", role: "status" }, "Connecting…");
-    this.peopleList = h("ul", { className: "people", "aria-label": "Participants" });
+    const say = (text) => this.say(text);
+    this.people = new People({ sessionPath, clientId: this.clientId, token: this.token, say });
+    this.people.knowRemoved(session.participants || []);
+    this.panel = new SidePanel(session, { sessionPath, token: this.token, say });
     this.endButton = h("button", { type: "button", className: "danger", hidden: true, onclick: () => this.endInterview() }, "End interview");
     this.lockBox = h("input", { type: "checkbox", id: "lock-editing", onchange: () => this.setRules({ editing_locked: this.lockBox.checked }) });
     this.runBox = h("input", { type: "checkbox", id: "candidate-execution", onchange: () => this.setRules({ candidate_execution: this.runBox.checked }) });
+    this.reviewBox = h("input", { type: "checkbox", id: "review-after-end", onchange: () => this.setRules({ review_after_end: this.reviewBox.checked }) });
     // The interview's limits, within the server's (empty: the server's).
     const limit = (id, max, unit, change) =>
       h("input", {
@@ -153,16 +113,15 @@ class Pad {
       });
     this.timeLimitBox = limit("time-limit", session.server_time_limit, "s", (value) => ({ time_limit: value }));
     this.rateBox = limit("runs-per-minute", session.server_runs_per_minute, "runs a minute", (value) => ({ runs_per_minute: value }));
-    this.notesButton = h("button", { type: "button", className: "secondary", "aria-expanded": "false", "aria-controls": "notes", onclick: () => this.toggleNotes() }, "Notes");
     this.hostControls = h(
       "div",
       { id: "host-controls", className: "host-controls", role: "group", hidden: true, "aria-label": "Host controls" },
       h("label", { className: "switch" }, this.lockBox, " Lock editing"),
       h("label", { className: "switch" }, this.runBox, " Candidates may run code"),
+      h("label", { className: "switch", title: "Once the interview has ended, candidates may still open its final notebook, read-only" }, this.reviewBox, " Candidates see the final notebook"),
       h("label", { className: "limit" }, "Time limit (s) ", this.timeLimitBox),
       h("label", { className: "limit" }, "Runs a minute ", this.rateBox),
-      this.notesButton,
-      h("button", { type: "button", className: "secondary", onclick: () => downloadNotebook(this.token, (text) => this.say(text)) }, "Download .ipynb"),
+      h("button", { type: "button", className: "secondary", onclick: () => downloadNotebook(this.token, say) }, "Download .ipynb"),
       h("a", { href: `${base}s/${encodeURIComponent(sessionId)}/replay`, target: "_blank", rel: "noopener" }, "Replay"),
       this.endButton,
     );
@@ -183,16 +142,6 @@ class Pad {
       },
       "Host controls",
     );
-    this.notesField = h("textarea", { id: "notes-text", rows: 6, maxlength: 100000, oninput: () => this.saveNotesSoon() });
-    this.notesStatus = h("span", { className: "help", role: "status" });
-    this.notesPanel = h(
-      "section",
-      { id: "notes", className: "notes card", hidden: true, "aria-labelledby": "notes-title" },
-      h("h2", { id: "notes-title" }, "Private notes"),
-      h("label", { for: "notes-text" }, "Only you (the host) ever see these."),
-      this.notesField,
-      this.notesStatus,
-    );
     this.kernelList = h("ul", { className: "kernels", "aria-label": "Kernels" });
     this.interruptButton = h("button", { type: "button", "data-runs": true, onclick: () => this.kernelAction("interrupt") }, "■ Interrupt");
     this.restartButton = h("button", { type: "button", "data-runs": true, onclick: () => this.kernelAction("restart_kernel") }, "↻ Restart kernel");
@@ -200,13 +149,19 @@ class Pad {
       "div",
       { className: "toolbar", role: "toolbar", "aria-label": "Notebook" },
       h("button", { type: "button", "data-runs": true, onclick: () => this.runAll(), "aria-label": "Run all cells" }, "▶▶ Run all"),
+      runMenu([
+        ["Run all cells above the selected one", () => this.runAbove()],
+        ["Run the selected cell and all below", () => this.runBelow()],
+        ["Restart the kernel and run all cells", () => this.restartAndRunAll()],
+      ]),
       this.interruptButton,
       this.restartButton,
       h("button", { type: "button", "data-edits": true, onclick: () => this.addCell("code"), "aria-label": "Add a code cell at the end" }, "+ Code"),
       h("button", { type: "button", "data-edits": true, onclick: () => this.addCell("markdown"), "aria-label": "Add a Markdown cell at the end" }, "+ Markdown"),
-      h("button", { type: "button", "data-runs": true, onclick: () => this.restartAndRunAll(), "aria-label": "Restart the kernel and run all cells" }, "↻▶ Restart & run all"),
       h("button", { type: "button", "data-edits": true, onclick: () => this.clearOutputs(), "aria-label": "Clear all outputs" }, "Clear outputs"),
       h("button", { type: "button", className: "icon", onclick: () => this.showShortcuts(), "aria-label": "Keyboard shortcuts", title: "Keyboard shortcuts (?)" }, "?"),
+      codeSizeButtons(),
+      this.panel.toggle,
       this.kernelList,
     );
     this.messages = h("div", { className: "messages", role: "alert", "aria-live": "assertive" });
@@ -220,7 +175,7 @@ class Pad {
         h("h1", {}, h("a", { href: base, "aria-label": "kernelpad home" }, "kernelpad")),
         h("span", { className: "title" }, session.session_name),
         this.connection,
-        this.peopleList,
+        this.people.element,
         themeButton(),
         this.hostToggle,
         this.hostControls,
@@ -228,7 +183,7 @@ class Pad {
       this.banner,
       this.toolbar,
       this.messages,
-      h("main", {}, this.notesPanel, this.globalInput, this.notebook),
+      h("div", { className: "workspace" }, h("main", {}, this.globalInput, this.notebook), this.panel.element),
     );
     this.updateKernelControls();
   }
@@ -342,19 +297,22 @@ class Pad {
         this.role = data.role;
         this.hostControls.hidden = this.endButton.hidden = this.hostToggle.hidden = this.role !== "host";
         this.applyRules(data);
-        this.people = new Map(data.participants.map((p) => [p.client_id, p]));
+        this.people.set(data.participants, this.role);
+        this.panel.setHost(this.role === "host");
+        this.panel.setBrief(data);
         this.kernelsLost(this.kernels, new Map(Object.entries(data.kernels || {})));
         this.kernels = new Map(Object.entries(data.kernels || {}));
-        this.renderPeople();
         this.updateKernelControls();
         break;
       case "participant_joined":
-        this.people.set(data.client_id, { ...data, connected: true });
-        this.renderPeople();
+        this.people.joined(data);
+        if (data.role !== "host") this.panel.candidateJoined();
         break;
       case "participant_left":
-        this.people.delete(data.client_id);
-        this.renderPeople();
+        this.people.left(data.client_id);
+        break;
+      case "session_brief":
+        this.panel.setBrief(data);
         break;
       case "complete_reply":
       case "inspect_reply":
@@ -386,12 +344,15 @@ class Pad {
         this.applyRules(data);
         break;
       case "session_ended":
-        this.end(this.ending ? "You ended this interview." : "The host ended this interview.");
+        if (this.role !== "host" && data.review_after_end === false) {
+          this.end("The host ended this interview.");
+          notice("This interview has ended", "Thank you for taking part. Its notebook stays with the interviewer.");
+        } else this.end(this.ending ? "You ended this interview." : "The host ended this interview.");
         break;
       case "error": {
         // A refused run shows on the cell that was run, where its outputs would be.
         const cell = data.cell_id ? this.viewOf(data.cell_id) : null;
-        if (data.code === "removed") this.fail("The host removed you from this interview.");
+        if (data.code === "removed") this.removed();
         else if (cell) cell.showNotices([data.message]);
         else this.say(data.message);
         break;
@@ -412,24 +373,6 @@ class Pad {
     const item = h("p", {}, text, " ", act, " ", h("button", { type: "button", className: "icon", "aria-label": "Dismiss", onclick: () => item.remove() }, "✕"));
     this.messages.append(item);
     setTimeout(() => item.remove(), 15000);
-  }
-
-  renderPeople() {
-    this.peopleList.replaceChildren(
-      ...[...this.people.values()].map((person) =>
-        h(
-          "li",
-          { "data-client-id": person.client_id, className: person.connected === false ? "away" : "present" },
-          h("span", { className: "dot", style: `background:${safeColour(person.colour) || colourOf(person.client_id)}`, "aria-hidden": "true" }),
-          person.display_name,
-          person.role === "host" ? h("span", { className: "role" }, " (host)") : null,
-          person.client_id === this.clientId ? h("span", { className: "role" }, " (you)") : null,
-          this.role === "host" && person.role !== "host"
-            ? h("button", { type: "button", className: "icon danger", "aria-label": `Remove ${person.display_name} from the interview`, title: "Remove", onclick: () => this.remove(person) }, "✕")
-            : null,
-        ),
-      ),
-    );
   }
 
   // Kernels
@@ -480,9 +423,10 @@ class Pad {
     this.rules = { editing_locked: !!data.editing_locked, candidate_execution: data.candidate_execution !== false };
     this.lockBox.checked = this.rules.editing_locked;
     this.runBox.checked = this.rules.candidate_execution;
+    this.reviewBox.checked = data.review_after_end !== false;
     this.timeLimitBox.value = data.time_limit ?? "";
     this.rateBox.value = data.runs_per_minute ?? "";
-    Object.assign(this.rules, { time_limit: data.time_limit ?? null, runs_per_minute: data.runs_per_minute ?? null });
+    Object.assign(this.rules, { time_limit: data.time_limit ?? null, runs_per_minute: data.runs_per_minute ?? null, review_after_end: data.review_after_end !== false });
     if (this.ended) return;
     for (const view of this.views.values()) view.setReadOnly(!this.mayEdit, !this.mayRun);
     for (const button of this.toolbar.querySelectorAll("[data-runs]")) button.disabled = !this.mayRun;
@@ -502,46 +446,6 @@ class Pad {
       this.say(error.message);
       this.applyRules(this.rules);
     }
-  }
-
-  async remove(person) {
-    const sure = await confirmDialog(
-      `Remove ${person.display_name}?`,
-      `${person.display_name} leaves the interview now and cannot join again with this identity.`,
-      "Remove",
-    );
-    if (!sure) return;
-    try {
-      await api(`/sessions/${encodeURIComponent(sessionId)}/participants/${encodeURIComponent(person.client_id)}`, { method: "DELETE", token: this.token });
-    } catch (error) {
-      this.say(error.message);
-    }
-  }
-
-  async toggleNotes() {
-    const open = this.notesPanel.hidden;
-    this.notesPanel.hidden = !open;
-    this.notesButton.setAttribute("aria-expanded", String(open));
-    if (!open) return;
-    try {
-      this.notesField.value = (await api(`/sessions/${encodeURIComponent(sessionId)}/notes`, { token: this.token })).notes;
-      this.notesField.focus();
-    } catch (error) {
-      this.say(error.message);
-    }
-  }
-
-  saveNotesSoon() {
-    clearTimeout(this.notesTimer);
-    this.notesStatus.textContent = "Editing…";
-    this.notesTimer = setTimeout(async () => {
-      try {
-        await api(`/sessions/${encodeURIComponent(sessionId)}/notes`, { method: "PUT", body: { notes: this.notesField.value }, token: this.token });
-        this.notesStatus.textContent = "Saved";
-      } catch (error) {
-        this.notesStatus.textContent = `Not saved: ${error.message}`;
-      }
-    }, 600);
   }
 
   /** Stop a cell's own run (by its execution id: not whatever else runs in that kernel). */
@@ -786,11 +690,29 @@ class Pad {
     );
   }
 
-  runAll() {
-    for (const cell of this.cells.toArray()) {
+  /** Run the code cells from ``start`` up to (not including) ``end``, in order. */
+  runAll(start = 0, end = this.cells.length) {
+    for (const cell of this.cells.toArray().slice(start, end)) {
       const view = this.views.get(cell);
       if (view?.type === "code") this.run(view);
     }
+  }
+
+  /** Where the selected cell is, or -1 (and the reader is told) if no cell is selected. */
+  selectedIndex() {
+    const at = this.focused && this.views.has(this.focused.cell) ? this.indexOf(this.focused) : -1;
+    if (at < 0) this.say("Select a cell first: click into it.");
+    return at;
+  }
+
+  runAbove() {
+    const at = this.selectedIndex();
+    if (at >= 0) this.runAll(0, at);
+  }
+
+  runBelow() {
+    const at = this.selectedIndex();
+    if (at >= 0) this.runAll(at);
   }
 
   // The end
@@ -822,7 +744,15 @@ class Pad {
     for (const view of this.views.values()) view.setReadOnly(true);
     for (const control of this.toolbar.querySelectorAll("button")) control.disabled = true;
     this.endButton.disabled = true;
+    this.panel.stop();
     this.setStatus("json", "closed");
+  }
+
+  /** The host removed this participant: the page stops; if the host lets them back in, a
+   * reload joins again as the same person. */
+  removed() {
+    this.fail("The host removed you from this interview. If they let you back in, reload the page to join again.");
+    this.banner.append(" ", h("button", { type: "button", onclick: () => location.reload() }, "Reload"));
   }
 
   /** The server refused the name (it is checked there): forget it, offer another. */
