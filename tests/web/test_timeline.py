@@ -189,6 +189,11 @@ async def test_the_replay_in_the_browser(browser: Browser, tmp_path: Path) -> No
         await expect(source).to_contain_text("print(6 * 7)", timeout=20_000)
         await expect(page.get_by_role("button", name="Play")).to_be_visible(timeout=20_000)
         await expect(page.get_by_role("list", name="Runs").locator("button")).to_have_count(1)
+        # A run's mark goes to the moment the run was over: its output shown, not "running…".
+        await page.locator("#scrubber").fill("0")
+        await page.get_by_role("list", name="Runs").locator("button").click()
+        await expect(page.locator(".outputs").first).to_contain_text("42")
+        await expect(page.locator(".replay-cell").first).not_to_contain_text("running…")
         (ARTIFACTS / "replay").mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=ARTIFACTS / "replay" / "replay.png")
         await host.close()

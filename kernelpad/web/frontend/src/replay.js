@@ -116,6 +116,19 @@ class Replay {
     this.seek(this.end);
   }
 
+  /** When a run's end is in the notebook: kernelpad writes its count and state (and the last
+   * outputs) just after the kernel finished, in the edits that follow ``finished_at``. */
+  doneAt(run) {
+    const finished = run.finished_at || run.at;
+    let at = finished;
+    for (const edit of this.edits) {
+      if (edit.at < finished) continue;
+      if (edit.author || edit.at > finished + 1) break;
+      at = edit.at;
+    }
+    return at;
+  }
+
   reset() {
     this.doc = new Y.Doc();
     this.applied = 0;
@@ -171,7 +184,7 @@ class Replay {
               className: `run-mark ${run.status === "ok" ? "" : "failed"}`,
               title: `${clock(run.at - this.start)} ${run.language}: ${run.status}`,
               "aria-label": `Run at ${clock(run.at - this.start)}, ${run.language}, ${run.status}`,
-              onclick: () => this.seek(run.finished_at || run.at),
+              onclick: () => this.seek(this.doneAt(run)),
             },
             "",
           ),
