@@ -96,6 +96,13 @@ class JsonClient:
     def close(self) -> None:
         self.conn.close()
 
+    async def aclose(self) -> None:
+        """Close, and wait for the server's side of it: a test that ends first leaves the
+        socket open until the garbage collector finds it, in some later test."""
+        self.conn.close()
+        while await asyncio.wait_for(self.conn.read_message(), 10) is not None:
+            pass
+
 
 class YjsClient:
     """A Yjs client speaking the y-websocket protocol, with its own pycrdt document."""

@@ -69,8 +69,8 @@ async def test_the_statement_is_everyones_and_the_hosts_to_change(
         assert refused.status == 422, (bad, refused.body)
         assert refused.json["error"]["message"]
     assert (await api.get(path)).json["statement"] == change["statement"]
-    client.close()
-    later.close()
+    await client.aclose()
+    await later.aclose()
 
 
 async def test_a_statement_given_at_the_start_and_kept_in_the_export(api: Api) -> None:
@@ -126,7 +126,7 @@ async def test_the_host_lets_a_removed_participant_back_in(
     assert alan["client_id"] in {p["client_id"] for p in state["participants"]}
     listed = (await api.get(f"/api/v1/sessions/{sid}")).json["participants"]
     assert {p["client_id"]: p["removed"] for p in listed}[alan["client_id"]] is False
-    client.close()
+    await client.aclose()
 
 
 @pytest.mark.parametrize("review", [True, False])
