@@ -63,6 +63,8 @@ class Rules:
     runs_per_minute: int | None = None
     #: After the end, candidates may still open the final notebook, read-only.
     review_after_end: bool = True
+    #: Candidates see the score of each grading (nothing of the tests).
+    share_score: bool = False
 
     @classmethod
     def of(cls, session: Session) -> Rules:
@@ -72,6 +74,7 @@ class Rules:
             session.time_limit,
             session.runs_per_minute,
             session.review_after_end,
+            session.share_score,
         )
 
 

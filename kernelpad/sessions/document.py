@@ -136,6 +136,14 @@ class SessionDocument:
                 return str(cell.get("source", "")), _language(cell) or self.default_language
         return None
 
+    def grade_id(self, cell_id: str) -> str | None:
+        """The nbgrader ``grade_id`` of the code cell ``cell_id``, if it has one."""
+        cell = self._code_cell(cell_id)
+        metadata = cell.get("metadata") if cell is not None else None
+        nbgrader = metadata.get("nbgrader") if isinstance(metadata, Map) else None
+        grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, Map) else None
+        return grade_id if isinstance(grade_id, str) else None
+
     def _code_cell(self, cell_id: str) -> Map[Any] | None:
         for cell in self._cells():
             if cell.get("id") == cell_id and cell.get("cell_type") == "code":

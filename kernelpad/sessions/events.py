@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernelpad.sessions.models import Session
+from kernelpad.sessions.models import Grade, Session
 
 KernelState = Literal["starting", "idle", "busy", "restarting", "dead"]
 
@@ -58,6 +58,15 @@ class Output(RunEvent):
     output: dict[str, Any]
 
 
+class TestScore(BaseModel):
+    grade_id: str
+    points: float
+    score: float
+    passed: bool
+    #: Why it lost points (for the host only).
+    error: str | None = None
+
+
 class ExecutionFinished(RunEvent):
     type = "execution_finished"
     status: str
@@ -68,6 +77,8 @@ class ExecutionFinished(RunEvent):
     state_kept: bool | None = None
     kernel_restarted: bool | None = None
     notices: list[str]
+    #: The run was of one of the question's tests (as the candidate has it): how it went.
+    test: TestScore | None = None
 
 
 class InputRequest(RunEvent):
@@ -108,6 +119,7 @@ class SessionSettings(Event):
     time_limit: float | None = None
     runs_per_minute: int | None = None
     review_after_end: bool = True
+    share_score: bool = False
 
 
 class SessionBrief(Event):
@@ -121,6 +133,46 @@ class SessionBrief(Event):
     @classmethod
     def of(cls, session: Session) -> SessionBrief:
         return cls(statement=session.statement, suggested_minutes=session.suggested_minutes)
+
+
+class GradeFinished(Event):
+    """A grading, for the host's pages only: each test, hidden ones included."""
+
+    type = "grade_finished"
+    id: str
+    at: float
+    author: str | None
+    score: float
+    max_score: float
+    results: list[TestScore]
+
+    @classmethod
+    def of(cls, grade: Grade) -> GradeFinished:
+        return cls(
+            id=grade.id,
+            at=grade.at,
+            author=grade.author,
+            score=grade.score,
+            max_score=grade.max_score,
+            results=[
+                TestScore(
+                    grade_id=r.grade_id,
+                    points=r.points,
+                    score=r.score,
+                    passed=r.passed,
+                    error=r.error,
+                )
+                for r in grade.results
+            ],
+        )
+
+
+class ScoreShared(Event):
+    """A grading's score, for candidates when the host shares it (nothing of the tests)."""
+
+    type = "score_shared"
+    score: float
+    max_score: float
 
 
 class SessionEnded(Event):
@@ -168,6 +220,7 @@ class SessionState(Event):
     time_limit: float | None = None
     runs_per_minute: int | None = None
     review_after_end: bool = True
+    share_score: bool = False
     statement: str = ""
     suggested_minutes: int | None = None
     participant_count: int

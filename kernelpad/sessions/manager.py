@@ -29,6 +29,9 @@ from kernelpad.sessions.colours import colour_at
 from kernelpad.sessions.document import SessionDocument
 from kernelpad.sessions.events import SessionBrief, SessionSettings
 from kernelpad.sessions.events import SessionEnded as SessionEndedEvent
+from kernelpad.sessions.grading.grader import Grader
+from kernelpad.sessions.grading.nbgrader_format import QuestionFormatError, Release, release
+from kernelpad.sessions.grading.service import Grading
 from kernelpad.sessions.history import History
 from kernelpad.sessions.introspection import Introspection
 from kernelpad.sessions.models import ACTIVE, Participant, Session
@@ -95,6 +98,14 @@ class SessionManager:
         )
         self.history = History(store, registry, self.rooms)
         self.introspection = Introspection(self.runs, self.access)
+        self.grading = Grading(
+            store,
+            self.rooms,
+            Grader(pool, registry),
+            self.history.notebook,
+            lambda session: options.runs.limits(None, session.time_limit),
+        )
+        self.runs.visible_test = self.grading.visible_result
         # Language of each active session seen since start: a run needs no database read.
         self._active: dict[str, str] = {}
         # Counts sessions ended, so a cache fill can tell that an end raced with it.
@@ -146,13 +157,23 @@ class SessionManager:
         change of its record. The statement and minutes given win over the notebook's."""
         document = None
         brief: tuple[str, int | None] = ("", None)
+        released: Release | None = None
         if question_id is not None:
             notebook = await self.questions.load(question_id)
         if notebook is not None:
             read = await asyncio.to_thread(read_ipynb, notebook)
             language = notebook_language(read, self.registry) or language
             document = SessionDocument(language)
-            document.notebook.set(starting_cells(read, language, self.registry, include_outputs))
+            cells = starting_cells(read, language, self.registry, include_outputs)
+            try:
+                released = release(cells["cells"], language)
+            except QuestionFormatError as exc:
+                raise InvalidValue(
+                    f"The notebook is not a question nbgrader reads: {exc}"
+                ) from None
+            if released is not None:
+                cells["cells"] = released.cells
+            document.notebook.set(cells)
             if session_name is None:
                 session_name = notebook_title(read)
             brief = notebook_brief(read)
@@ -187,6 +208,8 @@ class SessionManager:
             ],
         )
         await self.store.add_session(session)
+        if released is not None:
+            await self.grading.keep(session.id, released)
         await self.store.append_update(session.id, document.state(), now)
         self._active[session.id] = session.language
         self.access.set_rules(session.id, Rules())
@@ -260,6 +283,7 @@ class SessionManager:
         time_limit: float | None = None,
         runs_per_minute: int | None = None,
         review_after_end: bool | None = None,
+        share_score: bool | None = None,
     ) -> Session:
         """For the host: lock editing, let candidates run code or not, set the interview's
         time limit and rate (within the server's; 0: back to the server's), let candidates
@@ -279,6 +303,8 @@ class SessionManager:
             changes["runs_per_minute"] = runs_per_minute or None
         if review_after_end is not None:
             changes["review_after_end"] = review_after_end
+        if share_score is not None:
+            changes["share_score"] = share_score
         # Changed from the rules in memory, with no wait between reading and setting them:
         # two hosts' changes at once (a lock, and running turned off) both stay.
         rules = replace(self.access.remember(session), **changes)
@@ -288,7 +314,7 @@ class SessionManager:
             rules.candidate_execution,
         )
         session.time_limit, session.runs_per_minute = rules.time_limit, rules.runs_per_minute
-        session.review_after_end = rules.review_after_end
+        session.review_after_end, session.share_score = rules.review_after_end, rules.share_score
         if changes:
             await self.store.update_session(session_id, **changes)
         room = self.rooms.loaded(session_id)

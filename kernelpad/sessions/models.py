@@ -51,6 +51,8 @@ class Session:
     #: host means it to take (minutes; None: not said).
     statement: str = ""
     suggested_minutes: int | None = None
+    #: Candidates see the score of each grading (never the tests' details).
+    share_score: bool = False
     participants: list[Participant] = field(default_factory=list)
 
 
@@ -93,3 +95,38 @@ class DocumentChange:
     at: float
     author: str | None
     update: bytes
+
+
+@dataclass(frozen=True)
+class TestResult:
+    """One test of a grading: its points and its score, and why it lost points."""
+
+    grade_id: str
+    points: float
+    score: float
+    error: str | None = None  # for the host only
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and self.score == self.points
+
+
+@dataclass
+class Grade:
+    """One grading of a session's notebook: when, by whom (a client_id; None over the API
+    without one), and each test's score."""
+
+    id: str
+    session_id: str
+    at: float
+    author: str | None
+    results: list[TestResult] = field(default_factory=list)
+    duration: float = 0.0
+
+    @property
+    def score(self) -> float:
+        return sum(result.score for result in self.results)
+
+    @property
+    def max_score(self) -> float:
+        return sum(result.points for result in self.results)

@@ -18,12 +18,15 @@ from kernelpad.kernels.run_loop import Limits
 from kernelpad.kernels.runner import KernelRunner, RunReport
 from kernelpad.logs import about
 from kernelpad.sessions.access import Access, Action
-from kernelpad.sessions.events import KernelStatus
+from kernelpad.sessions.events import KernelStatus, TestScore
 from kernelpad.sessions.models import Execution
 from kernelpad.sessions.room.registry import Rooms
 from kernelpad.sessions.storage.store import SessionStore
 
 log = logging.getLogger(__name__)
+
+# How a run of a test cell went: (session id, the cell's grade_id, the run) -> the result.
+VisibleTest = Callable[[str, str | None, Execution], Awaitable[TestScore | None]]
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,8 @@ class Runs:
         self.rooms = rooms
         self.active_language = active_language
         self._runners: dict[tuple[str, str], KernelRunner] = {}
+        #: How a run of one of the question's tests went (set by the manager: grading's).
+        self.visible_test: VisibleTest | None = None
 
     async def execute(
         self,
@@ -142,7 +147,12 @@ class Runs:
             await self.store.add_execution(execution)
             _count(execution)
             if run is not None:
+                test = None
+                if self.visible_test is not None and room is not None and cell_id is not None:
+                    grade_id = room.document.grade_id(cell_id)
+                    test = await self.visible_test(session_id, grade_id, execution)
                 run.finish(
+                    test=test,
                     status=execution.status,
                     execution_count=execution.execution_count,
                     execution_time=round(execution.duration_ms, 3),

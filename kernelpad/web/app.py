@@ -17,6 +17,7 @@ from kernelpad.sessions.manager import SessionManager
 from kernelpad.sessions.tickets import TicketStore
 from kernelpad.web.base import NotFoundHandler
 from kernelpad.web.docs import OpenAPIHandler, RedocHandler, SwaggerHandler
+from kernelpad.web.grades import GradesHandler
 from kernelpad.web.health import HealthHandler
 from kernelpad.web.hosts import HostCheck, HostCheckingApplication
 from kernelpad.web.introspection import CompleteHandler, InspectHandler
@@ -62,6 +63,7 @@ API_ROUTES: list[tuple[str, type[tornado.web.RequestHandler]]] = [
     ("/api/v1/sessions/{session_id}/notes", NotesHandler),
     ("/api/v1/sessions/{session_id}/notebook.ipynb", NotebookHandler),
     ("/api/v1/sessions/{session_id}/timeline", TimelineHandler),
+    ("/api/v1/sessions/{session_id}/grades", GradesHandler),
     ("/api/v1/questions", QuestionsHandler),
     ("/api/v1/languages", LanguagesHandler),
     ("/api/v1/languages/{language_id}/template", TemplateHandler),

@@ -156,6 +156,7 @@ class SessionSocket(SessionSocketBase):
                 time_limit=rules.time_limit,
                 runs_per_minute=rules.runs_per_minute,
                 review_after_end=rules.review_after_end,
+                share_score=rules.share_score,
                 statement=room.brief.statement,
                 suggested_minutes=room.brief.suggested_minutes,
                 participant_count=len(participants),

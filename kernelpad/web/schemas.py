@@ -205,6 +205,7 @@ class SessionOut(SessionSummary):
     review_after_end: bool = Field(
         True, description="After the end, candidates may still read the final notebook."
     )
+    share_score: bool = Field(False, description="Candidates see each grading's score.")
     statement: str = Field("", description="The question, in Markdown, beside the notebook.")
     suggested_minutes: int | None = Field(
         None, description="How long the question should take, in minutes."
@@ -247,6 +248,7 @@ class SessionOut(SessionSummary):
             time_limit=s.time_limit,
             runs_per_minute=s.runs_per_minute,
             review_after_end=s.review_after_end,
+            share_score=s.share_score,
             statement=s.statement,
             suggested_minutes=s.suggested_minutes,
             started_at=utc(
@@ -283,6 +285,9 @@ class SessionSettingsRequest(RequestModel):
     )
     review_after_end: bool | None = Field(
         None, description="After the end, candidates may still read the final notebook."
+    )
+    share_score: bool | None = Field(
+        None, description="Candidates see each grading's score (nothing of the tests)."
     )
     statement: Statement | None = Field(
         None, description="The question, in Markdown, shown beside the notebook to everyone."

@@ -141,6 +141,7 @@ class SessionHandler(ApiHandler):
             req.time_limit,
             req.runs_per_minute,
             req.review_after_end,
+            req.share_score,
         )
         if req.statement is not None or req.suggested_minutes is not None:
             session = await self.manager.set_brief(

@@ -223,9 +223,11 @@ class Room:
     def remove_yjs_peer(self, peer: YjsPeer) -> None:
         self.yjs.remove(peer)
 
-    def broadcast(self, event: Event, but: object | None = None) -> None:
-        """Send an event to every JSON connection (but ``but``)."""
-        self.text.broadcast(event, but)
+    def broadcast(
+        self, event: Event, but: object | None = None, roles: tuple[str, ...] | None = None
+    ) -> None:
+        """Send an event to every JSON connection (but ``but``; of ``roles`` only, if given)."""
+        self.text.broadcast(event, but, roles)
 
     # Changes
 

@@ -89,9 +89,11 @@ class TextSync:
     def remove(self, peer: JsonPeer) -> None:
         self.views.pop(peer, None)
 
-    def broadcast(self, event: Event, but: object | None = None) -> None:
+    def broadcast(
+        self, event: Event, but: object | None = None, roles: tuple[str, ...] | None = None
+    ) -> None:
         for peer in list(self.views):
-            if peer is not but:
+            if peer is not but and (roles is None or peer.role in roles):
                 peer.send_event(event)
 
     def base_of(self, peer: JsonPeer, code: str, base_version: int | None) -> str | None:

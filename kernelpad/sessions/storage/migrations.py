@@ -138,6 +138,27 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE sessions ADD COLUMN review_after_end INTEGER NOT NULL DEFAULT 1;
         """,
     ),
+    Migration(
+        7,
+        "questions with tests: the tests as the grader runs them (hidden ones too), kept apart"
+        " from everything a candidate may read; every grading; whether candidates see scores",
+        """
+        ALTER TABLE sessions ADD COLUMN share_score INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE session_tests (
+            session_id TEXT PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
+            data TEXT NOT NULL
+        );
+        CREATE TABLE grades (
+            id TEXT PRIMARY KEY,
+            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            at REAL NOT NULL,
+            author TEXT,
+            results TEXT NOT NULL,
+            duration REAL NOT NULL
+        );
+        CREATE INDEX grades_by_session ON grades (session_id, at);
+        """,
+    ),
 )
 
 

@@ -10,7 +10,7 @@ from kernelpad.sessions.storage.database import Row
 SESSION_COLUMNS = (
     "id, name, host_name, language, code, max_participants, host_token_hash, created_at,"
     " last_activity, status, ended_at, end_reason, notes, editing_locked, candidate_execution,"
-    " time_limit, runs_per_minute, review_after_end, statement, suggested_minutes"
+    " time_limit, runs_per_minute, review_after_end, statement, suggested_minutes, share_score"
 )
 PARTICIPANT_COLUMNS = "client_id, display_name, role, joined_at, left_at, token_hash, removed_at"
 # What the host may change of a session after it is made.
@@ -23,6 +23,7 @@ HOST_SETTINGS = (
     "review_after_end",
     "statement",
     "suggested_minutes",
+    "share_score",
 )
 EXECUTION_COLUMNS = (
     "id, session_id, language, code, status, stdout, stderr, outputs, error, execution_count,"
@@ -38,6 +39,7 @@ def session_of(row: Row) -> Session:
     session.editing_locked = bool(session.editing_locked)
     session.candidate_execution = bool(session.candidate_execution)
     session.review_after_end = bool(session.review_after_end)
+    session.share_score = bool(session.share_score)
     return session
 
 

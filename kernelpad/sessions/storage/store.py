@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from kernelpad.sessions.colours import colour_at
 from kernelpad.sessions.models import ACTIVE, ENDED, DocumentChange, Execution, Participant, Session
 from kernelpad.sessions.storage.database import Database
+from kernelpad.sessions.storage.grades import GradeRecords
 from kernelpad.sessions.storage.rows import (
     EXECUTION_COLUMNS,
     HOST_SETTINGS,
@@ -23,12 +24,11 @@ from kernelpad.sessions.storage.rows import (
     execution_of,
     session_of,
 )
-from kernelpad.sessions.storage.worker import DatabaseWorker
 
 T = TypeVar("T")
 
 
-class SessionStore(DatabaseWorker):
+class SessionStore(GradeRecords):
     """Async access to kernelpad's tables."""
 
     def __init__(self, database: Database) -> None:
@@ -70,6 +70,7 @@ class SessionStore(DatabaseWorker):
                     s.review_after_end,
                     s.statement,
                     s.suggested_minutes,
+                    s.share_score,
                 ),
             )
             for p in s.participants:

@@ -1,0 +1,1 @@
+"""Questions with tests: nbgrader's format, the grading of a notebook, and its record."""

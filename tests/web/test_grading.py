@@ -1,0 +1,171 @@
+"""Graded questions over REST and the JSON socket, with real kernels: what a candidate can read
+holds no solution and no hidden test; the visible tests run in the live kernel for everyone to
+see; the host's Grade runs everything in fresh kernels and tells only the host."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from jupyter_ydoc import YNotebook
+
+from kernelpad.config import Settings
+from tests.conftest import Api, RunningServer, eventually, make_settings
+from tests.web.clients import JsonClient, YjsClient
+from tests.web.test_roles import join_json, register
+
+SECRET = "HIDDEN-7731"
+ANSWER = (
+    "def add(a, b):\n"
+    "    ### BEGIN SOLUTION\n"
+    "    return a + b  # SOLUTION-4412\n"
+    "    ### END SOLUTION\n"
+)
+TESTS = (
+    "assert add(1, 2) == 3\n"
+    "### BEGIN HIDDEN TESTS\n"
+    f"assert add(-1, 1) == 0, '{SECRET}'\n"
+    "### END HIDDEN TESTS"
+)
+
+
+def nbgrader(**marks: Any) -> dict[str, Any]:
+    return {
+        "nbgrader": {"schema_version": 3, "grade": False, "solution": False, "locked": False}
+        | marks
+    }
+
+
+def question() -> dict[str, Any]:
+    return {
+        "nbformat": 4,
+        "nbformat_minor": 4,
+        "metadata": {
+            "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+            "kernelpad": {"title": "Add", "statement": "Write `add`."},
+        },
+        "cells": [
+            {
+                "cell_type": "code",
+                "source": ANSWER,
+                "metadata": nbgrader(solution=True, grade_id="add"),
+                "outputs": [],
+                "execution_count": None,
+            },
+            {
+                "cell_type": "code",
+                "source": TESTS,
+                "metadata": nbgrader(grade=True, grade_id="tests", points=2),
+                "outputs": [],
+                "execution_count": None,
+            },
+            {
+                "cell_type": "code",
+                "source": "assert add(2, 2) == 4",
+                "metadata": nbgrader(grade=True, grade_id="more", points=1),
+                "outputs": [],
+                "execution_count": None,
+            },
+        ],
+    }
+
+
+@pytest.fixture(scope="module")
+def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    return make_settings(
+        tmp_path_factory.mktemp("data"), kernel_pool_size={"python": 1}, code_execution_timeout=10
+    )
+
+
+@pytest.fixture
+async def session(api: Api) -> dict[str, Any]:
+    return await api.create_session(notebook=question())
+
+
+def nothing_hidden(text: str) -> None:
+    assert SECRET not in text and "SOLUTION-4412" not in text and "BEGIN" not in text
+
+
+async def test_the_candidate_can_read_nothing_hidden(
+    server: RunningServer, api: Api, session: dict[str, Any]
+) -> None:
+    sid = session["session_id"]
+    nothing_hidden(json.dumps(session))
+    alan = await register(api, sid, "Alan")
+    token = alan["participant_token"]
+    # The shared document, over the Yjs socket.
+    yjs = await YjsClient.connect(server, sid, client_id=alan["client_id"], participant_token=token)
+    client = await join_json(server, sid, alan["client_id"], participant_token=token)
+    state = await client.expect("session_state")
+    nothing_hidden(json.dumps(state))
+    await eventually(lambda: yjs.cell_count == 3, "sync")
+    cells = YNotebook(yjs.doc).get()["cells"]
+    nothing_hidden(json.dumps(cells))
+    assert [c["source"] for c in cells] == [
+        "def add(a, b):\n    # YOUR CODE HERE\n    raise NotImplementedError()\n",
+        "assert add(1, 2) == 3",
+        "assert add(2, 2) == 4",
+    ]
+    # Every REST answer a candidate may read.
+    for path in ("", "/executions"):
+        nothing_hidden((await api.get(f"/api/v1/sessions/{sid}{path}", token=token)).body.decode())
+    assert (await api.get(f"/api/v1/sessions/{sid}/grades", token=token)).status == 403
+    assert (await api.post(f"/api/v1/sessions/{sid}/grades", token=token)).status == 403
+    assert (await api.get(f"/api/v1/sessions/{sid}/timeline", token=token)).status == 403
+    await client.aclose()
+    await yjs.close()
+
+
+async def test_the_host_grades_and_only_the_host_sees_the_tests(
+    server: RunningServer, api: Api, session: dict[str, Any]
+) -> None:
+    sid, host = session["session_id"], session["host_token"]
+    alan = await register(api, sid, "Alan")
+    token = alan["participant_token"]
+    candidate = await join_json(server, sid, alan["client_id"], participant_token=token)
+    await candidate.expect("session_state")
+    grace, _ = await JsonClient.join_with(server, sid, "host-x", "Grace", host)
+    # The stub raises: nothing passes.
+    graded = await api.post(f"/api/v1/sessions/{sid}/grades", token=host)
+    assert graded.status == 201, graded.body
+    assert graded.json["score"] == 0 and graded.json["max_score"] == 3
+    assert {r["grade_id"]: r["passed"] for r in graded.json["results"]} == {
+        "tests": False,
+        "more": False,
+    }
+    assert "NotImplementedError" in graded.json["results"][0]["error"]
+    told = await grace.expect("grade_finished")
+    assert told["id"] == graded.json["id"] and told["max_score"] == 3
+    # A solution that passes the visible tests only: the hidden one fails, for the host.
+    await candidate.send("code_update", {"code": "def add(a, b):\n    return abs(a) + b\n"})
+    await grace.expect("code_update")
+    graded = await api.post(f"/api/v1/sessions/{sid}/grades", token=host)
+    results = {r["grade_id"]: r for r in graded.json["results"]}
+    assert results["more"]["passed"] and results["more"]["score"] == 1
+    assert not results["tests"]["passed"] and SECRET in results["tests"]["error"]
+    assert graded.json["score"] == 1
+    await grace.expect("grade_finished")
+    # Right: full marks. The candidate heard nothing of any of it.
+    await candidate.send("code_update", {"code": "def add(a, b):\n    return a + b\n"})
+    await grace.expect("code_update")
+    graded = await api.post(f"/api/v1/sessions/{sid}/grades", token=host)
+    assert graded.json["score"] == 3 and all(r["passed"] for r in graded.json["results"])
+    listed = (await api.get(f"/api/v1/sessions/{sid}/grades", token=host)).json["grades"]
+    assert [g["score"] for g in listed] == [0, 1, 3]
+    # Nothing reached the candidate's socket: its next message is the one sent now.
+    await api.patch(f"/api/v1/sessions/{sid}", {"share_score": True}, token=host)
+    heard = [await candidate.receive()]
+    while heard[-1]["type"] != "session_settings":
+        heard.append(await candidate.receive())
+    assert heard[-1]["data"]["share_score"] is True
+    assert not {"grade_finished", "score_shared"} & {m["type"] for m in heard}
+    nothing_hidden(json.dumps(heard))
+    # With the score shared, the candidate gets the score, and nothing else.
+    graded = await api.post(f"/api/v1/sessions/{sid}/grades", token=host)
+    shared = await candidate.receive()
+    assert shared == {"type": "score_shared", "data": {"score": 3.0, "max_score": 3.0}} | {
+        "timestamp": shared["timestamp"]
+    }
+    await candidate.aclose()
+    await grace.aclose()
