@@ -141,7 +141,8 @@ class SessionDocument:
         cell = self._code_cell(cell_id)
         metadata = cell.get("metadata") if cell is not None else None
         nbgrader = metadata.get("nbgrader") if isinstance(metadata, Map) else None
-        grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, Map) else None
+        # A nested value is a plain dict, or a Map if a client wrote one.
+        grade_id = nbgrader.get("grade_id") if isinstance(nbgrader, dict | Map) else None
         return grade_id if isinstance(grade_id, str) else None
 
     def _code_cell(self, cell_id: str) -> Map[Any] | None:

@@ -147,12 +147,14 @@ class Runs:
             await self.store.add_execution(execution)
             _count(execution)
             if run is not None:
-                test = None
+                tested: dict[str, TestScore] = {}
                 if self.visible_test is not None and room is not None and cell_id is not None:
                     grade_id = room.document.grade_id(cell_id)
                     test = await self.visible_test(session_id, grade_id, execution)
+                    if test is not None:
+                        tested["test"] = test
                 run.finish(
-                    test=test,
+                    **tested,
                     status=execution.status,
                     execution_count=execution.execution_count,
                     execution_time=round(execution.duration_ms, 3),

@@ -94,7 +94,7 @@ class SessionSocket(SessionSocketBase):
                 "unknown_type",
                 f"Unknown message type {envelope.type!r}; expected one of: join_session,"
                 " code_update, move_cell, delete_cell, undo_cell, execute, interrupt,"
-                " restart_kernel, input_reply, complete, inspect.",
+                " restart_kernel, input_reply, complete, inspect, grade.",
             )
             return
         what = envelope.type
@@ -283,6 +283,30 @@ class SessionSocket(SessionSocketBase):
                 self.refused_error(what, exc)
 
         task = asyncio.ensure_future(answered())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    async def _on_grade(self, data: dict[str, Any]) -> None:
+        """The host grades the notebook; every host connection hears ``grade_finished`` (this
+        one too) when it is done, which takes a while: the socket reads on meanwhile."""
+        room = self._joined("grade")
+        if self.role != "host":
+            raise errors.Forbidden(
+                f"Session {room.session_id}: only the host grades.",
+                public="Only the interviewer can grade the notebook.",
+            )
+        session = await self.manager.get(room.session_id)
+        author = self.participant.client_id if self.participant else None
+        grading = self.manager.grading.grade(session, author)
+
+        async def graded() -> None:
+            try:
+                await grading
+            except errors.KernelpadError as exc:
+                self.error(exc.code, exc.public)
+                self.refused_error("grade", exc)
+
+        task = asyncio.ensure_future(graded())
         pending.add(task)
         task.add_done_callback(pending.discard)
 

@@ -169,3 +169,44 @@ async def test_the_host_grades_and_only_the_host_sees_the_tests(
     }
     await candidate.aclose()
     await grace.aclose()
+
+
+async def test_visible_tests_in_the_live_kernel_and_grade_over_the_socket(
+    server: RunningServer, api: Api, session: dict[str, Any]
+) -> None:
+    sid, host = session["session_id"], session["host_token"]
+    alan = await register(api, sid, "Alan")
+    candidate = await join_json(
+        server, sid, alan["client_id"], participant_token=alan["participant_token"]
+    )
+    await candidate.expect("session_state")
+    grace, _ = await JsonClient.join_with(server, sid, "host-x", "Grace", host)
+    cells = (await api.get(f"/api/v1/sessions/{sid}/notebook.ipynb", token=host)).json["cells"]
+    answer, tests = cells[0]["id"], cells[1]["id"]
+    # The candidate's answer, run, then the visible tests: everyone sees how they went.
+    await candidate.send("code_update", {"code": "def add(a, b):\n    return abs(a) + b\n"})
+    await grace.expect("code_update")
+    await candidate.send("execute", {"cell_id": answer})
+    assert "test" not in await candidate.expect("execution_finished")
+    await candidate.send("execute", {"cell_id": tests})
+    for person in (candidate, grace):
+        finished = await person.expect("execution_finished")
+        while finished["cell_id"] != tests:
+            finished = await person.expect("execution_finished")
+        assert finished["test"] == {
+            "grade_id": "tests",
+            "points": 2.0,
+            "score": 2.0,
+            "passed": True,
+        }
+    # The hidden test was not run in the live kernel: it would have failed.
+    # Grading: not the candidate's to ask; the host's, over the socket too.
+    await candidate.send("grade", {})
+    refused = await candidate.expect("error")
+    assert refused["code"] == "forbidden" and "interviewer" in refused["message"]
+    await grace.send("grade", {})
+    graded = await grace.expect("grade_finished")
+    assert graded["score"] == 1 and graded["max_score"] == 3
+    assert SECRET in next(r["error"] for r in graded["results"] if r["grade_id"] == "tests")
+    await candidate.aclose()
+    await grace.aclose()
