@@ -59,6 +59,12 @@ class EditingLocked(KernelpadError):
     code = "editing_locked"
 
 
+class CellLocked(KernelpadError):
+    """A question's locked cell (its tests, a read-only cell): only the host may change it."""
+
+    code = "cell_locked"
+
+
 class SessionFull(KernelpadError):
     code = "session_full"
 

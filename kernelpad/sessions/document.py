@@ -136,6 +136,14 @@ class SessionDocument:
                 return str(cell.get("source", "")), _language(cell) or self.default_language
         return None
 
+    def is_locked(self, cell_id: str) -> bool:
+        """Whether the cell ``cell_id`` is the host's alone (see :func:`locked_cell`)."""
+        return any(c.get("id") == cell_id and locked_cell(c) for c in self._cells())
+
+    def first_code_cell_locked(self) -> bool:
+        cell = self._first_code_cell()
+        return cell is not None and locked_cell(cell)
+
     def grade_id(self, cell_id: str) -> str | None:
         """The nbgrader ``grade_id`` of the code cell ``cell_id``, if it has one."""
         cell = self._code_cell(cell_id)
@@ -325,3 +333,18 @@ def _map_span(base: str, current: str, start: int, end: int) -> tuple[int, int]:
 
     begin = place(start)
     return begin, max(begin, place(end))
+
+
+def locked_cell(cell: Map[Any]) -> bool:
+    """Whether a cell is the host's alone: a test or a locked cell by nbgrader's rule (an answer
+    never is), or one Jupyter's metadata says is not editable."""
+    metadata = cell.get("metadata")
+    if not isinstance(metadata, Map):
+        return False
+    nbgrader = metadata.get("nbgrader")
+    if isinstance(nbgrader, dict | Map):
+        if nbgrader.get("solution"):
+            return False
+        if nbgrader.get("grade") or nbgrader.get("locked"):
+            return True
+    return metadata.get("editable") is False

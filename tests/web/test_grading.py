@@ -210,3 +210,51 @@ async def test_visible_tests_in_the_live_kernel_and_grade_over_the_socket(
     assert SECRET in next(r["error"] for r in graded["results"] if r["grade_id"] == "tests")
     await candidate.aclose()
     await grace.aclose()
+
+
+async def test_tests_are_locked_for_the_candidate_and_refusing_keeps_every_copy_the_same(
+    server: RunningServer, api: Api, session: dict[str, Any]
+) -> None:
+    sid, host = session["session_id"], session["host_token"]
+    alan = await register(api, sid, "Alan")
+    token = alan["participant_token"]
+    yjs = await YjsClient.connect(server, sid, client_id=alan["client_id"], participant_token=token)
+    watcher = await join_json(server, sid, alan["client_id"], participant_token=token)
+    await watcher.expect("session_state")
+    grace = await YjsClient.connect(server, sid, client_id="host-y", host_token=host)
+    await eventually(lambda: yjs.cell_count == 3 and grace.cell_count == 3, "sync")
+
+    def sources(client: YjsClient) -> list[str]:
+        return [str(c["source"]) for c in YNotebook(client.doc).get()["cells"]]
+
+    before = sources(grace)
+    cells = YNotebook(yjs.doc).ycells
+    # Typing into a test: undone, for everyone; the candidate's JSON connection is told.
+    cells[1]["source"].insert(0, "pass  # ")
+    refused = await watcher.expect("error")
+    assert refused["code"] == "cell_locked" and "interviewer" in refused["message"]
+    await eventually(lambda: sources(yjs) == before == sources(grace), "the edit undone")
+    # Unlocking it in its metadata, or deleting it: the same.
+    nbgrader = dict(cells[2]["metadata"]["nbgrader"])
+    cells[2]["metadata"]["nbgrader"] = nbgrader | {"grade": False}
+    assert (await watcher.expect("error"))["code"] == "cell_locked"
+    del YNotebook(yjs.doc).ycells[2]
+    assert (await watcher.expect("error"))["code"] == "cell_locked"
+    await eventually(lambda: sources(yjs) == before == sources(grace), "both undone")
+    assert YNotebook(grace.doc).ycells[2]["metadata"]["nbgrader"]["grade"] is True
+    # Over the JSON socket too.
+    test_id = str(YNotebook(grace.doc).ycells[1]["id"])
+    await watcher.send("delete_cell", {"cell_id": test_id})
+    assert (await watcher.expect("error"))["code"] == "cell_locked"
+    # The answer is the candidate's; the tests are the host's to change.
+    cells[0]["source"].insert(0, "# mine\n")
+    YNotebook(grace.doc).ycells[1]["source"].insert(0, "# the host's\n")
+    await eventually(
+        lambda: sources(yjs) == sources(grace)
+        and sources(grace)[0].startswith("# mine")
+        and sources(grace)[1].startswith("# the host's"),
+        "both kept",
+    )
+    await watcher.aclose()
+    await yjs.close()
+    await grace.close()

@@ -14,7 +14,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kernelpad.errors import InvalidValue
+from kernelpad.errors import CellLocked, InvalidValue
 from kernelpad.sessions.access import Action
 from kernelpad.sessions.document import SessionDocument
 
@@ -67,6 +67,11 @@ class CellEdits:
 
     def delete(self, peer: Peer, cell_id: str) -> None:
         self.gate(peer.role, Action.EDIT)
+        if peer.role != "host" and self.document.is_locked(cell_id):
+            raise CellLocked(
+                f"A candidate ({peer.client_id}) tried to delete the locked cell {cell_id}.",
+                public="That cell is locked: only the interviewer can delete it.",
+            )
         with self.applying(peer):
             deleted = self.document.delete_cell(cell_id)
         if deleted is None:

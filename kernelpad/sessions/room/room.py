@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kernelpad.errors import (
+    CellLocked,
     ChangeNotMerged,
     DocumentTooLarge,
     Forbidden,
@@ -83,7 +84,7 @@ class _Applying:
     def __enter__(self) -> None:
         self.room._origin = self.origin
         if self.fields is not None:
-            self.fields.begin()
+            self.fields.begin(getattr(self.origin, "role", None))
 
     def __exit__(self, *_: object) -> None:
         self.room._origin = None
@@ -235,6 +236,11 @@ class Room:
         """Apply a JSON peer's whole text, as a change from the version it wrote on; raise if
         it may not make it (the change is then not kept)."""
         self.gate(peer.role, Action.EDIT)
+        if peer.role != "host" and self.document.first_code_cell_locked():
+            raise CellLocked(
+                f"Session {self.session_id}: {peer.client_id} wrote to a locked cell.",
+                public="That cell is locked: only the interviewer can change it.",
+            )
         check_document(self.limits, 0, len(code))
         base = self.text.base_of(peer, code, base_version)
 
@@ -284,8 +290,14 @@ class Room:
         def refusal() -> Exception | None:
             if ruled is not None:
                 return ruled
-            if self._kernel_fields.trespass is not None:
-                return Forbidden(f"Only kernelpad writes {self._kernel_fields.trespass}: runs do.")
+            trespass = self._kernel_fields.trespass
+            if trespass == "a locked cell":
+                return CellLocked(
+                    f"Session {self.session_id}: {peer.client_id} changed a locked cell.",
+                    public="That cell is locked: only the interviewer can change it.",
+                )
+            if trespass is not None:
+                return Forbidden(f"Only kernelpad writes {trespass}: runs do.")
             if self.size.fits(len(update)):
                 self.size.grew(len(update))
                 return None
