@@ -20,6 +20,7 @@ from typing import Any
 
 from kernelpad.errors import InvalidValue, QuestionNotFound
 from kernelpad.kernels.languages import LanguageRegistry
+from kernelpad.sessions.grading.nbgrader_format import release
 from kernelpad.sessions.notebooks import notebook_brief, notebook_language, read_ipynb
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,10 @@ class Question:
     #: kernelpad's id of its language, or "" if this server does not offer it.
     language: str
     minutes: int | None = None  # how long it should take, if it says
+    tests: int = 0  # its test cells (nbgrader's "grade" cells with code)
+    points: float = 0.0  # what they are worth together
+    #: Why it cannot be used, for a question that cannot (the rest is then a guess).
+    broken: str | None = None
 
 
 class QuestionLibrary:
@@ -58,7 +63,7 @@ class QuestionLibrary:
         log.info("question library in %s, with kernelpad's examples", self.folder)
 
     async def all(self) -> list[Question]:
-        """Every readable question, by title; a broken file is logged and left out."""
+        """Every question, by title; a broken one too, with why (and logged)."""
         return await asyncio.to_thread(self._list)
 
     def _list(self) -> list[Question]:
@@ -69,7 +74,10 @@ class QuestionLibrary:
             try:
                 questions.append(self._describe(path.stem, self._read(path)))
             except Exception as exc:
-                log.warning("question %s is left out: %s", path.name, exc)
+                log.warning("question %s cannot be used: %s", path.name, exc)
+                why = str(exc).strip() or type(exc).__name__
+                title = path.stem.replace("-", " ")
+                questions.append(Question(path.stem, title, "", "", broken=why[:500]))
         return sorted(questions, key=lambda q: q.title.lower())
 
     async def load(self, question_id: str) -> dict[str, Any]:
@@ -95,12 +103,17 @@ class QuestionLibrary:
         notebook = read_ipynb(data)
         ours = notebook.metadata.get("kernelpad", {})
         title = ours.get("title") or _first_heading(notebook) or question_id.replace("-", " ")
+        language = notebook_language(notebook, self.registry) or ""
+        # Checked as a session made from it will be: a question nbgrader refuses is broken.
+        released = release(json.loads(json.dumps(notebook.cells)), language or "python")
         return Question(
             id=question_id,
             title=str(title),
             description=str(ours.get("description", "")),
-            language=notebook_language(notebook, self.registry) or "",
+            language=language,
             minutes=notebook_brief(notebook)[1],
+            tests=len(released.tests) if released else 0,
+            points=released.points if released else 0.0,
         )
 
 

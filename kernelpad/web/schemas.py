@@ -360,6 +360,11 @@ class QuestionOut(BaseModel):
     description: str
     language: str = Field(description="Its language's id; empty if this server lacks it.")
     minutes: int | None = Field(None, description="How long it should take, if it says.")
+    tests: int = Field(0, description="Its tests (nbgrader's test cells).")
+    points: float = Field(0, description="What its tests are worth together.")
+    broken: str | None = Field(
+        None, description="Why it cannot be used (it is listed, but starts no interview)."
+    )
 
 
 class QuestionsOut(BaseModel):

@@ -250,9 +250,11 @@ async def test_tests_are_locked_for_the_candidate_and_refusing_keeps_every_copy_
     cells[0]["source"].insert(0, "# mine\n")
     YNotebook(grace.doc).ycells[1]["source"].insert(0, "# the host's\n")
     await eventually(
-        lambda: sources(yjs) == sources(grace)
-        and sources(grace)[0].startswith("# mine")
-        and sources(grace)[1].startswith("# the host's"),
+        lambda: (
+            sources(yjs) == sources(grace)
+            and sources(grace)[0].startswith("# mine")
+            and sources(grace)[1].startswith("# the host's")
+        ),
         "both kept",
     )
     await watcher.aclose()

@@ -13,6 +13,7 @@ import pycrdt
 import pytest
 
 from kernelpad.config import Settings
+from kernelpad.sessions.grading.nbgrader_format import release
 from tests.conftest import Api, RunningServer, eventually, make_settings, running_server
 from tests.web.clients import JsonClient, YjsClient
 
@@ -244,14 +245,21 @@ async def test_the_question_library(api: Api, server_settings: Settings) -> None
         as_version=4,
     )
     notebook = await export(api, session)
-    assert [c["source"] for c in notebook["cells"]] == [c.source for c in shipped.cells]
+    # As nbgrader releases it: the answer's solution is the stub, and the test is as given.
+    released = release(json.loads(json.dumps(shipped.cells)), "java")
+    assert released is not None
+    assert [c["source"] for c in notebook["cells"]] == [c["source"] for c in released.cells]
+    assert "BEGIN SOLUTION" not in json.dumps(notebook) and "// YOUR CODE HERE" in json.dumps(
+        notebook
+    )
     # Its statement goes beside the notebook, with the minutes it should take.
     assert session["statement"] == shipped.metadata.kernelpad.statement
     assert session["statement"].startswith("Implement `LruCache<K, V>`")
     assert session["suggested_minutes"] == by_id["lru-cache"]["minutes"] == 45
     assert notebook["metadata"]["kernelpad"]["statement"] == session["statement"]
 
-    # The folder is the operator's: a question added shows at once; a broken one is left out.
+    # The folder is the operator's: a question added shows at once; a broken one is listed as
+    # broken, with why.
     folder = server_settings.data_dir / "questions"
     mine = copy.deepcopy(three_languages())
     mine["metadata"]["kernelpad"] = {"title": "Warm-up", "description": "Three languages."}
@@ -264,8 +272,27 @@ async def test_the_question_library(api: Api, server_settings: Settings) -> None
         "description": "Three languages.",
         "language": "python",
         "minutes": None,
+        "tests": 0,
+        "points": 0,
+        "broken": None,
     } in listed
-    assert "broken" not in {q["id"] for q in listed}
+    broken = next(q for q in listed if q["id"] == "broken")
+    assert "JSON" in broken["broken"] or "Expecting" in broken["broken"], broken
+    # A question nbgrader would refuse is broken too, with nbgrader's reason.
+    bad = copy.deepcopy(three_languages())
+    bad["cells"][0]["metadata"]["nbgrader"] = {
+        "schema_version": 3,
+        "grade": True,
+        "solution": False,
+        "locked": False,
+        "grade_id": "t",
+    }
+    (folder / "no-points.ipynb").write_text(json.dumps(bad))
+    listed = (await api.get("/api/v1/questions")).json["questions"]
+    assert "has no points" in next(q for q in listed if q["id"] == "no-points")["broken"]
+    refused = await api.post("/api/v1/sessions", {"host_name": "Ada", "question_id": "no-points"})
+    assert refused.status == 422 and "has no points" in refused.json["error"]["message"]
+    (folder / "no-points.ipynb").unlink()
 
     missing = await api.post("/api/v1/sessions", {"host_name": "Ada", "question_id": "nope"})
     assert missing.status == 404 and missing.json["error"]["code"] == "question_not_found"
