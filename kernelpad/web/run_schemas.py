@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
+from kernelpad.sessions.events import TestScore
 from kernelpad.sessions.models import Execution
 from kernelpad.web.schemas import (
     LANGUAGE_PATTERN,
@@ -142,6 +143,18 @@ class RunEvent(BaseModel):
     outputs: list[dict[str, Any]]
 
 
+class GradeEvent(BaseModel):
+    """A grading of the notebook by the host (it ran in kernels of its own)."""
+
+    kind: Literal["grade"] = "grade"
+    at: float = Field(description="When it started, in seconds since the epoch.")
+    id: str
+    author: str | None
+    score: float
+    max_score: float
+    results: list[TestScore]
+
+
 class TimelineOut(BaseModel):
     """Everything that happened in an interview, in order, to replay it."""
 
@@ -150,4 +163,4 @@ class TimelineOut(BaseModel):
     started_at: float
     ended_at: float | None
     participants: list[ParticipantOut]
-    events: list[Annotated[EditEvent | RunEvent, Field(discriminator="kind")]]
+    events: list[Annotated[EditEvent | RunEvent | GradeEvent, Field(discriminator="kind")]]

@@ -9,15 +9,17 @@ import json
 import re
 
 from kernelpad.errors import Forbidden
-from kernelpad.sessions.models import DocumentChange, Execution, Session
+from kernelpad.sessions.models import DocumentChange, Execution, Grade, Session
 from kernelpad.sessions.tickets import TicketStore, grant_for
 from kernelpad.web.base import ApiHandler, error_responses, operation
+from kernelpad.web.grades import GradeOut
 from kernelpad.web.run_schemas import (
     EditEvent,
     ExecuteRequest,
     ExecutionListQuery,
     ExecutionOut,
     ExecutionPage,
+    GradeEvent,
     RunEvent,
     TimelineOut,
 )
@@ -274,8 +276,15 @@ class NotebookHandler(ApiHandler):
     async def get(self, session_id: str) -> None:
         q = self.query(NotebookQuery)
         session = await self.manager.get(session_id)
-        self.manager.access.authorize_reader(session, self.bearer_token())
+        token = self.bearer_token()
+        self.manager.access.authorize_reader(session, token)
         notebook = await self.manager.history.notebook(session, q.at)
+        if self.manager.access.is_host(session, token):
+            # The host's copy keeps every grading (a candidate's, after the end, none).
+            grades = await self.manager.store.grades(session_id)
+            notebook["metadata"]["kernelpad"]["grades"] = [
+                GradeOut.of(grade).model_dump(mode="json") for grade in grades
+            ]
         name = re.sub(r"[^A-Za-z0-9_-]+", "-", notebook["metadata"]["kernelpad"]["title"])
         self.set_header("Content-Type", "application/x-ipynb+json")
         self.set_header(
@@ -295,15 +304,19 @@ class TimelineHandler(ApiHandler):
     async def get(self, session_id: str) -> None:
         session = await self.manager.as_host(session_id, self.bearer_token())
         changes, runs = await self.manager.history.timeline(session)
+        grades = await self.manager.store.grades(session_id)
         # A long interview is many thousands of changes: encoded off the event loop.
-        body = await asyncio.to_thread(_timeline, session, changes, runs)
+        body = await asyncio.to_thread(_timeline, session, changes, runs, grades)
         self.finish(body)
 
 
-def _timeline(session: Session, changes: list[DocumentChange], runs: list[Execution]) -> str:
+def _timeline(
+    session: Session, changes: list[DocumentChange], runs: list[Execution], grades: list[Grade]
+) -> str:
     """The timeline as JSON: the changes in the order they were stored (the order that
-    rebuilds the notebook), each run before the first change made after it started."""
-    events: list[EditEvent | RunEvent] = []
+    rebuilds the notebook), each run and grading before the first change made after it
+    started."""
+    events: list[EditEvent | RunEvent | GradeEvent] = []
     pending = collections.deque(sorted(runs, key=lambda run: run.started_at))
     for change in changes:
         while pending and pending[0].started_at < change.at:
@@ -317,6 +330,12 @@ def _timeline(session: Session, changes: list[DocumentChange], runs: list[Execut
             )
         )
     events += [_run_event(run) for run in pending]
+    for grade in sorted(grades, key=lambda grade: grade.at):
+        place = next((i for i, e in enumerate(events) if e.at > grade.at), len(events))
+        result = GradeOut.of(grade)
+        events.insert(
+            place, GradeEvent(at=grade.at, **result.model_dump(exclude={"at", "duration"}))
+        )
     return TimelineOut(
         session_id=session.id,
         session_name=session.name,

@@ -260,3 +260,33 @@ async def test_tests_are_locked_for_the_candidate_and_refusing_keeps_every_copy_
     await watcher.aclose()
     await yjs.close()
     await grace.close()
+
+
+async def test_gradings_are_in_the_record_and_the_hosts_export_only(
+    api: Api, session: dict[str, Any]
+) -> None:
+    sid, host = session["session_id"], session["host_token"]
+    alan = await register(api, sid, "Alan")
+    first = (await api.post(f"/api/v1/sessions/{sid}/grades", token=host)).json
+    second = (await api.post(f"/api/v1/sessions/{sid}/grades", token=host)).json
+    timeline = (await api.get(f"/api/v1/sessions/{sid}/timeline", token=host)).json
+    grades = [e for e in timeline["events"] if e["kind"] == "grade"]
+    assert [g["id"] for g in grades] == [first["id"], second["id"]]
+    assert grades[0]["results"][0]["grade_id"] == "tests" and grades[0]["max_score"] == 3
+    times = [e["at"] for e in timeline["events"]]
+    assert times == sorted(times)
+    exported = (await api.get(f"/api/v1/sessions/{sid}/notebook.ipynb", token=host)).json
+    assert [g["id"] for g in exported["metadata"]["kernelpad"]["grades"]] == [
+        first["id"],
+        second["id"],
+    ]
+    # The candidate's copy, after the end: no grading, nothing hidden.
+    await api.delete(f"/api/v1/sessions/{sid}", token=host)
+    theirs = await api.get(
+        f"/api/v1/sessions/{sid}/notebook.ipynb", token=alan["participant_token"]
+    )
+    assert theirs.status == 200 and "grades" not in theirs.json["metadata"]["kernelpad"]
+    nothing_hidden(theirs.body.decode())
+    # Grading still works once the interview has ended (its kernels are its own).
+    after = await api.post(f"/api/v1/sessions/{sid}/grades", token=host)
+    assert after.status == 201 and after.json["max_score"] == 3
