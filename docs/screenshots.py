@@ -36,7 +36,7 @@ from tests.web.browser import ARTIFACTS, CHROMIUM, LAUNCH_ARGS, Person  # noqa: 
 IMAGES = ROOT / "docs" / "images"
 DESKTOP: ViewportSize = {"width": 1280, "height": 800}
 NARROW: ViewportSize = {"width": 400, "height": 800}
-QUESTION = "Two sum (Python 3)"
+QUESTION = "Two sum (Python 3) · with tests"
 # The candidate's first try: the right idea, the indices the wrong way round.
 BUGGY = """\
 def two_sum(numbers: list[int], target: int) -> tuple[int, int] | None:

@@ -458,15 +458,16 @@ async def test_start_from_a_question_and_download_the_notebook(
     page = host.page
     await page.goto(server.base_url + "/")
     await page.get_by_label("Your name").fill("Grace")
-    await page.get_by_label("Start from").select_option(label="Two sum (Python 3)")
+    await page.get_by_label("Start from").select_option(label="Two sum (Python 3) · with tests")
     await expect(page.locator("#question-help")).to_contain_text("Find two numbers")
+    await expect(page.locator("#question-help")).to_contain_text("2 tests, 3 points")
     await page.get_by_role("button", name="Start the interview").click()
     await page.get_by_role("link", name="Open the interview").click()
     await expect(page.locator("#connection-status")).to_have_text("Connected")
-    # The question's statement beside the notebook, its cells: the stub and its tests.
+    # The question's statement beside the notebook, its cells: the stub and its two tests.
     await expect(page.locator("#statement")).to_contain_text("Given a list of integers")
     await expect(page.locator("#suggested-minutes")).to_have_text("Suggested time: 20 min")
-    await expect(page.locator(".cell")).to_have_count(2)
+    await expect(page.locator(".cell")).to_have_count(3)
     await expect(host.cell(0).locator(".cm-content")).to_contain_text("def two_sum(")
     await host.run(0)
     await expect(host.cell(0).locator(".count")).to_have_text(re.compile(r"\[\d+\]"))

@@ -23,6 +23,14 @@ export function setCellLanguage(cell, language) {
   metadata.set("kernelpad", { ...current, language });
 }
 
+/** The cell's nbgrader marks (a plain object), if it has any. */
+export function nbgraderOf(cell) {
+  const metadata = cell.get("metadata");
+  const marks = metadata instanceof Y.Map ? metadata.get("nbgrader") : metadata?.nbgrader;
+  const plain = marks instanceof Y.Map ? marks.toJSON() : marks;
+  return plain && typeof plain === "object" ? plain : null;
+}
+
 export class CellView {
   constructor(cell, pad) {
     this.cell = cell;
@@ -46,6 +54,21 @@ export class CellView {
     return cellLanguage(this.cell, this.pad.defaultLanguage);
   }
 
+  /** One of the question's tests: its marks, else null. */
+  get test() {
+    const marks = nbgraderOf(this.cell);
+    return marks?.grade && !marks.solution && this.type === "code" ? marks : null;
+  }
+
+  /** The host's alone (the server's rule: sessions/document.py locked_cell). */
+  get locked() {
+    const marks = nbgraderOf(this.cell);
+    if (marks?.solution) return false;
+    if (marks?.grade || marks?.locked) return true;
+    const metadata = this.cell.get("metadata");
+    return (metadata instanceof Y.Map ? metadata.get("editable") : metadata?.editable) === false;
+  }
+
   get source() {
     const source = this.cell.get("source");
     return source instanceof Y.Text ? source : null;
@@ -65,6 +88,8 @@ export class CellView {
       h("option", { value: "code" }, "Code"),
       h("option", { value: "markdown" }, "Markdown"),
     );
+    this.tag = h("span", { className: "cell-tag", hidden: true });
+    this.result = h("span", { className: "test-result", role: "status", hidden: true });
     this.runButton = h("button", { type: "button", className: "run", "aria-label": "Run cell (Shift+Enter)", title: "Run cell (Shift+Enter)", onclick: () => pad.run(this) }, "▶ Run");
     this.stopButton = h("button", { type: "button", className: "stop", "aria-label": "Stop this cell's run", title: "Stop this cell's run", hidden: true, onclick: () => pad.stop(this) }, "■ Stop");
     this.toolbar = h(
@@ -75,10 +100,12 @@ export class CellView {
       this.stopButton,
       this.typeSelect,
       this.languageSelect,
+      this.tag,
+      this.result,
       h("span", { className: "spacer" }),
-      h("button", { type: "button", className: "icon", "aria-label": "Move cell up", title: "Move cell up", onclick: () => pad.move(this, -1) }, "↑"),
-      h("button", { type: "button", className: "icon", "aria-label": "Move cell down", title: "Move cell down", onclick: () => pad.move(this, 1) }, "↓"),
-      h("button", { type: "button", className: "icon", "aria-label": "Add a cell below", title: "Add a cell below", onclick: () => pad.addCell("code", this) }, "+"),
+      h("button", { type: "button", className: "icon move", "aria-label": "Move cell up", title: "Move cell up", onclick: () => pad.move(this, -1) }, "↑"),
+      h("button", { type: "button", className: "icon move", "aria-label": "Move cell down", title: "Move cell down", onclick: () => pad.move(this, 1) }, "↓"),
+      h("button", { type: "button", className: "icon move", "aria-label": "Add a cell below", title: "Add a cell below", onclick: () => pad.addCell("code", this) }, "+"),
       h("button", { type: "button", className: "icon danger", "aria-label": "Delete cell", title: "Delete cell", onclick: () => pad.deleteCell(this) }, "✕"),
     );
     this.editorBox = h("div", { className: "editor" });
@@ -194,6 +221,10 @@ export class CellView {
       this.outputs.replaceChildren();
       return;
     }
+    const test = this.test;
+    this.tag.hidden = !test && !this.locked;
+    this.tag.textContent = test ? `Test · ${test.points ?? 0} pt${test.points === 1 ? "" : "s"}` : "Locked";
+    this.tag.title = "Only the interviewer can change this cell";
     const state = this.cell.get("execution_state");
     const count = this.cell.get("execution_count");
     this.count.textContent = state === "running" ? "[*]" : `[${count ?? " "}]`;
@@ -210,6 +241,13 @@ export class CellView {
     const hidden = this.outputs.classList.toggle("collapsed");
     this.collapseButton.textContent = hidden ? "Show output" : "Hide output";
     this.collapseButton.setAttribute("aria-expanded", String(!hidden));
+  }
+
+  /** How a run of this test went (everyone sees it). */
+  showTest(result) {
+    this.result.hidden = false;
+    this.result.className = `test-result ${result.passed ? "passed" : "failed"}`;
+    this.result.textContent = result.passed ? "✓ Passed" : "✗ Failed";
   }
 
   /** What happened around a run (time limit, restarted kernel), as the server says it. */
@@ -250,8 +288,11 @@ export class CellView {
 
   /** No editing (the interview ended, or the host locked editing); no running. */
   setReadOnly(noEditing, noRunning = noEditing) {
-    this.editor?.setReadOnly(noEditing);
-    for (const control of this.toolbar.querySelectorAll("button, select")) control.disabled = noEditing;
+    // A locked cell is the host's: a candidate may run it, move it, add a cell below it.
+    const mine = !noEditing && !(this.locked && this.pad.role !== "host");
+    this.editor?.setReadOnly(!mine);
+    for (const control of this.toolbar.querySelectorAll("button, select")) control.disabled = !mine;
+    for (const move of this.toolbar.querySelectorAll(".move")) move.disabled = noEditing;
     this.runButton.disabled = this.stopButton.disabled = noRunning;
     if (this.pad.ended) {
       this.stopButton.hidden = true;

@@ -88,7 +88,8 @@ async function main() {
   );
   questionSelect.addEventListener("change", () => {
     const question = questions.get(questionSelect.value);
-    questionHelp.textContent = question ? question.description : "";
+    const tests = question?.tests ? ` · ${question.tests} test${question.tests === 1 ? "" : "s"}, ${question.points} point${question.points === 1 ? "" : "s"} (Grade runs them, hidden ones too)` : "";
+    questionHelp.textContent = question ? `${question.description}${tests}` : "";
     // A question is in its own language.
     if (question?.language) languageSelect.value = question.language;
   });
@@ -142,10 +143,13 @@ async function main() {
     for (const question of (await api("/questions")).questions) {
       questions.set(question.id, question);
       const language = languageSelect.querySelector(`option[value="${CSS.escape(question.language)}"]`);
+      // A broken question is listed, with why, so that its author can mend it.
       questionSelect.append(
-        language
-          ? h("option", { value: question.id }, `${question.title} (${language.textContent})`)
-          : h("option", { value: question.id, disabled: true }, `${question.title} (its language is not available here)`),
+        question.broken
+          ? h("option", { value: question.id, disabled: true, title: question.broken }, `${question.title} (broken: ${question.broken.slice(0, 80)})`)
+          : language
+            ? h("option", { value: question.id }, `${question.title} (${language.textContent})${question.tests ? " · with tests" : ""}`)
+            : h("option", { value: question.id, disabled: true }, `${question.title} (its language is not available here)`),
       );
     }
   } catch (error) {

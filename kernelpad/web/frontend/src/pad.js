@@ -85,7 +85,7 @@ class Pad {
     const say = (text) => this.say(text);
     this.people = new People({ sessionPath, clientId: this.clientId, token: this.token, say });
     this.people.knowRemoved(session.participants || []);
-    this.panel = new SidePanel(session, { sessionPath, token: this.token, say });
+    this.panel = new SidePanel(session, { sessionPath, token: this.token, say, setRules: (change) => this.setRules(change) });
     this.endButton = h("button", { type: "button", className: "danger", hidden: true, onclick: () => this.endInterview() }, "End interview");
     this.lockBox = h("input", { type: "checkbox", id: "lock-editing", onchange: () => this.setRules({ editing_locked: this.lockBox.checked }) });
     this.runBox = h("input", { type: "checkbox", id: "candidate-execution", onchange: () => this.setRules({ candidate_execution: this.runBox.checked }) });
@@ -143,12 +143,14 @@ class Pad {
       "Host controls",
     );
     this.kernelList = h("ul", { className: "kernels", "aria-label": "Kernels" });
+    this.testsButton = h("button", { type: "button", "data-runs": true, hidden: true, onclick: () => this.runTests(), title: "Run the notebook's cells up to its last test, in order" }, "✓ Run tests");
     this.interruptButton = h("button", { type: "button", "data-runs": true, onclick: () => this.kernelAction("interrupt") }, "■ Interrupt");
     this.restartButton = h("button", { type: "button", "data-runs": true, onclick: () => this.kernelAction("restart_kernel") }, "↻ Restart kernel");
     this.toolbar = h(
       "div",
       { className: "toolbar", role: "toolbar", "aria-label": "Notebook" },
       h("button", { type: "button", "data-runs": true, onclick: () => this.runAll(), "aria-label": "Run all cells" }, "▶▶ Run all"),
+      this.testsButton,
       runMenu([
         ["Run all cells above the selected one", () => this.runAbove()],
         ["Run the selected cell and all below", () => this.runBelow()],
@@ -314,6 +316,12 @@ class Pad {
       case "session_brief":
         this.panel.setBrief(data);
         break;
+      case "grade_finished":
+        this.panel.tests.showGrade(data);
+        break;
+      case "score_shared":
+        this.panel.tests.showScore(data);
+        break;
       case "complete_reply":
       case "inspect_reply":
         this.questions.get(data.request_id)?.(data);
@@ -329,6 +337,7 @@ class Pad {
       case "execution_finished": {
         if (this.running.get(data.cell_id) === data.execution_id) this.running.delete(data.cell_id);
         const view = this.viewOf(data.cell_id);
+        if (data.test) view?.showTest(data.test);
         view?.clearInput(data.execution_id);
         view?.showNotices(data.notices);
         if (!view) this.globalInput.replaceChildren();
@@ -424,9 +433,10 @@ class Pad {
     this.lockBox.checked = this.rules.editing_locked;
     this.runBox.checked = this.rules.candidate_execution;
     this.reviewBox.checked = data.review_after_end !== false;
+    this.panel.tests.setShared(data.share_score);
     this.timeLimitBox.value = data.time_limit ?? "";
     this.rateBox.value = data.runs_per_minute ?? "";
-    Object.assign(this.rules, { time_limit: data.time_limit ?? null, runs_per_minute: data.runs_per_minute ?? null, review_after_end: data.review_after_end !== false });
+    Object.assign(this.rules, { time_limit: data.time_limit ?? null, runs_per_minute: data.runs_per_minute ?? null, review_after_end: data.review_after_end !== false, share_score: !!data.share_score });
     if (this.ended) return;
     for (const view of this.views.values()) view.setReadOnly(!this.mayEdit, !this.mayRun);
     for (const button of this.toolbar.querySelectorAll("[data-runs]")) button.disabled = !this.mayRun;
@@ -499,6 +509,9 @@ class Pad {
       if (this.notebook.children[index] !== element) this.notebook.insertBefore(element, this.notebook.children[index] || null);
     });
     while (this.notebook.children.length > elements.length) this.notebook.lastElementChild.remove();
+    const tests = [...this.views.values()].some((view) => view.test);
+    this.testsButton.hidden = !tests;
+    this.panel.tests.setTests(tests);
     this.updateKernelControls();
     if (held && !this.pendingFocus && !held.view.element.isConnected) this.restoreFocus(held);
     if (elements.length === 1 && !this.views.size && document.activeElement === document.body) {
@@ -696,6 +709,14 @@ class Pad {
       const view = this.views.get(cell);
       if (view?.type === "code") this.run(view);
     }
+  }
+
+  /** The visible tests, in the shared kernel: every code cell up to the last test, in order
+   * (the answers define what the tests check). */
+  runTests() {
+    const views = this.cells.toArray().map((cell) => this.views.get(cell));
+    const last = views.findLastIndex((view) => view?.test);
+    if (last >= 0) this.runAll(0, last + 1);
   }
 
   /** Where the selected cell is, or -1 (and the reader is told) if no cell is selected. */

@@ -3,6 +3,7 @@
 // narrow screen it starts folded, so that the code comes first.
 import { api } from "./api.js";
 import { h } from "./dom.js";
+import { GradePanel } from "./grading.js";
 import { markdownHtml } from "./outputs.js";
 
 const OPEN_KEY = "kernelpad:side-panel";
@@ -19,7 +20,7 @@ export function clockText(seconds) {
 
 export class SidePanel {
   /** ``session``: the session as the API gives it; ``say``: how the page tells of a failure. */
-  constructor(session, { sessionPath, token, say }) {
+  constructor(session, { sessionPath, token, say, setRules }) {
     this.sessionPath = sessionPath;
     this.token = token;
     this.say = say;
@@ -61,7 +62,8 @@ export class SidePanel {
       this.notesStatus,
     );
 
-    this.element = h("aside", { id: "side-panel", className: "side-panel", "aria-label": "Question and notes" }, this.question, this.clockSection, this.notesSection);
+    this.tests = new GradePanel({ sessionPath, token, say, setRules });
+    this.element = h("aside", { id: "side-panel", className: "side-panel", "aria-label": "Question and notes" }, this.question, this.tests.element, this.clockSection, this.notesSection);
     this.toggle = h("button", { type: "button", className: "panel-toggle", "aria-controls": "side-panel", onclick: () => this.setOpen(this.element.hidden) }, "Question");
     const chosen = localStorage.getItem(OPEN_KEY);
     this.setOpen(chosen ? chosen === "open" : !window.matchMedia("(max-width: 900px)").matches, false);
@@ -80,6 +82,7 @@ export class SidePanel {
   setHost(host) {
     if (host === this.host) return;
     this.host = host;
+    this.tests.setHost(host);
     this.clockSection.hidden = this.notesSection.hidden = this.editButton.hidden = !host;
     this.toggle.textContent = host ? "Question & notes" : "Question";
     clearInterval(this.ticking);
@@ -197,5 +200,6 @@ export class SidePanel {
     clearInterval(this.ticking);
     this.editButton.hidden = true;
     this.notesField.readOnly = true;
+    this.tests.gradeButton.disabled = false; // grading needs no live kernel: it may go on
   }
 }
