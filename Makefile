@@ -73,7 +73,15 @@ $(HUB_PROXY): examples/package.json examples/package-lock.json | system-deps
 run: setup
 	$(BIN)/kernelpad --data-dir .kernelpad
 
-test: setup $(HUB_PROXY)
+# nbgrader, in a virtualenv of its own (it brings JupyterLab and Notebook, which kernelpad does
+# not need), for the test that grades the same submissions with nbgrader and with kernelpad.
+NBGRADER_VENV := .venv-nbgrader
+NBGRADER := $(NBGRADER_VENV)/bin/nbgrader
+$(NBGRADER):
+	$(PYTHON) -m venv $(NBGRADER_VENV)
+	$(NBGRADER_VENV)/bin/pip install --quiet 'nbgrader==0.9.6'
+
+test: setup $(HUB_PROXY) $(NBGRADER)
 	$(BIN)/pytest
 
 bench: setup
@@ -107,5 +115,5 @@ lint: setup
 	$(BIN)/mypy kernelpad
 
 clean:
-	rm -rf $(VENV) $(EG_VENV) $(VENDOR) kernelpad/web/static/dist $(FRONTEND)/node_modules \
+	rm -rf $(VENV) $(EG_VENV) $(NBGRADER_VENV) $(VENDOR) kernelpad/web/static/dist $(FRONTEND)/node_modules \
 		examples/node_modules examples/kernelpad-data
