@@ -136,6 +136,20 @@ async def test_a_community_kernel_through_the_gateway(api: Api, session: str) ->
     assert body["stdout"] == "42\n", body
 
 
+async def test_grading_runs_in_kernels_of_its_own_on_the_gateway(api: Api) -> None:
+    """The host's Grade starts its own kernels where the session's run: on the gateway."""
+    created = await api.create_session(question_id="two-sum")
+    sid, token = created["session_id"], created["host_token"]
+    await api.execute(sid, "live = 'untouched'")
+    graded = await api.post(f"/api/v1/sessions/{sid}/grades", token=token)
+    assert graded.status == 201, graded.body
+    # The stub raises NotImplementedError: every test fails, each said why.
+    assert graded.json["score"] == 0 and graded.json["max_score"] == 3
+    assert all("NotImplementedError" in r["error"] for r in graded.json["results"])
+    # The live kernel's state is as it was: grading did not run there.
+    assert (await api.execute(sid, "print(live)"))["stdout"] == "untouched\n"
+
+
 async def test_a_gateway_that_goes_away_mid_session(
     tmp_path: Path,
 ) -> None:
