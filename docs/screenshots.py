@@ -209,6 +209,15 @@ async def interview(browser: Browser, server: RunningServer, people: list[Person
     await candidate.run(solution)
     await candidate.run(tests)
     await expect(host.cell(tests).locator(".output-stream")).to_contain_text("pass")
+
+    # The host grades: the notebook in new kernels, every test, hidden ones too; only the
+    # host sees each test.
+    panel = host.page.locator("#tests-section")
+    await panel.get_by_role("button", name="Grade").click()
+    await expect(panel.locator("#grade-score")).to_have_text("3 of 3 points", timeout=60_000)
+    await host.page.evaluate("window.scrollTo(0, 0)")
+    await panel.scroll_into_view_if_needed()
+    await shoot(host.page, "grade")
     count = await host.cell(tests).locator(".count").inner_text()
     await host.type_in(tests, "\nassert two_sum([5, 5], 10) == (0, 1)")
     await host.run(tests)
