@@ -93,6 +93,7 @@ class Replay {
     this.timeline = timeline;
     this.edits = timeline.events.filter((event) => event.kind === "edit").map((event) => ({ ...event, update: bytes(event.update) }));
     this.runs = timeline.events.filter((event) => event.kind === "run");
+    this.grades = timeline.events.filter((event) => event.kind === "grade");
     this.names = new Map(timeline.participants.map((p) => [p.client_id, p.display_name]));
     // (Not Math.min(...times): a long interview has more events than a call has arguments.)
     const times = timeline.events.map((event) => event.at);
@@ -148,6 +149,8 @@ class Replay {
     }
     this.scrubber.value = String(Math.round((this.position - this.start) * 1000));
     this.time.textContent = `${clock(this.position - this.start)} / ${clock(this.end - this.start)}`;
+    const graded = this.grades.filter((grade) => grade.at <= this.position).pop();
+    this.score.textContent = graded ? `Score: ${graded.score} of ${graded.max_score} points (graded at ${clock(graded.at - this.start)})` : "Not graded yet";
     this.render();
   }
 
@@ -169,6 +172,8 @@ class Replay {
       oninput: () => this.seek(this.start + Number(this.scrubber.value) / 1000),
     });
     this.time = h("span", { id: "replay-time", className: "help", role: "timer", "aria-live": "off" });
+    // The score as it stood at this moment: the last grading before it.
+    this.score = h("span", { id: "replay-score", className: "help", hidden: this.grades.length === 0 });
     const span = Math.max(this.end - this.start, 0.001);
     const marks = h(
       "ol",
@@ -185,6 +190,27 @@ class Replay {
               title: `${clock(run.at - this.start)} ${run.language}: ${run.status}`,
               "aria-label": `Run at ${clock(run.at - this.start)}, ${run.language}, ${run.status}`,
               onclick: () => this.seek(this.doneAt(run)),
+            },
+            "",
+          ),
+        ),
+      ),
+    );
+    const gradings = h(
+      "ol",
+      { className: "run-marks grade-marks", "aria-label": "Gradings" },
+      this.grades.map((grade) =>
+        h(
+          "li",
+          { style: `left: ${(100 * (grade.at - this.start)) / span}%` },
+          h(
+            "button",
+            {
+              type: "button",
+              className: "grade-mark",
+              title: `${clock(grade.at - this.start)} graded: ${grade.score} of ${grade.max_score}`,
+              "aria-label": `Graded at ${clock(grade.at - this.start)}: ${grade.score} of ${grade.max_score} points`,
+              onclick: () => this.seek(grade.at),
             },
             "",
           ),
@@ -212,8 +238,9 @@ class Replay {
         this.speedSelect,
         h("label", { className: "switch" }, this.skipBox, " Skip idle gaps"),
         this.time,
+        this.score,
       ),
-      h("div", { className: "scrub" }, this.scrubber, marks),
+      h("div", { className: "scrub" }, this.scrubber, marks, gradings),
       h("ul", { className: "people legend", "aria-label": "Authors" }, people, h("li", {}, h("span", { className: "swatch" }), " kernelpad (the first notebook, outputs)")),
       h("main", {}, this.notebook),
     );
