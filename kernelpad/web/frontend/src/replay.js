@@ -198,7 +198,7 @@ class Replay {
     );
     const gradings = h(
       "ol",
-      { className: "run-marks grade-marks", "aria-label": "Gradings" },
+      { className: "run-marks grade-marks", "aria-label": "Gradings", hidden: this.grades.length === 0 },
       this.grades.map((grade) =>
         h(
           "li",
