@@ -259,6 +259,7 @@ class SessionManager:
         self._ending.add(session_id)
         try:
             self._active.pop(session_id, None)
+            self.grading.forget(session_id)  # read again if the host grades after the end
             review = self.access.rules(session_id).review_after_end
             self.access.forget(session_id)
             room = self.rooms.loaded(session_id)

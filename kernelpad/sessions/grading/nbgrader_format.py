@@ -134,13 +134,10 @@ def marks_of(cell: dict[str, Any]) -> Marks | None:
     return marks
 
 
-def _lines_without(
-    source: str, begin: str, end: str, stub: list[str] | None, what: str
-) -> tuple[str, str]:
+def _lines_without(source: str, begin: str, end: str, stub: list[str] | None, what: str) -> str:
     """``source`` with each ``begin``..``end`` region replaced by ``stub`` (indented as the
-    ``begin`` line) or removed, and the text of the regions, as nbgrader's line loop does."""
+    ``begin`` line) or removed, as nbgrader's line loop does."""
     kept: list[str] = []
-    inside: list[str] = []
     in_region = False
     for line in source.split("\n"):
         if begin in line:
@@ -152,13 +149,11 @@ def _lines_without(
                 kept.extend((indent.group(0) if indent else "") + part for part in stub)
         elif end in line:
             in_region = False
-        elif in_region:
-            inside.append(line)
-        else:
+        elif not in_region:
             kept.append(line)
     if in_region:
         raise QuestionFormatError(f"A {what} region has no end ({end}).")
-    return "\n".join(kept), "\n".join(inside)
+    return "\n".join(kept)
 
 
 def clear_solutions(source: str, stub: str) -> str:
@@ -166,12 +161,12 @@ def clear_solutions(source: str, stub: str) -> str:
     region is the stub whole."""
     if BEGIN_SOLUTION not in source:
         return stub
-    return _lines_without(source, BEGIN_SOLUTION, END_SOLUTION, stub.split("\n"), "solution")[0]
+    return _lines_without(source, BEGIN_SOLUTION, END_SOLUTION, stub.split("\n"), "solution")
 
 
 def clear_hidden_tests(source: str) -> str:
     """A test as released: its hidden regions removed, delimiter lines included."""
-    return _lines_without(source, BEGIN_HIDDEN, END_HIDDEN, None, "hidden tests")[0]
+    return _lines_without(source, BEGIN_HIDDEN, END_HIDDEN, None, "hidden tests")
 
 
 def release(cells: list[dict[str, Any]], language: str) -> Release | None:
