@@ -26,6 +26,7 @@ from kernelpad.web.languages import LanguagesHandler, TemplateHandler
 from kernelpad.web.metrics import MetricsHandler
 from kernelpad.web.openapi import build_openapi
 from kernelpad.web.pages import DIST, Bundle, BundleFile, HomePage, PadPage, ReplayPage
+from kernelpad.web.questions import QuestionsHandler
 from kernelpad.web.sessions import (
     ExecuteHandler,
     ExecutionsHandler,
@@ -33,7 +34,6 @@ from kernelpad.web.sessions import (
     NotesHandler,
     ParticipantHandler,
     ParticipantsHandler,
-    QuestionsHandler,
     ReadmissionHandler,
     SessionHandler,
     SessionsHandler,

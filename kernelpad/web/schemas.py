@@ -354,23 +354,6 @@ class NotebookQuery(QueryModel):
     )
 
 
-class QuestionOut(BaseModel):
-    id: str = Field(description="Give it as question_id to start an interview from it.")
-    title: str
-    description: str
-    language: str = Field(description="Its language's id; empty if this server lacks it.")
-    minutes: int | None = Field(None, description="How long it should take, if it says.")
-    tests: int = Field(0, description="Its tests (nbgrader's test cells).")
-    points: float = Field(0, description="What its tests are worth together.")
-    broken: str | None = Field(
-        None, description="Why it cannot be used (it is listed, but starts no interview)."
-    )
-
-
-class QuestionsOut(BaseModel):
-    questions: list[QuestionOut]
-
-
 class SessionListQuery(QueryModel):
     limit: int = Field(20, ge=1, le=100)
     offset: int = Field(0, ge=0, le=MAX_OFFSET)

@@ -31,8 +31,6 @@ from kernelpad.web.schemas import (
     NotesBody,
     NotesOut,
     ParticipantOut,
-    QuestionOut,
-    QuestionsOut,
     SessionCreated,
     SessionListQuery,
     SessionOut,
@@ -359,17 +357,6 @@ def _run_event(run: Execution) -> RunEvent:
         execution_count=run.execution_count,
         outputs=run.outputs,
     )
-
-
-class QuestionsHandler(ApiHandler):
-    @operation(
-        "The question library: notebooks to start interviews from",
-        responses={200: QuestionsOut},
-        tags=("sessions",),
-    )
-    async def get(self) -> None:
-        questions = await self.manager.questions.all()
-        self.respond(QuestionsOut(questions=[QuestionOut(**vars(q)) for q in questions]))
 
 
 class NotesHandler(ApiHandler):
