@@ -1,6 +1,6 @@
 // Controls of the pad's bars that hold no state of the interview: the Run menu, the code's
 // font size, the theme.
-import { h } from "./dom.js";
+import { h, showDialog } from "./dom.js";
 import { changeCodeSize } from "./editor.js";
 import { darkTheme, toggleTheme } from "./site.js";
 
@@ -71,4 +71,23 @@ export function themeButton() {
   document.addEventListener("kernelpad:theme", show);
   show();
   return button;
+}
+
+/** The keyboard shortcuts sheet (? or the toolbar's button). */
+export function showShortcuts() {
+  const rows = [
+    ["Shift+Enter", "Run the cell, go to the next"],
+    ["Ctrl+Enter", "Run the cell"],
+    ["Tab (after a word)", "Complete, from the kernel"],
+    ["Ctrl+Space", "Complete, anywhere"],
+    ["Shift+Tab", "The kernel's documentation of what is at the cursor"],
+    ["Tab / Shift+Tab", "At the start of a line: indent, dedent"],
+    ["Ctrl+Z", "In a cell: undo your typing. Outside: bring back the cell you deleted or moved"],
+    ["Escape", "Close a list or the documentation"],
+    ["?", "This list"],
+  ];
+  showDialog(
+    "Keyboard shortcuts",
+    h("table", { className: "shortcuts" }, h("tbody", {}, ...rows.map(([keys, what]) => h("tr", {}, h("th", { scope: "row" }, h("kbd", {}, keys)), h("td", {}, what))))),
+  );
 }
