@@ -7,11 +7,12 @@ import { WebsocketProvider } from "y-websocket";
 import { api, languages as fetchLanguages } from "./api.js";
 import { CellView } from "./cell.js";
 import { NotebookCommands } from "./notebook.js";
-import { codeSizeButtons, runMenu, showShortcuts, themeButton } from "./controls.js";
+import { buildHostControls, buildToolbar } from "./bars.js";
+import { showShortcuts, themeButton } from "./controls.js";
 import { Channel } from "./channel.js";
 import { ticketedWebSocket } from "./ticketed.js";
 import { confirmDialog, h } from "./dom.js";
-import { afterTheEnd, downloadNotebook, notice } from "./ended.js";
+import { afterTheEnd, notice } from "./ended.js";
 import { People, safeColour } from "./people.js";
 import { SidePanel } from "./side_panel.js";
 import { base, wsBase } from "./site.js";
@@ -51,6 +52,7 @@ function askName() {
 class Pad extends NotebookCommands {
   constructor({ name, languages, session, participant }) {
     super();
+    this.sessionId = sessionId;
     this.name = name;
     this.clientId = participant.client_id;
     this.participantToken = participant.participant_token;
@@ -84,86 +86,8 @@ class Pad extends NotebookCommands {
     this.people = new People({ sessionPath, clientId: this.clientId, token: this.token, say });
     this.people.knowRemoved(session.participants || []);
     this.panel = new SidePanel(session, { sessionPath, token: this.token, say, setRules: (change) => this.setRules(change) });
-    this.endButton = h("button", { type: "button", className: "danger", hidden: true, onclick: () => this.endInterview() }, "End interview");
-    this.lockBox = h("input", { type: "checkbox", id: "lock-editing", onchange: () => this.setRules({ editing_locked: this.lockBox.checked }) });
-    this.runBox = h("input", { type: "checkbox", id: "candidate-execution", onchange: () => this.setRules({ candidate_execution: this.runBox.checked }) });
-    this.reviewBox = h("input", { type: "checkbox", id: "review-after-end", onchange: () => this.setRules({ review_after_end: this.reviewBox.checked }) });
-    // The interview's limits, within the server's (empty: the server's).
-    const limit = (id, max, unit, change) =>
-      h("input", {
-        type: "number",
-        id,
-        min: 1,
-        max: max || undefined,
-        step: 1,
-        inputmode: "numeric",
-        placeholder: max ? `${max}` : "∞",
-        title: max ? `At most ${max} ${unit} on this server; empty: that` : "No limit on this server; empty: none",
-        onchange: (event) => {
-          const value = Number(event.target.value) || 0;
-          if (max && value > max) {
-            this.say(`This server allows at most ${max} ${unit}.`);
-            this.applyRules(this.rules);
-            return;
-          }
-          this.setRules(change(value));
-        },
-      });
-    this.timeLimitBox = limit("time-limit", session.server_time_limit, "s", (value) => ({ time_limit: value }));
-    this.rateBox = limit("runs-per-minute", session.server_runs_per_minute, "runs a minute", (value) => ({ runs_per_minute: value }));
-    this.hostControls = h(
-      "div",
-      { id: "host-controls", className: "host-controls", role: "group", hidden: true, "aria-label": "Host controls" },
-      h("label", { className: "switch" }, this.lockBox, " Lock editing"),
-      h("label", { className: "switch" }, this.runBox, " Candidates may run code"),
-      h("label", { className: "switch", title: "Once the interview has ended, candidates may still open its final notebook, read-only" }, this.reviewBox, " Candidates see the final notebook"),
-      h("label", { className: "limit" }, "Time limit (s) ", this.timeLimitBox),
-      h("label", { className: "limit" }, "Runs a minute ", this.rateBox),
-      h("button", { type: "button", className: "secondary", onclick: () => downloadNotebook(this.token, say) }, "Download .ipynb"),
-      h("a", { href: `${base}s/${encodeURIComponent(sessionId)}/replay`, target: "_blank", rel: "noopener" }, "Replay"),
-      this.endButton,
-    );
-    // On a narrow screen the host's controls fold away behind this button (CSS shows it there):
-    // the code comes first.
-    this.hostToggle = h(
-      "button",
-      {
-        type: "button",
-        className: "host-toggle secondary",
-        hidden: true,
-        "aria-expanded": "false",
-        "aria-controls": "host-controls",
-        onclick: () => {
-          const open = this.hostControls.classList.toggle("open");
-          this.hostToggle.setAttribute("aria-expanded", String(open));
-        },
-      },
-      "Host controls",
-    );
-    this.kernelList = h("ul", { className: "kernels", "aria-label": "Kernels" });
-    this.testsButton = h("button", { type: "button", "data-runs": true, hidden: true, onclick: () => this.runTests(), title: "Run the notebook's cells up to its last test, in order" }, "✓ Run tests");
-    this.interruptButton = h("button", { type: "button", "data-runs": true, onclick: () => this.kernelAction("interrupt") }, "■ Interrupt");
-    this.restartButton = h("button", { type: "button", "data-runs": true, onclick: () => this.kernelAction("restart_kernel") }, "↻ Restart kernel");
-    this.toolbar = h(
-      "div",
-      { className: "toolbar", role: "toolbar", "aria-label": "Notebook" },
-      h("button", { type: "button", "data-runs": true, onclick: () => this.runAll(), "aria-label": "Run all cells" }, "▶▶ Run all"),
-      this.testsButton,
-      runMenu([
-        ["Run all cells above the selected one", () => this.runAbove()],
-        ["Run the selected cell and all below", () => this.runBelow()],
-        ["Restart the kernel and run all cells", () => this.restartAndRunAll()],
-      ]),
-      this.interruptButton,
-      this.restartButton,
-      h("button", { type: "button", "data-edits": true, onclick: () => this.addCell("code"), "aria-label": "Add a code cell at the end" }, "+ Code"),
-      h("button", { type: "button", "data-edits": true, onclick: () => this.addCell("markdown"), "aria-label": "Add a Markdown cell at the end" }, "+ Markdown"),
-      h("button", { type: "button", "data-edits": true, onclick: () => this.clearOutputs(), "aria-label": "Clear all outputs" }, "Clear outputs"),
-      h("button", { type: "button", className: "icon", onclick: () => showShortcuts(), "aria-label": "Keyboard shortcuts", title: "Keyboard shortcuts (?)" }, "?"),
-      codeSizeButtons(),
-      this.panel.toggle,
-      this.kernelList,
-    );
+    buildHostControls(this, session);
+    buildToolbar(this);
     this.messages = h("div", { className: "messages", role: "alert", "aria-live": "assertive" });
     this.banner = h("div", { className: "banner", hidden: true, role: "status" });
     this.globalInput = h("div", { className: "input-request" });
