@@ -16,7 +16,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from kernelpad.sessions.models import Grade, Session
+from kernelpad.sessions.models import Grade, Session, TestResult
 
 KernelState = Literal["starting", "idle", "busy", "restarting", "dead"]
 
@@ -65,6 +65,16 @@ class TestScore(BaseModel):
     passed: bool
     #: Why it lost points (for the host only).
     error: str | None = None
+
+    @classmethod
+    def of(cls, result: TestResult) -> TestScore:
+        return cls(
+            grade_id=result.grade_id,
+            points=result.points,
+            score=result.score,
+            passed=result.passed,
+            error=result.error,
+        )
 
 
 class ExecutionFinished(RunEvent):
@@ -154,16 +164,7 @@ class GradeFinished(Event):
             author=grade.author,
             score=grade.score,
             max_score=grade.max_score,
-            results=[
-                TestScore(
-                    grade_id=r.grade_id,
-                    points=r.points,
-                    score=r.score,
-                    passed=r.passed,
-                    error=r.error,
-                )
-                for r in grade.results
-            ],
+            results=[TestScore.of(result) for result in grade.results],
         )
 
 

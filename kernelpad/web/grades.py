@@ -36,16 +36,7 @@ class GradeOut(BaseModel):
             score=grade.score,
             max_score=grade.max_score,
             duration=round(grade.duration, 3),
-            results=[
-                TestScore(
-                    grade_id=r.grade_id,
-                    points=r.points,
-                    score=r.score,
-                    passed=r.passed,
-                    error=r.error,
-                )
-                for r in grade.results
-            ],
+            results=[TestScore.of(result) for result in grade.results],
         )
 
 

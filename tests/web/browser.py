@@ -86,14 +86,18 @@ class Person:
 
 
 async def start_interview(
-    browser: Browser, server: RunningServer, **viewport: int
+    browser: Browser, server: RunningServer, question: str | None = None, **viewport: int
 ) -> tuple[Person, str]:
-    """The interviewer starts an interview from "/" and opens it as the host."""
+    """The interviewer starts an interview from "/" (from ``question``, the label of the
+    start page's choice, if given) and opens it as the host."""
     host = await Person.open(browser, **viewport)
     page = host.page
     await page.goto(server.base_url + "/")
     await page.get_by_label("Your name").fill("Grace")
-    await page.get_by_label("Title (optional)").fill("Pairing with Alan")
+    if question is None:
+        await page.get_by_label("Title (optional)").fill("Pairing with Alan")
+    else:
+        await page.get_by_label("Start from").select_option(label=question)
     await page.get_by_role("button", name="Start the interview").click()
     join_link = await page.locator("#join-link").input_value()
     assert re.fullmatch(re.escape(server.base_url) + r"/s/[\w-]+", join_link), join_link

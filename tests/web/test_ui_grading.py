@@ -11,7 +11,7 @@ from playwright.async_api import Browser, expect
 
 from kernelpad.config import Settings
 from tests.conftest import RunningServer, make_settings
-from tests.web.browser import ARTIFACTS, Person, join
+from tests.web.browser import ARTIFACTS, Person, join, start_interview
 
 # What only grading may see of "Two sum": its solution and its hidden tests.
 HIDDEN = ("number -> its index", "[-4, 10, 1]", "399_997", "BEGIN")
@@ -53,15 +53,8 @@ async def shows_nothing_hidden(person: Person) -> None:
 async def test_the_candidate_runs_the_tests_and_the_interviewer_grades(
     browser: Browser, server: RunningServer, artifacts: Path
 ) -> None:
-    host = await Person.open(browser)
+    host, link = await start_interview(browser, server, "Two sum (Python 3) · with tests")
     page = host.page
-    await page.goto(server.base_url + "/")
-    await page.get_by_label("Your name").fill("Grace")
-    await page.get_by_label("Start from").select_option(label="Two sum (Python 3) · with tests")
-    await page.get_by_role("button", name="Start the interview").click()
-    link = await page.locator("#join-link").input_value()
-    await page.get_by_role("link", name="Open the interview").click()
-    await expect(page.locator("#connection-status")).to_have_text("Connected")
     candidate = await join(browser, link, "Alan")
     theirs = candidate.page
     # The tests are the interviewer's: tagged, locked for the candidate, not for the host.
