@@ -39,6 +39,15 @@ def new_notebook(code: str, language: str) -> dict[str, Any]:
     }
 
 
+# What a run cut short by a server's stop says, under what it printed until then.
+CUT_SHORT = {
+    "output_type": "stream",
+    "name": "stderr",
+    "text": "This run stopped here: the server restarted while it ran. What it printed after"
+    " this point, if anything, is lost, and so is its kernel.\n",
+}
+
+
 class SessionDocument:
     """The notebook of one session."""
 
@@ -191,12 +200,17 @@ class SessionDocument:
                     youtputs.extend(self.notebook._create_youtputs([output]))
 
     def reset_running(self) -> None:
-        """Mark every cell idle (no run is going on when a document is loaded)."""
+        """Mark every cell idle (no run is going on when a document is loaded), and say on each
+        that was running why its run stopped there: whoever reads it must not wait for more."""
         running = [cell for cell in self._cells() if cell.get("execution_state") == "running"]
         if running:
             with self.ydoc.transaction():
                 for cell in running:
                     cell["execution_state"] = "idle"
+                    youtputs = cell.get("outputs")
+                    if not isinstance(youtputs, Array):
+                        youtputs = cell["outputs"] = Array()
+                    youtputs.extend(self.notebook._create_youtputs([CUT_SHORT]))
 
     def end_run(self, cell_id: str, execution_count: int | None) -> None:
         cell = self._code_cell(cell_id)

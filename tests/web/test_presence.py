@@ -386,7 +386,7 @@ async def test_nobody_joins_a_room_whose_session_has_ended(server: RunningServer
         await manager.room(sid)
 
 
-async def test_a_cell_left_running_by_a_stopped_server_is_idle_after_a_restart(
+async def test_a_cell_left_running_by_a_stopped_server_is_idle_and_says_why_after_a_restart(
     tmp_path: Path,
 ) -> None:
     settings = make_settings(tmp_path / "data", kernel_pool_size={"python": 0})
@@ -410,7 +410,16 @@ async def test_a_cell_left_running_by_a_stopped_server_is_idle_after_a_restart(
             lambda: YNotebook(again.doc).ycells[0].get("execution_state") == "idle",
             "the cell to be idle",
         )
+        # It says why its run stopped there.
+        (said,) = YNotebook(again.doc).get()["cells"][0]["outputs"]
+        assert said["name"] == "stderr" and "the server restarted while it ran" in said["text"]
         await again.close()
+    # Said once: a third start finds nothing running.
+    async with running_server(settings) as third:
+        once = await YjsClient.connect(third, sid)
+        await eventually(lambda: once.cell_count == 1, "sync")
+        assert len(YNotebook(once.doc).get()["cells"][0]["outputs"]) == 1
+        await once.close()
 
 
 async def test_nobody_changes_another_participants_presence(
