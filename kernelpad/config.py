@@ -198,6 +198,11 @@ class Settings(BaseSettings):
         ge=0,
     )
     kernel_start_timeout: float = setting(60.0, "Seconds a kernel has to start.", gt=0)
+    kernels_on_exit: Literal["stop", "keep"] = setting(
+        "stop",
+        "What a stopping server does with its sessions' kernels: stop them, or keep them for the"
+        " next server to take back (kernels on a gateway only, for now).",
+    )
 
     # Remote kernels: a Kernel Gateway, an Enterprise Gateway or a Jupyter Server
     gateway_url: str | None = setting(

@@ -289,6 +289,7 @@ def session_options(settings: Settings) -> SessionOptions:
             max_output=settings.code_max_output_size,
             flood_limit=settings.output_flood_limit,
             queue_size=settings.execution_queue_size,
+            keep_kernels=settings.kernels_on_exit == "keep",
         ),
         run_limits=RunLimits(
             enabled=settings.enable_server_execution,

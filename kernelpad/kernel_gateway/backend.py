@@ -14,9 +14,26 @@ from kernelpad.kernels.languages import InstalledLanguage
 
 
 class GatewayBackend(KernelBackend):
+    keeps_kernels = True  # the gateway runs them, whatever becomes of this server
+
     def __init__(self, client: GatewayClient, start_timeout: float = 60.0) -> None:
         self.client = client
         self.start_timeout = start_timeout
+
+    async def attach(self, kernel_id: str, language: InstalledLanguage) -> GatewayKernel | None:
+        if not await self.client.exists(kernel_id):
+            return None
+        kernel = GatewayKernel(kernel_id, language, self.client)
+        try:
+            await kernel.connect()
+            info = await kernel.request("kernel_info_request", {}, self.start_timeout)
+        except Exception:
+            info = None
+        if info is None:
+            await kernel.detach()
+            return None
+        kernel.language_info = info["content"].get("language_info", {})
+        return kernel
 
     async def start(self, language: InstalledLanguage) -> GatewayKernel:
         kernel_id = await self.client.start(language.kernel_name)

@@ -200,16 +200,26 @@ class GatewayKernel(KernelHandle):
     async def interrupt(self) -> None:
         await self._client.interrupt(self.kernel_id)
 
-    async def shutdown(self) -> None:
+    async def detach(self) -> None:
+        """Close the channels; the kernel stays on the gateway for a later server."""
         if self._closed:
             return
         self._closed = True
+        await self._close_channels()
+
+    async def _close_channels(self) -> None:
         if self._socket is not None:
             self._socket.close()
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._pump
+
+    async def shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        await self._close_channels()
         try:
             await self._client.delete(self.kernel_id)
         except Exception:

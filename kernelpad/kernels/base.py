@@ -120,6 +120,11 @@ class KernelHandle(abc.ABC):
     async def interrupt(self) -> None:
         """Ask the kernel to stop what it runs, keeping its state."""
 
+    async def detach(self) -> None:
+        """Let go of the kernel without stopping it, for a later server to take back. A kernel
+        that cannot outlive this server (a local one, for now) is shut down."""
+        await self.shutdown()
+
     @abc.abstractmethod
     async def shutdown(self) -> None:
         """Stop the kernel and release everything it holds. Safe to call twice."""
@@ -133,6 +138,13 @@ class KernelHandle(abc.ABC):
 class KernelBackend(abc.ABC):
     """Starts kernels for languages."""
 
+    #: Its kernels outlive this server (a gateway runs them): a later server may take them back.
+    keeps_kernels = False
+
     @abc.abstractmethod
     async def start(self, language: InstalledLanguage) -> KernelHandle:
         """Start a kernel for ``language`` and return it once it answers ``kernel_info``."""
+
+    async def attach(self, kernel_id: str, language: InstalledLanguage) -> KernelHandle | None:
+        """The kernel ``kernel_id``, started by an earlier server, if it still answers."""
+        return None

@@ -235,6 +235,13 @@ class KernelRunner:
         """A new kernel, now: variables are gone (a run in progress ends as kernel_died)."""
         await self._replace_kernel("restart requested")
 
+    async def detach(self) -> None:
+        """Let go of the kernel, running, for a later server (see ``KernelHandle.detach``)."""
+        self._closed = True
+        kernel, self.kernel = self.kernel, None
+        if kernel is not None:
+            await kernel.detach()
+
     async def close(self) -> None:
         """Shut the kernel down; a run in progress ends as ``kernel_died``."""
         self._closed = True

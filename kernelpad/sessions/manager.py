@@ -114,6 +114,10 @@ class SessionManager:
         self._culler: asyncio.Task[None] | None = None
         self._closing = False
 
+    async def _still_active(self, session_id: str) -> bool:
+        session = await self.store.get_session(session_id)
+        return session is not None and session.status == ACTIVE
+
     def _gate(self, session_id: str) -> Gate:
         return functools.partial(self.access.check, session_id)
 
@@ -121,6 +125,10 @@ class SessionManager:
         """Fill the kernel pool and start the periodic culler."""
         await self.questions.install_examples()
         self.pool.fill()
+        try:
+            await self.runs.reattach(self._still_active)
+        except Exception:
+            log.exception("the kernels an earlier server left were not taken back")
         self._culler = asyncio.create_task(self._cull_forever())
 
     async def close(self) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from kernelpad import metrics
+from kernelpad.errors import KernelpadError
 from kernelpad.kernels.execution import MIN_TIME_LIMIT
 from kernelpad.kernels.languages import InstalledLanguage, LanguageRegistry
 from kernelpad.kernels.pool import KernelPool
@@ -39,6 +40,8 @@ class RunSettings:
     max_output: int = 1_000_000
     flood_limit: int = 10_000_000
     queue_size: int = 10
+    #: A stopping server leaves its sessions' kernels running where they can outlive it.
+    keep_kernels: bool = False
 
     def limits(self, time_limit_ms: int | None, hosts: float | None = None) -> Limits:
         """A run's limits: the time it asks for, within the host's limit for the interview
@@ -80,6 +83,7 @@ class Runs:
         self.rooms = rooms
         self.active_language = active_language
         self._runners: dict[tuple[str, str], KernelRunner] = {}
+        self._kept: dict[tuple[str, str], str] = {}  # the kernel id stored for each runner
         #: How a run of one of the question's tests went (set by the manager: grading's).
         self.visible_test: VisibleTest | None = None
 
@@ -146,6 +150,7 @@ class Runs:
             )
             await self.store.add_execution(execution)
             _count(execution)
+            await self._keep(session_id, installed.language.id, runner)
             if run is not None:
                 tested: dict[str, TestScore] = {}
                 if self.visible_test is not None and room is not None and cell_id is not None:
@@ -254,6 +259,7 @@ class Runs:
         """Shut the session's kernels down (it has ended)."""
         keys = [key for key in self._runners if key[0] == session_id]
         await asyncio.gather(*(self._runners.pop(key).close() for key in keys))
+        await self._forget(session_id)
 
     async def cull(self, idle_timeout: float) -> None:
         """Shut down kernels idle for longer than ``idle_timeout`` seconds."""
@@ -263,11 +269,60 @@ class Runs:
                 del self._runners[key]
                 log.info("session %s: shutting down its idle %s kernel", *key, extra=about(*key))
                 await runner.close()
+                await self._forget(*key)
 
     async def close(self) -> None:
-        """Shut every session's kernels down (the server is stopping)."""
+        """Shut every session's kernels down (the server is stopping), or leave them running for
+        the next server if they can outlive this one and the operator says so."""
         runners, self._runners = list(self._runners.values()), {}
-        await asyncio.gather(*(runner.close() for runner in runners))
+        keep = self.settings.keep_kernels and self.pool.backend.keeps_kernels
+        await asyncio.gather(*(runner.detach() if keep else runner.close() for runner in runners))
+
+    async def _keep(self, session_id: str, language: str, runner: KernelRunner) -> None:
+        """Store which kernel the session's language runs in (where kernels outlive a server),
+        when it changes."""
+        kernel = runner.kernel
+        if kernel is None or not self.pool.backend.keeps_kernels:
+            return
+        if self._kept.get((session_id, language)) != kernel.kernel_id:
+            await self.store.save_kernel(session_id, language, kernel.kernel_id)
+            self._kept[(session_id, language)] = kernel.kernel_id
+
+    async def _forget(self, session_id: str, language: str | None = None) -> None:
+        for key in [k for k in self._kept if k[0] == session_id and language in (None, k[1])]:
+            del self._kept[key]
+        if self.pool.backend.keeps_kernels:
+            await self.store.forget_kernels(session_id, language)
+
+    async def reattach(self, active: Callable[[str], Awaitable[bool]]) -> int:
+        """Take back the kernels an earlier server left running, for the sessions still
+        active: their next run finds their variables. Returns how many were taken back."""
+        if not self.pool.backend.keeps_kernels:
+            return 0
+        taken = 0
+        for session_id, language, kernel_id in await self.store.session_kernels():
+            kernel = None
+            if await active(session_id):
+                try:
+                    installed = self.registry.get(language)
+                except KernelpadError:
+                    installed = None  # no longer offered here: it is not taken back
+                if installed is not None:
+                    kernel = await self.pool.backend.attach(kernel_id, installed)
+            if kernel is None:
+                await self.store.forget_kernels(session_id, language)
+                continue
+            self.runner(session_id, kernel.language).kernel = kernel
+            self._kept[(session_id, language)] = kernel_id
+            taken += 1
+            log.info(
+                "session %s: took its %s kernel %s back",
+                session_id,
+                language,
+                kernel_id,
+                extra=about(session_id, language),
+            )
+        return taken
 
     def kernels(self) -> dict[tuple[str, str], int]:
         """How many kernels there are, by language and state, for /metrics."""

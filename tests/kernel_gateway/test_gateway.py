@@ -150,6 +150,37 @@ async def test_grading_runs_in_kernels_of_its_own_on_the_gateway(api: Api) -> No
     assert (await api.execute(sid, "print(live)"))["stdout"] == "untouched\n"
 
 
+@pytest.mark.parametrize("on_exit", ["keep", "stop"])
+async def test_a_restart_takes_the_gateways_kernels_back_if_kept(
+    tmp_path: Path, gateway: Gateway, on_exit: str
+) -> None:
+    """With KERNELS_ON_EXIT=keep a stopping server leaves its sessions' kernels on the gateway,
+    and the next server takes them back: the variables are there, the count goes on, nobody
+    is told of a new kernel. With stop (the default) the next run has a new kernel, and says so."""
+    settings = make_settings(
+        tmp_path / "data",
+        kernel_pool_size={"python": 0},
+        gateway_url=gateway.url,
+        gateway_auth_token=TOKEN,
+        kernels_on_exit=on_exit,
+    )
+    async with running_server(settings) as first:
+        sid = (await first.api.create_session())["session_id"]
+        before = await first.api.execute(sid, "x = 41")
+    async with running_server(settings) as second:
+        after = await second.api.execute(sid, "print(x + 1)")
+        if on_exit == "keep":
+            assert after["stdout"] == "42\n", after
+            assert not after["new_kernel"] and after["notices"] == []
+            assert after["execution_count"] == before["execution_count"] + 1
+        else:
+            assert after["status"] == "error" and after["error"]["ename"] == "NameError"
+            assert after["new_kernel"] and "started a new Python" in after["notices"][0]
+        # The session's end stops the kernel on the gateway, and nothing is kept for it.
+        await second.server.manager.runs.close_session(sid)
+        assert await second.server.manager.store.session_kernels() == []
+
+
 async def test_a_gateway_that_goes_away_mid_session(
     tmp_path: Path,
 ) -> None:

@@ -9,10 +9,10 @@ from dataclasses import asdict
 from typing import Any
 
 from kernelpad.sessions.models import Grade, TestResult
-from kernelpad.sessions.storage.worker import DatabaseWorker
+from kernelpad.sessions.storage.kernels import KernelRecords
 
 
-class GradeRecords(DatabaseWorker):
+class GradeRecords(KernelRecords):
     """Tests and grades of sessions (a part of :class:`~.store.SessionStore`)."""
 
     async def save_tests(self, session_id: str, tests: dict[str, Any]) -> None:

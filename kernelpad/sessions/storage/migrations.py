@@ -159,6 +159,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX grades_by_session ON grades (session_id, at);
         """,
     ),
+    Migration(
+        8,
+        "the kernel each session's language runs in, where a server after this one can take it"
+        " back (kernels on a gateway)",
+        """
+        CREATE TABLE session_kernels (
+            session_id TEXT NOT NULL REFERENCES sessions (id) ON DELETE CASCADE,
+            language TEXT NOT NULL,
+            kernel_id TEXT NOT NULL,
+            PRIMARY KEY (session_id, language)
+        );
+        """,
+    ),
 )
 
 
