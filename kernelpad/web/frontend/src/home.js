@@ -156,7 +156,9 @@ async function main() {
     status.textContent = error.message;
   }
   submit.disabled = false;
-  (hubUser ? languageSelect : nameInput).focus();
+  // Where to start, unless the reader has started already (typing in a field while the
+  // languages loaded): the keyboard is not taken from under them.
+  if (!document.activeElement || document.activeElement === document.body) (hubUser ? languageSelect : nameInput).focus();
 }
 
 main();
