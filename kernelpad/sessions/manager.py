@@ -114,10 +114,6 @@ class SessionManager:
         self._culler: asyncio.Task[None] | None = None
         self._closing = False
 
-    async def _still_active(self, session_id: str) -> bool:
-        session = await self.store.get_session(session_id)
-        return session is not None and session.status == ACTIVE
-
     def _gate(self, session_id: str) -> Gate:
         return functools.partial(self.access.check, session_id)
 
@@ -125,10 +121,6 @@ class SessionManager:
         """Fill the kernel pool and start the periodic culler."""
         await self.questions.install_examples()
         self.pool.fill()
-        try:
-            await self.runs.reattach(self._still_active)
-        except Exception:
-            log.exception("the kernels an earlier server left were not taken back")
         self._culler = asyncio.create_task(self._cull_forever())
 
     async def close(self) -> None:
@@ -370,6 +362,11 @@ class SessionManager:
         if session.status != ACTIVE or session_id in self._ending:
             raise SessionEnded(f"Session {session_id} has ended.")
         self.access.remember(session)
+        try:
+            # Its kernels, if an earlier server left them running: a page that joins sees them.
+            await self.runs.take_back(session_id)
+        except Exception:
+            log.exception("session %s: its kernels were not taken back", session_id)
         room = await self.rooms.get(session)
         if self._ends != ends and (
             session_id in self._ending or (await self.get(session_id)).status != ACTIVE

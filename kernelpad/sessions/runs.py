@@ -84,6 +84,7 @@ class Runs:
         self.active_language = active_language
         self._runners: dict[tuple[str, str], KernelRunner] = {}
         self._kept: dict[tuple[str, str], str] = {}  # the kernel id stored for each runner
+        self._taken_back: set[str] = set()  # sessions whose kept kernels were looked for
         #: How a run of one of the question's tests went (set by the manager: grading's).
         self.visible_test: VisibleTest | None = None
 
@@ -103,6 +104,7 @@ class Runs:
         holds the lines its input requests are answered with."""
         session_language = await self.active_language(session_id)
         self.access.check_run(session_id, role, code)
+        await self.take_back(session_id)
         installed = self.registry.get(language or session_language)
         runner = self.runner(session_id, installed)
         # A run refused for a full queue does not count against the rate limit.
@@ -294,21 +296,23 @@ class Runs:
         if self.pool.backend.keeps_kernels:
             await self.store.forget_kernels(session_id, language)
 
-    async def reattach(self, active: Callable[[str], Awaitable[bool]]) -> int:
-        """Take back the kernels an earlier server left running, for the sessions still
-        active: their next run finds their variables. Returns how many were taken back."""
-        if not self.pool.backend.keeps_kernels:
+    async def take_back(self, session_id: str) -> int:
+        """Take back the session's kernels an earlier server left running (on a gateway), the
+        first time this server serves the session: its next run finds its variables. Only
+        then, and only that session's: behind a proxy, another process may serve the others.
+        Returns how many were taken back."""
+        if not self.pool.backend.keeps_kernels or session_id in self._taken_back:
             return 0
+        self._taken_back.add(session_id)
         taken = 0
-        for session_id, language, kernel_id in await self.store.session_kernels():
+        for _, language, kernel_id in await self.store.session_kernels(session_id):
             kernel = None
-            if await active(session_id):
-                try:
-                    installed = self.registry.get(language)
-                except KernelpadError:
-                    installed = None  # no longer offered here: it is not taken back
-                if installed is not None:
-                    kernel = await self.pool.backend.attach(kernel_id, installed)
+            try:
+                installed = self.registry.get(language)
+            except KernelpadError:
+                installed = None  # no longer offered here: it is not taken back
+            if installed is not None and (session_id, language) not in self._runners:
+                kernel = await self.pool.backend.attach(kernel_id, installed)
             if kernel is None:
                 await self.store.forget_kernels(session_id, language)
                 continue

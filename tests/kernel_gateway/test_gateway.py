@@ -25,6 +25,7 @@ from tests.conftest import (
     make_settings,
     running_server,
 )
+from tests.web.clients import JsonClient
 
 TOKEN = "gateway-test-token"
 
@@ -168,6 +169,10 @@ async def test_a_restart_takes_the_gateways_kernels_back_if_kept(
         sid = (await first.api.create_session())["session_id"]
         before = await first.api.execute(sid, "x = 41")
     async with running_server(settings) as second:
+        # A page that joins sees the kernel it had: taken back as the session opens here.
+        page, state = await JsonClient.join(second, sid, "c-page", "Ada")
+        assert state["kernels"] == ({"python": "idle"} if on_exit == "keep" else {})
+        await page.aclose()
         after = await second.api.execute(sid, "print(x + 1)")
         if on_exit == "keep":
             assert after["stdout"] == "42\n", after

@@ -26,12 +26,15 @@ class KernelRecords(DatabaseWorker):
             args = (session_id, language)
         await self._call(self._execute, sql, args)
 
-    async def session_kernels(self) -> list[tuple[str, str, str]]:
-        """Every kernel kept: (session id, language, kernel id)."""
-        return await self._call(self._session_kernels)
+    async def session_kernels(self, session_id: str | None = None) -> list[tuple[str, str, str]]:
+        """The kernels kept (of one session, if given): (session id, language, kernel id)."""
+        return await self._call(self._session_kernels, session_id)
 
-    def _session_kernels(self) -> list[tuple[str, str, str]]:
+    def _session_kernels(self, session_id: str | None) -> list[tuple[str, str, str]]:
+        where, args = ("WHERE session_id = ?", (session_id,)) if session_id else ("", ())
         rows = self.conn.execute(
-            "SELECT session_id, language, kernel_id FROM session_kernels ORDER BY session_id"
+            f"SELECT session_id, language, kernel_id FROM session_kernels {where}"
+            " ORDER BY session_id",
+            args,
         ).fetchall()
         return [(row["session_id"], row["language"], row["kernel_id"]) for row in rows]
