@@ -20,7 +20,7 @@ from kernelpad.sessions.events import GradeFinished, ScoreShared, TestScore
 from kernelpad.sessions.grading.grader import Grader
 from kernelpad.sessions.grading.nbgrader_format import Release, TestCell
 from kernelpad.sessions.grading.scores import score_of
-from kernelpad.sessions.models import Execution, Grade, Session
+from kernelpad.sessions.models import Execution, Grade, Session, TestResult
 from kernelpad.sessions.room.registry import Rooms
 from kernelpad.sessions.storage.store import SessionStore
 
@@ -66,6 +66,9 @@ class Grading:
 
     def forget(self, session_id: str) -> None:
         self._tests.pop(session_id, None)
+        lock = self._locks.get(session_id)
+        if lock is not None and not lock.locked():
+            del self._locks[session_id]
 
     async def visible_result(
         self, session_id: str, grade_id: str | None, execution: Execution
@@ -78,8 +81,11 @@ class Grading:
         if test is None:
             return None
         scored = score_of(execution.status, execution.outputs, test.points)
-        passed = scored.error is None and scored.score == test.points
-        return TestScore(grade_id=grade_id, points=test.points, score=scored.score, passed=passed)
+        # Passed as a grading's test passes (TestResult's rule); the error is the outputs'.
+        result = TestResult(grade_id, test.points, scored.score, scored.error)
+        return TestScore(
+            grade_id=grade_id, points=test.points, score=scored.score, passed=result.passed
+        )
 
     async def grade(self, session: Session, author: str | None) -> Grade:
         """Grade the session's notebook as it is now; the host's pages are told each test, the
