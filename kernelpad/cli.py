@@ -13,7 +13,7 @@ import pydantic
 
 from kernelpad import __version__, logs
 from kernelpad.config import Settings, env_names
-from kernelpad.server import CannotListen, NoGateway, NoHub, NoSandbox, serve
+from kernelpad.server import CannotListen, NoGateway, NoHub, NoRuntimeDir, NoSandbox, serve
 from kernelpad.sessions.storage.database import DatabaseUnavailable
 from kernelpad.sessions.storage.migrations import SchemaTooNew
 
@@ -71,6 +71,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         NoGateway,
         NoHub,
         NoSandbox,
+        NoRuntimeDir,
         DatabaseUnavailable,
         SchemaTooNew,
     ) as exc:

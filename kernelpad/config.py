@@ -200,8 +200,21 @@ class Settings(BaseSettings):
     kernel_start_timeout: float = setting(60.0, "Seconds a kernel has to start.", gt=0)
     kernels_on_exit: Literal["stop", "keep"] = setting(
         "stop",
-        "What a stopping server does with its sessions' kernels: stop them, or keep them for the"
-        " next server to take back (kernels on a gateway only, for now).",
+        "What a stopping server (SIGTERM, SIGINT) does with its sessions' kernels: stop them,"
+        " or keep them for the next server to take back. A server that dies (kill -9, a crash)"
+        " always leaves them for the next one.",
+    )
+    kernel_reattach_grace: float = setting(
+        300.0,
+        "Seconds a session's local kernel waits for a server to take it back once none holds"
+        " it (the server stopped with kernels kept, or died); then it is stopped.",
+        ge=0,
+    )
+    kernel_runtime_dir: Path | None = setting(
+        None,
+        "Where local kernels keep their connection files and sockets, shared by every"
+        " kernelpad of this user on this machine (a short path: Unix sockets' are limited)."
+        " Default: the system's temporary folder.",
     )
 
     # Remote kernels: a Kernel Gateway, an Enterprise Gateway or a Jupyter Server

@@ -12,7 +12,6 @@ import getpass
 import logging
 import signal
 import socket
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,10 +24,10 @@ from kernelpad.config import Settings
 from kernelpad.errors import KernelpadError
 from kernelpad.kernel_gateway.backend import GatewayBackend
 from kernelpad.kernel_gateway.client import GatewayClient, GatewaySettings, GatewayUnavailable
-from kernelpad.kernels import orphans
+from kernelpad.kernels import runtime
 from kernelpad.kernels.base import KernelBackend
 from kernelpad.kernels.languages import LanguageRegistry
-from kernelpad.kernels.local import LocalKernelBackend, remove_tree
+from kernelpad.kernels.local import LocalKernelBackend
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.kernels.sandbox import Sandbox, SandboxLimits
 from kernelpad.sessions.access import DocumentLimits, RunLimits
@@ -56,6 +55,10 @@ class NoGateway(RuntimeError):
     """GATEWAY_URL is set but the gateway does not answer."""
 
 
+class NoRuntimeDir(RuntimeError):
+    """The kernels' runtime folder cannot be made or is not safe to use."""
+
+
 class NoHub(RuntimeError):
     """JupyterHub login is on but cannot work: jupyterhub missing, or the Hub's service
     environment incomplete."""
@@ -72,7 +75,6 @@ class KernelpadServer:
         self.app: tornado.web.Application | None = None
         self.http: tornado.httpserver.HTTPServer | None = None
         self.port: int | None = None
-        self._runtime_dir: Path | None = None
         self._sockets: list[socket.socket] = []
         self.sandbox: Sandbox | None = None
         self.gateway: GatewayClient | None = None
@@ -105,17 +107,13 @@ class KernelpadServer:
                 log.warning(
                     "language %s unavailable: %s", item.language.id, item.unavailable_reason
                 )
-        # Kernels' Unix sockets need a short path; /tmp gives one wherever the data dir is.
-        await asyncio.to_thread(orphans.sweep, Path(tempfile.gettempdir()))
-        self._runtime_dir = Path(tempfile.mkdtemp(prefix=orphans.RUNTIME_PREFIX))
-        orphans.claim(self._runtime_dir)
-        log.info("kernel runtime files in %s", self._runtime_dir)
         backend: KernelBackend
         if self.gateway is not None:
             backend = GatewayBackend(self.gateway, settings.kernel_start_timeout)
         else:
+            runtime_dir = await asyncio.to_thread(self._runtime)
             backend = LocalKernelBackend(
-                self._runtime_dir,
+                runtime_dir,
                 self.registry.spec_manager,
                 settings.data_dir,
                 settings.kernel_start_timeout,
@@ -200,6 +198,21 @@ class KernelpadServer:
                 sock.close()
             raise
 
+    def _runtime(self) -> Path:
+        """The kernels' runtime folder, cleared of what kernels whose keeper is gone left."""
+        try:
+            folder = runtime.runtime_dir(self.settings.kernel_runtime_dir)
+        except (OSError, RuntimeError) as exc:
+            for sock in self._sockets:
+                sock.close()
+            raise NoRuntimeDir(str(exc)) from exc
+        # Older than any start: a kernel starting now has a folder before its keeper listens.
+        for name in runtime.sweep(folder, older_than=self.settings.kernel_start_timeout + 60):
+            if self.sandbox is not None:
+                self.sandbox.release(name)
+        log.info("kernel runtime files in %s", folder)
+        return folder
+
     def _sandbox(self) -> Sandbox | None:
         settings = self.settings
         if not settings.sandbox:
@@ -253,9 +266,12 @@ class KernelpadServer:
         await self.store.close()
         if self.gateway is not None:
             self.gateway.close()
-        if self._runtime_dir is not None:
-            await asyncio.to_thread(remove_tree, self._runtime_dir)
-        log.info("%s stopped; all kernels shut down", self.settings.app_name)
+        kept = self.settings.kernels_on_exit == "keep"
+        log.info(
+            "%s stopped; %s",
+            self.settings.app_name,
+            "sessions' kernels kept for the next server" if kept else "all kernels shut down",
+        )
 
 
 async def serve(settings: Settings) -> None:
@@ -290,6 +306,7 @@ def session_options(settings: Settings) -> SessionOptions:
             flood_limit=settings.output_flood_limit,
             queue_size=settings.execution_queue_size,
             keep_kernels=settings.kernels_on_exit == "keep",
+            reattach_grace=settings.kernel_reattach_grace,
         ),
         run_limits=RunLimits(
             enabled=settings.enable_server_execution,

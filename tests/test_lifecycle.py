@@ -11,24 +11,28 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
 
+from kernelpad.kernels.cgroups import Cgroups
+from kernelpad.kernels.runtime import remove_tree
 from tests.conftest import Api, ServerProcess, eventually, gone, make_settings, running_server
 from tests.web.clients import YjsClient, first_source
 
 
 def kernel_processes(server: ServerProcess) -> list[psutil.Process]:
     """The kernels a server process started: its descendants running ipykernel (not the
-    sandbox's processes around them, whose command lines name it too)."""
+    keepers and sandboxes around them, whose command lines name it too)."""
     return [
         child
         for child in psutil.Process(server.proc.pid).children(recursive=True)
         if "ipykernel_launcher" in child.cmdline()
         and Path(child.cmdline()[0]).name.startswith("python")
+        and "kernelpad.kernels.keeper" not in child.cmdline()
     ]
 
 
@@ -262,27 +266,37 @@ async def _running(api: Api) -> bool:
 
 
 async def test_kernels_of_a_killed_server_are_stopped(server_process: Any, tmp_path: Path) -> None:
-    """SIGKILL gives the server no chance to clean up: its kernels die with it (a parent-death
-    signal), and what they started themselves (JJava's second JVM) is stopped by the next
-    server that starts."""
-    killed = server_process(
-        tmp_path / "one", "--kernel-pool-size", '{"python": 0, "javascript": 1, "java": 1}'
-    )
-    runtime = re.search(r"kernel runtime files in (\S+)", killed.log.read_text())
-    assert runtime is not None
-    api = Api(killed.base_url)
+    """SIGKILL gives the server no chance to clean up: the keepers of its pooled kernels, which
+    hold nobody's variables, stop them at once, with what they started themselves (JJava's
+    second JVM), their folders and their cgroups, and no server needs to come back for it."""
+    runtime = Path(tempfile.mkdtemp(prefix="kp-"))  # the test's own: short, for Unix sockets
     try:
-        await eventually(lambda: _pooled(api, 2), "a Deno and a Java kernel to start", 120)
+        killed = server_process(
+            tmp_path / "one",
+            "--kernel-pool-size",
+            '{"python": 0, "javascript": 1, "java": 1}',
+            "--kernel-runtime-dir",
+            str(runtime),
+        )
+        api = Api(killed.base_url)
+        try:
+            await eventually(lambda: _pooled(api, 2), "a Deno and a Java kernel to start", 120)
+        finally:
+            api.close()
+        kernels = kernels_of_runtime(str(runtime))
+        assert len(kernels) >= 5  # two keepers, deno, the JJava launcher, its JVM
+        folders = [f for f in runtime.glob("*/*") if f.is_dir()]
+        assert len(folders) == 2
+        killed.proc.kill()
+        killed.wait()
+        await eventually(lambda: kernels_of_runtime(str(runtime)) == [], "the kernels to stop")
+        assert not any(folder.exists() for folder in folders)
+        assert list(runtime.glob("*/*")) == []
+        cgroups = Cgroups.find()
+        if cgroups is not None:
+            assert not any((cgroups.memory / folder.name).exists() for folder in folders)
     finally:
-        api.close()
-    kernels = kernels_of_runtime(runtime.group(1))
-    assert len(kernels) >= 3  # deno, the JJava launcher, its JVM
-    killed.proc.kill()
-    killed.wait()
-    nxt = server_process(tmp_path / "two", "--kernel-pool-size", '{"python": 0}')
-    assert kernels_of_runtime(runtime.group(1)) == []
-    assert not Path(runtime.group(1)).exists()
-    nxt.stop()
+        remove_tree(runtime)
 
 
 async def _pooled(api: Api, count: int) -> bool:

@@ -120,9 +120,16 @@ class KernelHandle(abc.ABC):
     async def interrupt(self) -> None:
         """Ask the kernel to stop what it runs, keeping its state."""
 
+    def outlive(self, seconds: float) -> None:
+        """Should this server go away without stopping the kernel (a crash, ``kill -9``, or
+        :meth:`detach`), keep the kernel ``seconds`` for another server to take back. Until
+        this is said, a kernel that can outlive its server does not (a pooled kernel holds
+        nobody's variables). Kernels on a gateway stay as long as the gateway keeps them."""
+        return None
+
     async def detach(self) -> None:
-        """Let go of the kernel without stopping it, for a later server to take back. A kernel
-        that cannot outlive this server (a local one, for now) is shut down."""
+        """Let go of the kernel without stopping it, for a later server to take back (within
+        the time :meth:`outlive` gave it)."""
         await self.shutdown()
 
     @abc.abstractmethod
@@ -138,7 +145,8 @@ class KernelHandle(abc.ABC):
 class KernelBackend(abc.ABC):
     """Starts kernels for languages."""
 
-    #: Its kernels outlive this server (a gateway runs them): a later server may take them back.
+    #: Its kernels can outlive this server (a gateway runs them, or a keeper of their own): a
+    #: later server may take them back.
     keeps_kernels = False
 
     @abc.abstractmethod

@@ -80,21 +80,30 @@ class Cgroups:
         (pids / "pids.max").write_text(str(processes))
         return [memory / "cgroup.procs", pids / "cgroup.procs"]
 
+    def folders(self, name: str) -> list[Path]:
+        """The cgroup folders of kernel ``name`` (one in v2, two in v1)."""
+        return sorted({self.memory / name, self.pids / name})
+
     def remove(self, name: str) -> None:
         """Remove a kernel's cgroup, killing what is left in it (children it left behind)."""
-        for folder in {self.memory / name, self.pids / name}:
-            for _ in range(50):
-                try:
-                    folder.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    # Busy: processes are still in it, or were until a moment ago.
-                    with contextlib.suppress(OSError, ValueError):
-                        for pid in (folder / "cgroup.procs").read_text().split():
-                            with contextlib.suppress(ProcessLookupError):
-                                os.kill(int(pid), signal.SIGKILL)
-                    time.sleep(0.05)
-            else:
-                log.warning("kernel %s: its cgroup %s could not be removed", name, folder)
+        for folder in self.folders(name):
+            remove_cgroup(folder)
+
+
+def remove_cgroup(folder: Path) -> None:
+    """Remove one cgroup folder, killing what is left in it. Also the keeper's job
+    (:mod:`kernelpad.kernels.keeper`), when no server is there to do it."""
+    for _ in range(50):
+        try:
+            folder.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            # Busy: processes are still in it, or were until a moment ago.
+            with contextlib.suppress(OSError, ValueError):
+                for pid in (folder / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(int(pid), signal.SIGKILL)
+            time.sleep(0.05)
+    log.warning("the cgroup %s could not be removed", folder)

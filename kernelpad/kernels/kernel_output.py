@@ -15,6 +15,7 @@ writes wait, in its own time rather than the server's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 from typing import cast
@@ -36,6 +37,7 @@ class KernelOutput(asyncio.Protocol):
         self._window_end = 0.0
         self._window_bytes = 0
         self._closed = False
+        self._eof = asyncio.Event()
 
     @classmethod
     async def open(cls, name: str) -> tuple[KernelOutput, int]:
@@ -80,6 +82,12 @@ class KernelOutput(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self._eof.set()
+
+    async def ended(self, timeout: float) -> None:
+        """Wait (``timeout`` seconds at most) for the writing end to close."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._eof.wait(), timeout)
 
     def tail(self) -> str:
         """The last of what the kernel wrote, as text."""

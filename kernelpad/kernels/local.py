@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -24,10 +23,12 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 from kernelpad.errors import KernelStartFailed
+from kernelpad.kernels import keeper
 from kernelpad.kernels.base import MAX_CONTENT_SIZE, Inbox, KernelBackend, KernelHandle, Message
+from kernelpad.kernels.kept import KeptProvisioner, Lease
 from kernelpad.kernels.kernel_output import KernelOutput
 from kernelpad.kernels.languages import InstalledLanguage
-from kernelpad.kernels.orphans import death_signal_prefix
+from kernelpad.kernels.runtime import kernel_folder, lease_path, remove_kernel_files
 from kernelpad.kernels.sandbox import HOME, Sandbox
 from kernelpad.kernels.seccomp import program_fd
 
@@ -39,26 +40,36 @@ _PRIVATE_ENV_PREFIXES = ("KERNELPAD_", "JUPYTERHUB_", "JUPYTER_GATEWAY_", "DATAB
 
 
 class _KernelManager(AsyncKernelManager):
-    """jupyter_client's manager, launching kernels that die with this server, in their sandbox
-    if there is one."""
+    """jupyter_client's manager, launching kernels under a keeper of their own (which outlives
+    this server: :mod:`kernelpad.kernels.keeper`), in their sandbox if there is one."""
 
     sandbox: Sandbox | None = None
     name = ""
     folder: Path = Path()
     relay = False  # a TCP kernel behind the sandbox's relay
     seccomp_fd: int | None = None  # where bwrap reads the seccomp filter from
+    wait = 60.0  # how long the keeper waits for this server to take the lease
+    let_go = False  # the kernel is left for the next server: its files are not this one's
+
+    def cleanup_connection_file(self) -> None:
+        # Also called when the manager is collected: a kernel left for the next server
+        # needs its connection file.
+        if not self.let_go:
+            super().cleanup_connection_file()
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         command = super().format_kernel_cmd(extra_arguments)
-        if self.sandbox is None:
-            return death_signal_prefix() + command
-        # The connection file is written by now (jupyter_client writes it first).
-        if self.relay:
-            relay = [sys.executable, "-m", "kernelpad.kernels.relay", self.connection_file, "--"]
-            command = relay + command
-        joins = self.sandbox.prepare(self.name, self.folder, Path(self.connection_file))
-        wrapped = self.sandbox.wrap(command, self.folder, joins, self.seccomp_fd)
-        return death_signal_prefix() + wrapped
+        cgroups: list[Path] = []
+        if self.sandbox is not None:
+            # The connection file is written by now (jupyter_client writes it first).
+            if self.relay:
+                relay = [sys.executable, "-m", "kernelpad.kernels.relay", self.connection_file]
+                command = [*relay, "--", *command]
+            joins = self.sandbox.prepare(self.name, self.folder, Path(self.connection_file))
+            command = self.sandbox.wrap(command, self.folder, joins, self.seccomp_fd)
+            cgroups = [join.parent for join in joins]
+        lease = lease_path(self.folder)
+        return keeper.command(lease, self.folder, self.wait, cgroups, self.seccomp_fd) + command
 
 
 class LocalKernel(KernelHandle):
@@ -68,10 +79,11 @@ class LocalKernel(KernelHandle):
         self,
         kernel_id: str,
         language: InstalledLanguage,
-        manager: AsyncKernelManager,
+        manager: _KernelManager,
         client: AsyncKernelClient,
         workdir: Path,
         language_info: dict[str, object],
+        lease: Lease,
         sandbox: Sandbox | None = None,
         output: KernelOutput | None = None,
     ) -> None:
@@ -83,6 +95,7 @@ class LocalKernel(KernelHandle):
         self._workdir = workdir
         self._sandbox = sandbox
         self._output = output
+        self._lease = lease
         self._inbox = Inbox()
         self._current: str | None = None
         self._pumps = [
@@ -157,25 +170,45 @@ class LocalKernel(KernelHandle):
         provisioner = self._manager.provisioner
         return getattr(provisioner, "pid", None) if provisioner else None
 
-    async def shutdown(self) -> None:
-        if self._closed:
-            return
+    def outlive(self, seconds: float) -> None:
+        self._lease.keep(seconds)
+
+    async def _let_go(self) -> None:
         self._closed = True
         for pump in self._pumps:
             pump.cancel()
         await asyncio.gather(*self._pumps, return_exceptions=True)
         self._client.stop_channels()
+
+    async def detach(self) -> None:
+        if self._closed:
+            return
+        self._manager.let_go = True
+        await self._let_go()
+        # Its keeper now waits for the next server (what ``outlive`` said), or stops it.
+        self._lease.release()
+        if self._output is not None:
+            self._output.close()
+
+    async def shutdown(self) -> None:
+        if self._closed:
+            return
+        await self._let_go()
         try:
             await self._manager.shutdown_kernel(now=True)
         except Exception:
             log.warning("kernel %s did not shut down cleanly", self.kernel_id, exc_info=True)
+        self._lease.release()
         if self._output is not None:
             self._output.close()
         await asyncio.to_thread(_remove_kernel_files, self._workdir, self._sandbox)
 
 
 class LocalKernelBackend(KernelBackend):
-    """Starts kernels from the kernelspecs installed on this machine."""
+    """Starts kernels from the kernelspecs installed on this machine, each under a keeper that
+    lets them outlive this server; takes back those an earlier server left."""
+
+    keeps_kernels = True
 
     def __init__(
         self,
@@ -208,7 +241,7 @@ class LocalKernelBackend(KernelBackend):
         return env
 
     def _manager(self, kernel_id: str, language: InstalledLanguage, folder: Path) -> _KernelManager:
-        name = kernel_id[:12]
+        name = folder.name
         # Unix socket paths are limited to about 100 bytes: keep the names short.
         ipc = language.transport == "ipc" or self.sandbox is not None
         options: dict[str, Any] = {"transport": "ipc", "ip": str(folder / "k")} if ipc else {}
@@ -218,8 +251,9 @@ class LocalKernelBackend(KernelBackend):
             connection_file=str(folder / "kernel.json"),
             **options,
         )
+        manager.folder, manager.wait = folder, self.start_timeout
         if self.sandbox is not None:
-            manager.sandbox, manager.name, manager.folder = self.sandbox, name, folder
+            manager.sandbox, manager.name = self.sandbox, name
             manager.relay = language.transport != "ipc"
             # A signal would reach the sandbox's own processes, not the kernel: every
             # sandboxed kernel is interrupted by message (ipykernel and kernelpad's own take it).
@@ -230,11 +264,12 @@ class LocalKernelBackend(KernelBackend):
 
     async def start(self, language: InstalledLanguage) -> LocalKernel:
         kernel_id = uuid.uuid4().hex
-        workdir = self.runtime_dir / kernel_id[:12]
+        workdir = kernel_folder(self.runtime_dir, kernel_id)
         await asyncio.to_thread(workdir.mkdir, parents=True, exist_ok=True)
         manager = self._manager(kernel_id, language, workdir)
         client: AsyncKernelClient | None = None
         output: KernelOutput | None = None
+        lease: Lease | None = None
         try:
             streams: dict[str, Any] = {}
             handed: list[int] = []  # descriptors for the kernel only
@@ -256,6 +291,9 @@ class LocalKernelBackend(KernelBackend):
                 # The kernel has its copies, or never will.
                 for fd in handed:
                     os.close(fd)
+            lease = await Lease.take(lease_path(workdir), self.start_timeout, manager.is_alive)
+            if lease is None:
+                raise RuntimeError("its keeper did not answer")
             client = manager.client()
             client.start_channels(hb=False, control=False)  # stdin: input_request
             await client.wait_for_ready(timeout=self.start_timeout)
@@ -282,7 +320,11 @@ class LocalKernelBackend(KernelBackend):
                 client.stop_channels()
             with contextlib.suppress(Exception):
                 await asyncio.shield(manager.shutdown_kernel(now=True))
+            if lease is not None:
+                lease.release()
             if output is not None:
+                # Its keeper passes on its last words as it goes.
+                await output.ended(timeout=1.0)
                 if output.total:
                     # Its start's own words (no candidate's code has run in it): why, often.
                     log.warning(
@@ -306,26 +348,74 @@ class LocalKernelBackend(KernelBackend):
         )
         language_info = info["content"].get("language_info", {})
         return LocalKernel(
-            kernel_id, language, manager, client, workdir, language_info, self.sandbox, output
+            kernel_id,
+            language,
+            manager,
+            client,
+            workdir,
+            language_info,
+            lease,
+            self.sandbox,
+            output,
         )
+
+    async def attach(self, kernel_id: str, language: InstalledLanguage) -> LocalKernel | None:
+        folder = kernel_folder(self.runtime_dir, kernel_id)
+        lease = await Lease.take(lease_path(folder))
+        if lease is None:
+            return None  # its keeper is gone, and has taken the kernel with it
+        manager = self._manager(kernel_id, language, folder)
+        try:
+            manager.load_connection_file()
+        except (OSError, ValueError):
+            lease.release()
+            return None
+        manager.provisioner = KeptProvisioner(
+            lease, kernel_id=kernel_id, kernel_spec=manager.kernel_spec, parent=manager
+        )
+        client = manager.client()
+        client.start_channels(hb=False, control=False)
+        info = await _kernel_info_once_idle(manager, client, self.start_timeout)
+        if info is None:
+            log.warning("kernel %s was kept, but does not answer: stopping it", kernel_id[:12])
+            client.stop_channels()
+            with contextlib.suppress(Exception):
+                await manager.shutdown_kernel(now=True)
+            lease.release()
+            await asyncio.to_thread(_remove_kernel_files, folder, self.sandbox)
+            return None
+        language_info = info["content"].get("language_info", {})
+        return LocalKernel(
+            kernel_id, language, manager, client, folder, language_info, lease, self.sandbox
+        )
+
+
+async def _kernel_info_once_idle(
+    manager: AsyncKernelManager, client: AsyncKernelClient, timeout: float
+) -> dict[str, Any] | None:
+    """The ``kernel_info_reply`` of a kernel taken back. A kernel still busy with the run the
+    last server started answers only after it: that run is interrupted (its cell says already
+    that the server restarted while it ran), so that the next one does not wait behind it."""
+    try:
+        reply: dict[str, Any] = await client.kernel_info(reply=True, timeout=2.0)
+        return reply
+    except TimeoutError:
+        pass
+    await manager.interrupt_kernel()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (left := deadline - loop.time()) > 0:
+        try:
+            reply = await client.kernel_info(reply=True, timeout=left)
+        except TimeoutError:
+            return None
+        # A request queued behind an interrupted run may be answered "aborted".
+        if reply["content"].get("status") == "ok":
+            return reply
+    return None
 
 
 def _remove_kernel_files(folder: Path, sandbox: Sandbox | None) -> None:
-    remove_tree(folder)
+    remove_kernel_files(folder)
     if sandbox is not None:
         sandbox.release(folder.name)
-
-
-def remove_tree(folder: Path) -> None:
-    """Remove a folder a kernel wrote in, however deep it made it (shutil.rmtree recurses,
-    and fails on a few thousand levels), never following a link or leaving the file system."""
-    try:
-        subprocess.run(
-            ["rm", "-rf", "--one-file-system", "--", str(folder)],
-            check=False,
-            timeout=60,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-    except (OSError, subprocess.SubprocessError):
-        log.warning("could not remove %s", folder, exc_info=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -29,7 +30,8 @@ class RunReport:
 
     ``lost_kernel`` says why an earlier kernel of this runner was gone when the run started
     (it died while idle), ``stopped`` that the runner was closed during the run (the session
-    ended or the server is shutting down).
+    ended or the server is shutting down), ``let_go`` that it was closed leaving its kernel
+    for the next server (which keeps the variables).
     """
 
     result: ExecutionResult
@@ -38,10 +40,11 @@ class RunReport:
     kernel_restarted: bool
     lost_kernel: str | None = None
     stopped: bool = False
+    let_go: bool = False
 
     @property
     def state_kept(self) -> bool:
-        return not (self.result.needs_restart or self.stopped)
+        return not (self.result.needs_restart or (self.stopped and not self.let_go))
 
 
 class KernelRunner:
@@ -69,6 +72,7 @@ class KernelRunner:
         self.current: str | None = None  # the tag of the run in progress
         self._replacing = asyncio.Lock()
         self._warming = False  # a kernel is being started for a question, not a run
+        self._let_go = False  # closed, its kernel left running for the next server
 
     @property
     def busy(self) -> bool:
@@ -135,7 +139,15 @@ class KernelRunner:
             if result.needs_restart and not self._closed:
                 await self._replace_kernel(result.status)
                 restarted = True
-            return RunReport(result, queued, new_kernel, restarted, lost, stopped=self._closed)
+            return RunReport(
+                result,
+                queued,
+                new_kernel,
+                restarted,
+                lost,
+                stopped=self._closed,
+                let_go=self._let_go,
+            )
         finally:
             self.current = None
             self.last_used = time.monotonic()
@@ -235,9 +247,18 @@ class KernelRunner:
         """A new kernel, now: variables are gone (a run in progress ends as kernel_died)."""
         await self._replace_kernel("restart requested")
 
-    async def detach(self) -> None:
-        """Let go of the kernel, running, for a later server (see ``KernelHandle.detach``)."""
-        self._closed = True
+    async def detach(self, timeout: float) -> None:
+        """Let go of the kernel, running, for a later server (see ``KernelHandle.detach``).
+        A run in progress is stopped first, as a person's stop would (the variables stay),
+        and given ``timeout`` seconds to end: it ends with a status of its own, not as a run
+        whose kernel vanished."""
+        self._closed = self._let_go = True
+        if self._stop is not None and self.busy:
+            self._stop.set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._lock.acquire()
+                    self._lock.release()
         kernel, self.kernel = self.kernel, None
         if kernel is not None:
             await kernel.detach()

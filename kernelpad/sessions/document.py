@@ -43,8 +43,9 @@ def new_notebook(code: str, language: str) -> dict[str, Any]:
 CUT_SHORT = {
     "output_type": "stream",
     "name": "stderr",
-    "text": "This run stopped here: the server restarted while it ran. What it printed after"
-    " this point, if anything, is lost, and so is its kernel.\n",
+    "text": "This run stopped here: the server restarted while it ran, and what it printed"
+    " after this point, if anything, is not shown. If its kernel could not be kept, the next"
+    " run says so.\n",
 }
 
 

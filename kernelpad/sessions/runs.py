@@ -42,6 +42,9 @@ class RunSettings:
     queue_size: int = 10
     #: A stopping server leaves its sessions' kernels running where they can outlive it.
     keep_kernels: bool = False
+    #: How long a session's kernel waits for a server to take it back once none holds it
+    #: (seconds; local kernels: a gateway keeps its kernels as long as it likes).
+    reattach_grace: float = 300.0
 
     def limits(self, time_limit_ms: int | None, hosts: float | None = None) -> Limits:
         """A run's limits: the time it asks for, within the host's limit for the interview
@@ -258,7 +261,9 @@ class Runs:
     # Housekeeping
 
     async def close_session(self, session_id: str) -> None:
-        """Shut the session's kernels down (it has ended)."""
+        """Shut the session's kernels down (it has ended), those an earlier server left
+        running too."""
+        await self.take_back(session_id)
         keys = [key for key in self._runners if key[0] == session_id]
         await asyncio.gather(*(self._runners.pop(key).close() for key in keys))
         await self._forget(session_id)
@@ -278,7 +283,10 @@ class Runs:
         the next server if they can outlive this one and the operator says so."""
         runners, self._runners = list(self._runners.values()), {}
         keep = self.settings.keep_kernels and self.pool.backend.keeps_kernels
-        await asyncio.gather(*(runner.detach() if keep else runner.close() for runner in runners))
+        grace = self.settings.interrupt_grace + 1
+        await asyncio.gather(
+            *(runner.detach(grace) if keep else runner.close() for runner in runners)
+        )
 
     async def _keep(self, session_id: str, language: str, runner: KernelRunner) -> None:
         """Store which kernel the session's language runs in (where kernels outlive a server),
@@ -287,6 +295,7 @@ class Runs:
         if kernel is None or not self.pool.backend.keeps_kernels:
             return
         if self._kept.get((session_id, language)) != kernel.kernel_id:
+            kernel.outlive(self.settings.reattach_grace)
             await self.store.save_kernel(session_id, language, kernel.kernel_id)
             self._kept[(session_id, language)] = kernel.kernel_id
 
@@ -297,9 +306,9 @@ class Runs:
             await self.store.forget_kernels(session_id, language)
 
     async def take_back(self, session_id: str) -> int:
-        """Take back the session's kernels an earlier server left running (on a gateway), the
-        first time this server serves the session: its next run finds its variables. Only
-        then, and only that session's: behind a proxy, another process may serve the others.
+        """Take back the session's kernels an earlier server left running, the first time
+        this server serves the session: its next run finds its variables. Only then, and
+        only that session's: behind a proxy, another process may serve the others.
         Returns how many were taken back."""
         if not self.pool.backend.keeps_kernels or session_id in self._taken_back:
             return 0
@@ -316,6 +325,7 @@ class Runs:
             if kernel is None:
                 await self.store.forget_kernels(session_id, language)
                 continue
+            kernel.outlive(self.settings.reattach_grace)
             self.runner(session_id, kernel.language).kernel = kernel
             self._kept[(session_id, language)] = kernel_id
             taken += 1
@@ -372,7 +382,12 @@ def notices_of(report: RunReport, installed: InstalledLanguage, limits: Limits) 
             f"The {name} kernel had stopped since the last run; this run started a new one:"
             " variables from earlier runs are gone."
         )
-    if report.stopped:
+    if report.stopped and report.let_go:
+        notices.append(
+            "The run was stopped: kernelpad is restarting. The kernel and its variables are"
+            " kept for when it is back."
+        )
+    elif report.stopped:
         notices.append("The run was stopped: the session ended or kernelpad is shutting down.")
     elif result.input_missing is not None and result.interrupted:
         notices.append("The run was stopped: it asked for input and no line was left in 'stdin'.")

@@ -17,7 +17,8 @@ from jupyter_client.kernelspec import KernelSpecManager
 from kernelpad.errors import KernelStartFailed
 from kernelpad.kernels.kernel_output import RATE, TAIL, KernelOutput
 from kernelpad.kernels.languages import InstalledLanguage, Language
-from kernelpad.kernels.local import LocalKernelBackend, remove_tree
+from kernelpad.kernels.local import LocalKernelBackend
+from kernelpad.kernels.runtime import remove_tree
 from kernelpad.kernels.sandbox import Sandbox, SandboxLimits
 
 USER = "kernelpad-kernel"

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from kernelpad.config import Settings
-from kernelpad.kernels.local import remove_tree
+from kernelpad.kernels.runtime import remove_tree
 from kernelpad.kernels.sandbox import Sandbox
 from tests.conftest import Api, RunningServer, make_settings, running_server
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from pycrdt import merge_updates
@@ -24,11 +25,13 @@ from kernelpad.sessions.room.yjs import YjsSync
 @dataclass(slots=True)
 class _Unsent:
     """A change not yet sent to the others: ``committed`` is None until its commit completes
-    (False: storage closed first)."""
+    (False: storage closed first). Or, with ``then``, no change: something to do once every
+    change before it is committed."""
 
     update: bytes
     origin: object | None
     committed: bool | None = None
+    then: Callable[[], None] | None = None
 
 
 class Relay:
@@ -40,8 +43,8 @@ class Relay:
         self.yjs = yjs
         self.text = text
         self._unsent: collections.deque[_Unsent] = collections.deque()
-        # Committed changes not yet sent, with their origins.
-        self._outbox: list[tuple[bytes, object | None]] = []
+        # Committed changes not yet sent (and what to do after them).
+        self._outbox: list[_Unsent] = []
         self._flush: asyncio.Handle | None = None
 
     def changed(self, update: bytes, origin: object | None) -> None:
@@ -56,6 +59,12 @@ class Relay:
         if not self.log.append(update, getattr(origin, "client_id", None), stored):
             stored(True)  # storage has closed: the server is stopping
 
+    def after_stored(self, then: Callable[[], None]) -> None:
+        """Call ``then`` once every change made so far is committed, in order with them: what
+        it shows (a run's outputs) is on disk when anyone sees it."""
+        self._unsent.append(_Unsent(b"", None, True, then))
+        self._committed()
+
     def _committed(self) -> None:
         """Move what is committed, from the oldest change on, to the outbox (commits complete
         in order, except a failed one written again later: what comes after it waits). A
@@ -63,7 +72,7 @@ class Relay:
         while self._unsent and self._unsent[0].committed is not None:
             unsent = self._unsent.popleft()
             if unsent.committed:
-                self._outbox.append((unsent.update, unsent.origin))
+                self._outbox.append(unsent)
         if self._outbox and self._flush is None:
             self._flush = asyncio.get_running_loop().call_soon(self._deliver)
 
@@ -71,13 +80,25 @@ class Relay:
         """Send what was committed since the last delivery (see the module)."""
         self._flush = None
         outbox, self._outbox = self._outbox, []
-        if not outbox:
+        changes: list[_Unsent] = []
+        for unsent in outbox:
+            if unsent.then is None:
+                changes.append(unsent)
+                continue
+            # The changes up to here are sent first: what follows them shows what they wrote.
+            self._send(changes)
+            changes = []
+            unsent.then()
+        self._send(changes)
+
+    def _send(self, changes: list[_Unsent]) -> None:
+        if not changes:
             return
-        origin = outbox[0][1]
-        if len(outbox) > 1 and all(o is origin for _, o in outbox):
-            self.yjs.relay(merge_updates(*(update for update, _ in outbox)), origin)
+        origin = changes[0].origin
+        if len(changes) > 1 and all(change.origin is origin for change in changes):
+            self.yjs.relay(merge_updates(*(change.update for change in changes)), origin)
         else:
-            for update, each in outbox:
-                self.yjs.relay(update, each)
-        for _, each in outbox:
-            self.text.changed(each)
+            for change in changes:
+                self.yjs.relay(change.update, change.origin)
+        for change in changes:
+            self.text.changed(change.origin)

@@ -394,7 +394,14 @@ class Room:
     def start_run(self, execution_id: str, cell_id: str | None, language: str, code: str) -> Run:
         """A run that everyone will watch: it tells them when it starts and what it prints."""
         return Run(
-            execution_id, cell_id, language, code, self.document, self.broadcast, self.inputs
+            execution_id,
+            cell_id,
+            language,
+            code,
+            self.document,
+            self.broadcast,
+            self.inputs,
+            self.relay.after_stored,
         )
 
     def answer_input(self, role: str, value: str, execution_id: str | None = None) -> bool:

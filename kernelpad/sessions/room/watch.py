@@ -2,7 +2,9 @@
 
 A run started in a session, over REST or a socket, is watched by everyone who has it open. A
 cell's run also writes its outputs and count into the cell, in batches, so that Yjs-only clients
-(and the record) see them.
+(and the record) see them; and what it tells the JSON clients (its start, outputs, input
+requests, end) goes out once what the cell says of it is stored, as for every change: what
+anyone has seen of a run is on disk, whatever becomes of the server.
 """
 
 from __future__ import annotations
@@ -45,11 +47,14 @@ class Inputs:
         self.broadcast = broadcast
         self._waiting: collections.deque[_Waiting] = collections.deque()
 
-    async def ask(self, request: InputRequest) -> str | None:
-        """Ask everyone for a line; the answer, once someone gives it."""
+    async def ask(
+        self, request: InputRequest, tell: Callable[[Event], None] | None = None
+    ) -> str | None:
+        """Ask everyone for a line (through ``tell``, default: at once); the answer, once
+        someone gives it."""
         entry = _Waiting(asyncio.get_running_loop().create_future(), request)
         self._waiting.append(entry)
-        self.broadcast(request)
+        (tell or self.broadcast)(request)
         try:
             return await entry.answer
         finally:
@@ -86,6 +91,9 @@ class Run:
     document: SessionDocument
     broadcast: Callable[[Event], None]
     inputs: Inputs
+    #: ``after_stored(then)``: call ``then`` once every change of the document so far is
+    #: stored.
+    after_stored: Callable[[Callable[[], None]], None]
     _pending: list[dict[str, Any]] = field(default_factory=list)
     _flush: asyncio.TimerHandle | None = None
     finished: bool = False
@@ -98,18 +106,31 @@ class Run:
             "language": self.language,
         }
 
-    def _status(self, state: KernelState) -> None:
-        self.broadcast(KernelStatus(language=self.language, state=state))
+    def _tell(self, *events: Event) -> None:
+        """Send ``events`` to everyone: a cell's run, once what it wrote in the cell so far
+        is stored (a run of no cell writes nothing: at once)."""
+        if self.cell_id is None:
+            for event in events:
+                self.broadcast(event)
+            return
+
+        def tell() -> None:
+            for event in events:
+                self.broadcast(event)
+
+        self.after_stored(tell)
+
+    def _status(self, state: KernelState) -> KernelStatus:
+        return KernelStatus(language=self.language, state=state)
 
     def started(self) -> None:
-        self._status("busy")
-        self.broadcast(ExecutionStarted(**self._ids, code=self.code))
         if self.cell_id is not None:
             self.document.begin_run(self.cell_id)
+        self._tell(self._status("busy"), ExecutionStarted(**self._ids, code=self.code))
 
     def output(self, output: dict[str, Any]) -> None:
-        self.broadcast(Output(**self._ids, output=output))
         if self.cell_id is None:
+            self.broadcast(Output(**self._ids, output=output))
             return
         self._pending.append(output)
         if self._flush is None:
@@ -118,10 +139,13 @@ class Run:
             )
 
     def _write_outputs(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
         self._flush = None
         pending, self._pending = self._pending, []
         if pending and self.cell_id is not None:
             self.document.append_outputs(self.cell_id, pending)
+            self._tell(*(Output(**self._ids, output=output) for output in pending))
 
     def finish(self, **outcome: Any) -> None:
         """Tell everyone how the run ended (the fields of
@@ -130,17 +154,19 @@ class Run:
         if self.finished:
             return
         self.finished = True
-        if self._flush is not None:
-            self._flush.cancel()
         self._write_outputs()
-        self.broadcast(ExecutionFinished(**self._ids, **outcome))
-        if outcome.get("status") == "kernel_died":
-            self._status("dead")
-        if outcome.get("kernel_restarted"):
-            self._status("restarting")
-        self._status("idle")
         if self.cell_id is not None:
             self.document.end_run(self.cell_id, outcome.get("execution_count"))
+        events: list[Event] = [ExecutionFinished(**self._ids, **outcome)]
+        if outcome.get("status") == "kernel_died":
+            events.append(self._status("dead"))
+        if outcome.get("kernel_restarted"):
+            events.append(self._status("restarting"))
+        events.append(self._status("idle"))
+        self._tell(*events)
 
     async def input(self, prompt: str, password: bool) -> str | None:
-        return await self.inputs.ask(InputRequest(**self._ids, prompt=prompt, password=password))
+        # What it printed first (the prompt, often) is seen first.
+        self._write_outputs()
+        request = InputRequest(**self._ids, prompt=prompt, password=password)
+        return await self.inputs.ask(request, self._tell)

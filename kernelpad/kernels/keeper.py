@@ -1,0 +1,262 @@
+"""The keeper of one local kernel: the kernel's parent, which outlives the server that started
+it, so that a server restarting (a deploy, a crash, ``kill -9``) does not take the candidate's
+variables with it.
+
+    python -m kernelpad.kernels.keeper LEASE FOLDER [--wait S] [--cgroup DIR]... [--fd N]
+        -- COMMAND ...
+
+jupyter_client launches the keeper in the kernel's place (its pid and process group are the
+kernel's, as far as it knows); the keeper starts COMMAND, the kernel in its sandbox, and then:
+
+* It holds the kernel's **lease**: a Unix socket at LEASE that only this user can connect to,
+  and one connection at a time. The server that holds a connection holds the kernel. When it
+  closes (the server stopped, or was killed, or crashed: the operating system closes a dead
+  process's sockets, so this needs nothing of the server), the keeper waits ``keep`` seconds
+  for a server to connect again, then stops the kernel. ``keep`` is 0 until a server says
+  otherwise (a line ``keep SECONDS``): a kernel in the pool holds nobody's variables, so it goes
+  at once; a session's kernel waits for the next server to take it back. Before the first
+  connection it waits ``--wait`` seconds (the server's start time-out).
+* It carries what the kernel writes to its stdout and stderr on to its own (the server's pipe)
+  while someone reads it, and drops it once nobody does: a kernel must not die of a broken pipe
+  because the server went away.
+* When the kernel ends, however, it removes the kernel's folder, its lease and its cgroups, and
+  stops what the kernel left in its process group: nothing is left behind, whether or not a
+  server ever comes back.
+
+Small on purpose (one per kernel): the standard library, no thread, no asyncio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import select
+import shutil
+import signal
+import socket
+import struct
+import sys
+import time
+from pathlib import Path
+
+from kernelpad.kernels.cgroups import remove_cgroup
+from kernelpad.kernels.runtime import remove_kernel_files
+
+GREETING = b"ok\n"  # to the server whose connection the keeper keeps
+CHUNK = 4096  # at most this per write: a pipe that select() calls writable takes it whole
+TAIL = 65536  # of a kernel's last words, what is passed on at most
+PDEATHSIG = ["setpriv", "--pdeathsig", "KILL", "--"]
+# Signals Python ignores, or the keeper handles, that the kernel must get with their defaults.
+_DEFAULTS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def command(
+    lease: Path, folder: Path, wait: float, cgroups: list[Path], pass_fd: int | None
+) -> list[str]:
+    """The command that starts a keeper (to be followed by the kernel's): with the same
+    Python, whatever the kernel runs. The kernel dies with its keeper (a parent-death signal,
+    where ``setpriv`` is there; bubblewrap's ``--die-with-parent`` in the sandbox too)."""
+    argv = [sys.executable, "-m", "kernelpad.kernels.keeper", str(lease), str(folder)]
+    argv += ["--wait", f"{wait:g}"]
+    for cgroup in cgroups:
+        argv += ["--cgroup", str(cgroup)]
+    if pass_fd is not None:
+        argv += ["--fd", str(pass_fd)]
+    argv.append("--")
+    return argv + death_signal_prefix()
+
+
+def death_signal_prefix() -> list[str]:
+    """The command prefix that ties a process's life to its parent's, where available."""
+    return PDEATHSIG if shutil.which(PDEATHSIG[0]) else []
+
+
+USAGE = "LEASE FOLDER [--wait S] [--cgroup DIR]... [--fd N] -- COMMAND ..."
+
+
+class Keeper:
+    def __init__(self, lease: Path, folder: Path, wait: float, cgroups: list[Path]) -> None:
+        self.lease = lease
+        self.folder = folder
+        self.cgroups = cgroups
+        self.keep = 0.0
+        self.holder: socket.socket | None = None
+        self.alone_since = time.monotonic()
+        self.grace = wait  # until the first holder: the server's start time-out
+        self.stopping = False
+        self.sink: int | None = 1  # where the kernel's output goes; None once nobody reads it
+        self.pending = b""
+
+    def listen(self) -> socket.socket:
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        mask = os.umask(0o177)  # the socket is made 0600: only this user may connect
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                self.lease.unlink()
+            listener.bind(str(self.lease))
+        finally:
+            os.umask(mask)
+        listener.listen(4)
+        listener.setblocking(False)
+        return listener
+
+    def accept(self, listener: socket.socket) -> None:
+        try:
+            conn, _ = listener.accept()
+        except BlockingIOError:
+            return
+        try:
+            creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            _, uid, _ = struct.unpack("3i", creds)
+            if self.holder is not None or uid != os.geteuid():
+                conn.close()  # one server at a time holds a kernel; nobody else at all
+                return
+            conn.sendall(GREETING)
+        except OSError:
+            conn.close()  # gone already (a probe: is a keeper there?)
+            return
+        conn.setblocking(False)
+        self.holder = conn
+
+    def read_holder(self) -> None:
+        assert self.holder is not None
+        try:
+            data = self.holder.recv(1024)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.holder.close()
+            self.holder = None
+            self.alone_since, self.grace = time.monotonic(), self.keep
+            return
+        for line in data.decode(errors="replace").splitlines():
+            word, _, value = line.partition(" ")
+            if word == "keep":
+                with contextlib.suppress(ValueError):
+                    self.keep = min(max(float(value), 0.0), 7 * 24 * 3600.0)
+
+    def carry(self, output: int) -> bool:
+        """Move what the kernel wrote on; False once it has closed its end."""
+        data = os.read(output, 65536)
+        if not data:
+            return False
+        if self.sink is not None:
+            self.pending += data
+        return True
+
+    def flush(self) -> None:
+        assert self.sink is not None
+        try:
+            written = os.write(self.sink, self.pending[:CHUNK])
+        except BlockingIOError:
+            return
+        except OSError:
+            self.sink, self.pending = None, b""  # nobody reads it any more
+            return
+        self.pending = self.pending[written:]
+
+    def last_words(self, output: int) -> None:
+        """What a kernel that ended wrote last (why it ended, often), passed on whole."""
+        os.set_blocking(output, False)
+        with contextlib.suppress(OSError):
+            while data := os.read(output, 65536):
+                self.pending = (self.pending + data)[-TAIL:]
+        while self.pending and self.sink is not None:
+            try:
+                written = os.write(self.sink, self.pending)
+            except OSError:
+                return
+            self.pending = self.pending[written:]
+
+    def expired(self) -> bool:
+        return self.holder is None and time.monotonic() - self.alone_since >= self.grace
+
+    def run(self, command: list[str], pass_fd: int | None) -> int:
+        listener = self.listen()
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGHUP):
+            # Woken, nothing more: an interrupt sent to the process group is the kernel's.
+            signal.signal(signum, lambda *_: None)
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        output, kernel_end = os.pipe()
+        actions = [
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_DUP2, kernel_end, 1),
+            (os.POSIX_SPAWN_DUP2, kernel_end, 2),
+        ]
+        child = os.posix_spawnp(
+            command[0], command, dict(os.environ), file_actions=actions, setsigdef=_DEFAULTS
+        )
+        os.close(kernel_end)
+        if pass_fd is not None:
+            os.close(pass_fd)  # the kernel's (the seccomp filter): it has its copy
+        status = 0
+        reading = True
+        while not self.stopping and not self.expired():
+            watched: list[int | socket.socket] = [listener, wake_r]
+            if self.holder is not None:
+                watched.append(self.holder)
+            if reading and not self.pending:
+                watched.append(output)
+            writable = [self.sink] if self.pending and self.sink is not None else []
+            timeout = None
+            if self.holder is None:
+                timeout = max(0.0, self.grace - (time.monotonic() - self.alone_since))
+            ready, can_write, _ = select.select(watched, writable, [], timeout)
+            if wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    os.read(wake_r, 512)
+            done, code = os.waitpid(child, os.WNOHANG)
+            if done:
+                status = os.waitstatus_to_exitcode(code)
+                self.last_words(output)
+                break
+            if listener in ready:
+                self.accept(listener)
+            if self.holder is not None and self.holder in ready:
+                self.read_holder()
+            if output in ready:
+                reading = self.carry(output)
+            if can_write:
+                self.flush()
+        else:
+            # Stopped, or nobody took it back in time.
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(child, 0)
+        listener.close()
+        for folder in self.cgroups:
+            remove_cgroup(folder)
+        remove_kernel_files(self.folder)
+        if os.getpgrp() == os.getpid():
+            # What the kernel started in its process group and left (JJava's second JVM),
+            # and the keeper with it: its work is done.
+            os.killpg(os.getpid(), signal.SIGKILL)
+        return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if "--" not in args or args.index("--") == len(args) - 1:
+        sys.exit(f"usage: python -m kernelpad.kernels.keeper {USAGE}")
+    split = args.index("--")
+    parser = argparse.ArgumentParser(prog="python -m kernelpad.kernels.keeper", usage=USAGE)
+    parser.add_argument("lease", type=Path)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--wait", type=float, default=60.0)
+    parser.add_argument("--cgroup", type=Path, action="append", default=[])
+    parser.add_argument("--fd", type=int, default=None)
+    options = parser.parse_args(args[:split])
+    keeper = Keeper(options.lease, options.folder, options.wait, options.cgroup)
+    return keeper.run(args[split + 1 :], options.fd)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""The server's side of a kernel's keeper (:mod:`kernelpad.kernels.keeper`): the lease a server
+holds on each of its local kernels, and what jupyter_client needs to drive a kernel that another
+server started."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import select
+import signal
+import socket
+import struct
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.provisioning.local_provisioner import LocalProvisioner
+
+from kernelpad.kernels.keeper import GREETING
+
+
+class Lease:
+    """A connection to a kernel's keeper: while it is open, the kernel is this server's."""
+
+    def __init__(self, sock: socket.socket, keeper_pid: int) -> None:
+        self._sock = sock
+        #: The keeper's pid, which is its process group's (jupyter_client starts it alone).
+        self.keeper_pid = keeper_pid
+
+    @classmethod
+    async def take(
+        cls,
+        path: Path,
+        timeout: float = 0.0,
+        launched: Callable[[], Awaitable[bool]] | None = None,
+    ) -> Lease | None:
+        """Connect to the keeper at ``path``, trying for ``timeout`` seconds while
+        ``launched()`` says its process runs (a keeper just launched is not listening yet);
+        None if none answers or it has a holder already. Connecting to a Unix socket does not
+        block."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                sock.connect(str(path))
+            except OSError:
+                sock.close()
+                if loop.time() >= deadline or (launched is not None and not await launched()):
+                    return None
+                await asyncio.sleep(0.02)
+                continue
+            creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+            pid, uid, _ = struct.unpack("3i", creds)
+            sock.setblocking(False)
+            try:
+                # The keeper greets the holder it keeps, and closes a second one's at once.
+                greeting = await asyncio.wait_for(loop.sock_recv(sock, len(GREETING)), 5.0)
+            except (OSError, TimeoutError):
+                greeting = b""
+            if uid != os.geteuid() or greeting != GREETING:
+                sock.close()
+                return None
+            return cls(sock, pid)
+
+    @property
+    def held(self) -> bool:
+        """Whether the keeper is there: a closed connection reads as end of file."""
+        try:
+            ready, _, _ = select.select([self._sock], [], [], 0)
+            return not ready or self._sock.recv(1, socket.MSG_PEEK) != b""
+        except OSError:
+            return False
+
+    def keep(self, seconds: float) -> None:
+        """Have the keeper wait ``seconds`` for another server once this one is gone."""
+        with contextlib.suppress(OSError):
+            self._sock.send(f"keep {seconds:g}\n".encode())
+
+    def release(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.close()
+
+
+class KeptProvisioner(LocalProvisioner):
+    """jupyter_client's local provisioner for a kernel this server did not launch: what it
+    knows is the keeper's pid and process group, not a ``Popen``. Signals and kills go to the
+    group, as for a kernel launched here."""
+
+    def __init__(self, lease: Lease, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lease = lease
+        self.pid = self.pgid = self.keeper_pid = lease.keeper_pid
+
+    @property
+    def has_process(self) -> bool:
+        return self.lease.held
+
+    async def poll(self) -> int | None:
+        return None if self.lease.held else 0
+
+    async def wait(self) -> int | None:
+        while self.lease.held:
+            await asyncio.sleep(0.05)
+        return 0
+
+    async def send_signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.keeper_pid, signum)
+
+    async def kill(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGKILL)
+
+    async def terminate(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGTERM)
