@@ -24,14 +24,16 @@ setup: $(INSTALLED) $(ASSETS) $(BUNDLE)
 # build, the docs' viewers), a JDK (the Java kernel), clang-repl (the C++ kernel), bubblewrap
 # (the kernels' sandbox; 0.8 or later disables user namespaces in it) and libseccomp (its
 # seccomp filter), Chromium (the browser the UI tests drive; Playwright's own download cannot
-# be used here), PostgreSQL (the tests start a throw-away server of it).
+# be used here), PostgreSQL (the tests start a throw-away server of it), nginx (the tests put
+# several kernelpad processes behind it).
 DEBIAN_PACKAGES := $(if $(shell command -v npm),,nodejs npm) \
 	$(if $(shell command -v javac),,openjdk-17-jdk-headless) \
 	$(if $(wildcard /usr/lib/llvm-19/bin/clang-repl),,clang-tools-19) \
 	$(if $(shell command -v bwrap),,bubblewrap) \
 	$(if $(wildcard /usr/lib/*/libseccomp.so.2 /lib/*/libseccomp.so.2),,libseccomp2) \
 	$(if $(wildcard /usr/bin/chromium),,chromium) \
-	$(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql)
+	$(if $(wildcard /usr/lib/postgresql/*/bin/initdb),,postgresql) \
+	$(if $(wildcard /usr/sbin/nginx),,nginx)
 # The unprivileged user sandboxed kernels run as (KERNELPAD_SANDBOX_USER).
 SANDBOX_USER := kernelpad-kernel
 

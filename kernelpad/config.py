@@ -204,6 +204,14 @@ class Settings(BaseSettings):
         " or keep them for the next server to take back. A server that dies (kill -9, a crash)"
         " always leaves them for the next one.",
     )
+    session_lease_seconds: float = setting(
+        10.0,
+        "Seconds a process's hold on a session lasts unless renewed (every third of it): with"
+        " several processes on one database, how long another waits before it takes over the"
+        " sessions of one that stopped answering (one on this machine that is gone is not"
+        " waited for).",
+        gt=0,
+    )
     kernel_reattach_grace: float = setting(
         300.0,
         "Seconds a session's local kernel waits for a server to take it back once none holds"

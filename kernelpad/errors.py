@@ -115,6 +115,15 @@ class RateLimited(KernelpadError):
         self.retry_after = retry_after
 
 
+class SessionElsewhere(KernelpadError):
+    """Another process drives the session (the proxy is moving it there or here): try again
+    in a moment (see :mod:`kernelpad.sessions.leases`)."""
+
+    code = "session_moving"
+    public_message = "This interview is moving to another server. Trying again in a moment."
+    retry_after = 1
+
+
 class KernelStartFailed(KernelpadError):
     code = "kernel_start_failed"
 

@@ -298,6 +298,7 @@ def session_options(settings: Settings) -> SessionOptions:
         max_age_hours=settings.max_session_age_hours,
         kernel_idle_timeout=settings.kernel_idle_timeout,
         cull_interval=settings.cull_interval,
+        lease_seconds=settings.session_lease_seconds,
         runs=RunSettings(
             time_limit=settings.code_execution_timeout,
             interrupt_grace=settings.interrupt_grace,

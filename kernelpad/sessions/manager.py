@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from kernelpad import metrics
-from kernelpad.errors import InvalidValue, SessionEnded, SessionNotFound
+from kernelpad.errors import InvalidValue, SessionElsewhere, SessionEnded, SessionNotFound
 from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.logs import about
@@ -34,6 +34,7 @@ from kernelpad.sessions.grading.nbgrader_format import QuestionFormatError, Rele
 from kernelpad.sessions.grading.service import Grading
 from kernelpad.sessions.history import History
 from kernelpad.sessions.introspection import Introspection
+from kernelpad.sessions.leases import Leases
 from kernelpad.sessions.models import ACTIVE, Participant, Session
 from kernelpad.sessions.notebooks import (
     notebook_brief,
@@ -54,6 +55,8 @@ log = logging.getLogger(__name__)
 
 # WebSocket close code for the connections of a session that ends.
 SESSION_ENDED_CLOSE = 4410
+# ... of a session another process drives from now on: reconnect (through the proxy).
+SESSION_MOVED_CLOSE = 4503
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,7 @@ class SessionOptions:
     max_age_hours: float = 24.0
     kernel_idle_timeout: float = 0.0
     cull_interval: float = 60.0
+    lease_seconds: float = 10.0
     runs: RunSettings = field(default_factory=RunSettings)
     run_limits: RunLimits = field(default_factory=RunLimits)
     document_limits: DocumentLimits = field(default_factory=DocumentLimits)
@@ -89,12 +93,22 @@ class SessionManager:
             options.run_limits, options.document_limits, time_cap=options.runs.time_limit
         )
         self.rooms = Rooms(store, self._gate, options.document_limits)
+        self.leases = Leases(
+            store, options.lease_seconds, self._let_go, self._idle, self._forget_cached
+        )
         self.questions = QuestionLibrary(options.questions_dir, registry)
         self.participants = Participants(
             store, self.access, self.rooms, self.get, lambda: self._closing
         )
         self.runs = Runs(
-            options.runs, self.access, store, registry, pool, self.rooms, self.active_language
+            options.runs,
+            self.access,
+            store,
+            registry,
+            pool,
+            self.rooms,
+            self.active_language,
+            self.leases.hold,
         )
         self.history = History(store, registry, self.rooms)
         self.introspection = Introspection(self.runs, self.access)
@@ -121,6 +135,7 @@ class SessionManager:
         """Fill the kernel pool and start the periodic culler."""
         await self.questions.install_examples()
         self.pool.fill()
+        self.leases.start()
         self._culler = asyncio.create_task(self._cull_forever())
 
     async def close(self) -> None:
@@ -134,6 +149,8 @@ class SessionManager:
                 await self._culler
         await self.runs.close()
         await self.pool.close()
+        # Last: the next process takes the sessions over once their kernels are let go of.
+        await self.leases.close()
 
     # Sessions
 
@@ -236,6 +253,8 @@ class SessionManager:
         """The session, for its host only (the token is checked by the access rules)."""
         session = await self.get(session_id)
         self.access.authorize_host(session, token)
+        if session.status == ACTIVE:
+            await self.leases.hold(session_id)  # a host's changes are the driver's to make
         return session
 
     async def list_page(
@@ -271,6 +290,7 @@ class SessionManager:
                 self.rooms.close(session_id, SESSION_ENDED_CLOSE, f"session {reason}"[:120])
             await self.store.end_session(session_id, time.time(), reason)
             await self.runs.close_session(session_id)
+            await self.leases.release(session_id)
             log.info("session %s: %s", session_id, reason, extra=about(session_id))
         finally:
             self._ending.discard(session_id)
@@ -362,6 +382,7 @@ class SessionManager:
         if session.status != ACTIVE or session_id in self._ending:
             raise SessionEnded(f"Session {session_id} has ended.")
         self.access.remember(session)
+        await self.leases.hold(session_id)
         try:
             # Its kernels, if an earlier server left them running: a page that joins sees them.
             await self.runs.take_back(session_id)
@@ -376,6 +397,23 @@ class SessionManager:
             self.rooms.close(session_id, SESSION_ENDED_CLOSE, "session ended")
             raise SessionEnded(f"Session {session_id} has ended.")
         return room
+
+    async def _let_go(self, session_id: str) -> None:
+        """Stop driving a session here: another process drives it from now on. Its people
+        reconnect (through the proxy, to that process); its kernels are left running for it."""
+        self._forget_cached(session_id)
+        self.rooms.close(session_id, SESSION_MOVED_CLOSE, "moving to another server")
+        await self.runs.let_go(session_id)
+
+    def _forget_cached(self, session_id: str) -> None:
+        """What this process read of a session before it drove it: read again."""
+        self._active.pop(session_id, None)
+        self.access.forget(session_id)
+
+    def _idle(self, session_id: str) -> bool:
+        """Nobody is connected to the session here, and no run holds it."""
+        room = self.rooms.loaded(session_id)
+        return (room is None or not room.members) and not self.runs.busy(session_id)
 
     async def active_language(self, session_id: str) -> str:
         """The language of an active session; raises if it is unknown or has ended."""
@@ -404,6 +442,10 @@ class SessionManager:
         """End expired sessions and shut down kernels idle for too long."""
         hours = self.options.max_age_hours
         for session_id in await self.store.expired_sessions(time.time() - hours * 3600):
+            try:
+                await self.leases.hold(session_id)
+            except SessionElsewhere:
+                continue  # the process that drives it ends it
             await self._end(session_id, f"expired after {hours:g} h")
         if self.options.kernel_idle_timeout:
             await self.runs.cull(self.options.kernel_idle_timeout)

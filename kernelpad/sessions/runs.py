@@ -77,6 +77,7 @@ class Runs:
         pool: KernelPool,
         rooms: Rooms,
         active_language: Callable[[str], Awaitable[str]],
+        hold: Callable[[str], Awaitable[None]],
     ) -> None:
         self.settings = settings
         self.access = access
@@ -85,6 +86,8 @@ class Runs:
         self.pool = pool
         self.rooms = rooms
         self.active_language = active_language
+        #: ``hold(session_id)``: drive the session here, or raise if another process does.
+        self.hold = hold
         self._runners: dict[tuple[str, str], KernelRunner] = {}
         self._kept: dict[tuple[str, str], str] = {}  # the kernel id stored for each runner
         self._taken_back: set[str] = set()  # sessions whose kept kernels were looked for
@@ -105,6 +108,9 @@ class Runs:
         """Run ``code`` in the session's kernel for ``language``, for a participant of
         ``role``, and record the run (by ``author``, a participant's client_id); ``stdin``
         holds the lines its input requests are answered with."""
+        # Driven here first: the rules and language read next are then this process's to
+        # keep (another's would go stale here as that one changes them).
+        await self.hold(session_id)
         session_language = await self.active_language(session_id)
         self.access.check_run(session_id, role, code)
         await self.take_back(session_id)
@@ -267,6 +273,24 @@ class Runs:
         keys = [key for key in self._runners if key[0] == session_id]
         await asyncio.gather(*(self._runners.pop(key).close() for key in keys))
         await self._forget(session_id)
+
+    async def let_go(self, session_id: str) -> None:
+        """Leave the session's kernels running for the process that drives it next (their
+        ids stay stored for it); a run in progress is stopped first."""
+        grace = self.settings.interrupt_grace + 1
+        keys = [key for key in self._runners if key[0] == session_id]
+        await asyncio.gather(*(self._runners.pop(key).detach(grace) for key in keys))
+        for key in [key for key in self._kept if key[0] == session_id]:
+            del self._kept[key]
+        self._taken_back.discard(session_id)
+
+    def busy(self, session_id: str) -> bool:
+        """Whether a run of the session is in progress or waiting."""
+        return any(
+            runner.busy or runner.waiting
+            for (session, _), runner in self._runners.items()
+            if session == session_id
+        )
 
     async def cull(self, idle_timeout: float) -> None:
         """Shut down kernels idle for longer than ``idle_timeout`` seconds."""

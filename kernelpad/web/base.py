@@ -45,6 +45,7 @@ STATUS: dict[type[errors.KernelpadError], int] = {
     errors.DocumentTooLarge: 413,
     errors.ChangeNotMerged: 409,
     errors.RateLimited: 429,
+    errors.SessionElsewhere: 503,
     errors.KernelStartFailed: 503,
     DatabaseUnavailable: 503,
 }
@@ -272,7 +273,7 @@ class ApiHandler(tornado.web.RequestHandler):
         elif isinstance(exc, errors.KernelpadError):
             self.set_status(status_of(exc))
             detail = ErrorDetail(code=exc.code, message=exc.public)
-            if isinstance(exc, errors.RateLimited):
+            if isinstance(exc, errors.RateLimited | errors.SessionElsewhere):
                 self.set_header("Retry-After", str(int(exc.retry_after)))
         elif isinstance(exc, tornado.web.HTTPError):
             detail = ErrorDetail(code=f"http_{status_code}", message=self._reason)

@@ -20,7 +20,7 @@ import pydantic
 import tornado.websocket
 
 from kernelpad import errors, metrics
-from kernelpad.sessions.manager import SESSION_ENDED_CLOSE, SessionManager
+from kernelpad.sessions.manager import SESSION_ENDED_CLOSE, SESSION_MOVED_CLOSE, SessionManager
 from kernelpad.sessions.models import Participant
 from kernelpad.sessions.room.room import Room
 from kernelpad.web.base import status_of
@@ -39,6 +39,7 @@ NOT_FOUND = 4404
 FULL = 4403
 # A Yjs change the server could not merge (the room logged it): the page loads the notebook anew.
 NOT_MERGED = 4409
+MOVING = SESSION_MOVED_CLOSE  # try again: y-websocket and the pad reconnect
 ENDED = SESSION_ENDED_CLOSE
 # A throttled connection is logged once, then at most this often (seconds).
 THROTTLE_LOG_INTERVAL = 10.0
@@ -155,6 +156,8 @@ class SessionSocketBase(tornado.websocket.WebSocketHandler):
             self.close_refused("a connection", NOT_FOUND, exc)
         except errors.SessionEnded as exc:
             self.close_refused("a connection", ENDED, exc)
+        except errors.SessionElsewhere as exc:
+            self.close_refused("a connection", MOVING, exc)
         return self.room
 
     def close_refused(

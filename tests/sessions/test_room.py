@@ -290,6 +290,9 @@ async def test_a_cells_run_writes_its_outputs_and_count(room: Room) -> None:
     cell = room.document.cells()[0]
     assert cell["outputs"] == [{"output_type": "stream", "name": "stdout", "text": "1\n"}]
     assert cell["execution_count"] == 3
+    # Nobody is told of the run before what the cell says of it is stored.
+    assert watcher.events == []
+    await tick()
     kinds = [event.type for event in watcher.events]
     assert kinds == [
         "kernel_status",

@@ -3,10 +3,10 @@ back the kernels that outlive a server (a gateway's)."""
 
 from __future__ import annotations
 
-from kernelpad.sessions.storage.worker import DatabaseWorker
+from kernelpad.sessions.storage.leases import LeaseRecords
 
 
-class KernelRecords(DatabaseWorker):
+class KernelRecords(LeaseRecords):
     """A part of :class:`~.store.SessionStore`."""
 
     async def save_kernel(self, session_id: str, language: str, kernel_id: str) -> None:

@@ -172,6 +172,19 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        9,
+        "which process drives each session, for several processes on one database",
+        """
+        CREATE TABLE session_leases (
+            session_id TEXT PRIMARY KEY REFERENCES sessions (id) ON DELETE CASCADE,
+            holder TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            wanted_by TEXT
+        );
+        CREATE INDEX session_leases_by_holder ON session_leases (holder);
+        """,
+    ),
 )
 
 
