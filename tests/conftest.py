@@ -12,9 +12,11 @@ import contextlib
 import inspect
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -260,10 +262,15 @@ class ServerProcess:
 
 @pytest.fixture
 def server_process(tmp_path: Path) -> Iterator[type[ServerProcess]]:
-    """Start servers with ``server_process(data_dir, *flags)``; all are killed at the end."""
+    """Start servers with ``server_process(data_dir, *flags)``; all are killed at the end.
+    The test's servers share a runtime folder of their own (unless a flag names one), so that
+    a kernel one leaves for the next (a server killed) is the test's alone, and goes with it."""
     started: list[ServerProcess] = []
+    runtime = Path(tempfile.mkdtemp(prefix="kp-"))  # short: Unix sockets' paths are
 
     def start(data_dir: Path = tmp_path / "data", *args: str) -> ServerProcess:
+        if "--kernel-runtime-dir" not in args:
+            args = (*args, "--kernel-runtime-dir", str(runtime))
         proc = ServerProcess(data_dir, *args)
         started.append(proc)
         proc.wait_listening()
@@ -272,6 +279,11 @@ def server_process(tmp_path: Path) -> Iterator[type[ServerProcess]]:
     yield start  # type: ignore[misc]
     for proc in started:
         proc.stop()
+    for process in psutil.process_iter(["cmdline"]):
+        if str(runtime) in " ".join(process.info["cmdline"] or []):
+            with contextlib.suppress(psutil.Error):
+                process.kill()
+    shutil.rmtree(runtime, ignore_errors=True)
 
 
 # PostgreSQL, for the tests that store in it (tests/postgresql.py).

@@ -207,7 +207,9 @@ async def test_a_killed_process_s_interviews_go_on_elsewhere(
         first = moved[0]
         body = await run(api, first, "x", interviews[first]["token"])
         recovered = time.monotonic() - killed_at
-        assert body["outputs"][0].get("data", {}).get("text/plain") == str(interviews[first]["n"]), (body["outputs"], body["notices"], body["error"])
+        assert body["outputs"][0].get("data", {}).get("text/plain") == str(
+            interviews[first]["n"]
+        ), (body["outputs"], body["notices"], body["error"])
         assert body["new_kernel"] is False, body["notices"]
         print(f"\nfrom the kill to the first run after failover: {recovered * 1000:.0f} ms")
         (Path(__file__).parent.parent / "test-artifacts").mkdir(exist_ok=True)

@@ -81,7 +81,8 @@ async def until_printed(client: JsonClient, what: str) -> None:
 
 
 @pytest.mark.parametrize("language", ["python", "cpp"])
-@pytest.mark.parametrize("how", ["kill -9", "SIGTERM"])
+# kill -9: a crash; SIGTERM: a service manager's restart; SIGINT: Ctrl+C on `make run`.
+@pytest.mark.parametrize("how", ["kill -9", "SIGTERM", "SIGINT"])
 async def test_the_next_server_takes_the_kernel_back(
     server_process: Any, tmp_path: Path, runtime_dir: Path, language: str, how: str
 ) -> None:
@@ -112,7 +113,7 @@ async def test_the_next_server_takes_the_kernel_back(
         first.proc.kill()
         first.wait()
     else:
-        first.proc.send_signal(signal.SIGTERM)
+        first.proc.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGINT)
         assert first.wait() == 0
         assert "kernels kept for the next server" in first.log.read_text()
     client.close()

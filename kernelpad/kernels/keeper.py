@@ -217,10 +217,12 @@ class Keeper:
                 status = os.waitstatus_to_exitcode(code)
                 self.last_words(output)
                 break
-            if listener in ready:
-                self.accept(listener)
+            # The holder's end first: a server that died as the next one connects must not
+            # keep the next one out.
             if self.holder is not None and self.holder in ready:
                 self.read_holder()
+            if listener in ready:
+                self.accept(listener)
             if output in ready:
                 reading = self.carry(output)
             if can_write:
