@@ -23,25 +23,26 @@ kernel's, as far as it knows); the keeper starts COMMAND, the kernel in its sand
   stops what the kernel left in its process group: nothing is left behind, whether or not a
   server ever comes back.
 
-Small on purpose (one per kernel): the standard library, no thread, no asyncio.
+Small on purpose, one per kernel: no thread, no asyncio, and nothing imported but a few
+modules of the standard library until the kernel has ended (12.9 MiB of RSS here, against
+10.8 for a bare interpreter and 14.2 with ``argparse`` and the clean-up's modules loaded from
+the start).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import select
-import shutil
 import signal
 import socket
 import struct
 import sys
 import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kernelpad.kernels.cgroups import remove_cgroup
-from kernelpad.kernels.runtime import remove_kernel_files
+if TYPE_CHECKING:
+    from pathlib import Path
 
 GREETING = b"ok\n"  # to the server whose connection the keeper keeps
 CHUNK = 4096  # at most this per write: a pipe that select() calls writable takes it whole
@@ -49,6 +50,7 @@ TAIL = 65536  # of a kernel's last words, what is passed on at most
 PDEATHSIG = ["setpriv", "--pdeathsig", "KILL", "--"]
 # Signals Python ignores, or the keeper handles, that the kernel must get with their defaults.
 _DEFAULTS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+USAGE = "LEASE FOLDER [--wait S] [--cgroup DIR]... [--fd N] -- COMMAND ..."
 
 
 def command(
@@ -69,14 +71,15 @@ def command(
 
 def death_signal_prefix() -> list[str]:
     """The command prefix that ties a process's life to its parent's, where available."""
+    import shutil
+
     return PDEATHSIG if shutil.which(PDEATHSIG[0]) else []
 
 
-USAGE = "LEASE FOLDER [--wait S] [--cgroup DIR]... [--fd N] -- COMMAND ..."
-
-
 class Keeper:
-    def __init__(self, lease: Path, folder: Path, wait: float, cgroups: list[Path]) -> None:
+    """Keeps one kernel (see the module): its lease, its output, its end."""
+
+    def __init__(self, lease: str, folder: str, wait: float, cgroups: list[str]) -> None:
         self.lease = lease
         self.folder = folder
         self.cgroups = cgroups
@@ -92,9 +95,9 @@ class Keeper:
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         mask = os.umask(0o177)  # the socket is made 0600: only this user may connect
         try:
-            with contextlib.suppress(FileNotFoundError):
-                self.lease.unlink()
-            listener.bind(str(self.lease))
+            if os.path.lexists(self.lease):
+                os.unlink(self.lease)
+            listener.bind(self.lease)
         finally:
             os.umask(mask)
         listener.listen(4)
@@ -161,9 +164,11 @@ class Keeper:
     def last_words(self, output: int) -> None:
         """What a kernel that ended wrote last (why it ended, often), passed on whole."""
         os.set_blocking(output, False)
-        with contextlib.suppress(OSError):
+        try:
             while data := os.read(output, 65536):
                 self.pending = (self.pending + data)[-TAIL:]
+        except OSError:
+            pass
         while self.pending and self.sink is not None:
             try:
                 written = os.write(self.sink, self.pending)
@@ -174,16 +179,8 @@ class Keeper:
     def expired(self) -> bool:
         return self.holder is None and time.monotonic() - self.alone_since >= self.grace
 
-    def run(self, command: list[str], pass_fd: int | None) -> int:
-        listener = self.listen()
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
-        signal.set_wakeup_fd(wake_w)
-        for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGHUP):
-            # Woken, nothing more: an interrupt sent to the process group is the kernel's.
-            signal.signal(signum, lambda *_: None)
-        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+    def spawn(self, command: list[str], pass_fd: int | None) -> tuple[int, int]:
+        """Start the kernel; its pid, and the pipe its output comes out of."""
         output, kernel_end = os.pipe()
         actions = [
             (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
@@ -196,9 +193,22 @@ class Keeper:
         os.close(kernel_end)
         if pass_fd is not None:
             os.close(pass_fd)  # the kernel's (the seccomp filter): it has its copy
-        status = 0
+        return child, output
+
+    def run(self, command: list[str], pass_fd: int | None) -> int:
+        listener = self.listen()
+        wake_r, wake_w = os.pipe()
+        os.set_blocking(wake_r, False)
+        os.set_blocking(wake_w, False)
+        signal.set_wakeup_fd(wake_w)
+        for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGHUP):
+            # Woken, nothing more: an interrupt sent to the process group is the kernel's.
+            signal.signal(signum, lambda *_: None)
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        child, output = self.spawn(command, pass_fd)
+        status = None
         reading = True
-        while not self.stopping and not self.expired():
+        while status is None and not self.stopping and not self.expired():
             watched: list[int | socket.socket] = [listener, wake_r]
             if self.holder is not None:
                 watched.append(self.holder)
@@ -227,37 +237,48 @@ class Keeper:
                 reading = self.carry(output)
             if can_write:
                 self.flush()
-        else:
-            # Stopped, or nobody took it back in time.
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(child, signal.SIGKILL)
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(child, 0)
         listener.close()
+        if status is None:  # stopped, or nobody took it back in time
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+        self.clean_up()
+        return status or 0
+
+    def clean_up(self) -> None:
+        """Remove what the kernel had: its cgroups, folder and lease; and what it left in its
+        process group (JJava's second JVM), the keeper with it: its work is done."""
+        from pathlib import Path
+
+        from kernelpad.kernels.cgroups import remove_cgroup
+        from kernelpad.kernels.runtime import remove_kernel_files
+
         for folder in self.cgroups:
-            remove_cgroup(folder)
-        remove_kernel_files(self.folder)
+            remove_cgroup(Path(folder))
+        remove_kernel_files(Path(self.folder))
         if os.getpgrp() == os.getpid():
-            # What the kernel started in its process group and left (JJava's second JVM),
-            # and the keeper with it: its work is done.
             os.killpg(os.getpid(), signal.SIGKILL)
-        return status
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if "--" not in args or args.index("--") == len(args) - 1:
+    if "--" not in args or args.index("--") < 2 or args.index("--") == len(args) - 1:
         sys.exit(f"usage: python -m kernelpad.kernels.keeper {USAGE}")
     split = args.index("--")
-    parser = argparse.ArgumentParser(prog="python -m kernelpad.kernels.keeper", usage=USAGE)
-    parser.add_argument("lease", type=Path)
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--wait", type=float, default=60.0)
-    parser.add_argument("--cgroup", type=Path, action="append", default=[])
-    parser.add_argument("--fd", type=int, default=None)
-    options = parser.parse_args(args[:split])
-    keeper = Keeper(options.lease, options.folder, options.wait, options.cgroup)
-    return keeper.run(args[split + 1 :], options.fd)
+    lease, folder, *options = args[:split]
+    wait, cgroups, pass_fd = 60.0, [], None
+    try:
+        for name, value in zip(options[::2], options[1::2], strict=True):
+            if name == "--wait":
+                wait = float(value)
+            elif name == "--cgroup":
+                cgroups.append(value)
+            elif name == "--fd":
+                pass_fd = int(value)
+            else:
+                raise ValueError(name)
+    except ValueError:
+        sys.exit(f"usage: python -m kernelpad.kernels.keeper {USAGE}")
+    return Keeper(lease, folder, wait, cgroups).run(args[split + 1 :], pass_fd)
 
 
 if __name__ == "__main__":

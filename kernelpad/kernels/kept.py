@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
 from kernelpad.kernels.keeper import GREETING
@@ -114,3 +116,28 @@ class KeptProvisioner(LocalProvisioner):
 
     async def terminate(self, restart: bool = False) -> None:
         await self.send_signal(signal.SIGTERM)
+
+
+async def kernel_info_once_idle(
+    manager: AsyncKernelManager, client: AsyncKernelClient, timeout: float
+) -> dict[str, Any] | None:
+    """The ``kernel_info_reply`` of a kernel taken back. A kernel still busy with the run the
+    last server started answers only after it: that run is interrupted (its cell says already
+    that the server restarted while it ran), so that the next one does not wait behind it."""
+    try:
+        reply: dict[str, Any] = await client.kernel_info(reply=True, timeout=2.0)
+        return reply
+    except TimeoutError:
+        pass
+    await manager.interrupt_kernel()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (left := deadline - loop.time()) > 0:
+        try:
+            reply = await client.kernel_info(reply=True, timeout=left)
+        except TimeoutError:
+            return None
+        # A request queued behind an interrupted run may be answered "aborted".
+        if reply["content"].get("status") == "ok":
+            return reply
+    return None

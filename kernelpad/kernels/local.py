@@ -25,7 +25,7 @@ from jupyter_client.manager import AsyncKernelManager
 from kernelpad.errors import KernelStartFailed
 from kernelpad.kernels import keeper
 from kernelpad.kernels.base import MAX_CONTENT_SIZE, Inbox, KernelBackend, KernelHandle, Message
-from kernelpad.kernels.kept import KeptProvisioner, Lease
+from kernelpad.kernels.kept import KeptProvisioner, Lease, kernel_info_once_idle
 from kernelpad.kernels.kernel_output import KernelOutput
 from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.kernels.runtime import kernel_folder, lease_path, remove_kernel_files
@@ -375,7 +375,7 @@ class LocalKernelBackend(KernelBackend):
         )
         client = manager.client()
         client.start_channels(hb=False, control=False)
-        info = await _kernel_info_once_idle(manager, client, self.start_timeout)
+        info = await kernel_info_once_idle(manager, client, self.start_timeout)
         if info is None:
             log.warning("kernel %s was kept, but does not answer: stopping it", kernel_id[:12])
             client.stop_channels()
@@ -388,31 +388,6 @@ class LocalKernelBackend(KernelBackend):
         return LocalKernel(
             kernel_id, language, manager, client, folder, language_info, lease, self.sandbox
         )
-
-
-async def _kernel_info_once_idle(
-    manager: AsyncKernelManager, client: AsyncKernelClient, timeout: float
-) -> dict[str, Any] | None:
-    """The ``kernel_info_reply`` of a kernel taken back. A kernel still busy with the run the
-    last server started answers only after it: that run is interrupted (its cell says already
-    that the server restarted while it ran), so that the next one does not wait behind it."""
-    try:
-        reply: dict[str, Any] = await client.kernel_info(reply=True, timeout=2.0)
-        return reply
-    except TimeoutError:
-        pass
-    await manager.interrupt_kernel()
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (left := deadline - loop.time()) > 0:
-        try:
-            reply = await client.kernel_info(reply=True, timeout=left)
-        except TimeoutError:
-            return None
-        # A request queued behind an interrupted run may be answered "aborted".
-        if reply["content"].get("status") == "ok":
-            return reply
-    return None
 
 
 def _remove_kernel_files(folder: Path, sandbox: Sandbox | None) -> None:

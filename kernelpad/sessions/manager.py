@@ -2,9 +2,11 @@
 
 :class:`SessionManager` owns a session's lifetime and composes the parts that each do one job:
 :mod:`~kernelpad.sessions.access` (every rule), :mod:`~kernelpad.sessions.participants`,
-:mod:`~kernelpad.sessions.runs`, :mod:`~kernelpad.sessions.history` and the live rooms
-(:mod:`kernelpad.sessions.room`). The web layer calls the part it needs; the parts get narrow
-callables from here (a session's language, a session read), never the manager itself.
+:mod:`~kernelpad.sessions.runs`, :mod:`~kernelpad.sessions.history`, the host's changes
+(:mod:`~kernelpad.sessions.host_controls`), which process drives a session
+(:mod:`~kernelpad.sessions.leases`) and the live rooms (:mod:`kernelpad.sessions.room`). The
+web layer calls the part it needs; the parts get narrow callables from here (a session's
+language, a session read), never the manager itself.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import functools
 import logging
 import secrets
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,12 @@ from kernelpad.logs import about
 from kernelpad.sessions.access import Access, DocumentLimits, Rules, RunLimits
 from kernelpad.sessions.colours import colour_at
 from kernelpad.sessions.document import SessionDocument
-from kernelpad.sessions.events import SessionBrief, SessionSettings
 from kernelpad.sessions.events import SessionEnded as SessionEndedEvent
 from kernelpad.sessions.grading.grader import Grader
 from kernelpad.sessions.grading.nbgrader_format import QuestionFormatError, Release, release
 from kernelpad.sessions.grading.service import Grading
 from kernelpad.sessions.history import History
+from kernelpad.sessions.host_controls import HostControls
 from kernelpad.sessions.introspection import Introspection
 from kernelpad.sessions.leases import Leases
 from kernelpad.sessions.models import ACTIVE, Participant, Session
@@ -111,6 +113,7 @@ class SessionManager:
             self.leases.hold,
         )
         self.history = History(store, registry, self.rooms)
+        self.hosts = HostControls(store, self.access, self.rooms, self.as_host)
         self.introspection = Introspection(self.runs, self.access)
         self.grading = Grading(
             store,
@@ -294,84 +297,6 @@ class SessionManager:
             log.info("session %s: %s", session_id, reason, extra=about(session_id))
         finally:
             self._ending.discard(session_id)
-
-    async def update_rules(
-        self,
-        session_id: str,
-        host_token: str | None,
-        editing_locked: bool | None = None,
-        candidate_execution: bool | None = None,
-        time_limit: float | None = None,
-        runs_per_minute: int | None = None,
-        review_after_end: bool | None = None,
-        share_score: bool | None = None,
-    ) -> Session:
-        """For the host: lock editing, let candidates run code or not, set the interview's
-        time limit and rate (within the server's; 0: back to the server's), let candidates
-        read the final notebook after the end or not; everyone connected is told."""
-        session = await self.as_host(session_id, host_token)
-        if session.status != ACTIVE:
-            raise SessionEnded(f"Session {session_id} has ended.")
-        self.access.check_limits(time_limit or None, runs_per_minute or None)
-        changes: dict[str, Any] = {}
-        if editing_locked is not None:
-            changes["editing_locked"] = editing_locked
-        if candidate_execution is not None:
-            changes["candidate_execution"] = candidate_execution
-        if time_limit is not None:
-            changes["time_limit"] = time_limit or None
-        if runs_per_minute is not None:
-            changes["runs_per_minute"] = runs_per_minute or None
-        if review_after_end is not None:
-            changes["review_after_end"] = review_after_end
-        if share_score is not None:
-            changes["share_score"] = share_score
-        # Changed from the rules in memory, with no wait between reading and setting them:
-        # two hosts' changes at once (a lock, and running turned off) both stay.
-        rules = replace(self.access.remember(session), **changes)
-        self.access.set_rules(session_id, rules)
-        session.editing_locked, session.candidate_execution = (
-            rules.editing_locked,
-            rules.candidate_execution,
-        )
-        session.time_limit, session.runs_per_minute = rules.time_limit, rules.runs_per_minute
-        session.review_after_end, session.share_score = rules.review_after_end, rules.share_score
-        if changes:
-            await self.store.update_session(session_id, **changes)
-        room = self.rooms.loaded(session_id)
-        if room is not None:
-            room.broadcast(SessionSettings(**vars(rules)))
-        return session
-
-    async def set_brief(
-        self,
-        session_id: str,
-        host_token: str | None,
-        statement: str | None = None,
-        suggested_minutes: int | None = None,
-    ) -> Session:
-        """For the host: the question's statement beside the notebook, and the minutes it
-        should take (0: none said); everyone connected reads the new one at once."""
-        session = await self.as_host(session_id, host_token)
-        if session.status != ACTIVE:
-            raise SessionEnded(f"Session {session_id} has ended.")
-        changes: dict[str, Any] = {}
-        if statement is not None:
-            changes["statement"] = session.statement = statement
-        if suggested_minutes is not None:
-            changes["suggested_minutes"] = session.suggested_minutes = suggested_minutes or None
-        if not changes:
-            return session
-        await self.store.update_session(session_id, **changes)
-        room = self.rooms.loaded(session_id)
-        if room is not None:
-            room.brief = SessionBrief.of(session)
-            room.broadcast(room.brief)
-        return session
-
-    async def set_notes(self, session_id: str, host_token: str | None, notes: str) -> None:
-        await self.as_host(session_id, host_token)
-        await self.store.update_session(session_id, notes=notes)
 
     # The live room
 

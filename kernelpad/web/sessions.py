@@ -133,7 +133,7 @@ class SessionHandler(ApiHandler):
     async def patch(self, session_id: str) -> None:
         req = self.body(SessionSettingsRequest)
         token = self.bearer_token()
-        session = await self.manager.update_rules(
+        session = await self.manager.hosts.update_rules(
             session_id,
             token,
             req.editing_locked,
@@ -144,7 +144,7 @@ class SessionHandler(ApiHandler):
             req.share_score,
         )
         if req.statement is not None or req.suggested_minutes is not None:
-            session = await self.manager.set_brief(
+            session = await self.manager.hosts.set_brief(
                 session_id, token, req.statement, req.suggested_minutes
             )
         connected = self.manager.participants.connected(session_id)
@@ -379,5 +379,5 @@ class NotesHandler(ApiHandler):
     )
     async def put(self, session_id: str) -> None:
         req = self.body(NotesBody)
-        await self.manager.set_notes(session_id, self.bearer_token(), req.notes)
+        await self.manager.hosts.set_notes(session_id, self.bearer_token(), req.notes)
         self.respond(NotesOut(notes=req.notes))
