@@ -70,6 +70,7 @@ from harness import (
 )
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
+from tornado.websocket import websocket_connect
 
 from kernelpad.kernels.languages import KNOWN_LANGUAGES
 
@@ -169,6 +170,7 @@ class Api:
     """A kernelpad API client on one keep-alive HTTP connection."""
 
     def __init__(self, port: int) -> None:
+        self.port = port
         self.conn = http.client.HTTPConnection(
             "127.0.0.1", port, timeout=CODE_EXECUTION_TIMEOUT + 30
         )
@@ -458,6 +460,59 @@ def kernelpad_trivial(
     return Stats.of(round_trips), Stats.of(kernel_times), missing
 
 
+async def kernelpad_socket_trivial(
+    port: int, api: Api, lang: BenchLanguage, runs: int, warmup: int
+) -> tuple[Stats, Stats]:
+    """Round trips of the trivial code over the JSON socket, as the pad sends it: run in the
+    notebook's first cell (its outputs written into the cell, and told once stored), and run
+    as code of no cell; from ``execute`` sent to ``execution_finished`` received."""
+    session_id, token = api.create_session(lang.id)
+    status, notebook = api.call("GET", f"/api/v1/sessions/{session_id}/notebook.ipynb", token=token)
+    if status != 200:
+        raise BenchError(f"reading the notebook of {session_id} answered {status}")
+    cell_id = notebook["cells"][0]["id"]
+    conn = await websocket_connect(f"ws://127.0.0.1:{port}/ws/sessions/{session_id}")
+    join = {"session_id": session_id, "client_id": "bench", "display_name": "Bench"}
+    await conn.write_message(
+        json.dumps({"type": "join_session", "data": {**join, "host_token": token}})
+    )
+
+    async def expect(kind: str) -> dict[str, Any]:
+        while True:
+            raw = await conn.read_message()
+            if raw is None:
+                raise BenchError(f"the socket of {session_id} closed")
+            message = json.loads(raw)
+            if message["type"] == kind:
+                return message["data"]  # type: ignore[no-any-return]
+            if message["type"] == "error":
+                raise BenchError(f"the socket said {message['data']}")
+
+    await expect("session_state")
+
+    async def series(request: dict[str, Any]) -> Stats:
+        times = []
+        for i in range(warmup + runs):
+            start = time.perf_counter()
+            await conn.write_message(json.dumps({"type": "execute", "data": request}))
+            finished = await expect("execution_finished")
+            if finished["status"] != "ok":
+                raise BenchError(f"a run over the socket ended {finished['status']}")
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+            # Under the socket's rate (100 messages a second), past which it reads slower.
+            await asyncio.sleep(0.02)
+        return Stats.of(times)
+
+    try:
+        cell = await series({"cell_id": cell_id, "code": lang.code})
+        code = await series({"code": lang.code})
+    finally:
+        conn.close()
+    api.end_session(session_id, token)
+    return cell, code
+
+
 def first_result(api: Api, lang: BenchLanguage, repeats: int, pooled: bool) -> tuple[Stats, Counts]:
     """Create a session and run the trivial code in it, ``repeats`` times; each session is then
     ended. Also how many first runs came back without their result."""
@@ -516,6 +571,10 @@ def measure_language(lang: BenchLanguage, args: argparse.Namespace) -> dict[str,
             api, lang, runs, warmup
         )
         late["kernelpad_result_missing"] = missing
+        if lang.id == "python":
+            trivial["kernelpad_socket_cell"], trivial["kernelpad_socket_code"] = asyncio.run(
+                kernelpad_socket_trivial(api.port, api, lang, runs, warmup)
+            )
         pooled, pooled_missing = first_result(api, lang, repeats, pooled=True)
     print(f"{lang.id}: kernelpad without a kernel pool ...", flush=True)
     with kernelpad_server(lang, pool_size=0) as api:
@@ -536,6 +595,13 @@ def measure_language(lang: BenchLanguage, args: argparse.Namespace) -> dict[str,
     if floor != "jupyter_client":
         ratios["trivial_kernelpad_over_jupyter_client_plain"] = ratio(
             trivial["kernelpad_http"], trivial["jupyter_client"]
+        )
+    if "kernelpad_socket_cell" in trivial:
+        ratios["socket_cell_over_jupyter_client"] = ratio(
+            trivial["kernelpad_socket_cell"], trivial[floor]
+        )
+        ratios["socket_code_over_jupyter_client"] = ratio(
+            trivial["kernelpad_socket_code"], trivial[floor]
         )
     if "subprocess" in trivial:
         ratios["subprocess_over_kernelpad"] = ratio(
@@ -601,6 +667,10 @@ def print_language(lang_id: str, r: dict[str, Any]) -> None:
         row("     b. jupyter_client execute_interactive", trivial["jupyter_client"], 2)
     if "subprocess" in trivial:
         row("     c. new process per run (subprocess.run)", trivial["subprocess"], 2)
+    if "kernelpad_socket_cell" in trivial:
+        row("     d. kernelpad JSON socket, a cell's run (outputs stored first)",
+            trivial["kernelpad_socket_cell"], 2)  # fmt: skip
+        row("     e. kernelpad JSON socket, code of no cell", trivial["kernelpad_socket_code"], 2)
     print("  results (execute_result of the trivial code) and late output, runs out of runs:")
     print(
         "     jupyter_client plain: result not there at idle"
@@ -638,6 +708,12 @@ def print_language(lang_id: str, r: dict[str, Any]) -> None:
     k = ratios["pooled_over_no_pool_first_result"]
     label = "2a / 2b, pooled / no-pool first result in kernelpad:"
     print(f"     {label:{RATIO}} {k:8.3f}  informational")
+    for key, label in (
+        ("socket_cell_over_jupyter_client", "3d / 3b, a cell's run over the JSON socket:"),
+        ("socket_code_over_jupyter_client", "3e / 3b, code of no cell over the JSON socket:"),
+    ):
+        if key in ratios:
+            print(f"     {label:{RATIO}} {ratios[key]:7.2f}x  informational")
     if "subprocess_over_kernelpad" in ratios:
         s = ratios["subprocess_over_kernelpad"]
         label = "3c / 3a, new process per run / kernelpad:"

@@ -220,14 +220,18 @@ async def test_a_killed_process_s_interviews_go_on_elsewhere(
         for sid in moved:
             facts = interviews[sid]
             token = facts["token"]
-            body = await run(api, sid, "x", token)
-            assert body["outputs"][0]["data"]["text/plain"] == str(facts["n"])
-            assert body["new_kernel"] is False
-            # The participant reconnects: the edit they saw acknowledged is there.
+            # The participant reconnects (the first thing the new process hears of the
+            # session, but for the first one): the edit they saw acknowledged is there, and
+            # the rules as the host left them.
             clients[sid].close()
             clients[sid], state = await join(nginx, sid, token)
             assert state["code"] == facts["code"]
             assert state["time_limit"] == 4 and state["candidate_execution"] is False
+            body = await run(api, sid, "x", token)
+            assert body["outputs"][0]["data"]["text/plain"] == str(facts["n"])
+            assert body["new_kernel"] is False
+            refused = await api.post(f"/api/v1/sessions/{sid}/execute", {"code": "x"})
+            assert refused.status == 403  # a candidate may not run code: the rule holds
             notes = await api.get(f"/api/v1/sessions/{sid}/notes", token=token)
             assert notes.json["notes"] == facts["note"]
             history = await api.get(f"/api/v1/sessions/{sid}/executions", token=token)

@@ -70,15 +70,16 @@ class Leases:
     def holds(self, session_id: str) -> bool:
         return session_id in self._held
 
-    async def hold(self, session_id: str) -> None:
+    async def hold(self, session_id: str) -> bool:
         """Hold the session's lease, taking it if it is free; raise :class:`SessionElsewhere`
-        if another process drives it."""
+        if another process drives it. Whether it was taken now (what was read of the session
+        before may be stale)."""
         if session_id in self._held:
-            return
+            return False
         lock = self._taking.setdefault(session_id, asyncio.Lock())
         async with lock:
             if session_id in self._held:
-                return
+                return False
             now = time.time()
             holder = await self.store.take_lease(session_id, self.holder, now, now + self.seconds)
             if holder != self.holder and _gone(holder):
@@ -93,8 +94,10 @@ class Leases:
                     f"Session {session_id} is driven by {holder}; asked to let it go."
                 )
             self._held.add(session_id)
+            self._taking.pop(session_id, None)
             self.taken(session_id)
             log.info("session %s: driven by this process", session_id, extra=about(session_id))
+            return True
 
     async def release(self, session_id: str) -> None:
         """Let go of one session's lease (it ended, or this process let go of it)."""

@@ -256,8 +256,9 @@ class SessionManager:
         """The session, for its host only (the token is checked by the access rules)."""
         session = await self.get(session_id)
         self.access.authorize_host(session, token)
-        if session.status == ACTIVE:
-            await self.leases.hold(session_id)  # a host's changes are the driver's to make
+        if session.status == ACTIVE and await self.leases.hold(session_id):
+            # A host's changes are the driver's to make; read as the last driver left it.
+            session = await self.get(session_id)
         return session
 
     async def list_page(
@@ -306,8 +307,9 @@ class SessionManager:
         session = await self.get(session_id)
         if session.status != ACTIVE or session_id in self._ending:
             raise SessionEnded(f"Session {session_id} has ended.")
+        if await self.leases.hold(session_id):
+            session = await self.get(session_id)  # as the last driver left it
         self.access.remember(session)
-        await self.leases.hold(session_id)
         try:
             # Its kernels, if an earlier server left them running: a page that joins sees them.
             await self.runs.take_back(session_id)

@@ -78,7 +78,7 @@ class Runs:
         pool: KernelPool,
         rooms: Rooms,
         active_language: Callable[[str], Awaitable[str]],
-        hold: Callable[[str], Awaitable[None]],
+        hold: Callable[[str], Awaitable[bool]],
     ) -> None:
         self.settings = settings
         self.access = access
