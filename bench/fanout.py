@@ -194,6 +194,24 @@ async def kernelpad_answers(server: Server) -> bool:
     return response.code == 200
 
 
+async def gc_pauses(server: Server) -> dict[str, float]:
+    """kernelpad's garbage collections so far, from its ``/metrics``: full (generation 2)
+    collections, their total pause and the longest of any generation, in ms."""
+    response = await AsyncHTTPClient().fetch(server.base_url + "/metrics", request_timeout=10)
+    text = response.body.decode()
+
+    def value(name: str, generation: str) -> float:
+        found = re.search(rf'^{name}{{generation="{generation}"}} (\S+)$', text, re.M)
+        return float(found.group(1)) if found else 0.0
+
+    return {
+        "full_collections": value("kernelpad_gc_pause_seconds_count", "2"),
+        "full_pause_ms": value("kernelpad_gc_pause_seconds_sum", "2") * 1000,
+        "longest_ms": max(value("kernelpad_gc_pause_longest_seconds", g) for g in ("0", "1", "2"))
+        * 1000,
+    }
+
+
 async def port_answers(server: Server) -> bool:
     server.check_alive()
     try:
@@ -730,6 +748,7 @@ async def measure_server(
 ) -> dict[str, Any]:
     session_id = await create_session(server) if kernelpad else "floor"
     fleet = await connect(server, session_id, readers, kernelpad)
+    gc_before = await gc_pauses(server) if kernelpad else None
     try:
         await warm_up(fleet, args.warmup, server)
         await settle(server)
@@ -743,9 +762,18 @@ async def measure_server(
     finally:
         await fleet.close()
     server.check_alive()
+    gc_during = None
+    if gc_before is not None:
+        after = await gc_pauses(server)
+        gc_during = {
+            "full_collections": after["full_collections"] - gc_before["full_collections"],
+            "full_pause_ms": round(after["full_pause_ms"] - gc_before["full_pause_ms"], 2),
+            "longest_since_start_ms": round(after["longest_ms"], 2),
+        }
     return {
         "latency": latency,
         "throughput": throughput,
+        "garbage_collection": gc_during,
         "server_busy_after_s": busy,
         "check": {**checked, "readers_closed_early": fleet.closed_early},
         "update_message_bytes_median": statistics.median(sizes) if sizes else 0,
@@ -892,6 +920,18 @@ def print_throughput(runs: dict[str, Any], args: argparse.Namespace) -> None:
         )
 
 
+def print_gc(runs: dict[str, Any]) -> None:
+    print("\n   kernelpad's garbage collection pauses (from its /metrics), while each count ran:")
+    for readers, run in runs.items():
+        gc_run = run["kernelpad"].get("garbage_collection")
+        if gc_run:
+            print(
+                f"{readers:>7}  full collections {gc_run['full_collections']:g}"
+                f" ({gc_run['full_pause_ms']:g} ms in all); longest pause of any collection"
+                f" since start {gc_run['longest_since_start_ms']:g} ms"
+            )
+
+
 def print_checks(runs: dict[str, Any]) -> None:
     print(
         "\n3. Checks: readers' documents (all messages applied) and what kernelpad stored,"
@@ -931,6 +971,7 @@ def print_report(results: dict[str, Any], args: argparse.Namespace) -> None:
     )
     print_latency(runs, args)
     print_throughput(runs, args)
+    print_gc(runs)
     print_checks(runs)
     print("\nTargets")
     for name, value in results["verdicts"].items():

@@ -20,6 +20,7 @@ import tornado.httpserver
 import tornado.netutil
 import tornado.web
 
+from kernelpad import gc_pauses
 from kernelpad.config import Settings
 from kernelpad.errors import KernelpadError
 from kernelpad.kernel_gateway.backend import GatewayBackend
@@ -129,6 +130,9 @@ class KernelpadServer:
             app, max_body_size=max(64 * 1024 * 1024, 4 * settings.max_request_size), xheaders=True
         )
         self.http.add_sockets(self._sockets)
+        # What start-up made, set aside; then every pause timed (serving's, not start-up's).
+        gc_pauses.settle()
+        gc_pauses.watch()
         log.info("%s listening on http://%s:%d", settings.app_name, settings.host, self.port)
         return self.port
 

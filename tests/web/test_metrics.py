@@ -3,6 +3,7 @@ with real kernels and real clients."""
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 from pathlib import Path
@@ -157,3 +158,18 @@ def test_log_format_json_writes_one_object_per_line(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.strip()]
     assert any("listening on" in line["message"] for line in lines), lines
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+
+
+async def test_garbage_collection_pauses_are_timed_and_start_up_is_set_aside(
+    api: Api, server: RunningServer
+) -> None:
+    """The server set what start-up made aside (``gc.freeze``: full collections no longer
+    walk it) and times every collection's pause, by generation, for /metrics."""
+    assert gc.get_freeze_count() > 0
+    before = await scrape(api)
+    gc.collect()  # a full collection, in the server's process (the test's own)
+    after = await scrape(api)
+    count = "kernelpad_gc_pause_seconds_count"
+    assert after.value(count, generation="2") >= before.value(count, generation="2") + 1
+    assert after.value("kernelpad_gc_pause_seconds_sum", generation="2") > 0
+    assert after.value("kernelpad_gc_pause_longest_seconds", generation="2") > 0
