@@ -198,17 +198,20 @@ class KernelpadServer:
         try:
             return await attempt()
         except unavailable:
-            for sock in self._sockets:
-                sock.close()
+            self._close_sockets()
             raise
+
+    def _close_sockets(self) -> None:
+        """Let the port go (a start that fails, or a stop before the HTTP server took it)."""
+        for sock in self._sockets:
+            sock.close()
 
     def _runtime(self) -> Path:
         """The kernels' runtime folder, cleared of what kernels whose keeper is gone left."""
         try:
             folder = runtime.runtime_dir(self.settings.kernel_runtime_dir)
         except (OSError, RuntimeError) as exc:
-            for sock in self._sockets:
-                sock.close()
+            self._close_sockets()
             raise NoRuntimeDir(str(exc)) from exc
         # Older than any start: a kernel starting now has a folder before its keeper listens.
         for name in runtime.sweep(folder, older_than=self.settings.kernel_start_timeout + 60):
@@ -237,8 +240,7 @@ class KernelpadServer:
         try:
             sandbox = Sandbox.create(settings.sandbox_user, limits)
         except RuntimeError as exc:
-            for sock in self._sockets:
-                sock.close()
+            self._close_sockets()
             raise NoSandbox(
                 f"the kernel sandbox cannot be used: {exc}. Set KERNELPAD_SANDBOX=false (or"
                 " --sandbox false) to run kernels unsandboxed, only where all code is trusted."
@@ -252,8 +254,7 @@ class KernelpadServer:
         if self.http is not None:
             self.http.stop()
         else:
-            for sock in self._sockets:
-                sock.close()
+            self._close_sockets()
         if self.manager is not None:
             # Runs in progress end now, as stopped; their answers and history records follow.
             try:

@@ -52,14 +52,16 @@ def acknowledge_at_once(stream: IOStream) -> None:
         return
     read = stream.read_from_fd
 
-    def read_acknowledging(buf: bytearray | memoryview) -> int | None:
+    def quick_ack() -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket_module.IPPROTO_TCP, socket_module.TCP_QUICKACK, 1)
+
+    def read_acknowledging(buf: bytearray | memoryview) -> int | None:
+        quick_ack()
         return read(buf)
 
     stream.read_from_fd = read_acknowledging  # type: ignore[method-assign]
-    with contextlib.suppress(OSError):
-        sock.setsockopt(socket_module.IPPROTO_TCP, socket_module.TCP_QUICKACK, 1)
+    quick_ack()
 
 
 class GatewayKernel(KernelHandle):

@@ -256,9 +256,15 @@ class SessionManager:
         """The session, for its host only (the token is checked by the access rules)."""
         session = await self.get(session_id)
         self.access.authorize_host(session, token)
-        if session.status == ACTIVE and await self.leases.hold(session_id):
-            # A host's changes are the driver's to make; read as the last driver left it.
-            session = await self.get(session_id)
+        if session.status == ACTIVE:
+            session = await self._drive(session)  # a host's changes are the driver's to make
+        return session
+
+    async def _drive(self, session: Session) -> Session:
+        """Drive the session here (hold its lease, or raise :class:`SessionElsewhere`); the
+        session as the last driver left it, if another drove it until now."""
+        if await self.leases.hold(session.id):
+            return await self.get(session.id)
         return session
 
     async def list_page(
@@ -307,8 +313,7 @@ class SessionManager:
         session = await self.get(session_id)
         if session.status != ACTIVE or session_id in self._ending:
             raise SessionEnded(f"Session {session_id} has ended.")
-        if await self.leases.hold(session_id):
-            session = await self.get(session_id)  # as the last driver left it
+        session = await self._drive(session)
         self.access.remember(session)
         try:
             # Its kernels, if an earlier server left them running: a page that joins sees them.

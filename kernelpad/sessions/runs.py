@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from kernelpad import metrics
-from kernelpad.errors import KernelpadError
 from kernelpad.kernels.execution import MIN_TIME_LIMIT
 from kernelpad.kernels.languages import InstalledLanguage, LanguageRegistry
 from kernelpad.kernels.pool import KernelPool
@@ -20,6 +19,7 @@ from kernelpad.kernels.runner import KernelRunner, RunReport
 from kernelpad.logs import about
 from kernelpad.sessions.access import Access, Action
 from kernelpad.sessions.events import KernelStatus, TestScore
+from kernelpad.sessions.kept_kernels import KeptKernels
 from kernelpad.sessions.models import Execution
 from kernelpad.sessions.room.registry import Rooms
 from kernelpad.sessions.run_notices import notices_of
@@ -46,6 +46,12 @@ class RunSettings:
     #: How long a session's kernel waits for a server to take it back once none holds it
     #: (seconds; local kernels: a gateway keeps its kernels as long as it likes).
     reattach_grace: float = 300.0
+
+    @property
+    def let_go_within(self) -> float:
+        """Seconds a run in progress has to end when its kernel is left for the next server:
+        an interrupt's grace, and one more."""
+        return self.interrupt_grace + 1
 
     def limits(self, time_limit_ms: int | None, hosts: float | None = None) -> Limits:
         """A run's limits: the time it asks for, within the host's limit for the interview
@@ -90,8 +96,7 @@ class Runs:
         #: ``hold(session_id)``: drive the session here, or raise if another process does.
         self.hold = hold
         self._runners: dict[tuple[str, str], KernelRunner] = {}
-        self._kept: dict[tuple[str, str], str] = {}  # the kernel id stored for each runner
-        self._taken_back: set[str] = set()  # sessions whose kept kernels were looked for
+        self.kept = KeptKernels(store, registry, pool.backend, settings.reattach_grace)
         #: How a run of one of the question's tests went (set by the manager: grading's).
         self.visible_test: VisibleTest | None = None
 
@@ -162,7 +167,7 @@ class Runs:
             )
             await self.store.add_execution(execution)
             _count(execution)
-            await self._keep(session_id, installed.language.id, runner)
+            await self.kept.keep(session_id, installed.language.id, runner.kernel)
             if run is not None:
                 tested: dict[str, TestScore] = {}
                 if self.visible_test is not None and room is not None and cell_id is not None:
@@ -271,19 +276,20 @@ class Runs:
         """Shut the session's kernels down (it has ended), those an earlier server left
         running too."""
         await self.take_back(session_id)
-        keys = [key for key in self._runners if key[0] == session_id]
-        await asyncio.gather(*(self._runners.pop(key).close() for key in keys))
-        await self._forget(session_id)
+        await asyncio.gather(*(runner.close() for runner in self._pop_runners(session_id)))
+        await self.kept.forget(session_id)
 
     async def let_go(self, session_id: str) -> None:
         """Leave the session's kernels running for the process that drives it next (their
         ids stay stored for it); a run in progress is stopped first."""
-        grace = self.settings.interrupt_grace + 1
+        grace = self.settings.let_go_within
+        await asyncio.gather(*(runner.detach(grace) for runner in self._pop_runners(session_id)))
+        self.kept.let_go(session_id)
+
+    def _pop_runners(self, session_id: str) -> list[KernelRunner]:
+        """The session's runners, no longer this object's."""
         keys = [key for key in self._runners if key[0] == session_id]
-        await asyncio.gather(*(self._runners.pop(key).detach(grace) for key in keys))
-        for key in [key for key in self._kept if key[0] == session_id]:
-            del self._kept[key]
-        self._taken_back.discard(session_id)
+        return [self._runners.pop(key) for key in keys]
 
     def busy(self, session_id: str) -> bool:
         """Whether a run of the session is in progress or waiting."""
@@ -301,67 +307,28 @@ class Runs:
                 del self._runners[key]
                 log.info("session %s: shutting down its idle %s kernel", *key, extra=about(*key))
                 await runner.close()
-                await self._forget(*key)
+                await self.kept.forget(*key)
 
     async def close(self) -> None:
         """Shut every session's kernels down (the server is stopping), or leave them running for
         the next server if they can outlive this one and the operator says so."""
         runners, self._runners = list(self._runners.values()), {}
         keep = self.settings.keep_kernels and self.pool.backend.keeps_kernels
-        grace = self.settings.interrupt_grace + 1
+        grace = self.settings.let_go_within
         await asyncio.gather(
             *(runner.detach(grace) if keep else runner.close() for runner in runners)
         )
 
-    async def _keep(self, session_id: str, language: str, runner: KernelRunner) -> None:
-        """Store which kernel the session's language runs in (where kernels outlive a server),
-        when it changes."""
-        kernel = runner.kernel
-        if kernel is None or not self.pool.backend.keeps_kernels:
-            return
-        if self._kept.get((session_id, language)) != kernel.kernel_id:
-            kernel.outlive(self.settings.reattach_grace)
-            await self.store.save_kernel(session_id, language, kernel.kernel_id)
-            self._kept[(session_id, language)] = kernel.kernel_id
-
-    async def _forget(self, session_id: str, language: str | None = None) -> None:
-        for key in [k for k in self._kept if k[0] == session_id and language in (None, k[1])]:
-            del self._kept[key]
-        if self.pool.backend.keeps_kernels:
-            await self.store.forget_kernels(session_id, language)
-
     async def take_back(self, session_id: str) -> int:
         """Take back the session's kernels an earlier server left running, the first time
-        this server serves the session: its next run finds its variables. Only then, and
-        only that session's: behind a proxy, another process may serve the others.
-        Returns how many were taken back."""
-        if not self.pool.backend.keeps_kernels or session_id in self._taken_back:
-            return 0
-        self._taken_back.add(session_id)
-        taken = 0
-        for _, language, kernel_id in await self.store.session_kernels(session_id):
-            kernel = None
-            try:
-                installed = self.registry.get(language)
-            except KernelpadError:
-                installed = None  # no longer offered here: it is not taken back
-            if installed is not None and (session_id, language) not in self._runners:
-                kernel = await self.pool.backend.attach(kernel_id, installed)
-            if kernel is None:
-                await self.store.forget_kernels(session_id, language)
-                continue
-            kernel.outlive(self.settings.reattach_grace)
+        this server serves the session: its next run finds its variables. Returns how many
+        were taken back."""
+        taken = await self.kept.take_back(
+            session_id, lambda language: (session_id, language) not in self._runners
+        )
+        for kernel in taken:
             self.runner(session_id, kernel.language).kernel = kernel
-            self._kept[(session_id, language)] = kernel_id
-            taken += 1
-            log.info(
-                "session %s: took its %s kernel %s back",
-                session_id,
-                language,
-                kernel_id,
-                extra=about(session_id, language),
-            )
-        return taken
+        return len(taken)
 
     def kernels(self) -> dict[tuple[str, str], int]:
         """How many kernels there are, by language and state, for /metrics."""

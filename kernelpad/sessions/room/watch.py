@@ -109,16 +109,15 @@ class Run:
     def _tell(self, *events: Event) -> None:
         """Send ``events`` to everyone: a cell's run, once what it wrote in the cell so far
         is stored (a run of no cell writes nothing: at once)."""
-        if self.cell_id is None:
-            for event in events:
-                self.broadcast(event)
-            return
 
         def tell() -> None:
             for event in events:
                 self.broadcast(event)
 
-        self.after_stored(tell)
+        if self.cell_id is None:
+            tell()
+        else:
+            self.after_stored(tell)
 
     def _status(self, state: KernelState) -> KernelStatus:
         return KernelStatus(language=self.language, state=state)
