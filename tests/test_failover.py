@@ -284,6 +284,12 @@ async def test_two_processes_never_drive_one_session(
             pass
         conn.close()
         assert conn.close_code == 4503, (conn.close_code, conn.close_reason)
+        # The Yjs socket alike (before any ticket is looked at: the session is not here).
+        yjs = await websocket_connect(other.base_url.replace("http", "ws") + f"/ws/yjs/{sid}")
+        while await yjs.read_message() is not None:
+            pass
+        yjs.close()
+        assert yjs.close_code == 4503, (yjs.close_code, yjs.close_reason)
         # While someone is connected to it on its driver, it stays there.
         await asyncio.sleep(2)
         assert (await direct.post(f"/api/v1/sessions/{sid}/execute", {"code": "x"})).status == 503
