@@ -1,4 +1,5 @@
-"""How fast an edit in a shared notebook reaches every participant, next to a bare broadcast.
+"""How fast an edit in a shared notebook reaches every participant, next to a bare broadcast
+and to JupyterLab's own collaboration server.
 
 kernelpad shares a session's notebook over Yjs (``/ws/yjs/{session_id}``, the y-websocket
 protocol): every update a participant sends is applied to the server's document, stored in
@@ -19,6 +20,17 @@ one writer and N readers (``--readers``, default 10, 50 and 100) on one session:
    ``set_nodelay(True)``, as kernelpad). It runs in a subprocess of its own
    (``python bench/fanout.py --floor-server PORT``). The ratio kernelpad / floor is what kernelpad
    (pycrdt, the document, SQLite) adds to the cost of Tornado fanning bytes out.
+4. The peer: JupyterLab's own real-time collaboration server (jupyter-collaboration, that is
+   ``jupyter_server_ydoc`` on Jupyter Server 2), from a virtualenv of its own
+   (``bench/.peers-venv``, made with pip on first use: its pins are not kernelpad's), at its
+   defaults, in a subprocess, logging warnings only as kernelpad does. Each reader count gets a
+   new notebook file with the cells of a new kernelpad session, opened as JupyterLab opens one
+   (``PUT /api/collaboration/session/<path>``, then the room
+   ``/api/collaboration/room/json:notebook:<file id>``); the same clients send the same edits
+   to the same document shape (jupyter_ydoc's YNotebook). Printed: kernelpad / JupyterLab for
+   the last reader's median and p99, the sustained edits/s and the server's CPU per edit.
+   ``--no-peers`` leaves it out; if the virtualenv cannot be made, the run says why and
+   measures the other two.
 
 An edit "reaches" a reader when the reader's WebSocket delivers the message holding its marker;
 each reader applies the messages to its own pycrdt document afterwards, outside the timed path,
@@ -30,7 +42,13 @@ the client side itself costs CPU, on the same machine as the server; the output 
 client process and the server used in each phase. The figures are printed and written to
 ``bench/results/fanout.json``; targets are reported in words, never as a failure.
 
-Run it with ``.venv/bin/python bench/fanout.py [--readers 10,50,100] [--edits 200]``.
+JupyterLab's server stores every update in SQLite in a transaction of its own, behind the
+fan-out, and saves the notebook file ``document_save_delay`` (1 s) after the last edit: after the
+sustained phase the benchmark waits until each server is idle before the next is measured, and
+counts the CPU of that queued work in the server's CPU per edit.
+
+Run it with ``.venv/bin/python bench/fanout.py [--readers 10,50,100] [--edits 200]
+[--no-peers]``; ``--setup-peers`` only makes the peers' virtualenv.
 """
 
 from __future__ import annotations
@@ -43,6 +61,7 @@ import json
 import math
 import os
 import re
+import secrets
 import shutil
 import sqlite3
 import statistics
@@ -61,11 +80,15 @@ import tornado
 import tornado.web
 import tornado.websocket
 from harness import (
+    PEERS_REQUIREMENTS,
     BenchError,
     free_port,
+    jupyter_environment,
+    jupyter_server_command,
     kernelpad_command,
     log_tail,
     machine_info,
+    peers_python,
     stop_process,
     verdict,
 )
@@ -92,10 +115,17 @@ P99_TARGET_MS = 50.0  # kernelpad, last reader, at TARGET_READERS readers
 TARGET_READERS = 50
 FLOOR_TARGET = 2.0  # kernelpad / floor, median and p99 of the last reader's latency
 SERVER_START_TIMEOUT = 60.0
+QUEUE_LIMIT = 300.0  # seconds a server may stay busy after the sustained phase
+SAVE_WAIT = 10.0  # seconds for JupyterLab's server to save the notebook after the last edit
 DELIVERY_TIMEOUT = 10.0  # seconds after the last edit of a phase before what is missing is lost
 MARKER = re.compile(rb"~(\d{6})~")
 # kernelpad's log lines look like "2026-11-26 20:30:52,714 WARNING kernelpad.x: ..."
 LOG_PROBLEM = re.compile(r"^\d{4}-\d\d-\d\d \S+ (WARNING|ERROR|CRITICAL) |Traceback")
+# Jupyter Server's look like "[W 2026-12-02 12:00:00.123 ServerApp] ...". Two are expected: its
+# stop on SIGTERM, and the warning that the notebook (no signature, no outputs) is not trusted.
+JUPYTER_LOG_PROBLEM = re.compile(
+    r"^\[[WEC] \d{4}-\S+ \S+ \S+\] (?!received signal 15|Notebook \S+ is not trusted)|Traceback"
+)
 SYNC_STEP1 = bytes([YMessageType.SYNC, YSyncMessageType.SYNC_STEP1])
 SYNC_STEP2 = bytes([YMessageType.SYNC, YSyncMessageType.SYNC_STEP2])
 
@@ -144,12 +174,14 @@ async def serve_floor(port: int) -> None:
 
 @dataclass
 class Server:
-    """A server in a subprocess: kernelpad or the floor."""
+    """A server in a subprocess: kernelpad, the floor or JupyterLab's."""
 
     name: str
     port: int
     proc: subprocess.Popen[bytes]
     workdir: Path  # its data folder and log
+    problem_pattern: re.Pattern[str] = LOG_PROBLEM  # its log lines worth reporting
+    token: str = ""  # JupyterLab's: its API wants one
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -226,19 +258,30 @@ async def port_answers(server: Server) -> bool:
 
 @contextlib.asynccontextmanager
 async def subprocess_server(
-    name: str, cmd: list[str], port: int, ready: Callable[[Server], Any]
+    name: str,
+    cmd: list[str],
+    port: int,
+    ready: Callable[[Server], Any],
+    setup: Callable[[Path], dict[str, str]] | None = None,
+    problem_pattern: re.Pattern[str] = LOG_PROBLEM,
+    token: str = "",
 ) -> AsyncIterator[Server]:
     """Start ``cmd``, wait until ``ready``, and stop it with SIGTERM when done. Its stderr goes
-    to a log file whose warnings and errors end up in ``Server.problems``."""
+    to a log file whose warnings and errors end up in ``Server.problems``. ``setup``, if given,
+    prepares the server's temporary folder and returns its environment; the server then runs
+    in that folder (JupyterLab's keeps its Yjs store in the folder it runs in)."""
     workdir = Path(tempfile.mkdtemp(prefix=f"kpfanout-{name}-"))
     log_path = workdir / "server.log"
+    env = setup(workdir) if setup is not None else None
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [part.replace("{workdir}", str(workdir)) for part in cmd],
             stdout=subprocess.DEVNULL,
             stderr=log,
+            env=env,
+            cwd=workdir if setup is not None else None,
         )
-    server = Server(name, port, proc, workdir)
+    server = Server(name, port, proc, workdir, problem_pattern, token)
     try:
         await wait_until(lambda: ready(server), SERVER_START_TIMEOUT, f"{name} on port {port}")
         yield server
@@ -246,7 +289,7 @@ async def subprocess_server(
         stop(server)
         with contextlib.suppress(OSError):
             for line in log_path.read_text(errors="replace").splitlines():
-                if LOG_PROBLEM.search(line):
+                if server.problem_pattern.search(line):
                     server.problems.append(line)
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -281,6 +324,86 @@ def floor_server() -> contextlib.AbstractAsyncContextManager[Server]:
     return subprocess_server("floor", cmd, port, port_answers)
 
 
+def jupyterlab_server(python: Path) -> contextlib.AbstractAsyncContextManager[Server]:
+    """JupyterLab's server side: Jupyter Server from the peers' virtualenv with the extensions
+    installed there (jupyter-collaboration's ``jupyter_server_ydoc`` among them), at their
+    defaults, serving a temporary folder (``root``) that holds the benchmark's notebooks."""
+    port = free_port()
+    token = secrets.token_hex(16)
+    cmd = jupyter_server_command(python, port, "{workdir}/root", token)
+
+    def setup(workdir: Path) -> dict[str, str]:
+        (workdir / "root").mkdir()
+        return jupyter_environment(workdir)
+
+    return subprocess_server(
+        "jupyterlab", cmd, port, jupyterlab_answers, setup, JUPYTER_LOG_PROBLEM, token
+    )
+
+
+async def jupyterlab_answers(server: Server) -> bool:
+    server.check_alive()
+    try:
+        response = await AsyncHTTPClient().fetch(
+            server.base_url + "/api/status",
+            headers={"Authorization": f"token {server.token}"},
+            raise_error=False,
+            request_timeout=2,
+        )
+    except OSError:
+        return False
+    return response.code == 200
+
+
+@dataclass
+class Room:
+    """One shared notebook on a server, and where its clients connect."""
+
+    url: str  # the y-websocket URL
+    synced: bool  # the server holds the document and syncs each client (not the floor)
+    session_id: str = ""  # kernelpad's session
+    notebook: Path | None = None  # JupyterLab's file
+    store_path: str = ""  # JupyterLab's name for the document in its Yjs store
+
+
+async def open_room(server: Server) -> Room:
+    """A new shared notebook on ``server``, holding what a new kernelpad session's holds."""
+    if server.name == "kernelpad":
+        session_id = await create_session(server)
+        return Room(server.ws_url(session_id), True, session_id=session_id)
+    if server.name == "jupyterlab":
+        return await jupyterlab_room(server)
+    return Room(server.ws_url("floor"), False)
+
+
+async def jupyterlab_room(server: Server) -> Room:
+    """A notebook file with the cells of a new kernelpad session, opened as JupyterLab opens
+    one for collaboration: ``PUT /api/collaboration/session/<path>`` gives the file's id and
+    the server's session, and the room is ``/api/collaboration/room/json:notebook:<id>``
+    (jupyter_server_ydoc's handlers.py)."""
+    root = server.workdir / "root"
+    name = f"fanout-{len(list(root.glob('*.ipynb'))) + 1}.ipynb"
+    (root / name).write_text(json.dumps(new_notebook(), indent=1) + "\n")
+    response = await AsyncHTTPClient().fetch(
+        f"{server.base_url}/api/collaboration/session/{name}",
+        method="PUT",
+        body=json.dumps({"format": "json", "type": "notebook"}),
+        headers={"Authorization": f"token {server.token}", "Content-Type": "application/json"},
+        raise_error=False,
+    )
+    if response.code not in (200, 201):
+        raise BenchError(
+            f"PUT /api/collaboration/session/{name} answered {response.code}: {response.body!r}"
+        )
+    answer = json.loads(response.body)
+    file_id, session = answer["fileId"], answer["sessionId"]
+    url = (
+        f"ws://127.0.0.1:{server.port}/api/collaboration/room/json:notebook:{file_id}"
+        f"?sessionId={session}&token={server.token}"
+    )
+    return Room(url, True, notebook=root / name, store_path=f".notebook:{file_id}.y")
+
+
 async def create_session(server: Server) -> str:
     response = await AsyncHTTPClient().fetch(
         server.base_url + "/api/v1/sessions",
@@ -301,6 +424,14 @@ def initial_state() -> bytes:
     from kernelpad.sessions.document import SessionDocument
 
     return SessionDocument.create("", "python").state()
+
+
+def new_notebook() -> dict[str, Any]:
+    """The same notebook as nbformat JSON, for JupyterLab's server to load from a file."""
+    doc: Doc[Any] = Doc()
+    doc.apply_update(initial_state())
+    notebook: dict[str, Any] = YNotebook(doc).get()
+    return notebook
 
 
 # Delivery of edits
@@ -511,12 +642,12 @@ class Fleet:
         await asyncio.sleep(0.3)  # the closing handshakes
 
 
-async def connect(server: Server, session_id: str, readers: int, kernelpad: bool) -> Fleet:
-    """The writer and ``readers`` readers on ``server``. On kernelpad each syncs with the
-    session's document (y-websocket handshake); on the floor, which has no document, they all
-    start from the same notebook."""
-    url = server.ws_url(session_id)
-    state = None if kernelpad else initial_state()
+async def connect(server: Server, room: Room, readers: int) -> Fleet:
+    """The writer and ``readers`` readers on ``room``. On kernelpad and JupyterLab each syncs
+    with the server's document (y-websocket handshake); on the floor, which has no document,
+    they all start from the same notebook."""
+    url = room.url
+    state = None if room.synced else initial_state()
     fleet = Fleet(server, Writer(state))
     fleet.writer.conn = await open_socket(url, fleet.writer.on_message)
     clients: list[Writer | Reader] = [fleet.writer]
@@ -525,7 +656,7 @@ async def connect(server: Server, session_id: str, readers: int, kernelpad: bool
         reader.conn = await open_socket(url, reader.on_message)
         fleet.readers.append(reader)
         clients.append(reader)
-    if kernelpad:
+    if room.synced:
         for client in clients:
             assert client.conn is not None
             client.conn.write_message(create_sync_message(client.doc), binary=True)
@@ -703,16 +834,19 @@ async def sustained(fleet: Fleet, seconds: float, window: int, server: Server) -
     }
 
 
-async def settle(server: Server, limit: float = 15.0) -> float:
-    """Wait until the server is idle (under 10% of a core for 0.25 s); how long it stayed busy
-    after the last phase, in seconds: work still queued (writes to SQLite, say) shows here."""
+async def settle(server: Server, limit: float = 15.0) -> tuple[float, float]:
+    """Wait until the server is idle (under 10% of a core for 0.25 s), at most ``limit``
+    seconds; how long it stayed busy after the last phase, in seconds, and the CPU seconds it
+    used meanwhile: work still queued (writes to SQLite, say) shows here."""
     start = time.perf_counter()
+    cpu_start = server.cpu_seconds()
     while time.perf_counter() - start < limit:
         before = server.cpu_seconds()
         await asyncio.sleep(0.25)
         if server.cpu_seconds() - before < 0.025:
             break
-    return round(max(0.0, time.perf_counter() - start - 0.25), 2)
+    busy = round(max(0.0, time.perf_counter() - start - 0.25), 2)
+    return busy, server.cpu_seconds() - cpu_start
 
 
 def stored(server: Server, session_id: str, fleet: Fleet) -> dict[str, Any]:
@@ -736,6 +870,32 @@ def stored(server: Server, session_id: str, fleet: Fleet) -> dict[str, Any]:
     }
 
 
+async def saved(server: Server, room: Room, fleet: Fleet) -> dict[str, Any]:
+    """What JupyterLab's server kept of the notebook: the updates in its Yjs store, and the
+    file it saves (``document_save_delay`` after the last edit: its default is 1 s, so this
+    waits for it), against the writer's text."""
+    assert room.notebook is not None
+    expected = str(fleet.writer.source)
+    deadline = time.monotonic() + SAVE_WAIT
+    on_disk = False
+    while not on_disk and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
+        with contextlib.suppress(OSError, ValueError, KeyError, IndexError):
+            cells = json.loads(room.notebook.read_text())["cells"]
+            source = cells[0]["source"]
+            on_disk = (source if isinstance(source, str) else "".join(source)) == expected
+    store = server.workdir / ".jupyter_ystore.db"
+    with contextlib.closing(sqlite3.connect(f"file:{store}?mode=ro", uri=True)) as db:
+        (rows,) = db.execute(
+            "SELECT COUNT(*) FROM yupdates WHERE path = ?", (room.store_path,)
+        ).fetchone()
+    return {
+        "stored_updates": rows,
+        "edits_sent": fleet.next_marker,
+        "saved_notebook_matches_writer": on_disk,
+    }
+
+
 def verify(fleet: Fleet) -> dict[str, int]:
     """Every reader's text, all messages applied, against the writer's."""
     expected = str(fleet.writer.source)
@@ -743,21 +903,31 @@ def verify(fleet: Fleet) -> dict[str, int]:
     return {"readers_whose_text_differs": differ, "text_chars": len(expected)}
 
 
-async def measure_server(
-    server: Server, readers: int, args: argparse.Namespace, kernelpad: bool
-) -> dict[str, Any]:
-    session_id = await create_session(server) if kernelpad else "floor"
-    fleet = await connect(server, session_id, readers, kernelpad)
+async def measure_server(server: Server, readers: int, args: argparse.Namespace) -> dict[str, Any]:
+    kernelpad = server.name == "kernelpad"
+    room = await open_room(server)
+    fleet = await connect(server, room, readers)
     gc_before = await gc_pauses(server) if kernelpad else None
     try:
         await warm_up(fleet, args.warmup, server)
         await settle(server)
         latency = await paced_latency(fleet, args.edits, args.rate, server)
         throughput = await sustained(fleet, args.sustain, args.window, server)
-        busy = await settle(server)
+        # Long enough for JupyterLab's store to catch up (it writes each update in a
+        # transaction of its own, after the fan-out): the next server measured must not share
+        # the CPUs with this one's backlog.
+        busy, queued_cpu = await settle(server, QUEUE_LIMIT)
+        sent = throughput["edits_sent"]
+        throughput["server_cpu_ms_per_edit_with_queued_work"] = (
+            round(throughput["server_cpu_ms_per_edit"] + 1000 * queued_cpu / sent, 3)
+            if sent
+            else math.nan
+        )
         checked = verify(fleet)
         if kernelpad:
-            checked.update(stored(server, session_id, fleet))
+            checked.update(stored(server, room.session_id, fleet))
+        elif server.name == "jupyterlab":
+            checked.update(await saved(server, room, fleet))
         sizes = fleet.writer.sizes
     finally:
         await fleet.close()
@@ -796,28 +966,98 @@ def ratios(kp: dict[str, Any], floor: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def peer_ratios(kp: dict[str, Any], peer: dict[str, Any]) -> dict[str, float]:
+    """kernelpad over JupyterLab's server: under 1 is kernelpad ahead for the latencies and the
+    CPU per edit, over 1 for the edits per second."""
+    a, b = kp["latency"]["last_reader"], peer["latency"]["last_reader"]
+    t, f = kp["throughput"], peer["throughput"]
+    return {
+        "last_reader_median": round(a["median_ms"] / b["median_ms"], 2),
+        "last_reader_p99": round(a["p99_ms"] / b["p99_ms"], 2),
+        "edits_per_s": round(t["edits_per_s_at_every_reader"] / f["edits_per_s_at_every_reader"], 2)
+        if f["edits_per_s_at_every_reader"]
+        else math.nan,
+        "server_cpu_per_edit": round(
+            t["server_cpu_ms_per_edit_with_queued_work"]
+            / f["server_cpu_ms_per_edit_with_queued_work"],
+            2,
+        ),
+    }
+
+
+# What the peers' virtualenv holds, and the collaboration extension's settings that bear on
+# the figures, read from the installed package (the benchmark leaves them at their defaults).
+PEER_PROBE = """
+import json, importlib.metadata as meta
+from jupyter_server_ydoc.app import YDocExtension
+traits = YDocExtension.class_traits()
+packages = ("jupyter-collaboration", "jupyter-server-ydoc", "jupyter-server", "jupyterlab",
+            "jupyter-ydoc", "pycrdt", "pycrdt-websocket", "pycrdt-store", "tornado")
+names = ("document_save_delay", "file_poll_interval", "document_cleanup_delay")
+store = traits["ystore_class"].default_value
+print(json.dumps({
+    "versions": {name: meta.version(name) for name in packages},
+    "settings": {**{name: traits[name].default_value for name in names},
+                 "ystore_class": getattr(store, "__name__", str(store))},
+}))
+"""
+
+
+def find_peers(args: argparse.Namespace) -> tuple[Path | None, dict[str, Any]]:
+    """JupyterLab's server, if it is to be measured and can be had: the peers' Python (None
+    if not) and what to report about it (why not, or its versions and settings)."""
+    if not args.peers:
+        return None, {"measured": False, "reason": "--no-peers"}
+    try:
+        python = peers_python()
+        probe = subprocess.run(
+            [str(python), "-c", PEER_PROBE], capture_output=True, text=True, timeout=60
+        )
+    except (BenchError, OSError, subprocess.TimeoutExpired) as exc:
+        return None, {"measured": False, "reason": str(exc)}
+    if probe.returncode != 0:
+        last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        return None, {"measured": False, "reason": f"the peers' virtualenv is broken: {last}"}
+    return python, {"measured": True, "requirements": list(PEERS_REQUIREMENTS)} | json.loads(
+        probe.stdout
+    )
+
+
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
+    peers_at, peers = find_peers(args)
+    if peers_at is None:
+        print(f"JupyterLab's server is not measured: {peers['reason']}", flush=True)
     load_at_start = round(os.getloadavg()[0], 2)
     runs: dict[str, Any] = {}
-    async with kernelpad_server(args.ws_limit) as kp, floor_server() as floor:
+    async with contextlib.AsyncExitStack() as stack:
+        servers = [
+            await stack.enter_async_context(kernelpad_server(args.ws_limit)),
+            await stack.enter_async_context(floor_server()),
+        ]
+        if peers_at is not None:
+            servers.append(await stack.enter_async_context(jupyterlab_server(peers_at)))
         for readers in args.readers:
-            print(f"  {readers} readers: kernelpad ...", flush=True)
-            kp_result = await measure_server(kp, readers, args, kernelpad=True)
-            print(f"  {readers} readers: floor ...", flush=True)
-            floor_result = await measure_server(floor, readers, args, kernelpad=False)
-            runs[str(readers)] = {
-                "kernelpad": kp_result,
-                "floor": floor_result,
-                "ratios": ratios(kp_result, floor_result),
-            }
+            run: dict[str, Any] = {}
+            for server in servers:
+                print(f"  {readers} readers: {server.name} ...", flush=True)
+                run[server.name] = await measure_server(server, readers, args)
+            run["ratios"] = ratios(run["kernelpad"], run["floor"])
+            if "jupyterlab" in run:
+                run["ratios_to_jupyterlab"] = peer_ratios(run["kernelpad"], run["jupyterlab"])
+            runs[str(readers)] = run
+    problems = {f"{server.name}_log_problems": server.problems for server in servers}
     return {
         "machine": {
             **machine_info(pycrdt=pycrdt.__version__),
             "load_average_1m_at_start": load_at_start,
         },
         "settings": {
-            **{k: v for k, v in vars(args).items() if k not in ("output", "floor_server")},
+            **{
+                k: v
+                for k, v in vars(args).items()
+                if k not in ("output", "floor_server", "setup_peers")
+            },
             "duration_s": round(time.monotonic() - started, 1),
         },
         "runs": runs,
@@ -826,8 +1066,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             "kernelpad_over_floor": FLOOR_TARGET,
         },
         "verdicts": verdicts(runs),
-        "kernelpad_log_problems": kp.problems,
-        "floor_log_problems": floor.problems,
+        "jupyterlab": peers,
+        **problems,
     }
 
 
@@ -845,7 +1085,28 @@ def verdicts(runs: dict[str, Any]) -> dict[str, str]:
             found[f"floor_ratio_{which}_at_{readers}_readers"] = verdict(
                 run["ratios"][f"last_reader_{which}"], FLOOR_TARGET
             )
+    for readers, run in runs.items():
+        peer = run.get("ratios_to_jupyterlab")
+        if peer is None:
+            continue
+        for name, key, lower_is_better in PEER_FIGURES:
+            ratio = peer[key]
+            ahead = ratio < 1 if lower_is_better else ratio > 1
+            found[f"jupyterlab_{name}_at_{readers}_readers"] = (
+                "kernelpad ahead" if ahead else "kernelpad not ahead"
+            )
     return found
+
+
+# The figures compared with JupyterLab's server: name, key in ``peer_ratios``, and whether
+# less is better (latency, CPU) or more (edits per second).
+PEER_FIGURES = (
+    ("median", "last_reader_median", True),
+    ("p99", "last_reader_p99", True),
+    ("edits_per_s", "edits_per_s", False),
+    ("cpu_per_edit", "server_cpu_per_edit", True),
+)
+SERVER_NAMES = ("kernelpad", "floor", "jupyterlab")
 
 
 def cpu(phase: dict[str, Any]) -> str:
@@ -875,7 +1136,7 @@ def print_latency(runs: dict[str, Any], args: argparse.Namespace) -> None:
         f"  {'medians':>13}"
     )
     for readers, run in runs.items():
-        for name in ("kernelpad", "floor"):
+        for name in servers_in(run):
             lat = run[name]["latency"]
             last, each = lat["last_reader"], lat["each_reader"]
             print(
@@ -889,6 +1150,11 @@ def print_latency(runs: dict[str, Any], args: argparse.Namespace) -> None:
         print(
             f"{'':7}  {'kp/floor':9} {r['last_reader_median']:8.2f}x {r['last_reader_p99']:8.2f}x"
         )
+        if (j := run.get("ratios_to_jupyterlab")) is not None:
+            print(
+                f"{'':7}  {'kp/jlab':9} {j['last_reader_median']:8.2f}x"
+                f" {j['last_reader_p99']:8.2f}x"
+            )
 
 
 def print_throughput(runs: dict[str, Any], args: argparse.Namespace) -> None:
@@ -903,7 +1169,7 @@ def print_throughput(runs: dict[str, Any], args: argparse.Namespace) -> None:
     )
     print(f"{'':25} {'at all':>8} {'median':>9} {'p99':>8}  {'':5}  {'server':>7} {'client':>7}")
     for readers, run in runs.items():
-        for name in ("kernelpad", "floor"):
+        for name in servers_in(run):
             t = run[name]["throughput"]
             lat = t["last_reader_under_load"]
             print(
@@ -918,6 +1184,11 @@ def print_throughput(runs: dict[str, Any], args: argparse.Namespace) -> None:
             f"{'':7}  {'kp/floor':9} {'':6} {r['throughput_kernelpad_over_floor']:>7.2f}x"
             f" {'':26} {r['server_cpu_per_edit_kernelpad_over_floor']:>6.2f}x"
         )
+        if (j := run.get("ratios_to_jupyterlab")) is not None:
+            print(
+                f"{'':7}  {'kp/jlab':9} {'':6} {j['edits_per_s']:>7.2f}x"
+                f" {'':26} {j['server_cpu_per_edit']:>6.2f}x"
+            )
 
 
 def print_gc(runs: dict[str, Any]) -> None:
@@ -934,25 +1205,76 @@ def print_gc(runs: dict[str, Any]) -> None:
 
 def print_checks(runs: dict[str, Any]) -> None:
     print(
-        "\n3. Checks: readers' documents (all messages applied) and what kernelpad stored,"
+        "\n3. Checks: readers' documents (all messages applied) and what the servers stored,"
         " against the writer's text"
     )
     for readers, run in runs.items():
-        for name in ("kernelpad", "floor"):
+        for name in servers_in(run):
             c, r = run[name]["check"], run[name]
             dup = r["latency"]["duplicate_deliveries"] + r["throughput"]["duplicate_deliveries"]
             print(
                 f"{readers:>7}  {name:9} readers differing {c['readers_whose_text_differs']}/"
                 f"{readers} ({c['text_chars']} chars), duplicates {dup}, closed early"
                 f" {len(c['readers_closed_early'])}, update {r['update_message_bytes_median']:g} B,"
-                f" server busy {r['server_busy_after_s']:g} s after"
+                f" server busy {r['server_busy_after_s']:g} s after (CPU per sustained edit,"
+                f" that included: {r['throughput']['server_cpu_ms_per_edit_with_queued_work']:g}"
+                " ms)"
             )
-            if "stored_updates" in c:
+            if "stored_document_matches_writer" in c:
                 print(
                     f"{'':18} stored: {c['stored_updates']} updates for {c['edits_sent']} edits,"
                     f" rebuilt document matches: {c['stored_document_matches_writer']},"
                     f" session code matches: {c['stored_code_matches_writer']}"
                 )
+            if "saved_notebook_matches_writer" in c:
+                print(
+                    f"{'':18} Yjs store: {c['stored_updates']} updates for {c['edits_sent']}"
+                    f" edits, saved notebook file matches: {c['saved_notebook_matches_writer']}"
+                )
+
+
+def servers_in(run: dict[str, Any]) -> list[str]:
+    return [name for name in SERVER_NAMES if name in run]
+
+
+def print_peers(results: dict[str, Any]) -> None:
+    """kernelpad against JupyterLab's server, the figures side by side, or why it was not
+    measured."""
+    peers = results["jupyterlab"]
+    if not peers["measured"]:
+        print(f"\n4. JupyterLab's collaboration server: not measured ({peers['reason']})")
+        return
+    versions = peers["versions"]
+    settings = peers["settings"]
+    print(
+        f"\n4. kernelpad / JupyterLab's collaboration server (jupyter-collaboration"
+        f" {versions['jupyter-collaboration']}, jupyter-server-ydoc"
+        f" {versions['jupyter-server-ydoc']}, Jupyter Server {versions['jupyter-server']},"
+        f" pycrdt {versions['pycrdt']};\n   its defaults: document_save_delay"
+        f" {settings['document_save_delay']} s, file_poll_interval"
+        f" {settings['file_poll_interval']} s, {settings['ystore_class']})"
+    )
+    print(
+        f"{'readers':>7}  {'last reader median ms':>23}  {'last reader p99 ms':>23}"
+        f"  {'edits/s at all':>23}  {'server CPU ms per edit':>23}"
+    )
+    for readers, run in results["runs"].items():
+        if "jupyterlab" not in run:
+            continue
+        kp, jl, ratio = run["kernelpad"], run["jupyterlab"], run["ratios_to_jupyterlab"]
+        cells = []
+        for _name, key, _lower in PEER_FIGURES:
+            if key == "edits_per_s":
+                a = kp["throughput"]["edits_per_s_at_every_reader"]
+                b = jl["throughput"]["edits_per_s_at_every_reader"]
+            elif key == "server_cpu_per_edit":
+                a = kp["throughput"]["server_cpu_ms_per_edit_with_queued_work"]
+                b = jl["throughput"]["server_cpu_ms_per_edit_with_queued_work"]
+            else:
+                which = "median_ms" if key == "last_reader_median" else "p99_ms"
+                a, b = kp["latency"]["last_reader"][which], jl["latency"]["last_reader"][which]
+            cells.append(f"{a:>7.4g} / {b:<7.4g} {ratio[key]:>5.2f}x")
+        print(f"{readers:>7}  " + "  ".join(cells))
 
 
 def print_report(results: dict[str, Any], args: argparse.Namespace) -> None:
@@ -973,11 +1295,14 @@ def print_report(results: dict[str, Any], args: argparse.Namespace) -> None:
     print_throughput(runs, args)
     print_gc(runs)
     print_checks(runs)
+    print_peers(results)
     print("\nTargets")
     for name, value in results["verdicts"].items():
         print(f"  {name}: {value}")
-    for who in ("kernelpad", "floor"):
-        problems = results[f"{who}_log_problems"]
+    for who in SERVER_NAMES:
+        problems = results.get(f"{who}_log_problems")
+        if problems is None:
+            continue
         if problems:
             print(f"\n{who} logged {len(problems)} warning(s) or error(s):")
             for line in problems[:20]:
@@ -996,7 +1321,7 @@ def write_results(results: dict[str, Any], path: Path) -> None:
 
 
 def parse_args() -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.splitlines()[:2]))
     parser.add_argument(
         "--readers",
         default="10,50,100",
@@ -1020,6 +1345,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=10, help="untimed edits first (10)")
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="the JSON file")
     parser.add_argument(
+        "--peers",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also measure JupyterLab's collaboration server, from bench/.peers-venv, made"
+        " with pip if missing (default: on; skipped, and said so, if it cannot be made)",
+    )
+    parser.add_argument(
+        "--setup-peers",
+        action="store_true",
+        help="only make bench/.peers-venv (JupyterLab's server) if missing, then exit",
+    )
+    parser.add_argument(
         "--floor-server", type=int, metavar="PORT", help="internal: run the floor server"
     )
     args = parser.parse_args()
@@ -1042,7 +1379,13 @@ def main() -> None:
     if args.floor_server is not None:
         asyncio.run(serve_floor(args.floor_server))
         return
-    print("Measuring (about 15 s per reader count and server) ...", flush=True)
+    if args.setup_peers:
+        try:
+            print(f"JupyterLab's server for the benchmarks: {peers_python()}")
+        except BenchError as exc:
+            sys.exit(str(exc))
+        return
+    print("Measuring (15 s or more per reader count and server) ...", flush=True)
     try:
         results = asyncio.run(measure(args))
     except BenchError as exc:

@@ -79,3 +79,80 @@ def machine_info(**versions: str) -> dict[str, Any]:
 
 def verdict(value: float, target: float) -> str:
     return "target met" if value <= target else "target missed"
+
+
+# JupyterLab's own server, the peer some benchmarks measure kernelpad against. It pins versions
+# of its own (pycrdt, jupyter_ydoc, jupyter_server), so it lives in a virtualenv apart from
+# kernelpad's: bench/.peers-venv, made by pip on first use and remade when the pins change.
+PEERS_VENV = Path(__file__).resolve().parent / ".peers-venv"
+PEERS_REQUIREMENTS = ("jupyter-collaboration==5.0.4", "jupyter-server>=2.21,<3")
+PEERS_TIMEOUT = 900  # seconds for pip: a first install downloads some 60 packages
+
+
+def peers_python(create: bool = True) -> Path:
+    """The Python of the peers' virtualenv, with ``PEERS_REQUIREMENTS`` installed; made if it
+    is missing or was made with other pins and ``create``. Raises ``BenchError`` saying why it
+    cannot be had (no network for pip, say), so a benchmark can skip the peer and say so."""
+    python = PEERS_VENV / "bin" / "python"
+    stamp = PEERS_VENV / ".installed"
+    wanted = "\n".join(PEERS_REQUIREMENTS) + "\n"
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return python
+    if not create:
+        raise BenchError(f"{PEERS_VENV} is missing or out of date (made with other pins)")
+    print(f"Installing {', '.join(PEERS_REQUIREMENTS)} in {PEERS_VENV} ...", flush=True)
+    steps = [
+        [sys.executable, "-m", "venv", str(PEERS_VENV)],
+        [str(python), "-m", "pip", "install", "--quiet", *PEERS_REQUIREMENTS],
+    ]
+    for step in steps:
+        try:
+            done = subprocess.run(step, capture_output=True, text=True, timeout=PEERS_TIMEOUT)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise BenchError(f"could not make {PEERS_VENV}: {exc}") from None
+        if done.returncode != 0:
+            errors = [line for line in done.stderr.splitlines() if "ERROR" in line]
+            last = (errors or done.stderr.splitlines() or ["(no output)"])[-1]
+            raise BenchError(f"could not make {PEERS_VENV}: {' '.join(step[:4])}: {last}")
+    stamp.write_text(wanted)
+    return python
+
+
+def jupyter_server_command(
+    python: Path, port: int, root: str, token: str, *flags: str
+) -> list[str]:
+    """Jupyter Server from the peers' virtualenv on ``port``, serving ``root``, with the
+    server extensions installed there (JupyterLab's, the collaboration ones among them), token
+    authentication, no browser, logging warnings only (as ``kernelpad_command``; the server
+    extensions too), and ``flags``."""
+    return [
+        str(python),
+        "-m",
+        "jupyter_server",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        "--no-browser",
+        f"--ServerApp.root_dir={root}",
+        f"--IdentityProvider.token={token}",
+        "--log-level=WARN",
+        "--ExtensionApp.log_level=WARN",  # the extensions have a level of their own
+        "--allow-root",  # the benchmarks may run as root, as on this machine
+        *flags,
+    ]
+
+
+def jupyter_environment(home: Path) -> dict[str, str]:
+    """The environment for a Jupyter Server started by a benchmark: its configuration, data
+    and runtime folders under ``home`` (a temporary folder), so that nothing of this machine's
+    own Jupyter set-up (``~/.jupyter``) changes what is measured, and nothing is left behind.
+    The extensions' own configuration, in the virtualenv's ``etc/jupyter``, still applies."""
+    env = dict(os.environ)
+    for name, folder in (
+        ("JUPYTER_CONFIG_DIR", "config"),
+        ("JUPYTER_DATA_DIR", "data"),
+        ("JUPYTER_RUNTIME_DIR", "runtime"),
+    ):
+        env[name] = str(home / folder)
+    env.pop("VIRTUAL_ENV", None)
+    return env
