@@ -225,9 +225,16 @@ class Access:
     def is_host(session: Session, token: str | None) -> bool:
         return bool(token) and token_matches(token or "", session.host_token_hash)
 
+    @staticmethod
+    def role_by_hash(host_token_hash: str, token: str | None) -> Role:
+        """The role a request with ``token`` has in the session whose host token hashes to
+        ``host_token_hash``: the host's token makes it the host."""
+        host = bool(token) and token_matches(token or "", host_token_hash)
+        return Role.HOST if host else Role.CANDIDATE
+
     def role_of(self, session: Session, token: str | None) -> Role:
         """The role a request with ``token`` has: the host's token makes it the host."""
-        return Role.HOST if self.is_host(session, token) else Role.CANDIDATE
+        return self.role_by_hash(session.host_token_hash, token)
 
     @staticmethod
     def authorize_host(session: Session, token: str | None) -> None:

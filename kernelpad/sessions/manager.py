@@ -26,7 +26,7 @@ from kernelpad.errors import InvalidValue, SessionElsewhere, SessionEnded, Sessi
 from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.logs import about
-from kernelpad.sessions.access import Access, DocumentLimits, Rules, RunLimits
+from kernelpad.sessions.access import Access, DocumentLimits, Role, Rules, RunLimits
 from kernelpad.sessions.colours import colour_at
 from kernelpad.sessions.document import SessionDocument
 from kernelpad.sessions.events import SessionEnded as SessionEndedEvent
@@ -125,6 +125,8 @@ class SessionManager:
         self.runs.visible_test = self.grading.visible_result
         # Language of each active session seen since start: a run needs no database read.
         self._active: dict[str, str] = {}
+        # Active sessions' host token hashes (they never change), for the role of a request.
+        self._host_hashes: dict[str, str] = {}
         # Counts sessions ended, so a cache fill can tell that an end raced with it.
         self._ends = 0
         self._ending: set[str] = set()  # sessions being ended: nobody may enter them
@@ -252,6 +254,21 @@ class SessionManager:
             session.code, session.language = room.document.code, room.document.language
         return session
 
+    async def role_of(self, session_id: str, token: str | None) -> Role:
+        """The role a request with ``token`` has in the session (raises if there is none).
+
+        Asked on every run and completion over REST: an active session's host token hash is
+        kept, so that these do not read the session's row each time (a database round trip,
+        some 0.15 ms of a trivial run's 5)."""
+        token_hash = self._host_hashes.get(session_id)
+        if token_hash is None:
+            ends = self._ends
+            session = await self.get(session_id)
+            token_hash = session.host_token_hash
+            if session.status == ACTIVE and ends == self._ends:
+                self._host_hashes[session_id] = token_hash
+        return self.access.role_by_hash(token_hash, token)
+
     async def as_host(self, session_id: str, token: str | None) -> Session:
         """The session, for its host only (the token is checked by the access rules)."""
         session = await self.get(session_id)
@@ -288,6 +305,7 @@ class SessionManager:
         self._ending.add(session_id)
         try:
             self._active.pop(session_id, None)
+            self._host_hashes.pop(session_id, None)
             self.grading.forget(session_id)  # read again if the host grades after the end
             review = self.access.rules(session_id).review_after_end
             self.access.forget(session_id)
@@ -340,6 +358,7 @@ class SessionManager:
     def _forget_cached(self, session_id: str) -> None:
         """What this process read of a session before it drove it: read again."""
         self._active.pop(session_id, None)
+        self._host_hashes.pop(session_id, None)
         self.access.forget(session_id)
 
     def _idle(self, session_id: str) -> bool:

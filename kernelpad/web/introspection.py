@@ -26,8 +26,7 @@ class _Question(ApiHandler):
     async def _asked(self, session_id: str) -> tuple[IntrospectRequest, str]:
         """The question, and the role of who asks (the host token makes it the host)."""
         req = self.body(IntrospectRequest)
-        session = await self.manager.get(session_id)
-        self.role = self.manager.access.role_of(session, self.bearer_token())
+        self.role = await self.manager.role_of(session_id, self.bearer_token())
         return req, self.role
 
 

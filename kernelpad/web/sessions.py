@@ -163,8 +163,7 @@ class ExecuteHandler(ApiHandler):
     async def post(self, session_id: str) -> None:
         req = self.body(ExecuteRequest)
         # Every limit and permission (the code's size among them) is the access rules'.
-        session = await self.manager.get(session_id)
-        role = self.role = self.manager.access.role_of(session, self.bearer_token())
+        role = self.role = await self.manager.role_of(session_id, self.bearer_token())
         execution = await self.manager.runs.execute(
             session_id, req.code, role, req.language, req.time_limit, req.stdin
         )
