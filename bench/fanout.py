@@ -1252,7 +1252,9 @@ def print_peers(results: dict[str, Any]) -> None:
         f" {versions['jupyter-server-ydoc']}, Jupyter Server {versions['jupyter-server']},"
         f" pycrdt {versions['pycrdt']};\n   its defaults: document_save_delay"
         f" {settings['document_save_delay']} s, file_poll_interval"
-        f" {settings['file_poll_interval']} s, {settings['ystore_class']})"
+        f" {settings['file_poll_interval']} s, {settings['ystore_class']});\n   paced"
+        " latency, sustained edits/s, and the server's CPU per sustained edit with the work"
+        "\n   still queued after the phase (under 1x: kernelpad ahead; over 1x for edits/s)"
     )
     print(
         f"{'readers':>7}  {'last reader median ms':>23}  {'last reader p99 ms':>23}"
