@@ -3,7 +3,7 @@
 Each kernel has a folder of its own in the runtime folder: its connection file and, for the
 kernels that talk over ZeroMQ's ``ipc`` transport, its Unix sockets. A sandboxed kernel (see
 :mod:`kernelpad.kernels.sandbox`) always does: its network is cut off, so a kernel that only
-speaks TCP gets a relay in its box.
+speaks TCP is relayed by its keeper.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -46,7 +45,7 @@ class _KernelManager(AsyncKernelManager):
     sandbox: Sandbox | None = None
     name = ""
     folder: Path = Path()
-    relay = False  # a TCP kernel behind the sandbox's relay
+    relay = False  # a TCP kernel behind its keeper's relay
     seccomp_fd: int | None = None  # where bwrap reads the seccomp filter from
     wait = 60.0  # how long the keeper waits for this server to take the lease
     let_go = False  # the kernel is left for the next server: its files are not this one's
@@ -60,16 +59,17 @@ class _KernelManager(AsyncKernelManager):
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         command = super().format_kernel_cmd(extra_arguments)
         cgroups: list[Path] = []
+        # A TCP kernel's keeper relays it, in the network namespace the box then shares.
+        relay = Path(self.connection_file) if self.sandbox is not None and self.relay else None
         if self.sandbox is not None:
             # The connection file is written by now (jupyter_client writes it first).
-            if self.relay:
-                relay = [sys.executable, "-m", "kernelpad.kernels.relay", self.connection_file]
-                command = [*relay, "--", *command]
             joins = self.sandbox.prepare(self.name, self.folder, Path(self.connection_file))
-            command = self.sandbox.wrap(command, self.folder, joins, self.seccomp_fd)
+            network = relay is None
+            command = self.sandbox.wrap(command, self.folder, joins, self.seccomp_fd, network)
             cgroups = [join.parent for join in joins]
         lease = lease_path(self.folder)
-        return keeper.command(lease, self.folder, self.wait, cgroups, self.seccomp_fd) + command
+        keep = keeper.command(lease, self.folder, self.wait, cgroups, self.seccomp_fd, relay)
+        return keep + command
 
 
 class LocalKernel(KernelHandle):

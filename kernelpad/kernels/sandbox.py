@@ -7,10 +7,10 @@ kernel is part of it), a private ``/tmp`` of a fixed size (its home and working 
 its own runtime folder (its connection files, which it reads and cannot write, and Unix
 sockets). Not the data dir, the database, the server's runtime files, ``/root``, ``/home`` or
 anything else. Its network namespace has only a loopback of its own, so kernels talk to the
-server over Unix sockets (ZeroMQ ``ipc``); kernels that only speak TCP get a relay inside the
-box (:mod:`kernelpad.kernels.relay`). What it writes to its stdout and stderr goes to a pipe
-the server reads (:mod:`kernelpad.kernels.kernel_output`): it writes to no disk of the host's
-but its ``/tmp``.
+server over Unix sockets (ZeroMQ ``ipc``); kernels that only speak TCP are relayed by their
+keeper, which runs in that network namespace (:mod:`kernelpad.kernels.relay`). What it writes
+to its stdout and stderr goes to a pipe the server reads
+(:mod:`kernelpad.kernels.kernel_output`): it writes to no disk of the host's but its ``/tmp``.
 
 What it may ask of the Linux kernel: nothing that needs a capability (it has none), no new
 user namespace (it runs in one of its own that can make no other, where bubblewrap can do that:
@@ -184,8 +184,8 @@ class Sandbox:
     def seal(self, kernel_dir: Path) -> None:
         """Once the kernel has started, nothing in its folder is its own: it can add, remove or
         replace nothing there (a socket swapped for a symlink would send the server's
-        connections elsewhere), nor write into the files its start left there (a relay's
-        connection file): it reads them, as their group."""
+        connections elsewhere), nor write into the files its start left there (its keeper's
+        relay writes one, as root, before it starts): it reads them, as their group."""
         os.chown(kernel_dir, 0, 0)
         os.chmod(kernel_dir, 0o755)
         for entry in os.scandir(kernel_dir):
@@ -227,14 +227,21 @@ class Sandbox:
         return kept
 
     def wrap(
-        self, argv: list[str], kernel_dir: Path, joins: list[Path], seccomp_fd: int | None = None
+        self,
+        argv: list[str],
+        kernel_dir: Path,
+        joins: list[Path],
+        seccomp_fd: int | None = None,
+        network: bool = True,
     ) -> list[str]:
         """``argv`` as it runs in the box; ``seccomp_fd``, if given, is where bubblewrap reads
-        the filter's program from (the process must inherit it: see :func:`program_fd`)."""
+        the filter's program from (the process must inherit it: see :func:`program_fd`).
+        ``network``: the box makes its network namespace; False where the box runs in one
+        made for it already (its keeper's, which relays a TCP kernel: never the host's)."""
         limits = self.limits
         box = [
             BWRAP,
-            "--unshare-net",
+            *(["--unshare-net"] if network else []),
             "--unshare-pid",
             "--unshare-ipc",
             "--unshare-uts",
