@@ -12,7 +12,7 @@ import threading
 from pathlib import Path
 
 from kernelpad.kernels import keeper
-from kernelpad.kernels.install import java_argv
+from kernelpad.kernels.install import java_argv, python_argv
 from kernelpad.kernels.relay import KERNEL_FILE, PREFIX, Relay
 
 
@@ -25,6 +25,13 @@ def test_the_jvm_is_started_without_jjavas_launcher_and_with_a_small_heap() -> N
     assert "jdk.jshell/jdk.jshell=ALL-UNNAMED" in argv
     # The heap's maximum is the sandbox's to set (half the kernel's memory limit).
     assert not any(part.startswith("-Xmx") for part in argv)
+
+
+def test_ipykernel_starts_without_its_debugger() -> None:
+    argv = python_argv("/venv/bin/python")
+    assert argv[1] == "-c" and "sys.modules['debugpy'] = None" in argv[2]
+    # Whoever looks for Python kernels by their command line still finds them.
+    assert argv[3:] == ["ipykernel_launcher", "-f", "{connection_file}"]
 
 
 def test_a_keeper_runs_without_site_and_relays_in_a_network_namespace_of_its_own(
