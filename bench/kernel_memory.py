@@ -1,0 +1,329 @@
+"""How much memory an idle kernel takes, started bare and inside kernelpad, per language.
+
+For each language (Python, JavaScript on Deno, Java on JJava, C++ on clang-repl; ``--languages``
+picks some), the kernel is started twice, one after the other:
+
+1. **bare**: jupyter_client's ``AsyncKernelManager`` from the installed kernelspec, with the
+   transport and environment kernelpad gives it (as ``bench/execute_latency.py`` does for its
+   floor); one trivial run, then ``--idle`` seconds of nothing;
+2. **inside kernelpad**: a kernelpad server (as ``bench/execute_latency.py`` starts one, with its
+   sandbox as configured, i.e. on by default) with no kernel pool, a session of the language,
+   one trivial run through the HTTP API, then the same idle time.
+
+Then the memory of the kernel's whole process tree: the bare kernel and what it started; inside
+kernelpad, the kernel's keeper and everything under it (the sandbox's bubblewrap processes, the
+relay of a TCP-only kernel, the kernel, JJava's second JVM, clang-repl). Each process is listed
+apart, with its RSS and its PSS (``/proc/PID/smaps_rollup``, through psutil). RSS counts every
+page a process maps, shared ones included (the Python binary and libraries every keeper shares
+with the server and the other keepers); PSS divides each shared page among the processes that
+map it, so it is the fair figure for what one more kernel costs where many run.
+
+The table prints bare against inside, RSS and PSS, their ratio (goal: inside within 10% of
+bare) and the issue's goal for the inside figure (Python <= 40, Deno <= 120, Java <= 160,
+C++ <= 100 MiB; the issue states it in RSS, PSS is shown beside it). The figures go to
+``bench/results/kernel_memory.json``. It exits 0 whether goals are met or not.
+
+Run it with ``.venv/bin/python bench/kernel_memory.py [--languages python java] [--idle 5]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import jupyter_client
+import psutil
+from execute_latency import (
+    LANGUAGES,
+    SERVER_PROBLEMS,
+    BenchLanguage,
+    jupyter_kernel,
+    kernelpad_server,
+)
+from harness import BenchError, machine_info
+
+RESULTS_FILE = Path(__file__).resolve().parent / "results" / "kernel_memory.json"
+MIB = 2**20
+# The issue's goals for an idle kernel inside kernelpad, MiB; and how far above bare it may be.
+GOALS_MIB = {"python": 40.0, "javascript": 120.0, "typescript": 120.0, "java": 160.0, "cpp": 100.0}
+WITHIN = 1.10
+DEFAULT_LANGUAGES = ("python", "javascript", "java", "cpp")
+
+
+@dataclass(frozen=True)
+class ProcessMemory:
+    """One process of a kernel's tree."""
+
+    pid: int
+    kind: str
+    command: str
+    rss_mib: float
+    pss_mib: float
+    uss_mib: float
+
+
+@dataclass(frozen=True)
+class TreeMemory:
+    """A kernel's whole process tree."""
+
+    processes: list[ProcessMemory]
+
+    @property
+    def rss_mib(self) -> float:
+        return round(sum(p.rss_mib for p in self.processes), 1)
+
+    @property
+    def pss_mib(self) -> float:
+        return round(sum(p.pss_mib for p in self.processes), 1)
+
+    @property
+    def uss_mib(self) -> float:
+        return round(sum(p.uss_mib for p in self.processes), 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rss_mib": self.rss_mib,
+            "pss_mib": self.pss_mib,
+            "uss_mib": self.uss_mib,
+            "processes": [asdict(p) for p in self.processes],
+        }
+
+
+def kind_of(cmdline: list[str], name: str) -> str:
+    """What a process of a kernel's tree is, from its command line."""
+    line = " ".join(cmdline)
+    base = Path(cmdline[0]).name if cmdline else name
+    # bubblewrap's command line names what it runs (the kernel, a relay): it goes first.
+    if base == "bwrap" or name == "bwrap":
+        return "bwrap"
+    if "kernelpad.kernels.keeper" in line:
+        return "keeper"
+    if "kernelpad.kernels.relay" in line:
+        return "relay (asyncio, before issue 20)"
+    if "ipykernel_launcher" in line:
+        return "kernel (ipykernel)"
+    if "kernelpad.kernels.cpp" in line:
+        return "kernel (C++, ipykernel)"
+    if "clang-repl" in base:
+        return "clang-repl"
+    if base == "deno" or name == "deno":
+        return "kernel (deno)"
+    if base == "java" or name == "java":
+        if "jjava-launcher.jar" in line:
+            return "JJava launcher JVM"
+        if "jjava.jar" in line or "JJava" in line:
+            return "JJava kernel JVM"
+        return "JShell remote JVM"
+    return base or name
+
+
+def tree_memory(root: int) -> TreeMemory:
+    """The memory of ``root`` and all its descendants, each process apart."""
+    top = psutil.Process(root)
+    processes: list[ProcessMemory] = []
+    for proc in [top, *top.children(recursive=True)]:
+        try:
+            with proc.oneshot():
+                cmdline = proc.cmdline()
+                info = proc.memory_full_info()
+                name = proc.name()
+        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            continue
+        processes.append(
+            ProcessMemory(
+                proc.pid,
+                kind_of(cmdline, name),
+                " ".join(cmdline)[:160],
+                round(info.rss / MIB, 1),
+                round(info.pss / MIB, 1),
+                round(info.uss / MIB, 1),
+            )
+        )
+    return TreeMemory(processes)
+
+
+# Bare: the kernel from its kernelspec, through jupyter_client
+
+
+async def _bare(lang: BenchLanguage, workdir: Path, idle: float) -> TreeMemory:
+    async with jupyter_kernel(lang, workdir, "bare") as kc:
+        reply = await kc.execute_interactive(lang.code, timeout=60, output_hook=lambda msg: None)
+        if reply["content"]["status"] != "ok":
+            raise BenchError(f"{lang.id}: the bare kernel's trivial run ended {reply['content']}")
+        await asyncio.sleep(idle)
+        # The manager launched the kernel's command; jupyter_client keeps its pid on the
+        # provisioner, which the client does not reach: the kernel is this process's child.
+        children = psutil.Process().children()
+        kernels = [c for c in children if str(workdir) in " ".join(c.cmdline())]
+        if len(kernels) != 1:
+            raise BenchError(f"{lang.id}: found {len(kernels)} bare kernel processes, not one")
+        return tree_memory(kernels[0].pid)
+
+
+def measure_bare(lang: BenchLanguage, idle: float) -> TreeMemory:
+    # Kernels' Unix socket paths must stay short: a folder directly under the temp dir.
+    with tempfile.TemporaryDirectory(prefix="kpm-") as tmp:
+        return asyncio.run(_bare(lang, Path(tmp), idle))
+
+
+# Inside kernelpad: the session's kernel, its keeper and all under it
+
+
+def measure_inside(lang: BenchLanguage, idle: float) -> TreeMemory:
+    with kernelpad_server(lang, pool_size=0) as api:
+        session_id, token = api.create_session(lang.id)
+        api.execute(session_id, lang.code)
+        time.sleep(idle)
+        server = _server_process(api.port)
+        keepers = [
+            p
+            for p in server.children()
+            if any("kernelpad.kernels.keeper" in part for part in p.cmdline())
+        ]
+        if len(keepers) != 1:
+            raise BenchError(f"{lang.id}: found {len(keepers)} keepers under the server, not one")
+        memory = tree_memory(keepers[0].pid)
+        api.end_session(session_id, token)
+        return memory
+
+
+def _server_process(port: int) -> psutil.Process:
+    for child in psutil.Process().children():
+        if str(port) in child.cmdline():
+            return child
+    raise BenchError(f"no kernelpad server on port {port} among this process's children")
+
+
+# One language
+
+
+def measure_language(lang: BenchLanguage, idle: float) -> dict[str, Any]:
+    print(f"{lang.id}: bare kernel ...", flush=True)
+    bare = measure_bare(lang, idle)
+    print(f"{lang.id}: inside kernelpad ...", flush=True)
+    inside = measure_inside(lang, idle)
+    goal = GOALS_MIB[lang.id]
+    rss_ratio = round(inside.rss_mib / bare.rss_mib, 3)
+    pss_ratio = round(inside.pss_mib / bare.pss_mib, 3)
+    return {
+        "kernel_name": lang.kernel_name,
+        "bare": bare.as_dict(),
+        "inside": inside.as_dict(),
+        "ratios": {"rss_inside_over_bare": rss_ratio, "pss_inside_over_bare": pss_ratio},
+        "goal_mib": goal,
+        "verdicts": {
+            "rss_within_10_percent": rss_ratio <= WITHIN,
+            "pss_within_10_percent": pss_ratio <= WITHIN,
+            "rss_inside_under_goal": inside.rss_mib <= goal,
+            "pss_inside_under_goal": inside.pss_mib <= goal,
+        },
+    }
+
+
+# Report
+
+
+def _mark(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
+def print_report(results: dict[str, Any]) -> None:
+    info = results["machine"]
+    print(
+        f"\nIdle kernel memory, MiB  ({info['timestamp']}, {info['cpu_count']} CPUs,"
+        f" load {info['load_average_1m_at_end']} at the end, idle {results['settings']['idle']} s)"
+    )
+    for lang_id, r in results["languages"].items():
+        print(f"\n{lang_id} (kernelspec {r['kernel_name']})")
+        for where in ("bare", "inside"):
+            tree = r[where]
+            print(f"  {where:6}  {'RSS':>7} {'PSS':>7} {'USS':>7}")
+            for p in tree["processes"]:
+                print(
+                    f"    {p['kind'][:26]:26} {p['rss_mib']:7.1f} {p['pss_mib']:7.1f}"
+                    f" {p['uss_mib']:7.1f}  pid {p['pid']}"
+                )
+            print(
+                f"    {'total':26} {tree['rss_mib']:7.1f} {tree['pss_mib']:7.1f}"
+                f" {tree['uss_mib']:7.1f}"
+            )
+    print(
+        f"\n{'language':11} {'bare RSS':>9} {'inside RSS':>11} {'ratio':>6}"
+        f" {'bare PSS':>9} {'inside PSS':>11} {'ratio':>6} {'goal':>6}"
+        "  within 10% (RSS/PSS)  goal (RSS/PSS)"
+    )
+    for lang_id, r in results["languages"].items():
+        v = r["verdicts"]
+        print(
+            f"{lang_id:11} {r['bare']['rss_mib']:9.1f} {r['inside']['rss_mib']:11.1f}"
+            f" {r['ratios']['rss_inside_over_bare']:6.2f}"
+            f" {r['bare']['pss_mib']:9.1f} {r['inside']['pss_mib']:11.1f}"
+            f" {r['ratios']['pss_inside_over_bare']:6.2f} {r['goal_mib']:6.0f}"
+            f"  {_mark(v['rss_within_10_percent']):>6}/{_mark(v['pss_within_10_percent']):<14}"
+            f"  {_mark(v['rss_inside_under_goal'])}/{_mark(v['pss_inside_under_goal'])}"
+        )
+    if SERVER_PROBLEMS:
+        print(f"\nkernelpad logged {len(SERVER_PROBLEMS)} warning(s) or error(s):")
+        for line in SERVER_PROBLEMS[:20]:
+            print(f"  {line}")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--languages",
+        nargs="+",
+        default=list(DEFAULT_LANGUAGES),
+        metavar="LANG",
+        help=f"languages to measure, space or comma separated (default:"
+        f" {' '.join(DEFAULT_LANGUAGES)}; typescript runs on the same kernel as javascript)",
+    )
+    parser.add_argument(
+        "--idle", type=float, default=5.0, help="seconds idle after the run (default 5)"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="where the JSON goes")
+    args = parser.parse_args()
+    chosen = [name.strip() for item in args.languages for name in item.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in LANGUAGES]
+    if unknown or not chosen:
+        parser.error(f"--languages: choose among {', '.join(LANGUAGES)}")
+    args.languages = list(dict.fromkeys(chosen))
+    if args.idle < 0:
+        parser.error("--idle must not be negative")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    started = time.monotonic()
+    try:
+        languages = {name: measure_language(LANGUAGES[name], args.idle) for name in args.languages}
+    except BenchError as exc:
+        sys.exit(f"benchmark aborted: {exc}")
+    results = {
+        "machine": machine_info(jupyter_client=jupyter_client.__version__),
+        "settings": {
+            "languages": args.languages,
+            "idle": args.idle,
+            "duration_s": round(time.monotonic() - started, 1),
+        },
+        "languages": languages,
+        "goals_mib": GOALS_MIB,
+        "within": WITHIN,
+        "kernelpad_log_problems": SERVER_PROBLEMS,
+    }
+    print_report(results)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nFigures written to {args.output}")
+
+
+if __name__ == "__main__":
+    main()
