@@ -86,14 +86,21 @@ $(NBGRADER):
 test: setup $(HUB_PROXY) $(NBGRADER)
 	$(BIN)/pytest
 
+# JupyterLab's collaboration server, which bench/fanout.py measures kernelpad against, lives in
+# a virtualenv of its own (its pins are not kernelpad's), made once and remade when the pins in
+# bench/harness.py change.
+PEERS_VENV := bench/.peers-venv
+
 bench: setup
+	$(BIN)/python bench/fanout.py --setup-peers
 	$(BIN)/python bench/execute_latency.py
 	$(BIN)/python bench/fanout.py
 	$(BIN)/python bench/gateway_latency.py
 	$(BIN)/python bench/completion.py
+	$(BIN)/python bench/kernel_memory.py
 
-# Capacity and soak: 1, 10, 25 and 50 interviews at once, a minute each (about 8 minutes);
-# writes bench/results/load.json and load.png.
+# Capacity and soak: 1, 25, 50, 100 and 150 interviews at once, a minute of load each (about
+# 15 minutes); writes bench/results/load.json and load.png.
 load: setup
 	$(BIN)/python bench/load.py
 
@@ -117,5 +124,5 @@ lint: setup
 	$(BIN)/mypy kernelpad
 
 clean:
-	rm -rf $(VENV) $(EG_VENV) $(NBGRADER_VENV) $(VENDOR) kernelpad/web/static/dist $(FRONTEND)/node_modules \
+	rm -rf $(VENV) $(EG_VENV) $(NBGRADER_VENV) $(PEERS_VENV) $(VENDOR) kernelpad/web/static/dist $(FRONTEND)/node_modules \
 		examples/node_modules examples/kernelpad-data
