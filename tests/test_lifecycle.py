@@ -284,7 +284,7 @@ async def test_kernels_of_a_killed_server_are_stopped(server_process: Any, tmp_p
         finally:
             api.close()
         kernels = kernels_of_runtime(str(runtime))
-        assert len(kernels) >= 5  # two keepers, deno, the JJava launcher, its JVM
+        assert len(kernels) >= 5  # two keepers, bubblewrap's processes, deno, the JVM
         folders = [f for f in runtime.glob("*/*") if f.is_dir()]
         assert len(folders) == 2
         killed.proc.kill()

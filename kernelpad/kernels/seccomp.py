@@ -49,7 +49,7 @@ DENIED = (
     "open_by_handle_at",
     "quotactl",
     "quotactl_fd",
-    # Other processes: the kernel's other processes (its relay, a JVM's launcher) are its
+    # Other processes: the kernel's other processes (bubblewrap's, those it starts) are its
     # user's too.
     "ptrace",
     "process_vm_readv",

@@ -105,7 +105,7 @@ async def test_a_deno_kernel_cannot_fill_the_hosts_disk(api: Api, session: str) 
         "    while (n < chunk.length) n += file.writeSync(chunk.subarray(n));\n"
         "  }\n"
         "}\n"
-        # Its own connection file, which the relay in its box wrote for it.
+        # Its own connection file, which its keeper wrote for it.
         "const args = Deno.readTextFileSync('/proc/self/cmdline').split('\\0');\n"
         "const conn = args[args.indexOf('--conn') + 1];\n"
         "try {\n"

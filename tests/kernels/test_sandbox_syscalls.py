@@ -144,7 +144,7 @@ async def test_no_user_namespace_so_no_mount(api: Api, session: str) -> None:
 
 async def test_no_tracing_another_process(api: Api, session: str) -> None:
     # Its own child, which it could trace without the filter: the kernel's other processes
-    # (the relay, a JVM launcher) are its user's as well.
+    # (bubblewrap's, a program it starts) are its user's as well.
     code = (
         "import ctypes, subprocess, time\n"
         "libc = ctypes.CDLL(None, use_errno=True)\n"
