@@ -15,16 +15,18 @@ speed, and whether the kernel pool hides a kernel's boot time from a session's f
    a. kernelpad: ``POST /api/v1/sessions/{id}/execute`` over one keep-alive HTTP connection;
    b. jupyter_client directly: ``execute_interactive`` on a kernel started here (the floor). For a
       language whose kernel may send output after its idle status (Deno's, for JavaScript and
-      TypeScript), kernelpad waits for a quiet window after reply and idle (``Language.settle`` in
-      ``kernelpad.kernels.languages``, i.e. ``DENO_SETTLE``). Such languages get two figures:
+      TypeScript), kernelpad sends the language's done probe after reply and idle
+      (``Language.done_probe`` in ``kernelpad.kernels.languages``, i.e. ``DENO_DONE_PROBE``): a
+      silent request that prints a marker once everything the run printed is out, and takes the
+      run's output until the marker and the probe's reply are in. Such languages get two figures:
       plain ``execute_interactive`` (which can lose late output) and ``execute_interactive``
-      followed by the same quiet window on IOPub ("settled"); the target compares with the latter;
+      followed by the same probe ("settled"); the target compares with the latter;
    c. Python only: a new Python process per run, the original design's approach.
 4. Ratios against the targets: kernelpad / jupyter_client for a trivial run (at most 1.25x) and
    pooled first result / cold kernel start (at most 0.1).
 
 It also counts the runs whose result (the trivial code's ``execute_result``) was missing: in plain
-``execute_interactive`` when it returned, after the quiet window, and in kernelpad's answers.
+``execute_interactive`` when it returned, after the probe, and in kernelpad's answers.
 
 The languages are measured one after the other, each with its own kernelpad servers, so that only
 one language's kernels compete for the CPUs. Java kernels are slow to start and to run a snippet,
@@ -45,7 +47,6 @@ import http.client
 import json
 import math
 import os
-import queue
 import re
 import shutil
 import statistics
@@ -53,6 +54,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -97,8 +99,8 @@ class BenchLanguage:
     #: uses them); Deno's and JJava's kernels only TCP.
     transport: str
     code: str
-    #: Quiet seconds kernelpad waits for after a run's reply and idle status (0: none).
-    settle: float = 0.0
+    #: The done probe kernelpad sends after a run's reply and idle status ("": none).
+    done_probe: str = ""
     #: Environment kernelpad adds for the language's kernels; ``{data_dir}`` is its data folder.
     env: dict[str, str] = field(default_factory=dict)
 
@@ -106,7 +108,12 @@ class BenchLanguage:
 def _bench_language(language_id: str, kernel_name: str, transport: str) -> BenchLanguage:
     known = {language.id: language for language in KNOWN_LANGUAGES}[language_id]
     return BenchLanguage(
-        language_id, kernel_name, transport, "1+1", settle=known.settle, env=dict(known.env)
+        language_id,
+        kernel_name,
+        transport,
+        "1+1",
+        done_probe=known.done_probe,
+        env=dict(known.env),
     )
 
 
@@ -344,19 +351,32 @@ async def jupyter_kernel(
                 await km.shutdown_kernel(now=True)
 
 
-async def drain_late(kc: AsyncKernelClient, msg_id: str, quiet: float) -> tuple[int, bool]:
-    """Read IOPub until it has been quiet for ``quiet`` seconds, as kernelpad does after a run's
-    reply and idle status: how many late messages of run ``msg_id`` came, and whether its result
-    was among them."""
-    late, result = 0, False
-    while True:
-        try:
-            msg = await kc.get_iopub_msg(timeout=quiet)
-        except queue.Empty:
-            return late, result
-        if msg["parent_header"].get("msg_id") == msg_id:
+# The probe's own messages, not the run's output that comes under its parent.
+PROBE_OWN = ("status", "execute_input", "error")
+
+
+async def drain_late(kc: AsyncKernelClient, msg_id: str, probe: str) -> tuple[int, bool]:
+    """Send ``probe`` after run ``msg_id``'s reply and idle status and read IOPub until its
+    marker (and shell until its reply), as kernelpad does: how many late messages of the run
+    came, under its parent or the probe's, and whether its result was among them."""
+    marker = f"kernelpad-done-{uuid.uuid4().hex}"
+    probe_id = kc.execute(
+        probe.replace("{marker}", marker), silent=True, store_history=False, allow_stdin=False
+    )
+    late, result, marked = 0, False, False
+    while not marked:
+        msg = await kc.get_iopub_msg(timeout=CODE_EXECUTION_TIMEOUT)
+        parent, msg_type = msg["parent_header"].get("msg_id"), msg["header"]["msg_type"]
+        if parent == probe_id and msg_type == "stream" and marker in msg["content"]["text"]:
+            marked = True
+        elif parent == msg_id or (parent == probe_id and msg_type not in PROBE_OWN):
             late += 1
-            result = result or msg["header"]["msg_type"] == "execute_result"
+            result = result or msg_type == "execute_result"
+    while (await kc.get_shell_msg(timeout=CODE_EXECUTION_TIMEOUT))["parent_header"].get(
+        "msg_id"
+    ) != probe_id:
+        pass
+    return late, result
 
 
 @dataclass
@@ -377,38 +397,38 @@ async def jupyter_trivial(
 ) -> DirectSeries:
     async with jupyter_kernel(lang, workdir, "warm") as kc:
 
-        async def run(settle: float) -> tuple[float, bool, int, bool]:
+        async def run(probe: str) -> tuple[float, bool, int, bool]:
             types: list[str] = []
             start = time.perf_counter()
             reply = await kc.execute_interactive(
                 lang.code, output_hook=lambda m: types.append(m["header"]["msg_type"])
             )
             late, late_result = 0, False
-            if settle:
-                late, late_result = await drain_late(kc, reply["parent_header"]["msg_id"], settle)
+            if probe:
+                late, late_result = await drain_late(kc, reply["parent_header"]["msg_id"], probe)
             elapsed = time.perf_counter() - start
             if reply["content"]["status"] != "ok":
                 raise BenchError(f"jupyter_client run of {lang.code!r} ({lang.id}) failed: {reply}")
             at_idle = "execute_result" in types
             return elapsed, at_idle, late, at_idle or late_result
 
-        async def series(settle: float) -> tuple[Stats, Counts, Counts, Counts]:
+        async def series(probe: str) -> tuple[Stats, Counts, Counts, Counts]:
             for _ in range(warmup + 1):
-                await run(settle)
+                await run(probe)
             times: list[float] = []
             missing_at_idle, late, missing = Counts(), Counts(), Counts()
             for _ in range(runs):
-                elapsed, at_idle, late_count, result = await run(settle)
+                elapsed, at_idle, late_count, result = await run(probe)
                 times.append(elapsed)
                 missing_at_idle.add(not at_idle)
                 late.add(late_count > 0)
                 missing.add(not result)
             return Stats.of(times), missing_at_idle, late, missing
 
-        plain, plain_missing, _, _ = await series(0.0)
-        if not lang.settle:
+        plain, plain_missing, _, _ = await series("")
+        if not lang.done_probe:
             return DirectSeries(plain, None, plain_missing, None, None)
-        settled, _, late, settled_missing = await series(lang.settle)
+        settled, _, late, settled_missing = await series(lang.done_probe)
         return DirectSeries(plain, settled, plain_missing, late, settled_missing)
 
 
@@ -611,7 +631,7 @@ def measure_language(lang: BenchLanguage, args: argparse.Namespace) -> dict[str,
         "kernel_name": lang.kernel_name,
         "transport": lang.transport,
         "trivial_code": lang.code,
-        "settle_ms": round(lang.settle * 1000, 3),
+        "done_probe": bool(lang.done_probe),
         "cold_start": {"jupyter_client": asdict(cold_start)},
         "first_result": {"kernelpad_pooled": asdict(pooled), "kernelpad_no_pool": asdict(no_pool)},
         "trivial_run": {name: asdict(s) for name, s in trivial.items()},
@@ -661,7 +681,7 @@ def print_language(lang_id: str, r: dict[str, Any]) -> None:
     if settled:
         row("     b. jupyter_client execute_interactive, plain (can lose late output)",
             trivial["jupyter_client"], 2)  # fmt: skip
-        row(f"     b'. the same + {r['settle_ms']:g} ms quiet on IOPub, as kernelpad (settled)",
+        row("     b'. the same + the done probe, as kernelpad (settled)",
             trivial["jupyter_client_settled"], 2)  # fmt: skip
     else:
         row("     b. jupyter_client execute_interactive", trivial["jupyter_client"], 2)

@@ -76,6 +76,7 @@ class GatewayKernel(KernelHandle):
         self._socket: WebSocketClientConnection | None = None
         self._inbox = Inbox()
         self._current: str | None = None
+        self._kept: str | None = None  # the request before the current one, still wanted
         self._pump: asyncio.Task[None] | None = None
         self._closed = False
         self._lost = False
@@ -125,7 +126,8 @@ class GatewayKernel(KernelHandle):
                     log.warning("kernel %s: the gateway says it is %s", self.kernel_id, state)
                     self._lost = True
                     return
-            if not self._current or msg["parent_header"].get("msg_id") != self._current:
+            parent = msg["parent_header"].get("msg_id")
+            if not parent or (parent != self._current and parent != self._kept):
                 return
         except (ValueError, KeyError, AttributeError, TypeError):
             log.warning("kernel %s: dropped a malformed message from the gateway", self.kernel_id)
@@ -190,7 +192,7 @@ class GatewayKernel(KernelHandle):
         }
         # The id is known before the request leaves, so no reply can come before it is current.
         msg = self._session.msg("execute_request", content)
-        self._current = str(msg["header"]["msg_id"])
+        self._current, self._kept = str(msg["header"]["msg_id"]), None
         self._send("shell", msg)
         return self._current
 
@@ -198,14 +200,17 @@ class GatewayKernel(KernelHandle):
         self._send("stdin", self._session.msg("input_reply", {"value": value}))
 
     def end_request(self) -> None:
-        self._current = None
+        self._current = self._kept = None
         self._inbox.clear()
 
     async def receive(self, timeout: float) -> tuple[str, Message] | None:
         return await self._inbox.next(timeout)
 
-    def send_request(self, msg_type: str, content: dict[str, Any]) -> str:
+    def send_request(
+        self, msg_type: str, content: dict[str, Any], keep_current: bool = False
+    ) -> str:
         msg = self._session.msg(msg_type, content)
+        self._kept = self._current if keep_current else None
         self._current = str(msg["header"]["msg_id"])
         self._send("shell", msg)
         return self._current

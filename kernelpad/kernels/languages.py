@@ -38,9 +38,10 @@ class Language:
     stdin: bool = True
     #: Environment of its kernels; ``{data_dir}`` stands for kernelpad's data folder.
     env: dict[str, str] = field(default_factory=dict)
-    #: Seconds of quiet to wait for after a run's reply and idle status, for kernels that may
-    #: send output after them (Deno's does, about one message in ten, up to a few ms late).
-    settle: float = 0.0
+    #: For kernels that may send a run's output after its reply and idle status: code run
+    #: silently after each run, which prints ``{marker}`` once everything the run printed is
+    #: out. The run's output is what comes until the marker (see :data:`DENO_DONE_PROBE`).
+    done_probe: str = ""
     #: Code run silently once in a new kernel, before a session gets it.
     warmup: str = ""
     #: Code run silently in every new kernel: part of the language's environment.
@@ -123,7 +124,23 @@ std::cout << solve({1, 2, 3}) << std::endl;
 """
 
 _DENO_ENV = {"NO_COLOR": "1", "DENO_DIR": "{data_dir}/deno"}
-DENO_SETTLE = 0.03
+
+# Deno's kernel (cli/js/jupyter_kernel.js) gets what the code prints (console.log) and its
+# result from the thread that runs the code through a queue, which a task of its own drains
+# onto IOPub; the reply and the idle status are sent by another task, which does not wait for
+# that queue: about one run in ten, output comes after idle, and twenty lines printed come
+# mostly after it, up to tens of ms late. The queue is first in, first out, and one task
+# drains it in order: what this probe prints through it (core.print, the same way as
+# console.log, which the code may have replaced) comes out after everything the run printed.
+# Timers the run left due now (setTimeout(f, 0)) fire first, as in a console: the probe waits
+# one timer turn, ~2 ms, only when the event loop has such work. Later timers print into no
+# run. The probe is silent (no count, no result) and does not set ``_``.
+DENO_DONE_PROBE = (
+    "await (async (core) => {"
+    " if (core.eventLoopHasMoreWork()) await new Promise((done) => setTimeout(done, 0));"
+    ' core.print("{marker}\\n", false);'
+    " })(Deno[Deno.internal].core)"
+)
 
 KNOWN_LANGUAGES: tuple[Language, ...] = (
     Language(
@@ -143,7 +160,7 @@ KNOWN_LANGUAGES: tuple[Language, ...] = (
         template=JAVASCRIPT_TEMPLATE,
         description="JavaScript on Deno's Jupyter kernel; prompt() reads input.",
         env=_DENO_ENV,
-        settle=DENO_SETTLE,
+        done_probe=DENO_DONE_PROBE,
         eof="",
     ),
     Language(
@@ -155,7 +172,7 @@ KNOWN_LANGUAGES: tuple[Language, ...] = (
         description="TypeScript on Deno's Jupyter kernel. Types are not checked: the kernel"
         " strips them and runs the JavaScript.",
         env=_DENO_ENV,
-        settle=DENO_SETTLE,
+        done_probe=DENO_DONE_PROBE,
         eof="",
     ),
     Language(

@@ -98,6 +98,7 @@ class LocalKernel(KernelHandle):
         self._lease = lease
         self._inbox = Inbox()
         self._current: str | None = None
+        self._kept: str | None = None  # the request before the current one, still wanted
         self._pumps = [
             asyncio.create_task(self._pump("iopub", client.iopub_channel)),
             asyncio.create_task(self._pump("shell", client.shell_channel)),
@@ -125,7 +126,8 @@ class LocalKernel(KernelHandle):
                 # Headers first: content is decoded only for the run in progress, and only if
                 # it is of a size worth decoding.
                 msg = session.deserialize(parts, content=False)
-                if msg["parent_header"].get("msg_id") != self._current or not self._current:
+                parent = msg["parent_header"].get("msg_id")
+                if not parent or (parent != self._current and parent != self._kept):
                     continue
                 raw = msg["content"]
                 msg["content_size"] = len(raw)
@@ -139,12 +141,15 @@ class LocalKernel(KernelHandle):
     def execute_request(self, code: str) -> str:
         # stdin is always allowed: kernelpad answers input requests itself, or stops the run.
         msg_id: str = self._client.execute(code, silent=False, store_history=True, allow_stdin=True)
-        self._current = msg_id
+        self._current, self._kept = msg_id, None
         return msg_id
 
-    def send_request(self, msg_type: str, content: dict[str, Any]) -> str:
+    def send_request(
+        self, msg_type: str, content: dict[str, Any], keep_current: bool = False
+    ) -> str:
         msg = self._client.session.msg(msg_type, content)
         # Current before it leaves: its reply cannot come before it is waited for.
+        self._kept = self._current if keep_current else None
         self._current = str(msg["header"]["msg_id"])
         self._client.shell_channel.send(msg)
         return self._current
@@ -153,7 +158,7 @@ class LocalKernel(KernelHandle):
         self._client.input(value)
 
     def end_request(self) -> None:
-        self._current = None
+        self._current = self._kept = None
         self._inbox.clear()
 
     async def receive(self, timeout: float) -> tuple[str, Message] | None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -32,8 +33,11 @@ SETTLE_INTERRUPT = 0.1
 CODE_STARTED_GRACE = 0.05
 # How often a run waiting for a participant's input (or for a stop) looks for it.
 INPUT_POLL = 0.05
-# Longest wait for output after a run's idle status, whatever the language's settle time.
-SETTLE_LIMIT = 0.3
+# Longest wait after a run's reply and idle status for its language's done probe to say all
+# its output is out. The probe comes after that output, however much there is (hundreds of
+# lines take Deno tens of ms): the limit only ends the wait for a probe that cannot run (the
+# kernel is stuck in a timer's endless loop, or the code broke what the probe uses).
+SETTLE_LIMIT = 2.0
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,8 @@ class Phase(enum.Enum):
     RUNNING = "running"
     #: Interrupted; the kernel has ``interrupt_grace`` seconds to end the run.
     INTERRUPTING = "interrupting"
-    #: Reply and idle are in; output some kernels send after them is still taken, briefly.
+    #: Reply and idle are in; for a kernel that may send output after them, it is still taken
+    #: until the language's done probe says all of it is out.
     SETTLING = "settling"
     #: Over: the kernel ended the run, by itself or on the interrupt.
     FINISHED = "finished"
@@ -121,7 +126,7 @@ class RunLoop:
     so long that a dead kernel or a stop would go unseen) and handle it. Each change of phase
     is one method; each limit is one check. ``deadline`` is the one clock, meaning the phase's
     limit: the time limit (or the EOF grace, if sooner) while waiting or running, the interrupt
-    grace while interrupting, the settle window while settling.
+    grace while interrupting, ``SETTLE_LIMIT`` while settling.
     """
 
     def __init__(
@@ -155,6 +160,12 @@ class RunLoop:
         self.question: _Question | None = None
         # While a question waits for a person, the time limit is paused: what was left of it.
         self.paused: float | None = None
+        # While settling: the done probe's request, what it prints once the run's output is
+        # all out, and which of that and the probe's reply are in.
+        self.probe_id: str | None = None
+        self.marker = ""
+        self.marker_seen = False
+        self.probe_replied = False
 
     async def run(self) -> None:
         """Run until the phase is over; the run's facts are then the attributes."""
@@ -187,17 +198,50 @@ class RunLoop:
         self._handle(*item)
 
     async def _settle_step(self) -> None:
-        # Bounded: a kernel that keeps sending after idle (a JavaScript timer) ends the window.
-        if time.monotonic() >= self.deadline:
+        now = time.monotonic()
+        if now >= self.deadline:
             self._settled()
             return
-        item = await self.kernel.receive(self.kernel.language.language.settle)
+        item = await self.kernel.receive(min(self.deadline - now, LIVENESS_INTERVAL))
         if item is None:
-            self._settled()
+            if not await self.kernel.is_alive():
+                self._settled()  # the run itself ended; the next one finds the kernel dead
             return
         channel, msg = item
-        if channel == "iopub" and self._ours(msg):
+        parent = msg.get("parent_header", {}).get("msg_id")
+        if parent == self.msg_id:
+            if channel == "iopub" and msg["header"].get("msg_type") != "status":
+                self.outputs.handle(msg)
+        elif parent is not None and parent == self.probe_id:
+            self._probe_message(channel, msg)
+
+    def _probe_message(self, channel: str, msg: Message) -> None:
+        """One message of the done probe's request. The run's output that comes after the
+        kernel took the probe carries the probe's request as its parent (Deno's kernel names
+        the request it runs now, not the one that printed): it is kept. The run ends once the
+        marker and the probe's reply are in: the next request must not leave before that reply
+        has come (Deno's kernel, which writes with Nagle's algorithm on, then holds the next
+        reply until ours is acknowledged, up to 40 ms later; and a reply has been seen lost)."""
+        msg_type = msg["header"].get("msg_type")
+        content = _content(msg)
+        if channel == "shell":
+            if msg_type == "execute_reply":
+                self.probe_replied = True
+                if content.get("status") != "ok":
+                    self._settled()  # the probe failed (the code broke it): no marker comes
+                    return
+        elif channel != "iopub" or msg_type in ("status", "execute_input", "error"):
+            return  # the probe's own (it is silent: no result of its own)
+        elif msg_type == "stream" and self.marker in str(content.get("text", "")):
+            self.marker_seen = True
+            before = str(content["text"]).split(self.marker, 1)[0]
+            if before:
+                name = content.get("name")
+                self.outputs.stream(name if name in ("stdout", "stderr") else "stdout", before)
+        else:
             self.outputs.handle(msg)
+        if self.marker_seen and self.probe_replied:
+            self._settled()
 
     # The limits, checked before each wait while the run is waiting or running.
 
@@ -257,16 +301,29 @@ class RunLoop:
 
     def _ended(self) -> None:
         """-> SETTLING, or FINISHED for a kernel that sends nothing after idle: the reply and
-        the idle status are in."""
+        the idle status are in. Settling sends the language's done probe, silent, on the same
+        kernel; the run's messages still come while it runs."""
         self._forget_question()
-        if self.kernel.language.language.settle:
-            self.phase = Phase.SETTLING
-            self.deadline = time.monotonic() + SETTLE_LIMIT
-        else:
+        probe = self.kernel.language.language.done_probe
+        if not probe:
             self.phase = Phase.FINISHED
+            return
+        self.marker = f"kernelpad-done-{uuid.uuid4().hex}"
+        content = {
+            "code": probe.replace("{marker}", self.marker),
+            "silent": True,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": False,
+        }
+        self.probe_id = self.kernel.send_request("execute_request", content, keep_current=True)
+        self.phase = Phase.SETTLING
+        self.deadline = time.monotonic() + SETTLE_LIMIT
 
     def _settled(self) -> None:
-        """SETTLING -> FINISHED: quiet for the language's settle time, or the window is over."""
+        """SETTLING -> FINISHED: the probe's marker and reply came (or the probe failed, or
+        ``SETTLE_LIMIT`` is over)."""
         self.phase = Phase.FINISHED
 
     # The kernel's messages.

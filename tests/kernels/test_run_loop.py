@@ -3,7 +3,8 @@
 A :class:`ScriptedKernel` plays what a kernel would send for one request, in order, with pauses
 and with points where it waits for the run loop (an interrupt, an answer to an input request);
 it records what the loop did to it. The limits are tens of milliseconds, so the timings asserted
-are the loop's own rules, measured on the kernel's side.
+are the loop's own rules, measured on the kernel's side. A Deno-like kernel also answers the
+run's done probe (:class:`Marker`, and messages whose parent is :data:`PROBE`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from kernelpad.kernels.run_loop import (
 )
 
 REQUEST = "request-1"
+PROBE = "probe-1"
 # Room enough that a run meant to end by itself never meets its time limit.
 RELAXED = Limits(time_limit=5.0, interrupt_grace=1.0, max_output=1000, flood_limit=10_000)
 TIGHT = Limits(time_limit=0.05, interrupt_grace=0.1, max_output=1000, flood_limit=10_000)
@@ -41,9 +43,9 @@ TIGHT = Limits(time_limit=0.05, interrupt_grace=0.1, max_output=1000, flood_limi
 SLACK = 0.3
 
 
-def language(settle: float = 0.0, eof: str = "\x04") -> InstalledLanguage:
+def language(done_probe: str = "", eof: str = "\x04") -> InstalledLanguage:
     """An installed language for the fake kernel: ipykernel-like by default (nothing after idle,
-    EOT as end of input); ``settle`` and ``eof=""`` make it Deno-like."""
+    EOT as end of input); ``done_probe`` and ``eof=""`` make it Deno-like."""
     return InstalledLanguage(
         Language(
             id="fake",
@@ -51,7 +53,7 @@ def language(settle: float = 0.0, eof: str = "\x04") -> InstalledLanguage:
             kernel_names=("fake",),
             file_extension=".fake",
             template="",
-            settle=settle,
+            done_probe=done_probe,
             eof=eof,
         ),
         kernel_name="fake",
@@ -71,6 +73,13 @@ class Send:
     msg_type: str
     content: dict[str, Any] = field(default_factory=dict)
     parent: str = REQUEST
+
+
+@dataclass(frozen=True)
+class Marker:
+    """What the done probe prints once the run's output is all out, after ``before``."""
+
+    before: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,7 +108,10 @@ class Die:
     """The kernel's process is gone from here on: silence, and ``is_alive`` false."""
 
 
-Step = Send | Pause | Until | Flood | Die
+Step = Send | Marker | Pause | Until | Flood | Die
+
+# The fake's probe: its code is the marker itself, which :class:`Marker` prints back.
+DONE_PROBE = "{marker}"
 
 
 def status(state: str) -> Send:
@@ -110,8 +122,8 @@ def stream(text: str, name: str = "stdout") -> Send:
     return Send("iopub", "stream", {"name": name, "text": text})
 
 
-def reply(state: str = "ok", count: int = 1) -> Send:
-    return Send("shell", "execute_reply", {"status": state, "execution_count": count})
+def reply(state: str = "ok", count: int = 1, parent: str = REQUEST) -> Send:
+    return Send("shell", "execute_reply", {"status": state, "execution_count": count}, parent)
 
 
 def ask(prompt: str, password: bool = False) -> Send:
@@ -135,15 +147,18 @@ def answered(count: int) -> Until:
 # Scripts of runs that start and end the usual way.
 BUSY = [status("busy"), Send("iopub", "execute_input", {"execution_count": 1})]
 DONE = [reply(), status("idle")]
+# The done probe's own messages around its marker: busy, its code, its reply, idle.
+PROBE_STARTS = [Send("iopub", "status", {"execution_state": "busy"}, PROBE)]
+PROBE_ENDS = [reply("ok", 1, PROBE), Send("iopub", "status", {"execution_state": "idle"}, PROBE)]
 STOPPED = [interrupted_error(), reply("error"), status("idle")]
 
 
 class ScriptedKernel(KernelHandle):
     """A kernel that plays ``script`` for its one request and records what was done to it."""
 
-    def __init__(self, script: list[Step], settle: float = 0.0, eof: str = "\x04") -> None:
+    def __init__(self, script: list[Step], done_probe: str = "", eof: str = "\x04") -> None:
         self.kernel_id = "scripted"
-        self.language = language(settle, eof)
+        self.language = language(done_probe, eof)
         self.language_info = {"name": "fake"}
         self.script = list(script)
         self.alive = True
@@ -153,14 +168,20 @@ class ScriptedKernel(KernelHandle):
         self.input_replies: list[str] = []
         self.input_times: list[float] = []
         self.sent: list[tuple[float, str]] = []  # (when, msg_type) of what the loop was given
+        self.probes: list[dict[str, Any]] = []  # the content of each done probe's request
         self._pause_end: float | None = None
 
     def execute_request(self, code: str) -> str:
         self.requests.append(code)
         return REQUEST
 
-    def send_request(self, msg_type: str, content: dict[str, Any]) -> str:
-        raise NotImplementedError("runs only: see test_runner for questions")
+    def send_request(
+        self, msg_type: str, content: dict[str, Any], keep_current: bool = False
+    ) -> str:
+        # The done probe only: questions are test_runner's.
+        assert (msg_type, keep_current) == ("execute_request", True)
+        self.probes.append(content)
+        return PROBE
 
     def input_reply(self, value: str) -> None:
         self.input_replies.append(value)
@@ -189,6 +210,10 @@ class ScriptedKernel(KernelHandle):
             if isinstance(step, Send):
                 self.script.pop(0)
                 return self._send(step)
+            if isinstance(step, Marker):
+                self.script.pop(0)
+                text = step.before + self.probes[-1]["code"] + "\n"
+                return self._send(Send("iopub", "stream", {"name": "stdout", "text": text}, PROBE))
             if isinstance(step, Flood):
                 if not self.interrupts:
                     return self._send(step.message)
@@ -488,7 +513,6 @@ async def test_a_deno_like_kernel_gets_an_empty_line_as_end_of_input(
     monkeypatch.setattr(run_loop, "EOF_GRACE", 0.05)
     kernel = ScriptedKernel(
         [*BUSY, ask(""), answered(1), interrupted(), reply("error"), status("idle")],
-        settle=0.01,
         eof="",
     )
     result = await run(kernel)
@@ -640,26 +664,117 @@ async def test_a_stop_is_never_sent_to_a_kernel_that_never_said_busy() -> None:
     assert (result.status, result.interrupted, kernel.interrupts) == ("ok", False, [])
 
 
-# The settle window after idle.
+# The done probe after idle (Deno's kernel sends output after its idle status).
 
 
-async def test_late_output_within_the_settle_window_is_kept() -> None:
+def late(text: str, parent: str = PROBE) -> Send:
+    """Output of the run that comes after its idle status; once the kernel took the probe, it
+    names the probe's request as its parent."""
+    return Send("iopub", "stream", {"name": "stdout", "text": text}, parent)
+
+
+async def test_output_after_idle_is_kept_until_the_probe_says_it_is_all_out() -> None:
+    result_late = Send(
+        "iopub", "execute_result", {"data": {"text/plain": "2"}, "metadata": {}}, PROBE
+    )
     kernel = ScriptedKernel(
-        [*BUSY, stream("a\n"), *DONE, Pause(0.01), stream("late\n"), Pause(0.1), stream("no\n")],
-        settle=0.03,
+        [
+            *BUSY,
+            stream("a\n"),
+            *DONE,
+            late("b\n", parent=REQUEST),
+            *PROBE_STARTS,
+            late("c\n"),
+            result_late,
+            Marker(),
+            *PROBE_ENDS,
+            late("a timer's, later\n"),
+        ],
+        done_probe=DONE_PROBE,
+    )
+    watcher = Watcher()
+    result = await run(kernel, listener=watcher)
+    assert (result.status, result.stdout) == ("ok", "a\nb\nc\n")
+    assert [o["output_type"] for o in result.outputs] == ["stream", "execute_result"]
+    assert result.execution_count == 1  # the reply's: the late result carried none
+    # One probe, silent, sent once the reply and idle were in; nobody sees the marker.
+    assert len(kernel.probes) == 1
+    probe = kernel.probes[0]
+    assert probe["silent"] is True and probe["store_history"] is False
+    assert probe["allow_stdin"] is False
+    assert probe["code"].startswith("kernelpad-done-")
+    assert not any(probe["code"] in str(o.get("text")) for o in watcher.outputs)
+    # Over at the probe's reply: its idle and a timer's later output were not read.
+    assert kernel.script == [PROBE_ENDS[1], late("a timer's, later\n")]
+
+
+async def test_the_run_ends_only_once_the_probe_has_its_reply_too() -> None:
+    # The marker came first: the reply is still waited for, and what comes before it kept.
+    kernel = ScriptedKernel(
+        [*BUSY, *DONE, *PROBE_STARTS, Marker("x\n"), Pause(0.02), *PROBE_ENDS],
+        done_probe=DONE_PROBE,
     )
     result = await run(kernel)
-    assert (result.status, result.stdout) == ("ok", "a\nlate\n")
+    assert (result.status, result.stdout) == ("ok", "x\n")
+    assert kernel.script == [PROBE_ENDS[1]]  # ended at the probe's reply, not its idle
 
 
-async def test_the_settle_window_is_bounded_for_a_kernel_that_keeps_sending() -> None:
-    ticks: list[Step] = [step for _ in range(100) for step in (Pause(0.01), stream("t"))]
-    kernel = ScriptedKernel([*BUSY, *DONE, *ticks], settle=0.03)
+async def test_a_failed_probe_ends_the_run_with_what_came() -> None:
+    # Code that broke what the probe uses: no marker will come, the probe's error is not shown.
+    kernel = ScriptedKernel(
+        [
+            *BUSY,
+            stream("a\n"),
+            *DONE,
+            Send("iopub", "error", {"ename": "TypeError", "evalue": "x", "traceback": []}, PROBE),
+            reply("error", 1, PROBE),
+            late("never\n"),
+        ],
+        done_probe=DONE_PROBE,
+    )
     result = await run(kernel)
-    waited = time.monotonic() - [when for when, sent in kernel.sent if sent == "status"][-1]
-    assert result.status == "ok"
-    assert 10 <= len(result.stdout) < 100
-    assert SETTLE_LIMIT <= waited < SETTLE_LIMIT + SLACK
+    assert (result.status, result.stdout, result.error) == ("ok", "a\n", None)
+
+
+async def test_a_probe_that_never_answers_is_waited_for_only_so_long(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A kernel stuck in a timer's endless loop cannot run the probe.
+    monkeypatch.setattr(run_loop, "SETTLE_LIMIT", 0.05)
+    kernel = ScriptedKernel([*BUSY, stream("a\n"), *DONE, late("b\n")], done_probe=DONE_PROBE)
+    result = await run(kernel)
+    assert (result.status, result.stdout, len(kernel.probes)) == ("ok", "a\nb\n", 1)
+    assert SETTLE_LIMIT > 0.05  # the real limit is left to a kernel with much to print
+
+
+async def test_a_kernel_that_dies_during_the_probe_ends_the_run_as_it_was() -> None:
+    kernel = ScriptedKernel([*BUSY, stream("a\n"), *DONE, Die()], done_probe=DONE_PROBE)
+    result = await run(kernel)
+    assert (result.status, result.stdout, result.needs_restart) == ("ok", "a\n", False)
+
+
+async def test_an_interrupted_run_is_probed_too() -> None:
+    kernel = ScriptedKernel(
+        [*BUSY, interrupted(), *STOPPED, *PROBE_STARTS, late("tick\n"), Marker(), *PROBE_ENDS],
+        done_probe=DONE_PROBE,
+    )
+    result = await run(kernel, TIGHT)
+    assert (result.status, result.needs_restart, len(kernel.probes)) == ("timeout", False, 1)
+    assert result.stdout == "tick\n"
+
+
+async def test_no_probe_for_a_kernel_that_never_gave_the_run_up_or_died() -> None:
+    scripts: list[list[Step]] = [[*BUSY], [*BUSY, Die()]]
+    for script in scripts:
+        kernel = ScriptedKernel(script, done_probe=DONE_PROBE)
+        result = await run(kernel, TIGHT)
+        assert result.needs_restart and kernel.probes == []
+
+
+async def test_a_kernel_without_a_probe_is_not_waited_for_after_idle() -> None:
+    kernel = ScriptedKernel([*BUSY, *DONE, stream("after idle\n")])
+    result = await run(kernel)
+    assert (result.stdout, kernel.probes) == ("", [])
 
 
 async def test_waiting_for_a_persons_answer_does_not_count_toward_the_time_limit() -> None:

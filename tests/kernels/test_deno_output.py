@@ -1,0 +1,90 @@
+"""Deno's kernel sends part of a run's output after the run's idle status (console.log and the
+result reach its sockets through a queue of their own): on the real kernel, every run gets all
+of its output, through the language's done probe, and nothing of one run shows in the next."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kernelpad.kernels.base import KernelHandle
+from kernelpad.kernels.execution import ExecutionResult, run_code
+from kernelpad.kernels.languages import LanguageRegistry
+from kernelpad.kernels.local import LocalKernelBackend
+from kernelpad.kernels.run_loop import Limits
+
+LIMITS = Limits(time_limit=10.0, interrupt_grace=2.0, max_output=100_000, flood_limit=1_000_000)
+# Enough runs that output after idle is certain to have come many times over (twenty lines
+# printed come mostly after idle; a result alone, about one run in ten).
+RUNS = 60
+LINES = 20
+
+
+@pytest.fixture(scope="module")
+async def deno() -> AsyncIterator[KernelHandle]:
+    registry = LanguageRegistry()
+    await registry.refresh()
+    javascript = registry.describe("javascript")
+    if not javascript.available:
+        pytest.skip(f"no Deno kernel: {javascript.unavailable_reason}")
+    with tempfile.TemporaryDirectory(prefix="kp-") as runtime:
+        backend = LocalKernelBackend(Path(runtime), registry.spec_manager, Path(runtime))
+        kernel = await backend.start(javascript)
+        try:
+            yield kernel
+        finally:
+            await kernel.shutdown()
+
+
+def result_text(result: ExecutionResult) -> str | None:
+    for output in result.outputs:
+        if output["output_type"] == "execute_result":
+            return str(output["data"]["text/plain"])
+    return None
+
+
+async def test_every_line_and_result_of_every_run_arrives(deno: KernelHandle) -> None:
+    code = f"for (let i = 0; i < {LINES}; i++) console.log(i);\n'end'"
+    expected = "".join(f"{i}\n" for i in range(LINES))
+    counts: list[int | None] = []
+    for _ in range(RUNS):
+        result = await run_code(deno, code, LIMITS)
+        assert (result.status, result.stdout, result_text(result)) == ("ok", expected, '"end"')
+        counts.append(result.execution_count)
+    # The probe is silent: it takes no execution count.
+    first = counts[0]
+    assert first is not None and counts == list(range(first, first + RUNS))
+
+
+async def test_a_trivial_result_and_a_line_arrive_every_time(deno: KernelHandle) -> None:
+    for _ in range(RUNS):
+        result = await run_code(deno, "console.log('x'); 1 + 1", LIMITS)
+        assert (result.status, result.stdout, result_text(result)) == ("ok", "x\n", "2")
+
+
+async def test_the_event_loop_order_question_gets_its_whole_answer(deno: KernelHandle) -> None:
+    # Timers due when the code ends print as part of the run, after promise callbacks, as in a
+    # console: the interview question "in which order does this print?".
+    code = (
+        "console.log('a');\n"
+        "setTimeout(() => console.log('d'), 0);\n"
+        "Promise.resolve().then(() => console.log('c'));\n"
+        "console.log('b');"
+    )
+    for _ in range(RUNS // 3):
+        result = await run_code(deno, code, LIMITS)
+        assert (result.status, result.stdout) == ("ok", "a\nb\nc\nd\n")
+
+
+async def test_the_probe_shows_nowhere_and_survives_a_replaced_console_log(
+    deno: KernelHandle,
+) -> None:
+    replaced = await run_code(deno, "var kept = console.log; console.log = () => {}; 5", LIMITS)
+    assert (replaced.stdout, result_text(replaced)) == ("", "5")
+    # The probe prints its marker without console.log: it still says when the run is done.
+    after = await run_code(deno, "console.log = kept; console.log('back'); 7", LIMITS)
+    assert (after.status, after.stdout, result_text(after)) == ("ok", "back\n", "7")
+    assert "kernelpad-done" not in after.stdout + after.stderr
