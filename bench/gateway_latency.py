@@ -202,9 +202,9 @@ QUIET_WAITS: list[float] = []
 
 def settle() -> None:
     """Wait until the machine is quiet (twice in a row), at most ``QUIET_WAIT`` seconds; the
-    seconds waited go to ``QUIET_WAITS``. A Python kernel kernelpad starts (the session's and the
-    pool's next) warms its completions in a thread for a second or two: a series measured
-    meanwhile had runs of 20-120 ms on this 2-core machine."""
+    seconds waited go to ``QUIET_WAITS``. A kernel kernelpad starts (the session's and the pool's
+    next) keeps a CPU busy for a while after it reports ready (when Python kernels still warmed
+    jedi at their start, a series measured meanwhile had runs of 20-120 ms on this machine)."""
     start = time.monotonic()
     quiet = 0
     while quiet < 2 and time.monotonic() - start < QUIET_WAIT:

@@ -79,10 +79,11 @@ CODE = {
 }
 # What in a kernel tree's command lines tells its language.
 KERNEL_MARKERS = (("ipykernel", "python"), ("deno", "javascript"), ("java", "java"))
-SETTLE_TIMEOUT = 15.0
-# Kernels count as quiet, before the timed phase, under this much CPU (% of one core) in all.
+SETTLE_TIMEOUT = 15.0  # seconds for the last edits to arrive before they count as lost
+# Kernels count as quiet, before the timed phase, under this much CPU (% of one core) in all,
+# waited for at most QUIET_TIMEOUT seconds.
 QUIET_CPU_PERCENT = 15.0
-QUIET_TIMEOUT = 300.0  # seconds for the last edits to arrive before they count as lost
+QUIET_TIMEOUT = 300.0
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -111,7 +112,7 @@ def _ms(seconds: float | None) -> float | None:
 
 @dataclass(frozen=True)
 class KernelTree:
-    """A kernel's processes (keeper, sandbox, relay, kernel), as the sampler saw them."""
+    """A kernel's processes (keeper, sandbox, kernel), as the sampler saw them."""
 
     pid: int  # the tree's root, the server's child
     language: str
