@@ -19,9 +19,9 @@ kernel's, as far as it knows); the keeper starts COMMAND, the kernel in its sand
 * It carries what the kernel writes to its stdout and stderr on to its own (the server's pipe)
   while someone reads it, and drops it once nobody does: a kernel must not die of a broken pipe
   because the server went away.
-* When the kernel ends, however, it removes the kernel's folder, its lease and its cgroups, and
-  stops what the kernel left in its process group: nothing is left behind, whether or not a
-  server ever comes back.
+* When the kernel ends, however (or the keeper itself fails), it removes the kernel's folder,
+  its lease and its cgroups, and stops what the kernel left in its process group: nothing is
+  left behind, whether or not a server ever comes back.
 * For a kernel that only speaks TCP in a sandbox (``--relay``), it carries the server's
   connections from Unix sockets to the kernel's ports, in the network namespace it shares with
   the kernel (:mod:`kernelpad.kernels.relay`): no relay process.
@@ -222,72 +222,89 @@ class Keeper:
         return child, output
 
     def run(self, command: list[str], pass_fd: int | None) -> int:
-        listener = self.listen()
-        wake_r, wake_w = os.pipe()
-        os.set_blocking(wake_r, False)
-        os.set_blocking(wake_w, False)
-        signal.set_wakeup_fd(wake_w)
-        for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGHUP):
-            # Woken, nothing more: an interrupt sent to the process group is the kernel's.
-            signal.signal(signum, lambda *_: None)
-        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
-        relay = None
-        if self.relay_file is not None:
-            from kernelpad.kernels.relay import Relay, loopback_up
+        """Keep the kernel until it ends, or nobody takes it back in time; then clean up,
+        whatever happened (an error too: the lease, folder and cgroups must not stay)."""
+        try:
+            return self.watch(command, pass_fd)
+        except BaseException:
+            import traceback
 
-            loopback_up()
-            relay = Relay(self.relay_file)
-            relay.open()
-            command = relay.command(command)
-        child, output = self.spawn(command, pass_fd)
+            # Said now: clean_up() ends the keeper's process group, the keeper with it.
+            traceback.print_exc()
+            raise
+        finally:
+            self.clean_up()
+
+    def watch(self, command: list[str], pass_fd: int | None) -> int:
+        """Start the kernel and keep it; its exit status (0 if the keeper stopped it)."""
+        listener = self.listen()
+        relay = None
+        child: int | None = None
         status = None
-        reading = True
-        while status is None and not self.stopping and not self.expired():
-            watched: list[int | socket.socket] = [listener, wake_r]
-            if self.holder is not None:
-                watched.append(self.holder)
-            if reading and not self.pending:
-                watched.append(output)
-            writable: list[int | socket.socket] = []
-            if self.pending and self.sink is not None:
-                writable.append(self.sink)
-            timeout = None
-            if self.holder is None:
-                timeout = max(0.0, self.grace - (time.monotonic() - self.alone_since))
+        try:
+            wake_r, wake_w = os.pipe()
+            os.set_blocking(wake_r, False)
+            os.set_blocking(wake_w, False)
+            signal.set_wakeup_fd(wake_w)
+            for signum in (signal.SIGCHLD, signal.SIGINT, signal.SIGHUP):
+                # Woken, nothing more: an interrupt sent to the process group is the kernel's.
+                signal.signal(signum, lambda *_: None)
+            signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+            if self.relay_file is not None:
+                from kernelpad.kernels.relay import Relay, loopback_up
+
+                loopback_up()
+                relay = Relay(self.relay_file)
+                relay.open()
+                command = relay.command(command)
+            child, output = self.spawn(command, pass_fd)
+            reading = True
+            while status is None and not self.stopping and not self.expired():
+                watched: list[int | socket.socket] = [listener, wake_r]
+                if self.holder is not None:
+                    watched.append(self.holder)
+                if reading and not self.pending:
+                    watched.append(output)
+                writable: list[int | socket.socket] = []
+                if self.pending and self.sink is not None:
+                    writable.append(self.sink)
+                timeout = None
+                if self.holder is None:
+                    timeout = max(0.0, self.grace - (time.monotonic() - self.alone_since))
+                if relay is not None:
+                    watched += relay.readers()
+                    writable += relay.writers()
+                    retry = relay.timeout()
+                    if retry is not None:
+                        timeout = retry if timeout is None else min(timeout, retry)
+                ready, can_write, _ = select.select(watched, writable, [], timeout)
+                if wake_r in ready:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 512)
+                done, code = os.waitpid(child, os.WNOHANG)
+                if done:
+                    status = os.waitstatus_to_exitcode(code)
+                    self.last_words(output)
+                    break
+                # The holder's end first: a server that died as the next one connects must not
+                # keep the next one out.
+                if self.holder is not None and self.holder in ready:
+                    self.read_holder()
+                if listener in ready:
+                    self.accept(listener)
+                if output in ready:
+                    reading = self.carry(output)
+                if self.sink in can_write:
+                    self.flush()
+                if relay is not None:
+                    relay.handle(ready, can_write)
+        finally:
+            listener.close()
             if relay is not None:
-                watched += relay.readers()
-                writable += relay.writers()
-                retry = relay.timeout()
-                if retry is not None:
-                    timeout = retry if timeout is None else min(timeout, retry)
-            ready, can_write, _ = select.select(watched, writable, [], timeout)
-            if wake_r in ready:
-                with contextlib.suppress(BlockingIOError):
-                    os.read(wake_r, 512)
-            done, code = os.waitpid(child, os.WNOHANG)
-            if done:
-                status = os.waitstatus_to_exitcode(code)
-                self.last_words(output)
-                break
-            # The holder's end first: a server that died as the next one connects must not
-            # keep the next one out.
-            if self.holder is not None and self.holder in ready:
-                self.read_holder()
-            if listener in ready:
-                self.accept(listener)
-            if output in ready:
-                reading = self.carry(output)
-            if self.sink in can_write:
-                self.flush()
-            if relay is not None:
-                relay.handle(ready, can_write)
-        listener.close()
-        if relay is not None:
-            relay.close()
-        if status is None:  # stopped, or nobody took it back in time
-            os.kill(child, signal.SIGKILL)
-            os.waitpid(child, 0)
-        self.clean_up()
+                relay.close()
+            if child is not None and status is None:  # stopped, not taken back, or an error
+                os.kill(child, signal.SIGKILL)
+                os.waitpid(child, 0)
         return status or 0
 
     def clean_up(self) -> None:

@@ -71,10 +71,19 @@ class Link:
         self.closed = False
 
     def dial(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setblocking(False)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        code = sock.connect_ex(("127.0.0.1", self.port))
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        except OSError:
+            self.close()  # no socket to be had (EMFILE, ENOBUFS): this connection goes
+            return
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            code = sock.connect_ex(("127.0.0.1", self.port))
+        except OSError:
+            sock.close()
+            self.close()
+            return
         if code not in (0, errno.EINPROGRESS):
             sock.close()
             self.later()
