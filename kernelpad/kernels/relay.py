@@ -180,7 +180,11 @@ class Relay:
             if os.path.lexists(path):
                 os.unlink(path)
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            listener.bind(path)
+            mask = os.umask(0o177)  # made 0600: only the server's user connects, not the kernel
+            try:
+                listener.bind(path)
+            finally:
+                os.umask(mask)
             listener.listen(8)
             listener.setblocking(False)
             self.listeners[listener] = ports[channel]

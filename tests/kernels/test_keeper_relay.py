@@ -1,9 +1,12 @@
 """A TCP kernel's keeper and its relay: nothing left behind when something fails, a connection
-that cannot be made closed without taking the keeper down."""
+that cannot be made closed without taking the keeper down, and Unix sockets only the server's
+user can connect to."""
 
 from __future__ import annotations
 
+import json
 import os
+import stat
 import subprocess
 import sys
 import textwrap
@@ -12,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from kernelpad.kernels import keeper
+from kernelpad.kernels.relay import Relay
 from kernelpad.kernels.runtime import lease_path
 
 ROOT = Path(__file__).resolve().parents[2]
+PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace of its own needs root")
@@ -68,3 +73,21 @@ def test_a_connection_with_no_socket_to_be_had_is_closed_and_the_relay_goes_on()
         "closed",
         "peer sees the end",
     ]
+
+
+def test_the_relays_sockets_are_only_the_servers_user_s_whatever_the_umask(
+    tmp_path: Path,
+) -> None:
+    connection = tmp_path / "kernel.json"
+    connection.write_text(json.dumps({"transport": "ipc", "ip": str(tmp_path / "k"), **PORTS}))
+    relay = Relay(str(connection))
+    mask = os.umask(0)
+    try:
+        relay.open()
+        assert os.umask(0) == 0  # the relay gave the process its umask back
+    finally:
+        os.umask(mask)
+        relay.close()
+    for port in PORTS.values():
+        mode = os.stat(tmp_path / f"k-{port}").st_mode
+        assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
