@@ -8,7 +8,8 @@ its own runtime folder (its connection files, which it reads and cannot write, a
 sockets). Not the data dir, the database, the server's runtime files, ``/root``, ``/home`` or
 anything else. Its network namespace has only a loopback of its own, so kernels talk to the
 server over Unix sockets (ZeroMQ ``ipc``); kernels that only speak TCP are relayed by their
-keeper, which runs in that network namespace (:mod:`kernelpad.kernels.relay`). What it writes
+keeper, which runs in that network namespace (:mod:`kernelpad.kernels.relay`; where no such
+namespace can be made, their languages are unavailable: :func:`relay_problem`). What it writes
 to its stdout and stderr goes to a pipe the server reads
 (:mod:`kernelpad.kernels.kernel_output`): it writes to no disk of the host's but its ``/tmp``.
 
@@ -39,6 +40,7 @@ from pathlib import Path
 
 import kernelpad
 from kernelpad.kernels.cgroups import Cgroups
+from kernelpad.kernels.relay import PREFIX
 from kernelpad.kernels.seccomp import SeccompUnavailable, compile_filter
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,12 @@ SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "
 # Of the server's environment, only these reach a kernel (with its kernelspec's own).
 ENV_ALLOWED = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 HOME = "/tmp"
+#: What an interviewer is told of a language whose kernel only speaks TCP (Deno's, JJava) where
+#: its keeper cannot have a network namespace of its own; the server's log says why.
+NO_RELAY = (
+    "its kernel only speaks TCP, which the sandbox carries through a network of the kernel's"
+    " own, and this server cannot make one (its log says why)"
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +84,7 @@ class Sandbox:
         cgroups: Cgroups | None,
         seccomp: bytes | None = None,
         userns_disabled: bool = False,
+        relay_problem: str | None = None,
     ) -> None:
         entry = pwd.getpwnam(user)
         self.user = user
@@ -84,13 +93,16 @@ class Sandbox:
         self.cgroups = cgroups
         self.seccomp = seccomp
         self.userns_disabled = userns_disabled
+        #: Why kernels that only speak TCP cannot run here (see :func:`relay_problem`), or None.
+        self.relay_problem = relay_problem
         self.readonly = _readonly_paths()
 
     @classmethod
     def create(cls, user: str, limits: SandboxLimits) -> Sandbox:
         """A sandbox for this machine; raises ``RuntimeError`` saying what is missing. What it
         does without, it says (a warning each): cgroups, the seccomp filter, disabling user
-        namespaces. Runs a box once: call it off the event loop."""
+        namespaces; and whether kernels that only speak TCP can run (:func:`relay_problem`).
+        Runs a box and ``unshare`` once: call it off the event loop."""
         problem = cls.problem(user)
         if problem:
             raise RuntimeError(problem)
@@ -120,7 +132,19 @@ class Sandbox:
                 if seccomp
                 else "kernels can make user namespaces, in which they are root and can mount",
             )
+        sandbox.relay_problem = relay_problem()
+        if sandbox.relay_problem:
+            log.warning(
+                "kernels that only speak TCP (Deno's, JJava) cannot run: their keeper cannot"
+                " make a network namespace of its own (%s); their languages are unavailable",
+                sandbox.relay_problem,
+            )
         return sandbox
+
+    def unavailable(self, transport: str) -> str | None:
+        """Why a kernel speaking ZeroMQ over ``transport`` ("ipc", "tcp") cannot run in this
+        sandbox, in the words of the languages' list (:data:`NO_RELAY`); None if it can."""
+        return NO_RELAY if transport != "ipc" and self.relay_problem else None
 
     def describe(self) -> str:
         """What holds kernels in, for the log at start."""
@@ -323,6 +347,25 @@ class Sandbox:
         steps.append("echo 1000 > /proc/self/oom_score_adj")
         script = " && ".join(steps)
         return ["/bin/sh", "-c", f'{script} && exec "$@"', "kernelpad-sandbox", *command]
+
+
+def relay_problem(command: list[str] | None = None) -> str | None:
+    """Why the keeper of a kernel that only speaks TCP cannot start in a network namespace of
+    its own here (``unshare`` missing, or the machine refusing it), or None: runs ``command``
+    (by default the keeper's prefix, :data:`kernelpad.kernels.relay.PREFIX`, with ``true``)
+    as keepers run it."""
+    command = [*PREFIX, "true"] if command is None else command
+    if shutil.which(command[0]) is None:
+        return f"{command[0]} is not installed (Debian: util-linux)"
+    try:
+        done = subprocess.run(command, stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"{shlex.join(command)}: {exc}"
+    if done.returncode == 0:
+        return None
+    said = done.stderr.decode(errors="replace").strip()
+    why = said.splitlines()[-1] if said else f"exit status {done.returncode}"
+    return f"{shlex.join(command)}: {why}"
 
 
 def _parents(path: Path, made: set[str]) -> list[str]:

@@ -1,11 +1,14 @@
 """A TCP kernel's keeper and its relay: nothing left behind when something fails, a connection
-that cannot be made closed without taking the keeper down, and Unix sockets only the server's
-user can connect to."""
+that cannot be made closed without taking the keeper down, Unix sockets only the server's user
+can connect to; and where the keeper cannot have a network of its own, TCP kernels are
+unavailable, and the log says why."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -15,10 +18,12 @@ from pathlib import Path
 import pytest
 
 from kernelpad.kernels import keeper
-from kernelpad.kernels.relay import Relay
+from kernelpad.kernels.relay import PREFIX, Relay
 from kernelpad.kernels.runtime import lease_path
+from kernelpad.kernels.sandbox import BWRAP, NO_RELAY, Sandbox, SandboxLimits, relay_problem
 
 ROOT = Path(__file__).resolve().parents[2]
+LIMITS = SandboxLimits(256, 64, 60, 8, 256, 16)
 PORTS = {"shell_port": 1, "iopub_port": 2, "stdin_port": 3, "control_port": 4, "hb_port": 5}
 
 
@@ -91,3 +96,40 @@ def test_the_relays_sockets_are_only_the_servers_user_s_whatever_the_umask(
     for port in PORTS.values():
         mode = os.stat(tmp_path / f"k-{port}").st_mode
         assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a network namespace needs root here")
+def test_tcp_kernels_can_run_where_the_keeper_gets_a_network_of_its_own() -> None:
+    assert relay_problem() is None
+    box = Sandbox("root", LIMITS, None)
+    assert box.unavailable("tcp") is None and box.unavailable("ipc") is None
+
+
+def test_where_unshare_is_missing_or_refused_tcp_kernels_are_unavailable_and_why_is_said(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert relay_problem() == "unshare is not installed (Debian: util-linux)"
+    monkeypatch.undo()
+    # Refused: a user who may not make a network namespace (as the keeper would be, unprivileged).
+    nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+    refused = relay_problem([*nobody, *PREFIX, "true"])
+    assert refused is not None and "unshare" in refused and "not permitted" in refused
+    box = Sandbox("root", LIMITS, None, relay_problem=refused)
+    assert box.unavailable("tcp") == NO_RELAY and box.unavailable("ipc") is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which(BWRAP), reason="needs the sandbox")
+def test_the_sandbox_made_at_start_says_tcp_kernels_cannot_run_without_unshare(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    bwrap = shutil.which(BWRAP)
+    assert bwrap is not None
+    (tmp_path / BWRAP).symlink_to(bwrap)
+    monkeypatch.setenv("PATH", str(tmp_path))  # bubblewrap, and no unshare
+    with caplog.at_level(logging.WARNING, logger="kernelpad.kernels.sandbox"):
+        box = Sandbox.create("nobody", LIMITS)
+    assert box.relay_problem == "unshare is not installed (Debian: util-linux)"
+    assert box.unavailable("tcp") == NO_RELAY
+    said = [record.getMessage() for record in caplog.records]
+    assert any("only speak TCP" in line and "unshare is not installed" in line for line in said)
