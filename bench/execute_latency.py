@@ -74,6 +74,7 @@ from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from tornado.websocket import websocket_connect
 
+from kernelpad.kernels.done_probe import PROBE_OWN
 from kernelpad.kernels.languages import KNOWN_LANGUAGES
 
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
@@ -349,10 +350,6 @@ async def jupyter_kernel(
                 kc.stop_channels()
             if km.has_kernel:
                 await km.shutdown_kernel(now=True)
-
-
-# The probe's own messages, not the run's output that comes under its parent.
-PROBE_OWN = ("status", "execute_input", "error")
 
 
 async def drain_late(kc: AsyncKernelClient, msg_id: str, probe: str) -> tuple[int, bool]:

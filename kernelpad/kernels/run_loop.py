@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kernelpad.kernels.base import KernelHandle, Message
+from kernelpad.kernels.done_probe import DoneProbe
 from kernelpad.kernels.outputs import OutputCollector
 
 # How often a silent kernel is checked for being alive.
@@ -160,12 +160,7 @@ class RunLoop:
         self.question: _Question | None = None
         # While a question waits for a person, the time limit is paused: what was left of it.
         self.paused: float | None = None
-        # While settling: the done probe's request, what it prints once the run's output is
-        # all out, and which of that and the probe's reply are in.
-        self.probe_id: str | None = None
-        self.marker = ""
-        self.marker_seen = False
-        self.probe_replied = False
+        self.probe: DoneProbe | None = None  # while settling: the language's done probe
 
     async def run(self) -> None:
         """Run until the phase is over; the run's facts are then the attributes."""
@@ -209,39 +204,14 @@ class RunLoop:
             return
         channel, msg = item
         parent = msg.get("parent_header", {}).get("msg_id")
+        probe = self.probe
         if parent == self.msg_id:
             if channel == "iopub" and msg["header"].get("msg_type") != "status":
                 self.outputs.handle(msg)
-        elif parent is not None and parent == self.probe_id:
-            self._probe_message(channel, msg)
-
-    def _probe_message(self, channel: str, msg: Message) -> None:
-        """One message of the done probe's request. The run's output that comes after the
-        kernel took the probe carries the probe's request as its parent (Deno's kernel names
-        the request it runs now, not the one that printed): it is kept. The run ends once the
-        marker and the probe's reply are in: the next request must not leave before that reply
-        has come (Deno's kernel, which writes with Nagle's algorithm on, then holds the next
-        reply until ours is acknowledged, up to 40 ms later; and a reply has been seen lost)."""
-        msg_type = msg["header"].get("msg_type")
-        content = _content(msg)
-        if channel == "shell":
-            if msg_type == "execute_reply":
-                self.probe_replied = True
-                if content.get("status") != "ok":
-                    self._settled()  # the probe failed (the code broke it): no marker comes
-                    return
-        elif channel != "iopub" or msg_type in ("status", "execute_input", "error"):
-            return  # the probe's own (it is silent: no result of its own)
-        elif msg_type == "stream" and self.marker in str(content.get("text", "")):
-            self.marker_seen = True
-            before = str(content["text"]).split(self.marker, 1)[0]
-            if before:
-                name = content.get("name")
-                self.outputs.stream(name if name in ("stdout", "stderr") else "stdout", before)
-        else:
-            self.outputs.handle(msg)
-        if self.marker_seen and self.probe_replied:
-            self._settled()
+        elif probe is not None and parent is not None and parent == probe.msg_id:
+            probe.take(channel, msg, self.outputs)
+            if probe.done:
+                self._settled()
 
     # The limits, checked before each wait while the run is waiting or running.
 
@@ -308,16 +278,8 @@ class RunLoop:
         if not probe:
             self.phase = Phase.FINISHED
             return
-        self.marker = f"kernelpad-done-{uuid.uuid4().hex}"
-        content = {
-            "code": probe.replace("{marker}", self.marker),
-            "silent": True,
-            "store_history": False,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": False,
-        }
-        self.probe_id = self.kernel.send_request("execute_request", content, keep_current=True)
+        self.probe = DoneProbe(probe)
+        self.probe.send(self.kernel)
         self.phase = Phase.SETTLING
         self.deadline = time.monotonic() + SETTLE_LIMIT
 
