@@ -53,7 +53,10 @@ class DoneProbe:
             "silent": True,
             "store_history": False,
             "user_expressions": {},
-            "allow_stdin": False,
+            # A timer the run left that runs during the probe (it waits one timer turn) and
+            # asks for input asks under the probe's request: it must be let ask, as in the run
+            # (Deno's prompt() returns null, asking nobody, where stdin is not allowed).
+            "allow_stdin": True,
             "stop_on_error": False,
         }
         self.msg_id = kernel.send_request("execute_request", content, keep_current=True)

@@ -165,15 +165,16 @@ class RunLoop:
     async def run(self) -> None:
         """Run until the phase is over; the run's facts are then the attributes."""
         while not self.phase.over:
-            if self.phase is Phase.SETTLING:
-                await self._settle_step()
-            else:
-                await self._step()
+            await self._step()
 
     async def _step(self) -> None:
         self._take_answer()
         now = time.monotonic()
-        if self.phase is Phase.INTERRUPTING:
+        if self.phase is Phase.SETTLING:
+            if now >= self.deadline:
+                self._settled()
+                return
+        elif self.phase is Phase.INTERRUPTING:
             if now >= self.deadline:
                 self._give_up()
                 return
@@ -188,30 +189,12 @@ class RunLoop:
         item = await self.kernel.receive(min(self.deadline - now, poll))
         if item is None:
             if not await self.kernel.is_alive():
-                self._die()
+                if self.phase is Phase.SETTLING:
+                    self._settled()  # the run itself ended; the next one finds the kernel dead
+                else:
+                    self._die()
             return
         self._handle(*item)
-
-    async def _settle_step(self) -> None:
-        now = time.monotonic()
-        if now >= self.deadline:
-            self._settled()
-            return
-        item = await self.kernel.receive(min(self.deadline - now, LIVENESS_INTERVAL))
-        if item is None:
-            if not await self.kernel.is_alive():
-                self._settled()  # the run itself ended; the next one finds the kernel dead
-            return
-        channel, msg = item
-        parent = msg.get("parent_header", {}).get("msg_id")
-        probe = self.probe
-        if parent == self.msg_id:
-            if channel == "iopub" and msg["header"].get("msg_type") != "status":
-                self.outputs.handle(msg)
-        elif probe is not None and parent is not None and parent == probe.msg_id:
-            probe.take(channel, msg, self.outputs)
-            if probe.done:
-                self._settled()
 
     # The limits, checked before each wait while the run is waiting or running.
 
@@ -287,24 +270,35 @@ class RunLoop:
         """SETTLING -> FINISHED: the probe's marker and reply came (or the probe failed, or
         ``SETTLE_LIMIT`` is over)."""
         self.phase = Phase.FINISHED
+        self._forget_question()
 
     # The kernel's messages.
 
-    def _ours(self, msg: Message) -> bool:
-        # Back-ends drop other requests' messages already; this is the guarantee.
-        return bool(msg.get("parent_header", {}).get("msg_id") == self.msg_id)
-
     def _handle(self, channel: str, msg: Message) -> None:
-        if not self._ours(msg):
-            return
+        # Back-ends drop other requests' messages already; the parent checks are the guarantee.
+        parent = msg.get("parent_header", {}).get("msg_id")
         msg_type = msg["header"].get("msg_type")
-        if channel == "shell":
+        probe = self.probe
+        if channel == "stdin":
+            # While settling too: a timer the run left may ask (Deno's kernel names the request
+            # it runs now as the parent, the probe's once it took that).
+            ours = parent == self.msg_id or (probe is not None and parent == probe.msg_id)
+            if ours and msg_type == "input_request":
+                self._input_request(_content(msg))
+        elif self.phase is Phase.SETTLING:
+            if parent == self.msg_id:
+                if channel == "iopub" and msg_type != "status":
+                    self.outputs.handle(msg)
+            elif probe is not None and parent == probe.msg_id:
+                probe.take(channel, msg, self.outputs)
+                if probe.done:
+                    self._settled()
+        elif parent != self.msg_id:
+            return
+        elif channel == "shell":
             if msg_type == "execute_reply":
                 self.reply = _content(msg)
                 self._end_if_done()
-        elif channel == "stdin":
-            if msg_type == "input_request":
-                self._input_request(_content(msg))
         elif msg_type == "status":
             state = _content(msg).get("execution_state")
             self.idle = state == "idle"

@@ -17,14 +17,15 @@ from kernelpad.kernels.local import LocalKernelBackend
 from kernelpad.kernels.run_loop import Limits
 
 LIMITS = Limits(time_limit=10.0, interrupt_grace=2.0, max_output=100_000, flood_limit=1_000_000)
+# For code that may get stuck: a stuck run fails the test in seconds.
+SHORT = Limits(time_limit=3.0, interrupt_grace=2.0, max_output=100_000, flood_limit=1_000_000)
 # Enough runs that output after idle is certain to have come many times over (twenty lines
 # printed come mostly after idle; a result alone, about one run in ten).
 RUNS = 60
 LINES = 20
 
 
-@pytest.fixture(scope="module")
-async def deno() -> AsyncIterator[KernelHandle]:
+async def start_deno() -> AsyncIterator[KernelHandle]:
     registry = LanguageRegistry()
     await registry.refresh()
     javascript = registry.describe("javascript")
@@ -37,6 +38,19 @@ async def deno() -> AsyncIterator[KernelHandle]:
             yield kernel
         finally:
             await kernel.shutdown()
+
+
+@pytest.fixture(scope="module")
+async def deno() -> AsyncIterator[KernelHandle]:
+    async for kernel in start_deno():
+        yield kernel
+
+
+@pytest.fixture
+async def own_deno() -> AsyncIterator[KernelHandle]:
+    """A kernel of the test's own, for code that could leave it stuck."""
+    async for kernel in start_deno():
+        yield kernel
 
 
 def result_text(result: ExecutionResult) -> str | None:
@@ -88,3 +102,21 @@ async def test_the_probe_shows_nowhere_and_survives_a_replaced_console_log(
     after = await run_code(deno, "console.log = kept; console.log('back'); 7", LIMITS)
     assert (after.status, after.stdout, result_text(after)) == ("ok", "back\n", "7")
     assert "kernelpad-done" not in after.stdout + after.stderr
+
+
+async def test_a_timers_prompt_is_answered_and_the_kernel_goes_on(own_deno: KernelHandle) -> None:
+    # The question comes after the run's idle status, while its output is being settled.
+    # The timer runs before the probe or during it (as the probe's request), by timing: a few
+    # runs meet both.
+    code = "setTimeout(() => console.log('got', prompt('q')), 0); 1"
+    for _ in range(5):
+        answered = await run_code(own_deno, code, SHORT, stdin=["A"])
+        assert (answered.status, answered.stdout, result_text(answered)) == (
+            "ok",
+            "qA\ngot A\n",
+            "1",
+        )
+        used_up = await run_code(own_deno, code, SHORT)
+        assert (used_up.status, used_up.stdout, used_up.input_missing) == ("ok", "got \n", "q")
+    after = await run_code(own_deno, "4", SHORT)
+    assert (after.status, after.stdout, result_text(after)) == ("ok", "", "4")

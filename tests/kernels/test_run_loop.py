@@ -701,7 +701,7 @@ async def test_output_after_idle_is_kept_until_the_probe_says_it_is_all_out() ->
     assert len(kernel.probes) == 1
     probe = kernel.probes[0]
     assert probe["silent"] is True and probe["store_history"] is False
-    assert probe["allow_stdin"] is False
+    assert probe["allow_stdin"] is True  # a timer's prompt() may run during it
     assert probe["code"].startswith("kernelpad-done-")
     assert not any(probe["code"] in str(o.get("text")) for o in watcher.outputs)
     # Over at the probe's reply: its idle and a timer's later output were not read.
@@ -746,6 +746,73 @@ async def test_a_probe_that_never_answers_is_waited_for_only_so_long(
     # ever) fails here instead of hanging.
     result = await asyncio.wait_for(run(kernel), timeout=SETTLE_LIMIT / 2)
     assert (result.status, result.stdout, len(kernel.probes)) == ("ok", "a\nb\n", 1)
+
+
+def probe_ask(prompt: str, parent: str = PROBE) -> Send:
+    """An input request of a timer the run left, once the kernel took the probe."""
+    return Send("stdin", "input_request", {"prompt": prompt, "password": False}, parent)
+
+
+async def test_a_timers_input_request_while_settling_gets_a_stdin_line() -> None:
+    # setTimeout(() => console.log('got', prompt('q')), 0): the question comes after idle,
+    # under the run's parent or the probe's; the run waits for the answer, then the marker.
+    for parent in (REQUEST, PROBE):
+        kernel = ScriptedKernel(
+            [
+                *BUSY,
+                *DONE,
+                *PROBE_STARTS,
+                probe_ask("q ", parent),
+                answered(1),
+                late("got A\n"),
+                Marker(),
+                *PROBE_ENDS,
+            ],
+            done_probe=DONE_PROBE,
+            eof="",
+        )
+        result = await asyncio.wait_for(run(kernel, stdin=["A"]), timeout=SETTLE_LIMIT / 2)
+        assert (result.status, result.stdout, kernel.input_replies) == ("ok", "q A\ngot A\n", ["A"])
+
+
+async def test_a_timers_input_request_while_settling_asks_the_participants() -> None:
+    kernel = ScriptedKernel(
+        [*BUSY, *DONE, *PROBE_STARTS, probe_ask("Name? "), answered(1), late("hi Ada\n"),
+         Marker(), *PROBE_ENDS],
+        done_probe=DONE_PROBE,
+        eof="",
+    )  # fmt: skip
+    watcher = Watcher(["Ada"])
+    result = await asyncio.wait_for(run(kernel, listener=watcher), timeout=SETTLE_LIMIT / 2)
+    assert watcher.asked == [("Name? ", False)]
+    assert (result.status, result.stdout, kernel.input_replies) == (
+        "ok",
+        "Name? Ada\nhi Ada\n",
+        ["Ada"],
+    )
+
+
+async def test_a_timers_input_request_while_settling_gets_eof_once_stdin_is_used_up() -> None:
+    kernel = ScriptedKernel(
+        [*BUSY, *DONE, *PROBE_STARTS, probe_ask("q "), answered(1), late("got \n"), Marker(),
+         *PROBE_ENDS],
+        done_probe=DONE_PROBE,
+        eof="",
+    )  # fmt: skip
+    result = await asyncio.wait_for(run(kernel), timeout=SETTLE_LIMIT / 2)
+    assert (result.status, result.stdout, kernel.input_replies) == ("ok", "got \n", [""])
+    assert result.input_missing == "q " and not result.interrupted
+
+
+async def test_an_input_request_of_another_request_is_not_answered_while_settling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(run_loop, "SETTLE_LIMIT", 0.05)
+    kernel = ScriptedKernel(
+        [*BUSY, *DONE, probe_ask("q ", "other"), Pause(0.2)], done_probe=DONE_PROBE, eof=""
+    )
+    result = await asyncio.wait_for(run(kernel), timeout=SETTLE_LIMIT / 2)
+    assert (result.status, kernel.input_replies) == ("ok", [])
 
 
 async def test_a_kernel_that_dies_during_the_probe_ends_the_run_as_it_was() -> None:
