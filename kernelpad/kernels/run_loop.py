@@ -33,10 +33,12 @@ SETTLE_INTERRUPT = 0.1
 CODE_STARTED_GRACE = 0.05
 # How often a run waiting for a participant's input (or for a stop) looks for it.
 INPUT_POLL = 0.05
-# Longest wait after a run's reply and idle status for its language's done probe to say all
-# its output is out. The probe comes after that output, however much there is (hundreds of
-# lines take Deno tens of ms): the limit only ends the wait for a probe that cannot run (the
-# kernel is stuck in a timer's endless loop, or the code broke what the probe uses).
+# Shortest wait after a run's reply and idle status for its language's done probe to say all
+# its output is out; the wait lasts until the run's time limit if that is later. The probe
+# comes after that output, however much there is (hundreds of lines take Deno tens of ms), and
+# after the timers due at the run's end, which are part of the run, as in a console: one that
+# computes for seconds prints into this run, within its time limit. The limit ends the wait
+# for a probe that cannot run (a timer's endless loop, or code that broke what the probe uses).
 SETTLE_LIMIT = 2.0
 
 
@@ -116,6 +118,7 @@ class _Question:
     prompt: str
     password: bool
     answer: asyncio.Future[str | None]
+    asked_at: float
 
 
 class RunLoop:
@@ -126,7 +129,8 @@ class RunLoop:
     so long that a dead kernel or a stop would go unseen) and handle it. Each change of phase
     is one method; each limit is one check. ``deadline`` is the one clock, meaning the phase's
     limit: the time limit (or the EOF grace, if sooner) while waiting or running, the interrupt
-    grace while interrupting, ``SETTLE_LIMIT`` while settling.
+    grace while interrupting, the time limit or ``SETTLE_LIMIT`` after idle, whichever is
+    later, while settling. ``time_end`` is when the time limit ends, whatever the phase.
     """
 
     def __init__(
@@ -150,6 +154,8 @@ class RunLoop:
         self.phase = Phase.WAITING
         self.started = time.monotonic()
         self.deadline = self.started + limits.time_limit
+        # When the time limit ends: it counts from busy, and not while a person is asked.
+        self.time_end = self.deadline
         self.busy_at: float | None = None  # when the kernel said it is busy with the request
         self.code_started: float | None = None  # when it said it runs the code (execute_input)
         self.reply: dict[str, Any] | None = None  # the content of the execute_reply
@@ -227,7 +233,7 @@ class RunLoop:
         """WAITING -> RUNNING: the time limit starts over from now."""
         self.phase = Phase.RUNNING
         self.busy_at = time.monotonic()
-        self.deadline = self.busy_at + self.limits.time_limit
+        self.deadline = self.time_end = self.busy_at + self.limits.time_limit
 
     async def _interrupt(self, cause: Cause) -> None:
         """WAITING or RUNNING -> INTERRUPTING, for ``cause``."""
@@ -264,11 +270,11 @@ class RunLoop:
         self.probe = DoneProbe(probe)
         self.probe.send(self.kernel)
         self.phase = Phase.SETTLING
-        self.deadline = time.monotonic() + SETTLE_LIMIT
+        self.deadline = max(self.time_end, time.monotonic() + SETTLE_LIMIT)
 
     def _settled(self) -> None:
         """SETTLING -> FINISHED: the probe's marker and reply came (or the probe failed, or
-        ``SETTLE_LIMIT`` is over)."""
+        the wait is over)."""
         self.phase = Phase.FINISHED
         self._forget_question()
 
@@ -325,10 +331,10 @@ class RunLoop:
             self._answer(prompt, password, self.lines.pop(0))
         elif self.listener is not None and self.cause is None:
             asked = asyncio.ensure_future(self.listener.input(prompt, password))
-            self.question = _Question(prompt, password, asked)
             # A person reads the question and types: that is not the code's time. The run
             # waits up to the input limit instead, and gets the rest of its time back after.
             now = time.monotonic()
+            self.question = _Question(prompt, password, asked, now)
             self.paused = max(self.deadline - now, 0.0)
             self.deadline = now + self.limits.input_limit
         else:
@@ -341,7 +347,9 @@ class RunLoop:
             return
         self.question = None
         if self.paused is not None:
-            self.deadline = time.monotonic() + self.paused
+            now = time.monotonic()
+            self.deadline = now + self.paused
+            self.time_end += now - question.asked_at
             self.paused = None
         answer = question.answer
         line = None if answer.cancelled() or answer.exception() else answer.result()

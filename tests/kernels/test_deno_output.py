@@ -14,7 +14,7 @@ from kernelpad.kernels.base import KernelHandle
 from kernelpad.kernels.execution import ExecutionResult, run_code
 from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.local import LocalKernelBackend
-from kernelpad.kernels.run_loop import Limits
+from kernelpad.kernels.run_loop import SETTLE_LIMIT, Limits
 
 LIMITS = Limits(time_limit=10.0, interrupt_grace=2.0, max_output=100_000, flood_limit=1_000_000)
 # For code that may get stuck: a stuck run fails the test in seconds.
@@ -120,3 +120,19 @@ async def test_a_timers_prompt_is_answered_and_the_kernel_goes_on(own_deno: Kern
         assert (used_up.status, used_up.stdout, used_up.input_missing) == ("ok", "got \n", "q")
     after = await run_code(own_deno, "4", SHORT)
     assert (after.status, after.stdout, result_text(after)) == ("ok", "", "4")
+
+
+async def test_a_timer_that_computes_past_the_settle_limit_prints_into_its_run(
+    own_deno: KernelHandle,
+) -> None:
+    # The timer holds the kernel past SETTLE_LIMIT, within the time limit: its output is the
+    # run's, and nothing of the probe shows in the next run.
+    spin = SETTLE_LIMIT + 0.5
+    code = (
+        "setTimeout(() => { const t = Date.now();"
+        f" while (Date.now() - t < {spin * 1000:.0f}); console.log('spun') }}, 0); 3"
+    )
+    result = await run_code(own_deno, code, LIMITS)
+    assert (result.status, result.stdout, result_text(result)) == ("ok", "spun\n", "3")
+    after = await run_code(own_deno, "4", LIMITS)
+    assert (after.status, after.stdout, after.stderr, result_text(after)) == ("ok", "", "", "4")

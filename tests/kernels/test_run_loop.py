@@ -744,7 +744,7 @@ async def test_a_probe_that_never_answers_is_waited_for_only_so_long(
     kernel = ScriptedKernel([*BUSY, stream("a\n"), *DONE, late("b\n")], done_probe=DONE_PROBE)
     # The loop reads the module's limit at each run: a run that waited the real one (or for
     # ever) fails here instead of hanging.
-    result = await asyncio.wait_for(run(kernel), timeout=SETTLE_LIMIT / 2)
+    result = await asyncio.wait_for(run(kernel, TIGHT), timeout=SETTLE_LIMIT / 2)
     assert (result.status, result.stdout, len(kernel.probes)) == ("ok", "a\nb\n", 1)
 
 
@@ -811,8 +811,33 @@ async def test_an_input_request_of_another_request_is_not_answered_while_settlin
     kernel = ScriptedKernel(
         [*BUSY, *DONE, probe_ask("q ", "other"), Pause(0.2)], done_probe=DONE_PROBE, eof=""
     )
-    result = await asyncio.wait_for(run(kernel), timeout=SETTLE_LIMIT / 2)
+    result = await asyncio.wait_for(run(kernel, TIGHT), timeout=SETTLE_LIMIT / 2)
     assert (result.status, kernel.input_replies) == ("ok", [])
+
+
+async def test_a_timer_that_computes_long_prints_into_the_run_within_its_time_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # setTimeout(() => {spin 3 s; console.log('spun')}, 0): the probe waits behind the timer,
+    # past SETTLE_LIMIT but within the time limit; the timer's output is the run's.
+    monkeypatch.setattr(run_loop, "SETTLE_LIMIT", 0.05)
+    kernel = ScriptedKernel(
+        [*BUSY, *DONE, *PROBE_STARTS, Pause(0.3), late("spun\n"), Marker(), *PROBE_ENDS],
+        done_probe=DONE_PROBE,
+    )
+    result = await run(kernel)
+    assert (result.status, result.stdout, result.interrupted) == ("ok", "spun\n", False)
+    assert kernel.script == [PROBE_ENDS[1]]
+
+
+async def test_a_run_past_its_time_limit_still_gets_settle_limit_for_its_output() -> None:
+    kernel = ScriptedKernel(
+        [*BUSY, Pause(0.05), *DONE, Pause(0.2), late("late\n"), Marker(), *PROBE_ENDS],
+        done_probe=DONE_PROBE,
+    )
+    limits = Limits(time_limit=0.15, interrupt_grace=1.0, max_output=1000, flood_limit=10_000)
+    result = await run(kernel, limits)
+    assert (result.status, result.stdout, kernel.interrupts) == ("ok", "late\n", [])
 
 
 async def test_a_kernel_that_dies_during_the_probe_ends_the_run_as_it_was() -> None:
