@@ -101,6 +101,8 @@ class KernelpadServer:
             self.registry.use_remote(await self._gateway_specs(self.gateway))
         else:
             await self.registry.refresh()
+            if self.sandbox is not None:
+                self.registry.withhold(self.sandbox.unavailable)
         for item in self.registry.installed():
             if item.available:
                 log.info("language %s: kernel %s", item.language.id, item.kernel_name)

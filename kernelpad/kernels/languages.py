@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -293,6 +293,17 @@ class LanguageRegistry:
         version = language_info.get("version")
         if item is not None and item.version is None and isinstance(version, str):
             self._installed[language_id] = dataclasses.replace(item, version=version)
+
+    def withhold(self, why: Callable[[str], str | None]) -> None:
+        """Mark unavailable the languages whose kernel's transport cannot run here, saying why
+        (``why(transport)``: the sandbox's :meth:`~kernelpad.kernels.sandbox.Sandbox.unavailable`):
+        listed with the reason, rather than failing at every session's start."""
+        for key, item in self._installed.items():
+            reason = why(item.transport) if item.available else None
+            if reason:
+                self._installed[key] = dataclasses.replace(
+                    item, available=False, unavailable_reason=reason
+                )
 
     def installed(self) -> list[InstalledLanguage]:
         """Every language, available or not, in a stable order."""

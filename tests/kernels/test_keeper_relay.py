@@ -17,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from kernelpad.errors import LanguageUnavailable
 from kernelpad.kernels import keeper
+from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.relay import PREFIX, Relay
 from kernelpad.kernels.runtime import lease_path
 from kernelpad.kernels.sandbox import BWRAP, NO_RELAY, Sandbox, SandboxLimits, relay_problem
@@ -133,3 +135,19 @@ def test_the_sandbox_made_at_start_says_tcp_kernels_cannot_run_without_unshare(
     assert box.unavailable("tcp") == NO_RELAY
     said = [record.getMessage() for record in caplog.records]
     assert any("only speak TCP" in line and "unshare is not installed" in line for line in said)
+
+
+async def test_the_languages_list_says_why_tcp_kernels_cannot_run() -> None:
+    registry = LanguageRegistry()
+    await registry.refresh()
+    available = {item.language.id: item for item in registry.installed() if item.available}
+    assert {"python", "javascript"} <= set(available)  # the kernels `make` installs
+    box = Sandbox("root", LIMITS, None, relay_problem="unshare: Operation not permitted")
+    registry.withhold(box.unavailable)
+    # Deno's kernel only speaks TCP: listed unavailable, with the reason, instead of failing at
+    # every session's start; ipykernel's Unix sockets need no network of the kernel's own.
+    javascript = registry.describe("javascript")
+    assert not javascript.available and javascript.unavailable_reason == NO_RELAY
+    assert registry.describe("python").available
+    with pytest.raises(LanguageUnavailable, match="not available on this server"):
+        registry.get("typescript")
