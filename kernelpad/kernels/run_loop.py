@@ -74,6 +74,10 @@ class Phase(enum.Enum):
     A run that goes well is ``WAITING``, ``RUNNING``, (``SETTLING``,) ``FINISHED``. A limit or
     a person's stop moves a waiting or running run to ``INTERRUPTING``, which ends as the
     kernel ends the run (``SETTLING``, ``FINISHED``) or, if it does not in time, ``GAVE_UP``.
+    While ``SETTLING`` (code the run left, a timer, still runs) a limit or a stop interrupts
+    the kernel too, and the run stays ``SETTLING``, now for ``interrupt_grace``: the probe
+    answers (``FINISHED``) or the kernel is given up (``GAVE_UP``); a probe left unanswered
+    on a kernel kept would print its marker into a later run.
     A kernel found dead ends any phase before ``SETTLING`` as ``DIED``.
     """
 
@@ -166,7 +170,10 @@ class RunLoop:
         self.question: _Question | None = None
         # While a question waits for a person, the time limit is paused: what was left of it.
         self.paused: float | None = None
+        # When a run that got the end of input is interrupted unless it ended by itself.
+        self.eof_end: float | None = None
         self.probe: DoneProbe | None = None  # while settling: the language's done probe
+        self.interrupted_settling = False  # interrupted while settling: the grace is running
 
     async def run(self) -> None:
         """Run until the phase is over; the run's facts are then the attributes."""
@@ -176,11 +183,7 @@ class RunLoop:
     async def _step(self) -> None:
         self._take_answer()
         now = time.monotonic()
-        if self.phase is Phase.SETTLING:
-            if now >= self.deadline:
-                self._settled()
-                return
-        elif self.phase is Phase.INTERRUPTING:
+        if self.phase is Phase.INTERRUPTING or self.interrupted_settling:
             if now >= self.deadline:
                 self._give_up()
                 return
@@ -202,19 +205,19 @@ class RunLoop:
             return
         self._handle(*item)
 
-    # The limits, checked before each wait while the run is waiting or running.
+    # The limits, checked before each wait until the run is interrupted.
 
     def _limit_reached(self, now: float) -> Cause | None:
         """Why the run must be interrupted now, if it must."""
         if self.flooded:
             return Cause.OUTPUT_FLOOD
-        if self._stop_due(now):
-            return Cause.STOP
+        if self.cause is None and self._stop_due(now):
+            return Cause.STOP  # (a run interrupted before it settles has had its stop)
         if now >= self.deadline:
             if self.paused is not None:
                 return Cause.NO_ANSWER  # the deadline is the input limit's
             # Once the input ran out the deadline is the EOF grace's, if that came first.
-            return Cause.NO_INPUT if self.input_missing is not None else Cause.TIME_LIMIT
+            return Cause.NO_INPUT if self.eof_end is not None else Cause.TIME_LIMIT
         return None
 
     def _stop_due(self, now: float) -> bool:
@@ -236,9 +239,17 @@ class RunLoop:
         self.deadline = self.time_end = self.busy_at + self.limits.time_limit
 
     async def _interrupt(self, cause: Cause) -> None:
-        """WAITING or RUNNING -> INTERRUPTING, for ``cause``."""
-        self.cause = cause
-        self.phase = Phase.INTERRUPTING
+        """WAITING or RUNNING -> INTERRUPTING, for ``cause``; or SETTLING, interrupted (a run
+        interrupted before keeps its first cause)."""
+        if self.phase is Phase.SETTLING:
+            self.interrupted_settling = True
+            self.outputs.note(
+                "the code had ended, but a timer or callback it left was still running;"
+                " it was interrupted"
+            )
+        else:
+            self.phase = Phase.INTERRUPTING
+        self.cause = self.cause or cause
         if self.question is not None:
             # Nobody answers it now: the kernel gets the end of input (one that waits for
             # input, Deno's, takes no interrupt before it has an answer), the people's box goes.
@@ -270,7 +281,10 @@ class RunLoop:
         self.probe = DoneProbe(probe)
         self.probe.send(self.kernel)
         self.phase = Phase.SETTLING
-        self.deadline = max(self.time_end, time.monotonic() + SETTLE_LIMIT)
+        self.eof_end = None  # the run ended by itself after its end of input
+        # A run interrupted already (a stop, say) has no time left to wait for.
+        least = time.monotonic() + SETTLE_LIMIT
+        self.deadline = least if self.cause is not None else max(least, self.time_end)
 
     def _settled(self) -> None:
         """SETTLING -> FINISHED: the probe's marker and reply came (or the probe failed, or
@@ -295,8 +309,10 @@ class RunLoop:
             if parent == self.msg_id:
                 if channel == "iopub" and msg_type != "status":
                     self.outputs.handle(msg)
+                    self._check_flood()
             elif probe is not None and parent == probe.msg_id:
                 probe.take(channel, msg, self.outputs)
+                self._check_flood()
                 if probe.done:
                     self._settled()
         elif parent != self.msg_id:
@@ -315,8 +331,11 @@ class RunLoop:
             if msg_type == "execute_input" and self.code_started is None:
                 self.code_started = time.monotonic()
             self.outputs.handle(msg)
-            if self.outputs.dropped > self.limits.flood_limit and self.cause is None:
-                self.flooded = True
+            self._check_flood()
+
+    def _check_flood(self) -> None:
+        if self.outputs.dropped > self.limits.flood_limit and self.cause is None:
+            self.flooded = True
 
     def _end_if_done(self) -> None:
         if self.reply is not None and self.idle:
@@ -366,7 +385,9 @@ class RunLoop:
         self.kernel.input_reply(self.kernel.language.language.eof)
         if self.input_missing is None:
             self.input_missing = prompt
-            self.deadline = min(self.deadline, time.monotonic() + EOF_GRACE)
+        if self.eof_end is None:
+            self.eof_end = time.monotonic() + EOF_GRACE
+            self.deadline = min(self.deadline, self.eof_end)
 
     def _forget_question(self) -> None:
         if self.question is not None:

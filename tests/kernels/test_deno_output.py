@@ -4,6 +4,7 @@ of its output, through the language's done probe, and nothing of one run shows i
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -136,3 +137,34 @@ async def test_a_timer_that_computes_past_the_settle_limit_prints_into_its_run(
     assert (result.status, result.stdout, result_text(result)) == ("ok", "spun\n", "3")
     after = await run_code(own_deno, "4", LIMITS)
     assert (after.status, after.stdout, after.stderr, result_text(after)) == ("ok", "", "", "4")
+
+
+async def test_a_timer_that_never_ends_is_interrupted_at_the_time_limit(
+    own_deno: KernelHandle,
+) -> None:
+    # The probe cannot run behind it: the kernel is interrupted as a run past its time limit
+    # is, ends the timer, answers the probe, and is kept for the next run.
+    result = await run_code(own_deno, "setTimeout(() => { while (true); }, 0); 1", SHORT)
+    assert (result.status, result.timed_out, result.needs_restart) == ("timeout", True, False)
+    assert "a timer or callback it left was still running" in result.stderr
+    assert result_text(result) == "1"
+    after = await run_code(own_deno, "console.log('next'); 4", SHORT)
+    assert (after.status, after.stdout, after.stderr, result_text(after)) == (
+        "ok",
+        "next\n",
+        "",
+        "4",
+    )
+
+
+async def test_a_stop_while_a_timer_runs_after_the_code_interrupts_it(
+    own_deno: KernelHandle,
+) -> None:
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.5, stop.set)
+    result = await run_code(
+        own_deno, "setTimeout(() => { while (true); }, 0); 1", LIMITS, stop=stop
+    )
+    assert (result.interrupted, result.timed_out, result.needs_restart) == (True, False, False)
+    after = await run_code(own_deno, "4", SHORT)
+    assert (after.status, result_text(after)) == ("ok", "4")

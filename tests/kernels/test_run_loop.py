@@ -736,16 +736,87 @@ async def test_a_failed_probe_ends_the_run_with_what_came() -> None:
     assert (result.status, result.stdout, result.error) == ("ok", "a\n", None)
 
 
-async def test_a_probe_that_never_answers_is_waited_for_only_so_long(
+SETTLE_NOTE = note(
+    "the code had ended, but a timer or callback it left was still running; it was interrupted"
+)
+
+
+async def test_a_probe_that_never_answers_is_interrupted_then_given_up(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A kernel stuck in a timer's endless loop cannot run the probe.
+    # A kernel stuck in a timer's endless loop cannot run the probe; it ignores the interrupt.
     monkeypatch.setattr(run_loop, "SETTLE_LIMIT", 0.05)
     kernel = ScriptedKernel([*BUSY, stream("a\n"), *DONE, late("b\n")], done_probe=DONE_PROBE)
     # The loop reads the module's limit at each run: a run that waited the real one (or for
     # ever) fails here instead of hanging.
     result = await asyncio.wait_for(run(kernel, TIGHT), timeout=SETTLE_LIMIT / 2)
-    assert (result.status, result.stdout, len(kernel.probes)) == ("ok", "a\nb\n", 1)
+    assert (result.status, result.stdout, result.stderr) == ("timeout", "a\nb\n", SETTLE_NOTE)
+    assert (result.timed_out, result.interrupted, result.needs_restart) == (True, True, True)
+    assert (len(kernel.probes), len(kernel.interrupts)) == (1, 1)
+
+
+async def test_a_timer_interrupted_at_the_time_limit_lets_the_probe_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The kernel ends the timer on the interrupt, then runs the probe: the kernel is kept, and
+    # no marker is left to print into the next run.
+    monkeypatch.setattr(run_loop, "SETTLE_LIMIT", 0.05)
+    kernel = ScriptedKernel(
+        [*BUSY, *DONE, *PROBE_STARTS, late("tick\n"), interrupted(), Marker(), *PROBE_ENDS],
+        done_probe=DONE_PROBE,
+    )
+    result = await asyncio.wait_for(run(kernel, TIGHT), timeout=SETTLE_LIMIT / 2)
+    assert (result.status, result.stdout, result.stderr) == ("timeout", "tick\n", SETTLE_NOTE)
+    assert (result.timed_out, result.needs_restart, len(kernel.interrupts)) == (True, False, 1)
+    assert kernel.script == [PROBE_ENDS[1]]
+
+
+async def test_a_stop_while_settling_interrupts_the_kernel() -> None:
+    kernel = ScriptedKernel(
+        [*BUSY, *DONE, *PROBE_STARTS, late("tick\n"), interrupted(), Marker(), *PROBE_ENDS],
+        done_probe=DONE_PROBE,
+    )
+    stop = asyncio.Event()
+    stopping = asyncio.ensure_future(stop_later(stop, 0.15))
+    result = await asyncio.wait_for(run(kernel, stop=stop), timeout=SETTLE_LIMIT / 2)
+    stopped_at = await stopping
+    assert len(kernel.interrupts) == 1
+    assert stopped_at <= kernel.interrupts[0] < stopped_at + SLACK
+    assert (result.stdout, result.stderr) == ("tick\n", SETTLE_NOTE)
+    assert result.interrupted and not result.timed_out and not result.needs_restart
+
+
+async def test_a_run_interrupted_before_it_settles_is_interrupted_again_only_at_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Stopped while running; its stop is not carried out twice: the timer after it is
+    # interrupted when SETTLE_LIMIT is over, and the run keeps its first cause.
+    monkeypatch.setattr(run_loop, "SETTLE_LIMIT", 0.2)
+    kernel = ScriptedKernel(
+        [*BUSY, interrupted(), *STOPPED, *PROBE_STARTS, Until(lambda k: len(k.interrupts) > 1),
+         Marker(), *PROBE_ENDS],
+        done_probe=DONE_PROBE,
+    )  # fmt: skip
+    stop = asyncio.Event()
+    stop.set()
+    result = await asyncio.wait_for(run(kernel, stop=stop), timeout=SETTLE_LIMIT / 2)
+    assert len(kernel.interrupts) == 2
+    assert 0.2 <= kernel.interrupts[1] - kernel.sent_at("status") < 0.2 + SLACK + SETTLE_INTERRUPT
+    assert (result.status, result.timed_out, result.needs_restart) == ("error", False, False)
+
+
+async def test_output_flooding_while_settling_interrupts_the_kernel() -> None:
+    kernel = ScriptedKernel(
+        [*BUSY, *DONE, *PROBE_STARTS, Flood(late("x" * 100)), Marker(), *PROBE_ENDS],
+        done_probe=DONE_PROBE,
+    )
+    result = await asyncio.wait_for(run(kernel), timeout=SETTLE_LIMIT / 2)
+    assert (result.status, result.interrupted, result.needs_restart) == (
+        "output_limit",
+        True,
+        False,
+    )
+    assert len(kernel.interrupts) == 1
 
 
 def probe_ask(prompt: str, parent: str = PROBE) -> Send:
@@ -812,7 +883,40 @@ async def test_an_input_request_of_another_request_is_not_answered_while_settlin
         [*BUSY, *DONE, probe_ask("q ", "other"), Pause(0.2)], done_probe=DONE_PROBE, eof=""
     )
     result = await asyncio.wait_for(run(kernel, TIGHT), timeout=SETTLE_LIMIT / 2)
-    assert (result.status, kernel.input_replies) == ("ok", [])
+    assert (result.status, kernel.input_replies) == ("timeout", [])
+
+
+async def test_nobody_answering_a_timers_question_within_the_input_limit_stops_the_run() -> None:
+    limits = Limits(
+        time_limit=5.0, interrupt_grace=1.0, max_output=1000, flood_limit=10_000, input_limit=0.3
+    )
+    kernel = ScriptedKernel(
+        [*BUSY, *DONE, *PROBE_STARTS, probe_ask("Name? "), answered(1), interrupted(), Marker(),
+         *PROBE_ENDS],
+        done_probe=DONE_PROBE,
+        eof="",
+    )  # fmt: skip
+    watcher = Watcher(["too late"], delay=10.0)
+    result = await asyncio.wait_for(run(kernel, limits, listener=watcher), timeout=SETTLE_LIMIT)
+    assert (result.status, result.needs_restart, kernel.input_replies) == (
+        "input_timeout",
+        False,
+        [""],
+    )
+    assert 0.3 <= kernel.interrupts[0] - kernel.sent_at("input_request") < 0.3 + SLACK
+
+
+async def test_a_timer_that_goes_on_after_its_end_of_input_is_stopped() -> None:
+    kernel = ScriptedKernel(
+        [*BUSY, *DONE, *PROBE_STARTS, probe_ask("q "), answered(1), interrupted(), Marker(),
+         *PROBE_ENDS],
+        done_probe=DONE_PROBE,
+        eof="",
+    )  # fmt: skip
+    result = await asyncio.wait_for(run(kernel), timeout=SETTLE_LIMIT)
+    assert (result.status, result.input_missing, result.interrupted) == ("error", "q ", True)
+    waited = kernel.interrupts[0] - kernel.input_times[0]
+    assert EOF_GRACE <= waited < EOF_GRACE + SLACK
 
 
 async def test_a_timer_that_computes_long_prints_into_the_run_within_its_time_limit(
