@@ -65,7 +65,8 @@ print(solve([1, 2, 3]))
 # the same way (input requests), so "for line in sys.stdin" works as it does in a terminal.
 # Completions are not warmed here: jedi's warm-up made every kernel 45 MiB larger (105 MiB
 # against 60, pooled ones too) and cost 2 s of CPU per kernel start. jedi loads at a session's
-# first Tab instead (about half a second, as in JupyterLab), in the kernels that are asked.
+# first Tab instead, in the kernels that are asked, as in JupyterLab (here about 2 s: the box's
+# home is new, so jedi has no cache on disk).
 PYTHON_STARTUP = """\
 import io as _io, sys as _sys
 class _KernelpadStdin(_io.TextIOBase):
