@@ -63,16 +63,17 @@ from typing import Any
 import jupyter_client
 from harness import (
     BenchError,
+    SessionSocket,
     free_port,
     kernelpad_command,
     log_tail,
     machine_info,
     stop_process,
+    timed,
     verdict,
 )
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from tornado.websocket import websocket_connect
 
 from kernelpad.kernels.done_probe import PROBE_OWN
 from kernelpad.kernels.languages import KNOWN_LANGUAGES
@@ -488,44 +489,18 @@ async def kernelpad_socket_trivial(
     if status != 200:
         raise BenchError(f"reading the notebook of {session_id} answered {status}")
     cell_id = notebook["cells"][0]["id"]
-    conn = await websocket_connect(f"ws://127.0.0.1:{port}/ws/sessions/{session_id}")
-    join = {"session_id": session_id, "client_id": "bench", "display_name": "Bench"}
-    await conn.write_message(
-        json.dumps({"type": "join_session", "data": {**join, "host_token": token}})
-    )
-
-    async def expect(kind: str) -> dict[str, Any]:
-        while True:
-            raw = await conn.read_message()
-            if raw is None:
-                raise BenchError(f"the socket of {session_id} closed")
-            message = json.loads(raw)
-            if message["type"] == kind:
-                return message["data"]  # type: ignore[no-any-return]
-            if message["type"] == "error":
-                raise BenchError(f"the socket said {message['data']}")
-
-    await expect("session_state")
+    socket = await SessionSocket.join(port, session_id, token)
 
     async def series(request: dict[str, Any]) -> Stats:
-        times = []
-        for i in range(warmup + runs):
-            start = time.perf_counter()
-            await conn.write_message(json.dumps({"type": "execute", "data": request}))
-            finished = await expect("execution_finished")
-            if finished["status"] != "ok":
-                raise BenchError(f"a run over the socket ended {finished['status']}")
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-            # Under the socket's rate (100 messages a second), past which it reads slower.
-            await asyncio.sleep(0.02)
-        return Stats.of(times)
+        # 20 ms apart: under the socket's rate (100 messages a second), past which it reads
+        # slower.
+        return Stats.of(await timed(lambda: socket.run(request), runs, warmup, 0.02))
 
     try:
         cell = await series({"cell_id": cell_id, "code": lang.code})
         code = await series({"code": lang.code})
     finally:
-        conn.close()
+        socket.close()
     api.end_session(session_id, token)
     return cell, code
 

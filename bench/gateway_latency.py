@@ -42,11 +42,13 @@ from typing import Any
 import psutil
 from harness import (
     BenchError,
+    SessionSocket,
     free_port,
     kernelpad_command,
     log_tail,
     machine_info,
     stop_process,
+    timed,
     verdict,
 )
 from jupyter_client.jsonutil import json_default
@@ -262,40 +264,12 @@ async def kernelpad_socket(
 ) -> list[float]:
     """Runs as code of no cell over the JSON socket, from ``execute`` sent to
     ``execution_finished`` received (as ``execute_latency.py`` times them)."""
-    conn = await websocket_connect(f"ws://127.0.0.1:{port}/ws/sessions/{session}")
-    join = {"session_id": session, "client_id": "bench", "display_name": "Bench"}
-    await conn.write_message(
-        json.dumps({"type": "join_session", "data": {**join, "host_token": token}})
-    )
-
-    async def expect(kind: str) -> dict[str, Any]:
-        while True:
-            raw = await conn.read_message()
-            if raw is None:
-                raise BenchError(f"the socket of {session} closed")
-            message = json.loads(raw)
-            if message["type"] == kind:
-                return message["data"]  # type: ignore[no-any-return]
-            if message["type"] == "error":
-                raise BenchError(f"the socket said {message['data']}")
-
-    await expect("session_state")
-    times = []
+    socket = await SessionSocket.join(port, session, token)
     try:
-        for i in range(warmup + runs):
-            start = time.perf_counter()
-            await conn.write_message(json.dumps({"type": "execute", "data": {"code": CODE}}))
-            finished = await expect("execution_finished")
-            elapsed = time.perf_counter() - start
-            if finished["status"] != "ok":
-                raise BenchError(f"a run over the socket ended {finished['status']}")
-            if i >= warmup:
-                times.append(elapsed)
-            # Also keeps under the socket's rate (100 messages a second).
-            await asyncio.sleep(gap)
+        # The gap also keeps under the socket's rate (100 messages a second).
+        return await timed(lambda: socket.run({"code": CODE}), runs, warmup, gap)
     finally:
-        conn.close()
-    return times
+        socket.close()
 
 
 def through_kernelpad(client: Client, args: argparse.Namespace) -> dict[str, list[float]]:
@@ -373,21 +347,17 @@ async def own_socket(
         "allow_stdin": True,
         "stop_on_error": True,
     }
-    times = []
+
+    async def run() -> None:
+        reply = await socket.request("execute_request", content)
+        if reply["content"]["status"] != "ok":
+            raise BenchError(f"a run over a kernel's own socket failed: {reply['content']}")
+
     try:
         await socket.request("kernel_info_request", {})
-        for i in range(warmup + runs):
-            start = time.perf_counter()
-            reply = await socket.request("execute_request", content)
-            elapsed = time.perf_counter() - start
-            if reply["content"]["status"] != "ok":
-                raise BenchError(f"a run over a kernel's own socket failed: {reply['content']}")
-            if i >= warmup:
-                times.append(elapsed)
-            await asyncio.sleep(gap)
+        return await timed(run, runs, warmup, gap)
     finally:
         socket.close()
-    return times
 
 
 def through_own_socket(port: int, args: argparse.Namespace) -> dict[str, list[float]]:

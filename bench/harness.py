@@ -3,18 +3,23 @@ description of the machine the figures come from, and the verdict against a targ
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import json
 import os
 import platform
 import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import psutil
 import tornado
+from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 import kernelpad
 
@@ -156,3 +161,61 @@ def jupyter_environment(home: Path) -> dict[str, str]:
         env[name] = str(home / folder)
     env.pop("VIRTUAL_ENV", None)
     return env
+
+
+class SessionSocket:
+    """A host's connection to a kernelpad session over the JSON protocol, joined as the pad
+    joins, for timing runs as the pad sends them."""
+
+    def __init__(self, conn: WebSocketClientConnection, session_id: str) -> None:
+        self.conn = conn
+        self.session_id = session_id
+
+    @classmethod
+    async def join(cls, port: int, session_id: str, token: str) -> SessionSocket:
+        conn = await websocket_connect(f"ws://127.0.0.1:{port}/ws/sessions/{session_id}")
+        join = {"session_id": session_id, "client_id": "bench", "display_name": "Bench"}
+        await conn.write_message(
+            json.dumps({"type": "join_session", "data": {**join, "host_token": token}})
+        )
+        joined = cls(conn, session_id)
+        await joined.expect("session_state")
+        return joined
+
+    async def expect(self, kind: str) -> dict[str, Any]:
+        """The data of the next message of ``kind`` (others are skipped; an error raises)."""
+        while True:
+            raw = await self.conn.read_message()
+            if raw is None:
+                raise BenchError(f"the socket of {self.session_id} closed")
+            message = json.loads(raw)
+            if message["type"] == kind:
+                return message["data"]  # type: ignore[no-any-return]
+            if message["type"] == "error":
+                raise BenchError(f"the socket said {message['data']}")
+
+    async def run(self, request: dict[str, Any]) -> None:
+        """One ``execute`` (``request`` is its data), until its ``execution_finished``."""
+        await self.conn.write_message(json.dumps({"type": "execute", "data": request}))
+        finished = await self.expect("execution_finished")
+        if finished["status"] != "ok":
+            raise BenchError(f"a run over the socket ended {finished['status']}")
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+async def timed(
+    run: Callable[[], Awaitable[object]], runs: int, warmup: int, gap: float
+) -> list[float]:
+    """Seconds each of ``runs`` awaits of ``run()`` took, after ``warmup`` untimed ones, with
+    ``gap`` seconds between them (which also keeps a JSON socket under its message rate)."""
+    times = []
+    for i in range(warmup + runs):
+        start = time.perf_counter()
+        await run()
+        elapsed = time.perf_counter() - start
+        if i >= warmup:
+            times.append(elapsed)
+        await asyncio.sleep(gap)
+    return times
