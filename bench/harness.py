@@ -174,7 +174,12 @@ class SessionSocket:
     @classmethod
     async def join(cls, port: int, session_id: str, token: str) -> SessionSocket:
         conn = await websocket_connect(f"ws://127.0.0.1:{port}/ws/sessions/{session_id}")
-        join = {"session_id": session_id, "client_id": "bench", "display_name": "Bench"}
+        join = {
+            "session_id": session_id,
+            "client_id": "bench",
+            "display_name": "Bench",
+            "code_updates": False,
+        }
         await conn.write_message(
             json.dumps({"type": "join_session", "data": {**join, "host_token": token}})
         )

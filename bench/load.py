@@ -319,6 +319,8 @@ class Runner:
             "client_id": "runner",
             "display_name": "Runner",
             "host_token": self.interview.token,
+            # As the pad's JSON socket: the code reaches it over Yjs.
+            "code_updates": False,
         }
         await self.conn.write_message(json.dumps({"type": "join_session", "data": join}))
 

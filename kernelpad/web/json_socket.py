@@ -133,12 +133,14 @@ class SessionSocket(SessionSocketBase):
             # A client_id the original protocol names without a token stays open to whoever
             # names it (as SEED_API.md has it); one registered with a token needs the token.
             await self._join(room, join)
-            room.add_json_peer(self)
         elif join.client_id != self.participant.client_id:
             raise errors.InvalidValue(
                 f"This connection has joined as {self.participant.client_id!r}; open another"
                 " connection to join as someone else."
             )
+        # (Again at a second join: it may change code_updates, and its session_state below
+        # is the text the connection has from now on.)
+        room.add_json_peer(self, code_updates=join.code_updates)
         participants = room.participants()
         rules = self.manager.access.rules(room.session_id)
         self.send_event(

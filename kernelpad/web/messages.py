@@ -27,6 +27,12 @@ class JoinSessionData(BaseModel):
     display_name: PersonName
     host_token: str | None = Field(None, max_length=200)
     participant_token: str | None = Field(None, max_length=200)
+    code_updates: bool = Field(
+        True,
+        description="Whether to be sent code_update when the code changes: a client that"
+        " follows the document over /ws/yjs (the browser pad) says false, and is spared the"
+        " whole text at every keystroke.",
+    )
 
 
 class CodeUpdateData(BaseModel):

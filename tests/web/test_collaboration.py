@@ -98,6 +98,48 @@ async def test_yjs_and_json_clients_share_one_document(
     await yjs.close()
 
 
+async def test_a_client_following_the_code_over_yjs_is_sent_no_code_update(
+    server: RunningServer, api: Api
+) -> None:
+    """The pad joins its JSON socket with ``code_updates: false``: the code reaches it over
+    Yjs, so the whole text is not sent to it at every keystroke; every other event still is,
+    and a whole text it does send is still applied as the change from the text it has."""
+    created = await api.create_session(max_participants=4)
+    sid = created["session_id"]
+    yjs = await YjsClient.connect(server, sid, client_id="pad-1", display_name="Pad")
+    await eventually(lambda: yjs.source == created["code"], "the Yjs client to sync")
+    pad, _ = await JsonClient.join(server, sid, "pad-1", "Pad")  # joins again, below
+    await pad.send(
+        "join_session", {"client_id": "pad-1", "display_name": "Pad", "code_updates": False}
+    )
+    assert (await pad.expect("session_state"))["code"] == created["code"]
+    plain, _ = await JsonClient.join(server, sid, "plain-1", "Plain")
+    await pad.expect("participant_joined")
+
+    yjs.insert(0, "# typed in Yjs\n")
+    edited = "# typed in Yjs\n" + created["code"]
+    assert (await plain.expect("code_update"))["code"] == edited
+    # Events reach a socket in order: had the edit been sent to the pad, it would come first.
+    late, _ = await JsonClient.join(server, sid, "late-1", "Late")
+    assert (await pad.receive())["type"] == "participant_joined"
+
+    # Its own whole text (written on what Yjs showed it) is a minimal change: an edit made
+    # meanwhile elsewhere survives.
+    yjs.insert(len(yjs.source), "# also typed\n")
+    await pad.send("code_update", {"code": edited.replace("answer", "ANSWER")})
+    expected = edited.replace("answer", "ANSWER") + "# also typed\n"
+    await eventually(lambda: yjs.source == expected, "both edits in the Yjs copy")
+
+    # A second join may ask for the text again.
+    await pad.send("join_session", {"client_id": "pad-1", "display_name": "Pad"})
+    assert (await pad.expect("session_state"))["code"] == expected
+    yjs.insert(0, "#")
+    assert (await pad.expect("code_update"))["code"] == "#" + expected
+    for client in (pad, plain, late):
+        await client.aclose()
+    await yjs.close()
+
+
 async def test_three_clients_typing_at_once_converge(
     server: RunningServer, session: dict[str, Any]
 ) -> None:

@@ -211,8 +211,8 @@ class Room:
 
     # Connections
 
-    def add_json_peer(self, peer: JsonPeer) -> None:
-        self.text.add(peer)
+    def add_json_peer(self, peer: JsonPeer, code_updates: bool = True) -> None:
+        self.text.add(peer, code_updates)
 
     def remove_json_peer(self, peer: JsonPeer) -> None:
         self.text.remove(peer)

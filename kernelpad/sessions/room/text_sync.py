@@ -50,11 +50,16 @@ class JsonPeer(Protocol):
 class _PeerView:
     """What a JSON peer has of the text: the last texts it was sent or sent itself, and the
     version it was last told; ``numbered`` once it names versions (then every version reaches
-    it, even one whose text it already has, so it always knows what to base on)."""
+    it, even one whose text it already has, so it always knows what to base on).
+
+    A peer that follows the document over Yjs (``code_updates`` false: the browser pad) is
+    sent no text, but its view is kept as if it had been, so that a ``code_update`` it does
+    send is still read as the change from the text it saw."""
 
     texts: collections.deque[str]
     version: int
     numbered: bool = False
+    code_updates: bool = True
 
 
 class TextSync:
@@ -65,10 +70,11 @@ class TextSync:
         self.on_code = on_code  # told the code each time it changes (the room stores it)
         self.views: dict[JsonPeer, _PeerView] = {}
         self.version = int(time.time() * 1000)
-        self.versions: collections.deque[tuple[int, str]] = collections.deque(
-            [(self.version, document.code)], maxlen=KEPT_VERSIONS
-        )
         self._code = document.code
+        self.versions: collections.deque[tuple[int, str]] = collections.deque(
+            [(self.version, self._code)], maxlen=KEPT_VERSIONS
+        )
+        self._kept = len(self._code)  # the characters of self.versions, in all
         self._check: asyncio.Handle | None = None
         self._origin: object | None = None
 
@@ -81,9 +87,13 @@ class TextSync:
         """The code (the first code cell's source) as of :attr:`version`."""
         return self._code
 
-    def add(self, peer: JsonPeer) -> None:
+    def add(self, peer: JsonPeer, code_updates: bool = True) -> None:
+        """``peer`` has (or has again) the text as of now; ``code_updates``: whether it is
+        sent the text when it changes."""
         self.views[peer] = _PeerView(
-            collections.deque([self._code], maxlen=SEEN_VERSIONS), self.version
+            collections.deque([self._code], maxlen=SEEN_VERSIONS),
+            self.version,
+            code_updates=code_updates,
         )
 
     def remove(self, peer: JsonPeer) -> None:
@@ -145,10 +155,12 @@ class TextSync:
     def _keep(self, code: str) -> None:
         """Number the new text, forgetting the oldest versions past the bounds (the newest is
         always kept)."""
+        if len(self.versions) == KEPT_VERSIONS:
+            self._kept -= len(self.versions[0][1])  # pushed out by the append
         self.versions.append((self.version, code))
-        kept = sum(len(text) for _, text in self.versions)
-        while kept > KEPT_CHARACTERS and len(self.versions) > 1:
-            kept -= len(self.versions.popleft()[1])
+        self._kept += len(code)
+        while self._kept > KEPT_CHARACTERS and len(self.versions) > 1:
+            self._kept -= len(self.versions.popleft()[1])
 
     def _view(self, peer: JsonPeer) -> _PeerView:
         return self.views.setdefault(
@@ -174,7 +186,8 @@ class TextSync:
             view.texts.append(self._code)
         elif not view.numbered:
             return
-        peer.send_event(update)
+        if view.code_updates:
+            peer.send_event(update)
 
     def close(self, code: int, reason: str) -> None:
         for peer in list(self.views):

@@ -156,7 +156,8 @@ class Pad extends NotebookCommands {
       event.preventDefault();
       this.undoCell();
     });
-    const join = { session_id: sessionId, client_id: this.clientId, display_name: this.name };
+    // The code reaches this page over Yjs: no whole text over this socket at every keystroke.
+    const join = { session_id: sessionId, client_id: this.clientId, display_name: this.name, code_updates: false };
     if (this.token) join.host_token = this.token;
     if (this.participantToken) join.participant_token = this.participantToken;
     this.channel = new Channel(
