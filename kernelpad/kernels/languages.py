@@ -65,10 +65,25 @@ print(solve([1, 2, 3]))
 # the same way (input requests), so "for line in sys.stdin" works as it does in a terminal.
 # Completions are not warmed here: jedi's warm-up made every kernel 45 MiB larger (105 MiB
 # against 60, pooled ones too) and cost 2 s of CPU per kernel start. jedi loads at a session's
-# first Tab instead, in the kernels that are asked, as in JupyterLab (here about 2 s: the box's
-# home is new, so jedi has no cache on disk).
+# first Tab instead, in the kernels that are asked, as in JupyterLab. The box's home is new:
+# jedi's cache prepared at install (install.prepare_completions, read-only in the box) is
+# linked into it, file by file, so that jedi reads what it parsed there and writes beside it.
 PYTHON_STARTUP = """\
-import io as _io, sys as _sys
+import io as _io, os as _os, sys as _sys
+def _kernelpad_link_jedi_cache():
+    prepared = _os.path.join(_sys.prefix, "share", "kernelpad", "jedi")
+    home = _os.path.join(_os.path.expanduser("~"), ".cache", "jedi")
+    try:
+        for folder in _os.listdir(prepared):
+            _os.makedirs(_os.path.join(home, folder), exist_ok=True)
+            for name in _os.listdir(_os.path.join(prepared, folder)):
+                target = _os.path.join(home, folder, name)
+                if not _os.path.lexists(target):
+                    _os.symlink(_os.path.join(prepared, folder, name), target)
+    except OSError:
+        pass
+_kernelpad_link_jedi_cache()
+del _kernelpad_link_jedi_cache
 class _KernelpadStdin(_io.TextIOBase):
     def readable(self):
         return True
@@ -80,7 +95,7 @@ class _KernelpadStdin(_io.TextIOBase):
     def read(self, size=-1):
         return "".join(iter(self.readline, ""))
 _sys.stdin = _KernelpadStdin()
-del _io, _sys, _KernelpadStdin
+del _io, _os, _sys, _KernelpadStdin
 """
 
 JAVASCRIPT_TEMPLATE = """\

@@ -148,6 +148,38 @@ async def test_writes_only_in_its_own_tmp(
     assert not (server_settings.data_dir / "evil").exists()
 
 
+async def test_jedis_prepared_cache_is_linked_into_the_new_home(api: Api, session: str) -> None:
+    """The first Tab reads what install parsed (read-only in the box), and jedi still writes
+    what it parses anew beside it; the user's namespace is left as it was."""
+    prepared = Path(sys.prefix) / "share" / "kernelpad" / "jedi"
+    names = {p.name for p in prepared.glob("*/*.pkl")}
+    assert names, "make (kernelpad.kernels.install) prepares the cache"
+    code = (
+        "import os\n"
+        "home = os.path.expanduser('~/.cache/jedi')\n"
+        "links = [os.path.join(d, n) for d, _, ns in os.walk(home) for n in ns]\n"
+        "print(sorted(os.path.basename(p) for p in links if os.path.islink(p)))\n"
+        "print([n for n in globals() if 'kernelpad' in n or n in ('_os', '_io', '_sys')])\n"
+    )
+    listed, leftovers = (await run(api, session, code))["stdout"].splitlines()
+    assert set(json.loads(listed.replace("'", '"'))) == names
+    assert leftovers == "[]"
+    sid = session
+    body = {"code": "import wave\nwave.op", "cursor_pos": 19}
+    answer = await api.post(f"/api/v1/sessions/{sid}/complete", body)
+    assert answer.status == 200 and "open" in answer.json["matches"], answer.json
+    # wave was parsed in the box (it is not among the prepared): saved beside the links.
+    after = await run(api, session, code)
+    assert after["stderr"] == "" and after["status"] == "ok"
+    files = await run(
+        api,
+        session,
+        "print(sum(1 for d, _, ns in os.walk(home) for n in ns"
+        " if not os.path.islink(os.path.join(d, n)) and n.endswith('.pkl')))",
+    )
+    assert int(files["stdout"]) >= 1, files
+
+
 async def test_tmp_and_file_size_are_limited(api: Api, session: str) -> None:
     code = (
         "chunk = b'x' * 2**20\n"
