@@ -33,6 +33,7 @@ KERNEL_FILE = "kernel-tcp.json"
 CHUNK = 65536
 RETRY = 0.05  # seconds between attempts to reach a kernel that does not listen yet
 PATIENCE = 30.0  # seconds a server's connection waits for the kernel to listen
+ACCEPT_PAUSE = 0.1  # seconds without taking connections once descriptors run out
 _SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
 _IFREQ = "16sh22x"  # struct ifreq: the name, the flags, the rest of its union
 
@@ -154,6 +155,8 @@ class Relay:
         self.kernel_file = os.path.join(os.path.dirname(connection_file), KERNEL_FILE)
         self.listeners: dict[socket.socket, int] = {}
         self.links: list[Link] = []
+        # No connection is taken before this (monotonic) time: see _accept.
+        self.accept_after = 0.0
 
     def open(self) -> None:
         """Write the kernel's connection file and listen where the server will connect. In the
@@ -194,7 +197,7 @@ class Relay:
         return [arg.replace(self.connection_file, self.kernel_file) for arg in argv]
 
     def readers(self) -> list[socket.socket]:
-        found = list(self.listeners)
+        found = list(self.listeners) if time.monotonic() >= self.accept_after else []
         for link in self.links:
             if link.connected and link.kernel is not None:
                 if not link.to_kernel:
@@ -215,8 +218,11 @@ class Relay:
         return found
 
     def timeout(self) -> float | None:
-        """Seconds until a connection tries the kernel's port again, if one waits to."""
+        """Seconds until a connection tries the kernel's port again, if one waits to, or
+        until connections are taken again."""
         waiting = [link.retry_at for link in self.links if link.kernel is None]
+        if self.accept_after > time.monotonic():
+            waiting.append(self.accept_after)
         return max(0.0, min(waiting) - time.monotonic()) if waiting else None
 
     def handle(self, readable: Sequence[object], writable: Sequence[object]) -> None:
@@ -248,7 +254,12 @@ class Relay:
     def _accept(self, listener: socket.socket, port: int) -> None:
         try:
             conn, _ = listener.accept()
-        except OSError:
+        except OSError as exc:
+            if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                # The connection stays queued, so the listener stays readable: without a
+                # pause, select would return at once, again and again, until a descriptor
+                # is free.
+                self.accept_after = time.monotonic() + ACCEPT_PAUSE
             return
         conn.setblocking(False)
         link = Link(conn, port)

@@ -82,6 +82,47 @@ def test_a_connection_with_no_socket_to_be_had_is_closed_and_the_relay_goes_on()
     ]
 
 
+def test_out_of_descriptors_the_relay_pauses_accepting_instead_of_spinning(
+    tmp_path: Path,
+) -> None:
+    # In a process of its own, as above: a connection waits on a listener while no
+    # descriptor can be had; the relay's select loop must then sleep, not spin.
+    connection = tmp_path / "kernel.json"
+    connection.write_text(json.dumps({"transport": "ipc", "ip": str(tmp_path / "k"), **PORTS}))
+    script = textwrap.dedent(
+        f"""
+        import resource, select, socket, time
+        from kernelpad.kernels.relay import Relay
+
+        relay = Relay({str(connection)!r})
+        relay.open()
+        client = socket.socket(socket.AF_UNIX)
+        client.connect({str(tmp_path / "k-1")!r})
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (3, hard))
+        rounds, started = 0, time.monotonic()
+        while time.monotonic() - started < 0.5:
+            readable, writable, _ = select.select(
+                relay.readers(), relay.writers(), [], relay.timeout()
+            )
+            relay.handle(readable, writable)
+            rounds += 1
+        print("rounds", "few" if rounds < 20 else rounds, "links", len(relay.links))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        time.sleep(0.15)
+        readable, writable, _ = select.select(relay.readers(), [], [], relay.timeout())
+        relay.handle(readable, writable)
+        print("links", len(relay.links))
+        relay.close()
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["rounds few links 0", "links 1"]
+
+
 def test_the_relays_sockets_are_only_the_servers_user_s_whatever_the_umask(
     tmp_path: Path,
 ) -> None:
