@@ -9,10 +9,9 @@ waiting costs a commit's latency, not a commit per keystroke. The store keeps th
 snapshot is queued behind every update before it and ahead of every later one, so nothing is
 lost between the two, and commits complete in the order changes were made.
 
-The ``code`` column (the first code cell, for sessions nobody has open: a loaded room answers
-from its document, and loading one mends a column that lagged) is written behind the document,
-at most once a second (``text_sync.COLUMN_INTERVAL``) and one write in flight at a time, with
-the updates' batch: a burst of keystrokes costs a write a second.
+The ``code`` column (the first code cell, for the REST API and sessions nobody has open) is
+written behind the document with one write in flight at a time: a burst of keystrokes costs a
+few writes, and once edits stop the column equals the document as soon as the last write lands.
 """
 
 from __future__ import annotations

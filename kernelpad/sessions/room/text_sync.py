@@ -27,9 +27,6 @@ SEEN_VERSIONS = 8
 # keystroke by keystroke would otherwise hold 64 copies of itself).
 KEPT_VERSIONS = 64
 KEPT_CHARACTERS = 2_000_000
-# The session's code column (for sessions nobody has open; a loaded room answers from its
-# document) is written at most once in this many seconds while the code changes.
-COLUMN_INTERVAL = 1.0
 
 
 class JsonPeer(Protocol):
@@ -66,26 +63,20 @@ class _PeerView:
 
 
 class TextSync:
-    """The JSON connections of one document, and the code's numbered versions.
-
-    The text is read after a change only if a peer is to be sent it; otherwise (nobody, or
-    only pads, which follow the document over Yjs) it is read when asked for (a join, a
-    peer's whole text): a keystroke then costs no copy of the cell."""
+    """The JSON connections of one document, and the code's numbered versions."""
 
     def __init__(self, document: SessionDocument, on_code: Callable[[str], None]) -> None:
         self.document = document
-        self.on_code = on_code  # given the code to store (see COLUMN_INTERVAL)
+        self.on_code = on_code  # told the code each time it changes (the room stores it)
         self.views: dict[JsonPeer, _PeerView] = {}
-        self._version = int(time.time() * 1000)
-        self._code = self._stored = document.code
+        self.version = int(time.time() * 1000)
+        self._code = document.code
         self.versions: collections.deque[tuple[int, str]] = collections.deque(
-            [(self._version, self._code)], maxlen=KEPT_VERSIONS
+            [(self.version, self._code)], maxlen=KEPT_VERSIONS
         )
         self._kept = len(self._code)  # the characters of self.versions, in all
-        self._stale = False  # the document changed since it was last read
         self._check: asyncio.Handle | None = None
         self._origin: object | None = None
-        self._column: asyncio.TimerHandle | None = None
 
     @property
     def peers(self) -> list[JsonPeer]:
@@ -94,22 +85,14 @@ class TextSync:
     @property
     def code(self) -> str:
         """The code (the first code cell's source) as of :attr:`version`."""
-        self._read()
         return self._code
-
-    @property
-    def version(self) -> int:
-        """The number of the code's current text."""
-        self._read()
-        return self._version
 
     def add(self, peer: JsonPeer, code_updates: bool = True) -> None:
         """``peer`` has (or has again) the text as of now; ``code_updates``: whether it is
         sent the text when it changes."""
-        self._read()
         self.views[peer] = _PeerView(
             collections.deque([self._code], maxlen=SEEN_VERSIONS),
-            self._version,
+            self.version,
             code_updates=code_updates,
         )
 
@@ -127,7 +110,6 @@ class TextSync:
         """The text ``peer`` most likely wrote ``code`` on: the version it names, or else the
         closest of the texts it had (the most recent among equals, so that typing a character
         and deleting it again is seen as the deletion)."""
-        self._read()
         view = self._view(peer)
         if base_version is not None:
             view.numbered = True
@@ -149,62 +131,40 @@ class TextSync:
     def changed(self, origin: object | None) -> None:
         """The document changed (by ``origin``): look at the code right after, once for every
         change made meanwhile (the document may not be read inside its transaction; under
-        load, a burst is read at once). The author is named only if all were one peer's.
-
-        Nobody to send it to: the text is read when it is next asked for."""
-        self._stale = True
-        loop = asyncio.get_running_loop()
-        if self._column is None:
-            self._column = loop.call_later(COLUMN_INTERVAL, self._store)
+        load, a burst is read at once). The author is named only if all were one peer's."""
         if self._check is None:
-            if not any(view.code_updates for view in self.views.values()):
-                return
-            self._check = loop.call_soon(self._read)
+            self._check = asyncio.get_running_loop().call_soon(self._look)
             self._origin = origin
         elif self._origin is not origin:
             self._origin = None
 
-    def _read(self) -> None:
-        """Number the document's text if it changed since it was last read, and send it to
-        whoever is to be sent it."""
-        if self._check is not None:
-            self._check.cancel()
+    def _look(self) -> None:
         origin, self._origin, self._check = self._origin, None, None
-        if not self._stale:
-            return
-        self._stale = False
         code = self.document.code
         if code == self._code:
             return
         self._code = code
-        self._version += 1
+        self.version += 1
         self._keep(code)
         author = origin if origin in self.views else None
         update = self._update(author)
         for peer in list(self.views):
             self._tell(peer, self.views[peer], update)
-
-    def _store(self) -> None:
-        """Give the code to be stored, if it changed since it last was."""
-        self._column = None
-        code = self.document.code
-        if code != self._stored:
-            self._stored = code
-            self.on_code(code)
+        self.on_code(code)
 
     def _keep(self, code: str) -> None:
         """Number the new text, forgetting the oldest versions past the bounds (the newest is
         always kept)."""
         if len(self.versions) == KEPT_VERSIONS:
             self._kept -= len(self.versions[0][1])  # pushed out by the append
-        self.versions.append((self._version, code))
+        self.versions.append((self.version, code))
         self._kept += len(code)
         while self._kept > KEPT_CHARACTERS and len(self.versions) > 1:
             self._kept -= len(self.versions.popleft()[1])
 
     def _view(self, peer: JsonPeer) -> _PeerView:
         return self.views.setdefault(
-            peer, _PeerView(collections.deque(maxlen=SEEN_VERSIONS), self._version)
+            peer, _PeerView(collections.deque(maxlen=SEEN_VERSIONS), self.version)
         )
 
     def _update(self, author: JsonPeer | None) -> CodeUpdate:
@@ -213,15 +173,15 @@ class TextSync:
             display_name=author.display_name if author else None,
             code=self._code,
             language=self.document.language,
-            version=self._version,
+            version=self.version,
         )
 
     def _tell(self, peer: JsonPeer, view: _PeerView, update: CodeUpdate) -> None:
         """Send ``peer`` the current code if it lacks it (the author too, if others' edits
         were merged into what it sent), or, if it counts versions, the current version."""
-        if view.version == self._version:
+        if view.version == self.version:
             return
-        view.version = self._version
+        view.version = self.version
         if not view.texts or view.texts[-1] != self._code:
             view.texts.append(self._code)
         elif not view.numbered:
@@ -230,9 +190,6 @@ class TextSync:
             peer.send_event(update)
 
     def close(self, code: int, reason: str) -> None:
-        if self._column is not None:
-            self._column.cancel()
-            self._store()
         for peer in list(self.views):
             peer.close(code, reason)
 
