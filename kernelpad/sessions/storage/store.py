@@ -392,10 +392,8 @@ class SessionStore(GradeRecords):
         """Keep the session's ``code`` (its first code cell) current for the REST API.
         Written with the document's updates (:meth:`append_update`): a keystroke's update
         and its code column commit in one transaction, not two."""
-        return self._queue(self._set_code, (session_id, code))
-
-    def _set_code(self, session_id: str, code: str) -> None:
-        self.conn.execute("UPDATE sessions SET code = ? WHERE id = ?", (code, session_id))
+        sql = "UPDATE sessions SET code = ? WHERE id = ?"
+        return self._queue(self._execute, (sql, (code, session_id)))
 
 
 def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
