@@ -21,7 +21,12 @@ speed, and whether the kernel pool hides a kernel's boot time from a session's f
       run's output until the marker and the probe's reply are in. Such languages get two figures:
       plain ``execute_interactive`` (which can lose late output) and ``execute_interactive``
       followed by the same probe ("settled"); the target compares with the latter;
-   c. Python only: a new Python process per run, the original design's approach.
+   c. Python only: a new Python process per run, the original design's approach;
+   d. Python only: kernelpad's JSON socket, as the pad sends a run: a cell's (its outputs
+      stored in the notebook before it is told finished) and code of no cell.
+   The series of 3a, 3b and 3d take turns, ten runs each at a time, on one kernelpad server and
+   one kernel started here, both warm: measured one after the other, the machine's speed
+   drifted between them by more than kernelpad's overhead.
 4. Ratios against the targets: kernelpad / jupyter_client for a trivial run (at most 1.25x) and
    pooled first result / cold kernel start (at most 0.1).
 
@@ -55,7 +60,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,7 +74,6 @@ from harness import (
     log_tail,
     machine_info,
     stop_process,
-    timed,
     verdict,
 )
 from jupyter_client.asynchronous.client import AsyncKernelClient
@@ -87,6 +91,8 @@ SERVER_START_TIMEOUT = 60.0
 POOL_READY_TIMEOUT = 120.0
 KERNEL_START_TIMEOUT = 60.0
 CODE_EXECUTION_TIMEOUT = 30  # seconds; a slow first Java run must never time out
+# Timed runs of one series before the next series takes its turn (see interleaved()).
+BLOCK = 10
 # kernelpad's log lines look like "2026-11-26 20:30:52,714 WARNING kernelpad.x: ..."
 SERVER_LOG_PROBLEM = re.compile(r"^\d{4}-\d\d-\d\d \S+ (WARNING|ERROR|CRITICAL) ")
 
@@ -379,59 +385,6 @@ async def drain_late(kc: AsyncKernelClient, msg_id: str, probe: str) -> tuple[in
     return late, result
 
 
-@dataclass
-class DirectSeries:
-    """Trivial runs through jupyter_client on one warm kernel."""
-
-    plain: Stats
-    settled: Stats | None
-    #: Plain runs whose result had not come by the idle status (it was lost to the caller).
-    plain_result_missing: Counts
-    #: Settled runs that caught messages after the idle status; those still without a result.
-    settled_late: Counts | None
-    settled_result_missing: Counts | None
-
-
-async def jupyter_trivial(
-    lang: BenchLanguage, workdir: Path, runs: int, warmup: int
-) -> DirectSeries:
-    async with jupyter_kernel(lang, workdir, "warm") as kc:
-
-        async def run(probe: str) -> tuple[float, bool, int, bool]:
-            types: list[str] = []
-            start = time.perf_counter()
-            reply = await kc.execute_interactive(
-                lang.code, output_hook=lambda m: types.append(m["header"]["msg_type"])
-            )
-            late, late_result = 0, False
-            if probe:
-                late, late_result = await drain_late(kc, reply["parent_header"]["msg_id"], probe)
-            elapsed = time.perf_counter() - start
-            if reply["content"]["status"] != "ok":
-                raise BenchError(f"jupyter_client run of {lang.code!r} ({lang.id}) failed: {reply}")
-            at_idle = "execute_result" in types
-            return elapsed, at_idle, late, at_idle or late_result
-
-        async def series(probe: str) -> tuple[Stats, Counts, Counts, Counts]:
-            for _ in range(warmup + 1):
-                await run(probe)
-            times: list[float] = []
-            missing_at_idle, late, missing = Counts(), Counts(), Counts()
-            for _ in range(runs):
-                elapsed, at_idle, late_count, result = await run(probe)
-                times.append(elapsed)
-                missing_at_idle.add(not at_idle)
-                late.add(late_count > 0)
-                missing.add(not result)
-            return Stats.of(times), missing_at_idle, late, missing
-
-        plain, plain_missing, _, _ = await series("")
-        if not lang.done_probe:
-            return DirectSeries(plain, None, plain_missing, None, None)
-        settled, _, late, settled_missing = await series(lang.done_probe)
-        return DirectSeries(plain, settled, plain_missing, late, settled_missing)
-
-
 async def jupyter_cold_start(lang: BenchLanguage, workdir: Path, repeats: int) -> Stats:
     times: list[float] = []
     for i in range(repeats):
@@ -456,56 +409,193 @@ def subprocess_trivial(runs: int, warmup: int) -> Stats:
 # Through kernelpad
 
 
-def kernelpad_trivial(
-    api: Api, lang: BenchLanguage, runs: int, warmup: int
-) -> tuple[Stats, Stats, Counts]:
-    """Round trips of the trivial code through the API, the kernel time kernelpad reports for
-    them, and how many came back without their result."""
-    session_id, token = api.create_session(lang.id)
-    api.execute(session_id, lang.code)  # the session's kernel is now in use, i.e. warm
-    # Taking the pooled kernel made the pool start another: let it finish, or it competes.
-    wait_for_pool(api)
-    for _ in range(warmup):
-        api.execute(session_id, lang.code)
-    round_trips: list[float] = []
-    kernel_times: list[float] = []
-    missing = Counts()
-    for _ in range(runs):
+# Trivial runs, every way at once
+
+
+@dataclass
+class Series:
+    """One way of running the trivial code on a warm kernel: ``run(counted)`` runs it once and
+    returns the seconds it took (``counted``: a timed run, whose result the series counts)."""
+
+    name: str
+    run: Callable[[bool], Awaitable[float]]
+    times: list[float] = field(default_factory=list)
+
+
+async def interleaved(series: list[Series], runs: int, warmup: int) -> None:
+    """``warmup`` untimed runs of each series, then ``runs`` timed ones of each in blocks of
+    ``BLOCK``, the series taking turns (their order turning round by one each time), so that
+    every series meets the machine in the same states. Measured one after the other, the
+    series of one language differed by more than kernelpad's overhead as this machine's speed
+    drifted: three runs of the same C++ code gave kernelpad / jupyter_client 1.03x, 1.21x and
+    1.72x, and jupyter_client's own trivial Python run 4.0 to 11.1 ms in different hours."""
+    for one in series:
+        for _ in range(warmup):
+            await one.run(False)
+    for first in range(math.ceil(runs / BLOCK)):
+        block = min(BLOCK, runs - first * BLOCK)
+        turn = first % len(series)
+        for one in series[turn:] + series[:turn]:
+            for _ in range(block):
+                one.times.append(await one.run(True))
+
+
+class DirectRuns:
+    """Trivial runs through jupyter_client on one warm kernel, plain and (for a language with
+    a done probe) settled as kernelpad settles them, with what their results showed."""
+
+    def __init__(self, kc: AsyncKernelClient, lang: BenchLanguage) -> None:
+        self.kc = kc
+        self.lang = lang
+        #: Plain runs whose result had not come by the idle status (it was lost to the caller).
+        self.plain_result_missing = Counts()
+        #: Settled runs that caught messages after the idle status; those still without a result.
+        self.settled_late = Counts()
+        self.settled_result_missing = Counts()
+
+    async def _run(self, probe: str) -> tuple[float, bool, int, bool]:
+        types: list[str] = []
         start = time.perf_counter()
-        data = api.execute(session_id, lang.code)
-        round_trips.append(time.perf_counter() - start)
-        kernel_times.append(data["execution_time"] / 1000)
-        missing.add(not has_result(data))
-    api.end_session(session_id, token)
-    return Stats.of(round_trips), Stats.of(kernel_times), missing
+        reply = await self.kc.execute_interactive(
+            self.lang.code, output_hook=lambda m: types.append(m["header"]["msg_type"])
+        )
+        late, late_result = 0, False
+        if probe:
+            late, late_result = await drain_late(self.kc, reply["parent_header"]["msg_id"], probe)
+        elapsed = time.perf_counter() - start
+        if reply["content"]["status"] != "ok":
+            raise BenchError(
+                f"jupyter_client run of {self.lang.code!r} ({self.lang.id}) failed: {reply}"
+            )
+        at_idle = "execute_result" in types
+        return elapsed, at_idle, late, at_idle or late_result
+
+    async def plain(self, counted: bool) -> float:
+        elapsed, at_idle, _, _ = await self._run("")
+        if counted:
+            self.plain_result_missing.add(not at_idle)
+        return elapsed
+
+    async def settled(self, counted: bool) -> float:
+        elapsed, _, late, result = await self._run(self.lang.done_probe)
+        if counted:
+            self.settled_late.add(late > 0)
+            self.settled_result_missing.add(not result)
+        return elapsed
 
 
-async def kernelpad_socket_trivial(
-    port: int, api: Api, lang: BenchLanguage, runs: int, warmup: int
-) -> tuple[Stats, Stats]:
-    """Round trips of the trivial code over the JSON socket, as the pad sends it: run in the
-    notebook's first cell (its outputs written into the cell, and told once stored), and run
-    as code of no cell; from ``execute`` sent to ``execution_finished`` received."""
-    session_id, token = api.create_session(lang.id)
-    status, notebook = api.call("GET", f"/api/v1/sessions/{session_id}/notebook.ipynb", token=token)
-    if status != 200:
-        raise BenchError(f"reading the notebook of {session_id} answered {status}")
-    cell_id = notebook["cells"][0]["id"]
-    socket = await SessionSocket.join(port, session_id, token)
+class KernelpadRuns:
+    """Trivial runs of one kernelpad session over the API's keep-alive HTTP connection, with
+    the kernel time kernelpad reports for them and how many came back without their result.
+    (The blocking HTTP call holds the event loop for the run: nothing else runs meanwhile.)"""
 
-    async def series(request: dict[str, Any]) -> Stats:
-        # Back to back, as the runs over HTTP and jupyter_client's are (the server's message
-        # rate is lifted for it, WS_MESSAGES_PER_SECOND): runs 20 ms apart let the CPUs idle
-        # between them, and waking them made these runs alone 1-2 ms slower on this machine.
-        return Stats.of(await timed(lambda: socket.run(request), runs, warmup, 0.0))
+    def __init__(self, api: Api, lang: BenchLanguage) -> None:
+        self.api = api
+        self.lang = lang
+        self.session_id, self.token = api.create_session(lang.id)
+        api.execute(self.session_id, lang.code)  # the session's kernel is now in use: warm
+        self.kernel_times: list[float] = []
+        self.result_missing = Counts()
 
-    try:
-        cell = await series({"cell_id": cell_id, "code": lang.code})
-        code = await series({"code": lang.code})
-    finally:
-        socket.close()
-    api.end_session(session_id, token)
-    return cell, code
+    async def run(self, counted: bool) -> float:
+        start = time.perf_counter()
+        data = self.api.execute(self.session_id, self.lang.code)
+        elapsed = time.perf_counter() - start
+        if counted:
+            self.kernel_times.append(data["execution_time"] / 1000)
+            self.result_missing.add(not has_result(data))
+        return elapsed
+
+    def end(self) -> None:
+        self.api.end_session(self.session_id, self.token)
+
+
+class SocketRuns:
+    """Trivial runs over the JSON socket, as the pad sends them: in the notebook's first cell
+    (its outputs written into the cell, and told once stored), and as code of no cell; from
+    ``execute`` sent to ``execution_finished`` received. Back to back like the others (the
+    server's message rate is lifted for it, WS_MESSAGES_PER_SECOND)."""
+
+    def __init__(self, api: Api, lang: BenchLanguage) -> None:
+        self.api = api
+        self.lang = lang
+        self.session_id, self.token = api.create_session(lang.id)
+        status, notebook = api.call(
+            "GET", f"/api/v1/sessions/{self.session_id}/notebook.ipynb", token=self.token
+        )
+        if status != 200:
+            raise BenchError(f"reading the notebook of {self.session_id} answered {status}")
+        self.cell_id = notebook["cells"][0]["id"]
+        self.socket: SessionSocket | None = None
+
+    async def join(self) -> None:
+        self.socket = await SessionSocket.join(self.api.port, self.session_id, self.token)
+
+    async def _timed(self, request: dict[str, Any]) -> float:
+        assert self.socket is not None
+        start = time.perf_counter()
+        await self.socket.run(request)
+        return time.perf_counter() - start
+
+    async def cell(self, _counted: bool) -> float:
+        return await self._timed({"cell_id": self.cell_id, "code": self.lang.code})
+
+    async def code(self, _counted: bool) -> float:
+        return await self._timed({"code": self.lang.code})
+
+    def end(self) -> None:
+        if self.socket is not None:
+            self.socket.close()
+        self.api.end_session(self.session_id, self.token)
+
+
+@dataclass
+class TrivialRuns:
+    """Every series' times, and what the runs' results showed."""
+
+    stats: dict[str, Stats]
+    kernel_time: Stats
+    late: dict[str, Counts]
+
+
+async def trivial_runs(
+    api: Api, lang: BenchLanguage, workdir: Path, runs: int, warmup: int
+) -> TrivialRuns:
+    """The trivial code run every way, interleaved (:func:`interleaved`): through
+    jupyter_client on a kernel started here, plain and settled; through kernelpad over HTTP;
+    and, for Python, over the JSON socket (a cell's run and code of no cell)."""
+    async with jupyter_kernel(lang, workdir, "warm") as kc:
+        direct = DirectRuns(kc, lang)
+        series = [Series("jupyter_client", direct.plain)]
+        if lang.done_probe:
+            series.append(Series("jupyter_client_settled", direct.settled))
+        http_runs = KernelpadRuns(api, lang)
+        series.append(Series("kernelpad_http", http_runs.run))
+        socket_runs = SocketRuns(api, lang) if lang.id == "python" else None
+        try:
+            if socket_runs is not None:
+                await socket_runs.join()
+                series += [
+                    Series("kernelpad_socket_cell", socket_runs.cell),
+                    Series("kernelpad_socket_code", socket_runs.code),
+                ]
+            # Taking pooled kernels made the pool start another: let it finish, or it competes.
+            wait_for_pool(api)
+            await interleaved(series, runs, warmup)
+        finally:
+            http_runs.end()
+            if socket_runs is not None:
+                socket_runs.end()
+    late = {
+        "jupyter_client_result_missing_at_idle": direct.plain_result_missing,
+        "kernelpad_result_missing": http_runs.result_missing,
+    }
+    if lang.done_probe:
+        late["jupyter_client_settled_caught_late_messages"] = direct.settled_late
+        late["jupyter_client_settled_result_missing"] = direct.settled_result_missing
+    return TrivialRuns(
+        {one.name: Stats.of(one.times) for one in series}, Stats.of(http_runs.kernel_times), late
+    )
 
 
 def first_result(api: Api, lang: BenchLanguage, repeats: int, pooled: bool) -> tuple[Stats, Counts]:
@@ -546,31 +636,20 @@ def measure_language(lang: BenchLanguage, args: argparse.Namespace) -> dict[str,
     # Kernels' Unix socket paths must stay short: a folder directly under the temp dir.
     with tempfile.TemporaryDirectory(prefix="kpb-") as tmp:
         workdir = Path(tmp)
-        print(f"{lang.id}: jupyter_client cold starts and trivial runs ...", flush=True)
+        print(f"{lang.id}: jupyter_client cold starts ...", flush=True)
         cold_start = asyncio.run(jupyter_cold_start(lang, workdir, repeats))
-        direct = asyncio.run(jupyter_trivial(lang, workdir, runs, warmup))
-    trivial["jupyter_client"] = direct.plain
-    late["jupyter_client_result_missing_at_idle"] = direct.plain_result_missing
-    if direct.settled is not None:
-        assert direct.settled_late is not None and direct.settled_result_missing is not None
-        trivial["jupyter_client_settled"] = direct.settled
-        late["jupyter_client_settled_caught_late_messages"] = direct.settled_late
-        late["jupyter_client_settled_result_missing"] = direct.settled_result_missing
-    if lang.id == "python":
-        print(f"{lang.id}: new process per run ...", flush=True)
-        trivial["subprocess"] = subprocess_trivial(args.subprocess_runs, warmup=3)
-    print(f"{lang.id}: kernelpad with a kernel pool ...", flush=True)
-    with kernelpad_server(lang, pool_size=1) as api:
-        wait_for_pool(api)
-        trivial["kernelpad_http"], trivial["kernelpad_kernel_time"], missing = kernelpad_trivial(
-            api, lang, runs, warmup
-        )
-        late["kernelpad_result_missing"] = missing
         if lang.id == "python":
-            trivial["kernelpad_socket_cell"], trivial["kernelpad_socket_code"] = asyncio.run(
-                kernelpad_socket_trivial(api.port, api, lang, runs, warmup)
-            )
-        pooled, pooled_missing = first_result(api, lang, repeats, pooled=True)
+            print(f"{lang.id}: new process per run ...", flush=True)
+            trivial["subprocess"] = subprocess_trivial(args.subprocess_runs, warmup=3)
+        print(f"{lang.id}: trivial runs, kernelpad and jupyter_client taking turns ...", flush=True)
+        with kernelpad_server(lang, pool_size=1) as api:
+            wait_for_pool(api)
+            runs_of = asyncio.run(trivial_runs(api, lang, workdir, runs, warmup))
+            trivial.update(runs_of.stats)
+            trivial["kernelpad_kernel_time"] = runs_of.kernel_time
+            late.update(runs_of.late)
+            print(f"{lang.id}: kernelpad with a kernel pool ...", flush=True)
+            pooled, pooled_missing = first_result(api, lang, repeats, pooled=True)
     print(f"{lang.id}: kernelpad without a kernel pool ...", flush=True)
     with kernelpad_server(lang, pool_size=0) as api:
         no_pool, no_pool_missing = first_result(api, lang, repeats, pooled=False)
