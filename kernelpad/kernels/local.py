@@ -14,7 +14,7 @@ import logging
 import os
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
@@ -30,6 +30,7 @@ from kernelpad.kernels.languages import InstalledLanguage
 from kernelpad.kernels.runtime import kernel_folder, lease_path, remove_kernel_files
 from kernelpad.kernels.sandbox import HOME, Sandbox
 from kernelpad.kernels.seccomp import program_fd
+from kernelpad.kernels.wire import read_message
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ class LocalKernel(KernelHandle):
                 _, parts = session.feed_identities(frames)
                 # Headers first: content is decoded only for the run in progress, and only if
                 # it is of a size worth decoding.
-                msg = session.deserialize(parts, content=False)
+                msg = read_message(session, cast("list[bytes]", parts))  # frames copied
                 parent = msg["parent_header"].get("msg_id")
                 if not parent or (parent != self._current and parent != self._kept):
                     continue
