@@ -22,6 +22,7 @@ from kernelpad.sessions.events import KernelStatus, TestScore
 from kernelpad.sessions.kept_kernels import KeptKernels
 from kernelpad.sessions.models import Execution
 from kernelpad.sessions.room.registry import Rooms
+from kernelpad.sessions.room.watch import Run
 from kernelpad.sessions.run_notices import notices_of
 from kernelpad.sessions.storage.store import SessionStore
 
@@ -165,27 +166,20 @@ class Runs:
                 cell_id=cell_id,
                 author=author,
             )
-            await self.store.add_execution(execution)
+            recorded = self.store.add_execution(execution)
+            # Retrieved even if what follows raises before it is awaited (it is, below).
+            recorded.add_done_callback(_retrieved)
+            if run is not None and cell_id is not None:
+                # The end of a cell's run is written into the cell right behind the record and
+                # commits with it: the participants are told once both are stored, one
+                # database round trip after the run, not two.
+                await self._finish(run, execution)
+            await recorded
             _count(execution)
             await self.kept.keep(session_id, installed.language.id, runner.kernel)
-            if run is not None:
-                tested: dict[str, TestScore] = {}
-                if self.visible_test is not None and room is not None and cell_id is not None:
-                    grade_id = room.document.grade_id(cell_id)
-                    test = await self.visible_test(session_id, grade_id, execution)
-                    if test is not None:
-                        tested["test"] = test
-                run.finish(
-                    **tested,
-                    status=execution.status,
-                    execution_count=execution.execution_count,
-                    execution_time=round(execution.duration_ms, 3),
-                    queued_time=round(execution.queued_ms, 3),
-                    timed_out=execution.timed_out,
-                    state_kept=execution.state_kept,
-                    kernel_restarted=execution.kernel_restarted,
-                    notices=execution.notices,
-                )
+            if run is not None and cell_id is None:
+                # A run of no cell is only in its record: told once that is stored.
+                await self._finish(run, execution)
         except BaseException:
             if run is not None:
                 # Those watching must not see the cell run for ever.
@@ -207,6 +201,26 @@ class Runs:
             extra=about(session_id, installed.language.id),
         )
         return execution
+
+    async def _finish(self, run: Run, execution: Execution) -> None:
+        """Tell those watching how ``run`` ended (and how the question's test it ran went)."""
+        tested: dict[str, TestScore] = {}
+        if self.visible_test is not None and execution.cell_id is not None:
+            grade_id = run.document.grade_id(execution.cell_id)
+            test = await self.visible_test(execution.session_id, grade_id, execution)
+            if test is not None:
+                tested["test"] = test
+        run.finish(
+            **tested,
+            status=execution.status,
+            execution_count=execution.execution_count,
+            execution_time=round(execution.duration_ms, 3),
+            queued_time=round(execution.queued_ms, 3),
+            timed_out=execution.timed_out,
+            state_kept=execution.state_kept,
+            kernel_restarted=execution.kernel_restarted,
+            notices=execution.notices,
+        )
 
     async def _notices(
         self, session_id: str, report: RunReport, installed: InstalledLanguage, limits: Limits
@@ -354,6 +368,11 @@ class Runs:
     @property
     def queued(self) -> int:
         return sum(runner.waiting for runner in self._runners.values())
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _count(execution: Execution) -> None:

@@ -4,7 +4,9 @@ a real server, with the document stored in SQLite."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from pycrdt import (
 from tornado.websocket import websocket_connect
 
 from kernelpad.config import Settings
+from kernelpad.sessions.storage.database import Rows
 from tests.conftest import Api, RunningServer, eventually, make_settings, running_server
 from tests.web.clients import JsonClient, YjsClient, ws_url
 
@@ -296,6 +299,51 @@ async def until_finished(client: JsonClient) -> tuple[list[dict[str, Any]], dict
         if message["type"] == "execution_finished":
             return seen, message["data"]
         seen.append(message)
+
+
+async def test_a_cells_run_is_recorded_with_its_end_in_one_commit_before_anyone_is_told(
+    server: RunningServer, session: dict[str, Any]
+) -> None:
+    """The run's record and the cell's end (its outputs and count) are written in one
+    transaction, and the participants are told the run finished once it is committed."""
+    sid = session["session_id"]
+    store = server.server.store
+    conn = store.conn
+    transactions: list[list[str]] = []  # what each one wrote (the database thread's alone)
+    inside = False
+    transaction, execute = conn.transaction, conn.execute
+
+    @contextlib.contextmanager
+    def noted() -> Iterator[None]:
+        nonlocal inside
+        transactions.append([])
+        inside = True
+        try:
+            with transaction():
+                yield
+        finally:
+            inside = False
+
+    def noting(sql: str, args: Sequence[Any] = ()) -> Rows:
+        if inside and sql.startswith("INSERT INTO"):
+            transactions[-1].append(sql.split()[2])
+        return execute(sql, args)
+
+    conn.transaction, conn.execute = noted, noting  # type: ignore[method-assign]
+    try:
+        yjs = await YjsClient.connect(server, sid)
+        await eventually(lambda: yjs.cell_count == 1, "sync")
+        ada, _ = await JsonClient.join(server, sid, "ada-c", "Ada")
+        await ada.send("execute", {"cell_id": await first_cell_id(yjs), "code": "6 * 7"})
+        _, finished = await until_finished(ada)
+        runs, _ = await store.list_executions(sid, 10, 0)
+        assert [run.id for run in runs] == [finished["execution_id"]]  # stored when told
+    finally:
+        conn.transaction, conn.execute = transaction, execute  # type: ignore[method-assign]
+    recorded = [written for written in transactions if "executions" in written]
+    assert len(recorded) == 1 and "document_updates" in recorded[0], transactions
+    ada.close()
+    await yjs.close()
 
 
 async def test_a_run_streams_to_everyone_and_lands_in_its_cell(
