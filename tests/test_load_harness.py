@@ -3,10 +3,12 @@ with its checks that nothing was lost. Its figures are not judged here (they are
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,3 +52,30 @@ def test_the_load_harness_runs_and_finds_nothing_lost(tmp_path: Path) -> None:
         }
         assert phase["kernels_after_all_ended"] <= 3  # the pool's size
     assert figures["knee_sessions"] in (1, 3)
+
+
+def _phase(sessions: int, python: float, javascript: float | None, lost: int = 0) -> dict[str, Any]:
+    by_language = {"python": {"p99_ms": python}}
+    if javascript is not None:
+        by_language["javascript"] = {"p99_ms": javascript}
+    return {
+        "sessions": sessions,
+        "runs": {"by_language": by_language},
+        "errors": 0,
+        "edits_lost": lost,
+        "checks": {"texts_differing": 0},
+    }
+
+
+def test_the_knee_holds_each_language_to_twice_its_own_p99_alone() -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        load = importlib.import_module("load")
+    finally:
+        sys.path.remove(str(BENCH))
+    alone = _phase(1, python=10.0, javascript=30.0)
+    # Python's 25 ms at 50 is over twice its 10 ms alone, though under the run p99 of all
+    # languages alone (JavaScript's 30 ms).
+    assert load.knee([alone, _phase(25, 19.0, 55.0), _phase(50, 25.0, 40.0)]) == 25
+    assert load.knee([alone, _phase(25, 19.0, 61.0)]) == 1
+    assert load.knee([alone, _phase(25, 19.0, None), _phase(50, 12.0, 50.0, lost=1)]) == 25
