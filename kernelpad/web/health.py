@@ -7,7 +7,7 @@ import time
 from kernelpad import __version__
 from kernelpad.sessions.models import ACTIVE
 from kernelpad.web.base import ApiHandler, operation
-from kernelpad.web.schemas import HealthOut
+from kernelpad.web.server_schemas import HealthOut
 
 
 class HealthHandler(ApiHandler):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from kernelpad.errors import UnknownLanguage
 from kernelpad.web.base import ApiError, ApiHandler, operation
-from kernelpad.web.schemas import ErrorResponse, LanguageList, LanguageOut, TemplateOut
+from kernelpad.web.schemas import ErrorResponse
+from kernelpad.web.server_schemas import LanguageList, LanguageOut, TemplateOut
 
 TAGS = ("languages",)
 
