@@ -10,9 +10,10 @@ server:
    Python, and in every third session JavaScript too (in turn). At the smallest S, the
    baseline, the one interview runs every ``--baseline-run-every`` seconds (0.5): alone on the
    server, so that its p99 is that of about a hundred runs, not the slowest of eleven (runs
-   close together find the CPUs awake; if anything, that makes the baseline faster). A first run per language starts the
-   kernels (the warm-up, timed apart); then the harness waits until the kernels are quiet
-   (new kernels finish their start-up work, the pool its replacements).
+   close together find the CPUs awake; if anything, that makes the baseline faster). A first
+   run per language starts the kernels (the warm-up, timed apart); then the harness waits
+   until the kernels are quiet (new kernels finish their start-up work, the pool its
+   replacements).
 2. For ``--duration`` seconds (default 60) all of it goes on at once. Measured:
    - **edit fan-out:** from one typist's send to the other typist having the marker;
    - **run latency:** from sending ``execute`` to ``execution_finished``, split into the time
