@@ -61,6 +61,12 @@ class Settings(BaseSettings):
         " (pip install 'kernelpad[postgresql]'); unset: kernelpad.sqlite in DATA_DIR.",
         original="DATABASE_URL",
     )
+    startup_wait: float = setting(
+        15.0,
+        "Seconds the start waits for a database or gateway that does not answer yet (one"
+        " starting along with kernelpad), trying again after 0.5, 1, 2, 4, ... s; 0: try once.",
+        ge=0,
+    )
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["text", "json"] = setting(
         "text",

@@ -188,15 +188,19 @@ class KernelpadServer:
     async def _patiently(
         self, attempt: Callable[[], Awaitable[T]], unavailable: type[KernelpadError]
     ) -> T:
-        """``attempt()``, tried again after 0.5, 1, 2, 4 and 8 s while it raises
-        ``unavailable`` (a service starting along with kernelpad); the last failure stops the
-        start, and lets the port go."""
-        for pause in (0.5, 1, 2, 4, 8):
+        """``attempt()``, tried again after 0.5, 1, 2, 4, ... s while it raises ``unavailable``
+        (a service starting along with kernelpad), for ``startup_wait`` seconds in all; the
+        last failure stops the start, and lets the port go."""
+        left, pause = self.settings.startup_wait, 0.5
+        while left > 0:
             try:
                 return await attempt()
             except unavailable as exc:
+                pause = min(pause, left)
                 log.warning("%s; trying again in %g s", exc.message, pause)
                 await asyncio.sleep(pause)
+                left -= pause
+                pause *= 2
         try:
             return await attempt()
         except unavailable:

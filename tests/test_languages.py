@@ -171,7 +171,7 @@ async def test_missing_input_fails_fast_and_keeps_state(
     # kernels (which have no end of input) get an empty line.
     assert body["timed_out"] is False, body
     assert body["status"] == ("error" if language == "python" else "ok"), body
-    assert any("more input than 'stdin' had" in notice for notice in body["notices"])
+    assert any("more input than 'stdin' had" in notice for notice in body["notices"]), body
     after = await api.execute(sid, case.read_x)
     assert result_text(after) == "41", after
 

@@ -26,7 +26,9 @@ from kernelpad.kernels.outputs import OutputCollector
 LIVENESS_INTERVAL = 0.25
 # How long a run may go on after its input ran out (it got an end-of-file) before it is
 # interrupted: enough for the code to fail on its own, not enough to wait for the time limit.
-EOF_GRACE = 0.5
+# A fresh IPython kernel's first traceback imports its formatting modules, which took more
+# than half a second on a busy 2-core machine: the EOFError's run was interrupted mid-way.
+EOF_GRACE = 2.0
 # A kernel busy this long with a request is running its code, even if it said nothing else;
 # one that said so (execute_input) is, this long after.
 SETTLE_INTERRUPT = 0.1

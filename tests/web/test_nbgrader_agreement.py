@@ -25,6 +25,11 @@ ROOT = Path(__file__).resolve().parents[2]
 NBGRADER_VENV = ROOT / ".venv-nbgrader"
 TIME_LIMIT = 8  # seconds a cell may run, in both
 
+# Each question is graded five times by each side, a never-ending answer waiting out its time
+# limit in every test cell and a JVM or two started per submission: about a minute here, more
+# than twice that on a slower machine.
+pytestmark = pytest.mark.timeout(360)
+
 # Each language's answers besides the reference and WRONG (a hidden test fails): one that
 # fails the visible tests, one that crashes when called, one that never returns.
 ANSWERS = {
@@ -179,8 +184,10 @@ async def kernelpad_scores(
 async def test_kernelpad_and_nbgrader_agree(
     server: RunningServer, api: Api, question: str, tmp_path: Path
 ) -> None:
-    theirs = await nbgrader_scores(tmp_path, question)
-    released, ours = await kernelpad_scores(server, api, question)
+    # Side by side: most of each side's time is waiting out the never-ending answer's limit.
+    theirs, (released, ours) = await asyncio.gather(
+        nbgrader_scores(tmp_path, question), kernelpad_scores(server, api, question)
+    )
     # Released alike: what the candidate starts from.
     nbgrader_release = json.loads(
         (tmp_path / "release" / question / f"{question}.ipynb").read_text()
