@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
 from tornado.websocket import WebSocketClosedError
 
 from tests.conftest import Api, RunningServer, ServerProcess, eventually, make_settings
@@ -148,6 +149,8 @@ def _received(path: Path, session_id: str) -> str:
     return rebuilt([bytes(data) for (data,) in rows])
 
 
+# Twenty servers started and killed: about 40 s here, three times that on a slow machine.
+@pytest.mark.timeout(300)
 async def test_what_anyone_received_survives_kill_9(
     tmp_path: Path, server_process: type[ServerProcess]
 ) -> None:
