@@ -64,8 +64,10 @@ class Settings(BaseSettings):
     startup_wait: float = setting(
         15.0,
         "Seconds the start waits for a database or gateway that does not answer yet (one"
-        " starting along with kernelpad), trying again after 0.5, 1, 2, 4, ... s; 0: try once.",
+        " starting along with kernelpad), trying again after 0.5, 1, 2, 4, 8, 8, ... s; 0: try"
+        " once.",
         ge=0,
+        le=86400,
     )
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["text", "json"] = setting(

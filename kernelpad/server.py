@@ -188,9 +188,9 @@ class KernelpadServer:
     async def _patiently(
         self, attempt: Callable[[], Awaitable[T]], unavailable: type[KernelpadError]
     ) -> T:
-        """``attempt()``, tried again after 0.5, 1, 2, 4, ... s while it raises ``unavailable``
-        (a service starting along with kernelpad), for ``startup_wait`` seconds in all; the
-        last failure stops the start, and lets the port go."""
+        """``attempt()``, tried again after 0.5, 1, 2, 4, 8, 8, ... s while it raises
+        ``unavailable`` (a service starting along with kernelpad), the pauses adding up to
+        ``startup_wait`` seconds; the last failure stops the start, and lets the port go."""
         left, pause = self.settings.startup_wait, 0.5
         while left > 0:
             try:
@@ -200,7 +200,7 @@ class KernelpadServer:
                 log.warning("%s; trying again in %g s", exc.message, pause)
                 await asyncio.sleep(pause)
                 left -= pause
-                pause *= 2
+                pause = min(pause * 2, 8)
         try:
             return await attempt()
         except unavailable:

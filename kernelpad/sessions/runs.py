@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from kernelpad import metrics
 from kernelpad.kernels.execution import MIN_TIME_LIMIT
@@ -166,20 +167,21 @@ class Runs:
                 cell_id=cell_id,
                 author=author,
             )
-            recorded = self.store.add_execution(execution)
+            outcome = await self._outcome(run, execution) if run is not None else {}
+            # The end of a cell's run is written into the cell right behind the record and
+            # commits with it: the participants are told once both are stored, one database
+            # round trip after the run, not two.
+            with self.store.together():
+                recorded = self.store.add_execution(execution)
+                if run is not None and cell_id is not None:
+                    run.finish(recorded, **outcome)
             # Retrieved even if what follows raises before it is awaited (it is, below).
             recorded.add_done_callback(_retrieved)
-            if run is not None and cell_id is not None:
-                # The end of a cell's run is written into the cell right behind the record and
-                # commits with it: the participants are told once both are stored, one
-                # database round trip after the run, not two.
-                await self._finish(run, execution)
             await recorded
             _count(execution)
             await self.kept.keep(session_id, installed.language.id, runner.kernel)
             if run is not None and cell_id is None:
-                # A run of no cell is only in its record: told once that is stored.
-                await self._finish(run, execution)
+                run.finish(recorded, **outcome)  # only in its record, which is stored
         except BaseException:
             if run is not None:
                 # Those watching must not see the cell run for ever.
@@ -202,15 +204,16 @@ class Runs:
         )
         return execution
 
-    async def _finish(self, run: Run, execution: Execution) -> None:
-        """Tell those watching how ``run`` ended (and how the question's test it ran went)."""
+    async def _outcome(self, run: Run, execution: Execution) -> dict[str, Any]:
+        """How ``run`` ended, as those watching are told (with how the question's test it
+        ran went)."""
         tested: dict[str, TestScore] = {}
         if self.visible_test is not None and execution.cell_id is not None:
             grade_id = run.document.grade_id(execution.cell_id)
             test = await self.visible_test(execution.session_id, grade_id, execution)
             if test is not None:
                 tested["test"] = test
-        run.finish(
+        return dict(
             **tested,
             status=execution.status,
             execution_count=execution.execution_count,

@@ -324,6 +324,30 @@ async def test_a_failed_batch_tells_every_caller(database: Database) -> None:
         await store.close()
 
 
+async def test_writes_queued_together_are_one_transaction(database: Database) -> None:
+    """Queued inside ``together()``, a write is not given to the idle database thread before
+    the next: the two commit, or fail, as one (a run's record and its cell's end)."""
+    store = SessionStore(database)
+    await store.open()
+    try:
+        await store.add_session(a_session())
+        with store.together():
+            first = store.append_update("s1", b"kept only with the next", 1.0)
+            time.sleep(0.05)  # an idle thread given the first would have written it by now
+            second = store.append_update("missing", b"refused", 2.0)  # no such session
+        results = await asyncio.gather(first, second, return_exceptions=True)
+        assert all(isinstance(result, Exception) for result in results), results
+        assert await store.load_updates("s1") == []
+        alone = store.append_update("s1", b"alone", 3.0)
+        time.sleep(0.05)
+        refused = store.append_update("missing", b"refused", 4.0)
+        await asyncio.gather(alone, refused, return_exceptions=True)
+        # Not together: written before the refused one was queued.
+        assert alone.exception() is None and refused.exception() is not None
+    finally:
+        await store.close()
+
+
 async def test_a_snapshot_covers_only_the_updates_appended_before_it(database: Database) -> None:
     """An update appended after a snapshot, while the database thread is busy (so that both
     go in one batch), is not counted as covered by it: loading the document keeps it."""

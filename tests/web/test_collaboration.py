@@ -346,6 +346,43 @@ async def test_a_cells_run_is_recorded_with_its_end_in_one_commit_before_anyone_
     await yjs.close()
 
 
+async def test_a_run_whose_record_cannot_be_stored_is_told_as_failed(
+    server: RunningServer, session: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record's transaction fails (the database refused it): the cell's end, in the same
+    transaction, is written again and stored, but nobody is told the run went well."""
+    sid = session["session_id"]
+    store = server.server.store
+    add_execution = store._add_execution
+    refused: list[str] = []
+
+    def refuse_once(execution: Any) -> None:
+        if not refused:
+            refused.append(execution.id)
+            raise RuntimeError("the database refused the record")
+        add_execution(execution)
+
+    monkeypatch.setattr(store, "_add_execution", refuse_once)
+    yjs = await YjsClient.connect(server, sid)
+    await eventually(lambda: yjs.cell_count == 1, "sync")
+    ada, _ = await JsonClient.join(server, sid, "ada-r", "Ada")
+    cell = await first_cell_id(yjs)
+    await ada.send("execute", {"cell_id": cell, "code": "6 * 7"})
+    _, finished = await until_finished(ada)
+    assert finished["execution_id"] == refused[0]
+    assert finished["status"] == "internal_error", finished
+    assert any("could not save this run" in notice for notice in finished["notices"])
+    assert (await store.list_executions(sid, 10, 0))[0] == []
+    # The next run is recorded and told as it went.
+    await ada.send("execute", {"cell_id": cell, "code": "6 * 7"})
+    _, finished = await until_finished(ada)
+    assert finished["status"] == "ok"
+    runs, _ = await store.list_executions(sid, 10, 0)
+    assert [run.id for run in runs] == [finished["execution_id"]]
+    ada.close()
+    await yjs.close()
+
+
 async def test_a_run_streams_to_everyone_and_lands_in_its_cell(
     server: RunningServer, session: dict[str, Any]
 ) -> None:

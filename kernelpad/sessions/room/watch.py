@@ -30,6 +30,12 @@ from kernelpad.sessions.events import (
 # A run's outputs reach the document in batches, at most this often (seconds): a run that
 # prints in a tight loop must not become thousands of stored updates.
 OUTPUT_BATCH_DELAY = 0.05
+# How a run whose record could not be stored is told (its outputs, in a cell, are in the
+# document, which is written again until it is stored).
+NOT_RECORDED = {
+    "status": "internal_error",
+    "notices": ["kernelpad could not save this run's record: it is missing from the history."],
+}
 
 
 @dataclass(eq=False)
@@ -114,10 +120,13 @@ class Run:
             for event in events:
                 self.broadcast(event)
 
+        self._when_stored(tell)
+
+    def _when_stored(self, then: Callable[[], None]) -> None:
         if self.cell_id is None:
-            tell()
+            then()
         else:
-            self.after_stored(tell)
+            self.after_stored(then)
 
     def _status(self, state: KernelState) -> KernelStatus:
         return KernelStatus(language=self.language, state=state)
@@ -146,23 +155,38 @@ class Run:
             self.document.append_outputs(self.cell_id, pending)
             self._tell(*(Output(**self._ids, output=output) for output in pending))
 
-    def finish(self, **outcome: Any) -> None:
+    def finish(self, recorded: asyncio.Future[None] | None = None, **outcome: Any) -> None:
         """Tell everyone how the run ended (the fields of
-        :class:`~kernelpad.sessions.events.ExecutionFinished`); a cell's run leaves its count
-        in the document."""
+        :class:`~kernelpad.sessions.events.ExecutionFinished`) once it is stored: a cell's
+        run leaves its count in the document, and ``recorded``, the run's record being
+        written, must be stored too. A record that could not be is told as a failed run."""
         if self.finished:
             return
         self.finished = True
         self._write_outputs()
         if self.cell_id is not None:
             self.document.end_run(self.cell_id, outcome.get("execution_count"))
+
+        def tell() -> None:
+            if recorded is not None and not recorded.done():
+                recorded.add_done_callback(lambda _: tell())
+                return
+            ending = outcome
+            if recorded is not None and (recorded.cancelled() or recorded.exception()):
+                ending = {**outcome, **NOT_RECORDED}
+            for event in self._ending(ending):
+                self.broadcast(event)
+
+        self._when_stored(tell)
+
+    def _ending(self, outcome: dict[str, Any]) -> list[Event]:
         events: list[Event] = [ExecutionFinished(**self._ids, **outcome)]
         if outcome.get("status") == "kernel_died":
             events.append(self._status("dead"))
         if outcome.get("kernel_restarted"):
             events.append(self._status("restarting"))
         events.append(self._status("idle"))
-        self._tell(*events)
+        return events
 
     async def input(self, prompt: str, password: bool) -> str | None:
         # What it printed first (the prompt, often) is seen first.

@@ -6,14 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from kernelpad.sessions.colours import colour_at
 from kernelpad.sessions.models import ACTIVE, ENDED, DocumentChange, Execution, Participant, Session
-from kernelpad.sessions.storage.database import Database
 from kernelpad.sessions.storage.grades import GradeRecords
 from kernelpad.sessions.storage.rows import (
     EXECUTION_COLUMNS,
@@ -30,14 +27,6 @@ T = TypeVar("T")
 
 class SessionStore(GradeRecords):
     """Async access to kernelpad's tables."""
-
-    def __init__(self, database: Database) -> None:
-        super().__init__(database)
-        # Document updates waiting to be written, in order, each with its caller's future.
-        # Writes of the documents' record waiting for the database thread, in order, each
-        # with its caller's future (see _queue).
-        self._updates: list[tuple[Callable[..., None], tuple[Any, ...], asyncio.Future[None]]] = []
-        self._updates_lock = threading.Lock()
 
     # Sessions
 
@@ -222,9 +211,9 @@ class SessionStore(GradeRecords):
 
     def add_execution(self, execution: Execution) -> asyncio.Future[None]:
         """Store the record of a run. Queued as the document's changes are
-        (:meth:`append_update`), in order with them: the end of a cell's run, written into
-        the document right after, commits in the same transaction, not one of its own after
-        it (one database round trip less before the participants are told)."""
+        (:meth:`append_update`), in order with them: queued with the end of a cell's run in
+        :meth:`together`, both commit in one transaction, not one each (one database round
+        trip less before the participants are told)."""
         return self._queue(self._add_execution, (execution,))
 
     def _add_execution(self, execution: Execution) -> None:
@@ -297,37 +286,6 @@ class SessionStore(GradeRecords):
         one wake-up of the event loop: under load, one write for many keystrokes."""
         return self._queue(self._append_update, (session_id, data, at, author))
 
-    def _queue(self, write: Callable[..., None], args: tuple[Any, ...]) -> asyncio.Future[None]:
-        """Queue a write of the document's record (or a run's) behind those queued before it;
-        they are written in order, together, by one task of the database thread."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        with self._updates_lock:
-            self._updates.append((write, args, future))
-            first = len(self._updates) == 1
-        if first:
-            # Queued now, in order with every other call: it writes whatever has arrived by
-            # the time the thread gets to it.
-            try:
-                self._executor.submit(self._write_updates, loop)
-            except RuntimeError:  # the store has closed
-                with self._updates_lock:
-                    self._updates.clear()
-                raise
-        return future
-
-    def _write_updates(self, loop: asyncio.AbstractEventLoop) -> None:
-        with self._updates_lock:
-            batch, self._updates = self._updates, []
-        error: BaseException | None = None
-        try:
-            with self.conn.transaction():
-                for write, args, _ in batch:
-                    write(*args)
-        except BaseException as exc:  # every caller hears of it
-            error = exc
-        loop.call_soon_threadsafe(_settle, [future for _, _, future in batch], error)
-
     def _append_update(self, session_id: str, data: bytes, at: float, author: str | None) -> None:
         self.conn.execute(
             "INSERT INTO document_updates (session_id, data, created_at, author)"
@@ -396,13 +354,3 @@ class SessionStore(GradeRecords):
         and its code column commit in one transaction, not two."""
         sql = "UPDATE sessions SET code = ? WHERE id = ?"
         return self._queue(self._execute, (sql, (code, session_id)))
-
-
-def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for future in futures:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)

@@ -1,6 +1,10 @@
 """The database thread: all database work runs on one dedicated thread, never on the event loop.
 One thread also means one connection and a strict order: a read submitted after a write sees
-that write."""
+that write.
+
+The writes of the documents' record (every keystroke is one) and of runs are queued rather than
+submitted one by one: those that arrive while the thread is busy are written together, in one
+transaction, and answered with one wake-up of the event loop."""
 
 from __future__ import annotations
 
@@ -8,13 +12,15 @@ import asyncio
 import concurrent.futures
 import contextlib
 import functools
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from kernelpad.sessions.storage.database import Connection, Database
 from kernelpad.sessions.storage.migrations import migrate
 
 T = TypeVar("T")
+Write = tuple[Callable[..., None], tuple[Any, ...], "asyncio.Future[None]"]
 
 
 class DatabaseWorker:
@@ -26,6 +32,10 @@ class DatabaseWorker:
             max_workers=1, thread_name_prefix="kernelpad-database"
         )
         self._conn: Connection | None = None
+        # Queued writes not yet taken by the thread, in order, each with its caller's future.
+        self._writes: list[Write] = []
+        self._writes_lock = threading.Lock()
+        self._held: list[Write] | None = None  # queued inside together(), not yet given
 
     def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         loop = asyncio.get_running_loop()
@@ -65,3 +75,62 @@ class DatabaseWorker:
         """The ``n`` of a ``SELECT count(*) AS n`` query."""
         row = self.conn.execute(sql, args).fetchone()
         return int(row["n"]) if row else 0
+
+    def _queue(self, write: Callable[..., None], args: tuple[Any, ...]) -> asyncio.Future[None]:
+        """Queue ``write(*args)`` behind the writes queued before it; they are written in
+        order, together, by one task of the database thread."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._held is not None:
+            self._held.append((write, args, future))
+        else:
+            self._give([(write, args, future)])
+        return future
+
+    @contextlib.contextmanager
+    def together(self) -> Iterator[None]:
+        """Writes queued inside go to the thread at once, at the end: one transaction. (Given
+        one by one, the thread may take the first before the next is queued.)"""
+        assert self._held is None, "together() does not nest"
+        self._held = []
+        try:
+            yield
+        finally:
+            held, self._held = self._held, None
+            if held:
+                self._give(held)
+
+    def _give(self, writes: list[Write]) -> None:
+        with self._writes_lock:
+            first = not self._writes
+            self._writes.extend(writes)
+        if first:
+            # Queued now, in order with every other call: it writes whatever has arrived by
+            # the time the thread gets to it.
+            try:
+                self._executor.submit(self._write_queued, asyncio.get_running_loop())
+            except RuntimeError:  # the store has closed
+                with self._writes_lock:
+                    self._writes.clear()
+                raise
+
+    def _write_queued(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._writes_lock:
+            batch, self._writes = self._writes, []
+        error: BaseException | None = None
+        try:
+            with self.conn.transaction():
+                for write, args, _ in batch:
+                    write(*args)
+        except BaseException as exc:  # every caller hears of it
+            error = exc
+        loop.call_soon_threadsafe(_settle, [future for _, _, future in batch], error)
+
+
+def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in futures:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
