@@ -8,9 +8,10 @@ server:
    Each edit is a short line with a unique marker, put at the start of a random line. Each
    session also has a JSON-protocol client that runs code every ``--run-every`` seconds or so:
    Python, and in every third session JavaScript too (in turn). At the smallest S, the
-   baseline, the one interview runs every ``--baseline-run-every`` seconds (0.5): alone on the
-   server, so that its p99 is that of about a hundred runs, not the slowest of eleven (runs
-   close together find the CPUs awake; if anything, that makes the baseline faster). A first
+   baseline, the one interview runs every ``--baseline-run-every`` seconds (0.25): alone on
+   the server, so that each language's p99 is that of about 120 runs (their second slowest),
+   not the slowest of five or six (runs close together find the CPUs awake; if anything, that
+   makes the baseline faster). A first
    run per language starts the kernels (the warm-up, timed apart); then the harness waits
    until the kernels are quiet (new kernels finish their start-up work, the pool its
    replacements).
@@ -46,6 +47,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import math
 import os
 import random
 import shutil
@@ -96,7 +98,9 @@ def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[max(0, round(q * len(ordered) + 0.5) - 1)]  # nearest rank
+    # Nearest rank: the smallest value with at least q of them at or under it (under 100
+    # values, the p99 is the largest).
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
 
 
 def summary(values: list[float]) -> dict[str, Any]:
@@ -839,9 +843,10 @@ async def main() -> None:
     parser.add_argument(
         "--baseline-run-every",
         type=float,
-        default=0.5,
+        default=0.25,
         help="seconds between runs at the smallest S (the baseline): at 5 s, one interview"
-        " makes 11 runs in a minute, and the p99 of 11 runs is their slowest",
+        " makes 11 runs in a minute, Python's and JavaScript's in turn, and the p99 of each"
+        " language's 5 or 6 runs is their slowest",
     )
     parser.add_argument("--output", default="load", help="name of the results files")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where they go")
