@@ -324,6 +324,28 @@ async def test_a_failed_batch_tells_every_caller(database: Database) -> None:
         await store.close()
 
 
+async def test_text_with_nul_characters_is_stored(database: Database) -> None:
+    """A run's output or a participant's code may hold NUL, which PostgreSQL's text cannot:
+    there U+FFFD takes its place, and the write and its batch go through."""
+    store = SessionStore(database)
+    await store.open()
+    try:
+        await store.add_session(a_session())
+        run = an_execution("e1")
+        run.code, run.stdout = "print('\\0')", "a\0b\n"
+        neighbour = store.append_update("s1", b"same batch", 1.0)
+        await store.add_execution(run)
+        await store.set_code("s1", "x = '\0'")
+        await neighbour
+        nul = "\0" if isinstance(database, SQLite) else "\ufffd"
+        runs, _ = await store.list_executions("s1", 10, 0)
+        assert (runs[0].code, runs[0].stdout) == ("print('\\0')", f"a{nul}b\n")
+        session = await store.get_session("s1")
+        assert session is not None and session.code == f"x = '{nul}'"
+    finally:
+        await store.close()
+
+
 async def test_writes_queued_together_are_one_transaction(database: Database) -> None:
     """Queued inside ``together()``, a write is not given to the idle database thread before
     the next: the two commit, or fail, as one (a run's record and its cell's end)."""

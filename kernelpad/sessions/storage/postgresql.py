@@ -157,4 +157,11 @@ def _placeholders(sql: str) -> str:
 
 def _value(arg: Any) -> Any:
     # Flags are INTEGER columns, as in SQLite; psycopg would send True as a boolean.
-    return int(arg) if isinstance(arg, bool) else arg
+    if isinstance(arg, bool):
+        return int(arg)
+    # PostgreSQL's text cannot hold NUL, which a participant's code or a run's output can:
+    # refused, the write would fail its whole batch (other sessions' changes with it) again
+    # and again. U+FFFD, the replacement character, takes its place.
+    if isinstance(arg, str) and "\0" in arg:
+        return arg.replace("\0", "\ufffd")
+    return arg
