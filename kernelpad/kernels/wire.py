@@ -48,5 +48,9 @@ def read_message(session: Session, parts: list[bytes]) -> dict[str, Any]:
         "buffers": [memoryview(buffer) for buffer in parts[FRAMES:]],
     }
     if not str(header.get("version", "")).startswith("5."):
-        return adapt(message)
+        # The adapter rewrites the content (a version 4 stream's "data" is version 5's
+        # "text"): given decoded, and handed back encoded as the rest are.
+        message["content"] = session.unpack(parts[4])
+        message = adapt(message)
+        message["content"] = session.pack(message["content"])
     return message

@@ -63,3 +63,13 @@ def test_a_message_of_an_older_protocol_is_adapted_as_jupyter_client_adapts_it()
     session = Session(key=b"secret")
     ours = read_message(session, frames_of(session, msg_type="kernel_thing", version="4.1"))
     assert ours["header"]["version"].startswith("5.")
+    # A version 4 stream: its text was "data".
+    parent = session.msg("execute_request", {"code": "print(2)"})
+    old = session.msg("stream", {"name": "stdout", "data": "2\n"}, parent=parent)
+    old["header"]["version"] = "4.1"
+    _, parts = session.feed_identities(session.serialize(old))
+    ours = read_message(session, [bytes(part) for part in parts])
+    theirs = session.deserialize(parts)
+    assert ours["msg_type"] == theirs["msg_type"] == "stream"
+    assert session.unpack(ours["content"]) == theirs["content"]
+    assert theirs["content"]["text"] == "2\n"
