@@ -744,23 +744,24 @@ def report(result: dict[str, Any]) -> None:
 
 
 def knee(results: list[dict[str, Any]]) -> int | None:
-    """The largest S whose p99 run latency, language by language, is under twice the smallest
-    S's (one interview alone), with nothing lost and no error. Language by language, because
-    the mix differs: the first interview runs Python and JavaScript in turn, a third of the
-    others do; all together, the smallest S's p99 would be JavaScript's, the largest S's
-    mostly Python's."""
+    """The largest S up to which (each S from the smallest on) the p99 run latency, language
+    by language, is under twice the smallest S's (one interview alone), with nothing lost
+    and no error. Language by language, because the mix differs: the first interview runs
+    Python and JavaScript in turn, a third of the others do; all together, the smallest S's
+    p99 would be JavaScript's, the largest S's mostly Python's. Each S below must pass too: a
+    lucky run at 50 is no capacity if 25 failed."""
     base = baselines(results)
-    fits = [
-        r["sessions"]
-        for r in results
-        if clean(r)
-        and all(
+    last = None
+    for r in sorted(results, key=lambda r: int(r["sessions"])):
+        fits = clean(r) and all(
             figures["p99_ms"] < 2 * base[language]
             for language, figures in r["runs"]["by_language"].items()
             if language in base
         )
-    ]
-    return max(fits) if fits else None
+        if not fits:
+            break
+        last = r["sessions"]
+    return last
 
 
 def baselines(results: list[dict[str, Any]]) -> dict[str, float]:

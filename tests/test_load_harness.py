@@ -79,3 +79,5 @@ def test_the_knee_holds_each_language_to_twice_its_own_p99_alone() -> None:
     assert load.knee([alone, _phase(25, 19.0, 55.0), _phase(50, 25.0, 40.0)]) == 25
     assert load.knee([alone, _phase(25, 19.0, 61.0)]) == 1
     assert load.knee([alone, _phase(25, 19.0, None), _phase(50, 12.0, 50.0, lost=1)]) == 25
+    # 50 passing is no capacity once 25 failed.
+    assert load.knee([alone, _phase(25, 21.0, 40.0), _phase(50, 12.0, 40.0)]) == 1
