@@ -803,7 +803,7 @@ def plot(results: list[dict[str, Any]], path: Path) -> None:
     latency.set_ylabel("latency (ms)")
     latency.set_title("Latency")
     latency.grid(alpha=0.3)
-    latency.legend()
+    latency.legend(fontsize=7, framealpha=0.6)  # eight lines: small, and the curves show through
     memory.plot(sessions, [r["server_rss_mib_max"] for r in results], "o-", label="server RSS")
     memory.plot(sessions, [r["kernels_rss_mib_max"] for r in results], "s-", label="kernels RSS")
     memory.set_xlabel("concurrent interviews")
