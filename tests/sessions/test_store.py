@@ -368,6 +368,10 @@ async def test_writes_queued_together_are_one_transaction(database: Database) ->
         assert alone.exception() is None and refused.exception() is not None
     finally:
         await store.close()
+    # Held once the store has closed: the caller's future says so, as does the block.
+    with pytest.raises(RuntimeError), store.together():
+        late = store.append_update("s1", b"too late", 5.0)
+    assert isinstance(late.exception(), RuntimeError)
 
 
 async def test_a_snapshot_covers_only_the_updates_appended_before_it(database: Database) -> None:

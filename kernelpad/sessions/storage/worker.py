@@ -97,7 +97,12 @@ class DatabaseWorker:
         finally:
             held, self._held = self._held, None
             if held:
-                self._give(held)
+                try:
+                    self._give(held)
+                except RuntimeError as exc:
+                    # Their callers have their futures already: they hear of it there.
+                    _settle([future for _, _, future in held], exc)
+                    raise
 
     def _give(self, writes: list[Write]) -> None:
         with self._writes_lock:
