@@ -348,30 +348,54 @@ async def test_text_with_nul_characters_is_stored(database: Database) -> None:
 
 async def test_writes_queued_together_are_one_transaction(database: Database) -> None:
     """Queued inside ``together()``, a write is not given to the idle database thread before
-    the next: the two commit, or fail, as one (a run's record and its cell's end)."""
+    the next: the two commit in one transaction (a run's record and its cell's end)."""
     store = SessionStore(database)
     await store.open()
     try:
         await store.add_session(a_session())
+        conn, transaction = store.conn, store.conn.transaction
+        opened: list[int] = []
+
+        def counted() -> Any:
+            opened.append(1)
+            return transaction()
+
+        conn.transaction = counted  # type: ignore[method-assign]
         with store.together():
-            first = store.append_update("s1", b"kept only with the next", 1.0)
+            first = store.append_update("s1", b"one", 1.0)
             time.sleep(0.05)  # an idle thread given the first would have written it by now
-            second = store.append_update("missing", b"refused", 2.0)  # no such session
-        results = await asyncio.gather(first, second, return_exceptions=True)
-        assert all(isinstance(result, Exception) for result in results), results
-        assert await store.load_updates("s1") == []
-        alone = store.append_update("s1", b"alone", 3.0)
-        time.sleep(0.05)
-        refused = store.append_update("missing", b"refused", 4.0)
-        await asyncio.gather(alone, refused, return_exceptions=True)
-        # Not together: written before the refused one was queued.
-        assert alone.exception() is None and refused.exception() is not None
+            second = store.append_update("s1", b"two", 2.0)
+        await asyncio.gather(first, second)
+        assert len(opened) == 1
+        conn.transaction = transaction  # type: ignore[method-assign]
+        assert await store.load_updates("s1") == [b"one", b"two"]
     finally:
         await store.close()
     # Held once the store has closed: the caller's future says so, as does the block.
     with pytest.raises(RuntimeError), store.together():
         late = store.append_update("s1", b"too late", 5.0)
     assert isinstance(late.exception(), RuntimeError)
+
+
+async def test_a_write_the_database_refuses_fails_alone(database: Database) -> None:
+    """One write of a batch refused (here, an update of a session that does not exist): the
+    others in the batch, another session's keystrokes say, are written all the same."""
+    store = SessionStore(database)
+    await store.open()
+    try:
+        await store.add_session(a_session())
+        with store.together():  # one batch
+            written = [
+                store.append_update("s1", b"one", 1.0),
+                store.append_update("missing", b"refused", 2.0),
+                store.append_update("s1", b"three", 3.0),
+            ]
+        results = await asyncio.gather(*written, return_exceptions=True)
+        assert results[0] is None and results[2] is None, results
+        assert isinstance(results[1], Exception)
+        assert await store.load_updates("s1") == [b"one", b"three"]
+    finally:
+        await store.close()
 
 
 async def test_a_snapshot_covers_only_the_updates_appended_before_it(database: Database) -> None:

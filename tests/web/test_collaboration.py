@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import sqlite3
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from jupyter_ydoc import YNotebook
 from pycrdt import (
     Array,
     Awareness,
+    Doc,
     create_awareness_message,
     create_sync_message,
 )
@@ -346,23 +348,30 @@ async def test_a_cells_run_is_recorded_with_its_end_in_one_commit_before_anyone_
     await yjs.close()
 
 
+@pytest.mark.parametrize("error", [sqlite3.IntegrityError, RuntimeError])
 async def test_a_run_whose_record_cannot_be_stored_is_told_as_failed(
-    server: RunningServer, session: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+    server: RunningServer,
+    session: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    error: type[Exception],
 ) -> None:
-    """The record's transaction fails (the database refused it): the cell's end, in the same
-    transaction, is written again and stored, but nobody is told the run went well."""
+    """The run's record cannot be stored: refused by the database (the cell's end, in the
+    same batch, is written alone) or failing its whole transaction (the cell's end is written
+    again by the document's log). Either way the cell's end is stored, and nobody is told
+    the run went well."""
     sid = session["session_id"]
     store = server.server.store
     add_execution = store._add_execution
     refused: list[str] = []
 
-    def refuse_once(execution: Any) -> None:
+    def refuse_the_first(execution: Any) -> None:
         if not refused:
             refused.append(execution.id)
-            raise RuntimeError("the database refused the record")
+        if execution.id == refused[0]:
+            raise error("the database refused the record")
         add_execution(execution)
 
-    monkeypatch.setattr(store, "_add_execution", refuse_once)
+    monkeypatch.setattr(store, "_add_execution", refuse_the_first)
     yjs = await YjsClient.connect(server, sid)
     await eventually(lambda: yjs.cell_count == 1, "sync")
     ada, _ = await JsonClient.join(server, sid, "ada-r", "Ada")
@@ -373,6 +382,12 @@ async def test_a_run_whose_record_cannot_be_stored_is_told_as_failed(
     assert finished["status"] == "internal_error", finished
     assert any("could not save this run" in notice for notice in finished["notices"])
     assert (await store.list_executions(sid, 10, 0))[0] == []
+    stored = Doc()  # what the next server would load: the cell's end is there
+    for update in await store.load_updates(sid):
+        stored.apply_update(update)
+    cell_stored = YNotebook(stored).get()["cells"][0]
+    assert cell_stored["execution_count"] == finished["execution_count"] is not None
+    assert "42" in json.dumps(cell_stored["outputs"])
     # The next run is recorded and told as it went.
     await ada.send("execute", {"cell_id": cell, "code": "6 * 7"})
     _, finished = await until_finished(ada)

@@ -56,6 +56,12 @@ class Connection(ABC):
         """A block whose statements commit together, or not at all if it raises."""
 
     @abstractmethod
+    def refused(self, error: Exception) -> bool:
+        """Whether ``error`` is the database refusing one statement's data (a constraint, a
+        value it cannot hold), which the same statement alone would meet again, rather than
+        a state in which every statement fails alike (locked, lost)."""
+
+    @abstractmethod
     def schema_version(self) -> int:
         """The version of the last migration applied; 0 for an empty database."""
 

@@ -139,6 +139,9 @@ class _PostgreSQLConnection(Connection):
             if not self._conn.closed:  # (a lost connection took its lock with it)
                 self.execute(f"SELECT pg_advisory_unlock({_MIGRATION_LOCK})")
 
+    def refused(self, error: Exception) -> bool:
+        return isinstance(error, psycopg.Error) and not isinstance(error, psycopg.OperationalError)
+
     def close(self) -> None:
         self._conn.close()
 

@@ -67,6 +67,9 @@ class _SQLiteConnection(Connection):
                 self._conn.execute("ROLLBACK")
             raise
 
+    def refused(self, error: Exception) -> bool:
+        return isinstance(error, sqlite3.Error) and not isinstance(error, sqlite3.OperationalError)
+
     def close(self) -> None:
         self._conn.close()
 

@@ -101,7 +101,7 @@ class DatabaseWorker:
                     self._give(held)
                 except RuntimeError as exc:
                     # Their callers have their futures already: they hear of it there.
-                    _settle([future for _, _, future in held], exc)
+                    _settle([(future, exc) for _, _, future in held])
                     raise
 
     def _give(self, writes: list[Write]) -> None:
@@ -121,18 +121,37 @@ class DatabaseWorker:
     def _write_queued(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._writes_lock:
             batch, self._writes = self._writes, []
-        error: BaseException | None = None
+        outcomes: list[tuple[asyncio.Future[None], BaseException | None]]
         try:
             with self.conn.transaction():
                 for write, args, _ in batch:
                     write(*args)
+        except Exception as exc:
+            if len(batch) > 1 and self.conn.refused(exc):
+                # One write the database refused must not take the others along (another
+                # session's keystrokes, a cell's end beside a record it refused): each alone.
+                outcomes = [(future, self._write_alone(w, args)) for w, args, future in batch]
+            else:  # (locked, lost: each alone would fail, or wait, as well)
+                outcomes = [(future, exc) for _, _, future in batch]
         except BaseException as exc:  # every caller hears of it
-            error = exc
-        loop.call_soon_threadsafe(_settle, [future for _, _, future in batch], error)
+            outcomes = [(future, exc) for _, _, future in batch]
+        else:
+            outcomes = [(future, None) for _, _, future in batch]
+        loop.call_soon_threadsafe(_settle, outcomes)
+
+    def _write_alone(
+        self, write: Callable[..., None], args: tuple[Any, ...]
+    ) -> BaseException | None:
+        try:
+            with self.conn.transaction():
+                write(*args)
+        except Exception as exc:
+            return exc
+        return None
 
 
-def _settle(futures: list[asyncio.Future[None]], error: BaseException | None) -> None:
-    for future in futures:
+def _settle(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+    for future, error in outcomes:
         if future.done():
             continue
         if error is None:
