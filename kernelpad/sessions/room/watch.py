@@ -31,7 +31,7 @@ from kernelpad.sessions.events import (
 # prints in a tight loop must not become thousands of stored updates.
 OUTPUT_BATCH_DELAY = 0.05
 # How a run whose record could not be stored is told (its outputs, in a cell, are in the
-# document, which is written again until it is stored).
+# document, which is stored apart from the record if need be).
 NOT_RECORDED = {
     "status": "internal_error",
     "notices": ["kernelpad could not save this run's record: it is missing from the history."],
