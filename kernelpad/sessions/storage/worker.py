@@ -121,22 +121,21 @@ class DatabaseWorker:
     def _write_queued(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._writes_lock:
             batch, self._writes = self._writes, []
-        outcomes: list[tuple[asyncio.Future[None], BaseException | None]]
+        error: BaseException | None = None
         try:
             with self.conn.transaction():
                 for write, args, _ in batch:
                     write(*args)
-        except Exception as exc:
-            if len(batch) > 1 and self.conn.refused(exc):
-                # One write the database refused must not take the others along (another
-                # session's keystrokes, a cell's end beside a record it refused): each alone.
-                outcomes = [(future, self._write_alone(w, args)) for w, args, future in batch]
-            else:  # (locked, lost: each alone would fail, or wait, as well)
-                outcomes = [(future, exc) for _, _, future in batch]
         except BaseException as exc:  # every caller hears of it
-            outcomes = [(future, exc) for _, _, future in batch]
-        else:
-            outcomes = [(future, None) for _, _, future in batch]
+            error = exc
+        # One write the database refused must not take the others along (another session's
+        # keystrokes, a cell's end beside a record it refused): each is tried alone. (Locked
+        # or lost, each alone would fail, or wait, as well.)
+        alone = isinstance(error, Exception) and len(batch) > 1 and self.conn.refused(error)
+        outcomes = [
+            (future, self._write_alone(write, args) if alone else error)
+            for write, args, future in batch
+        ]
         loop.call_soon_threadsafe(_settle, outcomes)
 
     def _write_alone(
