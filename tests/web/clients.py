@@ -25,13 +25,18 @@ from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, w
 from tests.conftest import RunningServer
 
 
-def first_source(updates: Iterable[bytes]) -> str:
-    """The first cell's source of the notebook that stored updates make."""
+def first_cell(updates: Iterable[bytes]) -> dict[str, Any]:
+    """The first cell of the notebook that stored updates make ({} if it has none)."""
     doc: Doc[Any] = Doc()
     for update in updates:
         doc.apply_update(update)
     cells = YNotebook(doc).get()["cells"]
-    return str(cells[0]["source"]) if cells else ""
+    return dict(cells[0]) if cells else {}
+
+
+def first_source(updates: Iterable[bytes]) -> str:
+    """The first cell's source of the notebook that stored updates make."""
+    return str(first_cell(updates).get("source", ""))
 
 
 def ws_url(server: RunningServer, path: str) -> str:

@@ -16,7 +16,6 @@ from jupyter_ydoc import YNotebook
 from pycrdt import (
     Array,
     Awareness,
-    Doc,
     create_awareness_message,
     create_sync_message,
 )
@@ -25,7 +24,7 @@ from tornado.websocket import websocket_connect
 from kernelpad.config import Settings
 from kernelpad.sessions.storage.database import Rows
 from tests.conftest import Api, RunningServer, eventually, make_settings, running_server
-from tests.web.clients import JsonClient, YjsClient, ws_url
+from tests.web.clients import JsonClient, YjsClient, first_cell, ws_url
 
 
 @pytest.fixture(scope="module")
@@ -382,10 +381,8 @@ async def test_a_run_whose_record_cannot_be_stored_is_told_as_failed(
     assert finished["status"] == "internal_error", finished
     assert any("could not save this run" in notice for notice in finished["notices"])
     assert (await store.list_executions(sid, 10, 0))[0] == []
-    stored = Doc()  # what the next server would load: the cell's end is there
-    for update in await store.load_updates(sid):
-        stored.apply_update(update)
-    cell_stored = YNotebook(stored).get()["cells"][0]
+    # What the next server would load: the cell's end is there.
+    cell_stored = first_cell(await store.load_updates(sid))
     assert cell_stored["execution_count"] == finished["execution_count"] is not None
     assert "42" in json.dumps(cell_stored["outputs"])
     # The next run is recorded and told as it went.
