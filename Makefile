@@ -100,9 +100,11 @@ bench: setup
 	$(BIN)/python bench/kernel_memory.py
 
 # Capacity and soak: 1, 25, 50, 100 and 150 interviews at once, a minute of load each (about
-# 15 minutes); writes bench/results/load.json and load.png.
+# 15 minutes); writes bench/results/load.json and load.png. Then the same runs on bare
+# kernels, no kernelpad (about 6 minutes): bench/results/load_floor.json.
 load: setup
 	$(BIN)/python bench/load.py
+	$(BIN)/python bench/load_floor.py
 
 # The README's pictures of the browser UI (docs/images/*.png), taken in Chromium from a real
 # server and real kernels (docs/screenshots.py; about 15 seconds).

@@ -81,3 +81,34 @@ def test_the_knee_holds_each_language_to_twice_its_own_p99_alone() -> None:
     assert load.knee([alone, _phase(25, 19.0, None), _phase(50, 12.0, 50.0, lost=1)]) == 25
     # 50 passing is no capacity once 25 failed.
     assert load.knee([alone, _phase(25, 21.0, 40.0), _phase(50, 12.0, 40.0)]) == 1
+
+
+def test_the_load_floor_runs_the_same_runs_on_bare_kernels(tmp_path: Path) -> None:
+    """bench/load_floor.py: load.py's runs on kernels started without kernelpad, Python in
+    each interview and JavaScript in the first."""
+    load = {"results": [_phase(1, python=10.0, javascript=20.0)]}
+    (tmp_path / "load.json").write_text(json.dumps(load))
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "load_floor.py"),
+            *("--sessions", "1,2", "--duration", "3", "--run-every", "0.5"),
+            *("--results-dir", str(tmp_path), "--output", "floor"),
+            *("--compare", str(tmp_path / "load.json")),
+        ],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads((tmp_path / "floor.json").read_text())
+    one, two = figures["results"]
+    assert (one["kernels"], two["kernels"]) == (2, 3)
+    for phase in (one, two):
+        assert set(phase["runs"]["by_language"]) == {"python", "javascript"}
+        assert phase["machine_cpu_percent"] > 0
+    # The one interview runs every 0.25 s: about six runs of each language in 3 s.
+    assert one["runs"]["by_language"]["python"]["count"] >= 3
+    # Beside load.py's figures at the same S.
+    assert "kernelpad p99 10.0 ms = 1.00x" in result.stdout
