@@ -350,7 +350,8 @@ class SessionStore(GradeRecords):
 
     def set_code(self, session_id: str, code: str) -> asyncio.Future[None]:
         """Keep the session's ``code`` (its first code cell) current for the REST API.
-        Written with the document's updates (:meth:`append_update`): a keystroke's update
-        and its code column commit in one transaction, not two."""
+        Queued with the document's updates (:meth:`append_update`): while the database thread
+        is busy, it commits in the transaction of the updates queued beside it. (It is written
+        once its keystroke's update is committed and sent: an idle thread commits it alone.)"""
         sql = "UPDATE sessions SET code = ? WHERE id = ?"
         return self._queue(self._execute, (sql, (code, session_id)))
