@@ -17,6 +17,7 @@ import pytest
 from pycrdt import Doc, Text
 
 from kernelpad.sessions.models import ENDED, Execution, Participant, Session
+from kernelpad.sessions.storage import worker
 from kernelpad.sessions.storage.database import Connection, Database, DatabaseUnavailable, Rows
 from kernelpad.sessions.storage.factory import database_from_url
 from kernelpad.sessions.storage.migrations import MIGRATIONS, Migration, SchemaTooNew, migrate
@@ -375,6 +376,55 @@ async def test_writes_queued_together_are_one_transaction(database: Database) ->
     with pytest.raises(RuntimeError), store.together():
         late = store.append_update("s1", b"too late", 5.0)
     assert isinstance(late.exception(), RuntimeError)
+
+
+async def test_a_lazy_write_rides_with_the_next_or_goes_within_its_delay(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The code column's write wakes nobody: it commits in the transaction of the next write
+    (a keystroke's update), or on its own within LAZY_WITHIN; a read queued after it sees it,
+    and closing the store writes it."""
+    lazy_within = 1.0  # long enough that a slow machine's loop does not reach it by chance
+    monkeypatch.setattr(worker, "LAZY_WITHIN", lazy_within)
+    store = SessionStore(database)
+    await store.open()
+    try:
+        await store.add_session(a_session())
+        conn, transaction = store.conn, store.conn.transaction
+        opened: list[int] = []
+
+        def counted() -> Any:
+            opened.append(1)
+            return transaction()
+
+        conn.transaction = counted  # type: ignore[method-assign]
+        code = store.set_code("s1", "print(1)")
+        await asyncio.sleep(0.1)
+        assert not code.done() and not opened  # not given to the idle thread
+        await asyncio.gather(code, store.append_update("s1", b"one", 1.0))
+        assert len(opened) == 1  # one transaction for both
+
+        began = time.monotonic()
+        await store.set_code("s1", "print(2)")  # alone: within its delay
+        assert lazy_within - 0.1 < time.monotonic() - began < lazy_within + 2.0
+        assert len(opened) == 2
+        conn.transaction = transaction  # type: ignore[method-assign]
+
+        store.set_code("s1", "print(3)")
+        session = await store.get_session("s1")  # a read after it sees it
+        assert session is not None and session.code == "print(3)"
+        store.set_code("s1", "print(4)")
+    finally:
+        await store.close()  # writes the last one
+    with pytest.raises(RuntimeError):
+        store.set_code("s1", "too late")
+    reopened = SessionStore(database)
+    await reopened.open()
+    try:
+        session = await reopened.get_session("s1")
+        assert session is not None and session.code == "print(4)"
+    finally:
+        await reopened.close()
 
 
 async def test_a_write_the_database_refuses_fails_alone(database: Database) -> None:

@@ -349,9 +349,9 @@ class SessionStore(GradeRecords):
         ]
 
     def set_code(self, session_id: str, code: str) -> asyncio.Future[None]:
-        """Keep the session's ``code`` (its first code cell) current for the REST API.
-        Queued with the document's updates (:meth:`append_update`): while the database thread
-        is busy, it commits in the transaction of the updates queued beside it. (It is written
-        once its keystroke's update is committed and sent: an idle thread commits it alone.)"""
+        """Keep the session's ``code`` (its first code cell) current for the REST API, which
+        reads it for sessions nobody has open (an open one's is read from its document).
+        Lazy: it commits with the next write queued (any session's), or on its own within
+        ``LAZY_WITHIN`` seconds, without a transaction and two thread wake-ups of its own."""
         sql = "UPDATE sessions SET code = ? WHERE id = ?"
-        return self._queue(self._execute, (sql, (code, session_id)))
+        return self._queue(self._execute, (sql, (code, session_id)), lazy=True)

@@ -4,7 +4,11 @@ that write.
 
 The writes of the documents' record (every keystroke is one) and of runs are queued rather than
 submitted one by one: those that arrive while the thread is busy are written together, in one
-transaction, and answered with one wake-up of the event loop."""
+transaction, and answered with one wake-up of the event loop. A write nobody waits on (the
+``code`` column, which only readers of a session nobody has open read) does not wake the thread
+itself: it rides with the next write, or goes on its own within ``LAZY_WITHIN`` seconds. Waking
+a thread is the dear part of a small write (on a 2-core virtual machine, most of the event
+loop's time in giving it), and each keystroke made two of them."""
 
 from __future__ import annotations
 
@@ -22,6 +26,9 @@ from kernelpad.sessions.storage.migrations import migrate
 T = TypeVar("T")
 Write = tuple[Callable[..., None], tuple[Any, ...], "asyncio.Future[None]"]
 
+#: Seconds a lazy write waits for another write to ride with before it goes on its own.
+LAZY_WITHIN = 0.2
+
 
 class DatabaseWorker:
     """One connection to ``database``, used from its own thread (see the module)."""
@@ -35,9 +42,15 @@ class DatabaseWorker:
         # Queued writes not yet taken by the thread, in order, each with its caller's future.
         self._writes: list[Write] = []
         self._writes_lock = threading.Lock()
+        # A task of the thread is to come that will take self._writes (guarded by the lock).
+        self._taking = False
         self._held: list[Write] | None = None  # queued inside together(), not yet given
+        self._lazy: asyncio.TimerHandle | None = None  # gives lazy writes on their own
+        self._closed = False
 
     def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        if self._lazy is not None:
+            self._give_lazy()  # a read submitted after a write sees it, lazy or not
         loop = asyncio.get_running_loop()
         return loop.run_in_executor(self._executor, functools.partial(fn, *args))
 
@@ -57,6 +70,8 @@ class DatabaseWorker:
         return version
 
     async def close(self) -> None:
+        self._give_lazy()  # written before the connection closes: the thread keeps the order
+        self._closed = True
         if self._conn is not None:
             await self._call(self._conn.close)
             self._conn = None
@@ -76,15 +91,34 @@ class DatabaseWorker:
         row = self.conn.execute(sql, args).fetchone()
         return int(row["n"]) if row else 0
 
-    def _queue(self, write: Callable[..., None], args: tuple[Any, ...]) -> asyncio.Future[None]:
+    def _queue(
+        self, write: Callable[..., None], args: tuple[Any, ...], lazy: bool = False
+    ) -> asyncio.Future[None]:
         """Queue ``write(*args)`` behind the writes queued before it; they are written in
-        order, together, by one task of the database thread."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        order, together, by one task of the database thread. A ``lazy`` write waits for the
+        next write to go with, ``LAZY_WITHIN`` seconds at most (see the module)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
         if self._held is not None:
             self._held.append((write, args, future))
+        elif lazy:
+            if self._closed:
+                raise RuntimeError("the session store is closed")
+            with self._writes_lock:
+                self._writes.append((write, args, future))
+            if self._lazy is None:
+                self._lazy = loop.call_later(LAZY_WITHIN, self._give_lazy)
         else:
             self._give([(write, args, future)])
         return future
+
+    def _give_lazy(self) -> None:
+        """Give the thread the lazy writes still waiting, if nothing took them meanwhile."""
+        if self._lazy is not None:
+            self._lazy.cancel()
+            self._lazy = None
+        with contextlib.suppress(RuntimeError):  # the store has closed: _give told them
+            self._give([])
 
     @contextlib.contextmanager
     def together(self) -> Iterator[None]:
@@ -106,21 +140,28 @@ class DatabaseWorker:
 
     def _give(self, writes: list[Write]) -> None:
         with self._writes_lock:
-            first = not self._writes
+            waiting = len(self._writes)  # lazy writes, whose callers have their futures
             self._writes.extend(writes)
+            first = bool(self._writes) and not self._taking
+            self._taking = self._taking or first
         if first:
+            if self._lazy is not None:  # the task takes the lazy writes with the rest
+                self._lazy.cancel()
+                self._lazy = None
             # Queued now, in order with every other call: it writes whatever has arrived by
             # the time the thread gets to it.
             try:
                 self._executor.submit(self._write_queued, asyncio.get_running_loop())
-            except RuntimeError:  # the store has closed
+            except RuntimeError as exc:  # the store has closed
                 with self._writes_lock:
-                    self._writes.clear()
+                    dropped, self._writes, self._taking = self._writes[:waiting], [], False
+                # The callers of ``writes`` hear of it from the raise.
+                _settle([(future, exc) for _, _, future in dropped])
                 raise
 
     def _write_queued(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._writes_lock:
-            batch, self._writes = self._writes, []
+            batch, self._writes, self._taking = self._writes, [], False
         error: BaseException | None = None
         try:
             with self.conn.transaction():
