@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import sqlite3
 import threading
 import time
@@ -347,6 +348,23 @@ async def test_text_with_nul_characters_is_stored(database: Database) -> None:
         await store.close()
 
 
+@contextlib.contextmanager
+def transactions_counted(store: SessionStore) -> Iterator[list[int]]:
+    """The transactions ``store``'s connection opens inside the block, one entry each."""
+    conn, transaction = store.conn, store.conn.transaction
+    opened: list[int] = []
+
+    def counted() -> Any:
+        opened.append(1)
+        return transaction()
+
+    conn.transaction = counted  # type: ignore[method-assign]
+    try:
+        yield opened
+    finally:
+        conn.transaction = transaction  # type: ignore[method-assign]
+
+
 async def test_writes_queued_together_are_one_transaction(database: Database) -> None:
     """Queued inside ``together()``, a write is not given to the idle database thread before
     the next: the two commit in one transaction (a run's record and its cell's end)."""
@@ -354,21 +372,13 @@ async def test_writes_queued_together_are_one_transaction(database: Database) ->
     await store.open()
     try:
         await store.add_session(a_session())
-        conn, transaction = store.conn, store.conn.transaction
-        opened: list[int] = []
-
-        def counted() -> Any:
-            opened.append(1)
-            return transaction()
-
-        conn.transaction = counted  # type: ignore[method-assign]
-        with store.together():
-            first = store.append_update("s1", b"one", 1.0)
-            time.sleep(0.05)  # an idle thread given the first would have written it by now
-            second = store.append_update("s1", b"two", 2.0)
-        await asyncio.gather(first, second)
+        with transactions_counted(store) as opened:
+            with store.together():
+                first = store.append_update("s1", b"one", 1.0)
+                time.sleep(0.05)  # an idle thread given the first would have written it by now
+                second = store.append_update("s1", b"two", 2.0)
+            await asyncio.gather(first, second)
         assert len(opened) == 1
-        conn.transaction = transaction  # type: ignore[method-assign]
         assert await store.load_updates("s1") == [b"one", b"two"]
     finally:
         await store.close()
@@ -390,25 +400,17 @@ async def test_a_lazy_write_rides_with_the_next_or_goes_within_its_delay(
     await store.open()
     try:
         await store.add_session(a_session())
-        conn, transaction = store.conn, store.conn.transaction
-        opened: list[int] = []
+        with transactions_counted(store) as opened:
+            code = store.set_code("s1", "print(1)")
+            await asyncio.sleep(0.1)
+            assert not code.done() and not opened  # not given to the idle thread
+            await asyncio.gather(code, store.append_update("s1", b"one", 1.0))
+            assert len(opened) == 1  # one transaction for both
 
-        def counted() -> Any:
-            opened.append(1)
-            return transaction()
-
-        conn.transaction = counted  # type: ignore[method-assign]
-        code = store.set_code("s1", "print(1)")
-        await asyncio.sleep(0.1)
-        assert not code.done() and not opened  # not given to the idle thread
-        await asyncio.gather(code, store.append_update("s1", b"one", 1.0))
-        assert len(opened) == 1  # one transaction for both
-
-        began = time.monotonic()
-        await store.set_code("s1", "print(2)")  # alone: within its delay
-        assert lazy_within - 0.1 < time.monotonic() - began < lazy_within + 2.0
-        assert len(opened) == 2
-        conn.transaction = transaction  # type: ignore[method-assign]
+            began = time.monotonic()
+            await store.set_code("s1", "print(2)")  # alone: within its delay
+            assert lazy_within - 0.1 < time.monotonic() - began < lazy_within + 2.0
+            assert len(opened) == 2
 
         store.set_code("s1", "print(3)")
         session = await store.get_session("s1")  # a read after it sees it
