@@ -114,9 +114,6 @@ class DatabaseWorker:
 
     def _give_lazy(self) -> None:
         """Give the thread the lazy writes still waiting, if nothing took them meanwhile."""
-        if self._lazy is not None:
-            self._lazy.cancel()
-            self._lazy = None
         with contextlib.suppress(RuntimeError):  # the store has closed: _give told them
             self._give([])
 
@@ -144,10 +141,12 @@ class DatabaseWorker:
             self._writes.extend(writes)
             first = bool(self._writes) and not self._taking
             self._taking = self._taking or first
+        # Every write waiting now goes with the task to come (or none waits): the lazy ones
+        # no longer need their timer.
+        if self._lazy is not None:
+            self._lazy.cancel()
+            self._lazy = None
         if first:
-            if self._lazy is not None:  # the task takes the lazy writes with the rest
-                self._lazy.cancel()
-                self._lazy = None
             # Queued now, in order with every other call: it writes whatever has arrived by
             # the time the thread gets to it.
             try:
