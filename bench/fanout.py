@@ -117,6 +117,7 @@ FLOOR_TARGET = 2.0  # kernelpad / floor, median and p99 of the last reader's lat
 SERVER_START_TIMEOUT = 60.0
 QUEUE_LIMIT = 300.0  # seconds a server may stay busy after the sustained phase
 SAVE_WAIT = 10.0  # seconds for JupyterLab's server to save the notebook after the last edit
+CODE_WAIT = 3.0  # seconds for kernelpad's code column to catch up with the document (about 1.2 s)
 DELIVERY_TIMEOUT = 10.0  # seconds after the last edit of a phase before what is missing is lost
 MARKER = re.compile(rb"~(\d{6})~")
 # kernelpad's log lines look like "2026-11-26 20:30:52,714 WARNING kernelpad.x: ..."
@@ -849,16 +850,25 @@ async def settle(server: Server, limit: float = 15.0) -> tuple[float, float]:
     return busy, server.cpu_seconds() - cpu_start
 
 
-def stored(server: Server, session_id: str, fleet: Fleet) -> dict[str, Any]:
+async def stored(server: Server, session_id: str, fleet: Fleet) -> dict[str, Any]:
     """What kernelpad stored of the session: its updates (rebuilt into a document) and its
-    ``code``, against the writer's text."""
+    ``code``, against the writer's text. The code column may lag the document by up to
+    about a second and a quarter while the session is open (read from the document at most
+    once a second, written with the next write or within 0.2 s): it is read until it
+    matches, for up to ``CODE_WAIT`` seconds."""
     expected = str(fleet.writer.source)
     path = server.workdir / "kernelpad.sqlite"
+    deadline = time.monotonic() + CODE_WAIT
     with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
         rows = db.execute(
             "SELECT data FROM document_updates WHERE session_id = ? ORDER BY seq", (session_id,)
         ).fetchall()
         code_row = db.execute("SELECT code FROM sessions WHERE id = ?", (session_id,)).fetchone()
+        while (code_row is None or code_row[0] != expected) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            code_row = db.execute(
+                "SELECT code FROM sessions WHERE id = ?", (session_id,)
+            ).fetchone()
     doc: Doc[Any] = Doc()
     for (data,) in rows:
         doc.apply_update(bytes(data))
@@ -925,7 +935,7 @@ async def measure_server(server: Server, readers: int, args: argparse.Namespace)
         )
         checked = verify(fleet)
         if kernelpad:
-            checked.update(stored(server, room.session_id, fleet))
+            checked.update(await stored(server, room.session_id, fleet))
         elif server.name == "jupyterlab":
             checked.update(await saved(server, room, fleet))
         sizes = fleet.writer.sizes

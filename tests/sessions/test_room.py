@@ -30,7 +30,7 @@ from kernelpad.errors import (
 from kernelpad.sessions.access import Access, DocumentLimits, Rules
 from kernelpad.sessions.document import SessionDocument
 from kernelpad.sessions.events import InputRequest
-from kernelpad.sessions.room import persistence
+from kernelpad.sessions.room import persistence, text_sync
 from kernelpad.sessions.room.room import Room
 from tests.sessions.room_fakes import (
     FakeJson,
@@ -329,6 +329,49 @@ async def test_storage_compacts_and_writes_the_code_behind(
     assert len(store.codes) <= 3
     room.settle()
     assert len(store.snapshots) == 1  # nothing changed since: nothing written
+
+
+async def test_a_text_nobody_follows_is_read_within_its_delay_or_when_asked(
+    room: Room, store: FakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(text_sync, "UNFOLLOWED_WITHIN", 0.05)
+    # The browser pad: on the JSON socket for the session's events, the text over Yjs.
+    pad, typist = FakeJson("pad", display_name="Pad"), await synced(room, FakeYjs("typist"))
+    room.add_json_peer(pad, code_updates=False)
+    version = room.text.version
+    store.codes.clear()
+    for line in ("a = 1\n", "b = 2\n", "c = 3\n"):
+        room.yjs.receive(typist, typist.edit(line))
+        await tick()
+    assert store.codes == []  # not read keystroke by keystroke
+    await asyncio.sleep(0.1)
+    # One read for the three edits: one version, the column written once.
+    assert store.codes == ["print(1)\na = 1\nb = 2\nc = 3\n"]
+    assert room.text.version == version + 1
+    assert pad.of("code_update") == []
+
+    room.yjs.receive(typist, typist.edit("d = 4\n"))
+    await tick()
+    # Asked before the delay (a JSON peer joining, say): read then.
+    assert room.text.code.endswith("d = 4\n") and room.text.version == version + 2
+    assert store.codes[-1].endswith("d = 4\n")
+
+    # A peer sent the text: every change is read right after it, and the text goes out.
+    follower = FakeJson("follower")
+    room.add_json_peer(follower)
+    room.yjs.receive(typist, typist.edit("e = 5\n"))
+    await tick()
+    assert follower.of("code_update")[-1]["code"].endswith("e = 5\n")
+    assert store.codes[-1].endswith("e = 5\n")
+
+    # Nobody follows again; the last leave reads what is pending.
+    room.remove_json_peer(follower)
+    room.yjs.receive(typist, typist.edit("f = 6\n"))
+    await tick()
+    assert not store.codes[-1].endswith("f = 6\n")
+    room.settle()
+    await tick()
+    assert store.codes[-1].endswith("f = 6\n")
 
 
 async def test_one_commit_of_one_typist_goes_out_as_one_message(

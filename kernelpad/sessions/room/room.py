@@ -421,6 +421,8 @@ class Room:
         self.text.close(code, reason)
 
     def settle(self) -> None:
-        """Store the document in one piece, if it changed since it last was: nobody is here."""
+        """Store the document in one piece, if it changed since it last was, and its code as
+        of now: nobody is here."""
+        self.text.catch_up()
         if self.log.pending:
             self.compact()

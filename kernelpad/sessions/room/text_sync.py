@@ -27,6 +27,13 @@ SEEN_VERSIONS = 8
 # keystroke by keystroke would otherwise hold 64 copies of itself).
 KEPT_VERSIONS = 64
 KEPT_CHARACTERS = 2_000_000
+# How long the text may lag behind the document while no JSON peer is sent it (the browser pad
+# follows the document over Yjs): it is read then at most this often, and at once when anyone
+# asks for it. Reading it walks the notebook's cells (20-50 us a keystroke, then its language
+# as much again), and what it feeds while nobody follows it, the sessions' ``code`` column, is
+# read only for sessions nobody has open (the room's last leave reads it once more, and a load
+# repairs a column that lagged).
+UNFOLLOWED_WITHIN = 1.0
 
 
 class JsonPeer(Protocol):
@@ -69,13 +76,13 @@ class TextSync:
         self.document = document
         self.on_code = on_code  # told the code each time it changes (the room stores it)
         self.views: dict[JsonPeer, _PeerView] = {}
-        self.version = int(time.time() * 1000)
+        self._version = int(time.time() * 1000)
         self._code = document.code
         self.versions: collections.deque[tuple[int, str]] = collections.deque(
-            [(self.version, self._code)], maxlen=KEPT_VERSIONS
+            [(self._version, self._code)], maxlen=KEPT_VERSIONS
         )
         self._kept = len(self._code)  # the characters of self.versions, in all
-        self._check: asyncio.Handle | None = None
+        self._check: asyncio.Handle | asyncio.TimerHandle | None = None
         self._origin: object | None = None
 
     @property
@@ -85,14 +92,29 @@ class TextSync:
     @property
     def code(self) -> str:
         """The code (the first code cell's source) as of :attr:`version`."""
+        self.catch_up()
         return self._code
+
+    @property
+    def version(self) -> int:
+        """The number of the document's text as of now (each change a JSON peer could be told
+        of counts one)."""
+        self.catch_up()
+        return self._version
+
+    def catch_up(self) -> None:
+        """Read the text now if a change is waiting to be looked at (:meth:`changed`)."""
+        if self._check is not None:
+            self._check.cancel()
+            self._look()
 
     def add(self, peer: JsonPeer, code_updates: bool = True) -> None:
         """``peer`` has (or has again) the text as of now; ``code_updates``: whether it is
         sent the text when it changes."""
+        self.catch_up()
         self.views[peer] = _PeerView(
             collections.deque([self._code], maxlen=SEEN_VERSIONS),
-            self.version,
+            self._version,
             code_updates=code_updates,
         )
 
@@ -110,6 +132,7 @@ class TextSync:
         """The text ``peer`` most likely wrote ``code`` on: the version it names, or else the
         closest of the texts it had (the most recent among equals, so that typing a character
         and deleting it again is seen as the deletion)."""
+        self.catch_up()
         view = self._view(peer)
         if base_version is not None:
             view.numbered = True
@@ -120,10 +143,11 @@ class TextSync:
         return view.texts[max(ranked)[1]] if ranked else None
 
     def sent(self, peer: JsonPeer, code: str) -> None:
-        """``peer``'s whole text ``code`` has been applied."""
+        """``peer``'s whole text ``code`` has been applied (its change, if any, is looked at
+        with the others: :meth:`changed`)."""
         view = self._view(peer)
         view.texts.append(code)
-        if self.document.code == self._code:
+        if self._check is None and self.document.code == self._code:
             # Nothing changed (the text was already there): still tell a peer that counts
             # versions which one it has.
             self._tell(peer, view, self._update(None))
@@ -131,9 +155,14 @@ class TextSync:
     def changed(self, origin: object | None) -> None:
         """The document changed (by ``origin``): look at the code right after, once for every
         change made meanwhile (the document may not be read inside its transaction; under
-        load, a burst is read at once). The author is named only if all were one peer's."""
+        load, a burst is read at once), or, while no peer is sent the text, within
+        :data:`UNFOLLOWED_WITHIN`. The author is named only if all were one peer's."""
         if self._check is None:
-            self._check = asyncio.get_running_loop().call_soon(self._look)
+            loop = asyncio.get_running_loop()
+            if any(view.code_updates for view in self.views.values()):
+                self._check = loop.call_soon(self._look)
+            else:
+                self._check = loop.call_later(UNFOLLOWED_WITHIN, self._look)
             self._origin = origin
         elif self._origin is not origin:
             self._origin = None
@@ -144,10 +173,11 @@ class TextSync:
         if code == self._code:
             return
         self._code = code
-        self.version += 1
+        self._version += 1
         self._keep(code)
         author = origin if origin in self.views else None
-        update = self._update(author)
+        followed = any(view.code_updates for view in self.views.values())
+        update = self._update(author) if followed else None
         for peer in list(self.views):
             self._tell(peer, self.views[peer], update)
         self.on_code(code)
@@ -157,14 +187,14 @@ class TextSync:
         always kept)."""
         if len(self.versions) == KEPT_VERSIONS:
             self._kept -= len(self.versions[0][1])  # pushed out by the append
-        self.versions.append((self.version, code))
+        self.versions.append((self._version, code))
         self._kept += len(code)
         while self._kept > KEPT_CHARACTERS and len(self.versions) > 1:
             self._kept -= len(self.versions.popleft()[1])
 
     def _view(self, peer: JsonPeer) -> _PeerView:
         return self.views.setdefault(
-            peer, _PeerView(collections.deque(maxlen=SEEN_VERSIONS), self.version)
+            peer, _PeerView(collections.deque(maxlen=SEEN_VERSIONS), self._version)
         )
 
     def _update(self, author: JsonPeer | None) -> CodeUpdate:
@@ -173,23 +203,25 @@ class TextSync:
             display_name=author.display_name if author else None,
             code=self._code,
             language=self.document.language,
-            version=self.version,
+            version=self._version,
         )
 
-    def _tell(self, peer: JsonPeer, view: _PeerView, update: CodeUpdate) -> None:
+    def _tell(self, peer: JsonPeer, view: _PeerView, update: CodeUpdate | None) -> None:
         """Send ``peer`` the current code if it lacks it (the author too, if others' edits
-        were merged into what it sent), or, if it counts versions, the current version."""
-        if view.version == self.version:
+        were merged into what it sent), or, if it counts versions, the current version
+        (``update``: None when no peer is sent the text)."""
+        if view.version == self._version:
             return
-        view.version = self.version
+        view.version = self._version
         if not view.texts or view.texts[-1] != self._code:
             view.texts.append(self._code)
         elif not view.numbered:
             return
-        if view.code_updates:
+        if view.code_updates and update is not None:
             peer.send_event(update)
 
     def close(self, code: int, reason: str) -> None:
+        self.catch_up()
         for peer in list(self.views):
             peer.close(code, reason)
 
