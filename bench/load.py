@@ -11,10 +11,9 @@ server:
    baseline, the one interview runs every ``--baseline-run-every`` seconds (0.25): alone on
    the server, so that each language's p99 is that of about 120 runs (their second slowest),
    not the slowest of five or six (runs close together find the CPUs awake; if anything, that
-   makes the baseline faster). A first
-   run per language starts the kernels (the warm-up, timed apart); then the harness waits
-   until the kernels are quiet (new kernels finish their start-up work, the pool its
-   replacements).
+   makes the baseline faster). A first run per language starts the kernels (the warm-up,
+   timed apart; at most 16 at a time); then the harness waits until the kernels are quiet
+   (new kernels finish their start-up work, the pool its replacements).
 2. For ``--duration`` seconds (default 60) all of it goes on at once. Measured:
    - **edit fan-out:** from one typist's send to the other typist having the marker;
    - **run latency:** from sending ``execute`` to ``execution_finished``, split into the time
@@ -87,6 +86,7 @@ CODE = {
 }
 # What in a kernel tree's command lines tells its language.
 KERNEL_MARKERS = (("ipykernel", "python"), ("deno", "javascript"), ("java", "java"))
+WARM_AT_ONCE = 16  # first runs (kernel starts) at once in the warm-up
 SETTLE_TIMEOUT = 15.0  # seconds for the last edits to arrive before they count as lost
 # Kernels count as quiet, before the timed phase, under this much CPU (% of one core) in all,
 # waited for at most QUIET_TIMEOUT seconds.
@@ -525,10 +525,19 @@ async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> di
         await asyncio.sleep(2)
         baseline_rss = server.rss()
         interviews = await open_interviews(server, sessions)
-        # Warm-up: each session's first run in each of its languages starts its kernels.
+        # Warm-up: each session's first run in each of its languages starts its kernels, at
+        # most WARM_AT_ONCE at a time: 200 kernels' first runs at once on 2 cores (a hundred
+        # seconds of CPU) left some Deno kernel's first run without a CPU for 30 s, its time
+        # limit, in two of four runs at 150.
         began = time.perf_counter()
+        at_once = asyncio.Semaphore(WARM_AT_ONCE)
+
+        async def first_run(runner: Runner, language: str) -> dict[str, Any]:
+            async with at_once:
+                return await runner.run(language)
+
         warm = await asyncio.gather(
-            *(i.runner.run(lang) for i in interviews for lang in i.languages if i.runner)
+            *(first_run(i.runner, lang) for i in interviews for lang in i.languages if i.runner)
         )
         warmup = time.perf_counter() - began
         failed = [w for w in warm if w["status"] != "ok"]
