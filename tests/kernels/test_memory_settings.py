@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import select
 import socket
+import subprocess
 import threading
 from pathlib import Path
 
@@ -44,6 +45,20 @@ def test_a_keeper_runs_without_site_and_relays_in_a_network_namespace_of_its_own
     relayed = keeper.command(lease, folder, 5, [], None, relay=folder / "kernel.json")
     assert relayed[: len(PREFIX)] == PREFIX
     assert relayed[relayed.index("--relay") + 1] == str(folder / "kernel.json")
+
+
+def test_a_keeper_imports_only_what_it_needs_to_keep_a_kernel(tmp_path: Path) -> None:
+    """What a keeper imports stays with it for the kernel's life, one keeper per kernel: only a
+    few modules of the standard library (``typing`` alone would be 0.8 MiB), its relay's too
+    for a TCP kernel; what it needs once the kernel has ended is imported then."""
+    boot = keeper.command(tmp_path / "k.lease", tmp_path / "k", 5, [], None)
+    code = boot[boot.index("-c") + 1].replace("sys.exit(main())", "import kernelpad.kernels.relay")
+    probe = f"{code}; print(' '.join(sorted(sys.modules)))"
+    shown = subprocess.run([*boot[:3], "-c", probe], capture_output=True, text=True, check=True)
+    loaded = set(shown.stdout.split())
+    assert "kernelpad.kernels.keeper" in loaded and "kernelpad.kernels.relay" in loaded
+    heavy = {"typing", "pathlib", "logging", "argparse", "asyncio", "threading", "shutil", "site"}
+    assert loaded & heavy == set()
 
 
 def test_the_relay_carries_bytes_both_ways(tmp_path: Path) -> None:
