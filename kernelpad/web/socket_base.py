@@ -219,10 +219,20 @@ class SessionSocketBase(tornado.websocket.WebSocketHandler):
         """Called first for every message received. Holds a client that sends too fast: its
         next message is read only after this, so it is slowed down by TCP's own flow control,
         and nothing it sent is lost."""
+        await self._wait(self._turn())
+
+    def _turn(self) -> float:
+        """A message received: 0 if it may be handled now (it is counted), else how long it
+        must wait first (:meth:`_wait`)."""
         metrics.WEBSOCKET_MESSAGES.labels(self.protocol, "in").inc()
-        while (delay := self.throttle.delay()) > 0:
+        return self.throttle.delay()
+
+    async def _wait(self, delay: float) -> None:
+        """Wait until a message :meth:`_turn` held ``delay`` seconds may be handled."""
+        while delay > 0:
             self._throttled()
             await asyncio.sleep(delay)
+            delay = self.throttle.delay()
 
     def _throttled(self) -> None:
         """The client sends faster than WS_MESSAGES_PER_SECOND: logged once, then every

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Awaitable
 
 import pydantic
 
@@ -98,8 +99,21 @@ class YjsSocket(SessionSocketBase):
     def send_bytes(self, message: bytes) -> None:
         self._write(message)
 
-    async def on_message(self, message: str | bytes) -> None:
-        await self._wait_turn()
+    def on_message(self, message: str | bytes) -> Awaitable[None] | None:
+        # Handled here and now, unless its sender is held back: a coroutine would be a task
+        # of its own for every keystroke, and two more turns of the event loop before the
+        # next message is read (tornado waits for what on_message returns).
+        delay = self._turn()
+        if delay > 0:
+            return self._handle_later(message, delay)
+        self._handle(message)
+        return None
+
+    async def _handle_later(self, message: str | bytes, delay: float) -> None:
+        await self._wait(delay)
+        self._handle(message)
+
+    def _handle(self, message: str | bytes) -> None:
         if self.room is None or self.closed:
             return
         if isinstance(message, str):
