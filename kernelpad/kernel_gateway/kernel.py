@@ -76,7 +76,7 @@ class GatewayKernel(KernelHandle):
         self._socket: WebSocketClientConnection | None = None
         self._inbox = Inbox()
         self._current: str | None = None
-        self._kept: str | None = None  # the request before the current one, still wanted
+        self._kept: tuple[str, ...] = ()  # requests before the current one, still wanted
         self._pump: asyncio.Task[None] | None = None
         self._closed = False
         self._lost = False
@@ -127,7 +127,7 @@ class GatewayKernel(KernelHandle):
                     self._lost = True
                     return
             parent = msg["parent_header"].get("msg_id")
-            if not parent or (parent != self._current and parent != self._kept):
+            if not parent or (parent != self._current and parent not in self._kept):
                 return
         except (ValueError, KeyError, AttributeError, TypeError):
             log.warning("kernel %s: dropped a malformed message from the gateway", self.kernel_id)
@@ -192,7 +192,7 @@ class GatewayKernel(KernelHandle):
         }
         # The id is known before the request leaves, so no reply can come before it is current.
         msg = self._session.msg("execute_request", content)
-        self._current, self._kept = str(msg["header"]["msg_id"]), None
+        self._current, self._kept = str(msg["header"]["msg_id"]), ()
         self._send("shell", msg)
         return self._current
 
@@ -200,7 +200,7 @@ class GatewayKernel(KernelHandle):
         self._send("stdin", self._session.msg("input_reply", {"value": value}))
 
     def end_request(self) -> None:
-        self._current = self._kept = None
+        self._current, self._kept = None, ()
         self._inbox.clear()
 
     async def receive(self, timeout: float) -> tuple[str, Message] | None:
@@ -210,7 +210,7 @@ class GatewayKernel(KernelHandle):
         self, msg_type: str, content: dict[str, Any], keep_current: bool = False
     ) -> str:
         msg = self._session.msg(msg_type, content)
-        self._kept = self._current if keep_current else None
+        self._kept = (*self._kept, self._current) if keep_current and self._current else ()
         self._current = str(msg["header"]["msg_id"])
         self._send("shell", msg)
         return self._current

@@ -76,9 +76,10 @@ class KernelHandle(abc.ABC):
         """Send a request of ``msg_type`` on the shell channel; return its ``msg_id``, which
         :meth:`receive` yields the messages of from then on (as for :meth:`execute_request`).
 
-        With ``keep_current`` the messages of the request current until now still come too:
-        a request that follows a run to learn when the kernel is done with it (a language's
-        ``done_probe``) must not lose what the run sends meanwhile."""
+        With ``keep_current`` the messages of the requests current until now (the one
+        before, and those it kept) still come too: a request that follows a run to learn when
+        the kernel is done with it (a language's ``done_probe``, sent again after an interrupt)
+        must not lose what the run sends meanwhile."""
 
     async def request(
         self, msg_type: str, content: dict[str, Any], timeout: float

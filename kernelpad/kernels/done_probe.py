@@ -30,12 +30,22 @@ def new_marker() -> str:
 
 
 class DoneProbe:
-    """One run's done probe: sent by :meth:`send`, read by :meth:`take`."""
+    """One run's done probe: sent by :meth:`send`, read by :meth:`take`.
+
+    Sent again after an interrupt (:meth:`send` once more): the interrupt may have ended the
+    code that was to print the first marker, or the kernel may take no more code until it is
+    asked again. Each sending has its own request and marker; only the last one's count. The
+    earlier requests' messages are still the run's output, and an earlier marker that prints
+    after all is dropped, so that it cannot show in this run or a later one."""
 
     def __init__(self, code: str) -> None:
-        self.marker = new_marker()
-        self.code = code.replace("{marker}", self.marker)
+        self.template = code
+        self.marker = ""
+        self.code = ""
         self.msg_id: str | None = None
+        #: The requests of the earlier sendings, and their markers.
+        self.earlier: list[str] = []
+        self.stale_markers: list[str] = []
         self.marker_seen = False
         self.replied = False
         #: The probe's reply said it failed (the code broke what it uses): no marker comes.
@@ -46,45 +56,68 @@ class DoneProbe:
         """Whether all the run's output is out (or the probe failed and will not say)."""
         return self.failed or (self.marker_seen and self.replied)
 
+    def owns(self, parent: str | None) -> bool:
+        """Whether a message with this parent belongs to the probe (any of its sendings)."""
+        return parent is not None and (parent == self.msg_id or parent in self.earlier)
+
     def send(self, kernel: KernelHandle) -> None:
-        """Send the probe on ``kernel``, which keeps passing the run's messages meanwhile."""
+        """Send the probe on ``kernel``, which keeps passing the run's messages meanwhile (and
+        those of the probe's earlier sendings)."""
+        if self.msg_id is not None:
+            self.earlier.append(self.msg_id)
+            self.stale_markers.append(self.marker)
+        self.marker = new_marker()
+        self.code = self.template.replace("{marker}", self.marker)
+        self.marker_seen = self.replied = self.failed = False
         content = {
             "code": self.code,
             "silent": True,
             "store_history": False,
             "user_expressions": {},
-            # A timer the run left that runs during the probe (it waits one timer turn) and
-            # asks for input asks under the probe's request: it must be let ask, as in the run
-            # (Deno's prompt() returns null, asking nobody, where stdin is not allowed).
+            # A timer the run left that runs after the probe and asks for input asks under the
+            # probe's request: it must be let ask, as in the run (Deno's prompt() returns
+            # null, asking nobody, where stdin is not allowed).
             "allow_stdin": True,
             "stop_on_error": False,
         }
         self.msg_id = kernel.send_request("execute_request", content, keep_current=True)
 
     def take(self, channel: str, msg: Message, outputs: OutputCollector) -> None:
-        """One message of the probe's request (stdin aside). The run's output that comes after
+        """One message of the probe's requests (stdin aside). The run's output that comes after
         the kernel took the probe carries the probe's request as its parent (Deno's kernel names
         the request it runs now, not the one that printed): it goes to ``outputs``. The probe is
-        :attr:`done` once the marker and its reply are in: the next request must not leave
-        before that reply has come (Deno's kernel, which writes with Nagle's algorithm on, then
-        holds the next reply until ours is acknowledged, up to 40 ms later; and a reply has been
-        seen lost)."""
+        :attr:`done` once the marker and the reply of its last sending are in: the next request
+        must not leave before that reply has come (Deno's kernel, which writes with Nagle's
+        algorithm on, then holds the next reply until ours is acknowledged, up to 40 ms later;
+        and a reply has been seen lost)."""
         msg_type = msg["header"].get("msg_type")
         content = _content(msg)
         if channel == "shell":
-            if msg_type == "execute_reply":
+            if msg_type == "execute_reply" and msg["parent_header"].get("msg_id") == self.msg_id:
                 self.replied = True
                 self.failed = content.get("status") != "ok"
         elif channel != "iopub" or msg_type in PROBE_OWN:
             return
-        elif msg_type == "stream" and self.marker in str(content.get("text", "")):
-            self.marker_seen = True
-            before = str(content["text"]).split(self.marker, 1)[0]
-            if before:
-                name = content.get("name")
-                outputs.stream(name if name in ("stdout", "stderr") else "stdout", before)
-        else:
+        elif msg_type != "stream":
             outputs.handle(msg)
+        else:
+            self._take_stream(msg, content, outputs)
+
+    def _take_stream(self, msg: Message, content: dict[str, Any], outputs: OutputCollector) -> None:
+        text = str(content.get("text", ""))
+        name = content.get("name")
+        name = name if name in ("stdout", "stderr") else "stdout"
+        stale = [marker for marker in self.stale_markers if marker in text]
+        for marker in stale:
+            text = text.replace(f"{marker}\n", "").replace(marker, "")
+        if self.marker in text:
+            self.marker_seen = True
+            text = text.split(self.marker, 1)[0]
+        elif not stale:
+            outputs.handle(msg)
+            return
+        if text:
+            outputs.stream(name, text)
 
 
 def _content(msg: Message) -> dict[str, Any]:

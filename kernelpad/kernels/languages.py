@@ -148,14 +148,19 @@ _DENO_ENV = {"NO_COLOR": "1", "DENO_DIR": "{data_dir}/deno"}
 # mostly after it, up to tens of ms late. The queue is first in, first out, and one task
 # drains it in order: what this probe prints through it (core.print, the same way as
 # console.log, which the code may have replaced) comes out after everything the run printed.
-# Timers the run left due now (setTimeout(f, 0)) fire first, as in a console: the probe waits
-# one timer turn, ~2 ms, only when the event loop has such work. Later timers print into no
-# run. The probe is silent (no count, no result) and does not set ``_``.
+# Timers the run left due now (setTimeout(f, 0)) fire first, as in a console: when the event
+# loop has such work, the probe prints from a timer of its own, due one timer turn (~2 ms)
+# after them. It does not await that timer: Deno's kernel, interrupted while a request
+# awaits, never answers that request nor takes another (its evaluation's promise is left
+# pending for ever), so a timer's endless loop run while the probe awaited left a kernel
+# that had to be restarted; run between requests, it ends at the interrupt, and the kernel
+# takes the probe sent again after it. Later timers print into no run. The probe is silent
+# (no count, no result) and does not set ``_``.
 DENO_DONE_PROBE = (
-    "await (async (core) => {"
-    " if (core.eventLoopHasMoreWork()) await new Promise((done) => setTimeout(done, 0));"
-    ' core.print("{marker}\\n", false);'
-    " })(Deno[Deno.internal].core)"
+    "((core, marker) => {"
+    " if (core.eventLoopHasMoreWork()) setTimeout(() => core.print(marker, false), 0);"
+    " else core.print(marker, false);"
+    ' })(Deno[Deno.internal].core, "{marker}\\n")'
 )
 
 KNOWN_LANGUAGES: tuple[Language, ...] = (

@@ -99,7 +99,7 @@ class LocalKernel(KernelHandle):
         self._lease = lease
         self._inbox = Inbox()
         self._current: str | None = None
-        self._kept: str | None = None  # the request before the current one, still wanted
+        self._kept: tuple[str, ...] = ()  # requests before the current one, still wanted
         self._pumps = [
             asyncio.create_task(self._pump("iopub", client.iopub_channel)),
             asyncio.create_task(self._pump("shell", client.shell_channel)),
@@ -128,7 +128,7 @@ class LocalKernel(KernelHandle):
                 # it is of a size worth decoding.
                 msg = read_message(session, cast("list[bytes]", parts))  # frames copied
                 parent = msg["parent_header"].get("msg_id")
-                if not parent or (parent != self._current and parent != self._kept):
+                if not parent or (parent != self._current and parent not in self._kept):
                     continue
                 raw = msg["content"]
                 msg["content_size"] = len(raw)
@@ -142,7 +142,7 @@ class LocalKernel(KernelHandle):
     def execute_request(self, code: str) -> str:
         # stdin is always allowed: kernelpad answers input requests itself, or stops the run.
         msg_id: str = self._client.execute(code, silent=False, store_history=True, allow_stdin=True)
-        self._current, self._kept = msg_id, None
+        self._current, self._kept = msg_id, ()
         return msg_id
 
     def send_request(
@@ -150,7 +150,7 @@ class LocalKernel(KernelHandle):
     ) -> str:
         msg = self._client.session.msg(msg_type, content)
         # Current before it leaves: its reply cannot come before it is waited for.
-        self._kept = self._current if keep_current else None
+        self._kept = (*self._kept, self._current) if keep_current and self._current else ()
         self._current = str(msg["header"]["msg_id"])
         self._client.shell_channel.send(msg)
         return self._current
@@ -159,7 +159,7 @@ class LocalKernel(KernelHandle):
         self._client.input(value)
 
     def end_request(self) -> None:
-        self._current = self._kept = None
+        self._current, self._kept = None, ()
         self._inbox.clear()
 
     async def receive(self, timeout: float) -> tuple[str, Message] | None:

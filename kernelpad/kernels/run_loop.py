@@ -77,9 +77,9 @@ class Phase(enum.Enum):
     a person's stop moves a waiting or running run to ``INTERRUPTING``, which ends as the
     kernel ends the run (``SETTLING``, ``FINISHED``) or, if it does not in time, ``GAVE_UP``.
     While ``SETTLING`` (code the run left, a timer, still runs) a limit or a stop interrupts
-    the kernel too, and the run stays ``SETTLING``, now for ``interrupt_grace``: the probe
-    answers (``FINISHED``) or the kernel is given up (``GAVE_UP``); a probe left unanswered
-    on a kernel kept would print its marker into a later run.
+    the kernel too, and the run stays ``SETTLING``, now for ``interrupt_grace``: the probe,
+    sent again, answers (``FINISHED``) or the kernel is given up (``GAVE_UP``); a probe left
+    unanswered on a kernel kept would print its marker into a later run.
     A kernel found dead ends any phase before ``SETTLING`` as ``DIED``.
     """
 
@@ -259,6 +259,10 @@ class RunLoop:
             question.answer.cancel()
             self.kernel.input_reply(self.kernel.language.language.eof)
         await self.kernel.interrupt()
+        if self.probe is not None:
+            # The probe again, behind the interrupt: Deno's kernel, interrupted in a timer,
+            # runs no more code (not even the probe's timer) until it takes a request.
+            self.probe.send(self.kernel)
         self.deadline = time.monotonic() + self.limits.interrupt_grace
 
     def _give_up(self) -> None:
@@ -304,7 +308,7 @@ class RunLoop:
         if channel == "stdin":
             # While settling too: a timer the run left may ask (Deno's kernel names the request
             # it runs now as the parent, the probe's once it took that).
-            ours = parent == self.msg_id or (probe is not None and parent == probe.msg_id)
+            ours = parent == self.msg_id or (probe is not None and probe.owns(parent))
             if ours and msg_type == "input_request":
                 self._input_request(_content(msg))
         elif self.phase is Phase.SETTLING:
@@ -312,7 +316,7 @@ class RunLoop:
                 if channel == "iopub" and msg_type != "status":
                     self.outputs.handle(msg)
                     self._check_flood()
-            elif probe is not None and parent == probe.msg_id:
+            elif probe is not None and probe.owns(parent):
                 probe.take(channel, msg, self.outputs)
                 self._check_flood()
                 if probe.done:

@@ -34,6 +34,8 @@ from kernelpad.kernels.run_loop import (
 
 REQUEST = "request-1"
 PROBE = "probe-1"
+# The done probe sent again, after an interrupt while the run settles.
+PROBE_AGAIN = "probe-2"
 # Room enough that a run meant to end by itself never meets its time limit.
 RELAXED = Limits(time_limit=5.0, interrupt_grace=1.0, max_output=1000, flood_limit=10_000)
 TIGHT = Limits(time_limit=0.05, interrupt_grace=0.1, max_output=1000, flood_limit=10_000)
@@ -78,9 +80,11 @@ class Send:
 
 @dataclass(frozen=True)
 class Marker:
-    """What the done probe prints once the run's output is all out, after ``before``."""
+    """What the done probe prints once the run's output is all out, after ``before``: the
+    marker of its sending ``of`` (the last by default), under the last sending's request."""
 
     before: str = ""
+    of: int = -1
 
 
 @dataclass(frozen=True)
@@ -148,9 +152,16 @@ def answered(count: int) -> Until:
 # Scripts of runs that start and end the usual way.
 BUSY = [status("busy"), Send("iopub", "execute_input", {"execution_count": 1})]
 DONE = [reply(), status("idle")]
+
+
+def probe_ends(probe: str = PROBE) -> list[Step]:
+    """The done probe's reply and idle status, for its sending ``probe``."""
+    return [reply("ok", 1, probe), Send("iopub", "status", {"execution_state": "idle"}, probe)]
+
+
 # The done probe's own messages around its marker: busy, its code, its reply, idle.
 PROBE_STARTS = [Send("iopub", "status", {"execution_state": "busy"}, PROBE)]
-PROBE_ENDS = [reply("ok", 1, PROBE), Send("iopub", "status", {"execution_state": "idle"}, PROBE)]
+PROBE_ENDS = probe_ends()
 STOPPED = [interrupted_error(), reply("error"), status("idle")]
 
 
@@ -182,7 +193,7 @@ class ScriptedKernel(KernelHandle):
         # The done probe only: questions are test_runner's.
         assert (msg_type, keep_current) == ("execute_request", True)
         self.probes.append(content)
-        return PROBE
+        return f"probe-{len(self.probes)}"
 
     def input_reply(self, value: str) -> None:
         self.input_replies.append(value)
@@ -213,8 +224,11 @@ class ScriptedKernel(KernelHandle):
                 return self._send(step)
             if isinstance(step, Marker):
                 self.script.pop(0)
-                text = step.before + self.probes[-1]["code"] + "\n"
-                return self._send(Send("iopub", "stream", {"name": "stdout", "text": text}, PROBE))
+                text = step.before + self.probes[step.of]["code"] + "\n"
+                current = f"probe-{len(self.probes)}"
+                return self._send(
+                    Send("iopub", "stream", {"name": "stdout", "text": text}, current)
+                )
             if isinstance(step, Flood):
                 if not self.interrupts:
                     return self._send(step.message)
@@ -756,30 +770,42 @@ async def test_a_probe_that_never_answers_is_interrupted_then_given_up(
     result = await asyncio.wait_for(run(kernel, TIGHT), timeout=SETTLE_LIMIT / 2)
     assert (result.status, result.stdout, result.stderr) == ("timeout", "a\nb\n", SETTLE_NOTE)
     assert (result.timed_out, result.interrupted, result.needs_restart) == (True, True, True)
-    assert (len(kernel.probes), len(kernel.interrupts)) == (1, 1)
+    # The probe was sent again behind the interrupt, and the grace waited for it in vain.
+    assert (len(kernel.probes), len(kernel.interrupts)) == (2, 1)
 
 
 async def test_a_timer_interrupted_at_the_time_limit_lets_the_probe_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The kernel ends the timer on the interrupt, then runs the probe: the kernel is kept, and
-    # no marker is left to print into the next run.
+    # The probe answered at once, its marker left to a timer behind the run's endless one.
+    # The kernel ends that timer on the interrupt and runs nothing more until it takes the
+    # probe sent again; then the first marker prints too: it is nobody's. The kernel is kept.
     monkeypatch.setattr(run_loop, "SETTLE_LIMIT", 0.05)
     kernel = ScriptedKernel(
-        [*BUSY, *DONE, *PROBE_STARTS, late("tick\n"), interrupted(), Marker(), *PROBE_ENDS],
+        [*BUSY, *DONE, *PROBE_STARTS, *PROBE_ENDS, late("tick\n"), interrupted(),
+         Until(lambda k: len(k.probes) == 2), Marker("tock\n", of=0), Marker(),
+         *probe_ends(PROBE_AGAIN)],
         done_probe=DONE_PROBE,
-    )
-    result = await asyncio.wait_for(run(kernel, TIGHT), timeout=SETTLE_LIMIT / 2)
-    assert (result.status, result.stdout, result.stderr) == ("timeout", "tick\n", SETTLE_NOTE)
+    )  # fmt: skip
+    watcher = Watcher()
+    result = await asyncio.wait_for(run(kernel, TIGHT, listener=watcher), timeout=SETTLE_LIMIT / 2)
+    assert (result.status, result.stdout, result.stderr) == ("timeout", "tick\ntock\n", SETTLE_NOTE)
     assert (result.timed_out, result.needs_restart, len(kernel.interrupts)) == (True, False, 1)
-    assert kernel.script == [PROBE_ENDS[1]]
+    # Sent again only after the interrupt, with a marker of its own; no marker is shown.
+    assert kernel.sent_at("stream") < kernel.interrupts[0]
+    assert kernel.probes[0]["code"] != kernel.probes[1]["code"]
+    shown = json.dumps([*watcher.outputs, *result.outputs])
+    assert "kernelpad-done-" not in shown
+    # Over at the reply of the probe sent again; the first one's reply did not end it.
+    assert kernel.script == [probe_ends(PROBE_AGAIN)[1]]
 
 
 async def test_a_stop_while_settling_interrupts_the_kernel() -> None:
     kernel = ScriptedKernel(
-        [*BUSY, *DONE, *PROBE_STARTS, late("tick\n"), interrupted(), Marker(), *PROBE_ENDS],
+        [*BUSY, *DONE, *PROBE_STARTS, late("tick\n"), interrupted(), Marker(),
+         *probe_ends(PROBE_AGAIN)],
         done_probe=DONE_PROBE,
-    )
+    )  # fmt: skip
     stop = asyncio.Event()
     stopping = asyncio.ensure_future(stop_later(stop, 0.15))
     result = await asyncio.wait_for(run(kernel, stop=stop), timeout=SETTLE_LIMIT / 2)
@@ -798,7 +824,7 @@ async def test_a_run_interrupted_before_it_settles_is_interrupted_again_only_at_
     monkeypatch.setattr(run_loop, "SETTLE_LIMIT", 0.2)
     kernel = ScriptedKernel(
         [*BUSY, interrupted(), *STOPPED, *PROBE_STARTS, Until(lambda k: len(k.interrupts) > 1),
-         Marker(), *PROBE_ENDS],
+         Marker(), *probe_ends(PROBE_AGAIN)],
         done_probe=DONE_PROBE,
     )  # fmt: skip
     stop = asyncio.Event()
@@ -811,7 +837,7 @@ async def test_a_run_interrupted_before_it_settles_is_interrupted_again_only_at_
 
 async def test_output_flooding_while_settling_interrupts_the_kernel() -> None:
     kernel = ScriptedKernel(
-        [*BUSY, *DONE, *PROBE_STARTS, Flood(late("x" * 100)), Marker(), *PROBE_ENDS],
+        [*BUSY, *DONE, *PROBE_STARTS, Flood(late("x" * 100)), Marker(), *probe_ends(PROBE_AGAIN)],
         done_probe=DONE_PROBE,
     )
     result = await asyncio.wait_for(run(kernel), timeout=SETTLE_LIMIT / 2)
@@ -896,7 +922,7 @@ async def test_nobody_answering_a_timers_question_within_the_input_limit_stops_t
     )
     kernel = ScriptedKernel(
         [*BUSY, *DONE, *PROBE_STARTS, probe_ask("Name? "), answered(1), interrupted(), Marker(),
-         *PROBE_ENDS],
+         *probe_ends(PROBE_AGAIN)],
         done_probe=DONE_PROBE,
         eof="",
     )  # fmt: skip
@@ -916,7 +942,7 @@ async def test_a_timer_that_goes_on_after_its_end_of_input_is_stopped(
     monkeypatch.setattr(run_loop, "EOF_GRACE", GRACE)
     kernel = ScriptedKernel(
         [*BUSY, *DONE, *PROBE_STARTS, probe_ask("q "), answered(1), interrupted(), Marker(),
-         *PROBE_ENDS],
+         *probe_ends(PROBE_AGAIN)],
         done_probe=DONE_PROBE,
         eof="",
     )  # fmt: skip
