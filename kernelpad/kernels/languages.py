@@ -163,6 +163,22 @@ DENO_DONE_PROBE = (
     ' })(Deno[Deno.internal].core, "{marker}\\n")'
 )
 
+# An exception thrown in a timer or callback, or a promise rejected with no handler, is lost by
+# Deno's kernel: nothing is shown, and its event loop, which the error ended, runs no more timers
+# until a later request happens to (their output then goes missing, or into a later run).
+# Handled here as a browser's console does: the error is printed to stderr ("Uncaught ..."), in
+# the run that is current, and the event loop goes on. Through references taken now, so that
+# code replacing console or Deno.inspect does not silence it.
+DENO_STARTUP = (
+    "((core, inspect) => {"
+    " const report = (what, error) => core.print(`${what} ${inspect(error)}\\n`, true);"
+    ' globalThis.addEventListener("error", (event) => {'
+    ' event.preventDefault(); report("Uncaught", event.error); });'
+    ' globalThis.addEventListener("unhandledrejection", (event) => {'
+    ' event.preventDefault(); report("Uncaught (in promise)", event.reason); });'
+    " })(Deno[Deno.internal].core, Deno.inspect)"
+)
+
 KNOWN_LANGUAGES: tuple[Language, ...] = (
     Language(
         id="python",
@@ -181,6 +197,7 @@ KNOWN_LANGUAGES: tuple[Language, ...] = (
         template=JAVASCRIPT_TEMPLATE,
         description="JavaScript on Deno's Jupyter kernel; prompt() reads input.",
         env=_DENO_ENV,
+        startup=DENO_STARTUP,
         done_probe=DENO_DONE_PROBE,
         eof="",
     ),
@@ -193,6 +210,7 @@ KNOWN_LANGUAGES: tuple[Language, ...] = (
         description="TypeScript on Deno's Jupyter kernel. Types are not checked: the kernel"
         " strips them and runs the JavaScript.",
         env=_DENO_ENV,
+        startup=DENO_STARTUP,
         done_probe=DENO_DONE_PROBE,
         eof="",
     ),

@@ -183,6 +183,30 @@ async def test_a_timer_that_never_ends_leaves_the_kernel_kept_every_time(
     assert (after.status, after.stdout, result_text(after)) == ("ok", "next\n", "4")
 
 
+async def test_an_error_thrown_in_a_timer_is_shown_in_its_run_and_timers_go_on(
+    own_deno: KernelHandle,
+) -> None:
+    # Deno's kernel alone shows nothing of it, and runs no timer after it until a later request
+    # happens to: the next run's timer printed into no run, or into a later one.
+    code = "console.error = () => {}; setTimeout(() => { throw new Error('boom') }, 0); 1"
+    result = await run_code(own_deno, code, LIMITS)
+    assert (result.status, result_text(result)) == ("ok", "1")
+    assert result.stderr.startswith("Uncaught Error: boom\n    at ")
+    for n in range(3):
+        after = await run_code(
+            own_deno, f"setTimeout(() => console.log('tick {n}'), 0); {n}", LIMITS
+        )
+        assert (after.status, after.stdout, after.stderr) == ("ok", f"tick {n}\n", "")
+
+
+async def test_a_promise_rejected_with_no_handler_is_shown_in_its_run(deno: KernelHandle) -> None:
+    result = await run_code(deno, "Promise.reject(new RangeError('no')); 2", LIMITS)
+    assert (result.status, result_text(result)) == ("ok", "2")
+    assert result.stderr.startswith("Uncaught (in promise) RangeError: no\n")
+    later = await run_code(deno, "setTimeout(() => console.log('later'), 0); 3", LIMITS)
+    assert (later.stdout, later.stderr, result_text(later)) == ("later\n", "", "3")
+
+
 async def test_a_stop_while_a_timer_runs_after_the_code_interrupts_it(
     own_deno: KernelHandle,
 ) -> None:
