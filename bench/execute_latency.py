@@ -59,7 +59,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -79,7 +78,7 @@ from harness import (
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 
-from kernelpad.kernels.done_probe import PROBE_OWN
+from kernelpad.kernels.done_probe import PROBE_OWN, new_marker, probe_code
 from kernelpad.kernels.languages import KNOWN_LANGUAGES
 
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
@@ -365,9 +364,9 @@ async def drain_late(kc: AsyncKernelClient, msg_id: str, probe: str) -> tuple[in
     """Send ``probe`` after run ``msg_id``'s reply and idle status and read IOPub until its
     marker (and shell until its reply), as kernelpad does: how many late messages of the run
     came, under its parent or the probe's, and whether its result was among them."""
-    marker = f"kernelpad-done-{uuid.uuid4().hex}"
+    marker = new_marker()
     probe_id = kc.execute(
-        probe.replace("{marker}", marker), silent=True, store_history=False, allow_stdin=False
+        probe_code(probe, marker), silent=True, store_history=False, allow_stdin=False
     )
     late, result, marked = 0, False, False
     while not marked:

@@ -59,6 +59,10 @@ class KernelHandle(abc.ABC):
     language: InstalledLanguage
     #: ``language_info`` of the kernel's ``kernel_info_reply`` (name, version, ...).
     language_info: dict[str, Any]
+    #: Set once the kernel has been interrupted: its language's done probe then always waits
+    #: for the timers due (Deno's kernel, interrupted in a timer, no longer counts the timers
+    #: it has pending, and a probe that asked it would end the run before them).
+    interrupted_once: bool = False
 
     @abc.abstractmethod
     def execute_request(self, code: str) -> str:

@@ -29,6 +29,12 @@ def new_marker() -> str:
     return f"{MARKER_PREFIX}{uuid.uuid4().hex}"
 
 
+def probe_code(template: str, marker: str, waits: bool = False) -> str:
+    """A language's done probe (``template``) printing ``marker``; with ``waits``, it waits
+    for the timers due even if the kernel says it has none (see ``DENO_DONE_PROBE``)."""
+    return template.replace("{marker}", marker).replace("{waits}", "true" if waits else "false")
+
+
 class DoneProbe:
     """One run's done probe: sent by :meth:`send`, read by :meth:`take`.
 
@@ -67,7 +73,7 @@ class DoneProbe:
             self.earlier.append(self.msg_id)
             self.stale_markers.append(self.marker)
         self.marker = new_marker()
-        self.code = self.template.replace("{marker}", self.marker)
+        self.code = probe_code(self.template, self.marker, kernel.interrupted_once)
         self.marker_seen = self.replied = self.failed = False
         content = {
             "code": self.code,

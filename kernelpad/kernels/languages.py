@@ -154,11 +154,13 @@ _DENO_ENV = {"NO_COLOR": "1", "DENO_DIR": "{data_dir}/deno"}
 # awaits, never answers that request nor takes another (its evaluation's promise is left
 # pending for ever), so a timer's endless loop run while the probe awaited left a kernel
 # that had to be restarted; run between requests, it ends at the interrupt, and the kernel
-# takes the probe sent again after it. Later timers print into no run. The probe is silent
-# (no count, no result) and does not set ``_``.
+# takes the probe sent again after it. Once a timer was interrupted, Deno's kernel says it has
+# no more work while timers are due: from a kernel's first interrupt on, ``{waits}`` is true
+# and the probe always waits its timer turn. Later timers print into no run. The probe is
+# silent (no count, no result) and does not set ``_``.
 DENO_DONE_PROBE = (
     "((core, marker) => {"
-    " if (core.eventLoopHasMoreWork()) setTimeout(() => core.print(marker, false), 0);"
+    " if ({waits} || core.eventLoopHasMoreWork()) setTimeout(() => core.print(marker, false), 0);"
     " else core.print(marker, false);"
     ' })(Deno[Deno.internal].core, "{marker}\\n")'
 )

@@ -259,6 +259,7 @@ class RunLoop:
             question.answer.cancel()
             self.kernel.input_reply(self.kernel.language.language.eof)
         await self.kernel.interrupt()
+        self.kernel.interrupted_once = True
         if self.probe is not None:
             # The probe again, behind the interrupt: Deno's kernel, interrupted in a timer,
             # runs no more code (not even the probe's timer) until it takes a request.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -117,6 +118,8 @@ Step = Send | Marker | Pause | Until | Flood | Die
 
 # The fake's probe: its code is the marker itself, which :class:`Marker` prints back.
 DONE_PROBE = "{marker}"
+# One that also says whether it waits for the timers due whatever the kernel says.
+WAITING_PROBE = "waits={waits} {marker}"
 
 
 def status(state: str) -> Send:
@@ -224,7 +227,9 @@ class ScriptedKernel(KernelHandle):
                 return self._send(step)
             if isinstance(step, Marker):
                 self.script.pop(0)
-                text = step.before + self.probes[step.of]["code"] + "\n"
+                marker = re.search(r"kernelpad-done-\w+", self.probes[step.of]["code"])
+                assert marker is not None
+                text = step.before + marker.group() + "\n"
                 current = f"probe-{len(self.probes)}"
                 return self._send(
                     Send("iopub", "stream", {"name": "stdout", "text": text}, current)
@@ -798,6 +803,29 @@ async def test_a_timer_interrupted_at_the_time_limit_lets_the_probe_answer(
     assert "kernelpad-done-" not in shown
     # Over at the reply of the probe sent again; the first one's reply did not end it.
     assert kernel.script == [probe_ends(PROBE_AGAIN)[1]]
+
+
+async def test_from_a_kernels_first_interrupt_on_its_probes_wait_for_the_timers_due(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Deno's kernel, interrupted in a timer, says it has no more work while timers are due: a
+    # probe that asked it would print its marker before them, and their output go nowhere.
+    monkeypatch.setattr(run_loop, "SETTLE_LIMIT", 0.05)
+    kernel = ScriptedKernel(
+        [*BUSY, *DONE, *PROBE_STARTS, late("tick\n"), interrupted(), Marker(),
+         *probe_ends(PROBE_AGAIN)],
+        done_probe=WAITING_PROBE,
+    )  # fmt: skip
+    assert not kernel.interrupted_once
+    result = await asyncio.wait_for(run(kernel, TIGHT), timeout=SETTLE_LIMIT / 2)
+    assert (result.status, result.stdout, result.needs_restart) == ("timeout", "tick\n", False)
+    assert kernel.interrupted_once
+    codes = [probe["code"].split()[0] for probe in kernel.probes]
+    assert codes == ["waits=false", "waits=true"]
+    # And in the next run on that kernel, from its first probe.
+    kernel.script = [*BUSY, *DONE, *PROBE_STARTS, Marker(), *probe_ends("probe-3")]
+    result = await asyncio.wait_for(run_code(kernel, "code", TIGHT), timeout=SETTLE_LIMIT / 2)
+    assert result.status == "ok" and kernel.probes[2]["code"].startswith("waits=true ")
 
 
 async def test_a_stop_while_settling_interrupts_the_kernel() -> None:
