@@ -5,6 +5,8 @@ of its output, through the language's done probe, and nothing of one run shows i
 from __future__ import annotations
 
 import asyncio
+import json
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,6 +27,7 @@ SHORT = Limits(time_limit=3.0, interrupt_grace=2.0, max_output=100_000, flood_li
 # printed come mostly after idle; a result alone, about one run in ten).
 RUNS = 60
 LINES = 20
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def start_deno() -> AsyncIterator[KernelHandle]:
@@ -181,6 +184,62 @@ async def test_a_timer_that_never_ends_leaves_the_kernel_kept_every_time(
         code = f"setTimeout(() => console.log('tick {n}'), 0); {n}"
         after = await run_code(own_deno, code, quick)
         assert (after.status, after.stdout, result_text(after)) == ("ok", f"tick {n}\n", str(n))
+
+
+# A server that lets a kernel go for the next one, and the next one, in a process of their own:
+# the kernel's keeper is that process's child, and is left to it.
+TAKEN_BACK = """
+import asyncio, json, sys, tempfile
+from pathlib import Path
+from kernelpad.kernels.execution import run_code
+from kernelpad.kernels.languages import LanguageRegistry
+from kernelpad.kernels.local import LocalKernelBackend
+from kernelpad.kernels.run_loop import Limits
+
+QUICK = Limits(time_limit=0.5, interrupt_grace=2.0, max_output=100_000, flood_limit=1_000_000)
+
+async def main():
+    registry = LanguageRegistry()
+    await registry.refresh()
+    javascript = registry.describe("javascript")
+    with tempfile.TemporaryDirectory(prefix="kp-") as runtime:
+        first = LocalKernelBackend(Path(runtime), registry.spec_manager, Path(runtime))
+        kernel = await first.start(javascript)
+        stuck = await run_code(kernel, "setTimeout(() => { while (true); }, 0); 1", QUICK)
+        kernel.outlive(30)
+        await kernel.detach()
+        second = LocalKernelBackend(Path(runtime), registry.spec_manager, Path(runtime))
+        taken = await second.attach(kernel.kernel_id, javascript)
+        runs = []
+        for n in range(8):
+            code = f"setTimeout(() => console.log('tick {n}'), 0); {n}"
+            runs.append((await run_code(taken, code, QUICK)).stdout)
+        await taken.shutdown()
+    json.dump({"stuck": [stuck.status, stuck.needs_restart], "runs": runs}, sys.stdout)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_kernel_taken_back_by_the_next_server_waits_for_its_timers(
+    deno: KernelHandle,  # (for its skip where there is no Deno kernel)
+) -> None:
+    # Whether the last server interrupted it in a timer is not known: its probes wait.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        TAKEN_BACK,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
+    assert process.returncode == 0, err.decode()
+    # (The kernel's own warning, on the same stdout, comes first.)
+    assert json.loads(out.decode().splitlines()[-1]) == {
+        "stuck": ["timeout", False],
+        "runs": [f"tick {n}\n" for n in range(8)],
+    }
 
 
 async def test_an_error_thrown_in_a_timer_is_shown_in_its_run_and_timers_go_on(
