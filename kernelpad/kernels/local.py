@@ -16,6 +16,7 @@ import uuid
 from pathlib import Path
 from typing import Any, cast
 
+import zmq.asyncio
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
 from jupyter_client.kernelspec import KernelSpecManager
@@ -255,6 +256,10 @@ class LocalKernelBackend(KernelBackend):
             kernel_name=language.kernel_name,
             kernel_spec_manager=self.spec_manager,
             connection_file=str(folder / "kernel.json"),
+            # One ZeroMQ context for every kernel, as jupyter_server's kernel manager has: a
+            # context of its own is two threads of this server's per kernel, and one that a
+            # kernel let go for the next server would never have closed.
+            context=zmq.asyncio.Context.instance(),
             **options,
         )
         manager.folder, manager.wait = folder, self.start_timeout
@@ -300,7 +305,7 @@ class LocalKernelBackend(KernelBackend):
             lease = await Lease.take(lease_path(workdir), self.start_timeout, manager.is_alive)
             if lease is None:
                 raise RuntimeError("its keeper did not answer")
-            client = manager.client()
+            client = manager.client(context=manager.context)
             client.start_channels(hb=False, control=False)  # stdin: input_request
             await client.wait_for_ready(timeout=self.start_timeout)
             info = await client.kernel_info(reply=True, timeout=self.start_timeout)
@@ -379,7 +384,7 @@ class LocalKernelBackend(KernelBackend):
         manager.provisioner = KeptProvisioner(
             lease, kernel_id=kernel_id, kernel_spec=manager.kernel_spec, parent=manager
         )
-        client = manager.client()
+        client = manager.client(context=manager.context)
         client.start_channels(hb=False, control=False)
         info = await kernel_info_once_idle(manager, client, self.start_timeout)
         if info is None:

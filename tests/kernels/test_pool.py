@@ -112,3 +112,26 @@ async def test_a_run_during_a_restart_leaves_no_kernel_unowned(
     assert owned in started
     # Every kernel started is shut down: none was left behind by the race.
     assert [kernel for kernel in started if await kernel.is_alive()] == []
+
+
+def native_threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
+async def test_kernels_share_one_zeromq_context_so_threads_do_not_grow_with_them(
+    registry: LanguageRegistry,
+) -> None:
+    # A context of its own per kernel (jupyter_client's default, for a manager and for each of
+    # its clients) is two threads each: four of this server's threads per kernel, 800 at 200.
+    python = registry.get("python")
+    with tempfile.TemporaryDirectory(prefix="kp-") as runtime:
+        backend = LocalKernelBackend(Path(runtime), registry.spec_manager, Path(runtime))
+        first = await backend.start(python)
+        before = native_threads()  # the shared context's threads are there from now on
+        kernels = [await backend.start(python) for _ in range(4)]
+        try:
+            for kernel in [first, *kernels]:
+                await kernel.interrupt()  # the manager's control socket, on the context too
+            assert native_threads() - before < 4
+        finally:
+            await asyncio.gather(*(kernel.shutdown() for kernel in [first, *kernels]))
