@@ -166,11 +166,10 @@ DENO_DONE_PROBE = (
 )
 
 # An exception thrown in a timer or callback, or a promise rejected with no handler, is lost by
-# Deno's kernel: nothing is shown, and its event loop, which the error ended, runs no more timers
-# until a later request happens to (their output then goes missing, or into a later run).
-# Handled here as a browser's console does: the error is printed to stderr ("Uncaught ..."), in
-# the run that is current, and the event loop goes on. Through references taken now, so that
-# code replacing console or Deno.inspect does not silence it.
+# Deno's kernel: nothing is shown, and after one, later runs' timers printed after their run
+# had ended, into no run. Handled here as a browser's console does: the error is printed to
+# stderr ("Uncaught ..."), in the run that is current, and the event loop goes on. Through
+# references taken now, so that code replacing console or Deno.inspect does not silence it.
 DENO_STARTUP = (
     "((core, inspect) => {"
     " const report = (what, error) => core.print(`${what} ${inspect(error)}\\n`, true);"
