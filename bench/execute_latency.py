@@ -318,6 +318,13 @@ def wait_for_pool(api: Api) -> None:
 # Kernels started here through jupyter_client
 
 
+# A kernel that listens on TCP binds the ports jupyter_client found free; meanwhile another
+# process's outgoing connection may take one as its own port (the two draw from the same
+# range). Only such a start is tried again, with new ports.
+PORT_TAKEN = "Address already in use"
+PORT_TRIES = 3
+
+
 @contextlib.asynccontextmanager
 async def jupyter_kernel(
     lang: BenchLanguage, workdir: Path, name: str, started: list[float] | None = None
@@ -330,34 +337,38 @@ async def jupyter_kernel(
     env = dict(os.environ)
     for key, value in lang.env.items():
         env[key] = value.replace("{data_dir}", str(workdir))
-    km = AsyncKernelManager(
-        kernel_name=lang.kernel_name,
-        connection_file=str(workdir / f"{name}.json"),
-        **({"transport": "ipc", "ip": str(workdir / name)} if lang.transport == "ipc" else {}),
-    )
     log_path = workdir / f"{name}.log"
-    kc: AsyncKernelClient | None = None
-    with open(log_path, "wb") as log:
-        try:
-            start = time.perf_counter()
-            await km.start_kernel(cwd=str(workdir), env=env, stdout=log, stderr=log)
-            kc = km.client()
-            kc.start_channels()
+    for attempt in range(1, PORT_TRIES + 1):
+        km = AsyncKernelManager(
+            kernel_name=lang.kernel_name,
+            connection_file=str(workdir / f"{name}.json"),
+            **({"transport": "ipc", "ip": str(workdir / name)} if lang.transport == "ipc" else {}),
+        )
+        kc: AsyncKernelClient | None = None
+        with open(log_path, "wb") as log:
             try:
-                await kc.wait_for_ready(timeout=KERNEL_START_TIMEOUT)
-            except RuntimeError as exc:
-                raise BenchError(
-                    f"the {lang.kernel_name} kernel did not get ready: {exc}; its log ends:\n"
-                    + log_tail(log_path)
-                ) from exc
-            if started is not None:
-                started.append(time.perf_counter() - start)
-            yield kc
-        finally:
-            if kc is not None:
-                kc.stop_channels()
-            if km.has_kernel:
-                await km.shutdown_kernel(now=True)
+                start = time.perf_counter()
+                await km.start_kernel(cwd=str(workdir), env=env, stdout=log, stderr=log)
+                kc = km.client()
+                kc.start_channels()
+                try:
+                    await kc.wait_for_ready(timeout=KERNEL_START_TIMEOUT)
+                except RuntimeError as exc:
+                    if attempt < PORT_TRIES and PORT_TAKEN in log_tail(log_path):
+                        continue  # (after the finally below has cleaned this one up)
+                    raise BenchError(
+                        f"the {lang.kernel_name} kernel did not get ready: {exc}; its log ends:\n"
+                        + log_tail(log_path)
+                    ) from exc
+                if started is not None:
+                    started.append(time.perf_counter() - start)
+                yield kc
+                return
+            finally:
+                if kc is not None:
+                    kc.stop_channels()
+                if km.has_kernel:
+                    await km.shutdown_kernel(now=True)
 
 
 async def drain_late(kc: AsyncKernelClient, msg_id: str, probe: str) -> tuple[int, bool]:
