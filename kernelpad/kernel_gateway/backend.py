@@ -33,8 +33,6 @@ class GatewayBackend(KernelBackend):
             await kernel.detach()
             return None
         kernel.language_info = info["content"].get("language_info", {})
-        # As for a local kernel taken back: whether it was interrupted is not known.
-        kernel.interrupted_once = True
         return kernel
 
     async def start(self, language: InstalledLanguage) -> GatewayKernel:

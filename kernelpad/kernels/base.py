@@ -167,3 +167,13 @@ class KernelBackend(abc.ABC):
     async def attach(self, kernel_id: str, language: InstalledLanguage) -> KernelHandle | None:
         """The kernel ``kernel_id``, started by an earlier server, if it still answers."""
         return None
+
+    async def take_back(self, kernel_id: str, language: InstalledLanguage) -> KernelHandle | None:
+        """The kernel ``kernel_id`` an earlier server let go (:meth:`attach`), counted as
+        interrupted: whether that server (or the kernel_info that reached it) interrupted it is
+        not known, and a kernel once interrupted may need a more careful done probe (Deno's no
+        longer says whether timers are due)."""
+        kernel = await self.attach(kernel_id, language)
+        if kernel is not None:
+            kernel.interrupted_once = True
+        return kernel

@@ -396,12 +396,9 @@ class LocalKernelBackend(KernelBackend):
             await asyncio.to_thread(_remove_kernel_files, folder, self.sandbox)
             return None
         language_info = info["content"].get("language_info", {})
-        kernel = LocalKernel(
+        return LocalKernel(
             kernel_id, language, manager, client, folder, language_info, lease, self.sandbox
         )
-        # Whether the last server (or kernel_info_once_idle) interrupted it is not known.
-        kernel.interrupted_once = True
-        return kernel
 
 
 def _remove_kernel_files(folder: Path, sandbox: Sandbox | None) -> None:

@@ -78,7 +78,7 @@ class KeptKernels:
             except KernelpadError:
                 installed = None  # no longer offered here: it is not taken back
             if installed is not None and wanted(language):
-                kernel = await self.backend.attach(kernel_id, installed)
+                kernel = await self.backend.take_back(kernel_id, installed)
             if kernel is None:
                 await self.store.forget_kernels(session_id, language)
                 continue

@@ -209,7 +209,7 @@ async def main():
         kernel.outlive(30)
         await kernel.detach()
         second = LocalKernelBackend(Path(runtime), registry.spec_manager, Path(runtime))
-        taken = await second.attach(kernel.kernel_id, javascript)
+        taken = await second.take_back(kernel.kernel_id, javascript)
         runs = []
         for n in range(8):
             code = f"setTimeout(() => console.log('tick {n}'), 0); {n}"

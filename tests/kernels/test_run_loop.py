@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from kernelpad.kernels import run_loop
-from kernelpad.kernels.base import KernelHandle, Message
+from kernelpad.kernels.base import KernelBackend, KernelHandle, Message
 from kernelpad.kernels.execution import ExecutionResult, run_code
 from kernelpad.kernels.languages import InstalledLanguage, Language
 from kernelpad.kernels.run_loop import (
@@ -826,6 +826,28 @@ async def test_from_a_kernels_first_interrupt_on_its_probes_wait_for_the_timers_
     kernel.script = [*BUSY, *DONE, *PROBE_STARTS, Marker(), *probe_ends("probe-3")]
     result = await asyncio.wait_for(run_code(kernel, "code", TIGHT), timeout=SETTLE_LIMIT / 2)
     assert result.status == "ok" and kernel.probes[2]["code"].startswith("waits=true ")
+
+
+class KeptKernels(KernelBackend):
+    """A back-end whose earlier server let ``kept`` go."""
+
+    def __init__(self, kept: dict[str, KernelHandle]) -> None:
+        self.kept = kept
+
+    async def start(self, language: InstalledLanguage) -> KernelHandle:
+        raise AssertionError("only kernels taken back here")
+
+    async def attach(self, kernel_id: str, language: InstalledLanguage) -> KernelHandle | None:
+        return self.kept.get(kernel_id)
+
+
+async def test_a_kernel_taken_back_counts_as_interrupted() -> None:
+    # The last server may have interrupted it in a timer: its probes must wait for them.
+    kept = ScriptedKernel([], done_probe=WAITING_PROBE)
+    backend = KeptKernels({"kept": kept})
+    assert await backend.take_back("gone", kept.language) is None
+    assert await backend.take_back("kept", kept.language) is kept
+    assert kept.interrupted_once
 
 
 async def test_a_stop_while_settling_interrupts_the_kernel() -> None:
