@@ -18,10 +18,19 @@ page a process maps, shared ones included (the Python binary and libraries every
 with the server and the other keepers); PSS divides each shared page among the processes that
 map it, so it is the fair figure for what one more kernel costs where many run.
 
+Each process's RSS is also split in two (``Anonymous`` in smaps_rollup, and the rest): its own
+memory (heap, stacks, a JIT's code) and the pages of files it maps, mostly the code of its
+program and libraries, which every process running the same program shares.
+PSS with a single kernel of a language running counts all of its program's code against that
+one kernel, so a third measurement starts ``--together`` kernels of the language (3 by
+default) in one kernelpad server at once, as a server holding many interviews does, and
+divides their trees' summed PSS among them: what each costs there.
+
 The table prints bare against inside, RSS and PSS, their ratio (goal: inside within 10% of
-bare) and the issue's goal for the inside figure (Python <= 40, Deno <= 120, Java <= 160,
-C++ <= 100 MiB; the issue states it in RSS, PSS is shown beside it). The figures go to
-``bench/results/kernel_memory.json``. It exits 0 whether goals are met or not.
+bare), the PSS per kernel of those started together, and the issue's goal for the inside
+figure (Python <= 40, Deno <= 120, Java <= 160, C++ <= 100 MiB; the issue states it in RSS,
+PSS is shown beside it). The figures go to ``bench/results/kernel_memory.json``. It exits 0
+whether goals are met or not.
 
 Run it with ``.venv/bin/python bench/kernel_memory.py [--languages python java] [--idle 5]``.
 """
@@ -67,6 +76,7 @@ class ProcessMemory:
     rss_mib: float
     pss_mib: float
     uss_mib: float
+    anon_mib: float  # its own pages; the rest of its RSS maps files (code, shared)
 
 
 @dataclass(frozen=True)
@@ -87,11 +97,16 @@ class TreeMemory:
     def uss_mib(self) -> float:
         return round(sum(p.uss_mib for p in self.processes), 1)
 
+    @property
+    def anon_mib(self) -> float:
+        return round(sum(p.anon_mib for p in self.processes), 1)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "rss_mib": self.rss_mib,
             "pss_mib": self.pss_mib,
             "uss_mib": self.uss_mib,
+            "anon_mib": self.anon_mib,
             "processes": [asdict(p) for p in self.processes],
         }
 
@@ -124,6 +139,16 @@ def kind_of(cmdline: list[str], name: str) -> str:
     return base or name
 
 
+def anonymous_mib(pid: int) -> float:
+    """The process's anonymous memory (heap, stacks, JIT code): the part of its RSS that maps
+    no file."""
+    with open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as rollup:
+        for line in rollup:
+            if line.startswith("Anonymous:"):
+                return round(int(line.split()[1]) * 1024 / MIB, 1)
+    return 0.0
+
+
 def tree_memory(root: int) -> TreeMemory:
     """The memory of ``root`` and all its descendants, each process apart."""
     top = psutil.Process(root)
@@ -134,7 +159,8 @@ def tree_memory(root: int) -> TreeMemory:
                 cmdline = proc.cmdline()
                 info = proc.memory_full_info()
                 name = proc.name()
-        except (psutil.NoSuchProcess, psutil.ZombieProcess):
+            anon = anonymous_mib(proc.pid)
+        except (psutil.NoSuchProcess, psutil.ZombieProcess, FileNotFoundError):
             continue
         processes.append(
             ProcessMemory(
@@ -144,6 +170,7 @@ def tree_memory(root: int) -> TreeMemory:
                 round(info.rss / MIB, 1),
                 round(info.pss / MIB, 1),
                 round(info.uss / MIB, 1),
+                anon,
             )
         )
     return TreeMemory(processes)
@@ -176,10 +203,13 @@ def measure_bare(lang: BenchLanguage, idle: float) -> TreeMemory:
 # Inside kernelpad: the session's kernel, its keeper and all under it
 
 
-def measure_inside(lang: BenchLanguage, idle: float) -> TreeMemory:
+def measure_inside(lang: BenchLanguage, idle: float, count: int = 1) -> list[TreeMemory]:
+    """``count`` sessions of the language at once on one server (no pool), each after a trivial
+    run and the idle time: each kernel's tree."""
     with kernelpad_server(lang, pool_size=0) as api:
-        session_id, token = api.create_session(lang.id)
-        api.execute(session_id, lang.code)
+        sessions = [api.create_session(lang.id) for _ in range(count)]
+        for session_id, _ in sessions:
+            api.execute(session_id, lang.code)
         time.sleep(idle)
         server = _server_process(api.port)
         keepers = [
@@ -187,11 +217,14 @@ def measure_inside(lang: BenchLanguage, idle: float) -> TreeMemory:
             for p in server.children()
             if any("kernelpad.kernels.keeper" in part for part in p.cmdline())
         ]
-        if len(keepers) != 1:
-            raise BenchError(f"{lang.id}: found {len(keepers)} keepers under the server, not one")
-        memory = tree_memory(keepers[0].pid)
-        api.end_session(session_id, token)
-        return memory
+        if len(keepers) != count:
+            raise BenchError(
+                f"{lang.id}: found {len(keepers)} keepers under the server, not {count}"
+            )
+        trees = [tree_memory(keeper.pid) for keeper in keepers]
+        for session_id, token in sessions:
+            api.end_session(session_id, token)
+        return trees
 
 
 def _server_process(port: int) -> psutil.Process:
@@ -204,18 +237,27 @@ def _server_process(port: int) -> psutil.Process:
 # One language
 
 
-def measure_language(lang: BenchLanguage, idle: float) -> dict[str, Any]:
+def measure_language(lang: BenchLanguage, idle: float, together: int) -> dict[str, Any]:
     print(f"{lang.id}: bare kernel ...", flush=True)
     bare = measure_bare(lang, idle)
     print(f"{lang.id}: inside kernelpad ...", flush=True)
-    inside = measure_inside(lang, idle)
+    (inside,) = measure_inside(lang, idle)
+    print(f"{lang.id}: {together} kernels inside kernelpad at once ...", flush=True)
+    trees = measure_inside(lang, idle, together)
     goal = GOALS_MIB[lang.id]
     rss_ratio = round(inside.rss_mib / bare.rss_mib, 3)
     pss_ratio = round(inside.pss_mib / bare.pss_mib, 3)
+    pss_each = round(sum(t.pss_mib for t in trees) / together, 1)
     return {
         "kernel_name": lang.kernel_name,
         "bare": bare.as_dict(),
         "inside": inside.as_dict(),
+        "together": {
+            "kernels": together,
+            "pss_mib_per_kernel": pss_each,
+            "anon_mib_per_kernel": round(sum(t.anon_mib for t in trees) / together, 1),
+            "trees": [t.as_dict() for t in trees],
+        },
         "ratios": {"rss_inside_over_bare": rss_ratio, "pss_inside_over_bare": pss_ratio},
         "goal_mib": goal,
         "verdicts": {
@@ -223,6 +265,7 @@ def measure_language(lang: BenchLanguage, idle: float) -> dict[str, Any]:
             "pss_within_10_percent": pss_ratio <= WITHIN,
             "rss_inside_under_goal": inside.rss_mib <= goal,
             "pss_inside_under_goal": inside.pss_mib <= goal,
+            "pss_together_under_goal": pss_each <= goal,
         },
     }
 
@@ -244,20 +287,27 @@ def print_report(results: dict[str, Any]) -> None:
         print(f"\n{lang_id} (kernelspec {r['kernel_name']})")
         for where in ("bare", "inside"):
             tree = r[where]
-            print(f"  {where:6}  {'RSS':>7} {'PSS':>7} {'USS':>7}")
+            print(f"  {where:6}  {'RSS':>7} {'PSS':>7} {'USS':>7} {'anon':>7} {'files':>7}")
             for p in tree["processes"]:
                 print(
                     f"    {p['kind'][:26]:26} {p['rss_mib']:7.1f} {p['pss_mib']:7.1f}"
-                    f" {p['uss_mib']:7.1f}  pid {p['pid']}"
+                    f" {p['uss_mib']:7.1f} {p['anon_mib']:7.1f}"
+                    f" {p['rss_mib'] - p['anon_mib']:7.1f}  pid {p['pid']}"
                 )
             print(
                 f"    {'total':26} {tree['rss_mib']:7.1f} {tree['pss_mib']:7.1f}"
-                f" {tree['uss_mib']:7.1f}"
+                f" {tree['uss_mib']:7.1f} {tree['anon_mib']:7.1f}"
+                f" {tree['rss_mib'] - tree['anon_mib']:7.1f}"
             )
+        together = r["together"]
+        print(
+            f"  {together['kernels']} at once inside: PSS {together['pss_mib_per_kernel']:.1f},"
+            f" anon {together['anon_mib_per_kernel']:.1f} MiB per kernel"
+        )
     print(
         f"\n{'language':11} {'bare RSS':>9} {'inside RSS':>11} {'ratio':>6}"
-        f" {'bare PSS':>9} {'inside PSS':>11} {'ratio':>6} {'goal':>6}"
-        "  within 10% (RSS/PSS)  goal (RSS/PSS)"
+        f" {'bare PSS':>9} {'inside PSS':>11} {'ratio':>6} {'together':>9} {'goal':>6}"
+        "  within 10% (RSS/PSS)  goal (RSS/PSS/together)"
     )
     for lang_id, r in results["languages"].items():
         v = r["verdicts"]
@@ -265,9 +315,11 @@ def print_report(results: dict[str, Any]) -> None:
             f"{lang_id:11} {r['bare']['rss_mib']:9.1f} {r['inside']['rss_mib']:11.1f}"
             f" {r['ratios']['rss_inside_over_bare']:6.2f}"
             f" {r['bare']['pss_mib']:9.1f} {r['inside']['pss_mib']:11.1f}"
-            f" {r['ratios']['pss_inside_over_bare']:6.2f} {r['goal_mib']:6.0f}"
+            f" {r['ratios']['pss_inside_over_bare']:6.2f}"
+            f" {r['together']['pss_mib_per_kernel']:9.1f} {r['goal_mib']:6.0f}"
             f"  {_mark(v['rss_within_10_percent']):>6}/{_mark(v['pss_within_10_percent']):<14}"
             f"  {_mark(v['rss_inside_under_goal'])}/{_mark(v['pss_inside_under_goal'])}"
+            f"/{_mark(v['pss_together_under_goal'])}"
         )
     if SERVER_PROBLEMS:
         print(f"\nkernelpad logged {len(SERVER_PROBLEMS)} warning(s) or error(s):")
@@ -288,6 +340,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--idle", type=float, default=5.0, help="seconds idle after the run (default 5)"
     )
+    parser.add_argument(
+        "--together",
+        type=int,
+        default=3,
+        help="kernels of a language started at once for the PSS per kernel (default 3)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_FILE, help="where the JSON goes")
     args = parser.parse_args()
     chosen = [name.strip() for item in args.languages for name in item.split(",") if name.strip()]
@@ -297,6 +355,8 @@ def parse_args() -> argparse.Namespace:
     args.languages = list(dict.fromkeys(chosen))
     if args.idle < 0:
         parser.error("--idle must not be negative")
+    if args.together < 1:
+        parser.error("--together must be at least 1")
     return args
 
 
@@ -304,7 +364,10 @@ def main() -> None:
     args = parse_args()
     started = time.monotonic()
     try:
-        languages = {name: measure_language(LANGUAGES[name], args.idle) for name in args.languages}
+        languages = {
+            name: measure_language(LANGUAGES[name], args.idle, args.together)
+            for name in args.languages
+        }
     except BenchError as exc:
         sys.exit(f"benchmark aborted: {exc}")
     results = {
@@ -312,6 +375,7 @@ def main() -> None:
         "settings": {
             "languages": args.languages,
             "idle": args.idle,
+            "together": args.together,
             "duration_s": round(time.monotonic() - started, 1),
         },
         "languages": languages,
