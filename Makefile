@@ -48,8 +48,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# kernelpad and its kernels; their kernelspecs land in the venv's share/jupyter.
-$(INSTALLED): setup.cfg pyproject.toml kernelpad/kernels/install.py | $(BIN)/python system-deps
+# kernelpad and its kernels; their kernelspecs land in the venv's share/jupyter. Deno's kernel
+# runs a copy of the venv's deno (install.lean_deno): a newer deno is copied again.
+$(INSTALLED): setup.cfg pyproject.toml kernelpad/kernels/install.py $(wildcard $(BIN)/deno) \
+		| $(BIN)/python system-deps
 	$(BIN)/pip install --quiet -e '.[kernels,test,bench]'
 	$(BIN)/python -m kernelpad.kernels.install
 	touch $@

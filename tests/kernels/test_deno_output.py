@@ -65,6 +65,15 @@ def result_text(result: ExecutionResult) -> str | None:
     return None
 
 
+async def test_the_kernel_holds_no_benchmark_buffer(deno: KernelHandle) -> None:
+    # Deno's benchmark module makes an array of 80 MB in each isolate as it loads (152 of an
+    # idle kernel's 207 MiB): the kernel runs a copy of Deno without it (install.lean_deno).
+    code = "const usage = Deno.memoryUsage(); [usage.heapTotal, typeof Deno.bench]"
+    result = await run_code(deno, code, LIMITS)
+    heap, bench = result_text(result).strip("[] ").split(", ")  # type: ignore[union-attr]
+    assert int(heap) < 32 * 2**20 and bench == '"function"'  # 85 MB with the buffer
+
+
 async def test_every_line_and_result_of_every_run_arrives(deno: KernelHandle) -> None:
     code = f"for (let i = 0; i < {LINES}; i++) console.log(i);\n'end'"
     expected = "".join(f"{i}\n" for i in range(LINES))

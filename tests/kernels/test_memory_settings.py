@@ -1,7 +1,7 @@
 """The settings that keep an idle kernel small are applied (bench/kernel_memory.py measures what
 they save): JJava's kernel JVM started without its launcher JVM and with a small initial heap,
-keepers without ``site``, a TCP kernel relayed by its keeper (no relay process), and the relay
-carrying bytes both ways."""
+Deno's program without its benchmark buffer, keepers without ``site``, a TCP kernel relayed by
+its keeper (no relay process), and the relay carrying bytes both ways."""
 
 from __future__ import annotations
 
@@ -13,7 +13,13 @@ import threading
 from pathlib import Path
 
 from kernelpad.kernels import keeper
-from kernelpad.kernels.install import java_argv, python_argv
+from kernelpad.kernels.install import (
+    DENO_BENCH_BUFFER,
+    DENO_BENCH_BUFFER_LAZY,
+    java_argv,
+    lean_deno,
+    python_argv,
+)
 from kernelpad.kernels.relay import KERNEL_FILE, PREFIX, Relay
 
 
@@ -33,6 +39,30 @@ def test_ipykernel_starts_without_its_debugger() -> None:
     assert argv[1] == "-c" and "sys.modules['debugpy'] = None" in argv[2]
     # Whoever looks for Python kernels by their command line still finds them.
     assert argv[3:] == ["ipykernel_launcher", "-f", "{connection_file}"]
+
+
+def test_deno_runs_as_a_copy_without_its_benchmark_buffer(tmp_path: Path) -> None:
+    program = b"\x7fELF..." + DENO_BENCH_BUFFER + b"...rest of the program"
+    deno = tmp_path / "bin" / "deno"
+    deno.parent.mkdir()
+    deno.write_bytes(program)
+    lean = lean_deno(deno, tmp_path / "share")
+    assert lean == tmp_path / "share" / "deno"
+    copy = lean.read_bytes()
+    # The same length, the one line changed, and still a program.
+    assert len(copy) == len(program) and copy.count(DENO_BENCH_BUFFER) == 0
+    assert copy == program.replace(DENO_BENCH_BUFFER, DENO_BENCH_BUFFER_LAZY)
+    assert DENO_BENCH_BUFFER_LAZY.strip() == b"let all = [];"
+    assert lean.stat().st_mode & 0o111 and deno.read_bytes() == program
+    assert not (tmp_path / "share" / "deno.partial").exists()
+
+
+def test_a_deno_without_the_line_once_runs_as_it_is(tmp_path: Path) -> None:
+    for program in (b"fixed upstream", DENO_BENCH_BUFFER * 2):
+        deno = tmp_path / "deno"
+        deno.write_bytes(program)
+        assert lean_deno(deno, tmp_path / "share") is None
+        assert not (tmp_path / "share").exists()
 
 
 def test_a_keeper_runs_without_site_and_relays_in_a_network_namespace_of_its_own(
