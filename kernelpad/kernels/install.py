@@ -121,12 +121,13 @@ DENO_BENCH_BUFFER_LAZY = b"let all = [];".ljust(len(DENO_BENCH_BUFFER))
 
 def lean_deno(deno: Path, folder: Path) -> Path | None:
     """A copy of ``deno`` in ``folder`` without the benchmark buffer, or None where ``deno``
-    does not hold the line once."""
+    does not hold the line once (and no copy: an earlier Deno's would be run no more)."""
     program = deno.read_bytes()
+    lean = folder / "deno"
     if program.count(DENO_BENCH_BUFFER) != 1:
+        lean.unlink(missing_ok=True)
         return None
     folder.mkdir(parents=True, exist_ok=True)
-    lean = folder / "deno"
     partial = folder / "deno.partial"
     partial.write_bytes(program.replace(DENO_BENCH_BUFFER, DENO_BENCH_BUFFER_LAZY))
     partial.chmod(0o755)

@@ -58,11 +58,17 @@ def test_deno_runs_as_a_copy_without_its_benchmark_buffer(tmp_path: Path) -> Non
 
 
 def test_a_deno_without_the_line_once_runs_as_it_is(tmp_path: Path) -> None:
+    deno = tmp_path / "deno"
     for program in (b"fixed upstream", DENO_BENCH_BUFFER * 2):
-        deno = tmp_path / "deno"
         deno.write_bytes(program)
         assert lean_deno(deno, tmp_path / "share") is None
         assert not (tmp_path / "share").exists()
+    # An earlier Deno's copy goes with it.
+    deno.write_bytes(DENO_BENCH_BUFFER)
+    assert lean_deno(deno, tmp_path / "share") is not None
+    deno.write_bytes(b"fixed upstream")
+    assert lean_deno(deno, tmp_path / "share") is None
+    assert not (tmp_path / "share" / "deno").exists()
 
 
 def test_a_keeper_runs_without_site_and_relays_in_a_network_namespace_of_its_own(
