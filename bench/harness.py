@@ -65,15 +65,33 @@ def log_tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text[-lines:]) or "(empty log)"
 
 
+def python_loop_ms(repeats: int = 5) -> float:
+    """How long this machine takes for a fixed piece of pure Python (a million additions), the
+    best of ``repeats``: the same machine's speed moves from hour to hour (a load run's server
+    took 31% of a core one hour and 45% the next for the same work), so compare this between
+    two runs before comparing their figures. It is rough: on this idle machine it moved from
+    29 to 42 ms between calls a second apart."""
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
 def machine_info(**versions: str) -> dict[str, Any]:
     """The machine and the versions measured (``versions``: libraries of the benchmark's own);
-    the load average at the end says how busy the shared machine was."""
+    the load average at the end says how busy the shared machine was, ``python_loop_ms`` how
+    fast it was then."""
     return {
         "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "cpu_count": os.cpu_count(),
         "cpu_count_physical": psutil.cpu_count(logical=False),
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),
+        "python_loop_ms": python_loop_ms(),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "kernelpad": kernelpad.__version__,
