@@ -55,6 +55,12 @@ def kernels_dir(prefix: Path) -> Path:
     return prefix / "share" / "jupyter" / "kernels"
 
 
+def prepared_dir(prefix: Path) -> Path:
+    """What the installer prepares for the kernels (jedi's cache, Deno's copy); read-only in
+    their boxes."""
+    return prefix / "share" / "kernelpad"
+
+
 # Run as ``python -c PYTHON_BOOT ipykernel_launcher -f FILE``: debugpy made unimportable, then
 # ipykernel's launcher run as ``python -m`` would.
 PYTHON_BOOT = (
@@ -95,7 +101,7 @@ for code in ("[].ap", "''.sp", "{}.ke", "pri", "import o", "collections.de", "da
 
 
 def prepare_completions(prefix: Path) -> str:
-    cache = prefix / "share" / "kernelpad"
+    cache = prepared_dir(prefix)
     shutil.rmtree(cache / "jedi", ignore_errors=True)
     cache.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "XDG_CACHE_HOME": str(cache)}
@@ -142,7 +148,7 @@ def install_deno(prefix: Path) -> str:
         if not found:
             return "deno: skipped, no deno program (pip install deno)"
         deno = Path(found)
-    lean = lean_deno(deno, prefix / "share" / "kernelpad" / "deno")
+    lean = lean_deno(deno, prepared_dir(prefix) / "deno")
     spec = {
         "argv": [str(lean or deno), "jupyter", "--kernel", "--conn", "{connection_file}"],
         "display_name": "Deno",
