@@ -21,7 +21,8 @@ export JUPYTER_PLATFORM_DIRS := 1
 setup: $(INSTALLED) $(ASSETS) $(BUNDLE)
 
 # Debian packages kernelpad needs, installed only where missing: Node.js (the browser UI's
-# build, the docs' viewers), a JDK (the Java kernel), clang-repl (the C++ kernel), bubblewrap
+# build, the docs' viewers), a JDK (the Java kernel), clang-repl (the C++ kernel), a C compiler
+# (the keepers' watch in C: kernelpad/kernels/keeper_watch.c), bubblewrap
 # (the kernels' sandbox; 0.8 or later disables user namespaces in it) and libseccomp (its
 # seccomp filter), Chromium (the browser the UI tests drive; Playwright's own download cannot
 # be used here), PostgreSQL (the tests start a throw-away server of it), nginx (the tests put
@@ -29,6 +30,7 @@ setup: $(INSTALLED) $(ASSETS) $(BUNDLE)
 DEBIAN_PACKAGES := $(if $(shell command -v npm),,nodejs npm) \
 	$(if $(shell command -v javac),,openjdk-17-jdk-headless) \
 	$(if $(wildcard /usr/lib/llvm-19/bin/clang-repl),,clang-tools-19) \
+	$(if $(shell command -v cc),,gcc libc6-dev) \
 	$(if $(shell command -v bwrap),,bubblewrap) \
 	$(if $(wildcard /usr/lib/*/libseccomp.so.2 /lib/*/libseccomp.so.2),,libseccomp2) \
 	$(if $(wildcard /usr/bin/chromium),,chromium) \
@@ -50,7 +52,8 @@ $(BIN)/python:
 
 # kernelpad and its kernels; their kernelspecs land in the venv's share/jupyter. Deno's kernel
 # runs a copy of the venv's deno (install.lean_deno): a newer deno is copied again.
-$(INSTALLED): setup.cfg pyproject.toml kernelpad/kernels/install.py $(wildcard $(BIN)/deno) \
+$(INSTALLED): setup.cfg pyproject.toml kernelpad/kernels/install.py kernelpad/kernels/keeper_watch.c \
+		$(wildcard $(BIN)/deno) \
 		| $(BIN)/python system-deps
 	$(BIN)/pip install --quiet -e '.[kernels,test,bench]'
 	$(BIN)/python -m kernelpad.kernels.install

@@ -17,7 +17,9 @@ jupyter_client looks first for a virtualenv's kernels:
   only work is to start the kernel's JVM with ``JJAVA_JVM_OPTS`` and wait for it: 44 MiB of RSS
   for nothing). The spec starts the kernel's JVM itself, as the launcher would, from one JDK
   (``JAVA_HOME`` and ``PATH`` pinned), with JVM options that halve its start time and keep its
-  idle heap small.
+  idle heap small;
+* the keeper's watch in C (``keeper_watch.c``, see :mod:`kernelpad.kernels.keeper`), built with
+  the machine's C compiler where it has one: ~1 MiB of RSS per kernel instead of ~10.
 
 Each step that cannot be done (no JDK on the machine, say) is reported and skipped: the language
 is then listed as unavailable, with the reason, rather than failing at a session's start.
@@ -26,6 +28,7 @@ is then listed as unavailable, with the reason, rather than failing at a session
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -59,6 +62,48 @@ def prepared_dir(prefix: Path) -> Path:
     """What the installer prepares for the kernels (jedi's cache, Deno's copy); read-only in
     their boxes."""
     return prefix / "share" / "kernelpad"
+
+
+KEEPER_WATCH_SOURCE = Path(__file__).with_name("keeper_watch.c")
+C_COMPILERS = ("cc", "gcc", "clang")
+
+
+def keeper_watch_path(prefix: Path | None = None) -> Path:
+    """Where the watch in C built from this version's source is (named after the source, so
+    that a keeper never runs a watch built from another version of it)."""
+    digest = hashlib.sha256(KEEPER_WATCH_SOURCE.read_bytes()).hexdigest()[:12]
+    folder = prepared_dir(Path(sys.prefix) if prefix is None else prefix) / "keeper"
+    return folder / f"watch-{digest}"
+
+
+def build_keeper_watch(prefix: Path) -> str:
+    program = keeper_watch_path(prefix)
+    folder = program.parent
+    compiler = next(filter(None, map(shutil.which, C_COMPILERS)), None)
+    if compiler is None:
+        return "keeper: watches in Python (no C compiler to build keeper_watch.c)"
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / "watch.partial"
+    flags = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(partial)]
+    # Static where the C library allows it: the C library's pages are then the program's own,
+    # shared by every keeper, not mapped whole in each (RSS 0.75 MiB instead of 1.35).
+    for linking in (["-static"], []):
+        built = subprocess.run(
+            [compiler, *flags, *linking, str(KEEPER_WATCH_SOURCE)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if built.returncode == 0:
+            break
+    else:
+        partial.unlink(missing_ok=True)
+        return f"keeper: watches in Python ({compiler} failed: {built.stderr.strip()})"
+    partial.replace(program)  # a keeper starting meanwhile runs the old build or the new, whole
+    for other in folder.iterdir():
+        if other != program:  # an earlier version's, which no keeper will run again
+            other.unlink()
+    return f"keeper: its watch in C, {program}"
 
 
 # Run as ``python -c PYTHON_BOOT ipykernel_launcher -f FILE``: debugpy made unimportable, then
@@ -232,7 +277,8 @@ def main(argv: list[str] | None = None) -> None:
         "--prefix", type=Path, default=Path(sys.prefix), help="default: this environment"
     )
     args = parser.parse_args(argv)
-    for step in (install_python, prepare_completions, install_deno, install_java, install_cpp):
+    steps = (install_python, prepare_completions, install_deno, install_java, install_cpp)
+    for step in (*steps, build_keeper_watch):
         print(step(args.prefix))
 
 

@@ -29,7 +29,11 @@ kernel's, as far as it knows); the keeper starts COMMAND, the kernel in its sand
 Small on purpose, one per kernel: no thread, no asyncio, and nothing imported but a few
 modules of the standard library until the kernel has ended (not even ``typing``: 0.8 MiB);
 run with ``python -I -S`` (no ``site``, which the keeper does not need: 1.6 MiB of RSS and 1.4
-of PSS less).
+of PSS less). Smaller still where the installer could build the watch in C
+(``keeper_watch.c``, ``--watch PROGRAM``): once the kernel has started, the keeper execs it in
+its own place (same pid, same descriptors), and it execs the keeper's Python again only to
+clean up (``--clean-up``). Python's interpreter is then not held for the kernel's life: ~1
+MiB of RSS instead of ~10.
 """
 
 from __future__ import annotations
@@ -49,17 +53,32 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from kernelpad.kernels.relay import Relay
+
 GREETING = b"ok\n"  # to the server whose connection the keeper keeps
 CHUNK = 4096  # at most this per write: a pipe that select() calls writable takes it whole
 TAIL = 65536  # of a kernel's last words, what is passed on at most
 PDEATHSIG = ["setpriv", "--pdeathsig", "KILL", "--"]
 # Signals Python ignores, or the keeper handles, that the kernel must get with their defaults.
 _DEFAULTS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-USAGE = "LEASE FOLDER [--wait S] [--cgroup DIR]... [--fd N] [--relay FILE] -- COMMAND ..."
+USAGE = (
+    "LEASE FOLDER [--wait S] [--cgroup DIR]... [--fd N] [--relay FILE] [--watch PROGRAM]"
+    " -- COMMAND ...\n       python -m kernelpad.kernels.keeper --clean-up FOLDER"
+    " [--cgroup DIR]... [--status N]"
+)
+# The signals the watch acts on: blocked from just before the keeper execs the watch in C,
+# which reads them from a signalfd, so that none is lost in between.
+_WATCHED = (signal.SIGCHLD, signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
 MODULE = "kernelpad.kernels.keeper"
 # Without site (-S), kernelpad is found where this file is; the module's name stays in the
 # command line (as sys.argv[1]) so that whoever looks for keepers there still finds them.
 _BOOT = "import sys; sys.path.insert(0, {root!r}); from {module} import main; sys.exit(main())"
+
+
+def _python() -> list[str]:
+    """The keeper's Python, as every keeper runs it (then its arguments)."""
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    return [sys.executable, "-I", "-S", "-c", _BOOT.format(root=root, module=MODULE), MODULE]
 
 
 def command(
@@ -74,23 +93,40 @@ def command(
     Python, whatever the kernel runs. The kernel dies with its keeper (a parent-death signal,
     where ``setpriv`` is there; bubblewrap's ``--die-with-parent`` in the sandbox too). With
     ``relay`` (the server's connection file of a TCP-only kernel), the keeper starts in a
-    network namespace of its own, which the kernel's sandbox then shares."""
-    import pathlib
-
-    root = str(pathlib.Path(__file__).resolve().parents[2])
-    boot = _BOOT.format(root=root, module=MODULE)
-    argv = [sys.executable, "-I", "-S", "-c", boot, MODULE, str(lease), str(folder)]
-    argv += ["--wait", f"{wait:g}"]
+    network namespace of its own, which the kernel's sandbox then shares. The keeper hands
+    over to the watch in C where the installer built it (:func:`watch_program`)."""
+    argv = [*_python(), str(lease), str(folder), "--wait", f"{wait:g}"]
     for cgroup in cgroups:
         argv += ["--cgroup", str(cgroup)]
     if pass_fd is not None:
         argv += ["--fd", str(pass_fd)]
+    watch = watch_program()
+    if watch is not None:
+        argv += ["--watch", str(watch)]
     if relay is not None:
         from kernelpad.kernels.relay import PREFIX
 
         argv = [*PREFIX, *argv, "--relay", str(relay)]
     argv.append("--")
     return argv + death_signal_prefix()
+
+
+def watch_program() -> Path | None:
+    """The watch in C that ``python -m kernelpad.kernels.install`` built from this version's
+    ``keeper_watch.c``, or None (no compiler there, or not installed since the source
+    changed): the keeper then watches its kernel in Python, as it would anyway."""
+    from kernelpad.kernels.install import keeper_watch_path
+
+    program = keeper_watch_path()
+    return program if os.access(program, os.X_OK) else None
+
+
+def clean_up_command(folder: str, cgroups: list[str]) -> list[str]:
+    """What the watch in C execs once its kernel has ended: the keeper's clean-up."""
+    argv = [*_python(), "--clean-up", folder]
+    for cgroup in cgroups:
+        argv += ["--cgroup", cgroup]
+    return argv
 
 
 def death_signal_prefix() -> list[str]:
@@ -104,10 +140,17 @@ class Keeper:
     """Keeps one kernel (see the module): its lease, its output, its end."""
 
     def __init__(
-        self, lease: str, folder: str, wait: float, cgroups: list[str], relay: str | None = None
+        self,
+        lease: str,
+        folder: str,
+        wait: float,
+        cgroups: list[str],
+        relay: str | None = None,
+        watch: str | None = None,
     ) -> None:
         self.lease = lease
         self.relay_file = relay
+        self.watch_program = watch  # the watch in C, to hand over to
         self.folder = folder
         self.cgroups = cgroups
         self.keep = 0.0
@@ -259,6 +302,8 @@ class Keeper:
                 relay.open()
                 command = relay.command(command)
             child, output = self.spawn(command, pass_fd)
+            if self.watch_program is not None:
+                self.hand_over(self.watch_program, child, output, listener, relay)
             reading = True
             while status is None and not self.stopping and not self.expired():
                 watched: list[int | socket.socket] = [listener, wake_r]
@@ -308,6 +353,33 @@ class Keeper:
                 os.waitpid(child, 0)
         return status or 0
 
+    def hand_over(
+        self, program: str, child: int, output: int, listener: socket.socket, relay: Relay | None
+    ) -> None:
+        """Exec the watch in C in the keeper's place (the kernel's parent, the pid its server
+        knows), with the lease, the kernel's output and the relay's sockets; it goes on from
+        here. Returns only if it could not start: the watch then goes on in Python."""
+        fds = [output, listener.fileno()]
+        argv = [program, "--lease", str(listener.fileno()), "--output", str(output)]
+        left = self.grace - (time.monotonic() - self.alone_since)
+        argv += ["--child", str(child), "--wait", f"{max(0.0, left):.3f}"]
+        for sock, port in relay.listeners.items() if relay is not None else ():
+            fds.append(sock.fileno())
+            argv += ["--relay", f"{sock.fileno()}:{port}"]
+        argv += ["--", *clean_up_command(self.folder, self.cgroups)]
+        for fd in fds:
+            os.set_inheritable(fd, True)
+        signal.pthread_sigmask(signal.SIG_BLOCK, _WATCHED)
+        # A SIGTERM handled up to here set ``stopping``, which the watch in C would not know.
+        if not self.stopping:
+            try:
+                os.execv(program, argv)
+            except OSError as exc:
+                print(f"keeper: watching in Python: {program}: {exc}", file=sys.stderr)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _WATCHED)
+        for fd in fds:
+            os.set_inheritable(fd, False)
+
     def clean_up(self) -> None:
         """Remove what the kernel had: its cgroups, folder and lease; and what it left in its
         process group (JJava's second JVM), the keeper with it: its work is done."""
@@ -323,15 +395,36 @@ class Keeper:
             os.killpg(os.getpid(), signal.SIGKILL)
 
 
+def clean_up_after(args: list[str]) -> int:
+    """``--clean-up FOLDER [--cgroup DIR]... [--status N]``: the clean-up of a kernel whose
+    watch in C has ended (:func:`clean_up_command`); exits with the kernel's status."""
+    folder, *options = args
+    cgroups, status = [], 0
+    for name, value in zip(options[::2], options[1::2], strict=True):
+        if name == "--cgroup":
+            cgroups.append(value)
+        elif name == "--status":
+            status = int(value)
+        else:
+            raise ValueError(name)
+    Keeper("", folder, 0.0, cgroups).clean_up()
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args[:1] == [MODULE]:  # started by command(): python -c BOOT MODULE ...
         args = args[1:]
+    if args[:1] == ["--clean-up"]:
+        try:
+            return clean_up_after(args[1:])
+        except ValueError:
+            sys.exit(f"usage: python -m kernelpad.kernels.keeper {USAGE}")
     if "--" not in args or args.index("--") < 2 or args.index("--") == len(args) - 1:
         sys.exit(f"usage: python -m kernelpad.kernels.keeper {USAGE}")
     split = args.index("--")
     lease, folder, *options = args[:split]
-    wait, cgroups, pass_fd, relay = 60.0, [], None, None
+    wait, cgroups, pass_fd, relay, watch = 60.0, [], None, None, None
     try:
         for name, value in zip(options[::2], options[1::2], strict=True):
             if name == "--wait":
@@ -342,11 +435,14 @@ def main(argv: list[str] | None = None) -> int:
                 pass_fd = int(value)
             elif name == "--relay":
                 relay = value
+            elif name == "--watch":
+                watch = value
             else:
                 raise ValueError(name)
     except ValueError:
         sys.exit(f"usage: python -m kernelpad.kernels.keeper {USAGE}")
-    return Keeper(lease, folder, wait, cgroups, relay).run(args[split + 1 :], pass_fd)
+    keeper = Keeper(lease, folder, wait, cgroups, relay, watch)
+    return keeper.run(args[split + 1 :], pass_fd)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,524 @@
+/* The keeper's watch, in C: what a kernel's keeper does for the kernel's whole life.
+
+   The keeper (kernelpad/kernels/keeper.py, which says what it keeps and why) starts in Python:
+   it listens on the kernel's lease, sets up the relay of a TCP kernel and starts the kernel.
+   Then, where `python -m kernelpad.kernels.install` could build this program, it hands over to
+   it with exec: the same process (the kernel's parent, the pid jupyter_client knows), the same
+   descriptors, and this loop in place of Python's, which held ~10 MiB of RSS (4-5 of PSS) per
+   kernel for as long as the kernel lived; this holds ~1 (0.2). When the kernel has ended, or
+   is stopped, it execs the keeper's Python again to clean up (cgroups, the kernel's folder,
+   what is left in its process group), and that exits with the kernel's status.
+
+   It is keeper.py's Keeper.watch and relay.py's Relay, step for step (the same order of
+   handling, the same limits): change one, change the other. The tests run both.
+
+       keeper-watch --lease FD --output FD --child PID --wait S [--relay FD:PORT]...
+                    -- CLEAN_UP_COMMAND ...
+
+   The signals it acts on (SIGCHLD, SIGINT, SIGHUP, SIGTERM) come blocked from the keeper, so
+   none is lost between the exec and the signalfd that reads them here. */
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#define CHUNK 4096          /* at most this per write to the server's pipe (see keeper.py) */
+#define TAIL 65536          /* of a kernel's last words, what is passed on at most */
+#define RELAY_CHUNK 65536
+#define RETRY 0.05          /* seconds between attempts to reach a kernel not listening yet */
+#define PATIENCE 30.0       /* seconds a server's connection waits for the kernel to listen */
+#define ACCEPT_PAUSE 0.1    /* seconds without taking connections once descriptors run out */
+#define KEEP_MAX (7 * 24 * 3600.0)
+#define CHANNELS 5
+
+struct buffer {
+    char *data;
+    size_t len, cap;
+};
+
+static void append(struct buffer *b, const char *data, size_t len) {
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 4096;
+        while (cap < b->len + len) cap *= 2;
+        char *grown = realloc(b->data, cap);
+        if (grown == NULL) {
+            perror("keeper-watch: out of memory");
+            exit(70); /* not reached in practice; the clean-up then runs from the sweep */
+        }
+        b->data = grown;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, data, len);
+    b->len += len;
+}
+
+static void consume(struct buffer *b, size_t count) {
+    memmove(b->data, b->data + count, b->len - count);
+    b->len -= count;
+}
+
+static void release(struct buffer *b) {
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* ---- the relay of a TCP kernel: relay.py's Link and Relay ---- */
+
+struct link {
+    int server, kernel; /* kernel: -1 until dialled */
+    int port;
+    int connected, closed;
+    double retry_at, give_up_at;
+    struct buffer to_kernel, to_server;
+};
+
+struct relay {
+    int listeners[CHANNELS], ports[CHANNELS], count;
+    struct link *links;
+    size_t links_len, links_cap;
+    double accept_after;
+};
+
+static void link_close(struct link *l) {
+    l->closed = 1;
+    close(l->server);
+    if (l->kernel >= 0) close(l->kernel);
+    l->kernel = -1;
+    release(&l->to_kernel);
+    release(&l->to_server);
+}
+
+static void link_later(struct link *l) {
+    l->kernel = -1;
+    if (now() >= l->give_up_at)
+        link_close(l);
+    else
+        l->retry_at = now() + RETRY;
+}
+
+static void link_dial(struct link *l) {
+    int sock = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (sock < 0) {
+        link_close(l); /* no socket to be had (EMFILE, ENOBUFS): this connection goes */
+        return;
+    }
+    int one = 1;
+    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)l->port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0 && errno != EINPROGRESS) {
+        close(sock);
+        link_later(l);
+        return;
+    }
+    l->kernel = sock;
+}
+
+static void link_dialled(struct link *l) {
+    int error = 0;
+    socklen_t len = sizeof error;
+    if (getsockopt(l->kernel, SOL_SOCKET, SO_ERROR, &error, &len) != 0 || error != 0) {
+        close(l->kernel);
+        link_later(l);
+    } else {
+        l->connected = 1;
+    }
+}
+
+static void link_flush(struct link *l, int sink) {
+    struct buffer *pending = sink == l->kernel ? &l->to_kernel : &l->to_server;
+    if (pending->len == 0) return;
+    ssize_t sent = send(sink, pending->data, pending->len, MSG_NOSIGNAL);
+    if (sent < 0) {
+        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) link_close(l);
+        return;
+    }
+    consume(pending, (size_t)sent);
+}
+
+/* Read what `source` sent and send it on, as much as the other end takes now. */
+static void link_move(struct link *l, int source) {
+    static char data[RELAY_CHUNK];
+    ssize_t got = recv(source, data, sizeof data, 0);
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (got <= 0) {
+        link_close(l);
+        return;
+    }
+    int to_kernel = source == l->server;
+    append(to_kernel ? &l->to_kernel : &l->to_server, data, (size_t)got);
+    link_flush(l, to_kernel ? l->kernel : l->server);
+}
+
+static void relay_accept(struct relay *r, int index) {
+    int conn = accept4(r->listeners[index], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (conn < 0) {
+        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            /* The connection stays queued, so the listener stays readable: without a pause,
+               poll would return at once, again and again, until a descriptor is free. */
+            r->accept_after = now() + ACCEPT_PAUSE;
+        return;
+    }
+    if (r->links_len == r->links_cap) {
+        size_t cap = r->links_cap ? r->links_cap * 2 : 8;
+        struct link *grown = realloc(r->links, cap * sizeof *grown);
+        if (grown == NULL) {
+            close(conn);
+            return;
+        }
+        r->links = grown;
+        r->links_cap = cap;
+    }
+    struct link *l = &r->links[r->links_len];
+    memset(l, 0, sizeof *l);
+    l->server = conn;
+    l->kernel = -1;
+    l->port = r->ports[index];
+    l->give_up_at = now() + PATIENCE;
+    link_dial(l);
+    if (!l->closed) r->links_len++;
+}
+
+/* Seconds until a connection tries the kernel's port again, if one waits to, or until
+   connections are taken again; negative: none. */
+static double relay_timeout(const struct relay *r) {
+    double soonest = -1;
+    for (size_t i = 0; i < r->links_len; i++)
+        if (r->links[i].kernel < 0 && (soonest < 0 || r->links[i].retry_at < soonest))
+            soonest = r->links[i].retry_at;
+    if (r->accept_after > now() && (soonest < 0 || r->accept_after < soonest))
+        soonest = r->accept_after;
+    if (soonest < 0) return -1;
+    double left = soonest - now();
+    return left > 0 ? left : 0;
+}
+
+/* ---- the watch: keeper.py's Keeper ---- */
+
+struct watch {
+    int listener, holder, output, sink, reading, stopping, signals;
+    pid_t child;
+    double keep, alone_since, grace;
+    struct buffer pending, line;
+    struct relay relay;
+};
+
+static void accept_holder(struct watch *w) {
+    int conn = accept4(w->listener, NULL, NULL, SOCK_CLOEXEC);
+    if (conn < 0) return;
+    struct ucred creds;
+    socklen_t len = sizeof creds;
+    if (w->holder >= 0 || getsockopt(conn, SOL_SOCKET, SO_PEERCRED, &creds, &len) != 0 ||
+        creds.uid != geteuid()) {
+        close(conn); /* one server at a time holds a kernel; nobody else at all */
+        return;
+    }
+    if (send(conn, "ok\n", 3, MSG_NOSIGNAL) != 3) {
+        close(conn); /* gone already (a probe: is a keeper there?) */
+        return;
+    }
+    fcntl(conn, F_SETFL, fcntl(conn, F_GETFL) | O_NONBLOCK);
+    w->holder = conn;
+}
+
+static void read_holder(struct watch *w) {
+    char data[1024];
+    ssize_t got = recv(w->holder, data, sizeof data, 0);
+    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (got <= 0) {
+        close(w->holder);
+        w->holder = -1;
+        w->alone_since = now();
+        w->grace = w->keep;
+        release(&w->line);
+        return;
+    }
+    append(&w->line, data, (size_t)got);
+    char *end;
+    while ((end = memchr(w->line.data, '\n', w->line.len)) != NULL) {
+        *end = '\0';
+        if (strncmp(w->line.data, "keep ", 5) == 0) {
+            char *rest;
+            double value = strtod(w->line.data + 5, &rest);
+            if (rest != w->line.data + 5 && value == value) /* a number, not NaN */
+                w->keep = value < 0 ? 0 : value > KEEP_MAX ? KEEP_MAX : value;
+        }
+        consume(&w->line, (size_t)(end - w->line.data) + 1);
+    }
+    if (w->line.len > 1024) release(&w->line); /* no line is that long */
+}
+
+/* Move what the kernel wrote on; 0 once it has closed its end. */
+static int carry(struct watch *w) {
+    static char data[65536];
+    ssize_t got = read(w->output, data, sizeof data);
+    if (got < 0) return errno == EAGAIN || errno == EINTR;
+    if (got == 0) return 0;
+    if (w->sink >= 0) append(&w->pending, data, (size_t)got);
+    return 1;
+}
+
+static void flush(struct watch *w) {
+    size_t count = w->pending.len < CHUNK ? w->pending.len : CHUNK;
+    ssize_t written = write(w->sink, w->pending.data, count);
+    if (written < 0) {
+        if (errno == EAGAIN || errno == EINTR) return;
+        w->sink = -1; /* nobody reads it any more */
+        release(&w->pending);
+        return;
+    }
+    consume(&w->pending, (size_t)written);
+}
+
+/* What a kernel that ended wrote last (why it ended, often), passed on whole. */
+static void last_words(struct watch *w) {
+    static char data[65536];
+    fcntl(w->output, F_SETFL, fcntl(w->output, F_GETFL) | O_NONBLOCK);
+    ssize_t got;
+    while ((got = read(w->output, data, sizeof data)) > 0) {
+        append(&w->pending, data, (size_t)got);
+        if (w->pending.len > TAIL) consume(&w->pending, w->pending.len - TAIL);
+    }
+    while (w->pending.len && w->sink >= 0) {
+        ssize_t written = write(w->sink, w->pending.data, w->pending.len);
+        if (written < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN) { /* the server's end is non-blocking: wait for room */
+                struct pollfd room = {.fd = w->sink, .events = POLLOUT};
+                if (poll(&room, 1, 1000) > 0) continue;
+            }
+            return;
+        }
+        consume(&w->pending, (size_t)written);
+    }
+}
+
+static int expired(const struct watch *w) {
+    return w->holder < 0 && now() - w->alone_since >= w->grace;
+}
+
+static int status_of(int code) { /* os.waitstatus_to_exitcode */
+    return WIFSIGNALED(code) ? -WTERMSIG(code) : WEXITSTATUS(code);
+}
+
+/* Keep the kernel until it ends, or is stopped, or nobody takes it back in time; its exit
+   status (0 if the watch stopped it). */
+static int run(struct watch *w) {
+    struct pollfd fds[16 + 2 * 1024];
+    enum { MAX_FDS = sizeof fds / sizeof fds[0] };
+    int status = 0, ended = 0;
+    while (!w->stopping && !expired(w)) {
+        nfds_t n = 0;
+        int at_holder = -1, at_output = -1, at_sink = -1, at_relay = -1;
+        fds[n++] = (struct pollfd){.fd = w->listener, .events = POLLIN};
+        fds[n++] = (struct pollfd){.fd = w->signals, .events = POLLIN};
+        if (w->holder >= 0) {
+            at_holder = (int)n;
+            fds[n++] = (struct pollfd){.fd = w->holder, .events = POLLIN};
+        }
+        if (w->reading && w->pending.len == 0) {
+            at_output = (int)n;
+            fds[n++] = (struct pollfd){.fd = w->output, .events = POLLIN};
+        }
+        if (w->pending.len && w->sink >= 0) {
+            at_sink = (int)n;
+            fds[n++] = (struct pollfd){.fd = w->sink, .events = POLLOUT};
+        }
+        double timeout = -1;
+        if (w->holder < 0) {
+            timeout = w->grace - (now() - w->alone_since);
+            if (timeout < 0) timeout = 0;
+        }
+        struct relay *r = &w->relay;
+        if (r->count) {
+            at_relay = (int)n;
+            int taking = now() >= r->accept_after;
+            for (int i = 0; i < r->count; i++)
+                fds[n++] = (struct pollfd){.fd = taking ? r->listeners[i] : -1, .events = POLLIN};
+            /* Two entries a link, in order (the server's end, then the kernel's): poll ignores
+               those whose fd is negative. Links past what fits wait for the next turn. */
+            for (size_t i = 0; i < r->links_len && n + 2 <= MAX_FDS; i++) {
+                struct link *l = &r->links[i];
+                short server = 0, kernel = 0;
+                if (l->kernel >= 0) {
+                    if (l->connected) {
+                        if (l->to_kernel.len == 0) server |= POLLIN;
+                        if (l->to_server.len == 0) kernel |= POLLIN;
+                    }
+                    if (!l->connected || l->to_kernel.len) kernel |= POLLOUT;
+                    if (l->to_server.len) server |= POLLOUT;
+                }
+                fds[n++] = (struct pollfd){.fd = server ? l->server : -1, .events = server};
+                fds[n++] = (struct pollfd){.fd = kernel ? l->kernel : -1, .events = kernel};
+            }
+            double retry = relay_timeout(r);
+            if (retry >= 0 && (timeout < 0 || retry < timeout)) timeout = retry;
+        }
+        int ms = timeout < 0 ? -1 : (int)(timeout * 1000.0 + 0.999);
+        if (poll(fds, n, ms) < 0 && errno != EINTR) {
+            perror("keeper-watch: poll");
+            break;
+        }
+        if (fds[1].revents) {
+            struct signalfd_siginfo info;
+            while (read(w->signals, &info, sizeof info) == sizeof info)
+                /* SIGINT, SIGHUP: woken, nothing more (an interrupt sent to the process group
+                   is the kernel's). SIGCHLD: looked at below. */
+                if (info.ssi_signo == SIGTERM) w->stopping = 1;
+        }
+        int code;
+        pid_t done = waitpid(w->child, &code, WNOHANG);
+        if (done == w->child) {
+            status = status_of(code);
+            ended = 1;
+            last_words(w);
+            break;
+        }
+        /* The holder's end first: a server that died as the next one connects must not keep
+           the next one out. */
+        if (at_holder >= 0 && fds[at_holder].revents) read_holder(w);
+        if (fds[0].revents) accept_holder(w);
+        if (at_output >= 0 && fds[at_output].revents) w->reading = carry(w);
+        if (at_sink >= 0 && fds[at_sink].revents && w->sink >= 0) flush(w);
+        if (at_relay < 0) continue;
+        struct pollfd *at = &fds[at_relay];
+        for (int i = 0; i < r->count; i++)
+            if (at[i].fd >= 0 && at[i].revents) relay_accept(r, i);
+        at += r->count;
+        double moment = now();
+        size_t polled = (size_t)(fds + n - at) / 2; /* the links polled this turn */
+        for (size_t i = 0; i < r->links_len; i++) {
+            struct link *l = &r->links[i];
+            if (l->closed) continue;
+            if (l->kernel < 0) {
+                if (moment >= l->retry_at) link_dial(l);
+                continue;
+            }
+            if (i >= polled) continue; /* accepted this turn, or past what fits */
+            short server = at[2 * i].revents, kernel = at[2 * i + 1].revents;
+            if (!l->connected) {
+                if (kernel) link_dialled(l);
+                continue;
+            }
+            if (server & (POLLIN | POLLHUP | POLLERR)) link_move(l, l->server);
+            if (!l->closed && kernel & (POLLIN | POLLHUP | POLLERR)) link_move(l, l->kernel);
+            if (!l->closed && kernel & POLLOUT) link_flush(l, l->kernel);
+            if (!l->closed && server & POLLOUT) link_flush(l, l->server);
+        }
+        size_t kept = 0;
+        for (size_t i = 0; i < r->links_len; i++)
+            if (!r->links[i].closed) r->links[kept++] = r->links[i];
+        r->links_len = kept;
+    }
+    close(w->listener);
+    for (int i = 0; i < w->relay.count; i++) close(w->relay.listeners[i]);
+    for (size_t i = 0; i < w->relay.links_len; i++) link_close(&w->relay.links[i]);
+    if (!ended) { /* stopped, or not taken back */
+        kill(w->child, SIGKILL);
+        while (waitpid(w->child, NULL, 0) < 0 && errno == EINTR) {}
+    }
+    return status;
+}
+
+static int number(const char *text, long low, long high, long *out) {
+    char *end;
+    errno = 0;
+    long value = strtol(text, &end, 10);
+    if (errno || end == text || *end || value < low || value > high) return 0;
+    *out = value;
+    return 1;
+}
+
+static const char USAGE[] =
+    "usage: keeper-watch --lease FD --output FD --child PID --wait S [--relay FD:PORT]..."
+    " -- CLEAN_UP_COMMAND ...\n";
+
+int main(int argc, char **argv) {
+    struct watch w = {.listener = -1, .holder = -1, .output = -1, .sink = 1, .reading = 1};
+    double wait = -1;
+    int i = 1;
+    for (; i + 1 < argc && strcmp(argv[i], "--") != 0; i += 2) {
+        const char *name = argv[i], *value = argv[i + 1];
+        long n, port;
+        char *colon;
+        if (strcmp(name, "--lease") == 0 && number(value, 0, 1 << 20, &n)) {
+            w.listener = (int)n;
+        } else if (strcmp(name, "--output") == 0 && number(value, 0, 1 << 20, &n)) {
+            w.output = (int)n;
+        } else if (strcmp(name, "--child") == 0 && number(value, 1, 1L << 30, &n)) {
+            w.child = (pid_t)n;
+        } else if (strcmp(name, "--wait") == 0) {
+            char *end;
+            wait = strtod(value, &end);
+            if (end == value || *end || wait < 0) wait = -1;
+        } else if (strcmp(name, "--relay") == 0 && (colon = strchr(value, ':')) != NULL &&
+                   w.relay.count < CHANNELS) {
+            *colon = '\0';
+            if (!number(value, 0, 1 << 20, &n) || !number(colon + 1, 1, 65535, &port)) break;
+            w.relay.listeners[w.relay.count] = (int)n;
+            w.relay.ports[w.relay.count++] = (int)port;
+        } else {
+            break;
+        }
+    }
+    if (i >= argc || strcmp(argv[i], "--") != 0 || i + 1 == argc || w.listener < 0 ||
+        w.output < 0 || w.child <= 0 || wait < 0) {
+        fputs(USAGE, stderr);
+        return 64;
+    }
+    char **clean_up = &argv[i + 1];
+    signal(SIGPIPE, SIG_IGN);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGTERM);
+    sigprocmask(SIG_BLOCK, &mask, NULL); /* already so, from the keeper: said again */
+    w.signals = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+    int status = 0;
+    if (w.signals < 0) {
+        perror("keeper-watch: signalfd");
+        kill(w.child, SIGKILL);
+        waitpid(w.child, NULL, 0);
+    } else {
+        fcntl(w.listener, F_SETFL, fcntl(w.listener, F_GETFL) | O_NONBLOCK);
+        w.alone_since = now();
+        w.grace = wait; /* until the first holder: the server's start time-out */
+        status = run(&w);
+        close(w.signals);
+    }
+    /* The clean-up, in the keeper's Python, with the kernel's status to exit with. */
+    int count = argc - i - 1;
+    char **command = calloc((size_t)count + 3, sizeof *command);
+    char status_text[16];
+    snprintf(status_text, sizeof status_text, "%d", status);
+    if (command != NULL) {
+        memcpy(command, clean_up, (size_t)count * sizeof *command);
+        command[count] = "--status";
+        command[count + 1] = status_text;
+        sigprocmask(SIG_UNBLOCK, &mask, NULL);
+        execv(command[0], command);
+    }
+    perror("keeper-watch: the clean-up could not start");
+    return status & 0xff;
+}
