@@ -32,8 +32,8 @@ run with ``python -I -S`` (no ``site``, which the keeper does not need: 1.6 MiB 
 of PSS less). Smaller still where the installer could build the watch in C
 (``keeper_watch.c``, ``--watch PROGRAM``): once the kernel has started, the keeper execs it in
 its own place (same pid, same descriptors), and it execs the keeper's Python again only to
-clean up (``--clean-up``). Python's interpreter is then not held for the kernel's life: ~1
-MiB of RSS instead of ~10.
+clean up (``--clean-up``). Python's interpreter is then not held for the kernel's life: 0.75
+MiB of RSS instead of 10 (PSS 0.3 instead of 5).
 """
 
 from __future__ import annotations
