@@ -28,6 +28,7 @@ is then listed as unavailable, with the reason, rather than failing at a session
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -68,10 +69,16 @@ KEEPER_WATCH_SOURCE = Path(__file__).with_name("keeper_watch.c")
 C_COMPILERS = ("cc", "gcc", "clang")
 
 
+@functools.cache
+def _keeper_watch_digest() -> str:
+    # Once a process: every kernel's start asks, and the source is this version's.
+    return hashlib.sha256(KEEPER_WATCH_SOURCE.read_bytes()).hexdigest()[:12]
+
+
 def keeper_watch_path(prefix: Path | None = None) -> Path:
     """Where the watch in C built from this version's source is (named after the source, so
     that a keeper never runs a watch built from another version of it)."""
-    digest = hashlib.sha256(KEEPER_WATCH_SOURCE.read_bytes()).hexdigest()[:12]
+    digest = _keeper_watch_digest()
     folder = prepared_dir(Path(sys.prefix) if prefix is None else prefix) / "keeper"
     return folder / f"watch-{digest}"
 

@@ -508,6 +508,10 @@ int main(int argc, char **argv) {
         status = run(&w);
         close(w.signals);
     }
+    /* The holder's connection stays open through the clean-up, as it would in Python's
+       watch: its server reads the end of it as the keeper's, once the kernel's files and
+       cgroups are gone. */
+    if (w.holder >= 0) fcntl(w.holder, F_SETFD, 0);
     /* The clean-up, in the keeper's Python, with the kernel's status to exit with. The
        signals stay blocked: one unblocked here would end this process before it cleans up
        (SIGTERM's default), and the clean-up has nothing to wait for. */

@@ -164,6 +164,17 @@ def test_the_kernels_output_last_words_and_status_are_carried_on(watch: str, fol
     assert not folder.exists() and not lease_path(folder).exists()
 
 
+def test_the_server_sees_its_lease_end_once_the_kernels_files_are_gone(
+    watch: str, folder: Path
+) -> None:
+    process = start(folder, [sys.executable, "-c", "import time; time.sleep(0.3)"])
+    holder = hold(folder)
+    assert holder.recv(1) == b""  # the kernel ended: its keeper is gone, or going
+    assert not folder.exists() and not lease_path(folder).exists()
+    holder.close()
+    process.wait(timeout=15)
+
+
 def test_a_kernel_whose_server_stops_reading_goes_on_and_sigterm_stops_it(
     watch: str, folder: Path
 ) -> None:
