@@ -52,8 +52,8 @@ $(BIN)/python:
 
 # kernelpad and its kernels; their kernelspecs land in the venv's share/jupyter. Deno's kernel
 # runs a copy of the venv's deno (install.lean_deno): a newer deno is copied again.
-$(INSTALLED): setup.cfg pyproject.toml kernelpad/kernels/install.py kernelpad/kernels/keeper_watch.c \
-		$(wildcard $(BIN)/deno) \
+$(INSTALLED): setup.cfg pyproject.toml kernelpad/kernels/install.py \
+		$(wildcard kernelpad/kernels/keeper_*.[ch]) $(wildcard $(BIN)/deno) \
 		| $(BIN)/python system-deps
 	$(BIN)/pip install --quiet -e '.[kernels,test,bench]'
 	$(BIN)/python -m kernelpad.kernels.install

@@ -65,14 +65,21 @@ def prepared_dir(prefix: Path) -> Path:
     return prefix / "share" / "kernelpad"
 
 
-KEEPER_WATCH_SOURCE = Path(__file__).with_name("keeper_watch.c")
+# The watch's sources: the program (what the build names), its relay, and what they share.
+KEEPER_WATCH_SOURCES = tuple(
+    Path(__file__).with_name(name)
+    for name in ("keeper_watch.c", "keeper_relay.c", "keeper_watch.h")
+)
 C_COMPILERS = ("cc", "gcc", "clang")
 
 
 @functools.cache
 def _keeper_watch_digest() -> str:
     # Once a process: every kernel's start asks, and the source is this version's.
-    return hashlib.sha256(KEEPER_WATCH_SOURCE.read_bytes()).hexdigest()[:12]
+    digest = hashlib.sha256()
+    for source in KEEPER_WATCH_SOURCES:
+        digest.update(source.read_bytes())
+    return digest.hexdigest()[:12]
 
 
 def keeper_watch_path(prefix: Path | None = None) -> Path:
@@ -88,7 +95,7 @@ def build_keeper_watch(prefix: Path) -> str:
     folder = program.parent
     compiler = next(filter(None, map(shutil.which, C_COMPILERS)), None)
     if compiler is None:
-        return "keeper: watches in Python (no C compiler to build keeper_watch.c)"
+        return "keeper: watches in Python (no C compiler to build its watch)"
     folder.mkdir(parents=True, exist_ok=True)
     partial = folder / "watch.partial"
     flags = ["-std=c11", "-O2", "-Wall", "-Wextra", "-Werror", "-o", str(partial)]
@@ -96,7 +103,12 @@ def build_keeper_watch(prefix: Path) -> str:
     # shared by every keeper, not mapped whole in each (RSS 0.75 MiB instead of 1.35).
     for linking in (["-static"], []):
         built = subprocess.run(
-            [compiler, *flags, *linking, str(KEEPER_WATCH_SOURCE)],
+            [
+                compiler,
+                *flags,
+                *linking,
+                *(str(f) for f in KEEPER_WATCH_SOURCES if f.suffix == ".c"),
+            ],
             capture_output=True,
             text=True,
             check=False,

@@ -47,18 +47,18 @@ import struct
 import sys
 import time
 
+from kernelpad.kernels.keeper_command import MODULE, clean_up_command
+
 # Not typing's: importing typing (and re, which it imports) is 0.8 MiB of every keeper's
 # memory, for a name only type checkers read (they take any TYPE_CHECKING as true).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from kernelpad.kernels.relay import Relay
+
 
 GREETING = b"ok\n"  # to the server whose connection the keeper keeps
 CHUNK = 4096  # at most this per write: a pipe that select() calls writable takes it whole
 TAIL = 65536  # of a kernel's last words, what is passed on at most
-PDEATHSIG = ["setpriv", "--pdeathsig", "KILL", "--"]
 # Signals Python ignores, or the keeper handles, that the kernel must get with their defaults.
 _DEFAULTS = (signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 USAGE = (
@@ -69,71 +69,6 @@ USAGE = (
 # The signals the watch acts on: blocked from just before the keeper execs the watch in C,
 # which reads them from a signalfd, so that none is lost in between.
 _WATCHED = (signal.SIGCHLD, signal.SIGINT, signal.SIGHUP, signal.SIGTERM)
-MODULE = "kernelpad.kernels.keeper"
-# Without site (-S), kernelpad is found where this file is; the module's name stays in the
-# command line (as sys.argv[1]) so that whoever looks for keepers there still finds them.
-_BOOT = "import sys; sys.path.insert(0, {root!r}); from {module} import main; sys.exit(main())"
-
-
-def _python() -> list[str]:
-    """The keeper's Python, as every keeper runs it (then its arguments)."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
-    return [sys.executable, "-I", "-S", "-c", _BOOT.format(root=root, module=MODULE), MODULE]
-
-
-def command(
-    lease: Path,
-    folder: Path,
-    wait: float,
-    cgroups: list[Path],
-    pass_fd: int | None,
-    relay: Path | None = None,
-) -> list[str]:
-    """The command that starts a keeper (to be followed by the kernel's): with the same
-    Python, whatever the kernel runs. The kernel dies with its keeper (a parent-death signal,
-    where ``setpriv`` is there; bubblewrap's ``--die-with-parent`` in the sandbox too). With
-    ``relay`` (the server's connection file of a TCP-only kernel), the keeper starts in a
-    network namespace of its own, which the kernel's sandbox then shares. The keeper hands
-    over to the watch in C where the installer built it (:func:`watch_program`)."""
-    argv = [*_python(), str(lease), str(folder), "--wait", f"{wait:g}"]
-    for cgroup in cgroups:
-        argv += ["--cgroup", str(cgroup)]
-    if pass_fd is not None:
-        argv += ["--fd", str(pass_fd)]
-    watch = watch_program()
-    if watch is not None:
-        argv += ["--watch", str(watch)]
-    if relay is not None:
-        from kernelpad.kernels.relay import PREFIX
-
-        argv = [*PREFIX, *argv, "--relay", str(relay)]
-    argv.append("--")
-    return argv + death_signal_prefix()
-
-
-def watch_program() -> Path | None:
-    """The watch in C that ``python -m kernelpad.kernels.install`` built from this version's
-    ``keeper_watch.c``, or None (no compiler there, or not installed since the source
-    changed): the keeper then watches its kernel in Python, as it would anyway."""
-    from kernelpad.kernels.install import keeper_watch_path
-
-    program = keeper_watch_path()
-    return program if os.access(program, os.X_OK) else None
-
-
-def clean_up_command(folder: str, cgroups: list[str]) -> list[str]:
-    """What the watch in C execs once its kernel has ended: the keeper's clean-up."""
-    argv = [*_python(), "--clean-up", folder]
-    for cgroup in cgroups:
-        argv += ["--cgroup", cgroup]
-    return argv
-
-
-def death_signal_prefix() -> list[str]:
-    """The command prefix that ties a process's life to its parent's, where available."""
-    import shutil
-
-    return PDEATHSIG if shutil.which(PDEATHSIG[0]) else []
 
 
 class Keeper:

@@ -5,13 +5,14 @@
    Then, where `python -m kernelpad.kernels.install` could build this program, it hands over to
    it with exec: the same process (the kernel's parent, the pid jupyter_client knows), the same
    descriptors, and this loop in place of Python's, which held ~10 MiB of RSS (4-5 of PSS) per
-   kernel for as long as the kernel lived; this, built static, holds 0.75 (0.1 once several
-   keepers share its pages). When the kernel has ended, or
-   is stopped, it execs the keeper's Python again to clean up (cgroups, the kernel's folder,
-   what is left in its process group), and that exits with the kernel's status.
+   kernel for as long as the kernel lived; this, built static, holds 0.75 (less once several
+   keepers share its pages). When the kernel has ended, or is stopped, it execs the keeper's
+   Python again to clean up (cgroups, the kernel's folder, what is left in its process group),
+   and that exits with the kernel's status.
 
-   It is keeper.py's Keeper.watch and relay.py's Relay, step for step (the same order of
-   handling, the same limits): change one, change the other. The tests run both.
+   It is keeper.py's Keeper.watch, step for step, and its relay (keeper_relay.c) relay.py's
+   Relay (the same order of handling, the same limits): change one, change the other. The
+   tests run both.
 
        keeper-watch --lease FD --output FD --child PID --wait S [--relay FD:PORT]...
                     -- CLEAN_UP_COMMAND ...
@@ -19,201 +20,19 @@
    The signals it acts on (SIGCHLD, SIGINT, SIGHUP, SIGTERM) come blocked from the keeper, so
    none is lost between the exec and the signalfd that reads them here. */
 
-#define _GNU_SOURCE
+#include "keeper_watch.h"
+
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
 
 #define CHUNK 4096          /* at most this per write to the server's pipe (see keeper.py) */
 #define TAIL 65536          /* of a kernel's last words, what is passed on at most */
-#define RELAY_CHUNK 65536
-#define RETRY 0.05          /* seconds between attempts to reach a kernel not listening yet */
-#define PATIENCE 30.0       /* seconds a server's connection waits for the kernel to listen */
-#define ACCEPT_PAUSE 0.1    /* seconds without taking connections once descriptors run out */
 #define KEEP_MAX (7 * 24 * 3600.0)
-#define CHANNELS 5
-
-struct buffer {
-    char *data;
-    size_t len, cap;
-};
-
-static void append(struct buffer *b, const char *data, size_t len) {
-    if (b->len + len > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + len) cap *= 2;
-        char *grown = realloc(b->data, cap);
-        if (grown == NULL) {
-            perror("keeper-watch: out of memory");
-            exit(70); /* not reached in practice; the clean-up then runs from the sweep */
-        }
-        b->data = grown;
-        b->cap = cap;
-    }
-    memcpy(b->data + b->len, data, len);
-    b->len += len;
-}
-
-static void consume(struct buffer *b, size_t count) {
-    memmove(b->data, b->data + count, b->len - count);
-    b->len -= count;
-}
-
-static void release(struct buffer *b) {
-    free(b->data);
-    b->data = NULL;
-    b->len = b->cap = 0;
-}
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
-
-/* ---- the relay of a TCP kernel: relay.py's Link and Relay ---- */
-
-struct link {
-    int server, kernel; /* kernel: -1 until dialled */
-    int port;
-    int connected, closed;
-    double retry_at, give_up_at;
-    struct buffer to_kernel, to_server;
-};
-
-struct relay {
-    int listeners[CHANNELS], ports[CHANNELS], count;
-    struct link *links;
-    size_t links_len, links_cap;
-    double accept_after;
-};
-
-static void link_close(struct link *l) {
-    l->closed = 1;
-    close(l->server);
-    if (l->kernel >= 0) close(l->kernel);
-    l->kernel = -1;
-    release(&l->to_kernel);
-    release(&l->to_server);
-}
-
-static void link_later(struct link *l) {
-    l->kernel = -1;
-    if (now() >= l->give_up_at)
-        link_close(l);
-    else
-        l->retry_at = now() + RETRY;
-}
-
-static void link_dial(struct link *l) {
-    int sock = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (sock < 0) {
-        link_close(l); /* no socket to be had (EMFILE, ENOBUFS): this connection goes */
-        return;
-    }
-    int one = 1;
-    setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)l->port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(sock, (struct sockaddr *)&addr, sizeof addr) != 0 && errno != EINPROGRESS) {
-        close(sock);
-        link_later(l);
-        return;
-    }
-    l->kernel = sock;
-}
-
-static void link_dialled(struct link *l) {
-    int error = 0;
-    socklen_t len = sizeof error;
-    if (getsockopt(l->kernel, SOL_SOCKET, SO_ERROR, &error, &len) != 0 || error != 0) {
-        close(l->kernel);
-        link_later(l);
-    } else {
-        l->connected = 1;
-    }
-}
-
-static void link_flush(struct link *l, int sink) {
-    struct buffer *pending = sink == l->kernel ? &l->to_kernel : &l->to_server;
-    if (pending->len == 0) return;
-    ssize_t sent = send(sink, pending->data, pending->len, MSG_NOSIGNAL);
-    if (sent < 0) {
-        if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) link_close(l);
-        return;
-    }
-    consume(pending, (size_t)sent);
-}
-
-/* Read what `source` sent and send it on, as much as the other end takes now. */
-static void link_move(struct link *l, int source) {
-    static char data[RELAY_CHUNK];
-    ssize_t got = recv(source, data, sizeof data, 0);
-    if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-    if (got <= 0) {
-        link_close(l);
-        return;
-    }
-    int to_kernel = source == l->server;
-    append(to_kernel ? &l->to_kernel : &l->to_server, data, (size_t)got);
-    link_flush(l, to_kernel ? l->kernel : l->server);
-}
-
-static void relay_accept(struct relay *r, int index) {
-    int conn = accept4(r->listeners[index], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (conn < 0) {
-        if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-            /* The connection stays queued, so the listener stays readable: without a pause,
-               poll would return at once, again and again, until a descriptor is free. */
-            r->accept_after = now() + ACCEPT_PAUSE;
-        return;
-    }
-    if (r->links_len == r->links_cap) {
-        size_t cap = r->links_cap ? r->links_cap * 2 : 8;
-        struct link *grown = realloc(r->links, cap * sizeof *grown);
-        if (grown == NULL) {
-            close(conn);
-            return;
-        }
-        r->links = grown;
-        r->links_cap = cap;
-    }
-    struct link *l = &r->links[r->links_len];
-    memset(l, 0, sizeof *l);
-    l->server = conn;
-    l->kernel = -1;
-    l->port = r->ports[index];
-    l->give_up_at = now() + PATIENCE;
-    link_dial(l);
-    if (!l->closed) r->links_len++;
-}
-
-/* Seconds until a connection tries the kernel's port again, if one waits to, or until
-   connections are taken again; negative: none. */
-static double relay_timeout(const struct relay *r) {
-    double soonest = -1;
-    for (size_t i = 0; i < r->links_len; i++)
-        if (r->links[i].kernel < 0 && (soonest < 0 || r->links[i].retry_at < soonest))
-            soonest = r->links[i].retry_at;
-    if (r->accept_after > now() && (soonest < 0 || r->accept_after < soonest))
-        soonest = r->accept_after;
-    if (soonest < 0) return -1;
-    double left = soonest - now();
-    return left > 0 ? left : 0;
-}
-
-/* ---- the watch: keeper.py's Keeper ---- */
 
 struct watch {
     int listener, holder, output, sink, reading, stopping, signals;
@@ -329,7 +148,7 @@ static int run(struct watch *w) {
     int status = 0, ended = 0;
     while (!w->stopping && !expired(w)) {
         nfds_t n = 0;
-        int at_holder = -1, at_output = -1, at_sink = -1, at_relay = -1;
+        int at_holder = -1, at_output = -1, at_sink = -1;
         fds[n++] = (struct pollfd){.fd = w->listener, .events = POLLIN};
         fds[n++] = (struct pollfd){.fd = w->signals, .events = POLLIN};
         if (w->holder >= 0) {
@@ -350,27 +169,9 @@ static int run(struct watch *w) {
             if (timeout < 0) timeout = 0;
         }
         struct relay *r = &w->relay;
+        nfds_t at_relay = n;
         if (r->count) {
-            at_relay = (int)n;
-            int taking = now() >= r->accept_after;
-            for (int i = 0; i < r->count; i++)
-                fds[n++] = (struct pollfd){.fd = taking ? r->listeners[i] : -1, .events = POLLIN};
-            /* Two entries a link, in order (the server's end, then the kernel's): poll ignores
-               those whose fd is negative. Links past what fits wait for the next turn. */
-            for (size_t i = 0; i < r->links_len && n + 2 <= MAX_FDS; i++) {
-                struct link *l = &r->links[i];
-                short server = 0, kernel = 0;
-                if (l->kernel >= 0) {
-                    if (l->connected) {
-                        if (l->to_kernel.len == 0) server |= POLLIN;
-                        if (l->to_server.len == 0) kernel |= POLLIN;
-                    }
-                    if (!l->connected || l->to_kernel.len) kernel |= POLLOUT;
-                    if (l->to_server.len) server |= POLLOUT;
-                }
-                fds[n++] = (struct pollfd){.fd = server ? l->server : -1, .events = server};
-                fds[n++] = (struct pollfd){.fd = kernel ? l->kernel : -1, .events = kernel};
-            }
+            n += relay_poll(r, &fds[n], MAX_FDS - n);
             double retry = relay_timeout(r);
             if (retry >= 0 && (timeout < 0 || retry < timeout)) timeout = retry;
         }
@@ -400,39 +201,10 @@ static int run(struct watch *w) {
         if (fds[0].revents) accept_holder(w);
         if (at_output >= 0 && fds[at_output].revents) w->reading = carry(w);
         if (at_sink >= 0 && fds[at_sink].revents && w->sink >= 0) flush(w);
-        if (at_relay < 0) continue;
-        struct pollfd *at = &fds[at_relay];
-        for (int i = 0; i < r->count; i++)
-            if (at[i].fd >= 0 && at[i].revents) relay_accept(r, i);
-        at += r->count;
-        double moment = now();
-        size_t polled = (size_t)(fds + n - at) / 2; /* the links polled this turn */
-        for (size_t i = 0; i < r->links_len; i++) {
-            struct link *l = &r->links[i];
-            if (l->closed) continue;
-            if (l->kernel < 0) {
-                if (moment >= l->retry_at) link_dial(l);
-                continue;
-            }
-            if (i >= polled) continue; /* accepted this turn, or past what fits */
-            short server = at[2 * i].revents, kernel = at[2 * i + 1].revents;
-            if (!l->connected) {
-                if (kernel) link_dialled(l);
-                continue;
-            }
-            if (server & (POLLIN | POLLHUP | POLLERR)) link_move(l, l->server);
-            if (!l->closed && kernel & (POLLIN | POLLHUP | POLLERR)) link_move(l, l->kernel);
-            if (!l->closed && kernel & POLLOUT) link_flush(l, l->kernel);
-            if (!l->closed && server & POLLOUT) link_flush(l, l->server);
-        }
-        size_t kept = 0;
-        for (size_t i = 0; i < r->links_len; i++)
-            if (!r->links[i].closed) r->links[kept++] = r->links[i];
-        r->links_len = kept;
+        if (r->count) relay_handle(r, &fds[at_relay], n - at_relay);
     }
     close(w->listener);
-    for (int i = 0; i < w->relay.count; i++) close(w->relay.listeners[i]);
-    for (size_t i = 0; i < w->relay.links_len; i++) link_close(&w->relay.links[i]);
+    relay_close(&w->relay);
     if (!ended) { /* stopped, or not taken back */
         kill(w->child, SIGKILL);
         while (waitpid(w->child, NULL, 0) < 0 && errno == EINTR) {}

@@ -23,7 +23,7 @@ from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 from kernelpad.errors import KernelStartFailed
-from kernelpad.kernels import keeper
+from kernelpad.kernels import keeper_command
 from kernelpad.kernels.base import MAX_CONTENT_SIZE, Inbox, KernelBackend, KernelHandle, Message
 from kernelpad.kernels.kept import KeptProvisioner, Lease, kernel_info_once_idle
 from kernelpad.kernels.kernel_output import KernelOutput
@@ -70,7 +70,9 @@ class _KernelManager(AsyncKernelManager):
             command = self.sandbox.wrap(command, self.folder, joins, self.seccomp_fd, network)
             cgroups = [join.parent for join in joins]
         lease = lease_path(self.folder)
-        keep = keeper.command(lease, self.folder, self.wait, cgroups, self.seccomp_fd, relay)
+        keep = keeper_command.command(
+            lease, self.folder, self.wait, cgroups, self.seccomp_fd, relay
+        )
         return keep + command
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from kernelpad.errors import LanguageUnavailable
-from kernelpad.kernels import keeper
+from kernelpad.kernels import keeper_command as keeper
 from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.relay import PREFIX, Relay
 from kernelpad.kernels.runtime import lease_path

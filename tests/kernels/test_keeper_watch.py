@@ -22,7 +22,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from kernelpad.kernels import install, keeper
+from kernelpad.kernels import install
+from kernelpad.kernels import keeper_command as keeper
 from kernelpad.kernels.install import C_COMPILERS, build_keeper_watch, keeper_watch_path
 from kernelpad.kernels.runtime import lease_path
 

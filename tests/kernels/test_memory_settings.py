@@ -12,7 +12,7 @@ import subprocess
 import threading
 from pathlib import Path
 
-from kernelpad.kernels import keeper
+from kernelpad.kernels import keeper_command as keeper
 from kernelpad.kernels.install import (
     DENO_BENCH_BUFFER,
     DENO_BENCH_BUFFER_LAZY,

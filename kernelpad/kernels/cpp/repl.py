@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from kernelpad.kernels.cpp.cells import diagnostics
 from kernelpad.kernels.cpp.prelude import RS, prelude
-from kernelpad.kernels.keeper import death_signal_prefix
+from kernelpad.kernels.keeper_command import death_signal_prefix
 
 CLANG_REPL = "/usr/lib/llvm-19/bin/clang-repl"
 STD = "c++17"
