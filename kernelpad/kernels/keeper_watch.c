@@ -140,13 +140,25 @@ static int status_of(int code) { /* os.waitstatus_to_exitcode */
     return WIFSIGNALED(code) ? -WTERMSIG(code) : WEXITSTATUS(code);
 }
 
+/* Whether the kernel has ended (then its status, and its last words passed on). */
+static int reaped(struct watch *w, int *status) {
+    int code;
+    if (waitpid(w->child, &code, WNOHANG) != w->child) return 0;
+    *status = status_of(code);
+    last_words(w);
+    return 1;
+}
+
 /* Keep the kernel until it ends, or is stopped, or nobody takes it back in time; its exit
    status (0 if the watch stopped it). */
 static int run(struct watch *w) {
     struct pollfd fds[16 + 2 * 1024];
     enum { MAX_FDS = sizeof fds / sizeof fds[0] };
-    int status = 0, ended = 0;
-    while (!w->stopping && !expired(w)) {
+    int status = 0;
+    /* Looked at first too: a kernel that ended before the exec had its SIGCHLD taken by the
+       keeper's Python, and its output pipe may stay open in what it left running. */
+    int ended = reaped(w, &status);
+    while (!ended && !w->stopping && !expired(w)) {
         nfds_t n = 0;
         int at_holder = -1, at_output = -1, at_sink = -1;
         fds[n++] = (struct pollfd){.fd = w->listener, .events = POLLIN};
@@ -175,6 +187,7 @@ static int run(struct watch *w) {
             double retry = relay_timeout(r);
             if (retry >= 0 && (timeout < 0 || retry < timeout)) timeout = retry;
         }
+        if (timeout > 3600) timeout = 3600; /* poll's int of ms; the loop looks again */
         int ms = timeout < 0 ? -1 : (int)(timeout * 1000.0 + 0.999);
         if (poll(fds, n, ms) < 0 && errno != EINTR) {
             perror("keeper-watch: poll");
@@ -187,14 +200,7 @@ static int run(struct watch *w) {
                    is the kernel's). SIGCHLD: looked at below. */
                 if (info.ssi_signo == SIGTERM) w->stopping = 1;
         }
-        int code;
-        pid_t done = waitpid(w->child, &code, WNOHANG);
-        if (done == w->child) {
-            status = status_of(code);
-            ended = 1;
-            last_words(w);
-            break;
-        }
+        if ((ended = reaped(w, &status))) break;
         /* The holder's end first: a server that died as the next one connects must not keep
            the next one out. */
         if (at_holder >= 0 && fds[at_holder].revents) read_holder(w);

@@ -255,3 +255,45 @@ def test_without_a_c_compiler_keepers_watch_in_python(
     monkeypatch.setattr(install, "C_COMPILERS", ("no-such-compiler",))
     assert "watches in Python" in build_keeper_watch(tmp_path)
     assert not keeper_watch_path(tmp_path).exists()
+
+
+ENDED_BEFORE = textwrap.dedent(
+    """
+    import os, socket, subprocess, sys, time
+    program, lease, marker = sys.argv[1:]
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(lease)
+    listener.listen(1)
+    output, kernel_end = os.pipe()
+    # What the kernel left running keeps its output pipe open.
+    left = subprocess.Popen(["sleep", "60"], stdout=kernel_end, start_new_session=True)
+    print(left.pid, flush=True)
+    kernel = os.fork()
+    if kernel == 0:
+        os._exit(3)
+    time.sleep(0.3)  # ended, and its SIGCHLD gone with it (ignored, as by default)
+    os.close(kernel_end)
+    for fd in (output, listener.fileno()):
+        os.set_inheritable(fd, True)
+    clean_up = ["/bin/sh", "-c", 'echo "$2" > "$0"', marker]  # then: --status N
+    argv = ["--lease", str(listener.fileno()), "--output", str(output), "--child", str(kernel)]
+    os.execv(program, [program, *argv, "--wait", "60", "--", *clean_up])
+    """
+)
+
+
+def test_the_watch_in_c_sees_a_kernel_that_ended_before_it_took_over(tmp_path: Path) -> None:
+    program = keeper.watch_program()
+    if program is None:
+        pytest.skip("no watch in C here: keepers watch in Python")
+    marker = tmp_path / "cleaned"
+    script = [sys.executable, "-c", ENDED_BEFORE, str(program), str(tmp_path / "l"), str(marker)]
+    with subprocess.Popen(script, stdout=subprocess.PIPE, text=True) as watch:
+        assert watch.stdout is not None
+        left = psutil.Process(int(watch.stdout.readline()))
+        try:
+            # Not the minute it waits for a server, nor the minute the pipe stays open.
+            assert watch.wait(timeout=20) == 0
+        finally:
+            left.kill()
+    assert marker.read_text() == "3\n"  # cleaned up, with the kernel's status
