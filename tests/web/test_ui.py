@@ -511,6 +511,7 @@ async def test_completion_and_documentation_from_the_kernel(
         "data-state", "idle"
     )
     await page.keyboard.press("ArrowDown")  # pardir, path
+    await expect(listing.locator("[aria-selected=true]")).to_have_text("path")
     await page.keyboard.press("Tab")
     await expect(listing).to_be_hidden()
     source = candidate.cell(0).locator(".cm-content")

@@ -97,7 +97,12 @@ export function kernelHelp(ask) {
       {
         key: "Tab",
         run: (view) => {
-          if (completionStatus(view.state) === "active") return acceptCompletion(view);
+          // While a list is open (or coming), Tab is the list's, taken or not: CodeMirror
+          // refuses to accept in the list's first 75 ms, and a Tab let through there would
+          // move the focus out of the editor and close the list.
+          const status = completionStatus(view.state);
+          if (status === "active") return acceptCompletion(view) || true;
+          if (status === "pending") return true;
           if (onlyIndentBefore(view.state)) return indentMore(view);
           return startCompletion(view);
         },
