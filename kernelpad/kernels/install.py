@@ -65,7 +65,8 @@ def prepared_dir(prefix: Path) -> Path:
     return prefix / "share" / "kernelpad"
 
 
-# The watch's sources: the program (what the build names), its relay, and what they share.
+# The watch's sources, all three in the digest a build is named after: the program, its relay,
+# and what they share.
 KEEPER_WATCH_SOURCES = tuple(
     Path(__file__).with_name(name)
     for name in ("keeper_watch.c", "keeper_relay.c", "keeper_watch.h")
@@ -75,7 +76,7 @@ C_COMPILERS = ("cc", "gcc", "clang")
 
 @functools.cache
 def _keeper_watch_digest() -> str:
-    # Once a process: every kernel's start asks, and the source is this version's.
+    # Once a process: every kernel's start asks, and the sources are this version's.
     digest = hashlib.sha256()
     for source in KEEPER_WATCH_SOURCES:
         digest.update(source.read_bytes())
@@ -83,8 +84,8 @@ def _keeper_watch_digest() -> str:
 
 
 def keeper_watch_path(prefix: Path | None = None) -> Path:
-    """Where the watch in C built from this version's source is (named after the source, so
-    that a keeper never runs a watch built from another version of it)."""
+    """Where the watch in C built from this version's sources is (named after them, so that
+    a keeper never runs a watch built from another version of them)."""
     digest = _keeper_watch_digest()
     folder = prepared_dir(Path(sys.prefix) if prefix is None else prefix) / "keeper"
     return folder / f"watch-{digest}"
