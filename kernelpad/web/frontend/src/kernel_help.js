@@ -98,8 +98,8 @@ export function kernelHelp(ask) {
         key: "Tab",
         run: (view) => {
           // While a list is open (or coming), Tab is the list's, taken or not: CodeMirror
-          // refuses to accept in the list's first 75 ms, and a Tab let through there would
-          // move the focus out of the editor and close the list.
+          // refuses to accept in the list's first 75 ms, and a Tab let through there went on
+          // to the editor's own Tab, which indented after the word and closed the list.
           const status = completionStatus(view.state);
           if (status === "active") return acceptCompletion(view) || true;
           if (status === "pending") return true;
