@@ -91,10 +91,15 @@ def keeper_watch_path(prefix: Path | None = None) -> Path:
     return folder / f"watch-{digest}"
 
 
+def c_compiler() -> str | None:
+    """The machine's C compiler, if it has one."""
+    return next(filter(None, map(shutil.which, C_COMPILERS)), None)
+
+
 def build_keeper_watch(prefix: Path) -> str:
     program = keeper_watch_path(prefix)
     folder = program.parent
-    compiler = next(filter(None, map(shutil.which, C_COMPILERS)), None)
+    compiler = c_compiler()
     if compiler is None:
         return "keeper: watches in Python (no C compiler to build its watch)"
     folder.mkdir(parents=True, exist_ok=True)
@@ -297,8 +302,14 @@ def main(argv: list[str] | None = None) -> None:
         "--prefix", type=Path, default=Path(sys.prefix), help="default: this environment"
     )
     args = parser.parse_args(argv)
-    steps = (install_python, prepare_completions, install_deno, install_java, install_cpp)
-    for step in (*steps, build_keeper_watch):
+    for step in (
+        install_python,
+        prepare_completions,
+        install_deno,
+        install_java,
+        install_cpp,
+        build_keeper_watch,
+    ):
         print(step(args.prefix))
 
 

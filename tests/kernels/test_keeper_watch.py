@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -24,7 +23,7 @@ import pytest
 
 from kernelpad.kernels import install
 from kernelpad.kernels import keeper_command as keeper
-from kernelpad.kernels.install import C_COMPILERS, build_keeper_watch, keeper_watch_path
+from kernelpad.kernels.install import build_keeper_watch, c_compiler, keeper_watch_path
 from kernelpad.kernels.runtime import lease_path
 
 SLEEPER = ["sleep", "60"]
@@ -35,7 +34,7 @@ def watch(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> st
     if request.param == "python":
         monkeypatch.setattr(keeper, "watch_program", lambda: None)
     elif keeper.watch_program() is None:
-        if not any(map(shutil.which, C_COMPILERS)):
+        if c_compiler() is None:
             pytest.skip("no C compiler here: keepers watch in Python")
         pytest.fail("the watch in C is not built: python -m kernelpad.kernels.install")
     return str(request.param)
@@ -236,7 +235,7 @@ def test_a_tcp_kernel_is_relayed_both_ways(watch: str, folder: Path) -> None:
 
 
 def test_the_installer_builds_the_watch_and_removes_earlier_builds(tmp_path: Path) -> None:
-    if not any(map(shutil.which, C_COMPILERS)):
+    if c_compiler() is None:
         pytest.skip("no C compiler here: keepers watch in Python")
     earlier = keeper_watch_path(tmp_path).with_name("watch-0123456789ab")
     earlier.parent.mkdir(parents=True)
