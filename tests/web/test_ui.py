@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Locator, expect
 
 from kernelpad.config import Settings
 from kernelpad.server import KernelpadServer
@@ -486,16 +486,12 @@ async def test_start_from_a_question_and_download_the_notebook(
     await host.close()
 
 
-async def test_completion_and_documentation_from_the_kernel(
-    pair: tuple[Person, Person], artifacts: Path
-) -> None:
-    """Tab after a word lists the kernel's completions, Tab picks one; Tab with only
-    whitespace before the cursor indents; Shift+Tab shows the kernel's documentation."""
-    host, candidate = pair
-    page = candidate.page
-    await candidate.replace_source(0, "import os\nos.pa")
+async def list_os_pa(person: Person) -> Locator:
+    """The kernel's completions of ``os.pa`` in the first cell, listed by Tab: the list, open.
+    The first question may find the kernel starting: it says so, and a later Tab lists."""
+    page = person.page
+    await person.replace_source(0, "import os\nos.pa")
     listing = page.locator(".cm-tooltip-autocomplete")
-    # The first question may find the kernel starting: it says so, and a later Tab lists.
     for _ in range(60):
         await page.keyboard.press("Tab")
         await expect(listing).to_be_visible()
@@ -505,6 +501,17 @@ async def test_completion_and_documentation_from_the_kernel(
         await page.keyboard.press("Escape")
         await page.wait_for_timeout(1000)
     await expect(listing.get_by_text("path", exact=True)).to_be_visible()
+    return listing
+
+
+async def test_completion_and_documentation_from_the_kernel(
+    pair: tuple[Person, Person], artifacts: Path
+) -> None:
+    """Tab after a word lists the kernel's completions, Tab picks one; Tab with only
+    whitespace before the cursor indents; Shift+Tab shows the kernel's documentation."""
+    host, candidate = pair
+    page = candidate.page
+    listing = await list_os_pa(candidate)
     await page.screenshot(path=artifacts / "completion.png")
     # The kernel's indicator knows the kernel the question started.
     await expect(page.locator(".kernels [data-language=python]")).to_have_attribute(
@@ -555,17 +562,9 @@ async def test_a_tab_as_the_completion_list_opens_stays_in_the_editor(
 ) -> None:
     _, candidate = pair
     page = candidate.page
-    await candidate.replace_source(0, "import os\nos.pa")
-    listing = page.locator(".cm-tooltip-autocomplete")
-    for _ in range(60):  # until the kernel answers (it may be starting)
-        await page.keyboard.press("Tab")
-        await expect(listing).to_be_visible()
-        found = await listing.get_by_text("path", exact=True).count()
-        await page.keyboard.press("Escape")
-        await expect(listing).to_be_hidden()
-        if found:
-            break
-        await page.wait_for_timeout(1000)
+    listing = await list_os_pa(candidate)
+    await page.keyboard.press("Escape")
+    await expect(listing).to_be_hidden()
     await page.evaluate(TAB_AS_THE_LIST_OPENS)
     await page.keyboard.press("Tab")
     kept = None
