@@ -487,8 +487,9 @@ async def test_start_from_a_question_and_download_the_notebook(
 
 
 async def list_os_pa(person: Person) -> Locator:
-    """The kernel's completions of ``os.pa`` in the first cell, listed by Tab: the list, open.
-    The first question may find the kernel starting: it says so, and a later Tab lists."""
+    """The kernel's completions of ``os.pa`` in the first cell, listed by Tab: the list, open
+    and seen. The first question may find the kernel starting: it says so, and a later Tab
+    lists."""
     page = person.page
     await person.replace_source(0, "import os\nos.pa")
     listing = page.locator(".cm-tooltip-autocomplete")
@@ -501,6 +502,10 @@ async def list_os_pa(person: Person) -> Locator:
         await page.keyboard.press("Escape")
         await page.wait_for_timeout(1000)
     await expect(listing.get_by_text("path", exact=True)).to_be_visible()
+    # A person reads the list before choosing: CodeMirror gives a list none of the keys
+    # pressed in its first 75 ms (they were pressed before it could be seen), and an arrow
+    # pressed there moves the cursor instead, which closes the list.
+    await page.wait_for_timeout(100)
     return listing
 
 
