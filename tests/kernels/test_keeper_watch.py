@@ -256,6 +256,38 @@ def test_without_a_c_compiler_keepers_watch_in_python(
     assert not keeper_watch_path(tmp_path).exists()
 
 
+def test_a_watch_that_cannot_start_leaves_the_keeper_watching_in_python(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A build that the system will not run (here: no executable format at all) is said in
+    the keeper's log, and the keeper goes on in Python with the signals it had blocked for
+    the exec unblocked: a SIGTERM still stops the kernel and cleans up."""
+    broken = tmp_path / "watch-broken"
+    broken.write_bytes(b"not a program\n")
+    broken.chmod(0o755)
+    monkeypatch.setattr(keeper, "watch_program", lambda: broken)
+    argv = keeper.command(lease_path(folder), folder, 10.0, [], None)
+    assert str(broken) in argv
+    with subprocess.Popen(
+        [*argv, *SLEEPER],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    ) as process:
+        holder = hold(folder)
+        kernel = the_kernel(process, "sleep")
+        assert Path(psutil.Process(process.pid).exe()).name.startswith("python")
+        holder.sendall(b"keep 30\n")  # kept: only the SIGTERM can end it now
+        time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        assert_all_gone(process, kernel, folder)
+        holder.close()
+        assert process.stderr is not None
+        said = process.stderr.read().decode()
+    assert said.startswith(f"keeper: watching in Python: {broken}:"), said
+
+
 ENDED_BEFORE = textwrap.dedent(
     """
     import os, socket, subprocess, sys, time
