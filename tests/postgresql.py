@@ -17,7 +17,6 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
@@ -49,34 +48,43 @@ def postgresql_server(port: int) -> Iterator[PostgreSQLServer]:
     """Start a cluster on ``port`` in a temporary folder; stop it and remove the folder at the
     end."""
     initdb = _newest("initdb")
-    as_postgres: dict[str, Any] = (
-        {"user": "postgres", "group": "postgres", "extra_groups": []} if os.geteuid() == 0 else {}
-    )
+    as_root = os.geteuid() == 0
+    # As root, initdb and the server run as the postgres user (with no supplementary groups).
+    user = "postgres" if as_root else None
+    group = "postgres" if as_root else None
+    extra_groups: list[str] | None = [] if as_root else None
     # Under /tmp itself: the postgres user cannot enter pytest's folders, which are root's.
     root = Path(tempfile.mkdtemp(prefix="kernelpad-pg-"))
     try:
-        if as_postgres:
+        if as_root:
             shutil.chown(root, "postgres", "postgres")
         data = root / "data"
+        init_command: list[str | Path] = [initdb, "-D", data, "-U", "kernelpad", "-A", "trust"]
+        init_command += ["--no-sync", "--no-locale", "-E", "UTF8"]
         init = subprocess.run(
-            [initdb, "-D", data, "-U", "kernelpad", "-A", "trust", "--no-sync", "--no-locale"]
-            + ["-E", "UTF8"],
+            init_command,
             capture_output=True,
             text=True,
-            **as_postgres,
+            user=user,
+            group=group,
+            extra_groups=extra_groups,
         )
         if init.returncode != 0:
             pytest.fail(f"initdb failed: {init.stdout}{init.stderr}")
         server = PostgreSQLServer(port)
         log_path = root / "postgres.log"
         with open(log_path, "wb") as log:
+            server_command: list[str | Path] = [initdb.with_name("postgres"), "-D", data]
+            server_command += ["-p", str(server.port), "-k", root]
+            server_command += ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
+            server_command += ["-c", "synchronous_commit=off", "-c", "full_page_writes=off"]
             proc = subprocess.Popen(
-                [initdb.with_name("postgres"), "-D", data, "-p", str(server.port), "-k", root]
-                + ["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"]
-                + ["-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+                server_command,
                 stdout=log,
                 stderr=subprocess.STDOUT,
-                **as_postgres,
+                user=user,
+                group=group,
+                extra_groups=extra_groups,
             )
         try:
             _wait_ready(proc, server, log_path)
