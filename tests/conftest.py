@@ -32,6 +32,7 @@ os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 
 from kernelpad.config import Settings  # noqa: E402
 from kernelpad.server import KernelpadServer  # noqa: E402
+from kernelpad.sessions.manager import SessionManager  # noqa: E402
 from tests import processes  # noqa: E402
 from tests.postgresql import PostgreSQLServer, postgresql_server  # noqa: E402
 
@@ -107,14 +108,16 @@ class Api:
     async def create_session(self, **fields: Any) -> dict[str, Any]:
         response = await self.post("/api/v1/sessions", {"host_name": "Grace", **fields})
         assert response.status == 201, response.body
-        return response.json
+        session: dict[str, Any] = response.json
+        return session
 
     async def execute(self, session_id: str, code: str, **fields: Any) -> dict[str, Any]:
         response = await self.post(
             f"/api/v1/sessions/{session_id}/execute", {"code": code, **fields}
         )
         assert response.status == 200, response.body
-        return response.json
+        result: dict[str, Any] = response.json
+        return result
 
     def close(self) -> None:
         self.client.close()
@@ -130,6 +133,13 @@ class RunningServer:
     def base_url(self) -> str:
         return self.api.base_url
 
+    @property
+    def manager(self) -> SessionManager:
+        """The session manager of the server now running (it has one once started)."""
+        manager = self.server.manager
+        assert manager is not None, "the server has not started"
+        return manager
+
 
 def make_settings(data_dir: Path, **overrides: Any) -> Settings:
     """Settings for a server under test: any free port, its own data dir, no rate limit."""
@@ -141,7 +151,7 @@ def make_settings(data_dir: Path, **overrides: Any) -> Settings:
         "kernel_pool_size": {"python": 1},
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @contextlib.asynccontextmanager

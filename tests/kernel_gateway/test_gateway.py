@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from kernelpad.config import Settings
+from kernelpad.kernel_gateway.kernel import GatewayKernel
 from tests import processes
 from tests.conftest import (
     Api,
@@ -126,7 +127,7 @@ async def test_a_time_limit_interrupts_through_the_gateway(api: Api, session: st
 
 async def test_a_restart_gives_a_new_kernel(api: Api, session: str, server: RunningServer) -> None:
     await api.execute(session, "gone = 1")
-    await server.server.manager.runs.restart_kernel(session, "host", "python")
+    await server.manager.runs.restart_kernel(session, "host", "python")
     body = await api.execute(session, "gone")
     assert body["status"] == "error" and body["error"]["ename"] == "NameError"
 
@@ -182,8 +183,8 @@ async def test_a_restart_takes_the_gateways_kernels_back_if_kept(
             assert after["status"] == "error" and after["error"]["ename"] == "NameError"
             assert after["new_kernel"] and "started a new Python" in after["notices"][0]
         # The session's end stops the kernel on the gateway, and nothing is kept for it.
-        await second.server.manager.runs.close_session(sid)
-        assert await second.server.manager.store.session_kernels() == []
+        await second.manager.runs.close_session(sid)
+        assert await second.manager.store.session_kernels() == []
 
 
 async def test_a_gateway_that_goes_away_mid_session(
@@ -230,7 +231,7 @@ async def test_a_kernel_the_gateway_culled_is_replaced_and_said(
     # The gateway drops the kernel (as its idle culler does).
     (kernel_id,) = [
         runner.kernel.kernel_id
-        for (sid, _), runner in server.server.manager.runs.runners().items()
+        for (sid, _), runner in server.manager.runs.runners().items()
         if sid == session and runner.kernel is not None
     ]
     request = urllib.request.Request(
@@ -240,7 +241,7 @@ async def test_a_kernel_the_gateway_culled_is_replaced_and_said(
     )
     with urllib.request.urlopen(request, timeout=10):
         pass
-    kernel = server.server.manager.runs.runners()[(session, "python")].kernel
+    kernel = server.manager.runs.runners()[(session, "python")].kernel
     assert kernel is not None
     await eventually(lambda: _gone(kernel), "kernelpad to notice the kernel is gone")
     body = await api.execute(session, "print('again')")
@@ -291,13 +292,15 @@ async def test_a_dropped_channels_socket_is_made_again_mid_run(
     api: Api, session: str, server: RunningServer
 ) -> None:
     await api.execute(session, "import time")
-    kernel = server.server.manager.runs.runners()[(session, "python")].kernel
-    assert kernel is not None
+    kernel = server.manager.runs.runners()[(session, "python")].kernel
+    assert isinstance(kernel, GatewayKernel)
     run = asyncio.ensure_future(
         api.execute(session, "print('before', flush=True)\ntime.sleep(1.5)\nprint('after')")
     )
     await asyncio.sleep(0.5)
-    kernel._socket.close()  # the network between kernelpad and the gateway blips
+    socket = kernel._socket
+    assert socket is not None
+    socket.close()  # the network between kernelpad and the gateway blips
     body = await run
     # The run ends normally, its reply and later output arrive, and it says what may be lost.
     assert body["status"] == "ok" and "after" in body["stdout"], body

@@ -247,7 +247,7 @@ async def test_a_fork_bomb_meets_the_process_limit(
     # restart (what the pad's Restart button does) gives a working kernel.
     stuck = await run(api, session, "print('alive')")
     assert stuck["status"] == "error" and "thread" in stuck["stderr"], stuck["stderr"][-300:]
-    await server.server.manager.runs.restart_kernel(session, "host", "python")
+    await server.manager.runs.restart_kernel(session, "host", "python")
     assert (await run(api, session, "print('alive')"))["stdout"] == "alive\n"
 
 

@@ -51,7 +51,9 @@ async def hang_up(conn: WebSocketClientConnection) -> None:
     if protocol is None:
         return
     for _ in range(1000):
-        if protocol.stream.closed():
+        stream = protocol.stream
+        assert stream is not None, "a connected client's protocol has its stream"
+        if stream.closed():
             return
         # Tornado's client reads no further frame (the server's close among them) while a
         # message it has read waits to be taken.

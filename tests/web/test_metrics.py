@@ -52,8 +52,8 @@ async def scrape(api: Api) -> Scrape:
 async def test_metrics_move_as_sessions_run(api: Api, server: RunningServer) -> None:
     before = await scrape(api)
     await eventually(
-        lambda: server.server.manager.pool.ready_count == 1,
-        "the pool to fill",  # type: ignore[union-attr]
+        lambda: server.manager.pool.ready_count == 1,
+        "the pool to fill",
     )
     session = (await api.create_session(host_name="Ada"))["session_id"]
     assert (await api.execute(session, "x = 1"))["status"] == "ok"
@@ -73,8 +73,8 @@ async def test_metrics_move_as_sessions_run(api: Api, server: RunningServer) -> 
     # The session holds one idle Python kernel; the pool has made another ready since.
     assert during.value("kernelpad_kernels", language="python", state="idle") == 1
     await eventually(
-        lambda: server.server.manager.pool.ready_count == 1,
-        "the pool to refill",  # type: ignore[union-attr]
+        lambda: server.manager.pool.ready_count == 1,
+        "the pool to refill",
     )
     refilled = await scrape(api)
     assert refilled.value("kernelpad_pool_ready", language="python") == 1
@@ -105,7 +105,7 @@ async def test_metrics_move_as_sessions_run(api: Api, server: RunningServer) -> 
             break
     socket.close()
     await eventually(
-        lambda: server.server.manager.rooms.participants_connected() == 0,  # type: ignore[union-attr]
+        lambda: server.manager.rooms.participants_connected() == 0,
         "the participant to leave",
     )
     after = await scrape(api)

@@ -169,7 +169,7 @@ async def test_a_tab_that_reconnects_with_its_client_id_stays_visible(
         "the new state at the watcher",
     )
     await old.close()
-    room = server.server.manager.rooms.loaded(sid)
+    room = server.manager.rooms.loaded(sid)
     assert room is not None
     await eventually(lambda: len(room.yjs.peers) == 2, "the server to see the old socket go")
     # One more round trip through the server: anything it sent the watcher about the old
@@ -229,7 +229,7 @@ async def test_clients_sending_too_fast_are_slowed_and_lose_nothing(tmp_path: Pa
             await client.send("code_update", {"code": f"x = {i}\n"})
         error = await client.expect("error")
         assert error["code"] == "throttled" and "5 messages a second" in error["message"]
-        texts = []
+        texts: list[str] = []
         while not texts or texts[-1] != "x = 11\n":
             texts.append((await watcher.expect("code_update"))["code"])
         # In order (changes committed together reach the watcher as one version)...
@@ -353,7 +353,7 @@ async def test_a_connection_that_has_not_joined_keeps_the_room(
     # Bob's socket is open, but he has not joined yet when Ada leaves.
     bob = JsonClient(await websocket_connect(ws_url(server, f"/ws/sessions/{sid}")))
     await eventually(
-        lambda: (room := server.server.manager.rooms.loaded(sid)) is not None and room.holds == 2,
+        lambda: (room := server.manager.rooms.loaded(sid)) is not None and room.holds == 2,
         "Bob's socket to hold the room",
     )
     ada.close()
@@ -375,7 +375,7 @@ async def test_a_connection_that_has_not_joined_keeps_the_room(
 async def test_nobody_joins_a_room_whose_session_has_ended(server: RunningServer, api: Api) -> None:
     created = await api.create_session()
     sid = created["session_id"]
-    manager = server.server.manager
+    manager = server.manager
     room = await manager.room(sid)
     await manager.end(sid, created["host_token"])
     # A join that was on its way when the session ended finds the room closed.
@@ -395,7 +395,7 @@ async def test_a_cell_left_running_by_a_stopped_server_is_idle_and_says_why_afte
         yjs = await YjsClient.connect(first, sid)
         await eventually(lambda: yjs.cell_count == 1, "sync")
         # As the server leaves a cell when it stops in the middle of its run.
-        room = first.server.manager.rooms.loaded(sid)
+        room = first.manager.rooms.loaded(sid)
         assert room is not None
         room.document.begin_run(room.document.cells()[0]["id"])
         await eventually(

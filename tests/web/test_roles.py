@@ -227,7 +227,7 @@ async def test_private_notes_are_the_hosts_alone(
 async def test_two_rule_changes_at_once_both_stay(api: Api, server: RunningServer) -> None:
     """The host locks editing while (another tab) turning running code off: both changes
     stay, in what the server enforces as in what it stores."""
-    access = server.server.manager.access
+    access = server.manager.access
     for _ in range(10):
         created = await api.create_session()
         sid, token = created["session_id"], created["host_token"]
