@@ -14,6 +14,7 @@ import pytest
 
 from kernelpad.config import Settings
 from kernelpad.sessions.grading.nbgrader_format import release
+from tests import nbformat_typed
 from tests.conftest import Api, RunningServer, eventually, make_settings, running_server
 from tests.web.clients import JsonClient, YjsClient
 
@@ -34,22 +35,23 @@ def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def three_languages() -> dict[str, Any]:
     """A notebook as JupyterLab would save it, with a cell in each of three languages."""
     cells = [
-        nbformat.v4.new_markdown_cell("# Warm-up\n\nThree languages, one notebook."),
-        nbformat.v4.new_code_cell("total = sum(range(5))\nprint('python', total)\ntotal * 2"),
-        nbformat.v4.new_code_cell(
+        nbformat_typed.new_markdown_cell("# Warm-up\n\nThree languages, one notebook."),
+        nbformat_typed.new_code_cell("total = sum(range(5))\nprint('python', total)\ntotal * 2"),
+        nbformat_typed.new_code_cell(
             "console.log('javascript', [1, 2, 3].map((x) => x * 2).join(','));"
         ),
-        nbformat.v4.new_code_cell('System.out.println("java " + (6 * 7));'),
+        nbformat_typed.new_code_cell('System.out.println("java " + (6 * 7));'),
     ]
     cells[2].metadata["kernelpad"] = {"language": "javascript"}
     cells[3].metadata["kernelpad"] = {"language": "java"}
-    notebook = nbformat.v4.new_notebook(
+    notebook = nbformat_typed.new_notebook(
         cells=cells,
         metadata={
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}
         },
     )
-    return json.loads(nbformat.writes(notebook))
+    saved: dict[str, Any] = json.loads(nbformat_typed.writes(notebook))
+    return saved
 
 
 async def run_every_code_cell(server: RunningServer, session: dict[str, Any]) -> None:
@@ -73,7 +75,8 @@ async def export(api: Api, session: dict[str, Any]) -> dict[str, Any]:
     assert response.status == 200, response.body
     assert response.headers["Content-Type"] == "application/x-ipynb+json"
     assert response.headers["Content-Disposition"].endswith(f'-{session["session_id"]}.ipynb"')
-    return response.json  # type: ignore[no-any-return]
+    exported: dict[str, Any] = response.json
+    return exported
 
 
 def comparable(notebook: dict[str, Any]) -> list[tuple[Any, ...]]:
@@ -108,7 +111,7 @@ async def test_export_with_outputs_in_three_languages_then_import_it_back(
     await run_every_code_cell(server, session)
 
     notebook = await export(api, session)
-    nbformat.validate(nbformat.from_dict(notebook))
+    nbformat.validate(nbformat_typed.from_dict(notebook))
     assert notebook["nbformat"] == 4
     assert notebook["metadata"]["kernelspec"]["name"] == "python3"
     assert notebook["metadata"]["kernelpad"]["title"] == "Warm-up"
@@ -152,7 +155,7 @@ async def test_a_traceback_is_shown_once_in_the_export_and_the_replay(
     api: Api, server: RunningServer
 ) -> None:
     """The error output holds the traceback; it is not copied into a stderr output too."""
-    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("1 / 0")])
+    notebook = nbformat_typed.new_notebook(cells=[nbformat_typed.new_code_cell("1 / 0")])
     response = await api.post("/api/v1/sessions", {"host_name": "Ada", "notebook": notebook})
     session = response.json
     client, _ = await JsonClient.join_with(
@@ -240,7 +243,7 @@ async def test_the_question_library(api: Api, server_settings: Settings) -> None
     assert created.status == 201, created.body
     session = created.json
     assert session["language"] == "java" and session["session_name"] == "LRU cache"
-    shipped = nbformat.read(
+    shipped = nbformat_typed.read(
         Path(__file__).resolve().parents[2] / "kernelpad/sessions/questions/lru-cache.ipynb",
         as_version=4,
     )
@@ -328,7 +331,7 @@ async def test_whatever_a_participant_puts_in_the_document_the_export_stays_vali
     await eventually(lambda: _cell_count(api, session, 5), "the odd cells at the server")
     # Outputs are kernelpad's to write: odd ones (from a document stored before that rule, say)
     # can only be in the server's copy, and must not break the export either.
-    manager = server.server.manager
+    manager = server.manager
     room = await manager.room(sid)
     try:
         odd = [
@@ -344,7 +347,7 @@ async def test_whatever_a_participant_puts_in_the_document_the_export_stays_vali
     finally:
         manager.rooms.release(room)
     notebook = await export(api, session)
-    nbformat.validate(nbformat.from_dict(notebook))
+    nbformat.validate(nbformat_typed.from_dict(notebook))
     sources = [c["source"] for c in notebook["cells"]]
     assert sources[1:] == ["x = 1", "y = 2", "# twice"]
     assert notebook["cells"][2]["outputs"] == [
