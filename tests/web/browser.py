@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal, TypedDict, Unpack
 
-from playwright.async_api import Browser, BrowserContext, Page, expect
+from playwright.async_api import Browser, BrowserContext, ConsoleMessage, Locator, Page, expect
 
 from tests.conftest import RunningServer
 
@@ -22,6 +22,13 @@ LAUNCH_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+class Viewport(TypedDict, total=False):
+    """A browser window's size, in CSS pixels, where a test wants other than Person's default."""
+
+    width: int
+    height: int
 
 
 class Person:
@@ -39,7 +46,7 @@ class Person:
         page.on("websocket", lambda socket: self.urls.append(socket.url))
         page.on("console", self._console)
 
-    def _console(self, message: Any) -> None:
+    def _console(self, message: ConsoleMessage) -> None:
         # A socket that cannot connect, or a ticket that cannot be fetched, while the server
         # restarts is expected; nothing else.
         expected = ("WebSocket connection", "net::ERR_CONNECTION_REFUSED")
@@ -67,7 +74,7 @@ class Person:
         assert not self.errors, self.errors
         await self.context.close()
 
-    def cell(self, index: int) -> Any:
+    def cell(self, index: int) -> Locator:
         return self.page.locator(".cell").nth(index)
 
     async def type_in(self, index: int, text: str) -> None:
@@ -86,7 +93,10 @@ class Person:
 
 
 async def start_interview(
-    browser: Browser, server: RunningServer, question: str | None = None, **viewport: int
+    browser: Browser,
+    server: RunningServer,
+    question: str | None = None,
+    **viewport: Unpack[Viewport],
 ) -> tuple[Person, str]:
     """The interviewer starts an interview from "/" (from ``question``, the label of the
     start page's choice, if given) and opens it as the host."""
@@ -109,7 +119,7 @@ async def start_interview(
     return host, join_link
 
 
-async def join(browser: Browser, link: str, name: str, **viewport: int) -> Person:
+async def join(browser: Browser, link: str, name: str, **viewport: Unpack[Viewport]) -> Person:
     """A candidate opens the join link and gives a name."""
     person = await Person.open(browser, **viewport)
     await person.page.goto(link)

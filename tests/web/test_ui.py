@@ -12,11 +12,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from playwright.async_api import Browser, Locator, expect
+from playwright.async_api import Browser, Locator, Request, expect
 
 from kernelpad.config import Settings
 from kernelpad.server import KernelpadServer
 from kernelpad.web.pages import Bundle
+from tests import nbformat_typed
 from tests.conftest import Api, RunningServer, free_port, make_settings
 from tests.web.browser import ARTIFACTS, Person, join, start_interview
 
@@ -478,7 +479,7 @@ async def test_start_from_a_question_and_download_the_notebook(
     assert download.suggested_filename.startswith("Two-sum-")
     path = tmp_path / download.suggested_filename
     await download.save_as(path)
-    notebook = nbformat.read(path, as_version=4)
+    notebook = nbformat_typed.read(path, as_version=4)
     nbformat.validate(notebook)
     assert notebook.cells[0].source.startswith("def two_sum(")
     assert isinstance(notebook.cells[0].execution_count, int)
@@ -593,10 +594,12 @@ async def test_a_double_click_on_start_starts_one_interview(
     host = await Person.open(browser)
     page = host.page
     posted: list[str] = []
-    page.on(
-        "request",
-        lambda r: posted.append(r.url) if r.method == "POST" and r.url.endswith("/sessions") else 0,
-    )
+
+    def note_session_post(request: Request) -> None:
+        if request.method == "POST" and request.url.endswith("/sessions"):
+            posted.append(request.url)
+
+    page.on("request", note_session_post)
     await page.goto(server.base_url + "/")
     await page.get_by_label("Your name").fill("Grace")
     start = page.locator("form button[type=submit]")
