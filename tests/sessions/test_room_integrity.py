@@ -202,7 +202,7 @@ async def test_outputs_counts_and_states_are_kernelpads_alone(room: Room) -> Non
     room.yjs.receive(cleo, changes(cleo.doc, append_source("x = 2\n")))
 
     def new_cell(doc: Doc[Any]) -> None:
-        cell = Map(
+        cell: Map[Any] = Map(
             {
                 "id": "new",
                 "cell_type": "code",

@@ -5,6 +5,7 @@ Pure logic: a fake clock, no server."""
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 
 import pytest
 
@@ -165,13 +166,14 @@ def test_messages_name_no_session() -> None:
     store = TicketStore()
     ticket = store.issue(ALAN)
     problems: list[Exception] = []
-    for attempt in (
+    attempts: tuple[Callable[[], object], ...] = (
         lambda: store.redeem("nothing", "s-1"),
         lambda: store.redeem(ticket, "s-2"),
         lambda: grant_for(session(), "c-bo", ALAN_TOKEN),
         lambda: grant_for(session(), "c-alan", None),
         lambda: grant_for(session(status=ENDED), "c-alan", ALAN_TOKEN),
-    ):
+    )
+    for attempt in attempts:
         with pytest.raises(Exception) as raised:
             attempt()
         problems.append(raised.value)

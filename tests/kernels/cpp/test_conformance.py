@@ -10,7 +10,8 @@ from __future__ import annotations
 import jupyter_kernel_test
 
 
-class CppKernelConformance(jupyter_kernel_test.KernelTests):
+# jupyter_kernel_test ships no type information (no py.typed), so its KernelTests is Any.
+class CppKernelConformance(jupyter_kernel_test.KernelTests):  # type: ignore[misc]
     kernel_name = "cpp"
     language_name = "c++"
     file_extension = ".cpp"
