@@ -153,11 +153,12 @@ async def run(api: Api, session_id: str, code: str, token: str | None = None) ->
         path = f"/api/v1/sessions/{session_id}/execute"
         response = await api.post(path, {"code": code}, token=token)
         if response.status == 200:
-            return response.json  # type: ignore[no-any-return]
+            result: dict[str, Any] = response.json
+            return result
         assert response.status in (502, 503), response.body
         if response.status == 503:
             assert response.json["error"]["code"] == "session_moving", response.body
-        assert time.monotonic() < deadline, f"{session_id} did not come back: {response.body}"
+        assert time.monotonic() < deadline, f"{session_id} did not come back: {response.body!r}"
         await asyncio.sleep(0.05)
 
 

@@ -43,7 +43,8 @@ async def kernel_of_session(api: Api, server: ServerProcess, session_id: str) ->
     body = await api.execute(session_id, code)
     connection_file = body["outputs"][0]["data"]["text/plain"].strip("'")
     (kernel,) = [p for p in kernel_processes(server) if connection_file in " ".join(p.cmdline())]
-    return kernel.pid
+    pid: int = kernel.pid
+    return pid
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
@@ -150,7 +151,8 @@ async def test_culler_ends_old_sessions_and_idle_kernels(tmp_path: Path) -> None
 
 
 async def _status(api: Api, session_id: str, status: str) -> bool:
-    return (await api.get(f"/api/v1/sessions/{session_id}")).json["status"] == status
+    current: str = (await api.get(f"/api/v1/sessions/{session_id}")).json["status"]
+    return current == status
 
 
 def kernels_of_this_process() -> list[int]:
@@ -262,7 +264,8 @@ async def test_sigterm_answers_a_run_in_flight_and_leaves_no_kernel(
 
 
 async def _running(api: Api) -> bool:
-    return (await api.get("/api/v1/health")).json["executions_running"] == 1
+    running: int = (await api.get("/api/v1/health")).json["executions_running"]
+    return running == 1
 
 
 async def test_kernels_of_a_killed_server_are_stopped(server_process: Any, tmp_path: Path) -> None:
@@ -300,7 +303,8 @@ async def test_kernels_of_a_killed_server_are_stopped(server_process: Any, tmp_p
 
 
 async def _pooled(api: Api, count: int) -> bool:
-    return (await api.get("/api/v1/health")).json["kernels_pooled"] == count
+    pooled: int = (await api.get("/api/v1/health")).json["kernels_pooled"]
+    return pooled == count
 
 
 async def test_a_server_killed_mid_session_loses_nothing_it_stored(

@@ -8,7 +8,7 @@ import contextlib
 import json
 import urllib.parse
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from jupyter_ydoc import YNotebook
 from pycrdt import (
@@ -22,7 +22,13 @@ from pycrdt import (
 )
 from tornado.websocket import WebSocketClientConnection, WebSocketClosedError, websocket_connect
 
-from tests.conftest import RunningServer
+
+class Server(Protocol):
+    """What the clients need of a kernelpad server: where it is. A RunningServer in the
+    tests' own process, a ServerProcess, or nginx in front of several."""
+
+    @property
+    def base_url(self) -> str: ...
 
 
 def first_cell(updates: Iterable[bytes]) -> dict[str, Any]:
@@ -39,7 +45,7 @@ def first_source(updates: Iterable[bytes]) -> str:
     return str(first_cell(updates).get("source", ""))
 
 
-def ws_url(server: RunningServer, path: str) -> str:
+def ws_url(server: Server, path: str) -> str:
     return server.base_url.replace("http://", "ws://") + path
 
 
@@ -69,13 +75,13 @@ class JsonClient:
 
     @classmethod
     async def join(
-        cls, server: RunningServer, session_id: str, client_id: str, name: str
+        cls, server: Server, session_id: str, client_id: str, name: str
     ) -> tuple[JsonClient, dict[str, Any]]:
         return await cls.join_with(server, session_id, client_id, name, None)
 
     @classmethod
     async def join_with(
-        cls, server: RunningServer, session_id: str, client_id: str, name: str, token: str | None
+        cls, server: Server, session_id: str, client_id: str, name: str, token: str | None
     ) -> tuple[JsonClient, dict[str, Any]]:
         conn = await websocket_connect(ws_url(server, f"/ws/sessions/{session_id}"))
         client = cls(conn)
@@ -124,7 +130,7 @@ class YjsClient:
         self.others = Awareness(Doc())
 
     @classmethod
-    async def connect(cls, server: RunningServer, session_id: str, **params: str) -> YjsClient:
+    async def connect(cls, server: Server, session_id: str, **params: str) -> YjsClient:
         """Connect, named by ``params`` (``client_id``, ``display_name``, ``host_token``) as
         y-websocket's ``params`` option would."""
         return await cls.connect_url(server.base_url, session_id, **params)
