@@ -75,7 +75,8 @@ async def test_json_clients_join_and_see_each_others_edits(
 
 
 async def _code(api: Api, session_id: str, code: str) -> bool:
-    return (await api.get(f"/api/v1/sessions/{session_id}")).json["code"] == code
+    current: str = (await api.get(f"/api/v1/sessions/{session_id}")).json["code"]
+    return current == code
 
 
 async def test_yjs_and_json_clients_share_one_document(
@@ -149,8 +150,13 @@ async def test_three_clients_typing_at_once_converge(
 ) -> None:
     sid = session["session_id"]
     clients = [await YjsClient.connect(server, sid) for _ in range(3)]
+    code: str = session["code"]
     for client in clients:
-        await eventually(lambda c=client: c.source == session["code"], "sync")
+
+        def synced(c: YjsClient = client) -> bool:
+            return c.source == code
+
+        await eventually(synced, "sync")
     for round_ in range(20):
         for number, client in enumerate(clients):
             client.insert(0 if number % 2 else len(client.source), f"<{number}:{round_}>")
@@ -294,7 +300,7 @@ async def first_cell_id(yjs: YjsClient) -> str:
 
 async def until_finished(client: JsonClient) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Messages of a run up to its execution_finished: (the others, the finish)."""
-    seen = []
+    seen: list[dict[str, Any]] = []
     while True:
         message = await client.receive()
         if message["type"] == "execution_finished":
@@ -606,7 +612,11 @@ async def test_a_node_y_websocket_client_and_python_clients_converge(
     watcher, _ = await JsonClient.join(server, sid, "watch-n", "Watcher")
     python_clients = [await YjsClient.connect(server, sid) for _ in range(2)]
     for client in python_clients:
-        await eventually(lambda c=client: c.cell_count == 1, "sync")
+
+        def synced(c: YjsClient = client) -> bool:
+            return c.cell_count == 1
+
+        await eventually(synced, "sync")
     script = (Path(__file__).parent / "yjs_client.mjs").read_text()
     node = await asyncio.create_subprocess_exec(
         "node",

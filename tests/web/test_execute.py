@@ -39,7 +39,8 @@ async def session(api: Api) -> dict[str, Any]:
 
 
 async def health(api: Api) -> dict[str, Any]:
-    return (await api.get("/api/v1/health")).json
+    body: dict[str, Any] = (await api.get("/api/v1/health")).json
+    return body
 
 
 def kernel_pid(server: RunningServer, session_id: str) -> int:
@@ -183,7 +184,8 @@ async def test_kernel_killed_from_outside_mid_run(server: RunningServer, api: Ap
 
 
 async def _is_busy(api: Api) -> bool:
-    return (await health(api))["executions_running"] >= 1
+    running: int = (await health(api))["executions_running"]
+    return running >= 1
 
 
 # Output
@@ -261,7 +263,8 @@ async def test_one_run_at_a_time_and_a_bounded_queue(api: Api) -> None:
 
 
 async def _queued(api: Api) -> bool:
-    return (await health(api))["executions_queued"] >= 1
+    queued: int = (await health(api))["executions_queued"]
+    return queued >= 1
 
 
 # Bad requests

@@ -32,7 +32,7 @@ def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def assert_error(response: Any, status: int, code: str, *words: str) -> dict[str, Any]:
     assert response.status == status, response.body
     assert response.headers["Content-Type"].startswith("application/json")
-    error = response.json["error"]
+    error: dict[str, Any] = response.json["error"]
     assert error["code"] == code
     for word in words:
         assert word in error["message"], error["message"]
@@ -273,7 +273,8 @@ async def test_health_reports_sessions_and_kernels(api: Api) -> None:
 
 
 async def _pooled(api: Api) -> bool:
-    return (await api.get("/api/v1/health")).json["kernels_pooled"] == 1
+    pooled: int = (await api.get("/api/v1/health")).json["kernels_pooled"]
+    return pooled == 1
 
 
 async def test_unknown_endpoint_is_json_404(api: Api) -> None:

@@ -30,7 +30,8 @@ def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 @pytest.fixture(scope="module")
 async def sid(api: Api) -> str:
     """One C++ session shared by the tests that build on each other's definitions."""
-    return (await api.create_session(initial_language="cpp"))["session_id"]
+    session_id: str = (await api.create_session(initial_language="cpp"))["session_id"]
+    return session_id
 
 
 def value(body: dict[str, Any]) -> str | None:
