@@ -8,7 +8,7 @@ import contextlib
 import json
 import urllib.parse
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from jupyter_ydoc import YNotebook
 from pycrdt import (
@@ -130,13 +130,13 @@ class YjsClient:
         self.others = Awareness(Doc())
 
     @classmethod
-    async def connect(cls, server: Server, session_id: str, **params: str) -> YjsClient:
+    async def connect(cls, server: Server, session_id: str, **params: str) -> Self:
         """Connect, named by ``params`` (``client_id``, ``display_name``, ``host_token``) as
         y-websocket's ``params`` option would."""
         return await cls.connect_url(server.base_url, session_id, **params)
 
     @classmethod
-    async def connect_url(cls, base_url: str, session_id: str, **params: str) -> YjsClient:
+    async def connect_url(cls, base_url: str, session_id: str, **params: str) -> Self:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
         url = base_url.replace("http://", "ws://") + f"/ws/yjs/{session_id}{query}"
         conn = await websocket_connect(url)

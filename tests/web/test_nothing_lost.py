@@ -180,9 +180,8 @@ async def _killed_mid_burst(
     server: ServerProcess, api: Api, sid: str, token: str, trial: int
 ) -> list[str]:
     """One trial: the marks the reader received that the stored document lacks."""
-    running = RunningServer(None, None, api)  # type: ignore[arg-type]
-    writers = [await YjsClient.connect(running, sid, client_id=f"w{n}") for n in range(2)]
-    reader = await YjsClient.connect(running, sid, client_id="reader")
+    writers = [await YjsClient.connect(server, sid, client_id=f"w{n}") for n in range(2)]
+    reader = await YjsClient.connect(server, sid, client_id="reader")
     await eventually(lambda: all(c.cell_count == 1 for c in [*writers, reader]), "sync")
     before = reader.source
     code = "import time\nfor i in range(100):\n    print(i)\n    time.sleep(0.01)"
@@ -224,11 +223,10 @@ async def test_a_growing_cell_is_stopped_at_its_limit(
     200,000 characters), every copy ends on the same text, the server's memory stays put and
     it keeps answering."""
     server = server_process(tmp_path / "data", "--kernel-pool-size", "{}")
-    running = RunningServer(None, None, Api(server.base_url))  # type: ignore[arg-type]
-    api = running.api
+    api = Api(server.base_url)
     sid = (await api.create_session())["session_id"]
-    attacker = await YjsClient.connect(running, sid, client_id="mallory")
-    watcher = await YjsClient.connect(running, sid, client_id="watcher")
+    attacker = await YjsClient.connect(server, sid, client_id="mallory")
+    watcher = await YjsClient.connect(server, sid, client_id="watcher")
     await eventually(lambda: attacker.cell_count == watcher.cell_count == 1, "sync")
     start = attacker.source
     process = psutil.Process(server.proc.pid)
