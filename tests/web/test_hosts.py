@@ -131,7 +131,7 @@ async def test_a_star_serves_any_host(tmp_path: Path) -> None:
 def test_the_hub_s_urls_are_served() -> None:
     from kernelpad.web.hosts import HostCheck
 
-    settings = Settings(_env_file=None, allowed_hosts=["extra.example"])  # type: ignore[call-arg]
+    settings = Settings(_env_file=None, allowed_hosts=["extra.example"])
     check = HostCheck.of(
         settings,
         {
@@ -147,7 +147,7 @@ def test_the_hub_s_urls_are_served() -> None:
 
 def test_a_setting_that_is_not_a_host_name_is_refused() -> None:
     with pytest.raises(ValueError, match="host name"):
-        Settings(_env_file=None, allowed_hosts=["https://pad.example.com/"])  # type: ignore[call-arg]
+        Settings(_env_file=None, allowed_hosts=["https://pad.example.com/"])
 
 
 # JSON only

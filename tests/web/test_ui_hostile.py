@@ -251,11 +251,11 @@ async def test_a_page_whose_change_cannot_be_merged_stops_and_says_so(
     # Text hung on a change the server never got.
     watcher = await YjsClient.connect(server, sid, client_id="watcher-m")
     await eventually(lambda: watcher.cell_count == 1, "sync")
-    ahead = Doc()
+    ahead: Doc[Any] = Doc()
     ahead.apply_update(watcher.doc.get_update())
     source = YNotebook(ahead).ycells[0]["source"]
     source.insert(len(source), "# never sent\n")
-    forged = Doc()
+    forged: Doc[Any] = Doc()
     forged.apply_update(ahead.get_update())
     updates: list[bytes] = []
     forged.observe(lambda event: updates.append(event.update))
