@@ -61,10 +61,10 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import asdict, dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import jupyter_client
 from harness import (
     BenchError,
     SessionSocket,
@@ -845,7 +845,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     languages = {lang_id: measure_language(LANGUAGES[lang_id], args) for lang_id in args.languages}
     return {
-        "machine": machine_info(jupyter_client=jupyter_client.__version__),
+        "machine": machine_info(jupyter_client=version("jupyter_client")),
         "settings": {**vars(args), "duration_s": round(time.monotonic() - started, 1)},
         "languages": languages,
         "targets": {

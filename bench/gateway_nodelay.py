@@ -12,12 +12,14 @@ can import this module).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from jupyter_server.services.kernels.websocket import KernelWebsocketHandler
 from kernel_gateway.gatewayapp import launch_instance
 
-_open = KernelWebsocketHandler.open
+# The handler's own open (jupyter_server leaves it unannotated): a coroutine function.
+_open: Callable[..., Awaitable[None]] = KernelWebsocketHandler.open
 
 
 async def _open_without_nagle(self: KernelWebsocketHandler, *args: Any, **kwargs: Any) -> None:

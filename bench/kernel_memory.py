@@ -44,10 +44,10 @@ import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import jupyter_client
 import psutil
 from execute_latency import (
     LANGUAGES,
@@ -371,7 +371,7 @@ def main() -> None:
     except BenchError as exc:
         sys.exit(f"benchmark aborted: {exc}")
     results = {
-        "machine": machine_info(jupyter_client=jupyter_client.__version__),
+        "machine": machine_info(jupyter_client=version("jupyter_client")),
         "settings": {
             "languages": args.languages,
             "idle": args.idle,

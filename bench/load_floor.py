@@ -162,18 +162,18 @@ async def phase(sessions: int, duration: float, every: float) -> dict[str, Any]:
     for interview in interviews:
         for language, times in interview.times.items():
             by_language.setdefault(language, []).extend(times)
+    runs = {lang: summary(times) for lang, times in by_language.items()}
     result = {
         "sessions": sessions,
         "kernels": kernels,
         "runs": {
             "total": summary([t for times in by_language.values() for t in times]),
-            "by_language": {lang: summary(times) for lang, times in by_language.items()},
+            "by_language": runs,
         },
         # Deno's runs whose output came after their idle status (the done probe caught it).
         "runs_with_late_messages": late,
         **cpu,
     }
-    runs = result["runs"]["by_language"]
     print(
         "  "
         + ", ".join(f"{lang} p50 {f['p50_ms']} p99 {f['p99_ms']} ms" for lang, f in runs.items())
