@@ -128,7 +128,7 @@ lint: setup
 	$(BIN)/pip install --quiet -e '.[lint]'
 	$(BIN)/ruff check kernelpad tests bench examples docs
 	$(BIN)/ruff format --check kernelpad tests bench examples docs
-	$(BIN)/mypy kernelpad
+	$(BIN)/mypy kernelpad tests bench examples
 
 clean:
 	rm -rf $(VENV) $(EG_VENV) $(NBGRADER_VENV) $(PEERS_VENV) $(VENDOR) kernelpad/web/static/dist $(FRONTEND)/node_modules \
