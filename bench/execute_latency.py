@@ -20,7 +20,12 @@ speed, and whether the kernel pool hides a kernel's boot time from a session's f
       silent request that prints a marker once everything the run printed is out, and takes the
       run's output until the marker and the probe's reply are in. Such languages get two figures:
       plain ``execute_interactive`` (which can lose late output) and ``execute_interactive``
-      followed by the same probe ("settled"); the target compares with the latter;
+      followed by the same probe ("settled"); the target compares with the latter. A language
+      whose kernel only speaks TCP (JavaScript, TypeScript, Java) gets one more: the same
+      (settled where there is a probe) on a second kernel that kernelpad's keeper started in a
+      network namespace of its own, reached as kernelpad reaches it, through the keeper's
+      relay (``relayed_kernel``; where no such namespace can be made, not measured): the
+      relay's share of a run;
    c. Python only: a new Python process per run, the original design's approach;
    d. Python only: kernelpad's JSON socket, as the pad sends a run: a cell's (its outputs
       stored in the notebook before it is told finished) and code of no cell.
@@ -52,8 +57,10 @@ import http.client
 import json
 import math
 import os
+import queue
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -76,10 +83,15 @@ from harness import (
     verdict,
 )
 from jupyter_client.asynchronous.client import AsyncKernelClient
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
+from kernelpad.kernels import keeper_command
 from kernelpad.kernels.done_probe import PROBE_OWN, new_marker, probe_code
 from kernelpad.kernels.languages import KNOWN_LANGUAGES
+from kernelpad.kernels.runtime import lease_path
+from kernelpad.kernels.sandbox import relay_problem
 
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 
@@ -371,6 +383,85 @@ async def jupyter_kernel(
                     await km.shutdown_kernel(now=True)
 
 
+@contextlib.asynccontextmanager
+async def relayed_kernel(lang: BenchLanguage, workdir: Path) -> AsyncIterator[AsyncKernelClient]:
+    """A kernel of ``lang`` (one that only speaks TCP) under a kernelpad keeper in a network
+    namespace of its own, as kernelpad starts it but without the sandbox, and a ready client
+    that reaches it as kernelpad does: over Unix sockets to the keeper, whose relay carries
+    them to the kernel's TCP ports. Against :func:`jupyter_kernel`'s client, which connects to
+    the kernel's ports itself, it gives the relay's share of a run."""
+    folder = workdir / "relayed"
+    folder.mkdir()
+    info: KernelConnectionInfo = {
+        "shell_port": free_port(),
+        "iopub_port": free_port(),
+        "stdin_port": free_port(),
+        "control_port": free_port(),
+        "hb_port": free_port(),
+        "transport": "ipc",
+        "ip": str(folder / "s"),
+        "key": os.urandom(16).hex(),
+        "signature_scheme": "hmac-sha256",
+    }
+    connection = folder / "kernel.json"
+    connection.write_text(json.dumps(info))
+    spec = KernelSpecManager().get_kernel_spec(lang.kernel_name)
+    # The kernelspec's fields, filled in as jupyter_client fills them.
+    fields = {"{connection_file}": str(connection), "{resource_dir}": spec.resource_dir}
+    kernel = []
+    for arg in spec.argv:
+        for name, value in fields.items():
+            arg = arg.replace(name, value)
+        kernel.append(arg)
+    env = {**os.environ, **spec.env}
+    for key, value in lang.env.items():
+        env[key] = value.replace("{data_dir}", str(workdir))
+    keeper = keeper_command.command(lease_path(folder), folder, 30, [], None, relay=connection)
+    with open(workdir / "relayed.log", "wb") as log:
+        proc = subprocess.Popen(
+            [*keeper, *kernel], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+            start_new_session=True,
+        )  # fmt: skip
+    lease: socket.socket | None = None
+    kc = AsyncKernelClient()
+    try:
+        deadline = time.monotonic() + KERNEL_START_TIMEOUT
+        while lease is None:
+            attempt = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            if attempt.connect_ex(str(lease_path(folder))) == 0:
+                lease = attempt
+                break
+            attempt.close()
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise BenchError("the relayed kernel did not start:\n" + log_tail(
+                    workdir / "relayed.log"))  # fmt: skip
+            await asyncio.sleep(0.05)
+        lease.recv(3)  # "ok": held, as a server holds it
+        kc.load_connection_info(info)
+        kc.start_channels()
+        while True:  # no heartbeat to ask without a manager: kernel_info until it answers
+            kc.kernel_info()
+            with contextlib.suppress(queue.Empty):
+                await kc.get_shell_msg(timeout=1)
+                break
+            if time.monotonic() > deadline:
+                raise BenchError("the relayed kernel never answered:\n" + log_tail(
+                    workdir / "relayed.log"))  # fmt: skip
+        with contextlib.suppress(queue.Empty):
+            while True:  # its start-up's status messages
+                await kc.get_iopub_msg(timeout=0.5)
+        yield kc
+    finally:
+        kc.stop_channels()
+        if lease is not None:
+            lease.close()  # nobody keeps it: the keeper stops the kernel and removes its files
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 async def drain_late(kc: AsyncKernelClient, msg_id: str, probe: str) -> tuple[int, bool]:
     """Send ``probe`` after run ``msg_id``'s reply and idle status and read IOPub until its
     marker (and shell until its reply), as kernelpad does: how many late messages of the run
@@ -582,7 +673,18 @@ async def trivial_runs(
         http_runs = KernelpadRuns(api, lang)
         series.append(Series("kernelpad_http", http_runs.run))
         socket_runs = SocketRuns(api, lang) if lang.id == "python" else None
+        relay = contextlib.AsyncExitStack()
         try:
+            if lang.transport == "tcp" and relay_problem() is None:
+                relayed = DirectRuns(
+                    await relay.enter_async_context(relayed_kernel(lang, workdir)), lang
+                )
+                name = (
+                    "jupyter_client_settled_relayed"
+                    if lang.done_probe
+                    else "jupyter_client_relayed"
+                )
+                series.append(Series(name, relayed.settled if lang.done_probe else relayed.plain))
             if socket_runs is not None:
                 await socket_runs.join()
                 series += [
@@ -596,6 +698,7 @@ async def trivial_runs(
             http_runs.end()
             if socket_runs is not None:
                 socket_runs.end()
+            await relay.aclose()
     late = {
         "jupyter_client_result_missing_at_idle": direct.plain_result_missing,
         "kernelpad_result_missing": http_runs.result_missing,
@@ -687,6 +790,9 @@ def measure_language(lang: BenchLanguage, args: argparse.Namespace) -> dict[str,
         ratios["socket_code_over_jupyter_client"] = ratio(
             trivial["kernelpad_socket_code"], trivial[floor]
         )
+    relayed = floor + "_relayed"
+    if relayed in trivial:
+        ratios["relayed_over_direct"] = ratio(trivial[relayed], trivial[floor])
     if "subprocess" in trivial:
         ratios["subprocess_over_kernelpad"] = ratio(
             trivial["subprocess"], trivial["kernelpad_http"]
@@ -727,6 +833,10 @@ def counts(c: dict[str, int]) -> str:
     return f"{c['seen']}/{c['of']}"
 
 
+#: The relayed series' letter: after b' where there is a settled series, else after b.
+RELAYED_B = {True: "b''", False: "b'"}
+
+
 def print_language(lang_id: str, r: dict[str, Any]) -> None:
     trivial, first, late = r["trivial_run"], r["first_result"], r["late_output"]
     ratios = r["ratios"]
@@ -749,6 +859,10 @@ def print_language(lang_id: str, r: dict[str, Any]) -> None:
             trivial["jupyter_client_settled"], 2)  # fmt: skip
     else:
         row("     b. jupyter_client execute_interactive", trivial["jupyter_client"], 2)
+    relayed = "jupyter_client_settled_relayed" if settled else "jupyter_client_relayed"
+    if relayed in trivial:
+        row(f"     {RELAYED_B[settled]}. the same through a keeper's relay (kernelpad's way in)",
+            trivial[relayed], 2)  # fmt: skip
     if "subprocess" in trivial:
         row("     c. new process per run (subprocess.run)", trivial["subprocess"], 2)
     if "kernelpad_socket_cell" in trivial:
@@ -798,6 +912,10 @@ def print_language(lang_id: str, r: dict[str, Any]) -> None:
     ):
         if key in ratios:
             print(f"     {label:{RATIO}} {ratios[key]:7.2f}x  informational")
+    if "relayed_over_direct" in ratios:
+        floor_b = "3b'" if settled else "3b"
+        label = f"3{RELAYED_B[settled]} / {floor_b}, relayed / straight to the kernel:"
+        print(f"     {label:{RATIO}} {ratios['relayed_over_direct']:7.2f}x  informational")
     if "subprocess_over_kernelpad" in ratios:
         s = ratios["subprocess_over_kernelpad"]
         label = "3c / 3a, new process per run / kernelpad:"
