@@ -60,7 +60,6 @@ import os
 import queue
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -89,6 +88,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 from kernelpad.kernels import keeper_command
 from kernelpad.kernels.done_probe import PROBE_OWN, new_marker, probe_code
+from kernelpad.kernels.kept import Lease
 from kernelpad.kernels.languages import KNOWN_LANGUAGES
 from kernelpad.kernels.runtime import lease_path
 from kernelpad.kernels.sandbox import relay_problem
@@ -337,6 +337,15 @@ PORT_TAKEN = "Address already in use"
 PORT_TRIES = 3
 
 
+def kernel_env(lang: BenchLanguage, workdir: Path) -> dict[str, str]:
+    """This process's environment with what kernelpad adds for ``lang``'s kernels (e.g.
+    ``NO_COLOR=1`` for Deno), their data folder being ``workdir``."""
+    env = dict(os.environ)
+    for key, value in lang.env.items():
+        env[key] = value.replace("{data_dir}", str(workdir))
+    return env
+
+
 @contextlib.asynccontextmanager
 async def jupyter_kernel(
     lang: BenchLanguage, workdir: Path, name: str, started: list[float] | None = None
@@ -346,9 +355,7 @@ async def jupyter_kernel(
     The kernel gets the environment kernelpad gives it (e.g. ``NO_COLOR=1`` for Deno). If
     ``started`` is given, the seconds from ``start_kernel`` to ``wait_for_ready`` are appended.
     """
-    env = dict(os.environ)
-    for key, value in lang.env.items():
-        env[key] = value.replace("{data_dir}", str(workdir))
+    env = kernel_env(lang, workdir)
     log_path = workdir / f"{name}.log"
     for attempt in range(1, PORT_TRIES + 1):
         km = AsyncKernelManager(
@@ -413,30 +420,25 @@ async def relayed_kernel(lang: BenchLanguage, workdir: Path) -> AsyncIterator[As
         for name, value in fields.items():
             arg = arg.replace(name, value)
         kernel.append(arg)
-    env = {**os.environ, **spec.env}
-    for key, value in lang.env.items():
-        env[key] = value.replace("{data_dir}", str(workdir))
+    env = {**kernel_env(lang, workdir), **spec.env}
     keeper = keeper_command.command(lease_path(folder), folder, 30, [], None, relay=connection)
     with open(workdir / "relayed.log", "wb") as log:
         proc = subprocess.Popen(
             [*keeper, *kernel], env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
             start_new_session=True,
         )  # fmt: skip
-    lease: socket.socket | None = None
+
+    async def launched() -> bool:
+        return proc.poll() is None
+
     kc = AsyncKernelClient()
+    # Held as a server holds it.
+    lease = await Lease.take(lease_path(folder), KERNEL_START_TIMEOUT, launched)
     try:
+        if lease is None:
+            raise BenchError("the relayed kernel did not start:\n" + log_tail(
+                workdir / "relayed.log"))  # fmt: skip
         deadline = time.monotonic() + KERNEL_START_TIMEOUT
-        while lease is None:
-            attempt = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            if attempt.connect_ex(str(lease_path(folder))) == 0:
-                lease = attempt
-                break
-            attempt.close()
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise BenchError("the relayed kernel did not start:\n" + log_tail(
-                    workdir / "relayed.log"))  # fmt: skip
-            await asyncio.sleep(0.05)
-        lease.recv(3)  # "ok": held, as a server holds it
         kc.load_connection_info(info)
         kc.start_channels()
         while True:  # no heartbeat to ask without a manager: kernel_info until it answers
@@ -454,7 +456,7 @@ async def relayed_kernel(lang: BenchLanguage, workdir: Path) -> AsyncIterator[As
     finally:
         kc.stop_channels()
         if lease is not None:
-            lease.close()  # nobody keeps it: the keeper stops the kernel and removes its files
+            lease.release()  # nobody keeps it: the keeper stops the kernel and removes its files
         try:
             proc.wait(30)
         except subprocess.TimeoutExpired:
