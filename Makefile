@@ -54,6 +54,7 @@ $(BIN)/python:
 # runs a copy of the venv's deno (install.lean_deno): a newer deno is copied again.
 $(INSTALLED): setup.cfg pyproject.toml kernelpad/kernels/install.py \
 		$(wildcard kernelpad/kernels/keeper_*.[ch]) $(wildcard $(BIN)/deno) \
+		kernelpad/kernels/jjava/jvm.py kernelpad/kernels/jjava/ShellChannel.java \
 		| $(BIN)/python system-deps
 	$(BIN)/pip install --quiet -e '.[kernels,test,bench]'
 	$(BIN)/python -m kernelpad.kernels.install

@@ -215,6 +215,39 @@ async def test_a_new_java_session_runs_on_a_pre_started_kernel(server: RunningSe
     assert manager.runs.runners()[(sid, "java")].kernel is pooled
 
 
+# Where each of JJava's shell and control threads is, sampled from inside the kernel: JJava's
+# own loop is in Thread.sleep nearly all the time (it looks at its socket, then sleeps 50 ms).
+JAVA_SHELL_THREADS = """
+var seen = new java.util.TreeSet<String>();
+for (int i = 0; i < 20; i++) {
+    for (var e : Thread.getAllStackTraces().entrySet()) {
+        if (!e.getKey().getName().startsWith("Shell-")) continue;
+        for (var frame : e.getValue()) {
+            if (frame.getMethodName().equals("sleep")) seen.add("sleeping");
+            if (frame.getMethodName().equals("poll")) seen.add("polling");
+        }
+    }
+    Thread.sleep(10);
+}
+var source = Class.forName("org.dflib.jjava.jupyter.channels.ShellChannel")
+    .getProtectionDomain().getCodeSource().getLocation().getPath();
+System.out.println(seen + " " + source);
+"""
+
+
+async def test_a_java_kernel_waits_for_requests_in_its_poll(
+    api: Api, sessions: dict[str, str]
+) -> None:
+    """kernelpad's shell channel for JJava (kernelpad/kernels/jjava/ShellChannel.java) is the
+    one the kernel runs, in its sandbox: its threads wait in their poll, and never sleep
+    between two looks at the socket (JJava's own made each request wait up to 50 ms)."""
+    body = await api.execute(sessions["java"], JAVA_SHELL_THREADS)
+    assert body["status"] == "ok", body
+    seen, source = body["stdout"].split("] ")
+    assert seen == "[polling"
+    assert source.rstrip().endswith("/share/kernelpad/jjava/")
+
+
 async def test_python_sys_stdin_reads_the_input_lines(api: Api, sessions: dict[str, str]) -> None:
     body = await api.execute(
         sessions["python"],

@@ -17,7 +17,8 @@ jupyter_client looks first for a virtualenv's kernels:
   only work is to start the kernel's JVM with ``JJAVA_JVM_OPTS`` and wait for it: 44 MiB of RSS
   for nothing). The spec starts the kernel's JVM itself, as the launcher would, from one JDK
   (``JAVA_HOME`` and ``PATH`` pinned), with JVM options that halve its start time and keep its
-  idle heap small;
+  idle heap small, and kernelpad's shell channel before JJava's own (see
+  :mod:`kernelpad.kernels.jjava.jvm`): requests are seen at once, not polled for every 50 ms;
 * the keeper's watch in C (``keeper_watch.c``, see :mod:`kernelpad.kernels.keeper`), built with
   the machine's C compiler where it has one: ~1 MiB of RSS per kernel instead of ~10.
 
@@ -38,21 +39,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-# Measured here: the JVM starts in about 2.3 s instead of 4.2 s, runs take about 90 ms, not 130
-# (C1 only, the serial collector). The heap starts at 16 MiB and is given back once free
-# (a JVM's default starts it at 1/64 of the machine's memory, 384 MiB here, whose young
-# generation an idle kernel's allocations touch page by page): the idle kernel's RSS goes from
-# 189 to 123 MiB, runs as fast. Its maximum is not set here: the sandbox sets it (half the
-# kernel's memory limit, -Xmx512m by default), else the JVM's default (a quarter of the memory).
-JJAVA_JVM_OPTS = (
-    "-XX:TieredStopAtLevel=1",
-    "-XX:+UseSerialGC",
-    "-Xms16m",
-    "-XX:MinHeapFreeRatio=10",
-    "-XX:MaxHeapFreeRatio=30",
-)
-# What JJava's launcher adds before the kernel's jar (jjava-launcher 1.0's KernelLauncher).
-JJAVA_LAUNCHER_OPTS = ("--add-opens", "jdk.jshell/jdk.jshell=ALL-UNNAMED")
+from kernelpad.kernels.jjava.jvm import find_java_home, java_argv, jjava_shell_channel
 
 
 def kernels_dir(prefix: Path) -> Path:
@@ -248,16 +235,6 @@ def install_cpp(prefix: Path) -> str:
     return f"cpp: kernelpad's C++ kernel{found}"
 
 
-def find_java_home() -> Path | None:
-    """The JDK to pin: JAVA_HOME if set, else the one ``javac`` on PATH belongs to."""
-    if os.environ.get("JAVA_HOME") and (Path(os.environ["JAVA_HOME"]) / "bin" / "java").is_file():
-        return Path(os.environ["JAVA_HOME"])
-    javac = shutil.which("javac")
-    if javac is None:
-        return None
-    return Path(javac).resolve().parent.parent
-
-
 def install_java(prefix: Path) -> str:
     spec_dir = kernels_dir(prefix) / "java"
     spec_file = spec_dir / "kernel.json"
@@ -266,11 +243,13 @@ def install_java(prefix: Path) -> str:
     java_home = find_java_home()
     if java_home is None:
         return "java: skipped, no JDK found (install openjdk-17-jdk-headless)"
-    if not (spec_dir / "jjava.jar").is_file():
+    jar = spec_dir / "jjava.jar"
+    if not jar.is_file():
         return "java: skipped, no jjava.jar beside JJava's kernelspec (pip install jjava)"
     spec = json.loads(spec_file.read_text())
     java = java_home / "bin" / "java"
-    spec["argv"] = java_argv(java)
+    shell = jjava_shell_channel(java_home / "bin" / "javac", jar, prepared_dir(prefix) / "jjava")
+    spec["argv"] = java_argv(java, shell)
     env = {key: value for key, value in spec.get("env", {}).items() if key != "JJAVA_JVM_OPTS"}
     spec["env"] = {
         **env,
@@ -279,13 +258,9 @@ def install_java(prefix: Path) -> str:
     }
     spec["interrupt_mode"] = "message"
     _write_spec(spec_dir, spec)
-    return f"java: {java}"
-
-
-def java_argv(java: Path) -> list[str]:
-    """The kernel's JVM, started as JJava's launcher would start it, without the launcher."""
-    jar = ["-jar", "{resource_dir}/jjava.jar", "{connection_file}"]
-    return [str(java), *JJAVA_JVM_OPTS, *JJAVA_LAUNCHER_OPTS, *jar]
+    if shell is None:
+        return f"java: {java} (JJava's shell channel as it is: kernelpad's did not compile)"
+    return f"java: {java}, with kernelpad's shell channel from {shell.folder}"
 
 
 def _write_spec(spec_dir: Path, spec: Mapping[str, object]) -> None:

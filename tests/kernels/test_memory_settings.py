@@ -16,10 +16,10 @@ from kernelpad.kernels import keeper_command as keeper
 from kernelpad.kernels.install import (
     DENO_BENCH_BUFFER,
     DENO_BENCH_BUFFER_LAZY,
-    java_argv,
     lean_deno,
     python_argv,
 )
+from kernelpad.kernels.jjava.jvm import java_argv
 from kernelpad.kernels.relay import KERNEL_FILE, PREFIX, Relay
 
 
@@ -29,6 +29,8 @@ def test_the_jvm_is_started_without_jjavas_launcher_and_with_a_small_heap() -> N
     assert not any("launcher" in part for part in argv)
     assert argv[-3:] == ["-jar", "{resource_dir}/jjava.jar", "{connection_file}"]
     assert "-Xms16m" in argv and "-XX:MaxHeapFreeRatio=30" in argv
+    # No performance counters to sample 20 times a second.
+    assert "-XX:-UsePerfData" in argv
     assert "jdk.jshell/jdk.jshell=ALL-UNNAMED" in argv
     # The heap's maximum is the sandbox's to set (half the kernel's memory limit).
     assert not any(part.startswith("-Xmx") for part in argv)

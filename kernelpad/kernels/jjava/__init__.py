@@ -1,0 +1,1 @@
+"""JJava, the Java kernel, as kernelpad runs it."""
