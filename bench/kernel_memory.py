@@ -26,6 +26,10 @@ one kernel, so a third measurement starts ``--together`` kernels of the language
 default) in one kernelpad server at once, as a server holding many interviews does, and
 divides their trees' summed PSS among them: what each costs there.
 
+While each kernel idles, after its first second, what its processes do is read too (see
+``bench/idle_activity.py``): CPU in milliseconds per second and wakeups per second, with the
+threads that woke at least once a second. An idle kernel should sleep until a request comes.
+
 The table prints bare against inside, RSS and PSS, their ratio (goal: inside within 10% of
 bare), the PSS per kernel of those started together, and the issue's goal for the inside
 figure (Python <= 40, Deno <= 120, Java <= 160, C++ <= 100 MiB; the issue states it in RSS,
@@ -43,7 +47,7 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -57,12 +61,16 @@ from execute_latency import (
     kernelpad_server,
 )
 from harness import BenchError, machine_info
+from idle_activity import Threads, activity, thread_counters
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results" / "kernel_memory.json"
 MIB = 2**20
 # The issue's goals for an idle kernel inside kernelpad, MiB; and how far above bare it may be.
 GOALS_MIB = {"python": 40.0, "javascript": 120.0, "typescript": 120.0, "java": 160.0, "cpp": 100.0}
 WITHIN = 1.10
+# The idle window's first second is not read for CPU and wakeups: a kernel may still be
+# finishing the run's work (a JIT's, a collector's).
+SETTLE = 1.0
 DEFAULT_LANGUAGES = ("python", "javascript", "java", "cpp")
 
 
@@ -77,6 +85,10 @@ class ProcessMemory:
     pss_mib: float
     uss_mib: float
     anon_mib: float  # its own pages; the rest of its RSS maps files (code, shared)
+    # While idle (see bench/idle_activity.py): CPU, wakeups, and the threads that woke most.
+    idle_cpu_ms_per_s: float = 0.0
+    idle_wakeups_per_s: float = 0.0
+    busy_threads: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -101,12 +113,22 @@ class TreeMemory:
     def anon_mib(self) -> float:
         return round(sum(p.anon_mib for p in self.processes), 1)
 
+    @property
+    def idle_cpu_ms_per_s(self) -> float:
+        return round(sum(p.idle_cpu_ms_per_s for p in self.processes), 2)
+
+    @property
+    def idle_wakeups_per_s(self) -> float:
+        return round(sum(p.idle_wakeups_per_s for p in self.processes), 1)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "rss_mib": self.rss_mib,
             "pss_mib": self.pss_mib,
             "uss_mib": self.uss_mib,
             "anon_mib": self.anon_mib,
+            "idle_cpu_ms_per_s": self.idle_cpu_ms_per_s,
+            "idle_wakeups_per_s": self.idle_wakeups_per_s,
             "processes": [asdict(p) for p in self.processes],
         }
 
@@ -149,8 +171,15 @@ def anonymous_mib(pid: int) -> float:
     return 0.0
 
 
-def tree_memory(root: int) -> TreeMemory:
-    """The memory of ``root`` and all its descendants, each process apart."""
+def tree_threads(root: int) -> dict[int, Threads]:
+    """The thread counters of ``root`` and all its descendants, by process."""
+    top = psutil.Process(root)
+    return {proc.pid: thread_counters(proc.pid) for proc in [top, *top.children(recursive=True)]}
+
+
+def tree_memory(root: int, since: dict[int, Threads], seconds: float) -> TreeMemory:
+    """The memory of ``root`` and all its descendants, each process apart, and what each did
+    in the ``seconds`` since the thread counters ``since``."""
     top = psutil.Process(root)
     processes: list[ProcessMemory] = []
     for proc in [top, *top.children(recursive=True)]:
@@ -171,9 +200,15 @@ def tree_memory(root: int) -> TreeMemory:
                 round(info.pss / MIB, 1),
                 round(info.uss / MIB, 1),
                 anon,
+                *_idle(since.get(proc.pid, {}), thread_counters(proc.pid), seconds),
             )
         )
     return TreeMemory(processes)
+
+
+def _idle(before: Threads, after: Threads, seconds: float) -> tuple[float, float, dict[str, float]]:
+    done = activity(before, after, seconds)
+    return done.cpu_ms_per_s, done.wakeups_per_s, done.busy_threads
 
 
 # Bare: the kernel from its kernelspec, through jupyter_client
@@ -184,14 +219,17 @@ async def _bare(lang: BenchLanguage, workdir: Path, idle: float) -> TreeMemory:
         reply = await kc.execute_interactive(lang.code, timeout=60, output_hook=lambda msg: None)
         if reply["content"]["status"] != "ok":
             raise BenchError(f"{lang.id}: the bare kernel's trivial run ended {reply['content']}")
-        await asyncio.sleep(idle)
         # The manager launched the kernel's command; jupyter_client keeps its pid on the
         # provisioner, which the client does not reach: the kernel is this process's child.
         children = psutil.Process().children()
         kernels = [c for c in children if str(workdir) in " ".join(c.cmdline())]
         if len(kernels) != 1:
             raise BenchError(f"{lang.id}: found {len(kernels)} bare kernel processes, not one")
-        return tree_memory(kernels[0].pid)
+        settle = min(SETTLE, idle / 2)
+        await asyncio.sleep(settle)
+        since = tree_threads(kernels[0].pid)
+        await asyncio.sleep(idle - settle)
+        return tree_memory(kernels[0].pid, since, idle - settle)
 
 
 def measure_bare(lang: BenchLanguage, idle: float) -> TreeMemory:
@@ -210,7 +248,6 @@ def measure_inside(lang: BenchLanguage, idle: float, count: int = 1) -> list[Tre
         sessions = [api.create_session(lang.id) for _ in range(count)]
         for session_id, _ in sessions:
             api.execute(session_id, lang.code)
-        time.sleep(idle)
         server = _server_process(api.port)
         keepers = [
             p
@@ -221,7 +258,11 @@ def measure_inside(lang: BenchLanguage, idle: float, count: int = 1) -> list[Tre
             raise BenchError(
                 f"{lang.id}: found {len(keepers)} keepers under the server, not {count}"
             )
-        trees = [tree_memory(keeper.pid) for keeper in keepers]
+        settle = min(SETTLE, idle / 2)
+        time.sleep(settle)
+        since = [tree_threads(keeper.pid) for keeper in keepers]
+        time.sleep(idle - settle)
+        trees = [tree_memory(k.pid, s, idle - settle) for k, s in zip(keepers, since, strict=True)]
         for session_id, token in sessions:
             api.end_session(session_id, token)
         return trees
@@ -287,17 +328,26 @@ def print_report(results: dict[str, Any]) -> None:
         print(f"\n{lang_id} (kernelspec {r['kernel_name']})")
         for where in ("bare", "inside"):
             tree = r[where]
-            print(f"  {where:6}  {'RSS':>7} {'PSS':>7} {'USS':>7} {'anon':>7} {'files':>7}")
+            print(
+                f"  {where:6}  {'RSS':>7} {'PSS':>7} {'USS':>7} {'anon':>7} {'files':>7}"
+                f"  {'idle: CPU ms/s':>14} {'wakeups/s':>9}"
+            )
             for p in tree["processes"]:
                 print(
                     f"    {p['kind'][:26]:26} {p['rss_mib']:7.1f} {p['pss_mib']:7.1f}"
                     f" {p['uss_mib']:7.1f} {p['anon_mib']:7.1f}"
-                    f" {p['rss_mib'] - p['anon_mib']:7.1f}  pid {p['pid']}"
+                    f" {p['rss_mib'] - p['anon_mib']:7.1f}"
+                    f"  {p['idle_cpu_ms_per_s']:14.2f} {p['idle_wakeups_per_s']:9.1f}"
+                    f"  pid {p['pid']}"
                 )
+                if p["busy_threads"]:
+                    woke = ", ".join(f"{name} {rate:g}" for name, rate in p["busy_threads"].items())
+                    print(f"      threads waking at least once a second: {woke}")
             print(
                 f"    {'total':26} {tree['rss_mib']:7.1f} {tree['pss_mib']:7.1f}"
                 f" {tree['uss_mib']:7.1f} {tree['anon_mib']:7.1f}"
                 f" {tree['rss_mib'] - tree['anon_mib']:7.1f}"
+                f"  {tree['idle_cpu_ms_per_s']:14.2f} {tree['idle_wakeups_per_s']:9.1f}"
             )
         together = r["together"]
         print(
@@ -320,6 +370,15 @@ def print_report(results: dict[str, Any]) -> None:
             f"  {_mark(v['rss_within_10_percent']):>6}/{_mark(v['pss_within_10_percent']):<14}"
             f"  {_mark(v['rss_inside_under_goal'])}/{_mark(v['pss_inside_under_goal'])}"
             f"/{_mark(v['pss_together_under_goal'])}"
+        )
+    print(
+        f"\n{'idle':11} {'CPU ms/s, bare':>15} {'inside':>7} {'wakeups/s, bare':>16} {'inside':>7}"
+    )
+    for lang_id, r in results["languages"].items():
+        bare, inside = r["bare"], r["inside"]
+        print(
+            f"{lang_id:11} {bare['idle_cpu_ms_per_s']:15.2f} {inside['idle_cpu_ms_per_s']:7.2f}"
+            f" {bare['idle_wakeups_per_s']:16.1f} {inside['idle_wakeups_per_s']:7.1f}"
         )
     if SERVER_PROBLEMS:
         print(f"\nkernelpad logged {len(SERVER_PROBLEMS)} warning(s) or error(s):")
