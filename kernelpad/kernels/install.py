@@ -248,7 +248,7 @@ def install_java(prefix: Path) -> str:
         return "java: skipped, no jjava.jar beside JJava's kernelspec (pip install jjava)"
     spec = json.loads(spec_file.read_text())
     java = java_home / "bin" / "java"
-    shell = jjava_shell_channel(java_home / "bin" / "javac", jar, prepared_dir(prefix) / "jjava")
+    shell = jjava_shell_channel(java_home / "bin", jar, prepared_dir(prefix) / "jjava")
     spec["argv"] = java_argv(java, shell)
     env = {key: value for key, value in spec.get("env", {}).items() if key != "JJAVA_JVM_OPTS"}
     spec["env"] = {

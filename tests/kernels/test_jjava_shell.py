@@ -22,9 +22,9 @@ needs_jjava = pytest.mark.skipif(
 )
 
 
-def javac() -> Path:
+def jdk() -> Path:
     assert JAVA_HOME is not None
-    return JAVA_HOME / "bin" / "javac"
+    return JAVA_HOME / "bin"
 
 
 def jar_with(tmp_path: Path, manifest: str) -> Path:
@@ -36,7 +36,7 @@ def jar_with(tmp_path: Path, manifest: str) -> Path:
 
 @needs_jjava
 def test_the_shell_channel_compiles_against_the_installed_jar(tmp_path: Path) -> None:
-    shell = jjava_shell_channel(javac(), JAR, tmp_path / "jjava")
+    shell = jjava_shell_channel(jdk(), JAR, tmp_path / "jjava")
     assert shell == JJavaShell(tmp_path / "jjava", "org.dflib.jjava.distro.JJava")
     compiled = shell.folder / "org" / "dflib" / "jjava" / "jupyter" / "channels"
     assert [p.name for p in compiled.iterdir()] == ["ShellChannel.class"]
@@ -48,12 +48,30 @@ def test_a_jar_it_does_not_compile_against_runs_as_it_is(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # An earlier install's classes go too: the kernel must not run them with another jar.
-    assert jjava_shell_channel(javac(), JAR, tmp_path / "jjava") is not None
+    assert jjava_shell_channel(jdk(), JAR, tmp_path / "jjava") is not None
     source = tmp_path / "ShellChannel.java"
     source.write_text("package org.dflib.jjava.jupyter.channels;\nclass Gone extends Missing {}\n")
     monkeypatch.setattr(jvm, "JJAVA_SHELL_CHANNEL", source)
-    assert jjava_shell_channel(javac(), JAR, tmp_path / "jjava") is None
+    assert jjava_shell_channel(jdk(), JAR, tmp_path / "jjava") is None
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ShellChannel.java"]
+
+
+@needs_jjava
+def test_a_class_that_lacks_a_member_of_the_jars_own_is_not_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It compiles, but JJava's connection would not find the constructor it calls.
+    source = tmp_path / "ShellChannel.java"
+    source.write_text("package org.dflib.jjava.jupyter.channels;\npublic class ShellChannel {}\n")
+    monkeypatch.setattr(jvm, "JJAVA_SHELL_CHANNEL", source)
+    assert jjava_shell_channel(jdk(), JAR, tmp_path / "jjava") is None
+    assert not (tmp_path / "jjava").exists() and not (tmp_path / "jjava.partial").exists()
+
+
+@needs_jjava
+def test_a_jdk_without_its_compiler_leaves_jjava_as_it_is(tmp_path: Path) -> None:
+    assert jjava_shell_channel(tmp_path / "jre" / "bin", JAR, tmp_path / "jjava") is None
+    assert not (tmp_path / "jjava").exists()
 
 
 @pytest.mark.parametrize(
@@ -67,9 +85,7 @@ def test_a_jar_without_a_main_class_or_with_sealed_packages_runs_as_it_is(
     tmp_path: Path, manifest: str
 ) -> None:
     # A sealed package takes no class from another folder: the JVM would refuse to start.
-    javac_found = tmp_path / "javac"
-    javac_found.touch()
-    assert jjava_shell_channel(javac_found, jar_with(tmp_path, manifest), tmp_path / "j") is None
+    assert jjava_shell_channel(tmp_path, jar_with(tmp_path, manifest), tmp_path / "j") is None
     assert not (tmp_path / "j").exists()
 
 

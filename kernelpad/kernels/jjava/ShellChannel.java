@@ -37,7 +37,8 @@ public class ShellChannel extends JupyterSocket {
         super(context, SocketType.ROUTER, hmacGenerator, LoggerFactory.getLogger(isControl ? "ControlChannel" : "ShellChannel"));
         this.isControl = isControl;
         this.connection = connection;
-        this.sleep = sleep;
+        // kernelpad: `sleep` is how long a poll waits; a poll that waits not at all would spin.
+        this.sleep = sleep > 0 ? sleep : SHELL_DEFAULT_LOOP_SLEEP_MS;
     }
 
     public ShellChannel(ZMQ.Context context, HMACGenerator hmacGenerator, boolean isControl, JupyterConnection connection) {

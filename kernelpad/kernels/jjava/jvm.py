@@ -48,6 +48,7 @@ def find_java_home() -> Path | None:
 # kernel's class path puts it first. A jar it does not compile against (JJava changed, say)
 # runs as it is.
 JJAVA_SHELL_CHANNEL = Path(__file__).resolve().parent / "ShellChannel.java"
+SHELL_CHANNEL_CLASS = "org.dflib.jjava.jupyter.channels.ShellChannel"
 
 
 @dataclass(frozen=True)
@@ -59,23 +60,42 @@ class JJavaShell:
     main_class: str
 
 
-def jjava_shell_channel(javac: Path, jar: Path, folder: Path) -> JJavaShell | None:
-    """kernelpad's ShellChannel compiled against ``jar`` into ``folder``; None (and no
-    folder) where the jar has no main class, seals its packages or the class does not compile."""
+def jjava_shell_channel(jdk: Path, jar: Path, folder: Path) -> JJavaShell | None:
+    """kernelpad's ShellChannel compiled with the JDK's tools (``jdk``, its ``bin`` folder)
+    against ``jar`` into ``folder``; None (and no folder) where the jar has no main class, seals
+    its packages, or the class does not compile or lacks a member of the jar's own (which the
+    jar's other classes would call)."""
     manifest = _manifest(jar)
     main_class = manifest.get("Main-Class")
     shutil.rmtree(folder, ignore_errors=True)
     # A sealed package takes no class from elsewhere: the kernel's JVM would not start.
-    if main_class is None or manifest.get("Sealed", "").lower() == "true" or not javac.is_file():
+    if main_class is None or manifest.get("Sealed", "").lower() == "true":
         return None
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    command = [str(javac), "-nowarn", "-encoding", "UTF-8", "-d", str(partial), "-cp", str(jar)]
-    if subprocess.run([*command, str(JJAVA_SHELL_CHANNEL)], capture_output=True).returncode:
+    compile_it = [str(jdk / "javac"), "-nowarn", "-encoding", "UTF-8", "-d", str(partial)]
+    compiled = _tool([*compile_it, "-cp", str(jar), str(JJAVA_SHELL_CHANNEL)]) is not None
+    if not compiled or not _members(jdk, jar) <= _members(jdk, partial):
         shutil.rmtree(partial, ignore_errors=True)
         return None
     partial.replace(folder)
     return JJavaShell(folder, main_class)
+
+
+def _members(jdk: Path, classpath: Path) -> set[str]:
+    """What ShellChannel on ``classpath`` offers other classes (its members but the private
+    ones, as javap lists them); empty if there is none."""
+    listed = _tool([str(jdk / "javap"), "-cp", str(classpath), SHELL_CHANNEL_CLASS]) or ""
+    return {line.strip() for line in listed.splitlines() if line.startswith("  ")}
+
+
+def _tool(command: list[str]) -> str | None:
+    """What a JDK tool printed, or None if it failed or is not there."""
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    return done.stdout if done.returncode == 0 else None
 
 
 def _manifest(jar: Path) -> dict[str, str]:
