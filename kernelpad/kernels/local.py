@@ -146,6 +146,7 @@ class LocalKernel(KernelHandle):
         # stdin is always allowed: kernelpad answers input requests itself, or stops the run.
         msg_id: str = self._client.execute(code, silent=False, store_history=True, allow_stdin=True)
         self._current, self._kept = msg_id, ()
+        _sent(self._client.shell_channel)
         return msg_id
 
     def send_request(
@@ -156,10 +157,12 @@ class LocalKernel(KernelHandle):
         self._kept = (*self._kept, self._current) if keep_current and self._current else ()
         self._current = str(msg["header"]["msg_id"])
         self._client.shell_channel.send(msg)
+        _sent(self._client.shell_channel)
         return self._current
 
     def input_reply(self, value: str) -> None:
         self._client.input(value)
+        _sent(self._client.stdin_channel)
 
     def end_request(self) -> None:
         self._current, self._kept = None, ()
@@ -407,3 +410,16 @@ def _remove_kernel_files(folder: Path, sandbox: Sandbox | None) -> None:
     remove_kernel_files(folder)
     if sandbox is not None:
         sandbox.release(folder.name)
+
+
+def _sent(channel: AsyncZMQSocketChannel) -> None:
+    """After jupyter_client sent on ``channel``, have its asyncio socket look at its events.
+
+    jupyter_client sends through a blocking shadow of the socket, which pyzmq's asyncio socket
+    does not see: a message that came meanwhile, whose arrival that send took in, then waited
+    unseen by the pump's pending ``recv_multipart()`` until something more came on the socket.
+    Seen: both replies of a Deno kernel's done probe left unread for good after an interrupt
+    (one run in about a hundred under load), and the kernel given up as if it had not
+    answered. Reading ``EVENTS`` through the asyncio socket schedules its event handler when
+    a message waits, as its own sends do."""
+    channel.socket.get(zmq.EVENTS)
