@@ -31,14 +31,17 @@ def test_a_polling_thread_is_seen_waking_and_a_sleeping_one_is_not(
     idle_activity: ModuleType,
 ) -> None:
     stop = threading.Event()
+    named_both = threading.Barrier(3)
 
     def poll() -> None:
         named(b"poller")
+        named_both.wait()
         while not stop.wait(0.01):  # a look every 10 ms: about 100 wakeups a second
             pass
 
     def sleep() -> None:
         named(b"sleeper")
+        named_both.wait()
         stop.wait()
 
     polling = threading.Thread(target=poll)
@@ -46,16 +49,19 @@ def test_a_polling_thread_is_seen_waking_and_a_sleeping_one_is_not(
     polling.start()
     sleeping.start()
     try:
+        named_both.wait()
+        time.sleep(0.1)  # the sleeper is asleep by now
         before = idle_activity.thread_counters(os.getpid())
-        time.sleep(0.5)
+        time.sleep(1.0)
         after = idle_activity.thread_counters(os.getpid())
     finally:
         stop.set()
         polling.join()
         sleeping.join()
-    done = idle_activity.activity(before, after, 0.5)
+    done = idle_activity.activity(before, after, 1.0)
     assert done.busy_threads.get("poller", 0) >= 20
-    assert "sleeper" not in done.busy_threads
+    # Asleep: no wakeup of its own (once, the system may still move it, on a busy machine).
+    assert done.busy_threads.get("sleeper", 0) <= 1
     assert done.wakeups_per_s >= done.busy_threads["poller"]
     assert done.cpu_ms_per_s > 0
 
