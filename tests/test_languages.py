@@ -248,6 +248,34 @@ async def test_a_java_kernel_waits_for_requests_in_its_poll(
     assert source.rstrip().endswith("/share/kernelpad/jjava/")
 
 
+PYTHON_KERNEL_SETUP = """\
+import sys
+from IPython import get_ipython
+lean = [m for m in ("debugpy", "jupyter_client.manager", "jupyter_client.kernelspec") if sys.modules.get(m)]
+print(lean, get_ipython().history_manager.enabled)
+"""
+
+
+async def test_a_python_kernel_runs_lean_and_keeps_its_history_in_memory(api: Api) -> None:
+    """The python3 kernel, in its sandbox, runs without debugpy, jupyter_client's manager side
+    and IPython's history database (kernelpad.kernels.ipykernel_start, the kernelspec's
+    ``--HistoryManager.enabled=False``), and what a user reaches of them still works."""
+    sid = (await api.create_session(initial_language="python"))["session_id"]
+    body = await api.execute(sid, PYTHON_KERNEL_SETUP)
+    assert body["status"] == "ok", body
+    assert body["stdout"] == "[] False\n"
+    body = await api.execute(sid, "%history -n")
+    assert body["status"] == "ok", body
+    assert body["stdout"].startswith("   1:\nimport sys\n")
+    assert body["stdout"].endswith("   2: %history -n\n")
+    body = await api.execute(sid, "print(_i1.splitlines()[0], len(In))")
+    assert body["stdout"] == "import sys 4\n", body
+    body = await api.execute(
+        sid, "from jupyter_client import KernelManager\nprint(KernelManager.__module__)"
+    )
+    assert body["stdout"] == "jupyter_client.manager\n", body
+
+
 async def test_python_sys_stdin_reads_the_input_lines(api: Api, sessions: dict[str, str]) -> None:
     body = await api.execute(
         sessions["python"],

@@ -3,9 +3,12 @@
 ``python -m kernelpad.kernels.install`` (run by ``make``) writes them under ``sys.prefix``, where
 jupyter_client looks first for a virtualenv's kernels:
 
-* ``python3``: ipykernel's kernelspec, without the debugger: ipykernel imports debugpy (and
-  pydevd) at its start when it can, 8 MiB of every idle kernel's RSS (51 -> 43 MiB here), for
-  a debugger kernelpad never asks for. ``ipykernel_launcher`` stays in the command line;
+* ``python3``: ipykernel's kernelspec, started by :mod:`kernelpad.kernels.ipykernel_start`
+  (without the debugger: 8 MiB of every idle kernel's RSS, 51 -> 43 MiB here; of
+  jupyter_client's package only what a kernel uses: 1.5 MiB) and without IPython's history
+  database (``HistoryManager.enabled=False``: 1.5 MiB, and a thread writing each cell's input to
+  a SQLite file in a box's home that is removed with the box; a session's ``In``, ``_i`` and
+  ``%history`` stay, kept in memory). ``ipykernel_launcher`` stays in the command line;
 * Python completions: jedi's cache of what a first Tab parses, prepared once (see
   ``JEDI_WARMUP``), so that the first Tab in a kernel's new home does not parse it again;
 * ``deno``: Deno's built-in Jupyter kernel, for JavaScript and TypeScript. ``deno jupyter
@@ -118,16 +121,16 @@ def build_keeper_watch(prefix: Path) -> str:
     return f"keeper: its watch in C, {program}"
 
 
-# Run as ``python -c PYTHON_BOOT ipykernel_launcher -f FILE``: debugpy made unimportable, then
-# ipykernel's launcher run as ``python -m`` would.
-PYTHON_BOOT = (
-    "import sys; sys.modules['debugpy'] = None; del sys.argv[0]; import runpy;"
-    " runpy.run_module(sys.argv[0], run_name='__main__', alter_sys=True)"
-)
-
-
 def python_argv(python: str) -> list[str]:
-    return [python, "-c", PYTHON_BOOT, "ipykernel_launcher", "-f", "{connection_file}"]
+    return [
+        python,
+        "-m",
+        "kernelpad.kernels.ipykernel_start",
+        "ipykernel_launcher",
+        "-f",
+        "{connection_file}",
+        "--HistoryManager.enabled=False",
+    ]
 
 
 def install_python(prefix: Path) -> str:
@@ -139,7 +142,7 @@ def install_python(prefix: Path) -> str:
     spec["argv"] = python_argv(spec["argv"][0])
     spec.get("metadata", {}).pop("debugger", None)
     _write_spec(spec_file.parent, spec)
-    return "python3: ipykernel, without its debugger"
+    return "python3: ipykernel, without its debugger and history database"
 
 
 # What the first Tab of a Python session parses (the builtins' and common modules' stubs),

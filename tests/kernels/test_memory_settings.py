@@ -1,7 +1,8 @@
 """The settings that keep an idle kernel small are applied (bench/kernel_memory.py measures what
 they save): JJava's kernel JVM started without its launcher JVM and with a small initial heap,
-Deno's program without its benchmark buffer, keepers without ``site``, a TCP kernel relayed by
-its keeper (no relay process), and the relay carrying bytes both ways."""
+Deno's program without its benchmark buffer, ipykernel without its debugger and history
+database, keepers without ``site``, a TCP kernel relayed by its keeper (no relay process), and
+the relay carrying bytes both ways."""
 
 from __future__ import annotations
 
@@ -36,11 +37,12 @@ def test_the_jvm_is_started_without_jjavas_launcher_and_with_a_small_heap() -> N
     assert not any(part.startswith("-Xmx") for part in argv)
 
 
-def test_ipykernel_starts_without_its_debugger() -> None:
+def test_ipykernel_starts_lean_and_without_a_history_database() -> None:
     argv = python_argv("/venv/bin/python")
-    assert argv[1] == "-c" and "sys.modules['debugpy'] = None" in argv[2]
+    assert argv[1:3] == ["-m", "kernelpad.kernels.ipykernel_start"]
     # Whoever looks for Python kernels by their command line still finds them.
-    assert argv[3:] == ["ipykernel_launcher", "-f", "{connection_file}"]
+    assert argv[3:6] == ["ipykernel_launcher", "-f", "{connection_file}"]
+    assert "--HistoryManager.enabled=False" in argv
 
 
 def test_deno_runs_as_a_copy_without_its_benchmark_buffer(tmp_path: Path) -> None:

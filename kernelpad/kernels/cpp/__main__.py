@@ -1,8 +1,7 @@
-import sys
+from kernelpad.kernels.ipykernel_start import lean_imports
 
-# ipykernel imports debugpy (and pydevd) at its start when it can: 8 MiB of the idle kernel's
-# RSS for a Python debugger, of no use to a C++ kernel.
-sys.modules["debugpy"] = None  # type: ignore[assignment]
+# Before ipykernel is imported: no debugger, and of jupyter_client only what a kernel uses.
+lean_imports()
 
 from ipykernel.kernelapp import IPKernelApp  # noqa: E402
 
