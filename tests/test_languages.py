@@ -251,8 +251,8 @@ async def test_a_java_kernel_waits_for_requests_in_its_poll(
 PYTHON_KERNEL_SETUP = """\
 import sys
 from IPython import get_ipython
-lean = [m for m in ("debugpy", "jupyter_client.manager", "jupyter_client.kernelspec") if sys.modules.get(m)]
-print(lean, get_ipython().history_manager.enabled)
+left_out = ("debugpy", "jupyter_client.manager", "jupyter_client.kernelspec")
+print([m for m in left_out if sys.modules.get(m)], get_ipython().history_manager.enabled)
 """
 
 

@@ -1,6 +1,6 @@
-"""The server's side of a kernel's keeper (:mod:`kernelpad.kernels.keeper`): the lease a server
-holds on each of its local kernels, and what jupyter_client needs to drive a kernel that another
-server started."""
+"""The server's side of a kernel's keeper (:mod:`kernelpad.kernels.keeper`): the manager that
+starts a kernel under its keeper, the lease a server holds on each of its local kernels, and
+what jupyter_client needs to drive a kernel that another server started."""
 
 from __future__ import annotations
 
@@ -19,7 +19,46 @@ from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 
+from kernelpad.kernels import keeper_command
 from kernelpad.kernels.keeper import GREETING
+from kernelpad.kernels.runtime import lease_path
+from kernelpad.kernels.sandbox import Sandbox
+
+
+class KeptKernelManager(AsyncKernelManager):
+    """jupyter_client's manager, launching kernels under a keeper of their own (which outlives
+    this server: :mod:`kernelpad.kernels.keeper`), in their sandbox if there is one."""
+
+    sandbox: Sandbox | None = None
+    name = ""
+    folder: Path = Path()
+    relay = False  # a TCP kernel behind its keeper's relay
+    seccomp_fd: int | None = None  # where bwrap reads the seccomp filter from
+    wait = 60.0  # how long the keeper waits for this server to take the lease
+    let_go = False  # the kernel is left for the next server: its files are not this one's
+
+    def cleanup_connection_file(self) -> None:
+        # Also called when the manager is collected: a kernel left for the next server
+        # needs its connection file.
+        if not self.let_go:
+            super().cleanup_connection_file()
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        command = super().format_kernel_cmd(extra_arguments)
+        cgroups: list[Path] = []
+        # A TCP kernel's keeper relays it, in the network namespace the box then shares.
+        relay = Path(self.connection_file) if self.sandbox is not None and self.relay else None
+        if self.sandbox is not None:
+            # The connection file is written by now (jupyter_client writes it first).
+            joins = self.sandbox.prepare(self.name, self.folder, Path(self.connection_file))
+            network = relay is None
+            command = self.sandbox.wrap(command, self.folder, joins, self.seccomp_fd, network)
+            cgroups = [join.parent for join in joins]
+        lease = lease_path(self.folder)
+        keep = keeper_command.command(
+            lease, self.folder, self.wait, cgroups, self.seccomp_fd, relay
+        )
+        return keep + command
 
 
 class Lease:

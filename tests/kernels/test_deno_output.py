@@ -179,16 +179,21 @@ async def test_a_timer_that_never_ends_leaves_the_kernel_kept_every_time(
     # interrupted in a timer, the kernel says it has no timers due when it has: a probe that
     # believed it ended the run before its timer, which then ran in the next one. Short limits
     # make many tries cheap.
+    # The kernel itself may never make a run's result: when the timer starts before Deno has
+    # turned the value into its message (through its inspector, in the same isolate), the
+    # interrupt ends that call too ("CDP response has null result" in its log), and the run has
+    # no result. Seen with jupyter_client alone, no kernelpad: about one try in twelve. A result
+    # is never another run's, and most tries have theirs.
     monkeypatch.setattr(run_loop, "SETTLE_LIMIT", 0.3)
     quick = Limits(time_limit=0.5, interrupt_grace=2.0, max_output=100_000, flood_limit=1_000_000)
-    for n in range(20):
+    tries, with_result = 20, 0
+    for n in range(tries):
         code = f"setTimeout(() => {{ while (true); }}, 0); {n}"
         result = await run_code(own_deno, code, quick)
-        assert (result.status, result.needs_restart, result_text(result)) == (
-            "timeout",
-            False,
-            str(n),
-        ), f"try {n}: {result}"
+        assert (result.status, result.needs_restart) == ("timeout", False), f"try {n}: {result}"
+        assert result_text(result) in (str(n), None), f"try {n}: {result}"
+        with_result += result_text(result) == str(n)
+    assert with_result >= tries - 5, f"{tries - with_result} of {tries} tries without a result"
     for n in range(3):
         code = f"setTimeout(() => console.log('tick {n}'), 0); {n}"
         after = await run_code(own_deno, code, quick)

@@ -1,5 +1,5 @@
 """A message that reaches a kernel's socket while jupyter_client sends on it is still read by
-the socket's pump (kernelpad.kernels.local): jupyter_client sends through a blocking shadow
+the socket's pump (kernelpad.kernels.local_kernel): jupyter_client sends through a blocking shadow
 of the asyncio socket, and the arrival that send takes in is otherwise never signalled to the
 pump's pending ``recv_multipart()``. Seen on Deno: a done probe's replies left unread for good
 after an interrupt, and the kernel given up."""
@@ -7,12 +7,13 @@ after an interrupt, and the kernel given up."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 
 import zmq
 import zmq.asyncio
 
-from kernelpad.kernels import local
+from kernelpad.kernels import local_kernel
 
 
 @dataclass
@@ -31,9 +32,11 @@ async def reply_during_a_send(after_send: bool) -> list[bytes] | None:
     # In-process, in one context: a message is in the receiving socket's queue once sent.
     router: zmq.Socket[bytes] = zmq.Context.shadow(context.underlying).socket(zmq.ROUTER)
     dealer = context.socket(zmq.DEALER)
+    # An address of its own: ZeroMQ frees a closed socket's address later, in its own thread.
+    address = f"inproc://kernelpad-pump-wakeup-{uuid.uuid4().hex}"
     try:
-        router.bind("inproc://kernelpad-pump-wakeup")
-        dealer.connect("inproc://kernelpad-pump-wakeup")
+        router.bind(address)
+        dealer.connect(address)
         await dealer.send(b"hello")
         identity, _ = router.recv_multipart()
         pending = asyncio.ensure_future(dealer.recv_multipart())
@@ -41,7 +44,7 @@ async def reply_during_a_send(after_send: bool) -> list[bytes] | None:
         router.send_multipart([identity, b"reply"])  # the event loop does not run meanwhile
         zmq.Socket.shadow(dealer.underlying).send(b"request")
         if after_send:
-            local._sent(Channel(dealer))  # type: ignore[arg-type]
+            local_kernel._sent(Channel(dealer))  # type: ignore[arg-type]
         try:
             return await asyncio.wait_for(pending, 1.0)
         except TimeoutError:

@@ -243,12 +243,15 @@ async def test_a_fork_bomb_meets_the_process_limit(
     assert int(body["stdout"].split()[2]) < 64
     # The server, the other session's kernel and this one all go on.
     assert (await run(api, bystander, "print(n + 1)"))["stdout"] == "2\n"
-    # This kernel is out of processes while its children live: the run says so, and a
-    # restart (what the pad's Restart button does) gives a working kernel.
-    stuck = await run(api, session, "print('alive')")
+    # This kernel is out of processes while its children live: code that needs none more still
+    # runs, code that starts a thread is told why it cannot, and a restart (what the pad's
+    # Restart button does) gives a kernel that can again.
+    assert (await run(api, session, "print('alive')"))["stdout"] == "alive\n"
+    thread = "import threading\nt = threading.Thread(target=print, args=('thread',))\nt.start()"
+    stuck = await run(api, session, thread)
     assert stuck["status"] == "error" and "thread" in stuck["stderr"], stuck["stderr"][-300:]
     await server.manager.runs.restart_kernel(session, "host", "python")
-    assert (await run(api, session, "print('alive')"))["stdout"] == "alive\n"
+    assert (await run(api, session, f"{thread}\nt.join()"))["stdout"] == "thread\n"
 
 
 def test_the_reason_a_sandbox_cannot_be_used_is_given() -> None:
