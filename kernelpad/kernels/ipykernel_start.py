@@ -60,26 +60,33 @@ def lazy_package(
     import would have made. Returns the package, or None where it is already imported or not
     installed.
     """
+    if name in sys.modules:
+        return None
     spec = importlib.util.find_spec(name)
-    if name in sys.modules or spec is None or spec.loader is None:
+    if spec is None or spec.loader is None:
         return None
     package = importlib.util.module_from_spec(spec)
     loader = spec.loader
 
-    def attribute(attr: str) -> object:
-        home = names.get(attr)
-        for submodule in all_of if home is None else ():
+    def home_of(attr: str) -> str | None:
+        """The submodule ``attr`` is taken from alone, if it is one of those names."""
+        if attr in names:
+            return names[attr]
+        for submodule in all_of:
             if attr in getattr(importlib.import_module(f"{name}.{submodule}"), "__all__", ()):
-                home = submodule
-                break
-        if home is not None:
-            value = getattr(importlib.import_module(f"{name}.{home}"), attr)
-            setattr(package, attr, value)
-            return value
-        # Anything else, ``__all__`` for ``import *`` included: the package as it is.
-        del package.__getattr__
-        loader.exec_module(package)
-        return getattr(package, attr)
+                return submodule
+        return None
+
+    def attribute(attr: str) -> object:
+        home = home_of(attr)
+        if home is None:
+            # Anything else, ``__all__`` for ``import *`` included: the package as it is.
+            del package.__getattr__
+            loader.exec_module(package)
+            return getattr(package, attr)
+        value = getattr(importlib.import_module(f"{name}.{home}"), attr)
+        setattr(package, attr, value)
+        return value
 
     package.__getattr__ = attribute  # type: ignore[method-assign]
     sys.modules[name] = package
