@@ -206,6 +206,13 @@ class Settings(BaseSettings):
         ge=0,
     )
     kernel_start_timeout: float = setting(60.0, "Seconds a kernel has to start.", gt=0)
+    kernel_nice: int = setting(
+        10,
+        "Scheduling niceness of local kernels (0-19): when the CPUs are busy, the server that"
+        " every interview shares runs before candidates' code. 0: kernels compete with it.",
+        ge=0,
+        le=19,
+    )
     kernels_on_exit: Literal["stop", "keep"] = setting(
         "stop",
         "What a stopping server (SIGTERM, SIGINT) does with its sessions' kernels: stop them,"

@@ -121,6 +121,7 @@ class KernelpadServer:
                 settings.data_dir,
                 settings.kernel_start_timeout,
                 self.sandbox,
+                settings.kernel_nice,
             )
         pool = KernelPool(backend, self.registry, settings.kernel_pool_size)
         self.manager = SessionManager(session_options(settings), self.store, self.registry, pool)

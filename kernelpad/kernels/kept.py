@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import select
+import shutil
 import signal
 import socket
 import struct
@@ -24,6 +26,8 @@ from kernelpad.kernels.keeper import GREETING
 from kernelpad.kernels.runtime import lease_path
 from kernelpad.kernels.sandbox import Sandbox
 
+log = logging.getLogger(__name__)
+
 
 class KeptKernelManager(AsyncKernelManager):
     """jupyter_client's manager, launching kernels under a keeper of their own (which outlives
@@ -36,6 +40,7 @@ class KeptKernelManager(AsyncKernelManager):
     seccomp_fd: int | None = None  # where bwrap reads the seccomp filter from
     wait = 60.0  # how long the keeper waits for this server to take the lease
     let_go = False  # the kernel is left for the next server: its files are not this one's
+    nice = 0  # the kernel's niceness (its keeper and relay keep the server's)
 
     def cleanup_connection_file(self) -> None:
         # Also called when the manager is collected: a kernel left for the next server
@@ -44,7 +49,7 @@ class KeptKernelManager(AsyncKernelManager):
             super().cleanup_connection_file()
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-        command = super().format_kernel_cmd(extra_arguments)
+        command = niced(super().format_kernel_cmd(extra_arguments), self.nice)
         cgroups: list[Path] = []
         # A TCP kernel's keeper relays it, in the network namespace the box then shares.
         relay = Path(self.connection_file) if self.sandbox is not None and self.relay else None
@@ -59,6 +64,20 @@ class KeptKernelManager(AsyncKernelManager):
             lease, self.folder, self.wait, cgroups, self.seccomp_fd, relay
         )
         return keep + command
+
+
+def niced(command: list[str], nice: int) -> list[str]:
+    """``command`` run ``nice`` steps below normal priority. Only the kernel: its keeper
+    relays every message of a TCP kernel, and the server's side of each run must not wait
+    behind the candidates' code. Inherited by all the kernel starts, and no way back up for
+    it (raising priority takes a capability no kernel has)."""
+    if nice == 0:
+        return command
+    program = shutil.which("nice")
+    if program is None:
+        log.warning("kernels run at the server's priority: 'nice' (coreutils) is not installed")
+        return command
+    return [program, "-n", str(nice), *command]
 
 
 class Lease:

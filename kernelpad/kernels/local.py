@@ -50,12 +50,14 @@ class LocalKernelBackend(KernelBackend):
         data_dir: Path,
         start_timeout: float = 60.0,
         sandbox: Sandbox | None = None,
+        nice: int = 0,
     ) -> None:
         self.runtime_dir = runtime_dir
         self.spec_manager = spec_manager
         self.data_dir = data_dir
         self.start_timeout = start_timeout
         self.sandbox = sandbox
+        self.nice = nice
 
     def _kernel_env(self, language: InstalledLanguage) -> dict[str, str]:
         if self.sandbox is not None:
@@ -90,7 +92,7 @@ class LocalKernelBackend(KernelBackend):
             context=zmq.asyncio.Context.instance(),
             **options,
         )
-        manager.folder, manager.wait = folder, self.start_timeout
+        manager.folder, manager.wait, manager.nice = folder, self.start_timeout, self.nice
         if self.sandbox is not None:
             manager.sandbox, manager.name = self.sandbox, name
             manager.relay = language.transport != "ipc"

@@ -3,6 +3,7 @@ limits that hold it. Each run here is untrusted code doing what it should not.""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -11,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from kernelpad.config import Settings
@@ -267,6 +269,53 @@ async def test_the_sandbox_can_be_turned_off_loudly(
         async with running_server(settings) as running:
             assert (await running.api.get("/api/v1/health")).json["sandbox"] is False
     assert any("SANDBOX IS OFF" in record.getMessage() for record in caplog.records)
+
+
+NICENESS = (
+    "import os\n"
+    "print(os.getpriority(os.PRIO_PROCESS, 0))\n"
+    "try:\n"
+    "    os.setpriority(os.PRIO_PROCESS, 0, 0)\n"
+    "    print('raised')\n"
+    "except PermissionError:\n"
+    "    print('refused')\n"
+)
+
+
+async def test_kernels_yield_the_cpu_to_the_server_and_cannot_take_it_back(
+    api: Api, session: str
+) -> None:
+    """When the CPUs are busy, the server that every interview shares runs first: kernels
+    run 10 steps nicer (KERNEL_NICE's default), their keepers (a TCP kernel's relay) and the
+    server as they were. A candidate cannot raise the kernel's priority again."""
+    body = await run(api, session, NICENESS)
+    assert body["stdout"].split() == ["10", "refused"], body
+    assert (await run(api, session, "console.log(6 * 7)", "javascript"))["stdout"] == "42\n"
+    niceness: dict[str, set[int]] = {"ipykernel": set(), "deno": set(), "keeper": set()}
+    for process in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            command = " ".join(process.cmdline())
+            name = process.name()
+            # (A keeper's command line, and bubblewrap's, hold the kernel's too.)
+            if "kernelpad.kernels.keeper" in command:
+                niceness["keeper"].add(process.nice())
+            elif name == "deno":
+                niceness["deno"].add(process.nice())
+            elif "ipykernel_launcher" in command and name.startswith("python"):
+                niceness["ipykernel"].add(process.nice())
+    assert niceness == {"ipykernel": {10}, "deno": {10}, "keeper": {0}}, niceness
+    assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the server's (this process)
+
+
+async def test_kernels_are_niced_without_the_sandbox_too(tmp_path: Path) -> None:
+    settings = make_settings(
+        tmp_path / "data", kernel_pool_size={"python": 0}, sandbox=False, kernel_nice=5
+    )
+    async with running_server(settings) as running:
+        session = str((await running.api.create_session())["session_id"])
+        body = await run(running.api, session, NICENESS)
+    # As root (no sandbox, no other user), the kernel could raise it back: not checked here.
+    assert body["stdout"].split()[0] == "5", body
 
 
 async def test_java_and_javascript_heaps_stay_under_the_memory_limit(
