@@ -242,3 +242,51 @@ async def timed(
             times.append(elapsed)
         await asyncio.sleep(gap)
     return times
+
+
+async def server_histograms(url: str) -> dict[str, list[tuple[float, float]]]:
+    """The histograms of a kernelpad's ``/metrics`` without labels: name -> its cumulative
+    buckets, (upper bound, count) from the smallest bound to +Inf."""
+    from prometheus_client.parser import text_string_to_metric_families
+    from tornado.httpclient import AsyncHTTPClient
+
+    response = await AsyncHTTPClient().fetch(url + "/metrics", request_timeout=30)
+    found: dict[str, list[tuple[float, float]]] = {}
+    for family in text_string_to_metric_families(response.body.decode()):
+        if family.type != "histogram":
+            continue
+        buckets = [
+            (float(s.labels["le"]), s.value)
+            for s in family.samples
+            if s.name.endswith("_bucket") and set(s.labels) == {"le"}
+        ]
+        if buckets:
+            found[family.name] = sorted(buckets)
+    return found
+
+
+def histogram_summary(
+    before: list[tuple[float, float]], after: list[tuple[float, float]]
+) -> dict[str, Any]:
+    """What was observed between two scrapes of one histogram: its count, and p50 and p99 in
+    ms, interpolated within their buckets as Prometheus's ``histogram_quantile`` does (so they
+    are as fine as the buckets: a p99 in the last finite bucket or past it reads as that
+    bucket's bound)."""
+    earlier = dict(before)
+    counts = [(bound, count - earlier.get(bound, 0.0)) for bound, count in after]
+    total = counts[-1][1] if counts else 0.0
+
+    def quantile(q: float) -> float | None:
+        if total <= 0:
+            return None
+        rank, lower, below = q * total, 0.0, 0.0
+        for bound, cumulative in counts:
+            if cumulative >= rank:
+                if bound == float("inf"):
+                    return round(lower * 1000, 2)
+                share = (rank - below) / (cumulative - below) if cumulative > below else 1.0
+                return round((lower + (bound - lower) * share) * 1000, 2)
+            lower, below = bound, cumulative
+        return round(lower * 1000, 2)
+
+    return {"count": int(total), "p50_ms": quantile(0.5), "p99_ms": quantile(0.99)}

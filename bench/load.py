@@ -60,7 +60,16 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from harness import BenchError, free_port, kernelpad_command, log_tail, machine_info, stop_process
+from harness import (
+    BenchError,
+    free_port,
+    histogram_summary,
+    kernelpad_command,
+    log_tail,
+    machine_info,
+    server_histograms,
+    stop_process,
+)
 from jupyter_ydoc import YNotebook
 from pycrdt import (
     Doc,
@@ -84,6 +93,12 @@ CODE = {
         "let total = 0;\nfor (let i = 0; i < 2000; i++) total += i * i;\nconsole.log(total);"
     ),
 }
+# What a busy candidate runs (--busy): a loop keeping a core busy, in runs of BUSY_SECONDS
+# (under the server's time limit here, 30 s), one after the other.
+BUSY_SECONDS = 5
+BUSY_CODE = f"import time\nend = time.time() + {BUSY_SECONDS}\nwhile time.time() < end:\n    pass"
+# The server's histograms read before and after each phase (its /metrics).
+SERVER_WAITS = ("kernelpad_event_loop_lag_seconds", "kernelpad_database_write_seconds")
 # What in a kernel tree's command lines tells its language.
 KERNEL_MARKERS = (("ipykernel", "python"), ("deno", "javascript"), ("java", "java"))
 WARM_AT_ONCE = 16  # first runs (kernel starts) at once in the warm-up
@@ -388,10 +403,11 @@ class Runner:
         elif data["type"] == "error" and data["data"]["code"] != "throttled":
             self.interview.errors.append(f"error message: {data['data']}")
 
-    async def run(self, language: str) -> dict[str, Any]:
+    async def run(self, language: str, code: str | None = None) -> dict[str, Any]:
         assert self.conn is not None
         started = time.perf_counter()
-        message = {"type": "execute", "data": {"code": CODE[language], "language": language}}
+        code = CODE[language] if code is None else code
+        message = {"type": "execute", "data": {"code": code, "language": language}}
         await self.conn.write_message(json.dumps(message))
         finished = await asyncio.wait_for(self.finished.get(), 120)
         finished["latency"] = time.perf_counter() - started
@@ -562,6 +578,16 @@ async def run_on(interview: Interview, every: float, stop: asyncio.Event) -> Non
             await asyncio.wait_for(stop.wait(), random.uniform(0.5, 1.5) * every)
 
 
+async def keep_busy(interview: Interview, stop: asyncio.Event) -> None:
+    """A candidate whose code keeps a core busy all along (an accidental O(n^3), a loop that
+    does not end): what the other interviews must not feel much of."""
+    assert interview.runner is not None
+    while not stop.is_set():
+        finished = await interview.runner.run("python", BUSY_CODE)
+        if finished["status"] != "ok":
+            interview.errors.append(f"a busy run ended {finished['status']}")
+
+
 async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> dict[str, Any]:
     print(f"\n{sessions} session(s):", flush=True)
     async with kernelpad() as server:
@@ -593,6 +619,8 @@ async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> di
         quiet = await kernels_quiet(server, QUIET_CPU_PERCENT, QUIET_TIMEOUT)
         print(f"  kernels quiet (under {QUIET_CPU_PERCENT:g}% CPU) after {quiet:.1f} s", flush=True)
 
+        # Busy candidates only beside others: the smallest S is the baseline.
+        busy = args.busy if sessions > args.busy else 0
         stop = asyncio.Event()
         sampler = Sampler(server)
         lags: list[float] = []
@@ -602,14 +630,24 @@ async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> di
         gc.freeze()
         gc_pauses: list[float] = []
         gc.callbacks.append(timer := GcTimer(gc_pauses))
+        scraped = await server_histograms(server.url)
         tasks = [asyncio.create_task(sampler.run(stop)), asyncio.create_task(loop_lag(lags, stop))]
         for interview in interviews:
             for typist in interview.typists:
                 tasks.append(asyncio.create_task(type_on(interview, typist, args.edit_rate, stop)))
-            tasks.append(asyncio.create_task(run_on(interview, run_every, stop)))
+            if interview.index < busy:
+                tasks.append(asyncio.create_task(keep_busy(interview, stop)))
+            else:
+                tasks.append(asyncio.create_task(run_on(interview, run_every, stop)))
         await asyncio.sleep(args.duration)
         stop.set()
         await asyncio.gather(*tasks)
+        # The server's own waits over the phase: its event loop's lag, and its database's.
+        server_waits = {
+            name: histogram_summary(scraped.get(name, []), buckets)
+            for name, buckets in (await server_histograms(server.url)).items()
+            if name in SERVER_WAITS
+        }
         gc.callbacks.remove(timer)
         gc.unfreeze()
         server.check_alive()
@@ -650,6 +688,7 @@ async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> di
     samples = sampler.samples
     result = {
         "sessions": sessions,
+        "busy_sessions": busy,
         "warmup_seconds": round(warmup, 2),
         "kernels_quiet_after_seconds": round(quiet, 1),
         "edits_sent": sum(t.sent for i in interviews for t in i.typists),
@@ -680,6 +719,8 @@ async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> di
         "machine_cpu_percent_mean": _mean([s["machine_cpu_percent"] for s in samples]),
         "harness_gc_pauses": summary(gc_pauses),
         "harness_loop_lag": summary(lags),
+        "server_loop_lag": server_waits.get("kernelpad_event_loop_lag_seconds"),
+        "server_database_write": server_waits.get("kernelpad_database_write_seconds"),
         "server_rss_mib_max": max((s["server_rss_mib"] for s in samples), default=None),
         "kernels_alive_max": max((s["kernels"] for s in samples), default=0),
         "kernels_rss_mib_max": max((s["kernels_rss_mib"] for s in samples), default=None),
@@ -759,6 +800,8 @@ async def stored_differences(server: Server, interviews: list[Interview]) -> int
 
 def report(result: dict[str, Any]) -> None:
     runs, fanout = result["runs"], result["edit_fanout"]
+    if result["busy_sessions"]:
+        print(f"  of which busy (a core's worth of loop each): {result['busy_sessions']}")
     print(
         f"  edits: {result['edits_sent']} sent, {result['edits_lost']} lost;"
         f" fan-out p50 {fanout['p50_ms']} ms, p99 {fanout['p99_ms']} ms",
@@ -779,6 +822,13 @@ def report(result: dict[str, Any]) -> None:
         f" harness CPU {result['harness_cpu_percent_mean']}%,"
         f" its loop lag p99 {result['harness_loop_lag']['p99_ms']} ms,"
         f" its longest GC pause {result['harness_gc_pauses']['max_ms']} ms",
+        flush=True,
+    )
+    lag, write = result["server_loop_lag"] or {}, result["server_database_write"] or {}
+    print(
+        f"  the server's waits: event loop lag p50 {lag.get('p50_ms')} ms, p99"
+        f" {lag.get('p99_ms')} ms; database writes p50 {write.get('p50_ms')} ms, p99"
+        f" {write.get('p99_ms')} ms",
         flush=True,
     )
     print(
@@ -900,6 +950,13 @@ async def main() -> None:
         help="seconds between runs at the smallest S (the baseline): at 5 s, one interview"
         " makes 11 runs in a minute, Python's and JavaScript's in turn, and the p99 of each"
         " language's 5 or 6 runs is their slowest",
+    )
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="of the S interviews (beyond the baseline), this many run a loop that keeps a core"
+        " busy instead of the trivial runs",
     )
     parser.add_argument("--output", default="load", help="name of the results files")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where they go")

@@ -31,6 +31,7 @@ from kernelpad.kernels.languages import LanguageRegistry
 from kernelpad.kernels.local import LocalKernelBackend
 from kernelpad.kernels.pool import KernelPool
 from kernelpad.kernels.sandbox import Sandbox, SandboxLimits
+from kernelpad.loop_lag import LagProbe
 from kernelpad.sessions.access import DocumentLimits, RunLimits
 from kernelpad.sessions.manager import SessionManager, SessionOptions
 from kernelpad.sessions.runs import RunSettings
@@ -78,6 +79,7 @@ class KernelpadServer:
         self.port: int | None = None
         self._sockets: list[socket.socket] = []
         self.sandbox: Sandbox | None = None
+        self.lag: LagProbe | None = None
         self.gateway: GatewayClient | None = None
 
     async def start(self) -> int:
@@ -136,6 +138,8 @@ class KernelpadServer:
         # What start-up made, set aside; then every pause timed (serving's, not start-up's).
         gc_pauses.settle()
         gc_pauses.watch()
+        self.lag = LagProbe(asyncio.get_running_loop())
+        self.lag.start()
         log.info("%s listening on http://%s:%d", settings.app_name, settings.host, self.port)
         return self.port
 
@@ -258,6 +262,8 @@ class KernelpadServer:
     async def stop(self, drain_timeout: float = 5.0) -> None:
         """Stop listening, shut every kernel down, answer requests under way, close the
         database."""
+        if self.lag is not None:
+            self.lag.stop()
         if self.http is not None:
             self.http.stop()
         else:

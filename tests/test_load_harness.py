@@ -32,6 +32,8 @@ def test_the_load_harness_runs_and_finds_nothing_lost(tmp_path: Path) -> None:
             str(tmp_path),
             "--output",
             "smoke",
+            "--busy",
+            "1",
         ],
         cwd=BENCH,
         capture_output=True,
@@ -54,7 +56,33 @@ def test_the_load_harness_runs_and_finds_nothing_lost(tmp_path: Path) -> None:
         # The sampler finds the server's kernels, and what an idle one takes.
         assert phase["kernels_alive_max"] >= 2
         assert phase["memory_per_idle_kernel_mib"]["python"] > 10
+        # The server's own waits, from its /metrics over the phase.
+        assert phase["server_loop_lag"]["count"] > 0
+        assert phase["server_database_write"]["count"] > 0
+    # One of the three keeps a core busy; the one interview alone is the baseline.
+    assert [phase["busy_sessions"] for phase in figures["results"]] == [0, 1]
     assert figures["knee_sessions"] in (1, 3)
+
+
+def test_histograms_read_from_metrics_give_their_quantiles_between_two_scrapes() -> None:
+    sys.path.insert(0, str(BENCH))
+    try:
+        harness = importlib.import_module("harness")
+    finally:
+        sys.path.remove(str(BENCH))
+    inf = float("inf")
+    before = [(0.001, 10.0), (0.005, 10.0), (0.01, 10.0), (inf, 10.0)]
+    after = [(0.001, 60.0), (0.005, 158.0), (0.01, 159.0), (inf, 160.0)]
+    # 150 new: 50 under 1 ms, 98 in 1-5 ms, 1 in 5-10 ms, 1 past 10 ms. The 75th is a
+    # quarter into 1-5 ms; the 148.5th halfway into 5-10 ms.
+    assert harness.histogram_summary(before, after) == {
+        "count": 150,
+        "p50_ms": 2.02,
+        "p99_ms": 7.5,
+    }
+    # A p99 past the last bound reads as that bound; nothing new, no quantile.
+    assert harness.histogram_summary([], [(0.01, 1.0), (inf, 100.0)])["p99_ms"] == 10.0
+    assert harness.histogram_summary(after, after)["p99_ms"] is None
 
 
 def _phase(sessions: int, python: float, javascript: float | None, lost: int = 0) -> dict[str, Any]:

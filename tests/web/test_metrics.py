@@ -3,9 +3,11 @@ with real kernels and real clients."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import logging
+import time
 from pathlib import Path
 
 import pytest
@@ -93,6 +95,9 @@ async def test_metrics_move_as_sessions_run(api: Api, server: RunningServer) -> 
     assert refilled.value("kernelpad_kernel_start_seconds_count", language="python") >= 2
     assert moved("kernelpad_websocket_messages_total", protocol="json", direction="in") == 1
     assert moved("kernelpad_websocket_messages_total", protocol="json", direction="out") >= 1
+    # Each run's record is a write the run waited for (the session's creation one more).
+    assert moved("kernelpad_database_write_seconds_count") >= 3
+    assert moved("kernelpad_database_write_seconds_sum") > 0
 
     restarts = (
         "kernelpad_kernel_restarts_total",
@@ -158,6 +163,22 @@ def test_log_format_json_writes_one_object_per_line(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in server.log.read_text().splitlines() if line.strip()]
     assert any("listening on" in line["message"] for line in lines), lines
     assert all({"time", "level", "logger", "message"} <= line.keys() for line in lines)
+
+
+async def test_the_event_loops_lag_is_measured(api: Api) -> None:
+    """Whatever holds the event loop (here a callback that takes 400 ms) is what every
+    socket waits: the probe's next look is that late, in the 0.5 s bucket, not under 0.25."""
+    lag = "kernelpad_event_loop_lag_seconds"
+
+    def slow(scrape: Scrape) -> float:
+        return scrape.value(f"{lag}_bucket", le="0.5") - scrape.value(f"{lag}_bucket", le="0.25")
+
+    before = await scrape(api)
+    time.sleep(0.4)  # on the loop: the test runs in the server's process
+    await asyncio.sleep(0.12)  # two looks later
+    after = await scrape(api)
+    assert slow(after) == slow(before) + 1
+    assert after.value(f"{lag}_count") >= before.value(f"{lag}_count") + 2
 
 
 async def test_garbage_collection_pauses_are_timed_and_start_up_is_set_aside(

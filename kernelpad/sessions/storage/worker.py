@@ -20,11 +20,23 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
+from prometheus_client import Histogram
+
 from kernelpad.sessions.storage.database import Connection, Database
 from kernelpad.sessions.storage.migrations import migrate
 
 T = TypeVar("T")
-Write = tuple[Callable[..., None], tuple[Any, ...], "asyncio.Future[None]"]
+# A write, its arguments, its caller's future, and when it was queued (the loop's time; None
+# for a lazy write, which waits on purpose).
+Write = tuple[Callable[..., None], tuple[Any, ...], "asyncio.Future[None]", float | None]
+
+WRITE_SECONDS = Histogram(
+    "kernelpad_database_write_seconds",
+    "From a write being queued to the event loop hearing it stored, for the oldest write of"
+    " each transaction: what an edit waits before it is relayed, a run before it is told"
+    " finished.",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 
 #: Seconds a lazy write waits for another write to ride with before it goes on its own.
 LAZY_WITHIN = 0.2
@@ -100,16 +112,16 @@ class DatabaseWorker:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         if self._held is not None:
-            self._held.append((write, args, future))
+            self._held.append((write, args, future, loop.time()))
         elif lazy:
             if self._closed:
                 raise RuntimeError("the session store is closed")
             with self._writes_lock:
-                self._writes.append((write, args, future))
+                self._writes.append((write, args, future, None))
             if self._lazy is None:
                 self._lazy = loop.call_later(LAZY_WITHIN, self._give_lazy)
         else:
-            self._give([(write, args, future)])
+            self._give([(write, args, future, loop.time())])
         return future
 
     def _give_lazy(self) -> None:
@@ -132,7 +144,7 @@ class DatabaseWorker:
                     self._give(held)
                 except RuntimeError as exc:
                     # Their callers have their futures already: they hear of it there.
-                    _settle([(future, exc) for _, _, future in held])
+                    _settle([(future, exc) for _, _, future, _ in held])
                     raise
 
     def _give(self, writes: list[Write]) -> None:
@@ -155,7 +167,7 @@ class DatabaseWorker:
                 with self._writes_lock:
                     dropped, self._writes, self._taking = self._writes[:waiting], [], False
                 # The callers of ``writes`` hear of it from the raise.
-                _settle([(future, exc) for _, _, future in dropped])
+                _settle([(future, exc) for _, _, future, _ in dropped])
                 raise
 
     def _write_queued(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -164,7 +176,7 @@ class DatabaseWorker:
         error: BaseException | None = None
         try:
             with self.conn.transaction():
-                for write, args, _ in batch:
+                for write, args, _, _ in batch:
                     write(*args)
         except BaseException as exc:  # every caller hears of it
             error = exc
@@ -174,9 +186,10 @@ class DatabaseWorker:
         alone = isinstance(error, Exception) and len(batch) > 1 and self.conn.refused(error)
         outcomes = [
             (future, self._write_alone(write, args) if alone else error)
-            for write, args, future in batch
+            for write, args, future, _ in batch
         ]
-        loop.call_soon_threadsafe(_settle, outcomes)
+        oldest = min((queued for *_, queued in batch if queued is not None), default=None)
+        loop.call_soon_threadsafe(_settle, outcomes, oldest)
 
     def _write_alone(
         self, write: Callable[..., None], args: tuple[Any, ...]
@@ -189,7 +202,11 @@ class DatabaseWorker:
         return None
 
 
-def _settle(outcomes: list[tuple[asyncio.Future[None], BaseException | None]]) -> None:
+def _settle(
+    outcomes: list[tuple[asyncio.Future[None], BaseException | None]], oldest: float | None = None
+) -> None:
+    if oldest is not None:
+        WRITE_SECONDS.observe(asyncio.get_running_loop().time() - oldest)
     for future, error in outcomes:
         if future.done():
             continue
