@@ -70,14 +70,22 @@ def niced(command: list[str], nice: int) -> list[str]:
     """``command`` run ``nice`` steps below normal priority. Only the kernel: its keeper
     relays every message of a TCP kernel, and the server's side of each run must not wait
     behind the candidates' code. Inherited by all the kernel starts, and no way back up for
-    it (raising priority takes a capability no kernel has)."""
+    it (raising priority takes a capability no kernel has).
+
+    Where the scheduler groups processes by session (Linux's autogroup, on in most
+    distributions' kernels), a process's niceness only counts against its own session's,
+    and a kernel has a session of its own (jupyter_client starts one for its keeper, the
+    sandbox another for the kernel): its session's niceness is set too. Code that starts a
+    session of its own (``setsid``) starts it at normal priority, as before this setting."""
     if nice == 0:
         return command
     program = shutil.which("nice")
     if program is None:
         log.warning("kernels run at the server's priority: 'nice' (coreutils) is not installed")
         return command
-    return [program, "-n", str(nice), *command]
+    # Without autogroup the file is missing or ignored: the process's niceness is all there is.
+    autogroup = 'echo "$0" > /proc/self/autogroup 2>/dev/null; exec "$@"'
+    return ["/bin/sh", "-c", autogroup, str(nice), program, "-n", str(nice), *command]
 
 
 class Lease:
