@@ -207,9 +207,10 @@ class Settings(BaseSettings):
     )
     kernel_start_timeout: float = setting(60.0, "Seconds a kernel has to start.", gt=0)
     kernel_nice: int = setting(
-        10,
-        "Scheduling niceness of local kernels (0-19): when the CPUs are busy, the server that"
-        " every interview shares runs before candidates' code. 0: kernels compete with it.",
+        0,
+        "Scheduling niceness of local kernels and their sessions (0-19): when candidates' code"
+        " keeps the CPUs busy, the server that every interview shares (typing, outputs) runs"
+        " first, and runs wait longer in their kernels. 0: kernels compete with it.",
         ge=0,
         le=19,
     )

@@ -33,6 +33,7 @@ def server_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
         kernel_max_processes=64,
         kernel_tmp_size_mb=32,
         kernel_max_file_size_mb=8,
+        kernel_nice=10,
     )
 
 
@@ -301,9 +302,9 @@ AUTOGROUP = _autogroup_niceness()
 async def test_kernels_yield_the_cpu_to_the_server_and_cannot_take_it_back(
     api: Api, session: str
 ) -> None:
-    """When the CPUs are busy, the server that every interview shares runs first: kernels
-    run 10 steps nicer (KERNEL_NICE's default), their keepers (a TCP kernel's relay) and the
-    server as they were. A candidate cannot raise the kernel's priority again."""
+    """With KERNEL_NICE set, the server that every interview shares runs first when the CPUs
+    are busy: kernels run 10 steps nicer, their keepers (a TCP kernel's relay) and the server
+    as they were. A candidate cannot raise the kernel's priority again."""
     body = await run(api, session, NICENESS)
     # Its session's niceness too, where the scheduler shares the CPUs by session first.
     assert body["stdout"].split() == ["10", AUTOGROUP.get("10"), "refused"], body
