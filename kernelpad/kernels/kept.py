@@ -40,7 +40,7 @@ class KeptKernelManager(AsyncKernelManager):
     seccomp_fd: int | None = None  # where bwrap reads the seccomp filter from
     wait = 60.0  # how long the keeper waits for this server to take the lease
     let_go = False  # the kernel is left for the next server: its files are not this one's
-    nice = 0  # the kernel's niceness (its keeper and relay keep the server's)
+    nice = 0  # the kernel's niceness (see niced)
 
     def cleanup_connection_file(self) -> None:
         # Also called when the manager is collected: a kernel left for the next server
@@ -67,16 +67,16 @@ class KeptKernelManager(AsyncKernelManager):
 
 
 def niced(command: list[str], nice: int) -> list[str]:
-    """``command`` run ``nice`` steps below normal priority. Only the kernel: its keeper
-    relays every message of a TCP kernel, and the server's side of each run must not wait
-    behind the candidates' code. Inherited by all the kernel starts, and no way back up for
-    it (raising priority takes a capability no kernel has).
+    """``command`` run ``nice`` steps below normal priority, and everything it starts, with
+    no way back up (raising priority takes a capability no kernel has). Only the kernel: in
+    the sandbox its keeper, which relays every message of a TCP kernel, keeps the server's.
 
     Where the scheduler groups processes by session (Linux's autogroup, on in most
     distributions' kernels), a process's niceness only counts against its own session's,
-    and a kernel has a session of its own (jupyter_client starts one for its keeper, the
-    sandbox another for the kernel): its session's niceness is set too. Code that starts a
-    session of its own (``setsid``) starts it at normal priority, as before this setting."""
+    and a kernel has a session of its own (the sandbox's; without the sandbox, the one
+    jupyter_client starts for its keeper, which is then niced with it): the session's
+    niceness is set too. Code that starts a session of its own (``setsid``) starts it at
+    normal priority, as every kernel's was before this setting."""
     if nice == 0:
         return command
     program = shutil.which("nice")
