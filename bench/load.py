@@ -20,7 +20,11 @@ server:
      waiting for the kernel (queueing, from the server), in the kernel, and the rest
      (kernelpad's own overhead);
    - errors of any kind: error messages, closed sockets, failed requests;
-   - the server's CPU and RSS, the kernels' number and RSS, every second.
+   - the server's CPU and RSS, the kernels' number and RSS, every second;
+   - the server's own waits, from its ``/metrics`` before and after: its event loop's lag
+     and its database writes' (queued to stored).
+   With ``--busy N``, N of the interviews run a loop that keeps a core busy instead of the
+   trivial runs: what the others feel of a candidate's runaway code.
 3. Then typing stops and the harness waits for every edit to arrive. Memory is read again with
    all sessions idle: the server's growth per session, and each kernel's RSS by language.
 4. Nothing lost? Every typist's text must equal the other's and the server's document. Every
