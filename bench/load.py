@@ -263,7 +263,12 @@ async def kernelpad() -> Any:
         "30",
     )
     with open(workdir / "server.log", "wb") as log:
-        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log)
+        # A session of its own, as a served kernelpad has: where Linux shares the CPUs by
+        # session first (autogroup), the server would otherwise share one weight with this
+        # harness, which stands in for clients on other machines.
+        proc = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True
+        )
     server = Server(port, proc, workdir)
     try:
         deadline = time.monotonic() + 120
