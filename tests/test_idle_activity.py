@@ -4,27 +4,21 @@ wakeups per thread, from Linux's counters. A thread that polls shows; one that s
 from __future__ import annotations
 
 import ctypes
-import importlib
 import os
-import sys
 import threading
 import time
-from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from tests.bench_scripts import bench_module
+
 PR_SET_NAME = 15  # prctl(2)
 
 
 @pytest.fixture(scope="module")
 def idle_activity() -> ModuleType:
-    sys.path.insert(0, str(BENCH))
-    try:
-        return importlib.import_module("idle_activity")
-    finally:
-        sys.path.remove(str(BENCH))
+    return bench_module("idle_activity")
 
 
 def test_a_polling_thread_is_seen_waking_and_a_sleeping_one_is_not(

@@ -3,7 +3,6 @@ with its checks that nothing was lost. Its figures are not judged here (they are
 
 from __future__ import annotations
 
-import importlib
 import json
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from typing import Any
 
 import pytest
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
+from tests.bench_scripts import BENCH, bench_module
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -65,11 +64,7 @@ def test_the_load_harness_runs_and_finds_nothing_lost(tmp_path: Path) -> None:
 
 
 def test_histograms_read_from_metrics_give_their_quantiles_between_two_scrapes() -> None:
-    sys.path.insert(0, str(BENCH))
-    try:
-        harness = importlib.import_module("harness")
-    finally:
-        sys.path.remove(str(BENCH))
+    harness = bench_module("harness")
     inf = float("inf")
     before = [(0.001, 10.0), (0.005, 10.0), (0.01, 10.0), (inf, 10.0)]
     after = [(0.001, 60.0), (0.005, 158.0), (0.01, 159.0), (inf, 160.0)]
@@ -99,11 +94,7 @@ def _phase(sessions: int, python: float, javascript: float | None, lost: int = 0
 
 
 def test_the_knee_holds_each_language_to_twice_its_own_p99_alone() -> None:
-    sys.path.insert(0, str(BENCH))
-    try:
-        load = importlib.import_module("load")
-    finally:
-        sys.path.remove(str(BENCH))
+    load = bench_module("load")
     alone = _phase(1, python=10.0, javascript=30.0)
     # Python's 25 ms at 50 is over twice its 10 ms alone, though under the run p99 of all
     # languages alone (JavaScript's 30 ms).

@@ -287,16 +287,10 @@ NICENESS = (
 )
 
 
-def _autogroup_niceness() -> dict[str, str]:
-    """What a kernel reads of its session's niceness, for each niceness it was given: the
-    value itself where the kernel groups processes by session (Linux's autogroup), else
-    'no-autogroup'."""
-    if Path("/proc/self/autogroup").exists():
-        return {"10": "10", "5": "5"}
-    return {"10": "no-autogroup", "5": "no-autogroup"}
-
-
-AUTOGROUP = _autogroup_niceness()
+def session_niceness(nice: int) -> str:
+    """What a kernel given ``nice`` reads of its session's niceness: ``nice`` where Linux
+    groups processes by session (autogroup), else 'no-autogroup'."""
+    return str(nice) if Path("/proc/self/autogroup").exists() else "no-autogroup"
 
 
 async def test_kernels_yield_the_cpu_to_the_server_and_cannot_take_it_back(
@@ -307,7 +301,7 @@ async def test_kernels_yield_the_cpu_to_the_server_and_cannot_take_it_back(
     as they were. A candidate cannot raise the kernel's priority again."""
     body = await run(api, session, NICENESS)
     # Its session's niceness too, where the scheduler shares the CPUs by session first.
-    assert body["stdout"].split() == ["10", AUTOGROUP.get("10"), "refused"], body
+    assert body["stdout"].split() == ["10", session_niceness(10), "refused"], body
     assert (await run(api, session, "console.log(6 * 7)", "javascript"))["stdout"] == "42\n"
     niceness: dict[str, set[int]] = {"ipykernel": set(), "deno": set(), "keeper": set()}
     for process in psutil.Process().children(recursive=True):
@@ -335,7 +329,7 @@ async def test_kernels_are_niced_without_the_sandbox_too(tmp_path: Path) -> None
         session = str((await running.api.create_session())["session_id"])
         body = await run(running.api, session, NICENESS)
     # As root (no sandbox, no other user), the kernel could raise it back: not checked here.
-    assert body["stdout"].split()[:2] == ["5", AUTOGROUP.get("5")], body
+    assert body["stdout"].split()[:2] == ["5", session_niceness(5)], body
 
 
 async def test_java_and_javascript_heaps_stay_under_the_memory_limit(
