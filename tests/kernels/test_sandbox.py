@@ -276,7 +276,7 @@ NICENESS = (
     "import os\n"
     "print(os.getpriority(os.PRIO_PROCESS, 0))\n"
     "try:\n"
-    "    print(open('/proc/self/autogroup').read().split()[-1])\n"
+    "    print((open('/proc/self/autogroup').read().split() or ['no-autogroup'])[-1])\n"
     "except OSError:\n"
     "    print('no-autogroup')\n"
     "try:\n"
@@ -317,8 +317,10 @@ async def test_kernels_yield_the_cpu_to_the_server_and_cannot_take_it_back(
                 niceness["ipykernel"].add(process.nice())
     assert niceness == {"ipykernel": {10}, "deno": {10}, "keeper": {0}}, niceness
     assert os.getpriority(os.PRIO_PROCESS, 0) == 0  # the server's (this process)
+    # Its session's too, unless it is in Linux's default group (read as nothing: processes
+    # that no setsid() has moved, as in some containers), which has no niceness of its own.
     if Path("/proc/self/autogroup").exists():
-        assert Path("/proc/self/autogroup").read_text().split()[-1] == "0"  # its session's
+        assert Path("/proc/self/autogroup").read_text().split()[-1:] in ([], ["0"])
 
 
 async def test_kernels_are_niced_without_the_sandbox_too(tmp_path: Path) -> None:
