@@ -29,9 +29,15 @@ speed, and whether the kernel pool hides a kernel's boot time from a session's f
    c. Python only: a new Python process per run, the original design's approach;
    d. Python only: kernelpad's JSON socket, as the pad sends a run: a cell's (its outputs
       stored in the notebook before it is told finished) and code of no cell.
-   The series of 3a, 3b and 3d take turns, ten runs each at a time, on one kernelpad server and
-   one kernel started here, both warm: measured one after the other, the machine's speed
-   drifted between them by more than kernelpad's overhead.
+   f. The server floor (``server_floor.py``): the least any server between client and kernel
+      does, a Tornado process holding a jupyter_client connection to a kernel of its own,
+      answering ``POST /run`` (keep-alive HTTP, as 3a) once the run is settled as kernelpad
+      settles it; g. for Python, the same over its WebSocket (as 3e). What 3a and 3e take
+      beyond them is kernelpad's own; what they take beyond 3b is the hop's, which no server
+      can leave out.
+   The series of 3a, 3b, 3d and 3f-g take turns, ten runs each at a time, on one kernelpad
+   server and kernels started here, all warm: measured one after the other, the machine's
+   speed drifted between them by more than kernelpad's overhead.
 4. Ratios against the targets: kernelpad / jupyter_client for a trivial run (at most 1.25x) and
    pooled first result / cold kernel start (at most 0.1).
 
@@ -85,9 +91,10 @@ from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
+from late_output import drain_late
+from server_floor import FloorRuns, floor_server
 
 from kernelpad.kernels import keeper_command
-from kernelpad.kernels.done_probe import PROBE_OWN, new_marker, probe_code
 from kernelpad.kernels.kept import Lease
 from kernelpad.kernels.languages import KNOWN_LANGUAGES
 from kernelpad.kernels.runtime import lease_path
@@ -464,30 +471,6 @@ async def relayed_kernel(lang: BenchLanguage, workdir: Path) -> AsyncIterator[As
             proc.wait()
 
 
-async def drain_late(kc: AsyncKernelClient, msg_id: str, probe: str) -> tuple[int, bool]:
-    """Send ``probe`` after run ``msg_id``'s reply and idle status and read IOPub until its
-    marker (and shell until its reply), as kernelpad does: how many late messages of the run
-    came, under its parent or the probe's, and whether its result was among them."""
-    marker = new_marker()
-    probe_id = kc.execute(
-        probe_code(probe, marker), silent=True, store_history=False, allow_stdin=False
-    )
-    late, result, marked = 0, False, False
-    while not marked:
-        msg = await kc.get_iopub_msg(timeout=CODE_EXECUTION_TIMEOUT)
-        parent, msg_type = msg["parent_header"].get("msg_id"), msg["header"]["msg_type"]
-        if parent == probe_id and msg_type == "stream" and marker in msg["content"]["text"]:
-            marked = True
-        elif parent == msg_id or (parent == probe_id and msg_type not in PROBE_OWN):
-            late += 1
-            result = result or msg_type == "execute_result"
-    while (await kc.get_shell_msg(timeout=CODE_EXECUTION_TIMEOUT))["parent_header"].get(
-        "msg_id"
-    ) != probe_id:
-        pass
-    return late, result
-
-
 async def jupyter_cold_start(lang: BenchLanguage, workdir: Path, repeats: int) -> Stats:
     times: list[float] = []
     for i in range(repeats):
@@ -564,7 +547,9 @@ class DirectRuns:
         )
         late, late_result = 0, False
         if probe:
-            late, late_result = await drain_late(self.kc, reply["parent_header"]["msg_id"], probe)
+            late, late_result = await drain_late(
+                self.kc, reply["parent_header"]["msg_id"], probe, CODE_EXECUTION_TIMEOUT
+            )
         elapsed = time.perf_counter() - start
         if reply["content"]["status"] != "ok":
             raise BenchError(
@@ -661,12 +646,31 @@ class TrivialRuns:
     late: dict[str, Counts]
 
 
+@contextlib.asynccontextmanager
+async def floor_runs(lang: BenchLanguage, workdir: Path, socket: bool) -> AsyncIterator[FloorRuns]:
+    """Runs through the server floor (``server_floor.py``), on a kernel of its own started as
+    :func:`jupyter_kernel` starts one, whose only client the floor is; ``socket``: its
+    WebSocket joined too."""
+    async with jupyter_kernel(lang, workdir, "floor") as kc:
+        kc.stop_channels()  # (or the kernel would send each message to two clients)
+        log = workdir / "floor-server.log"
+        async with floor_server(workdir / "floor.json", lang.done_probe, log) as port:
+            runs = FloorRuns(port, lang.code)
+            try:
+                if socket:
+                    await runs.join()
+                yield runs
+            finally:
+                runs.close()
+
+
 async def trivial_runs(
     api: Api, lang: BenchLanguage, workdir: Path, runs: int, warmup: int
 ) -> TrivialRuns:
     """The trivial code run every way, interleaved (:func:`interleaved`): through
     jupyter_client on a kernel started here, plain and settled; through kernelpad over HTTP;
-    and, for Python, over the JSON socket (a cell's run and code of no cell)."""
+    through the server floor over HTTP; and, for Python, over the JSON socket (a cell's run
+    and code of no cell) and the floor's WebSocket."""
     async with jupyter_kernel(lang, workdir, "warm") as kc:
         direct = DirectRuns(kc, lang)
         series = [Series("jupyter_client", direct.plain)]
@@ -687,11 +691,16 @@ async def trivial_runs(
                     else "jupyter_client_relayed"
                 )
                 series.append(Series(name, relayed.settled if lang.done_probe else relayed.plain))
+            floor = await relay.enter_async_context(
+                floor_runs(lang, workdir, socket=socket_runs is not None)
+            )
+            series.append(Series("server_floor_http", floor.http))
             if socket_runs is not None:
                 await socket_runs.join()
                 series += [
                     Series("kernelpad_socket_cell", socket_runs.cell),
                     Series("kernelpad_socket_code", socket_runs.code),
+                    Series("server_floor_socket", floor.ws),
                 ]
             # Taking pooled kernels made the pool start another: let it finish, or it competes.
             wait_for_pool(api)
@@ -704,6 +713,7 @@ async def trivial_runs(
     late = {
         "jupyter_client_result_missing_at_idle": direct.plain_result_missing,
         "kernelpad_result_missing": http_runs.result_missing,
+        "server_floor_result_missing": Counts(floor.results.count(False), len(floor.results)),
     }
     if lang.done_probe:
         late["jupyter_client_settled_caught_late_messages"] = direct.settled_late
@@ -792,6 +802,19 @@ def measure_language(lang: BenchLanguage, args: argparse.Namespace) -> dict[str,
         ratios["socket_code_over_jupyter_client"] = ratio(
             trivial["kernelpad_socket_code"], trivial[floor]
         )
+    ratios["server_floor_http_over_jupyter_client"] = ratio(
+        trivial["server_floor_http"], trivial[floor]
+    )
+    ratios["kernelpad_http_over_server_floor_http"] = ratio(
+        trivial["kernelpad_http"], trivial["server_floor_http"]
+    )
+    if "server_floor_socket" in trivial:
+        ratios["server_floor_socket_over_jupyter_client"] = ratio(
+            trivial["server_floor_socket"], trivial[floor]
+        )
+        ratios["socket_code_over_server_floor_socket"] = ratio(
+            trivial["kernelpad_socket_code"], trivial["server_floor_socket"]
+        )
     relayed = floor + "_relayed"
     if relayed in trivial:
         ratios["relayed_over_direct"] = ratio(trivial[relayed], trivial[floor])
@@ -871,6 +894,10 @@ def print_language(lang_id: str, r: dict[str, Any]) -> None:
         row("     d. kernelpad JSON socket, a cell's run (outputs stored first)",
             trivial["kernelpad_socket_cell"], 2)  # fmt: skip
         row("     e. kernelpad JSON socket, code of no cell", trivial["kernelpad_socket_code"], 2)
+    row("     f. the server floor, POST /run (keep-alive HTTP; server_floor.py)",
+        trivial["server_floor_http"], 2)  # fmt: skip
+    if "server_floor_socket" in trivial:
+        row("     g. the server floor's WebSocket", trivial["server_floor_socket"], 2)
     print("  results (execute_result of the trivial code) and late output, runs out of runs:")
     print(
         "     jupyter_client plain: result not there at idle"
@@ -887,6 +914,8 @@ def print_language(lang_id: str, r: dict[str, Any]) -> None:
         f" {counts(late['kernelpad_result_missing'])},"
         f" in first runs {counts(late['kernelpad_first_result_missing'])}"
     )
+    if "server_floor_result_missing" in late:  # (not in results from before it was measured)
+        print(f"     server floor: result missing {counts(late['server_floor_result_missing'])}")
     print("  ratios of medians")
     b = "3a / 3b'" if settled else "3a / 3b"
     against = " settled" if settled else ""
@@ -914,8 +943,16 @@ def print_language(lang_id: str, r: dict[str, Any]) -> None:
     ):
         if key in ratios:
             print(f"     {label:{RATIO}} {ratios[key]:7.2f}x  informational")
+    floor_b = "3b'" if settled else "3b"
+    for key, label in (
+        ("server_floor_http_over_jupyter_client", f"3f / {floor_b}, any server's HTTP hop:"),
+        ("kernelpad_http_over_server_floor_http", "3a / 3f, kernelpad / the server floor, HTTP:"),
+        ("server_floor_socket_over_jupyter_client", f"3g / {floor_b}, any server's socket hop:"),
+        ("socket_code_over_server_floor_socket", "3e / 3g, kernelpad / the floor, socket:"),
+    ):
+        if key in ratios:
+            print(f"     {label:{RATIO}} {ratios[key]:7.2f}x  informational")
     if "relayed_over_direct" in ratios:
-        floor_b = "3b'" if settled else "3b"
         label = f"3{RELAYED_B[settled]} / {floor_b}, relayed / straight to the kernel:"
         print(f"     {label:{RATIO}} {ratios['relayed_over_direct']:7.2f}x  informational")
     if "subprocess_over_kernelpad" in ratios:
