@@ -679,11 +679,11 @@ async def trivial_runs(
         http_runs = KernelpadRuns(api, lang)
         series.append(Series("kernelpad_http", http_runs.run))
         socket_runs = SocketRuns(api, lang) if lang.id == "python" else None
-        relay = contextlib.AsyncExitStack()
+        kernels = contextlib.AsyncExitStack()
         try:
             if lang.transport == "tcp" and relay_problem() is None:
                 relayed = DirectRuns(
-                    await relay.enter_async_context(relayed_kernel(lang, workdir)), lang
+                    await kernels.enter_async_context(relayed_kernel(lang, workdir)), lang
                 )
                 name = (
                     "jupyter_client_settled_relayed"
@@ -691,7 +691,7 @@ async def trivial_runs(
                     else "jupyter_client_relayed"
                 )
                 series.append(Series(name, relayed.settled if lang.done_probe else relayed.plain))
-            floor = await relay.enter_async_context(
+            floor = await kernels.enter_async_context(
                 floor_runs(lang, workdir, socket=socket_runs is not None)
             )
             series.append(Series("server_floor_http", floor.http))
@@ -709,7 +709,7 @@ async def trivial_runs(
             http_runs.end()
             if socket_runs is not None:
                 socket_runs.end()
-            await relay.aclose()
+            await kernels.aclose()
     late = {
         "jupyter_client_result_missing_at_idle": direct.plain_result_missing,
         "kernelpad_result_missing": http_runs.result_missing,
