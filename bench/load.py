@@ -18,7 +18,8 @@ server:
    - **edit fan-out:** from one typist's send to the other typist having the marker;
    - **run latency:** from sending ``execute`` to ``execution_finished``, split into the time
      waiting for the kernel (queueing, from the server), in the kernel, and the rest
-     (kernelpad's own overhead);
+     (kernelpad's own overhead); and split again by the server's record of each run (its
+     start and end, on the same clock): to the server, in it, and back (``run_split``);
    - errors of any kind: error messages, closed sockets, failed requests;
    - the server's CPU and RSS, the kernels' number and RSS, every second;
    - the server's own waits, from its ``/metrics`` before and after: its event loop's lag
@@ -60,6 +61,7 @@ import time
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -417,9 +419,12 @@ class Runner:
         started = time.perf_counter()
         code = CODE[language] if code is None else code
         message = {"type": "execute", "data": {"code": code, "language": language}}
+        # This machine's clock, as the server's record of the run (see run_split).
+        sent_at = time.time()
         await self.conn.write_message(json.dumps(message))
         finished = await asyncio.wait_for(self.finished.get(), 120)
         finished["latency"] = time.perf_counter() - started
+        finished["sent_at"], finished["received_at"] = sent_at, time.time()
         return finished
 
 
@@ -718,6 +723,7 @@ async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> di
                 for lang in CODE
                 if any(r["language"] == lang for r in runs)
             },
+            **run_split(runs),
         },
         "errors": len(errors),
         "error_examples": errors[:10],
@@ -746,6 +752,20 @@ async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> di
     return result
 
 
+def run_split(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each run's latency in three, by the server's record of it (its times are this
+    machine's clock, as the client's): to the server's start of it (the client's send, the
+    server reading and checking it), the server's (waiting for the kernel, the kernel, the
+    record built), and from its end to the client having ``execution_finished`` (stored,
+    told, read by the client: the harness's own loop is in this one and the first)."""
+    timed = [r for r in runs if "started_at" in r and "sent_at" in r]
+    return {
+        "inbound": summary([r["started_at"] - r["sent_at"] for r in timed]),
+        "server": summary([r["finished_at"] - r["started_at"] for r in timed]),
+        "outbound": summary([r["received_at"] - r["finished_at"] for r in timed]),
+    }
+
+
 def _mean(values: list[float]) -> float | None:
     return round(sum(values) / len(values), 1) if values else None
 
@@ -772,14 +792,15 @@ async def kernel_count(server: Server, count: int) -> bool:
 
 async def verify(server: Server, interviews: list[Interview]) -> dict[str, int]:
     """Nothing lost: the typists agree with each other and the server; every run a client saw
-    finish is in the stored history."""
+    finish is in the stored history. (Each run's record gives the run its ``started_at`` and
+    ``finished_at``, for :func:`run_split`.)"""
     texts_differing = runs_missing = 0
     for interview in interviews:
         host, candidate = interview.typists
         live = (await get(server, f"/api/v1/sessions/{interview.id}"))["code"]
         if not host.text == candidate.text == live:
             texts_differing += 1
-        stored: set[str] = set()
+        stored: dict[str, dict[str, Any]] = {}
         offset = 0
         while True:
             page = await get(
@@ -787,11 +808,15 @@ async def verify(server: Server, interviews: list[Interview]) -> dict[str, int]:
                 f"/api/v1/sessions/{interview.id}/executions?limit=100&offset={offset}",
                 interview.token,
             )
-            stored.update(e["execution_id"] for e in page["executions"])
+            stored.update((e["execution_id"], e) for e in page["executions"])
             offset += 100
             if offset >= page["total"]:
                 break
         runs_missing += sum(1 for r in interview.runs if r["execution_id"] not in stored)
+        for run in interview.runs:
+            if (record := stored.get(run["execution_id"])) is not None:
+                for name in ("started_at", "finished_at"):
+                    run[name] = datetime.fromisoformat(record[name]).timestamp()
     return {"texts_differing": texts_differing, "runs_missing_from_history": runs_missing}
 
 
@@ -833,6 +858,14 @@ def report(result: dict[str, Any]) -> None:
         f" its longest GC pause {result['harness_gc_pauses']['max_ms']} ms",
         flush=True,
     )
+    if "inbound" in runs:  # (not in results from before it was measured)
+        print(
+            f"  runs split: to the server p99 {runs['inbound']['p99_ms']} ms, in it p99"
+            f" {runs['server']['p99_ms']} ms, back p99 {runs['outbound']['p99_ms']} ms"
+            f" (p50 {runs['inbound']['p50_ms']}, {runs['server']['p50_ms']},"
+            f" {runs['outbound']['p50_ms']})",
+            flush=True,
+        )
     lag, write = result["server_loop_lag"] or {}, result["server_database_write"] or {}
     print(
         f"  the server's waits: event loop lag p50 {lag.get('p50_ms')} ms, p99"

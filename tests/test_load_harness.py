@@ -46,6 +46,11 @@ def test_the_load_harness_runs_and_finds_nothing_lost(tmp_path: Path) -> None:
         assert phase["errors"] == 0, phase["error_examples"]
         assert phase["edits_lost"] == 0 and phase["edits_sent"] > 0
         assert phase["runs"]["total"]["count"] > 0
+        # Every run is split by its stored record: to the server, in it, and back.
+        runs = phase["runs"]
+        for part in ("inbound", "server", "outbound"):
+            assert runs[part]["count"] == runs["total"]["count"]
+            assert 0 < runs[part]["p50_ms"] < runs["total"]["max_ms"]
         assert phase["checks"] == {
             "texts_differing": 0,
             "runs_missing_from_history": 0,
