@@ -244,15 +244,6 @@ async def timed(
     return times
 
 
-async def loop_lag(lags: list[float], stop: asyncio.Event) -> None:
-    """How late this process's event loop wakes up, every 50 ms until ``stop``: the part of
-    every latency a benchmark's process measures that is its own."""
-    while not stop.is_set():
-        before = time.perf_counter()
-        await asyncio.sleep(0.05)
-        lags.append(time.perf_counter() - before - 0.05)
-
-
 async def server_histograms(url: str) -> dict[str, list[tuple[float, float]]]:
     """The histograms of a kernelpad's ``/metrics`` without labels: name -> its cumulative
     buckets, (upper bound, count) from the smallest bound to +Inf."""

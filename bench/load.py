@@ -34,10 +34,8 @@ server:
 5. The sessions end. Kernel culling and the pool must bring the kernels back to the pool's
    size.
 
-The typists run in this process, the runners in one of their own (``load_runners.py``: a
-candidate's browser shares no event loop with anyone's, and the runs are the main figure), on
-the same 2-core machine as the server and its kernels; the harness's own CPU (both processes)
-and each process's event-loop lag are reported too. Results go to ``bench/results/load.json`` and a
+The clients all run in this one process, on the same 2-core machine as the server and its
+kernels; the harness's own CPU is reported too. Results go to ``bench/results/load.json`` and a
 plot to ``bench/results/load.png``. The "knee" is the largest S whose p99 run latency stays under
 twice that of one session, language by language (the mix of languages differs: half of the one
 interview's runs are JavaScript, a sixth at large S), with no error and nothing lost: this
@@ -74,13 +72,11 @@ from harness import (
     histogram_summary,
     kernelpad_command,
     log_tail,
-    loop_lag,
     machine_info,
     server_histograms,
     stop_process,
 )
 from jupyter_ydoc import YNotebook
-from load_runners import CODE, RunnerProcess
 from pycrdt import (
     Doc,
     Text,
@@ -97,6 +93,16 @@ os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 
 RESULTS = Path(__file__).resolve().parent / "results"
 POOL = {"python": 2, "javascript": 1}
+CODE = {
+    "python": "total = sum(i * i for i in range(2000))\nprint(total)",
+    "javascript": (
+        "let total = 0;\nfor (let i = 0; i < 2000; i++) total += i * i;\nconsole.log(total);"
+    ),
+}
+# What a busy candidate runs (--busy): a loop keeping a core busy, in runs of BUSY_SECONDS
+# (under the server's time limit here, 30 s), one after the other.
+BUSY_SECONDS = 5
+BUSY_CODE = f"import time\nend = time.time() + {BUSY_SECONDS}\nwhile time.time() < end:\n    pass"
 # The server's histograms read before and after each phase (its /metrics).
 SERVER_WAITS = ("kernelpad_event_loop_lag_seconds", "kernelpad_database_write_seconds")
 # What in a kernel tree's command lines tells its language.
@@ -376,6 +382,52 @@ class Typist:
         return marker
 
 
+class Runner:
+    """A client of the JSON protocol that runs code in the session, one run at a time."""
+
+    def __init__(self, interview: Interview) -> None:
+        self.interview = interview
+        self.conn: WebSocketClientConnection | None = None
+        self.finished: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def connect(self, server: Server) -> None:
+        url = f"ws://127.0.0.1:{server.port}/ws/sessions/{self.interview.id}"
+        self.conn = await websocket_connect(url, on_message_callback=self._on_message)
+        self.conn.protocol.stream.set_nodelay(True)  # type: ignore[union-attr]
+        join = {
+            "client_id": "runner",
+            "display_name": "Runner",
+            "host_token": self.interview.token,
+            # As the pad's JSON socket: the code reaches it over Yjs.
+            "code_updates": False,
+        }
+        await self.conn.write_message(json.dumps({"type": "join_session", "data": join}))
+
+    def _on_message(self, message: str | bytes | None) -> None:
+        if message is None:
+            if not self.interview.closing:
+                self.interview.errors.append("the runner's JSON socket closed")
+            return
+        data = json.loads(message)
+        if data["type"] == "execution_finished":
+            self.finished.put_nowait(data["data"])
+        elif data["type"] == "error" and data["data"]["code"] != "throttled":
+            self.interview.errors.append(f"error message: {data['data']}")
+
+    async def run(self, language: str, code: str | None = None) -> dict[str, Any]:
+        assert self.conn is not None
+        started = time.perf_counter()
+        code = CODE[language] if code is None else code
+        message = {"type": "execute", "data": {"code": code, "language": language}}
+        # This machine's clock, as the server's record of the run (see run_split).
+        sent_at = time.time()
+        await self.conn.write_message(json.dumps(message))
+        finished = await asyncio.wait_for(self.finished.get(), 120)
+        finished["latency"] = time.perf_counter() - started
+        finished["sent_at"], finished["received_at"] = sent_at, time.time()
+        return finished
+
+
 @dataclass(eq=False)
 class Interview:
     index: int
@@ -383,6 +435,7 @@ class Interview:
     token: str
     languages: tuple[str, ...]
     typists: list[Typist] = field(default_factory=list)
+    runner: Runner | None = None
     # marker -> (sent at, who sent it, who has not got it yet)
     pending: dict[str, tuple[float, Typist, Typist]] = field(default_factory=dict)
     fanout: list[float] = field(default_factory=list)
@@ -420,8 +473,12 @@ async def open_interviews(server: Server, count: int) -> list[Interview]:
             Typist(interview, "h", host),
             Typist(interview, "c", {"client_id": "cand", "display_name": "Candidate"}),
         ]
+        interview.runner = Runner(interview)
         interviews.append(interview)
-    await asyncio.gather(*(t.connect(server) for i in interviews for t in i.typists))
+    await asyncio.gather(
+        *(t.connect(server) for i in interviews for t in i.typists),
+        *(i.runner.connect(server) for i in interviews if i.runner),
+    )
     return interviews
 
 
@@ -429,16 +486,13 @@ async def open_interviews(server: Server, count: int) -> list[Interview]:
 
 
 class Sampler:
-    """Every second: the server's CPU and memory, the kernels', the harness's own (this
-    process's and its runners', ``runners``), and the whole machine's, so that what else ran
-    beside the server shows (100% = one core)."""
+    """Every second: the server's CPU and memory, the kernels', the harness's own, and the
+    whole machine's, so that what else ran beside the server shows (100% = one core)."""
 
-    def __init__(self, server: Server, runners: int) -> None:
+    def __init__(self, server: Server) -> None:
         self.server = server
         self.process = psutil.Process(server.proc.pid)
         self.me = psutil.Process()
-        self.runners = psutil.Process(runners)
-        self.runners.cpu_percent()
         self.samples: list[dict[str, float]] = []
         self.start = time.monotonic()
         self.process.cpu_percent()
@@ -466,7 +520,7 @@ class Sampler:
                     "kernels": len(kernels),
                     "kernels_rss_mib": round(sum(tree.rss_mib for tree in kernels), 1),
                     "kernels_cpu_percent": round(100 * max(used, 0.0) / elapsed, 1),
-                    "harness_cpu_percent": self.me.cpu_percent() + self.runners.cpu_percent(),
+                    "harness_cpu_percent": self.me.cpu_percent(),
                     "machine_cpu_percent": round(psutil.cpu_percent() * self.cores, 1),
                 }
             )
@@ -502,6 +556,15 @@ class GcTimer:
             self.pauses.append(time.perf_counter() - self.began)
 
 
+async def loop_lag(lags: list[float], stop: asyncio.Event) -> None:
+    """How late this process's event loop wakes up: the part of every latency measured here
+    that is the harness's own."""
+    while not stop.is_set():
+        before = time.perf_counter()
+        await asyncio.sleep(0.05)
+        lags.append(time.perf_counter() - before - 0.05)
+
+
 async def type_on(interview: Interview, typist: Typist, rate: float, stop: asyncio.Event) -> None:
     while not stop.is_set():
         with contextlib.suppress(TimeoutError):
@@ -510,30 +573,60 @@ async def type_on(interview: Interview, typist: Typist, rate: float, stop: async
             interview.type(typist)
 
 
+async def run_on(interview: Interview, every: float, stop: asyncio.Event) -> None:
+    assert interview.runner is not None
+    turn = 0
+    await asyncio.sleep(random.uniform(0, every))
+    while not stop.is_set():
+        language = interview.languages[turn % len(interview.languages)]
+        turn += 1
+        try:
+            finished = await interview.runner.run(language)
+        except TimeoutError:
+            interview.errors.append(f"a {language} run did not finish within 120 s")
+            continue
+        if finished["status"] != "ok":
+            interview.errors.append(f"a {language} run ended {finished['status']}")
+        interview.runs.append({**finished, "language": language})
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), random.uniform(0.5, 1.5) * every)
+
+
+async def keep_busy(interview: Interview, stop: asyncio.Event) -> None:
+    """A candidate whose code keeps a core busy all along (an accidental O(n^3), a loop that
+    does not end): what the other interviews must not feel much of."""
+    assert interview.runner is not None
+    while not stop.is_set():
+        finished = await interview.runner.run("python", BUSY_CODE)
+        if finished["status"] != "ok":
+            interview.errors.append(f"a busy run ended {finished['status']}")
+
+
 async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> dict[str, Any]:
     print(f"\n{sessions} session(s):", flush=True)
     async with kernelpad() as server:
         await asyncio.sleep(2)
         baseline_rss = server.rss()
         interviews = await open_interviews(server, sessions)
-        # The runs come from a process of their own (see load_runners), which ends with the
-        # phase, or with this process (its stdin's end).
-        runners = await RunnerProcess.start(
-            server.port,
-            [
-                {"index": i.index, "id": i.id, "token": i.token, "languages": list(i.languages)}
-                for i in interviews
-            ],
-        )
         # Warm-up: each session's first run in each of its languages starts its kernels, at
         # most WARM_AT_ONCE at a time: 200 kernels' first runs at once on 2 cores (a hundred
         # seconds of CPU) left some Deno kernel's first run without a CPU for 30 s, its time
         # limit, in two of four runs at 150.
-        warm = await runners.warm(WARM_AT_ONCE)
-        warmup = warm["seconds"]
-        if warm["failed"]:
-            raise BenchError(f"warm-up runs failed: {warm['failed']}")
-        print(f"  warm-up: {warm['runs']} first runs in {warmup:.1f} s", flush=True)
+        began = time.perf_counter()
+        at_once = asyncio.Semaphore(WARM_AT_ONCE)
+
+        async def first_run(runner: Runner, language: str) -> dict[str, Any]:
+            async with at_once:
+                return await runner.run(language)
+
+        warm = await asyncio.gather(
+            *(first_run(i.runner, lang) for i in interviews for lang in i.languages if i.runner)
+        )
+        warmup = time.perf_counter() - began
+        failed = [w for w in warm if w["status"] != "ok"]
+        if failed:
+            raise BenchError(f"warm-up runs failed: {failed[:3]}")
+        print(f"  warm-up: {len(warm)} first runs in {warmup:.1f} s", flush=True)
         # S interviews starting in the same second is the harness's doing, not a day's traffic:
         # what new kernels do after their first run (the pool's replacements starting) is
         # waited out, so the timed phase measures interviews going on, not kernels booting.
@@ -543,7 +636,7 @@ async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> di
         # Busy candidates only beside others: the smallest S is the baseline.
         busy = args.busy if sessions > args.busy else 0
         stop = asyncio.Event()
-        sampler = Sampler(server, runners.pid)
+        sampler = Sampler(server)
         lags: list[float] = []
         # What setting up made (documents, sockets) is kept to the end: set aside, so that the
         # harness's own full collections do not hold its loop (and every figure it takes).
@@ -556,14 +649,13 @@ async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> di
         for interview in interviews:
             for typist in interview.typists:
                 tasks.append(asyncio.create_task(type_on(interview, typist, args.edit_rate, stop)))
-        await runners.go(run_every, busy)
+            if interview.index < busy:
+                tasks.append(asyncio.create_task(keep_busy(interview, stop)))
+            else:
+                tasks.append(asyncio.create_task(run_on(interview, run_every, stop)))
         await asyncio.sleep(args.duration)
         stop.set()
-        ran = await runners.stop()
         await asyncio.gather(*tasks)
-        for interview, runs, errors in zip(interviews, ran["runs"], ran["errors"], strict=True):
-            interview.runs += runs
-            interview.errors += errors
         # The server's own waits over the phase: its event loop's lag, and its database's.
         server_waits = {
             name: histogram_summary(scraped.get(name, []), buckets)
@@ -583,12 +675,13 @@ async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> di
         kernels = await asyncio.to_thread(server.kernels)
         checks = await verify(server, interviews)
 
-        await runners.close()
         for interview in interviews:
             interview.closing = True
             for typist in interview.typists:
                 if typist.conn:
                     typist.conn.close()
+            if interview.runner and interview.runner.conn:
+                interview.runner.conn.close()
         await wait_for(lambda: connected(server, 0), 30, "everyone to leave")
         checks["stored_notebooks_differing"] = await stored_differences(server, interviews)
 
@@ -641,7 +734,6 @@ async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> di
         "machine_cpu_percent_mean": _mean([s["machine_cpu_percent"] for s in samples]),
         "harness_gc_pauses": summary(gc_pauses),
         "harness_loop_lag": summary(lags),
-        "runners_loop_lag": summary(ran["loop_lag"]),
         "server_loop_lag": server_waits.get("kernelpad_event_loop_lag_seconds"),
         "server_database_write": server_waits.get("kernelpad_database_write_seconds"),
         "server_rss_mib_max": max((s["server_rss_mib"] for s in samples), default=None),
@@ -762,9 +854,8 @@ def report(result: dict[str, Any]) -> None:
         f" kernels: {result['kernels_alive_max']} alive, {result['kernels_rss_mib_max']} MiB,"
         f" per idle kernel {result['memory_per_idle_kernel_mib']};"
         f" harness CPU {result['harness_cpu_percent_mean']}%,"
-        f" its typists' loop lag p99 {result['harness_loop_lag']['p99_ms']} ms"
-        f" (longest GC pause {result['harness_gc_pauses']['max_ms']} ms),"
-        f" its runners' {result['runners_loop_lag']['p99_ms']} ms",
+        f" its loop lag p99 {result['harness_loop_lag']['p99_ms']} ms,"
+        f" its longest GC pause {result['harness_gc_pauses']['max_ms']} ms",
         flush=True,
     )
     if "inbound" in runs:  # (not in results from before it was measured)

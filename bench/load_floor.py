@@ -38,8 +38,7 @@ import psutil
 from execute_latency import LANGUAGES, DirectRuns, jupyter_kernel
 from harness import BenchError, machine_info
 from jupyter_client.asynchronous.client import AsyncKernelClient
-from load import RESULTS, baselines, summary
-from load_runners import CODE
+from load import CODE, RESULTS, baselines, summary
 
 # Kernels started at once: more only make each start slower on two cores.
 STARTING_AT_ONCE = 8

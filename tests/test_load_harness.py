@@ -63,8 +63,6 @@ def test_the_load_harness_runs_and_finds_nothing_lost(tmp_path: Path) -> None:
         # The server's own waits, from its /metrics over the phase.
         assert phase["server_loop_lag"]["count"] > 0
         assert phase["server_database_write"]["count"] > 0
-        # The runners' process, its own loop's lag too.
-        assert phase["runners_loop_lag"]["count"] > 0
     # One of the three keeps a core busy; the one interview alone is the baseline.
     assert [phase["busy_sessions"] for phase in figures["results"]] == [0, 1]
     assert figures["knee_sessions"] in (1, 3)
