@@ -9,7 +9,7 @@ both stored and sent to the other participants; a document is rebuilt from its s
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from jupyter_ydoc import YNotebook
@@ -213,10 +213,19 @@ class SessionDocument:
                         youtputs = cell["outputs"] = Array()
                     youtputs.extend(self.notebook._create_youtputs([CUT_SHORT]))
 
-    def end_run(self, cell_id: str, execution_count: int | None) -> None:
+    def end_run(
+        self,
+        cell_id: str,
+        execution_count: int | None,
+        outputs: Sequence[dict[str, Any]] = (),
+    ) -> None:
+        """The cell's run ended with ``execution_count``, its last ``outputs`` (those not yet
+        appended) with it: one change of the document, one stored update, not two."""
         cell = self._code_cell(cell_id)
         if cell is not None:
             with self.ydoc.transaction():
+                if outputs:
+                    self.append_outputs(cell_id, list(outputs))
                 cell["execution_count"] = execution_count
                 cell["execution_state"] = "idle"
 

@@ -311,6 +311,39 @@ async def test_a_cells_run_writes_its_outputs_and_count(room: Room) -> None:
     }
 
 
+async def test_a_cells_run_ends_in_one_change_told_once_stored(
+    room: Room, store: FakeStore
+) -> None:
+    """Its last outputs and its count go into the cell together: one stored update (and one
+    to everyone), not two; its output and its end are told only once that is stored."""
+    cell_id = room.document.cells()[0]["id"]
+    watcher = FakeJson("w")
+    room.add_json_peer(watcher)
+    run = room.start_run("e1", cell_id, "python", "print(1)")
+    run.started()
+    await tick()
+    stored = len(store.updates)
+    store.hold = True
+    run.output({"output_type": "stream", "name": "stdout", "text": "1\n"})
+    run.finish(status="ok", execution_count=3, notices=[])
+    await tick()
+    [(end, author)] = store.updates[stored:]
+    assert author is None  # kernelpad's
+    assert watcher.of("output") == [] and watcher.of("execution_finished") == []
+    store.commit()
+    await tick()
+    assert [event.type for event in watcher.events][-3:] == [
+        "output",
+        "execution_finished",
+        "kernel_status",
+    ]
+    # What was stored before it, and it, make the cell as it ended.
+    rebuilt = SessionDocument("python", [update for update, _ in store.updates])
+    cell = rebuilt.cells()[0]
+    assert cell["outputs"] == [{"output_type": "stream", "name": "stdout", "text": "1\n"}]
+    assert (cell["execution_count"], cell["execution_state"]) == (3, "idle")
+
+
 async def test_storage_compacts_and_writes_the_code_behind(
     room: Room, store: FakeStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:

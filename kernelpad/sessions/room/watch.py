@@ -146,14 +146,24 @@ class Run:
                 OUTPUT_BATCH_DELAY, self._write_outputs
             )
 
-    def _write_outputs(self) -> None:
+    def _take_outputs(self) -> list[dict[str, Any]]:
+        """The outputs waiting for their batch, now (their batch's timer is cancelled)."""
         if self._flush is not None:
             self._flush.cancel()
         self._flush = None
         pending, self._pending = self._pending, []
+        return pending
+
+    def _write_outputs(self) -> None:
+        pending = self._take_outputs()
         if pending and self.cell_id is not None:
             self.document.append_outputs(self.cell_id, pending)
-            self._tell(*(Output(**self._ids, output=output) for output in pending))
+            self._tell_outputs(pending)
+
+    def _tell_outputs(self, outputs: list[dict[str, Any]]) -> None:
+        """Once they are stored: told after the change that wrote them (``_tell`` waits for
+        every change made so far, so it is called once the change is made)."""
+        self._tell(*(Output(**self._ids, output=output) for output in outputs))
 
     def finish(self, recorded: asyncio.Future[None] | None = None, **outcome: Any) -> None:
         """Tell everyone how the run ended (the fields of
@@ -163,9 +173,13 @@ class Run:
         if self.finished:
             return
         self.finished = True
-        self._write_outputs()
         if self.cell_id is not None:
-            self.document.end_run(self.cell_id, outcome.get("execution_count"))
+            # Its last outputs and its count: one change of the document (one stored row, one
+            # update to everyone), then told, once it is stored.
+            pending = self._take_outputs()
+            self.document.end_run(self.cell_id, outcome.get("execution_count"), pending)
+            if pending:
+                self._tell_outputs(pending)
 
         def tell() -> None:
             if recorded is not None and not recorded.done():
