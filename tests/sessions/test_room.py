@@ -327,7 +327,7 @@ async def test_a_cells_run_ends_in_one_change_told_once_stored(
     run.output({"output_type": "stream", "name": "stdout", "text": "1\n"})
     run.finish(status="ok", execution_count=3, notices=[])
     await tick()
-    [(end, author)] = store.updates[stored:]
+    [(_, author)] = store.updates[stored:]
     assert author is None  # kernelpad's
     assert watcher.of("output") == [] and watcher.of("execution_finished") == []
     store.commit()

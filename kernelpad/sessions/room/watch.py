@@ -161,8 +161,8 @@ class Run:
             self._tell_outputs(pending)
 
     def _tell_outputs(self, outputs: list[dict[str, Any]]) -> None:
-        """Once they are stored: told after the change that wrote them (``_tell`` waits for
-        every change made so far, so it is called once the change is made)."""
+        """Tell ``outputs`` once they are stored. Called once the change that writes them is
+        made: ``_tell`` waits for every change made so far, and no later one."""
         self._tell(*(Output(**self._ids, output=output) for output in outputs))
 
     def finish(self, recorded: asyncio.Future[None] | None = None, **outcome: Any) -> None:
