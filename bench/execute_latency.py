@@ -795,33 +795,19 @@ def measure_language(lang: BenchLanguage, args: argparse.Namespace) -> dict[str,
         ratios["trivial_kernelpad_over_jupyter_client_plain"] = ratio(
             trivial["kernelpad_http"], trivial["jupyter_client"]
         )
-    if "kernelpad_socket_cell" in trivial:
-        ratios["socket_cell_over_jupyter_client"] = ratio(
-            trivial["kernelpad_socket_cell"], trivial[floor]
-        )
-        ratios["socket_code_over_jupyter_client"] = ratio(
-            trivial["kernelpad_socket_code"], trivial[floor]
-        )
-    ratios["server_floor_http_over_jupyter_client"] = ratio(
-        trivial["server_floor_http"], trivial[floor]
-    )
-    ratios["kernelpad_http_over_server_floor_http"] = ratio(
-        trivial["kernelpad_http"], trivial["server_floor_http"]
-    )
-    if "server_floor_socket" in trivial:
-        ratios["server_floor_socket_over_jupyter_client"] = ratio(
-            trivial["server_floor_socket"], trivial[floor]
-        )
-        ratios["socket_code_over_server_floor_socket"] = ratio(
-            trivial["kernelpad_socket_code"], trivial["server_floor_socket"]
-        )
-    relayed = floor + "_relayed"
-    if relayed in trivial:
-        ratios["relayed_over_direct"] = ratio(trivial[relayed], trivial[floor])
-    if "subprocess" in trivial:
-        ratios["subprocess_over_kernelpad"] = ratio(
-            trivial["subprocess"], trivial["kernelpad_http"]
-        )
+    # Informational, each where both of its series were measured: (name, over, under).
+    for name, over, under in (
+        ("socket_cell_over_jupyter_client", "kernelpad_socket_cell", floor),
+        ("socket_code_over_jupyter_client", "kernelpad_socket_code", floor),
+        ("server_floor_http_over_jupyter_client", "server_floor_http", floor),
+        ("kernelpad_http_over_server_floor_http", "kernelpad_http", "server_floor_http"),
+        ("server_floor_socket_over_jupyter_client", "server_floor_socket", floor),
+        ("socket_code_over_server_floor_socket", "kernelpad_socket_code", "server_floor_socket"),
+        ("relayed_over_direct", floor + "_relayed", floor),
+        ("subprocess_over_kernelpad", "subprocess", "kernelpad_http"),
+    ):
+        if over in trivial and under in trivial:
+            ratios[name] = ratio(trivial[over], trivial[under])
     return {
         "kernel_name": lang.kernel_name,
         "transport": lang.transport,
@@ -914,8 +900,7 @@ def print_language(lang_id: str, r: dict[str, Any]) -> None:
         f" {counts(late['kernelpad_result_missing'])},"
         f" in first runs {counts(late['kernelpad_first_result_missing'])}"
     )
-    if "server_floor_result_missing" in late:  # (not in results from before it was measured)
-        print(f"     server floor: result missing {counts(late['server_floor_result_missing'])}")
+    print(f"     server floor: result missing {counts(late['server_floor_result_missing'])}")
     print("  ratios of medians")
     b = "3a / 3b'" if settled else "3a / 3b"
     against = " settled" if settled else ""

@@ -858,14 +858,13 @@ def report(result: dict[str, Any]) -> None:
         f" its longest GC pause {result['harness_gc_pauses']['max_ms']} ms",
         flush=True,
     )
-    if "inbound" in runs:  # (not in results from before it was measured)
-        print(
-            f"  runs split: to the server p99 {runs['inbound']['p99_ms']} ms, in it p99"
-            f" {runs['server']['p99_ms']} ms, back p99 {runs['outbound']['p99_ms']} ms"
-            f" (p50 {runs['inbound']['p50_ms']}, {runs['server']['p50_ms']},"
-            f" {runs['outbound']['p50_ms']})",
-            flush=True,
-        )
+    print(
+        f"  runs split: to the server p99 {runs['inbound']['p99_ms']} ms, in it p99"
+        f" {runs['server']['p99_ms']} ms, back p99 {runs['outbound']['p99_ms']} ms"
+        f" (p50 {runs['inbound']['p50_ms']}, {runs['server']['p50_ms']},"
+        f" {runs['outbound']['p50_ms']})",
+        flush=True,
+    )
     lag, write = result["server_loop_lag"] or {}, result["server_database_write"] or {}
     print(
         f"  the server's waits: event loop lag p50 {lag.get('p50_ms')} ms, p99"

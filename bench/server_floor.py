@@ -58,26 +58,17 @@ class Kernel:
     async def run(self, code: str, sent: Callable[[dict[str, Any]], None]) -> str:
         """Run ``code``, giving each output to ``sent`` as it comes; the reply's status."""
         async with self.lock:
-            msg_id = self.kc.execute(code, allow_stdin=False)
 
             def output(msg: dict[str, Any]) -> None:
                 if msg["header"]["msg_type"] in OUTPUTS:
                     sent({"output_type": msg["header"]["msg_type"], **msg["content"]})
 
-            idle = False
-            while not idle:
-                msg = await self.kc.get_iopub_msg(timeout=RUN_TIMEOUT)
-                if msg["parent_header"].get("msg_id") != msg_id:
-                    continue
-                output(msg)
-                idle = msg["header"]["msg_type"] == "status" and (
-                    msg["content"]["execution_state"] == "idle"
-                )
-            while True:
-                reply = await self.kc.get_shell_msg(timeout=RUN_TIMEOUT)
-                if reply["parent_header"].get("msg_id") == msg_id:
-                    break
+            # Until the reply and the idle status are in, each message of the run to output().
+            reply = await self.kc.execute_interactive(
+                code, allow_stdin=False, timeout=RUN_TIMEOUT, output_hook=output
+            )
             if self.probe:  # output that came after the idle status is the run's too
+                msg_id = reply["parent_header"]["msg_id"]
                 await drain_late(self.kc, msg_id, self.probe, RUN_TIMEOUT, output)
             return str(reply["content"]["status"])
 
