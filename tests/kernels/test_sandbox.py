@@ -373,6 +373,33 @@ async def test_the_sandbox_hides_the_servers_processes(api: Api, session: str) -
     assert SECRET not in body["stdout"]
 
 
+async def test_what_is_orphaned_in_the_box_is_reaped(api: Api, session: str) -> None:
+    # A process whose parent exits goes to the box's pid 1, which must wait for it (bwrap's
+    # init, or the second bwrap where user namespaces are disabled): were the kernel pid 1,
+    # each would stay a zombie, counted against the kernel's processes until it ends.
+    code = (
+        "import os, time\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    if os.fork() == 0:\n"
+        "        time.sleep(0.3)\n"
+        "    os._exit(0)\n"
+        "os.waitpid(child, 0)\n"
+        "time.sleep(1.5)\n"
+        "def state(pid):\n"
+        "    try:\n"
+        "        with open(f'/proc/{pid}/stat') as f:\n"
+        "            return f.read().rsplit(')', 1)[1].split()[0]\n"
+        "    except OSError:\n"
+        "        return 'gone'\n"
+        "print([state(p) for p in os.listdir('/proc') if p.isdigit()].count('Z'), os.getpid())\n"
+    )
+    body = await run(api, session, code)
+    zombies, pid = body["stdout"].split()
+    assert zombies == "0", body
+    assert pid != "1", body
+
+
 async def test_its_folder_is_sealed_and_its_output_is_its_own(api: Api, session: str) -> None:
     code = (
         "import os\nfrom ipykernel.kernelapp import IPKernelApp\n"
