@@ -106,7 +106,7 @@ bench: setup
 	$(BIN)/python bench/kernel_memory.py
 
 # Capacity and soak: 1, 25, 50, 100 and 150 interviews at once, a minute of load each (about
-# 15 minutes); writes bench/results/load.json and load.png. Then the same runs on bare
+# 7 minutes); writes bench/results/load.json and load.png. Then the same runs on bare
 # kernels, no kernelpad (about 6 minutes): bench/results/load_floor.json.
 load: setup
 	$(BIN)/python bench/load.py
