@@ -32,11 +32,12 @@ def alive(process: psutil.Process) -> bool:
 def test_nothing_in_a_box_outlives_its_bwrap(tmp_path: Path, userns_disabled: bool) -> None:
     # Bubblewrap ties what runs in it to its parent with the parent-death signal, which the
     # Linux kernel sends with the dying parent's credentials: bwrap's own init (root) is what
-    # carries it into the box. With ``--as-pid-1`` the kernel's user's bwrap would be pid 1, a
-    # signal from a root without capabilities would not reach it, and the box would go on.
-    sandbox = Sandbox(USER, LIMITS, None, compile_filter(), userns_disabled=userns_disabled)
-    os.chmod(tmp_path, 0o777)
-    fd = program_fd(sandbox.seccomp or b"")
+    # carries it into the box. With ``--as-pid-1`` the box's pid 1 would be a process of the
+    # kernel's user (the second bwrap, or the kernel), which the outer bwrap, root without
+    # capabilities by then, may not signal: the box would go on.
+    program = compile_filter()
+    sandbox = Sandbox(USER, LIMITS, None, program, userns_disabled=userns_disabled)
+    fd = program_fd(program)
     try:
         box = subprocess.Popen(
             sandbox.wrap(["sleep", "600"], tmp_path, [], fd),
