@@ -28,15 +28,18 @@ import dataclasses
 import json
 import random
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import load
 import psutil
 from execute_latency import LANGUAGES, DirectRuns, jupyter_kernel
-from harness import BenchError, machine_info
+from harness import BenchError, free_port, log_tail, machine_info, stop_process
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from load import CODE, RESULTS, baselines, summary
 
@@ -110,22 +113,24 @@ async def machine_quiet(percent: float, timeout: float) -> float:
 
 
 @contextlib.asynccontextmanager
-async def cpu_meter() -> AsyncIterator[dict[str, float]]:
-    """The client's, the kernels' (its children) and the machine's mean CPU (% of one core)
-    over the block, filled in when it ends."""
+async def cpu_meter(server: int | None = None) -> AsyncIterator[dict[str, float]]:
+    """The client's, the kernels' (its children but ``server``), ``server``'s and the machine's
+    mean CPU (% of one core) over the block, filled in when it ends."""
     me = psutil.Process()
     cores = psutil.cpu_count() or 1
 
-    def children_seconds() -> float:
+    def children_seconds(server_only: bool = False) -> float:
         total = 0.0
         for child in me.children(recursive=True):
+            if (child.pid == server) != server_only:
+                continue
             with contextlib.suppress(psutil.Error):
                 times = child.cpu_times()
                 total += times.user + times.system
         return total
 
     figures: dict[str, float] = {}
-    mine, theirs = me.cpu_times(), children_seconds()
+    mine, theirs, its = me.cpu_times(), children_seconds(), children_seconds(server_only=True)
     psutil.cpu_percent()
     began = time.monotonic()
     yield figures
@@ -135,10 +140,17 @@ async def cpu_meter() -> AsyncIterator[dict[str, float]]:
         100 * (now.user + now.system - mine.user - mine.system) / elapsed, 1
     )
     figures["kernels_cpu_percent"] = round(100 * (children_seconds() - theirs) / elapsed, 1)
+    if server is not None:
+        server_seconds = children_seconds(server_only=True) - its
+        figures["server_cpu_percent"] = round(100 * server_seconds / elapsed, 1)
     figures["machine_cpu_percent"] = round(psutil.cpu_percent() * cores, 1)
 
 
-async def phase(sessions: int, duration: float, every: float) -> dict[str, Any]:
+async def phase(
+    sessions: int, duration: float, every: float, edit_rate: float | None
+) -> dict[str, Any]:
+    """One S: its kernels started, then ``duration`` seconds of runs, straight to them or (with
+    an ``edit_rate``) through the server floor with two people typing per interview."""
     print(f"\n{sessions} session(s):", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="kpfloor-"))
     try:
@@ -149,12 +161,16 @@ async def phase(sessions: int, duration: float, every: float) -> dict[str, Any]:
             print(f"  {kernels} kernels started in {time.perf_counter() - began:.1f} s")
             quiet = await machine_quiet(QUIET_CPU_PERCENT, QUIET_TIMEOUT)
             print(f"  machine quiet (under {QUIET_CPU_PERCENT:g}% CPU) after {quiet:.1f} s")
-            stop = asyncio.Event()
-            async with cpu_meter() as cpu:
-                tasks = [asyncio.create_task(run_on(i, every, stop)) for i in interviews]
-                await asyncio.sleep(duration)
-                stop.set()
-                await asyncio.gather(*tasks)
+            if edit_rate is None:
+                stop = asyncio.Event()
+                async with cpu_meter() as cpu:
+                    tasks = [asyncio.create_task(run_on(i, every, stop)) for i in interviews]
+                    await asyncio.sleep(duration)
+                    stop.set()
+                    await asyncio.gather(*tasks)
+                extra: dict[str, Any] = {}
+            else:
+                cpu, extra = await through_server(workdir, interviews, duration, every, edit_rate)
             late = sum(runs.settled_late.seen for i in interviews for runs in i.runs.values())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -173,15 +189,103 @@ async def phase(sessions: int, duration: float, every: float) -> dict[str, Any]:
         # Deno's runs whose output came after their idle status (the done probe caught it).
         "runs_with_late_messages": late,
         **cpu,
+        **extra,
     }
     print(
         "  "
         + ", ".join(f"{lang} p50 {f['p50_ms']} p99 {f['p99_ms']} ms" for lang, f in runs.items())
         + f"; CPU: machine {cpu['machine_cpu_percent']}%, kernels {cpu['kernels_cpu_percent']}%,"
-        f" client {cpu['client_cpu_percent']}%",
+        f" client {cpu['client_cpu_percent']}%"
+        + (f", server {cpu['server_cpu_percent']}%" if "server_cpu_percent" in cpu else ""),
         flush=True,
     )
+    if extra:
+        print(
+            f"  edits: {extra['edits_sent']} sent, {extra['edits_lost']} lost, fan-out p99"
+            f" {extra['edit_fanout']['p99_ms']} ms; texts differing {extra['texts_differing']},"
+            f" errors {extra['errors']}; the client's loop lag p99"
+            f" {extra['client_loop_lag']['p99_ms']} ms",
+            flush=True,
+        )
     return result
+
+
+@contextlib.asynccontextmanager
+async def floor_server(workdir: Path) -> AsyncIterator[tuple[int, int]]:
+    """``load_server_floor.py`` on the kernels whose connection files are in ``workdir``, in a
+    session of its own (as ``load.py`` starts kernelpad); its port and pid once it answers."""
+    port = free_port()
+    command = [sys.executable, str(Path(__file__).with_name("load_server_floor.py"))]
+    command += ["--port", str(port), "--kernels", str(workdir)]
+    log = workdir / "server.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, start_new_session=True)
+    try:
+        assert proc.stdout is not None
+        ready = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), QUIET_TIMEOUT)
+        if ready.strip() != b"ready":
+            raise BenchError("the server floor did not start; its log ends:\n" + log_tail(log))
+        yield port, proc.pid
+    finally:
+        stopped = stop_process(proc)
+        if proc.stdout is not None:
+            proc.stdout.close()
+        if not stopped:
+            raise BenchError("the server floor did not stop within 30 s of SIGTERM")
+
+
+async def through_server(
+    workdir: Path, interviews: list[Interview], duration: float, every: float, edit_rate: float
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """``duration`` seconds of ``load.py``'s interviews, with its own clients, through the
+    server floor on these kernels: two typists per interview, ``edit_rate`` edits a second
+    each, and the runs at their pace. Each run's time goes to its interview's ``times``; the
+    CPU figures and what the typing gave are returned."""
+    for interview in interviews:
+        for runs in interview.runs.values():
+            # The server's own clients take over: these would only queue up its outputs.
+            runs.kc.stop_channels()
+    async with floor_server(workdir) as (port, pid):
+        server = load.Server(port, None, workdir)  # type: ignore[arg-type]  # its port only
+        clients = [load.Interview(i.index, f"k{i.index}", "", tuple(i.runs)) for i in interviews]
+        for client in clients:
+            client.typists = [load.Typist(client, "h", {}), load.Typist(client, "c", {})]
+            client.runner = load.Runner(client)
+        await asyncio.gather(
+            *(t.connect(server) for c in clients for t in c.typists),
+            *(c.runner.connect(server) for c in clients if c.runner),
+        )
+        stop = asyncio.Event()
+        lags: list[float] = []
+        async with cpu_meter(pid) as cpu:
+            work = [load.type_on(c, t, edit_rate, stop) for c in clients for t in c.typists]
+            work += [load.run_on(c, every, stop) for c in clients]
+            tasks = [asyncio.create_task(w) for w in (*work, load.loop_lag(lags, stop))]
+            await asyncio.sleep(duration)
+            stop.set()
+            await asyncio.gather(*tasks)
+        settled = time.monotonic() + load.SETTLE_TIMEOUT
+        while any(c.pending for c in clients) and time.monotonic() < settled:
+            await asyncio.sleep(0.1)
+        for client in clients:
+            client.closing = True
+            sockets = [t.conn for t in client.typists]
+            sockets.append(client.runner.conn if client.runner else None)
+            for socket in sockets:
+                if socket is not None:
+                    socket.close()
+    for interview, client in zip(interviews, clients, strict=True):
+        for run in client.runs:
+            interview.times.setdefault(run["language"], []).append(run["latency"])
+    typed = {
+        "edits_sent": sum(t.sent for c in clients for t in c.typists),
+        "edits_lost": sum(len(c.pending) for c in clients),
+        "texts_differing": sum(c.typists[0].text != c.typists[1].text for c in clients),
+        "errors": sum(len(c.errors) for c in clients),
+        "edit_fanout": summary([f for c in clients for f in c.fanout]),
+        "client_loop_lag": summary(lags),
+    }
+    return cpu, typed
 
 
 def compare(results: list[dict[str, Any]], kernelpad: list[dict[str, Any]]) -> list[str]:
@@ -216,6 +320,14 @@ async def main() -> None:
         default=0.25,
         help="seconds between runs at the smallest S (as load.py's)",
     )
+    parser.add_argument(
+        "--through-server",
+        action="store_true",
+        help="run through the server floor (load_server_floor.py), two typists an interview",
+    )
+    parser.add_argument(
+        "--edit-rate", type=float, default=2.0, help="edits a second a typist (--through-server)"
+    )
     parser.add_argument("--output", default="load_floor", help="name of the results file")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where it goes")
     parser.add_argument(
@@ -227,7 +339,12 @@ async def main() -> None:
     args = parser.parse_args()
     counts = sorted({int(s) for s in args.sessions.split(",")})
     results = [
-        await phase(count, args.duration, args.baseline_run_every if n == 0 else args.run_every)
+        await phase(
+            count,
+            args.duration,
+            args.baseline_run_every if n == 0 else args.run_every,
+            args.edit_rate if args.through_server else None,
+        )
         for n, count in enumerate(counts)
     ]
     kernelpad = json.loads(args.compare.read_text())["results"] if args.compare.exists() else []

@@ -139,3 +139,31 @@ def test_the_load_floor_runs_the_same_runs_on_bare_kernels(tmp_path: Path) -> No
     assert one["runs"]["by_language"]["python"]["count"] >= 3
     # Beside load.py's figures at the same S.
     assert "kernelpad p99 10.0 ms = 1.00x" in result.stdout
+
+
+def test_the_load_floor_through_a_server_carries_the_typing_and_the_runs(tmp_path: Path) -> None:
+    """bench/load_floor.py --through-server: load.py's own clients, two typists and a runner an
+    interview, through bench/load_server_floor.py on bare kernels; every edit reaches the
+    other typist and both end with the same text."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "load_floor.py"),
+            "--through-server",
+            *("--sessions", "1,2", "--duration", "3", "--run-every", "0.5"),
+            *("--results-dir", str(tmp_path), "--output", "floor"),
+            *("--compare", str(tmp_path / "none.json")),
+        ],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    figures = json.loads((tmp_path / "floor.json").read_text())
+    for phase in figures["results"]:
+        assert set(phase["runs"]["by_language"]) == {"python", "javascript"}
+        assert phase["edits_sent"] > 0 and phase["edit_fanout"]["count"] == phase["edits_sent"]
+        assert (phase["edits_lost"], phase["texts_differing"], phase["errors"]) == (0, 0, 0)
+        # The server's CPU apart from the kernels' (it is the harness's child too).
+        assert phase["server_cpu_percent"] > 0
