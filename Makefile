@@ -108,7 +108,7 @@ bench: setup
 # Capacity and soak: 1, 25, 50, 100 and 150 interviews at once, a minute of load each (about
 # 7 minutes); writes bench/results/load.json and load.png. Then the same runs on bare
 # kernels, no kernelpad (about 6 minutes): bench/results/load_floor.json. Then the same
-# interviews, typing included, through the least server they need (about 7 minutes):
+# interviews, typing included, through the least server they need (about 6 minutes):
 # bench/results/load_server_floor.json.
 load: setup
 	$(BIN)/python bench/load.py

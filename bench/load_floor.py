@@ -28,7 +28,6 @@ import dataclasses
 import json
 import random
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,9 +38,10 @@ from typing import Any
 import load
 import psutil
 from execute_latency import LANGUAGES, DirectRuns, jupyter_kernel
-from harness import BenchError, free_port, log_tail, machine_info, stop_process
+from harness import BenchError, free_port, machine_info
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from load import CODE, RESULTS, baselines, summary
+from server_floor import serving
 
 # Kernels started at once: more only make each start slower on two cores.
 STARTING_AT_ONCE = 8
@@ -217,21 +217,8 @@ async def floor_server(workdir: Path) -> AsyncIterator[tuple[int, int]]:
     port = free_port()
     command = [sys.executable, str(Path(__file__).with_name("load_server_floor.py"))]
     command += ["--port", str(port), "--kernels", str(workdir)]
-    log = workdir / "server.log"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err, start_new_session=True)
-    try:
-        assert proc.stdout is not None
-        ready = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), QUIET_TIMEOUT)
-        if ready.strip() != b"ready":
-            raise BenchError("the server floor did not start; its log ends:\n" + log_tail(log))
+    async with serving(command, workdir / "server.log", QUIET_TIMEOUT, new_session=True) as proc:
         yield port, proc.pid
-    finally:
-        stopped = stop_process(proc)
-        if proc.stdout is not None:
-            proc.stdout.close()
-        if not stopped:
-            raise BenchError("the server floor did not stop within 30 s of SIGTERM")
 
 
 async def through_server(

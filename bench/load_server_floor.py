@@ -27,14 +27,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import signal
 from pathlib import Path
 from typing import Any
 
 from execute_latency import LANGUAGES
 from jupyter_ydoc import YNotebook
 from pycrdt import Doc, YMessageType, handle_sync_message
-from server_floor import RUN_TIMEOUT, Kernel
+from server_floor import RUN_TIMEOUT, Kernel, serve_until_stopped
 from tornado import web, websocket
 
 
@@ -107,12 +106,7 @@ async def serve(port: int, folder: Path) -> None:
         rooms={},
         websocket_max_message_size=1 << 20,
     )
-    server = app.listen(port, "127.0.0.1")
-    stop = asyncio.Event()
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-    print("ready", flush=True)
-    await stop.wait()
-    server.stop()
+    await serve_until_stopped(app, port)
     for kernel in kernels.values():
         kernel.kc.stop_channels()
 

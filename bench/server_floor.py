@@ -102,13 +102,19 @@ async def serve(port: int, connection_file: str, probe: str) -> None:
     kernel.kc.start_channels()
     await kernel.kc.wait_for_ready(timeout=RUN_TIMEOUT)
     app = web.Application([("/run", RunHandler), ("/ws", RunSocket)], kernel=kernel)
+    await serve_until_stopped(app, port)
+    kernel.kc.stop_channels()
+
+
+async def serve_until_stopped(app: web.Application, port: int) -> None:
+    """Serve ``app`` on the loopback's ``port``, say ``ready`` on stdout (what
+    :func:`serving` waits for), and stop at SIGTERM."""
     server = app.listen(port, "127.0.0.1")
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     print("ready", flush=True)
     await stop.wait()
     server.stop()
-    kernel.kc.stop_channels()
 
 
 # The client side: execute_latency.py's
@@ -121,14 +127,26 @@ async def floor_server(connection_file: Path, probe: str, log: Path) -> AsyncIte
     port = free_port()
     command = [sys.executable, __file__, "--port", str(port)]
     command += ["--connection-file", str(connection_file), "--probe", probe]
+    async with serving(command, log, START_TIMEOUT):
+        yield port
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    command: list[str], log: Path, timeout: float, new_session: bool = False
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """A server floor's ``command`` started, its stderr in ``log`` (in a session of its own
+    if ``new_session``), once it says it is ready (within ``timeout`` seconds); stopped after."""
     with open(log, "wb") as err:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=err)
+        proc = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=err, start_new_session=new_session
+        )
     try:
         assert proc.stdout is not None
-        ready = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), START_TIMEOUT)
+        ready = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), timeout)
         if ready.strip() != b"ready":
             raise BenchError("the server floor did not start; its log ends:\n" + log_tail(log))
-        yield port
+        yield proc
     finally:
         stopped = stop_process(proc)
         if proc.stdout is not None:

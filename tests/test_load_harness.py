@@ -115,19 +115,7 @@ def test_the_load_floor_runs_the_same_runs_on_bare_kernels(tmp_path: Path) -> No
     each interview and JavaScript in the first."""
     load = {"results": [_phase(1, python=10.0, javascript=20.0)]}
     (tmp_path / "load.json").write_text(json.dumps(load))
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "load_floor.py"),
-            *("--sessions", "1,2", "--duration", "3", "--run-every", "0.5"),
-            *("--results-dir", str(tmp_path), "--output", "floor"),
-            *("--compare", str(tmp_path / "load.json")),
-        ],
-        cwd=BENCH,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
+    result = _load_floor(tmp_path, "--compare", str(tmp_path / "load.json"))
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads((tmp_path / "floor.json").read_text())
     one, two = figures["results"]
@@ -145,20 +133,7 @@ def test_the_load_floor_through_a_server_carries_the_typing_and_the_runs(tmp_pat
     """bench/load_floor.py --through-server: load.py's own clients, two typists and a runner an
     interview, through bench/load_server_floor.py on bare kernels; every edit reaches the
     other typist and both end with the same text."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            str(BENCH / "load_floor.py"),
-            "--through-server",
-            *("--sessions", "1,2", "--duration", "3", "--run-every", "0.5"),
-            *("--results-dir", str(tmp_path), "--output", "floor"),
-            *("--compare", str(tmp_path / "none.json")),
-        ],
-        cwd=BENCH,
-        capture_output=True,
-        text=True,
-        timeout=280,
-    )
+    result = _load_floor(tmp_path, "--through-server", "--compare", str(tmp_path / "none.json"))
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads((tmp_path / "floor.json").read_text())
     for phase in figures["results"]:
@@ -167,3 +142,20 @@ def test_the_load_floor_through_a_server_carries_the_typing_and_the_runs(tmp_pat
         assert (phase["edits_lost"], phase["texts_differing"], phase["errors"]) == (0, 0, 0)
         # The server's CPU apart from the kernels' (it is the harness's child too).
         assert phase["server_cpu_percent"] > 0
+
+
+def _load_floor(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """bench/load_floor.py, one interview then two for 3 s each, writing floor.json."""
+    return subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "load_floor.py"),
+            *("--sessions", "1,2", "--duration", "3", "--run-every", "0.5"),
+            *("--results-dir", str(tmp_path), "--output", "floor"),
+            *args,
+        ],
+        cwd=BENCH,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
