@@ -53,7 +53,9 @@ class YjsSocket(websocket.WebSocketHandler):
     def open(self, name: str) -> None:
         self.set_nodelay(True)
         rooms: dict[str, Room] = self.settings["rooms"]
-        self.room = rooms.setdefault(name, Room())
+        if name not in rooms:  # the first to join makes it: its notebook, for both typists
+            rooms[name] = Room()
+        self.room = rooms[name]
         self.room.clients.add(self)
 
     def on_message(self, message: str | bytes) -> None:
