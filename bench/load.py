@@ -325,9 +325,9 @@ class Typist:
         self._source: Text | None = None
         self.doc.observe(self._send_local)
 
-    async def connect(self, server: Server) -> None:
+    async def connect(self, port: int) -> None:
         query = urllib.parse.urlencode(self.params)
-        url = f"ws://127.0.0.1:{server.port}/ws/yjs/{self.interview.id}?{query}"
+        url = f"ws://127.0.0.1:{port}/ws/yjs/{self.interview.id}?{query}"
         self.conn = await websocket_connect(url, on_message_callback=self._on_message)
         self.conn.protocol.stream.set_nodelay(True)  # type: ignore[union-attr]
         self.conn.write_message(create_sync_message(self.doc), binary=True)
@@ -390,8 +390,8 @@ class Runner:
         self.conn: WebSocketClientConnection | None = None
         self.finished: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
 
-    async def connect(self, server: Server) -> None:
-        url = f"ws://127.0.0.1:{server.port}/ws/sessions/{self.interview.id}"
+    async def connect(self, port: int) -> None:
+        url = f"ws://127.0.0.1:{port}/ws/sessions/{self.interview.id}"
         self.conn = await websocket_connect(url, on_message_callback=self._on_message)
         self.conn.protocol.stream.set_nodelay(True)  # type: ignore[union-attr]
         join = {
@@ -459,6 +459,36 @@ class Interview:
         marker = typist.type()
         self.pending[marker] = (sent_at, typist, other)
 
+    def add_clients(self, host: dict[str, str], candidate: dict[str, str]) -> None:
+        """Its two typists (joining with ``host`` and ``candidate``) and its runner."""
+        self.typists = [Typist(self, "h", host), Typist(self, "c", candidate)]
+        self.runner = Runner(self)
+
+    def close(self) -> None:
+        """Everyone leaves: its sockets closed, which is no error now."""
+        self.closing = True
+        for typist in self.typists:
+            if typist.conn:
+                typist.conn.close()
+        if self.runner and self.runner.conn:
+            self.runner.conn.close()
+
+
+async def connect(port: int, interviews: list[Interview]) -> None:
+    """Every interview's typists and runner connected to the server on ``port``."""
+    await asyncio.gather(
+        *(t.connect(port) for i in interviews for t in i.typists),
+        *(i.runner.connect(port) for i in interviews if i.runner),
+    )
+
+
+async def edits_lost(interviews: list[Interview]) -> int:
+    """The edits still on their way after up to SETTLE_TIMEOUT seconds: lost."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while any(i.pending for i in interviews) and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    return sum(len(i.pending) for i in interviews)
+
 
 async def open_interviews(server: Server, count: int) -> list[Interview]:
     interviews = []
@@ -469,16 +499,9 @@ async def open_interviews(server: Server, count: int) -> list[Interview]:
         languages = ("python", "javascript") if index % 3 == 0 else ("python",)
         interview = Interview(index, created["session_id"], created["host_token"], languages)
         host = {"client_id": "host", "display_name": "Host", "host_token": interview.token}
-        interview.typists = [
-            Typist(interview, "h", host),
-            Typist(interview, "c", {"client_id": "cand", "display_name": "Candidate"}),
-        ]
-        interview.runner = Runner(interview)
+        interview.add_clients(host, {"client_id": "cand", "display_name": "Candidate"})
         interviews.append(interview)
-    await asyncio.gather(
-        *(t.connect(server) for i in interviews for t in i.typists),
-        *(i.runner.connect(server) for i in interviews if i.runner),
-    )
+    await connect(server.port, interviews)
     return interviews
 
 
@@ -666,22 +689,14 @@ async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> di
         gc.unfreeze()
         server.check_alive()
 
-        deadline = time.monotonic() + SETTLE_TIMEOUT
-        while any(i.pending for i in interviews) and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-        lost_edits = sum(len(i.pending) for i in interviews)
+        lost_edits = await edits_lost(interviews)
         await asyncio.sleep(3)  # idle, for memory
         idle_rss = server.rss()
         kernels = await asyncio.to_thread(server.kernels)
         checks = await verify(server, interviews)
 
         for interview in interviews:
-            interview.closing = True
-            for typist in interview.typists:
-                if typist.conn:
-                    typist.conn.close()
-            if interview.runner and interview.runner.conn:
-                interview.runner.conn.close()
+            interview.close()
         await wait_for(lambda: connected(server, 0), 30, "everyone to leave")
         checks["stored_notebooks_differing"] = await stored_differences(server, interviews)
 

@@ -119,18 +119,20 @@ async def cpu_meter(server: int | None = None) -> AsyncIterator[dict[str, float]
     me = psutil.Process()
     cores = psutil.cpu_count() or 1
 
-    def children_seconds(server_only: bool = False) -> float:
-        total = 0.0
+    def children_seconds() -> tuple[float, float]:
+        """CPU seconds of the children but ``server``, and of ``server``."""
+        kernels = its = 0.0
         for child in me.children(recursive=True):
-            if (child.pid == server) != server_only:
-                continue
             with contextlib.suppress(psutil.Error):
                 times = child.cpu_times()
-                total += times.user + times.system
-        return total
+                if child.pid == server:
+                    its += times.user + times.system
+                else:
+                    kernels += times.user + times.system
+        return kernels, its
 
     figures: dict[str, float] = {}
-    mine, theirs, its = me.cpu_times(), children_seconds(), children_seconds(server_only=True)
+    mine, (theirs, its) = me.cpu_times(), children_seconds()
     psutil.cpu_percent()
     began = time.monotonic()
     yield figures
@@ -139,10 +141,10 @@ async def cpu_meter(server: int | None = None) -> AsyncIterator[dict[str, float]
     figures["client_cpu_percent"] = round(
         100 * (now.user + now.system - mine.user - mine.system) / elapsed, 1
     )
-    figures["kernels_cpu_percent"] = round(100 * (children_seconds() - theirs) / elapsed, 1)
+    kernels, server_seconds = children_seconds()
+    figures["kernels_cpu_percent"] = round(100 * (kernels - theirs) / elapsed, 1)
     if server is not None:
-        server_seconds = children_seconds(server_only=True) - its
-        figures["server_cpu_percent"] = round(100 * server_seconds / elapsed, 1)
+        figures["server_cpu_percent"] = round(100 * (server_seconds - its) / elapsed, 1)
     figures["machine_cpu_percent"] = round(psutil.cpu_percent() * cores, 1)
 
 
@@ -233,15 +235,10 @@ async def through_server(
             # The server's own clients take over: these would only queue up its outputs.
             runs.kc.stop_channels()
     async with floor_server(workdir) as (port, pid):
-        server = load.Server(port, None, workdir)  # type: ignore[arg-type]  # its port only
         clients = [load.Interview(i.index, f"k{i.index}", "", tuple(i.runs)) for i in interviews]
         for client in clients:
-            client.typists = [load.Typist(client, "h", {}), load.Typist(client, "c", {})]
-            client.runner = load.Runner(client)
-        await asyncio.gather(
-            *(t.connect(server) for c in clients for t in c.typists),
-            *(c.runner.connect(server) for c in clients if c.runner),
-        )
+            client.add_clients({}, {})  # nobody's identity is checked there
+        await load.connect(port, clients)
         stop = asyncio.Event()
         lags: list[float] = []
         async with cpu_meter(pid) as cpu:
@@ -251,22 +248,15 @@ async def through_server(
             await asyncio.sleep(duration)
             stop.set()
             await asyncio.gather(*tasks)
-        settled = time.monotonic() + load.SETTLE_TIMEOUT
-        while any(c.pending for c in clients) and time.monotonic() < settled:
-            await asyncio.sleep(0.1)
+        lost = await load.edits_lost(clients)
         for client in clients:
-            client.closing = True
-            sockets = [t.conn for t in client.typists]
-            sockets.append(client.runner.conn if client.runner else None)
-            for socket in sockets:
-                if socket is not None:
-                    socket.close()
+            client.close()
     for interview, client in zip(interviews, clients, strict=True):
         for run in client.runs:
             interview.times.setdefault(run["language"], []).append(run["latency"])
     typed = {
         "edits_sent": sum(t.sent for c in clients for t in c.typists),
-        "edits_lost": sum(len(c.pending) for c in clients),
+        "edits_lost": lost,
         "texts_differing": sum(c.typists[0].text != c.typists[1].text for c in clients),
         "errors": sum(len(c.errors) for c in clients),
         "edit_fanout": summary([f for c in clients for f in c.fanout]),
