@@ -57,6 +57,9 @@ class SessionDocument:
         for update in updates:
             self.ydoc.apply_update(update)
         self.notebook = YNotebook(self.ydoc)
+        # The cells' array, found once: each lookup of a root type by name is a write
+        # transaction in pycrdt, a fifth of reading the code once a keystroke.
+        self.cell_array: Array[Any] = self.ydoc.get("cells", type=Array)
         self.default_language = language
 
     @classmethod
@@ -85,7 +88,7 @@ class SessionDocument:
         state (jupyter_ydoc's names)."""
         cells, meta, state = ROOTS
         return [
-            self.ydoc.get(cells, type=Array),
+            self.cell_array,
             self.ydoc.get(meta, type=Map),
             self.ydoc.get(state, type=Map),
         ]
@@ -94,7 +97,7 @@ class SessionDocument:
         """How much participants have put in the notebook, in characters: in all, and in its
         largest cell's source. Everything counts but run outputs, which kernelpad writes
         within limits of its own. (Reads the whole document: for checks near a limit.)"""
-        cells = self.ydoc.get("cells", type=Array)
+        cells = self.cell_array
         meta, state = self.ydoc.get("meta", type=Map), self.ydoc.get("state", type=Map)
         total, largest = len(str(meta)) + len(str(state)), 0
         for item in cells:
@@ -119,25 +122,27 @@ class SessionDocument:
     def _cells(self) -> list[Map[Any]]:
         """The cells, skipping anything in the list that is not one (a client can put
         anything there: it must not break the session)."""
-        cells = self.ydoc.get("cells", type=Array)
-        return [cell for cell in cells if isinstance(cell, Map)]
+        return [cell for cell in self.cell_array if isinstance(cell, Map)]
 
     def _first_code_cell(self) -> Map[Any] | None:
-        for cell in self._cells():
-            if cell.get("cell_type") == "code":
+        for cell in self.cell_array:  # the first is enough: not every cell made a Map
+            if isinstance(cell, Map) and cell.get("cell_type") == "code":
                 return cell
         return None
 
     @property
     def code(self) -> str:
-        cell = self._first_code_cell()
-        source = cell.get("source") if cell is not None else None
-        return str(source) if source is not None else ""
+        # Read in one transaction: pycrdt makes one for each read it is not given.
+        with self.ydoc.transaction():
+            cell = self._first_code_cell()
+            source = cell.get("source") if cell is not None else None
+            return str(source) if source is not None else ""
 
     @property
     def language(self) -> str:
-        cell = self._first_code_cell()
-        return (_language(cell) if cell is not None else "") or self.default_language
+        with self.ydoc.transaction():
+            cell = self._first_code_cell()
+            return (_language(cell) if cell is not None else "") or self.default_language
 
     def cell(self, cell_id: str) -> tuple[str, str] | None:
         """The source and language of the cell ``cell_id``."""
@@ -264,7 +269,7 @@ class SessionDocument:
 
     def find_cell(self, cell_id: str) -> int | None:
         """The position of the cell ``cell_id``, if there is one."""
-        for position, cell in enumerate(self.ydoc.get("cells", type=Array)):
+        for position, cell in enumerate(self.cell_array):
             if isinstance(cell, Map) and cell.get("id") == cell_id:
                 return position
         return None
@@ -276,7 +281,7 @@ class SessionDocument:
         position = self.find_cell(cell_id)
         if position is None:
             return None
-        cells = self.ydoc.get("cells", type=Array)
+        cells = self.cell_array
         index = max(0, min(index, len(cells) - 1))
         if index != position:
             with self.ydoc.transaction():
@@ -290,14 +295,14 @@ class SessionDocument:
         position = self.find_cell(cell_id)
         if position is None:
             return None
-        cells = self.ydoc.get("cells", type=Array)
+        cells = self.cell_array
         value = cells[position].to_py() or {}
         del cells[position]
         return position, value
 
     def insert_cell(self, index: int, value: dict[str, Any]) -> None:
         """Put a cell, as :meth:`delete_cell` gave it, at ``index`` (clamped)."""
-        cells = self.ydoc.get("cells", type=Array)
+        cells = self.cell_array
         state = value.get("execution_state")
         with self.ydoc.transaction():
             cell = self.notebook.create_ycell(value)

@@ -39,7 +39,7 @@ class KernelFields:
     """Watches a document for participants' changes to what only kernelpad writes."""
 
     def __init__(self, document: SessionDocument) -> None:
-        self.cells: Array[Any] = document.ydoc.get("cells", type=Array)
+        self.cells: Array[Any] = document.cell_array
         self.trespass: str | None = None  # what the change being watched touched, if it did
         self._watching = False
         self._locks = False  # the change being watched is a candidate's: locked cells hold

@@ -8,14 +8,20 @@ transaction, and answered with one wake-up of the event loop. A write nobody wai
 ``code`` column, which only readers of a session nobody has open read) does not wake the thread
 itself: it rides with the next write, or goes on its own within ``LAZY_WITHIN`` seconds. Waking
 a thread is the dear part of a small write (on a 2-core virtual machine, most of the event
-loop's time in giving it), and each keystroke made two of them."""
+loop's time in giving it), and each keystroke made two of them.
+
+The thread is kernelpad's own (:class:`DatabaseThread`), not a ``ThreadPoolExecutor``'s: an
+executor's task is a concurrent future with its own lock and condition, and a semaphore taken
+and given back, on both threads, for every keystroke; a handoff through a ``SimpleQueue`` costs
+about half the CPU (``bench/edit_cost.py``)."""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
+import atexit
 import contextlib
-import functools
+import logging
+import queue
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
@@ -24,6 +30,8 @@ from prometheus_client import Histogram
 
 from kernelpad.sessions.storage.database import Connection, Database
 from kernelpad.sessions.storage.migrations import migrate
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # A write, its arguments, its caller's future, and when it was queued (the loop's time; None
@@ -42,14 +50,81 @@ WRITE_SECONDS = Histogram(
 LAZY_WITHIN = 0.2
 
 
+class DatabaseThread:
+    """A thread that runs the tasks it is given, in order, until :meth:`stop`.
+
+    It starts with its first task. It is a daemon, so that a store never closed cannot keep the
+    process from exiting; what it was given before the process exits is still done (as an
+    executor's queued tasks are)."""
+
+    def __init__(self, name: str = "kernelpad-database") -> None:
+        self.name = name
+        self._tasks: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def submit(self, task: Callable[[], None]) -> None:
+        """Run ``task`` after every task given before it (its caller hears of its outcome its
+        own way: what it raises is only logged)."""
+        if self._stopped:
+            raise RuntimeError("the database thread has stopped")
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name=self.name, daemon=True)
+            self._thread.start()
+            atexit.register(self.stop)
+        self._tasks.put(task)
+
+    def call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """``fn(*args)`` on the thread, in order with every task; its outcome in a future of
+        the running loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+
+        def task() -> None:
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # the caller hears of it, whatever it is
+                loop.call_soon_threadsafe(_conclude, future, None, exc)
+            else:
+                loop.call_soon_threadsafe(_conclude, future, result, None)
+
+        self.submit(task)
+        return future
+
+    def stop(self) -> None:
+        """Let the tasks given so far finish, then end the thread (and wait for it)."""
+        self._stopped = True
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        atexit.unregister(self.stop)
+        self._tasks.put(None)
+        if thread is not threading.current_thread():
+            thread.join()
+
+    def _work(self) -> None:
+        while (task := self._tasks.get()) is not None:
+            try:
+                task()
+            except BaseException:  # the thread goes on: later writes must not hang
+                log.exception("a task of the database thread failed")
+
+
+def _conclude(future: asyncio.Future[T], result: T | None, error: BaseException | None) -> None:
+    if future.done():  # cancelled meanwhile: its caller no longer waits
+        return
+    if error is None:
+        future.set_result(result)  # type: ignore[arg-type]
+    else:
+        future.set_exception(error)
+
+
 class DatabaseWorker:
     """One connection to ``database``, used from its own thread (see the module)."""
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._executor = concurrent.futures.ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="kernelpad-database"
-        )
+        self._thread = DatabaseThread()
         self._conn: Connection | None = None
         # Queued writes not yet taken by the thread, in order, each with its caller's future.
         self._writes: list[Write] = []
@@ -63,8 +138,7 @@ class DatabaseWorker:
     def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         if self._lazy is not None:
             self._give_lazy()  # a read submitted after a write sees it, lazy or not
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        return self._thread.call(fn, *args)
 
     async def open(self) -> int:
         """Open (creating if needed) and migrate the database; return its schema version."""
@@ -87,7 +161,7 @@ class DatabaseWorker:
         if self._conn is not None:
             await self._call(self._conn.close)
             self._conn = None
-        self._executor.shutdown(wait=True)
+        self._thread.stop()
 
     @property
     def conn(self) -> Connection:
@@ -162,7 +236,8 @@ class DatabaseWorker:
             # Queued now, in order with every other call: it writes whatever has arrived by
             # the time the thread gets to it.
             try:
-                self._executor.submit(self._write_queued, asyncio.get_running_loop())
+                loop = asyncio.get_running_loop()
+                self._thread.submit(lambda: self._write_queued(loop))
             except RuntimeError as exc:  # the store has closed
                 with self._writes_lock:
                     dropped, self._writes, self._taking = self._writes[:waiting], [], False
