@@ -104,6 +104,7 @@ bench: setup
 	$(BIN)/python bench/gateway_latency.py
 	$(BIN)/python bench/completion.py
 	$(BIN)/python bench/kernel_memory.py
+	$(BIN)/python bench/edit_cost.py
 
 # Capacity and soak: 1, 25, 50, 100 and 150 interviews at once, a minute of load each (about
 # 7 minutes); writes bench/results/load.json and load.png. Then the same runs on bare
