@@ -13,7 +13,7 @@ loop's time in giving it), and each keystroke made two of them.
 The thread is kernelpad's own (:class:`DatabaseThread`), not a ``ThreadPoolExecutor``'s: an
 executor's task is a concurrent future with its own lock and condition, and a semaphore taken
 and given back, on both threads, for every keystroke; a handoff through a ``SimpleQueue`` costs
-about half the CPU (``bench/edit_cost.py``)."""
+a little over half the CPU (``bench/edit_cost.py``, ``bench/README.md``)."""
 
 from __future__ import annotations
 
