@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import machine_info
-from pycrdt import Array, Doc, Text, TransactionEvent, create_update_message, handle_sync_message
+from pycrdt import Array, Doc, Text, create_update_message, handle_sync_message
 
 from kernelpad.sessions.access import Access, Rules, RunLimits
 from kernelpad.sessions.document import SessionDocument
@@ -86,10 +86,6 @@ def typed_edits(
         typists: list[Doc[Any]] = [Doc(), Doc()]
         for doc in typists:
             doc.apply_update(start)
-        made: list[bytes] = []
-        keep = made_by(made)
-
-        watched = [doc.observe(keep) for doc in typists]
         messages = []
         for n in range(edits):
             author, other = typists[n % 2], typists[1 - n % 2]
@@ -97,23 +93,12 @@ def typed_edits(
             lines = str(source).split("\n")
             line = rng.randrange(len(lines))
             source.insert(sum(map(len, lines[:line])) + line, f"#t{n % 2}-{n}#\n")
-            update = made.pop()
-            other.unobserve(watched[1 - n % 2])
+            update = author.get_update(other.get_state())  # the edit, as the other lacks it
             other.apply_update(update)
-            watched[1 - n % 2] = other.observe(keep)
             messages.append(create_update_message(update))
         by_room.append(messages)
         texts.append(str(source))
     return start, by_room, texts
-
-
-def made_by(made: list[bytes]) -> Callable[[TransactionEvent], None]:
-    """An observer that keeps each update a document makes in ``made``."""
-
-    def keep(event: TransactionEvent) -> None:
-        made.append(event.update)
-
-    return keep
 
 
 class LeastRoom:

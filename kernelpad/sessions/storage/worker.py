@@ -283,9 +283,4 @@ def _settle(
     if oldest is not None:
         WRITE_SECONDS.observe(asyncio.get_running_loop().time() - oldest)
     for future, error in outcomes:
-        if future.done():
-            continue
-        if error is None:
-            future.set_result(None)
-        else:
-            future.set_exception(error)
+        _conclude(future, None, error)
