@@ -168,13 +168,12 @@ class Runs:
                 author=author,
             )
             outcome = await self._outcome(run, execution) if run is not None else {}
-            # The end of a cell's run is written into the cell right behind the record and
-            # commits with it: the participants are told once both are stored, one database
-            # round trip after the run, not two.
-            with self.store.together():
-                recorded = self.store.add_execution(execution)
-                if run is not None and cell_id is not None:
-                    run.finish(recorded, **outcome)
+            # The end of a cell's run is written into the cell right behind the record, in
+            # the same turn of the event loop, and commits with it: the participants are told
+            # once both are stored, one database round trip after the run, not two.
+            recorded = self.store.add_execution(execution)
+            if run is not None and cell_id is not None:
+                run.finish(recorded, **outcome)
             # Retrieved even if what follows raises before it is awaited (it is, below).
             recorded.add_done_callback(_retrieved)
             await recorded

@@ -365,27 +365,47 @@ def transactions_counted(store: SessionStore) -> Iterator[list[int]]:
         conn.transaction = transaction  # type: ignore[method-assign]
 
 
-async def test_writes_queued_together_are_one_transaction(database: Database) -> None:
-    """Queued inside ``together()``, a write is not given to the idle database thread before
-    the next: the two commit in one transaction (a run's record and its cell's end)."""
+async def test_writes_queued_in_one_turn_are_one_transaction(database: Database) -> None:
+    """Writes queued in one turn of the event loop are not given to the idle database thread
+    one by one: they commit in one transaction (a run's record and its cell's end; the
+    keystrokes of the messages read in one turn). The next turn's go in the next."""
     store = SessionStore(database)
     await store.open()
     try:
         await store.add_session(a_session())
         with transactions_counted(store) as opened:
-            with store.together():
-                first = store.append_update("s1", b"one", 1.0)
-                time.sleep(0.05)  # an idle thread given the first would have written it by now
-                second = store.append_update("s1", b"two", 2.0)
+            first = store.append_update("s1", b"one", 1.0)
+            time.sleep(0.05)  # an idle thread given the first would have written it by now
+            second = store.append_update("s1", b"two", 2.0)
             await asyncio.gather(first, second)
-        assert len(opened) == 1
-        assert await store.load_updates("s1") == [b"one", b"two"]
+            assert len(opened) == 1
+            await store.append_update("s1", b"three", 3.0)
+            assert len(opened) == 2
+        assert await store.load_updates("s1") == [b"one", b"two", b"three"]
+        # A read queued in the same turn as writes is behind them.
+        store.append_update("s1", b"four", 4.0)
+        assert (await store.load_updates("s1"))[-1] == b"four"
     finally:
         await store.close()
-    # Held once the store has closed: the caller's future says so, as does the block.
-    with pytest.raises(RuntimeError), store.together():
-        late = store.append_update("s1", b"too late", 5.0)
-    assert isinstance(late.exception(), RuntimeError)
+    # Once the store has closed, a write is refused at once.
+    with pytest.raises(RuntimeError, match="closed"):
+        store.append_update("s1", b"too late", 5.0)
+
+
+async def test_writes_given_to_a_stopped_thread_tell_their_callers(database: Database) -> None:
+    """The database thread stopped under the store (the process exiting): writes queued in
+    the turn it stopped in fail, each caller told, rather than wait for ever."""
+    store = SessionStore(database)
+    await store.open()
+    try:
+        await store.add_session(a_session())
+        written = store.append_update("s1", b"one", 1.0)
+        store._thread.stop()
+        with pytest.raises(RuntimeError, match="stopped"):
+            await written
+    finally:
+        store._thread = worker.DatabaseThread()  # for close() to have one to stop
+        await store.close()
 
 
 async def test_a_lazy_write_rides_with_the_next_or_goes_within_its_delay(
@@ -436,12 +456,11 @@ async def test_a_write_the_database_refuses_fails_alone(database: Database) -> N
     await store.open()
     try:
         await store.add_session(a_session())
-        with store.together():  # one batch
-            written = [
-                store.append_update("s1", b"one", 1.0),
-                store.append_update("missing", b"refused", 2.0),
-                store.append_update("s1", b"three", 3.0),
-            ]
+        written = [  # one turn of the event loop: one batch
+            store.append_update("s1", b"one", 1.0),
+            store.append_update("missing", b"refused", 2.0),
+            store.append_update("s1", b"three", 3.0),
+        ]
         results = await asyncio.gather(*written, return_exceptions=True)
         assert results[0] is None and results[2] is None, results
         assert isinstance(results[1], Exception)

@@ -3,9 +3,9 @@ now and then, and the session's ``code`` column.
 
 The promise is that what anyone has seen is on disk: a change reaches the other participants
 only once it is committed (:meth:`DocumentLog.append` says when, and writes again what
-failed to be written, until it is). Writes are
-batched by the store (those that arrive while the database thread is busy commit together), so
-waiting costs a commit's latency, not a commit per keystroke. The store keeps their order: a
+failed to be written, until it is). Writes are batched by the store (those of one turn of the
+event loop, or that arrive while the database thread is busy, commit together), so waiting
+costs a commit's latency, not a commit per keystroke. The store keeps their order: a
 snapshot is queued behind every update before it and ahead of every later one, so nothing is
 lost between the two, and commits complete in the order changes were made.
 

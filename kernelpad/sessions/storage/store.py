@@ -211,9 +211,9 @@ class SessionStore(GradeRecords):
 
     def add_execution(self, execution: Execution) -> asyncio.Future[None]:
         """Store the record of a run. Queued as the document's changes are
-        (:meth:`append_update`), in order with them: queued with the end of a cell's run in
-        :meth:`together`, both commit in one transaction, not one each (one database round
-        trip less before the participants are told)."""
+        (:meth:`append_update`), in order with them: queued in the same turn of the event loop
+        as the end of a cell's run, both commit in one transaction, not one each (one database
+        round trip less before the participants are told)."""
         return self._queue(self._add_execution, (execution,))
 
     def _add_execution(self, execution: Execution) -> None:
@@ -281,9 +281,10 @@ class SessionStore(GradeRecords):
         Submitted at once, in order with every other write: the caller need not wait for it,
         and a read made after it sees it.
 
-        Every keystroke of every participant is an update. Those that arrive while the
-        database thread is busy are written together, in one transaction, and answered with
-        one wake-up of the event loop: under load, one write for many keystrokes."""
+        Every keystroke of every participant is an update. Those queued in one turn of the
+        event loop, and those that arrive while the database thread is busy, are written
+        together, in one transaction, and answered with one wake-up of the event loop: under
+        load, one write for many keystrokes."""
         return self._queue(self._append_update, (session_id, data, at, author))
 
     def _append_update(self, session_id: str, data: bytes, at: float, author: str | None) -> None:

@@ -3,7 +3,8 @@ One thread also means one connection and a strict order: a read submitted after 
 that write.
 
 The writes of the documents' record (every keystroke is one) and of runs are queued rather than
-submitted one by one: those that arrive while the thread is busy are written together, in one
+submitted one by one: those made in one turn of the event loop (the messages of every socket
+read in it) and those that arrive while the thread is busy are written together, in one
 transaction, and answered with one wake-up of the event loop. A write nobody waits on (the
 ``code`` column, which only readers of a session nobody has open read) does not wake the thread
 itself: it rides with the next write, or goes on its own within ``LAZY_WITHIN`` seconds. Waking
@@ -23,7 +24,7 @@ import contextlib
 import logging
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from prometheus_client import Histogram
@@ -131,13 +132,14 @@ class DatabaseWorker:
         self._writes_lock = threading.Lock()
         # A task of the thread is to come that will take self._writes (guarded by the lock).
         self._taking = False
-        self._held: list[Write] | None = None  # queued inside together(), not yet given
-        self._lazy: asyncio.TimerHandle | None = None  # gives lazy writes on their own
+        # What gives the waiting writes to the thread: at the end of this turn of the event
+        # loop, or, for lazy writes alone, within LAZY_WITHIN.
+        self._handoff: asyncio.Handle | None = None
+        self._lazy: asyncio.TimerHandle | None = None
         self._closed = False
 
     def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        if self._lazy is not None:
-            self._give_lazy()  # a read submitted after a write sees it, lazy or not
+        self._hand_over()  # a read submitted after a write sees it, lazy or not
         return self._thread.call(fn, *args)
 
     async def open(self) -> int:
@@ -156,7 +158,7 @@ class DatabaseWorker:
         return version
 
     async def close(self) -> None:
-        self._give_lazy()  # written before the connection closes: the thread keeps the order
+        self._hand_over()  # written before the connection closes: the thread keeps the order
         self._closed = True
         if self._conn is not None:
             await self._call(self._conn.close)
@@ -180,70 +182,47 @@ class DatabaseWorker:
     def _queue(
         self, write: Callable[..., None], args: tuple[Any, ...], lazy: bool = False
     ) -> asyncio.Future[None]:
-        """Queue ``write(*args)`` behind the writes queued before it; they are written in
-        order, together, by one task of the database thread. A ``lazy`` write waits for the
-        next write to go with, ``LAZY_WITHIN`` seconds at most (see the module)."""
+        """Queue ``write(*args)`` behind the writes queued before it. They are written in
+        order by one task of the database thread, together: those of this turn of the event
+        loop, and any that come while the thread is busy. A ``lazy`` write waits for the next
+        write to go with, ``LAZY_WITHIN`` seconds at most (see the module)."""
+        if self._closed:
+            raise RuntimeError("the session store is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
-        if self._held is not None:
-            self._held.append((write, args, future, loop.time()))
-        elif lazy:
-            if self._closed:
-                raise RuntimeError("the session store is closed")
-            with self._writes_lock:
-                self._writes.append((write, args, future, None))
-            if self._lazy is None:
-                self._lazy = loop.call_later(LAZY_WITHIN, self._give_lazy)
-        else:
-            self._give([(write, args, future, loop.time())])
+        with self._writes_lock:
+            self._writes.append((write, args, future, None if lazy else loop.time()))
+            taken = self._taking  # by a task to come, which takes this one too
+        if not taken and self._handoff is None:
+            if not lazy:
+                # Given at the end of this turn, with every write made in it: the writes of
+                # the messages read in one turn commit as one (a run's record and its cell's
+                # end; under load, the keystrokes of many interviews).
+                self._handoff = loop.call_soon(self._hand_over)
+            elif self._lazy is None:
+                self._lazy = loop.call_later(LAZY_WITHIN, self._hand_over)
         return future
 
-    def _give_lazy(self) -> None:
-        """Give the thread the lazy writes still waiting, if nothing took them meanwhile."""
-        with contextlib.suppress(RuntimeError):  # the store has closed: _give told them
-            self._give([])
-
-    @contextlib.contextmanager
-    def together(self) -> Iterator[None]:
-        """Writes queued inside go to the thread at once, at the end: one transaction. (Given
-        one by one, the thread may take the first before the next is queued.)"""
-        assert self._held is None, "together() does not nest"
-        self._held = []
-        try:
-            yield
-        finally:
-            held, self._held = self._held, None
-            if held:
-                try:
-                    self._give(held)
-                except RuntimeError as exc:
-                    # Their callers have their futures already: they hear of it there.
-                    _settle([(future, exc) for _, _, future, _ in held])
-                    raise
-
-    def _give(self, writes: list[Write]) -> None:
+    def _hand_over(self) -> None:
+        """Give the thread the writes waiting, unless a task to come takes them already."""
+        for handle in (self._handoff, self._lazy):
+            if handle is not None:
+                handle.cancel()
+        self._handoff = self._lazy = None
         with self._writes_lock:
-            waiting = len(self._writes)  # lazy writes, whose callers have their futures
-            self._writes.extend(writes)
             first = bool(self._writes) and not self._taking
             self._taking = self._taking or first
-        # Every write waiting now goes with the task to come (or none waits): the lazy ones
-        # no longer need their timer.
-        if self._lazy is not None:
-            self._lazy.cancel()
-            self._lazy = None
-        if first:
-            # Queued now, in order with every other call: it writes whatever has arrived by
-            # the time the thread gets to it.
-            try:
-                loop = asyncio.get_running_loop()
-                self._thread.submit(lambda: self._write_queued(loop))
-            except RuntimeError as exc:  # the store has closed
-                with self._writes_lock:
-                    dropped, self._writes, self._taking = self._writes[:waiting], [], False
-                # The callers of ``writes`` hear of it from the raise.
-                _settle([(future, exc) for _, _, future, _ in dropped])
-                raise
+        if not first:
+            return
+        # Queued now, in order with every other call: it writes whatever has arrived by the
+        # time the thread gets to it.
+        try:
+            loop = asyncio.get_running_loop()
+            self._thread.submit(lambda: self._write_queued(loop))
+        except RuntimeError as exc:  # the thread has stopped (the process is exiting)
+            with self._writes_lock:
+                dropped, self._writes, self._taking = self._writes, [], False
+            _settle([(future, exc) for _, _, future, _ in dropped])
 
     def _write_queued(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._writes_lock:
