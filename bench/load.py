@@ -599,7 +599,8 @@ async def type_on(interview: Interview, typist: Typist, rate: float, stop: async
 async def run_on(interview: Interview, every: float, stop: asyncio.Event) -> None:
     assert interview.runner is not None
     turn = 0
-    await asyncio.sleep(random.uniform(0, every))
+    with contextlib.suppress(TimeoutError):  # a long ``every`` must not hold the phase's end
+        await asyncio.wait_for(stop.wait(), random.uniform(0, every))
     while not stop.is_set():
         language = interview.languages[turn % len(interview.languages)]
         turn += 1

@@ -90,7 +90,8 @@ async def run_on(interview: Interview, every: float, stop: asyncio.Event) -> Non
     """``load.py``'s pace: the interview's languages in turn, 0.5 to 1.5 ``every`` apart."""
     languages = list(interview.runs)
     turn = 0
-    await asyncio.sleep(random.uniform(0, every))
+    with contextlib.suppress(TimeoutError):  # a long ``every`` must not hold the phase's end
+        await asyncio.wait_for(stop.wait(), random.uniform(0, every))
     while not stop.is_set():
         language = languages[turn % len(languages)]
         turn += 1
