@@ -245,8 +245,9 @@ async def timed(
 
 
 async def server_histograms(url: str) -> dict[str, list[tuple[float, float]]]:
-    """The histograms of a kernelpad's ``/metrics`` without labels: name -> its cumulative
-    buckets, (upper bound, count) from the smallest bound to +Inf."""
+    """The histograms of a kernelpad's ``/metrics``: name -> its cumulative buckets, (upper
+    bound, count) from the smallest bound to +Inf, summed over its labels (every language's
+    runs, say)."""
     from prometheus_client.parser import text_string_to_metric_families
     from tornado.httpclient import AsyncHTTPClient
 
@@ -255,13 +256,13 @@ async def server_histograms(url: str) -> dict[str, list[tuple[float, float]]]:
     for family in text_string_to_metric_families(response.body.decode()):
         if family.type != "histogram":
             continue
-        buckets = [
-            (float(s.labels["le"]), s.value)
-            for s in family.samples
-            if s.name.endswith("_bucket") and set(s.labels) == {"le"}
-        ]
-        if buckets:
-            found[family.name] = sorted(buckets)
+        summed: dict[float, float] = {}
+        for sample in family.samples:
+            if sample.name.endswith("_bucket"):
+                bound = float(sample.labels["le"])
+                summed[bound] = summed.get(bound, 0.0) + sample.value
+        if summed:
+            found[family.name] = sorted(summed.items())
     return found
 
 

@@ -23,7 +23,9 @@ server:
    - errors of any kind: error messages, closed sockets, failed requests;
    - the server's CPU and RSS, the kernels' number and RSS, every second;
    - the server's own waits, from its ``/metrics`` before and after: its event loop's lag
-     and its database writes' (queued to stored).
+     and its database writes' (queued to stored); and, from the same, the runs' time by
+     their kernels' own clocks (from the kernel's busy status to its idle one, by the dates
+     on its messages), which tells the kernels' own part of the time "in it" from the rest.
    With ``--busy N``, N of the interviews run a loop that keeps a core busy instead of the
    trivial runs: what the others feel of a candidate's runaway code.
 3. Then typing stops and the harness waits for every edit to arrive. Memory is read again with
@@ -104,7 +106,13 @@ CODE = {
 BUSY_SECONDS = 5
 BUSY_CODE = f"import time\nend = time.time() + {BUSY_SECONDS}\nwhile time.time() < end:\n    pass"
 # The server's histograms read before and after each phase (its /metrics).
-SERVER_WAITS = ("kernelpad_event_loop_lag_seconds", "kernelpad_database_write_seconds")
+SERVER_WAITS = (
+    "kernelpad_event_loop_lag_seconds",
+    "kernelpad_database_write_seconds",
+    # Not a wait of the server's: its runs' time by their kernels' own clocks, to tell from
+    # the part of a run the server times.
+    "kernelpad_kernel_busy_seconds",
+)
 # What in a kernel tree's command lines tells its language.
 KERNEL_MARKERS = (("ipykernel", "python"), ("deno", "javascript"), ("java", "java"))
 WARM_AT_ONCE = 16  # first runs (kernel starts) at once in the warm-up
@@ -752,6 +760,7 @@ async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> di
         "harness_loop_lag": summary(lags),
         "server_loop_lag": server_waits.get("kernelpad_event_loop_lag_seconds"),
         "server_database_write": server_waits.get("kernelpad_database_write_seconds"),
+        "kernels_own_time": server_waits.get("kernelpad_kernel_busy_seconds"),
         "server_rss_mib_max": max((s["server_rss_mib"] for s in samples), default=None),
         "kernels_alive_max": max((s["kernels"] for s in samples), default=0),
         "kernels_rss_mib_max": max((s["kernels_rss_mib"] for s in samples), default=None),
@@ -874,11 +883,13 @@ def report(result: dict[str, Any]) -> None:
         f" its longest GC pause {result['harness_gc_pauses']['max_ms']} ms",
         flush=True,
     )
+    own = result["kernels_own_time"] or {}
     print(
         f"  runs split: to the server p99 {runs['inbound']['p99_ms']} ms, in it p99"
         f" {runs['server']['p99_ms']} ms, back p99 {runs['outbound']['p99_ms']} ms"
         f" (p50 {runs['inbound']['p50_ms']}, {runs['server']['p50_ms']},"
-        f" {runs['outbound']['p50_ms']})",
+        f" {runs['outbound']['p50_ms']}); in it, the kernels' own time by their clocks p99"
+        f" {own.get('p99_ms')} ms (p50 {own.get('p50_ms')})",
         flush=True,
     )
     lag, write = result["server_loop_lag"] or {}, result["server_database_write"] or {}

@@ -18,6 +18,8 @@ from prometheus_client.registry import Collector
 # Runs take from milliseconds (a print) to the time limit; starts from 1 s (Python) to 10 s+
 # (the JVM, or a remote kernel on a busy cluster).
 _RUN_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+# Finer at the short end, where a trivial run's milliseconds are.
+_BUSY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.1, 0.25, 1, 10, 120)
 _START_BUCKETS = (0.25, 0.5, 1, 2, 3, 5, 7.5, 10, 15, 30, 60, 120)
 
 KERNEL_STARTS = Counter(
@@ -46,6 +48,14 @@ EXECUTION_SECONDS = Histogram(
     "Time a run spent in its kernel, by language.",
     ["language"],
     buckets=_RUN_BUCKETS,
+)
+KERNEL_BUSY_SECONDS = Histogram(
+    "kernelpad_kernel_busy_seconds",
+    "A run's time by its kernel's own clock, from its busy status to its idle status (the dates"
+    " on its messages), by language: beside kernelpad_execution_seconds, which the server"
+    " times, it tells the kernel's own time from the hops to and from it.",
+    ["language"],
+    buckets=_BUSY_BUCKETS,
 )
 EXECUTION_TIMEOUTS = Counter(
     "kernelpad_execution_timeouts",

@@ -63,6 +63,14 @@ def test_the_load_harness_runs_and_finds_nothing_lost(tmp_path: Path) -> None:
         # The server's own waits, from its /metrics over the phase.
         assert phase["server_loop_lag"]["count"] > 0
         assert phase["server_database_write"]["count"] > 0
+        # Every run timed by its kernel's own clock too (both languages date their messages),
+        # within the part the server times; the busy interview's runs count there as well.
+        own = phase["kernels_own_time"]
+        if phase["busy_sessions"] == 0:
+            assert own["count"] == runs["total"]["count"]
+            assert 0 < own["p50_ms"] <= runs["server"]["p99_ms"]
+        else:
+            assert own["count"] > runs["total"]["count"]
     # One of the three keeps a core busy; the one interview alone is the baseline.
     assert [phase["busy_sessions"] for phase in figures["results"]] == [0, 1]
     assert figures["knee_sessions"] in (1, 3)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from kernelpad.kernels.base import KernelHandle
@@ -56,6 +57,9 @@ class ExecutionResult:
     output_size: int = 0
     #: The prompt of an input request that found no line left to answer it.
     input_missing: str | None = None
+    #: Seconds from the kernel's busy status to its idle status by the dates it put on them
+    #: (None if it did not date both): the kernel's own time, without the hops to and from it.
+    kernel_time: float | None = None
 
 
 async def run_code(
@@ -139,4 +143,16 @@ def _result(loop: RunLoop) -> ExecutionResult:
         output_truncated=outputs.truncated_stream is not None,
         output_size=outputs.seen,
         input_missing=loop.input_missing,
+        kernel_time=_kernel_time(loop.kernel_dates.get("busy"), loop.kernel_dates.get("idle")),
     )
+
+
+def _kernel_time(busy: object, idle: object) -> float | None:
+    """Seconds between two of a kernel's message dates (ISO 8601 strings), if both are."""
+    if not isinstance(busy, str) or not isinstance(idle, str):
+        return None
+    try:
+        elapsed = (datetime.fromisoformat(idle) - datetime.fromisoformat(busy)).total_seconds()
+    except (ValueError, TypeError):  # not a date, or one with a zone and one without
+        return None
+    return elapsed if elapsed >= 0 else None

@@ -166,6 +166,9 @@ class RunLoop:
         self.code_started: float | None = None  # when it said it runs the code (execute_input)
         self.reply: dict[str, Any] | None = None  # the content of the execute_reply
         self.idle = False  # the kernel's last status for the request
+        # The dates the kernel put on its busy and (last) idle status for the request: its
+        # own clock, which tells its time from the hops to and from it.
+        self.kernel_dates: dict[str, object] = {}
         self.flooded = False  # past the flood limit: the next step interrupts
         self.cause: Cause | None = None  # set once interrupted
         self.input_missing: str | None = None
@@ -331,6 +334,8 @@ class RunLoop:
         elif msg_type == "status":
             state = _content(msg).get("execution_state")
             self.idle = state == "idle"
+            if state == "idle" or (state == "busy" and "busy" not in self.kernel_dates):
+                self.kernel_dates[state] = msg["header"].get("date")
             if state == "busy" and self.phase is Phase.WAITING:
                 self._busy()
             self._end_if_done()

@@ -178,6 +178,10 @@ class Runs:
             recorded.add_done_callback(_retrieved)
             await recorded
             _count(execution)
+            if report.result.kernel_time is not None:
+                metrics.KERNEL_BUSY_SECONDS.labels(execution.language).observe(
+                    report.result.kernel_time
+                )
             await self.kept.keep(session_id, installed.language.id, runner.kernel)
             if run is not None and cell_id is None:
                 run.finish(recorded, **outcome)  # only in its record, which is stored

@@ -77,6 +77,7 @@ class Send:
     msg_type: str
     content: dict[str, Any] = field(default_factory=dict)
     parent: str = REQUEST
+    date: str | None = None  # the kernel's date on it, if it dates its messages
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,8 @@ DONE_PROBE = "{marker}"
 WAITING_PROBE = "waits={waits} {marker}"
 
 
-def status(state: str) -> Send:
-    return Send("iopub", "status", {"execution_state": state})
+def status(state: str, date: str | None = None) -> Send:
+    return Send("iopub", "status", {"execution_state": state}, date=date)
 
 
 def stream(text: str, name: str = "stdout") -> Send:
@@ -263,7 +264,11 @@ class ScriptedKernel(KernelHandle):
     def _send(self, step: Send) -> tuple[str, Message]:
         self.sent.append((time.monotonic(), step.msg_type))
         message: Message = {
-            "header": {"msg_type": step.msg_type, "msg_id": f"m{len(self.sent)}"},
+            "header": {
+                "msg_type": step.msg_type,
+                "msg_id": f"m{len(self.sent)}",
+                **({"date": step.date} if step.date is not None else {}),
+            },
             "parent_header": {"msg_id": step.parent},
             "content": step.content,
             "content_size": len(json.dumps(step.content)),
@@ -358,6 +363,48 @@ async def test_a_run_that_ends_well_gives_its_streams_result_and_count() -> None
     assert watcher.started_count == 1
     # The listener gets each piece of a stream as it comes.
     assert [o.get("text") for o in watcher.outputs] == ["out\n", "more\n", "err\n", None]
+
+
+@pytest.mark.parametrize(
+    ("busy", "idle", "seconds"),
+    [
+        # ipykernel dates to the microsecond, Deno's kernel to the millisecond.
+        ("2026-12-05T10:00:00.001000Z", "2026-12-05T10:00:00.008500Z", 0.0075),
+        ("2026-12-05T10:00:00.001Z", "2026-12-05T10:00:00.013Z", 0.012),
+        ("2026-12-05T10:00:00.001+00:00", "2026-12-05T11:00:00.001+01:00", 0.0),
+        # Not dates, one zone missing, or running backwards: not counted.
+        ("yesterday", "2026-12-05T10:00:00.008Z", None),
+        ("2026-12-05T10:00:00.001", "2026-12-05T10:00:00.008Z", None),
+        ("2026-12-05T10:00:00.009Z", "2026-12-05T10:00:00.008Z", None),
+        (None, "2026-12-05T10:00:00.008Z", None),
+    ],
+)
+async def test_the_kernels_own_time_is_read_from_its_busy_and_last_idle_dates(
+    busy: str | None, idle: str | None, seconds: float | None
+) -> None:
+    """From the kernel's first busy status to its last idle one, by the dates it put on them:
+    a second busy (a kernel's own request inside the run) does not move the start."""
+    kernel = ScriptedKernel(
+        [
+            status("busy", busy),
+            status("idle", "2026-12-05T10:00:00.003Z"),
+            status("busy", "2026-12-05T10:00:00.004Z"),
+            stream("x"),
+            reply(),
+            status("idle", idle),
+        ]
+    )
+    result = await run(kernel)
+    assert result.status == "ok"
+    if seconds is None:
+        assert result.kernel_time is None
+    else:
+        assert result.kernel_time == pytest.approx(seconds, abs=1e-9)
+
+
+async def test_a_kernel_that_dates_nothing_has_no_time_of_its_own() -> None:
+    result = await run(ScriptedKernel([*BUSY, *DONE]))
+    assert result.kernel_time is None
 
 
 async def test_the_reply_gives_the_count_when_nothing_else_did() -> None:
