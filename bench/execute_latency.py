@@ -59,6 +59,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import datetime
 import http.client
 import json
 import math
@@ -538,13 +539,23 @@ class DirectRuns:
         #: Settled runs that caught messages after the idle status; those still without a result.
         self.settled_late = Counts()
         self.settled_result_missing = Counts()
+        #: Counted settled runs' time by the kernel's own clock: from its busy status to its
+        #: idle one, by the dates on them (``load_floor.py`` sets it beside kernelpad's).
+        self.kernel_times: list[float] = []
 
-    async def _run(self, probe: str) -> tuple[float, bool, int, bool]:
+    async def _run(self, probe: str) -> tuple[float, bool, int, bool, float | None]:
         types: list[str] = []
+        dates: dict[str, Any] = {}  # the first busy status's date, the last idle one's
+
+        def hook(msg: dict[str, Any]) -> None:
+            types.append(msg["header"]["msg_type"])
+            if msg["header"]["msg_type"] == "status":
+                state = msg["content"].get("execution_state")
+                if state == "idle" or (state == "busy" and "busy" not in dates):
+                    dates[state] = msg["header"].get("date")
+
         start = time.perf_counter()
-        reply = await self.kc.execute_interactive(
-            self.lang.code, output_hook=lambda m: types.append(m["header"]["msg_type"])
-        )
+        reply = await self.kc.execute_interactive(self.lang.code, output_hook=hook)
         late, late_result = 0, False
         if probe:
             late, late_result = await drain_late(
@@ -556,20 +567,31 @@ class DirectRuns:
                 f"jupyter_client run of {self.lang.code!r} ({self.lang.id}) failed: {reply}"
             )
         at_idle = "execute_result" in types
-        return elapsed, at_idle, late, at_idle or late_result
+        kernel_time = _between(dates.get("busy"), dates.get("idle"))
+        return elapsed, at_idle, late, at_idle or late_result, kernel_time
 
     async def plain(self, counted: bool) -> float:
-        elapsed, at_idle, _, _ = await self._run("")
+        elapsed, at_idle, _, _, _ = await self._run("")
         if counted:
             self.plain_result_missing.add(not at_idle)
         return elapsed
 
     async def settled(self, counted: bool) -> float:
-        elapsed, _, late, result = await self._run(self.lang.done_probe)
+        elapsed, _, late, result, kernel_time = await self._run(self.lang.done_probe)
         if counted:
             self.settled_late.add(late > 0)
             self.settled_result_missing.add(not result)
+            if kernel_time is not None:
+                self.kernel_times.append(kernel_time)
         return elapsed
+
+
+def _between(busy: object, idle: object) -> float | None:
+    """Seconds between two dates jupyter_client read off a kernel's messages, if both are."""
+    if not isinstance(busy, datetime.datetime) or not isinstance(idle, datetime.datetime):
+        return None
+    elapsed = (idle - busy).total_seconds()
+    return elapsed if elapsed >= 0 else None
 
 
 class KernelpadRuns:

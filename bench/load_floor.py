@@ -13,7 +13,9 @@ done probe kernelpad sends (``kernelpad.kernels.done_probe``), as ``execute_late
 So the p99 here is what the kernels alone give at each S on this machine, and its ratio to
 the smallest S is the best that ``load.py``'s 2x rule could find with a server that cost
 nothing. The client (one process, one event loop) and the machine's CPU are printed beside it,
-and ``load.py``'s figures at the same S (``--compare``, default ``bench/results/load.json``).
+the runs' time by the kernels' own clocks (from each run's busy status to its idle one, by the
+dates on them, as ``load.py`` reports kernelpad's), and ``load.py``'s figures at the same S
+(``--compare``, default ``bench/results/load.json``).
 
 Run it with ``.venv/bin/python bench/load_floor.py [--sessions 1,50,150]``. 150 interviews hold
 200 kernels, about 17 GB: the machine needs the memory ``load.py`` needs.
@@ -182,6 +184,9 @@ async def phase(
         for language, times in interview.times.items():
             by_language.setdefault(language, []).extend(times)
     runs = {lang: summary(times) for lang, times in by_language.items()}
+    # By the kernels' own clocks (from each run's busy status to its idle one), as kernelpad's
+    # /metrics gives them to load.py: bare kernels only (through the server, none are read).
+    own = summary([t for i in interviews for r in i.runs.values() for t in r.kernel_times])
     result = {
         "sessions": sessions,
         "kernels": kernels,
@@ -189,6 +194,7 @@ async def phase(
             "total": summary([t for times in by_language.values() for t in times]),
             "by_language": runs,
         },
+        "kernels_own_time": own,
         # Deno's runs whose output came after their idle status (the done probe caught it).
         "runs_with_late_messages": late,
         **cpu,
@@ -202,6 +208,12 @@ async def phase(
         + (f", server {cpu['server_cpu_percent']}%" if "server_cpu_percent" in cpu else ""),
         flush=True,
     )
+    if own["count"]:
+        print(
+            f"  the kernels' own time by their clocks: p50 {own['p50_ms']} ms, p99"
+            f" {own['p99_ms']} ms",
+            flush=True,
+        )
     if extra:
         print(
             f"  edits: {extra['edits_sent']} sent, {extra['edits_lost']} lost, fan-out p99"

@@ -131,6 +131,10 @@ def test_the_load_floor_runs_the_same_runs_on_bare_kernels(tmp_path: Path) -> No
     for phase in (one, two):
         assert set(phase["runs"]["by_language"]) == {"python", "javascript"}
         assert phase["machine_cpu_percent"] > 0
+        # Each run by its kernel's own clock too, within the time the client took for it.
+        own, total = phase["kernels_own_time"], phase["runs"]["total"]
+        assert own["count"] == total["count"]
+        assert 0 < own["p50_ms"] <= total["p99_ms"]
     # The one interview runs every 0.25 s: about six runs of each language in 3 s.
     assert one["runs"]["by_language"]["python"]["count"] >= 3
     # Beside load.py's figures at the same S.

@@ -92,10 +92,13 @@ async def test_metrics_move_as_sessions_run(api: Api, server: RunningServer) -> 
     # The busy loop ran for its whole limit of 0.5 s: the histogram's sum says so.
     assert moved("kernelpad_execution_seconds_sum", language="python") >= 0.5
     # The same runs by the kernel's own clock (ipykernel dates its messages): the busy loop's
-    # 0.5 s and its interrupt are in it, and none is longer than the server timed it.
+    # 0.5 s and its interrupt are in it, and about what the server timed. (About: the dates
+    # are the wall clock's, the server's times its monotonic clock's; under a full test run
+    # the two sums were seen 10 ms apart, the kernel's the longer.)
     assert moved("kernelpad_kernel_busy_seconds_count", language="python") == 3
     kernel_own = moved("kernelpad_kernel_busy_seconds_sum", language="python")
-    assert 0.5 <= kernel_own <= moved("kernelpad_execution_seconds_sum", language="python")
+    server_timed = moved("kernelpad_execution_seconds_sum", language="python")
+    assert 0.5 <= kernel_own <= server_timed + 0.1
     assert refilled.value("kernelpad_kernel_starts_total", language="python", outcome="ok") >= 2
     assert refilled.value("kernelpad_kernel_start_seconds_count", language="python") >= 2
     assert moved("kernelpad_websocket_messages_total", protocol="json", direction="in") == 1
