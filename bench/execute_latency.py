@@ -590,7 +590,10 @@ def _between(busy: object, idle: object) -> float | None:
     """Seconds between two dates jupyter_client read off a kernel's messages, if both are."""
     if not isinstance(busy, datetime.datetime) or not isinstance(idle, datetime.datetime):
         return None
-    elapsed = (idle - busy).total_seconds()
+    try:
+        elapsed = (idle - busy).total_seconds()
+    except TypeError:  # one with a zone and one without
+        return None
     return elapsed if elapsed >= 0 else None
 
 
