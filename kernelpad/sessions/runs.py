@@ -177,11 +177,7 @@ class Runs:
             # Retrieved even if what follows raises before it is awaited (it is, below).
             recorded.add_done_callback(_retrieved)
             await recorded
-            _count(execution)
-            if report.result.kernel_time is not None:
-                metrics.KERNEL_BUSY_SECONDS.labels(execution.language).observe(
-                    report.result.kernel_time
-                )
+            _count(execution, report.result.kernel_time)
             await self.kept.keep(session_id, installed.language.id, runner.kernel)
             if run is not None and cell_id is None:
                 run.finish(recorded, **outcome)  # only in its record, which is stored
@@ -381,9 +377,11 @@ def _retrieved(future: asyncio.Future[None]) -> None:
         future.exception()
 
 
-def _count(execution: Execution) -> None:
-    """A finished run, for /metrics."""
+def _count(execution: Execution, kernel_time: float | None) -> None:
+    """A finished run, for /metrics; ``kernel_time``: its time by its kernel's own clock."""
     metrics.EXECUTIONS.labels(execution.language, execution.status).inc()
     metrics.EXECUTION_SECONDS.labels(execution.language).observe(execution.duration_ms / 1000)
+    if kernel_time is not None:
+        metrics.KERNEL_BUSY_SECONDS.labels(execution.language).observe(kernel_time)
     if execution.timed_out:
         metrics.EXECUTION_TIMEOUTS.labels(execution.language).inc()
