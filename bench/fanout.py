@@ -89,6 +89,7 @@ from harness import (
     log_tail,
     machine_info,
     peers_python,
+    serve_forever,
     stop_process,
     verdict,
 )
@@ -1389,7 +1390,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     if args.floor_server is not None:
-        asyncio.run(serve_floor(args.floor_server))
+        serve_forever(serve_floor(args.floor_server))
         return
     if args.setup_peers:
         try:

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,8 @@ import tornado
 from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 import kernelpad
+from kernelpad.cli import loop_factory
+from kernelpad.config import Settings
 
 
 class BenchError(Exception):
@@ -55,6 +57,15 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30) -> bool:
         proc.wait()
         return False
     return True
+
+
+def serve_forever(main: Coroutine[Any, Any, None]) -> None:
+    """Run a floor server's ``main`` on the event loop kernelpad serves on by default, so that
+    a floor and kernelpad differ in what they do, not in their loop."""
+    with asyncio.Runner(
+        loop_factory=loop_factory(Settings.model_fields["event_loop"].default)
+    ) as runner:
+        runner.run(main)
 
 
 def log_tail(path: Path, lines: int = 15) -> str:

@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import pydantic
 
@@ -59,13 +59,29 @@ def load_settings(argv: Sequence[str] | None = None) -> Settings:
         parser.error(f"invalid settings: {problems}")
 
 
+def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The event loop ``EVENT_LOOP`` names. uvloop by default: every interview's sockets, the
+    kernels' ZeroMQ sockets and the database thread's wake-ups go through one loop, and
+    libuv's costs less CPU for them than Python's selector loop (``bench/README.md``)."""
+    if name == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            sys.exit(
+                "kernelpad: uvloop is not installed: pip install uvloop, or --event-loop asyncio"
+            )
+        return uvloop.new_event_loop
+    return asyncio.new_event_loop
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings(argv)
     logs.configure(settings.log_level, settings.log_format)
     # jupyter_core warns on every run until this is the default; the new paths are what we want.
     os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
     try:
-        asyncio.run(serve(settings))
+        with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+            runner.run(serve(settings))
     except (
         CannotListen,
         NoGateway,

@@ -69,6 +69,10 @@ class Settings(BaseSettings):
         ge=0,
         le=86400,
     )
+    event_loop: Literal["uvloop", "asyncio"] = setting(
+        "uvloop",
+        "uvloop (libuv's loop: less CPU for the same sockets), or asyncio (Python's own loop).",
+    )
     log_level: str = setting("INFO", "DEBUG, INFO, WARNING or ERROR.")
     log_format: Literal["text", "json"] = setting(
         "text",

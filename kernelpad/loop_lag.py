@@ -11,6 +11,7 @@ run time); ``bench/load.py`` reports it for each number of interviews.
 from __future__ import annotations
 
 import asyncio
+import time
 
 from prometheus_client import Histogram
 
@@ -26,7 +27,12 @@ LOOP_LAG = Histogram(
 
 
 class LagProbe:
-    """A timer on ``loop`` that observes its own lateness into :data:`LOOP_LAG`."""
+    """A timer on ``loop`` that observes its own lateness into :data:`LOOP_LAG`.
+
+    Lateness is read on ``time.perf_counter``, not the loop's clock: uvloop's ``loop.time()``
+    counts whole milliseconds, as of the start of the loop's turn, which would round most
+    lags to 0 or 1 ms. (libuv also rounds the timer's delay to a millisecond, so a lag under
+    one is within its timer's precision.)"""
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
@@ -34,18 +40,20 @@ class LagProbe:
         self._timer: asyncio.TimerHandle | None = None
 
     def start(self) -> None:
-        self._due = self.loop.time() + PERIOD
-        self._timer = self.loop.call_at(self._due, self._look)
+        self._arm(time.perf_counter())
 
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
+    def _arm(self, now: float) -> None:
+        self._due = now + PERIOD
+        self._timer = self.loop.call_later(PERIOD, self._look)
+
     def _look(self) -> None:
-        now = self.loop.time()
+        now = time.perf_counter()
         LOOP_LAG.observe(max(0.0, now - self._due))
         # Due a period after now, not after the last due time: a stall is counted once, not
         # again by each look it made late.
-        self._due = now + PERIOD
-        self._timer = self.loop.call_at(self._due, self._look)
+        self._arm(now)

@@ -140,7 +140,13 @@ class KernelpadServer:
         gc_pauses.watch()
         self.lag = LagProbe(asyncio.get_running_loop())
         self.lag.start()
-        log.info("%s listening on http://%s:%d", settings.app_name, settings.host, self.port)
+        log.info(
+            "%s listening on http://%s:%d (event loop: %s)",
+            settings.app_name,
+            settings.host,
+            self.port,
+            type(asyncio.get_running_loop()).__module__.partition(".")[0],
+        )
         return self.port
 
     def _hub_auth(self) -> Any:

@@ -30,11 +30,20 @@ from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 os.environ.setdefault("JUPYTER_PLATFORM_DIRS", "1")
 
+from kernelpad.cli import loop_factory  # noqa: E402
 from kernelpad.config import Settings  # noqa: E402
 from kernelpad.server import KernelpadServer  # noqa: E402
 from kernelpad.sessions.manager import SessionManager  # noqa: E402
 from tests import processes  # noqa: E402
 from tests.postgresql import PostgreSQLServer, postgresql_server  # noqa: E402
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every async test, its in-process servers and clients, runs on the event loop kernelpad
+    serves on by default (uvloop); ``test_lifecycle`` serves on Python's own as well."""
+    return {"uvloop": loop_factory(Settings.model_fields["event_loop"].default)}
 
 
 @dataclass

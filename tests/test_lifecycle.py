@@ -79,8 +79,9 @@ async def test_no_kernel_outlives_the_server(
 
 
 async def test_restart_keeps_sessions_and_history(server_process: Any, tmp_path: Path) -> None:
+    """Also serves on both event loops: Python's own first, then the default (uvloop)."""
     data = tmp_path / "data"
-    first = server_process(data)
+    first = server_process(data, "--event-loop", "asyncio")
     api = Api(first.base_url)
     try:
         created = await api.create_session(session_name="Survives restarts")
@@ -112,6 +113,8 @@ async def test_restart_keeps_sessions_and_history(server_process: Any, tmp_path:
         api.close()
     second.proc.send_signal(signal.SIGTERM)
     assert second.wait() == 0
+    assert "(event loop: asyncio)" in first.log.read_text()
+    assert "(event loop: uvloop)" in second.log.read_text()
 
 
 async def test_invalid_settings_stop_the_server_with_a_message(

@@ -24,6 +24,7 @@ import contextlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -35,8 +36,9 @@ from kernelpad.sessions.storage.migrations import migrate
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-# A write, its arguments, its caller's future, and when it was queued (the loop's time; None
-# for a lazy write, which waits on purpose).
+# A write, its arguments, its caller's future, and when it was queued (``time.perf_counter``:
+# uvloop's ``loop.time()`` counts whole milliseconds; None for a lazy write, which waits on
+# purpose).
 Write = tuple[Callable[..., None], tuple[Any, ...], "asyncio.Future[None]", float | None]
 
 WRITE_SECONDS = Histogram(
@@ -191,7 +193,7 @@ class DatabaseWorker:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         with self._writes_lock:
-            self._writes.append((write, args, future, None if lazy else loop.time()))
+            self._writes.append((write, args, future, None if lazy else time.perf_counter()))
             taken = self._taking  # by a task to come, which takes this one too
         if not taken and self._handoff is None:
             if not lazy:
@@ -260,6 +262,6 @@ def _settle(
     outcomes: list[tuple[asyncio.Future[None], BaseException | None]], oldest: float | None = None
 ) -> None:
     if oldest is not None:
-        WRITE_SECONDS.observe(asyncio.get_running_loop().time() - oldest)
+        WRITE_SECONDS.observe(time.perf_counter() - oldest)
     for future, error in outcomes:
         _conclude(future, None, error)
