@@ -39,7 +39,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import machine_info
+from harness import machine_info, run_on_kernelpads_loop
 from pycrdt import Array, Doc, Text, create_update_message, handle_sync_message
 
 from kernelpad.sessions.access import Access, Rules, RunLimits
@@ -296,4 +296,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(run_on_kernelpads_loop(main()))

@@ -89,7 +89,7 @@ from harness import (
     log_tail,
     machine_info,
     peers_python,
-    serve_forever,
+    run_on_kernelpads_loop,
     stop_process,
     verdict,
 )
@@ -1390,7 +1390,7 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     if args.floor_server is not None:
-        serve_forever(serve_floor(args.floor_server))
+        run_on_kernelpads_loop(serve_floor(args.floor_server))
         return
     if args.setup_peers:
         try:

@@ -15,7 +15,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 import tornado
@@ -28,6 +28,9 @@ from kernelpad.config import Settings
 
 class BenchError(Exception):
     """Something went wrong that makes the figures meaningless; the message says what."""
+
+
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -59,13 +62,14 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30) -> bool:
     return True
 
 
-def serve_forever(main: Coroutine[Any, Any, None]) -> None:
-    """Run a floor server's ``main`` on the event loop kernelpad serves on by default, so that
-    a floor and kernelpad differ in what they do, not in their loop."""
+def run_on_kernelpads_loop(main: Coroutine[Any, Any, T]) -> T:
+    """Run ``main`` on the event loop kernelpad serves on by default: a floor server's, so that
+    a floor and kernelpad differ in what they do, not in their loop; a room driven in process
+    (``edit_cost.py``), so that its CPU is what the server's would be."""
     with asyncio.Runner(
         loop_factory=loop_factory(Settings.model_fields["event_loop"].default)
     ) as runner:
-        runner.run(main)
+        return runner.run(main)
 
 
 def log_tail(path: Path, lines: int = 15) -> str:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from execute_latency import LANGUAGES
-from harness import serve_forever
+from harness import run_on_kernelpads_loop
 from jupyter_ydoc import YNotebook
 from pycrdt import Doc, YMessageType, handle_sync_message
 from server_floor import RUN_TIMEOUT, Kernel, serve_until_stopped
@@ -119,7 +119,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--kernels", type=Path, required=True, help="their connection files")
     args = parser.parse_args()
-    serve_forever(serve(args.port, args.kernels))
+    run_on_kernelpads_loop(serve(args.port, args.kernels))
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
-from harness import BenchError, free_port, log_tail, serve_forever, stop_process
+from harness import BenchError, free_port, log_tail, run_on_kernelpads_loop, stop_process
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from late_output import drain_late
 from tornado import web, websocket
@@ -216,7 +216,7 @@ def main() -> None:
     parser.add_argument("--connection-file", required=True)
     parser.add_argument("--probe", default="", help="the language's done probe, if it has one")
     args = parser.parse_args()
-    serve_forever(serve(args.port, args.connection_file, args.probe))
+    run_on_kernelpads_loop(serve(args.port, args.connection_file, args.probe))
 
 
 if __name__ == "__main__":
