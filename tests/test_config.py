@@ -10,7 +10,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from kernelpad.cli import build_parser, load_settings
+from kernelpad.cli import build_parser, load_settings, loop_factory
 from kernelpad.config import Settings, env_names
 from kernelpad.sessions.storage.factory import database_for
 from kernelpad.sessions.storage.sqlite import SQLite
@@ -164,6 +164,24 @@ def test_postgresql_without_its_driver_says_what_to_install(
     monkeypatch.setitem(sys.modules, "psycopg", None)  # as if it were not installed
     with pytest.raises(pydantic.ValidationError, match=r"pip install 'kernelpad\[postgresql\]'"):
         Settings(_env_file=None, database_url="postgresql://db/kp")
+
+
+def test_the_event_loop_is_uvloop_or_asyncio(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert Settings(_env_file=None).event_loop == "uvloop"
+    for name in ("uvloop", "asyncio"):
+        loop = loop_factory(name)()
+        try:
+            assert loop.__class__.__module__.startswith(name)
+        finally:
+            loop.close()
+    monkeypatch.setenv("KERNELPAD_EVENT_LOOP", "asyncio")
+    assert Settings(_env_file=None).event_loop == "asyncio"
+    with pytest.raises(pydantic.ValidationError, match="'uvloop' or 'asyncio'"):
+        Settings(_env_file=None, event_loop="trio")
+    # Without uvloop installed, the start says what to do instead of a traceback.
+    monkeypatch.setitem(sys.modules, "uvloop", None)
+    with pytest.raises(SystemExit, match="pip install uvloop, or --event-loop asyncio"):
+        loop_factory("uvloop")
 
 
 def test_help_documents_every_setting_and_its_env_names() -> None:
