@@ -10,6 +10,12 @@ fails to start, at debug level when it stops.
 Reading costs the server a wake-up per chunk, so a kernel that floods its descriptors is read
 at a bounded rate: past it, the pipe is left full for the rest of the second, and the kernel's
 writes wait, in its own time rather than the server's.
+
+The reading end is this object's own descriptor, watched with ``loop.add_reader`` and closed
+once, here. Not a transport of ``loop.connect_read_pipe``: uvloop's, once libuv has closed the
+descriptor, closes the pipe's file object as well, a second ``close`` of the same number, which
+in a process whose other threads open descriptors (ZeroMQ's, the database's, a folder removed
+in a worker thread) can close one of theirs.
 """
 
 from __future__ import annotations
@@ -18,25 +24,26 @@ import asyncio
 import contextlib
 import logging
 import os
-from typing import cast
 
 log = logging.getLogger(__name__)
 
 TAIL = 8192  # bytes kept
 RATE = 4 * 2**20  # bytes read per second, at most
+CHUNK = 65536  # bytes read at a time
 
 
-class KernelOutput(asyncio.Protocol):
+class KernelOutput:
     """The reading end of a kernel's stdout and stderr."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, fd: int, loop: asyncio.AbstractEventLoop) -> None:
         self.name = name
         self.total = 0
+        self._fd = fd  # -1 once closed
+        self._loop = loop
         self._tail = bytearray()
-        self._transport: asyncio.ReadTransport | None = None
         self._window_end = 0.0
         self._window_bytes = 0
-        self._closed = False
+        self._paused = False
         self._eof = asyncio.Event()
 
     @classmethod
@@ -45,44 +52,42 @@ class KernelOutput(asyncio.Protocol):
         stdout and stderr (close-on-exec: only the kernel it is given to gets it; the caller
         closes it once the kernel has started)."""
         read_fd, write_fd = os.pipe()
-        loop = asyncio.get_running_loop()
         try:
-            pipe = os.fdopen(read_fd, "rb", buffering=0)
-        except OSError:
-            os.close(read_fd)
-            os.close(write_fd)
-            raise
-        try:
-            _, output = await loop.connect_read_pipe(lambda: cls(name), pipe)
+            os.set_blocking(read_fd, False)
+            output = cls(name, read_fd, asyncio.get_running_loop())
+            output._loop.add_reader(read_fd, output._readable)
         except BaseException:
-            pipe.close()
+            os.close(read_fd)
             os.close(write_fd)
             raise
         return output, write_fd
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self._transport = cast(asyncio.ReadTransport, transport)
-
-    def data_received(self, data: bytes) -> None:
+    def _readable(self) -> None:
+        try:
+            data = os.read(self._fd, CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:  # every writing end is closed: the kernel is gone
+            self.close()
+            return
         self.total += len(data)
         self._tail += data[-TAIL:]
         del self._tail[:-TAIL]
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        now = self._loop.time()
         if now >= self._window_end:
             self._window_end, self._window_bytes = now + 1.0, 0
         self._window_bytes += len(data)
-        if self._window_bytes >= RATE and self._transport is not None:
-            self._transport.pause_reading()
-            loop.call_at(self._window_end, self._resume)
+        if self._window_bytes >= RATE:
+            self._loop.remove_reader(self._fd)
+            self._paused = True
+            self._loop.call_at(self._window_end, self._resume)
 
     def _resume(self) -> None:
-        if not self._closed and self._transport is not None:
-            self._transport.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._closed = True
-        self._eof.set()
+        if self._paused and self._fd >= 0:
+            self._paused = False
+            self._loop.add_reader(self._fd, self._readable)
 
     async def ended(self, timeout: float) -> None:
         """Wait (``timeout`` seconds at most) for the writing end to close."""
@@ -96,9 +101,13 @@ class KernelOutput(asyncio.Protocol):
     def close(self) -> None:
         """Stop reading (the kernel is gone, or going): what it writes from now on has no
         reader, and fails."""
-        self._closed = True
-        if self._transport is not None:
-            self._transport.close()
+        if self._fd < 0:
+            return
+        fd, self._fd = self._fd, -1
+        if not self._paused:
+            self._loop.remove_reader(fd)
+        os.close(fd)
+        self._eof.set()
         if self.total:
             log.debug(
                 "kernel %s wrote %d bytes to its stdout and stderr; the last: %r",
