@@ -23,7 +23,6 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 import kernelpad
 from kernelpad.cli import loop_factory
-from kernelpad.config import Settings
 
 
 class BenchError(Exception):
@@ -66,9 +65,7 @@ def run_on_kernelpads_loop(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` on the event loop kernelpad serves on by default: a floor server's, so that
     a floor and kernelpad differ in what they do, not in their loop; a room driven in process
     (``edit_cost.py``), so that its CPU is what the server's would be."""
-    with asyncio.Runner(
-        loop_factory=loop_factory(Settings.model_fields["event_loop"].default)
-    ) as runner:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
         return runner.run(main)
 
 

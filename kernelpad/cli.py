@@ -59,9 +59,12 @@ def load_settings(argv: Sequence[str] | None = None) -> Settings:
         parser.error(f"invalid settings: {problems}")
 
 
-def loop_factory(name: str) -> Callable[[], asyncio.AbstractEventLoop]:
-    """The event loop ``EVENT_LOOP`` names. uvloop by default: every interview's sockets, the
-    kernels' ZeroMQ sockets and the database thread's wake-ups go through one loop, and
+def loop_factory(
+    name: str = Settings.model_fields["event_loop"].default,
+) -> Callable[[], asyncio.AbstractEventLoop]:
+    """The event loop ``EVENT_LOOP`` names; without a name, the setting's default (the tests
+    and the benchmarks' floors run on it too). uvloop by default: every interview's sockets,
+    the kernels' ZeroMQ sockets and the database thread's wake-ups go through one loop, and
     libuv's costs less CPU for them than Python's selector loop (``bench/README.md``)."""
     if name == "uvloop":
         try:

@@ -43,7 +43,7 @@ def pytest_asyncio_loop_factories(
 ) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
     """Every async test, its in-process servers and clients, runs on the event loop kernelpad
     serves on by default (uvloop); ``test_lifecycle`` serves on Python's own as well."""
-    return {"uvloop": loop_factory(Settings.model_fields["event_loop"].default)}
+    return {"uvloop": loop_factory()}
 
 
 @dataclass

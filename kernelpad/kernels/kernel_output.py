@@ -43,7 +43,6 @@ class KernelOutput:
         self._tail = bytearray()
         self._window_end = 0.0
         self._window_bytes = 0
-        self._paused = False
         self._eof = asyncio.Event()
 
     @classmethod
@@ -81,12 +80,10 @@ class KernelOutput:
         self._window_bytes += len(data)
         if self._window_bytes >= RATE:
             self._loop.remove_reader(self._fd)
-            self._paused = True
             self._loop.call_at(self._window_end, self._resume)
 
     def _resume(self) -> None:
-        if self._paused and self._fd >= 0:
-            self._paused = False
+        if self._fd >= 0:  # not closed while reading waited
             self._loop.add_reader(self._fd, self._readable)
 
     async def ended(self, timeout: float) -> None:
@@ -104,8 +101,7 @@ class KernelOutput:
         if self._fd < 0:
             return
         fd, self._fd = self._fd, -1
-        if not self._paused:
-            self._loop.remove_reader(fd)
+        self._loop.remove_reader(fd)  # no-op while reading waits for the rate
         os.close(fd)
         self._eof.set()
         if self.total:
