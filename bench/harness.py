@@ -61,11 +61,14 @@ def stop_process(proc: subprocess.Popen[bytes], timeout: float = 30) -> bool:
     return True
 
 
-def run_on_kernelpads_loop(main: Coroutine[Any, Any, T]) -> T:
-    """Run ``main`` on the event loop kernelpad serves on by default: a floor server's, so that
-    a floor and kernelpad differ in what they do, not in their loop; a room driven in process
-    (``edit_cost.py``), so that its CPU is what the server's would be."""
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+def run_on_kernelpads_loop(main: Coroutine[Any, Any, T], name: str | None = None) -> T:
+    """Run ``main`` on the event loop kernelpad serves on by default (or the one ``name``d):
+    a floor server's, so that a floor and kernelpad differ in what they do, not in their loop;
+    a room driven in process (``edit_cost.py``), so that its CPU is what the server's would
+    be; a load generator's, so that its own CPU, which a deployment's clients do not take
+    from the server's machine, takes as little as it can from the kernels and the server."""
+    factory = loop_factory() if name is None else loop_factory(name)
+    with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
 
 

@@ -40,7 +40,7 @@ from typing import Any
 import load
 import psutil
 from execute_latency import LANGUAGES, DirectRuns, jupyter_kernel
-from harness import BenchError, free_port, machine_info
+from harness import BenchError, free_port, machine_info, run_on_kernelpads_loop
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from load import CODE, RESULTS, baselines, summary
 from server_floor import serving
@@ -299,7 +299,7 @@ def compare(results: list[dict[str, Any]], kernelpad: list[dict[str, Any]]) -> l
     return lines
 
 
-async def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sessions", default="1,50,100,150", help="S values, comma-separated")
     parser.add_argument("--duration", type=float, default=60.0, help="seconds of runs per S")
@@ -326,7 +326,16 @@ async def main() -> None:
         default=RESULTS / "load.json",
         help="load.py's results to print beside the floor's (if the file exists)",
     )
-    args = parser.parse_args()
+    parser.add_argument(
+        "--client-loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the load generator's own event loop (its clients' CPU is the machine's too)",
+    )
+    return parser.parse_args()
+
+
+async def main(args: argparse.Namespace) -> None:
     counts = sorted({int(s) for s in args.sessions.split(",")})
     results = [
         await phase(
@@ -349,6 +358,7 @@ async def main() -> None:
 
 if __name__ == "__main__":
     try:
-        asyncio.run(main())
+        arguments = parse_args()
+        run_on_kernelpads_loop(main(arguments), arguments.client_loop)
     except BenchError as exc:
         raise SystemExit(f"load_floor: {exc}") from None
