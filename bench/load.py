@@ -531,6 +531,7 @@ class Sampler:
         self.me.cpu_percent()
         psutil.cpu_percent()
         self.cores = psutil.cpu_count() or 1
+        self.times = psutil.cpu_times()
         self.kernel_cpu = {tree.pid: tree.cpu_seconds for tree in server.kernels()}
         self.at = time.monotonic()
 
@@ -554,8 +555,19 @@ class Sampler:
                     "kernels_cpu_percent": round(100 * max(used, 0.0) / elapsed, 1),
                     "harness_cpu_percent": self.me.cpu_percent(),
                     "machine_cpu_percent": round(psutil.cpu_percent() * self.cores, 1),
+                    "machine_steal_percent": self._stolen(),
                 }
             )
+
+    def _stolen(self) -> float:
+        """The CPU time the hypervisor gave to others while this machine's processes were
+        ready to run, since the last sample (% of one core): a virtual machine's stall, which
+        slows every process here at once and is no change's doing."""
+        times, before = psutil.cpu_times(), self.times
+        self.times = times
+        total = sum(times) - sum(before)
+        stolen = getattr(times, "steal", 0.0) - getattr(before, "steal", 0.0)
+        return round(100 * self.cores * stolen / total, 1) if total > 0 else 0.0
 
 
 async def kernels_quiet(server: Server, percent: float, timeout: float) -> float:
@@ -757,6 +769,10 @@ async def phase(sessions: int, args: argparse.Namespace, run_every: float) -> di
         "harness_cpu_percent_mean": _mean([s["harness_cpu_percent"] for s in samples]),
         "kernels_cpu_percent_mean": _mean([s["kernels_cpu_percent"] for s in samples]),
         "machine_cpu_percent_mean": _mean([s["machine_cpu_percent"] for s in samples]),
+        "machine_steal_percent_mean": _mean([s["machine_steal_percent"] for s in samples]),
+        "machine_steal_percent_max": max(
+            (s["machine_steal_percent"] for s in samples), default=None
+        ),
         "harness_gc_pauses": summary(gc_pauses),
         "harness_loop_lag": summary(lags),
         "server_loop_lag": server_waits.get("kernelpad_event_loop_lag_seconds"),
@@ -904,7 +920,9 @@ def report(result: dict[str, Any]) -> None:
         f"  CPU, mean % of one core: server {result['server_cpu_percent_mean']},"
         f" kernels {result['kernels_cpu_percent_mean']},"
         f" harness {result['harness_cpu_percent_mean']},"
-        f" whole machine {result['machine_cpu_percent_mean']} of {100 * (os.cpu_count() or 1)}",
+        f" whole machine {result['machine_cpu_percent_mean']} of {100 * (os.cpu_count() or 1)};"
+        f" stolen by the hypervisor {result['machine_steal_percent_mean']} mean,"
+        f" {result['machine_steal_percent_max']} in the worst second",
         flush=True,
     )
     print(
