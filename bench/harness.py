@@ -3,6 +3,7 @@ description of the machine the figures come from, and the verdict against a targ
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import datetime
 import json
@@ -70,6 +71,17 @@ def run_on_kernelpads_loop(main: Coroutine[Any, Any, T], name: str | None = None
     factory = loop_factory() if name is None else loop_factory(name)
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
+
+
+def add_client_loop(parser: argparse.ArgumentParser) -> None:
+    """``--client-loop``: the event loop a load generator runs its clients on (for
+    :func:`run_on_kernelpads_loop`)."""
+    parser.add_argument(
+        "--client-loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop",
+        help="the load generator's own event loop (its clients' CPU is the machine's too)",
+    )
 
 
 def log_tail(path: Path, lines: int = 15) -> str:

@@ -70,6 +70,7 @@ from typing import Any
 import psutil
 from harness import (
     BenchError,
+    add_client_loop,
     free_port,
     histogram_summary,
     kernelpad_command,
@@ -1047,12 +1048,7 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--output", default="load", help="name of the results files")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where they go")
-    parser.add_argument(
-        "--client-loop",
-        choices=("uvloop", "asyncio"),
-        default="uvloop",
-        help="the load generator's own event loop (its clients' CPU is the machine's too)",
-    )
+    add_client_loop(parser)
     return parser.parse_args()
 
 

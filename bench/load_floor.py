@@ -40,7 +40,13 @@ from typing import Any
 import load
 import psutil
 from execute_latency import LANGUAGES, DirectRuns, jupyter_kernel
-from harness import BenchError, free_port, machine_info, run_on_kernelpads_loop
+from harness import (
+    BenchError,
+    add_client_loop,
+    free_port,
+    machine_info,
+    run_on_kernelpads_loop,
+)
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from load import CODE, RESULTS, baselines, summary
 from server_floor import serving
@@ -326,12 +332,7 @@ def parse_args() -> argparse.Namespace:
         default=RESULTS / "load.json",
         help="load.py's results to print beside the floor's (if the file exists)",
     )
-    parser.add_argument(
-        "--client-loop",
-        choices=("uvloop", "asyncio"),
-        default="uvloop",
-        help="the load generator's own event loop (its clients' CPU is the machine's too)",
-    )
+    add_client_loop(parser)
     return parser.parse_args()
 
 
