@@ -3,7 +3,10 @@ with its checks that nothing was lost. Its figures are not judged here (they are
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -60,6 +63,10 @@ def test_the_load_harness_runs_and_finds_nothing_lost(tmp_path: Path) -> None:
         # The sampler finds the server's kernels, and what an idle one takes.
         assert phase["kernels_alive_max"] >= 2
         assert phase["memory_per_idle_kernel_mib"]["python"] > 10
+        # What the hypervisor took, sampled each second with the rest (% of one core).
+        cores = 100 * (os.cpu_count() or 1)
+        assert 0 <= phase["machine_steal_percent_mean"] <= phase["machine_steal_percent_max"]
+        assert phase["machine_steal_percent_max"] <= cores
         # The server's own waits, from its /metrics over the phase.
         assert phase["server_loop_lag"]["count"] > 0
         assert phase["server_database_write"]["count"] > 0
@@ -91,6 +98,21 @@ def test_histograms_read_from_metrics_give_their_quantiles_between_two_scrapes()
     # A p99 past the last bound reads as that bound; nothing new, no quantile.
     assert harness.histogram_summary([], [(0.01, 1.0), (inf, 100.0)])["p99_ms"] == 10.0
     assert harness.histogram_summary(after, after)["p99_ms"] is None
+
+
+def test_the_load_generator_runs_on_uvloop_unless_told_asyncio() -> None:
+    harness = bench_module("harness")
+    parser = argparse.ArgumentParser()
+    harness.add_client_loop(parser)
+
+    async def loop_name() -> str:
+        return type(asyncio.get_running_loop()).__module__.split(".")[0]
+
+    for argv, expected in (([], "uvloop"), (["--client-loop", "asyncio"], "asyncio")):
+        args = parser.parse_args(argv)
+        assert harness.run_on_kernelpads_loop(loop_name(), args.client_loop) == expected
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--client-loop", "trio"])
 
 
 def _phase(sessions: int, python: float, javascript: float | None, lost: int = 0) -> dict[str, Any]:
