@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 import psutil
 import tornado
@@ -24,6 +24,7 @@ from tornado.websocket import WebSocketClientConnection, websocket_connect
 
 import kernelpad
 from kernelpad.cli import loop_factory
+from kernelpad.config import Settings
 
 
 class BenchError(Exception):
@@ -75,11 +76,13 @@ def run_on_kernelpads_loop(main: Coroutine[Any, Any, T], name: str | None = None
 
 def add_client_loop(parser: argparse.ArgumentParser) -> None:
     """``--client-loop``: the event loop a load generator runs its clients on (for
-    :func:`run_on_kernelpads_loop`)."""
+    :func:`run_on_kernelpads_loop`), one of those kernelpad's ``EVENT_LOOP`` setting takes,
+    its default by default."""
+    setting = Settings.model_fields["event_loop"]
     parser.add_argument(
         "--client-loop",
-        choices=("uvloop", "asyncio"),
-        default="uvloop",
+        choices=get_args(setting.annotation),
+        default=setting.default,
         help="the load generator's own event loop (its clients' CPU is the machine's too)",
     )
 
