@@ -30,6 +30,7 @@ import dataclasses
 import json
 import random
 import shutil
+import sqlite3
 import sys
 import tempfile
 import time
@@ -158,10 +159,11 @@ async def cpu_meter(server: int | None = None) -> AsyncIterator[dict[str, float]
 
 
 async def phase(
-    sessions: int, duration: float, every: float, edit_rate: float | None
+    sessions: int, duration: float, every: float, edit_rate: float | None, stored: bool = False
 ) -> dict[str, Any]:
     """One S: its kernels started, then ``duration`` seconds of runs, straight to them or (with
-    an ``edit_rate``) through the server floor with two people typing per interview."""
+    an ``edit_rate``) through the server floor with two people typing per interview (``stored``:
+    the server stores each edit and run before anyone sees it)."""
     print(f"\n{sessions} session(s):", flush=True)
     workdir = Path(tempfile.mkdtemp(prefix="kpfloor-"))
     try:
@@ -181,7 +183,9 @@ async def phase(
                     await asyncio.gather(*tasks)
                 extra: dict[str, Any] = {}
             else:
-                cpu, extra = await through_server(workdir, interviews, duration, every, edit_rate)
+                cpu, extra = await through_server(
+                    workdir, interviews, duration, every, edit_rate, stored
+                )
             late = sum(runs.settled_late.seen for i in interviews for runs in i.runs.values())
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -225,35 +229,49 @@ async def phase(
             f"  edits: {extra['edits_sent']} sent, {extra['edits_lost']} lost, fan-out p99"
             f" {extra['edit_fanout']['p99_ms']} ms; texts differing {extra['texts_differing']},"
             f" errors {extra['errors']}; the client's loop lag p99"
-            f" {extra['client_loop_lag']['p99_ms']} ms",
+            f" {extra['client_loop_lag']['p99_ms']} ms"
+            + (
+                f"; stored: {extra['stored_updates']} updates, {extra['stored_runs']} runs"
+                if "stored_runs" in extra
+                else ""
+            ),
             flush=True,
         )
     return result
 
 
 @contextlib.asynccontextmanager
-async def floor_server(workdir: Path) -> AsyncIterator[tuple[int, int]]:
+async def floor_server(workdir: Path, stored: bool) -> AsyncIterator[tuple[int, int]]:
     """``load_server_floor.py`` on the kernels whose connection files are in ``workdir``, in a
-    session of its own (as ``load.py`` starts kernelpad); its port and pid once it answers."""
+    session of its own (as ``load.py`` starts kernelpad); its port and pid once it answers.
+    ``stored``: it stores what it relays and tells, in a database in ``workdir``."""
     port = free_port()
     command = [sys.executable, str(Path(__file__).with_name("load_server_floor.py"))]
     command += ["--port", str(port), "--kernels", str(workdir)]
+    if stored:
+        command += ["--store", str(workdir / "floor.sqlite3")]
     async with serving(command, workdir / "server.log", QUIET_TIMEOUT, new_session=True) as proc:
         yield port, proc.pid
 
 
 async def through_server(
-    workdir: Path, interviews: list[Interview], duration: float, every: float, edit_rate: float
+    workdir: Path,
+    interviews: list[Interview],
+    duration: float,
+    every: float,
+    edit_rate: float,
+    stored: bool,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """``duration`` seconds of ``load.py``'s interviews, with its own clients, through the
     server floor on these kernels: two typists per interview, ``edit_rate`` edits a second
     each, and the runs at their pace. Each run's time goes to its interview's ``times``; the
-    CPU figures and what the typing gave are returned."""
+    CPU figures and what the typing gave are returned (``stored``: and how many updates and
+    runs the server stored)."""
     for interview in interviews:
         for runs in interview.runs.values():
             # The server's own clients take over: these would only queue up its outputs.
             runs.kc.stop_channels()
-    async with floor_server(workdir) as (port, pid):
+    async with floor_server(workdir, stored) as (port, pid):
         clients = [load.Interview(i.index, f"k{i.index}", "", tuple(i.runs)) for i in interviews]
         for client in clients:
             client.add_clients({}, {})  # nobody's identity is checked there
@@ -281,6 +299,10 @@ async def through_server(
         "edit_fanout": summary([f for c in clients for f in c.fanout]),
         "client_loop_lag": summary(lags),
     }
+    if stored:  # what the server committed: every edit relayed and every run told
+        with contextlib.closing(sqlite3.connect(workdir / "floor.sqlite3")) as db:
+            for table in ("updates", "runs"):
+                typed[f"stored_{table}"] = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return cpu, typed
 
 
@@ -324,6 +346,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--edit-rate", type=float, default=2.0, help="edits a second a typist (--through-server)"
     )
+    parser.add_argument(
+        "--stored",
+        action="store_true",
+        help="the server floor stores each edit and run before anyone sees it (--through-server)",
+    )
     parser.add_argument("--output", default="load_floor", help="name of the results file")
     parser.add_argument("--results-dir", type=Path, default=RESULTS, help="where it goes")
     parser.add_argument(
@@ -333,7 +360,10 @@ def parse_args() -> argparse.Namespace:
         help="load.py's results to print beside the floor's (if the file exists)",
     )
     add_client_loop(parser)
-    return parser.parse_args()
+    args = parser.parse_args()
+    if args.stored and not args.through_server:
+        parser.error("--stored is the server floor's: give --through-server too")
+    return args
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -344,6 +374,7 @@ async def main(args: argparse.Namespace) -> None:
             args.duration,
             args.baseline_run_every if n == 0 else args.run_every,
             args.edit_rate if args.through_server else None,
+            args.stored,
         )
         for n, count in enumerate(counts)
     ]

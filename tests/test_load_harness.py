@@ -163,11 +163,16 @@ def test_the_load_floor_runs_the_same_runs_on_bare_kernels(tmp_path: Path) -> No
     assert "kernelpad p99 10.0 ms = 1.00x" in result.stdout
 
 
-def test_the_load_floor_through_a_server_carries_the_typing_and_the_runs(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stored", [False, True], ids=["relayed", "stored"])
+def test_the_load_floor_through_a_server_carries_the_typing_and_the_runs(
+    tmp_path: Path, stored: bool
+) -> None:
     """bench/load_floor.py --through-server: load.py's own clients, two typists and a runner an
     interview, through bench/load_server_floor.py on bare kernels; every edit reaches the
-    other typist and both end with the same text."""
-    result = _load_floor(tmp_path, "--through-server", "--compare", str(tmp_path / "none.json"))
+    other typist and both end with the same text. With --stored, the server has committed
+    every edit it relayed and every run it told finished."""
+    options = ["--through-server", "--compare", str(tmp_path / "none.json")]
+    result = _load_floor(tmp_path, *options, *(["--stored"] if stored else []))
     assert result.returncode == 0, result.stdout + result.stderr
     figures = json.loads((tmp_path / "floor.json").read_text())
     for phase in figures["results"]:
@@ -176,6 +181,17 @@ def test_the_load_floor_through_a_server_carries_the_typing_and_the_runs(tmp_pat
         assert (phase["edits_lost"], phase["texts_differing"], phase["errors"]) == (0, 0, 0)
         # The server's CPU apart from the kernels' (it is the harness's child too).
         assert phase["server_cpu_percent"] > 0
+        runs = sum(f["count"] for f in phase["runs"]["by_language"].values())
+        if stored:
+            assert (phase["stored_updates"], phase["stored_runs"]) == (phase["edits_sent"], runs)
+        else:
+            assert "stored_runs" not in phase
+
+
+def test_the_load_floor_stores_only_through_a_server(tmp_path: Path) -> None:
+    result = _load_floor(tmp_path, "--stored")
+    assert result.returncode == 2
+    assert "--stored is the server floor's: give --through-server too" in result.stderr
 
 
 def _load_floor(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
