@@ -29,11 +29,15 @@ KEPT_VERSIONS = 64
 KEPT_CHARACTERS = 2_000_000
 # How long the text may lag behind the document while no JSON peer is sent it (the browser pad
 # follows the document over Yjs): it is read then at most this often, and at once when anyone
-# asks for it. Reading it walks the notebook's cells (20-50 us a keystroke, then its language
-# as much again), and what it feeds while nobody follows it, the sessions' ``code`` column, is
-# read only for sessions nobody has open (the room's last leave reads it once more, and a load
-# repairs a column that lagged).
-UNFOLLOWED_WITHIN = 1.0
+# asks for it. Reading it walks the notebook's cells (30 us here for a one-cell notebook, on an
+# idle machine), and each new text is written to the sessions' ``code`` column, which is read
+# only for sessions nobody has open: the room's last leave reads and writes it once more, and
+# a load repairs a column that lagged. So the lag is seen only in the REST ``code`` of a
+# session left open when the server died and not opened since (its document, every change
+# included, is whole). Reading and writing every room's text once a second was about a
+# twentieth of the server's CPU at 150 interviews typing (bench/README.md, "How the capacity
+# got here"); every five seconds, a fifth of that.
+UNFOLLOWED_WITHIN = 5.0
 
 
 class JsonPeer(Protocol):
