@@ -110,11 +110,13 @@ bench: setup
 # 7 minutes); writes bench/results/load.json and load.png. Then the same runs on bare
 # kernels, no kernelpad (about 6 minutes): bench/results/load_floor.json. Then the same
 # interviews, typing included, through the least server they need (about 6 minutes):
-# bench/results/load_server_floor.json.
+# bench/results/load_server_floor.json; and through the least server that stores what it
+# relays as kernelpad does (about 6 minutes): bench/results/load_stored_floor.json.
 load: setup
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/load_floor.py
 	$(BIN)/python bench/load_floor.py --through-server --output load_server_floor
+	$(BIN)/python bench/load_floor.py --through-server --stored --output load_stored_floor
 
 # The README's pictures of the browser UI (docs/images/*.png), taken in Chromium from a real
 # server and real kernels (docs/screenshots.py; about 15 seconds).
