@@ -58,6 +58,8 @@ STARTING_AT_ONCE = 8
 WARM_RUNS = 3
 QUIET_CPU_PERCENT = 15.0  # the machine (all cores, % of one) before the timed phase
 QUIET_TIMEOUT = 120.0
+# The server floor's database, in the phase's folder, with --stored.
+FLOOR_DATABASE = "floor.sqlite3"
 
 
 @dataclasses.dataclass(eq=False)
@@ -249,7 +251,7 @@ async def floor_server(workdir: Path, stored: bool) -> AsyncIterator[tuple[int, 
     command = [sys.executable, str(Path(__file__).with_name("load_server_floor.py"))]
     command += ["--port", str(port), "--kernels", str(workdir)]
     if stored:
-        command += ["--store", str(workdir / "floor.sqlite3")]
+        command += ["--store", str(workdir / FLOOR_DATABASE)]
     async with serving(command, workdir / "server.log", QUIET_TIMEOUT, new_session=True) as proc:
         yield port, proc.pid
 
@@ -300,7 +302,7 @@ async def through_server(
         "client_loop_lag": summary(lags),
     }
     if stored:  # what the server committed: every edit relayed and every run told
-        with contextlib.closing(sqlite3.connect(workdir / "floor.sqlite3")) as db:
+        with contextlib.closing(sqlite3.connect(workdir / FLOOR_DATABASE)) as db:
             for table in ("updates", "runs"):
                 typed[f"stored_{table}"] = db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return cpu, typed

@@ -102,23 +102,18 @@ class Record:
 
     def _work(self) -> None:
         stopping = False
-        while not stopping and (batch := self.batches.get()) is not None:
-            while True:  # what came while the thread was busy commits along
-                try:
-                    more = self.batches.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stopping = True
-                    break
-                batch += more
-            if not batch:
-                continue
-            self.conn.execute("BEGIN")
-            for sql, args, _ in batch:
-                self.conn.execute(sql, args)
-            self.conn.execute("COMMIT")
-            self.loop.call_soon_threadsafe(_committed, [then for _, _, then in batch])
+        while not stopping:
+            batches = [self.batches.get()]
+            while not self.batches.empty():  # what came while the thread was busy commits along
+                batches.append(self.batches.get_nowait())
+            stopping = None in batches
+            batch = [write for writes in batches if writes is not None for write in writes]
+            if batch:
+                self.conn.execute("BEGIN")
+                for sql, args, _ in batch:
+                    self.conn.execute(sql, args)
+                self.conn.execute("COMMIT")
+                self.loop.call_soon_threadsafe(_committed, [then for _, _, then in batch])
         self.conn.close()
 
     def close(self) -> None:
